@@ -1,0 +1,244 @@
+/* rotary.h: the one public header of librotary, Rotary Position Embedding (RoPE) for q and k tensors. */
+#ifndef ROTARY_H
+#define ROTARY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ROTARY_VERSION_MAJOR 0
+#define ROTARY_VERSION_MINOR 1
+#define ROTARY_VERSION_PATCH 0
+#define ROTARY_VERSION_STRING "0.1.0"
+/* One integer that grows with every release: major * 10000 + minor * 100 + patch. */
+#define ROTARY_VERSION_NUMBER \
+  (ROTARY_VERSION_MAJOR * 10000 + ROTARY_VERSION_MINOR * 100 + ROTARY_VERSION_PATCH)
+
+#if defined(_WIN32) && defined(ROTARY_BUILDING_SHARED)
+#define ROTARY_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define ROTARY_API __attribute__((visibility("default")))
+#else
+#define ROTARY_API
+#endif
+
+/*
+ * Conventions used by every function below
+ * ----------------------------------------
+ * - Every function that can fail returns a rotary_status. The library never aborts, never prints, and when a
+ *   call returns anything but ROTARY_OK it has written no byte of any output buffer.
+ * - Sizes and counts are element counts unless a name ends in _bytes. Strides are signed element counts
+ *   (ptrdiff_t) of the tensor's own dtype: moving one token forward moves the pointer by stride elements.
+ * - The last dimension of every tensor (head_dim elements of one head of one token) is contiguous.
+ * - Thread safety: a rotary_rope is immutable once created and may be used by any number of threads at once.
+ *   A rotary_context runs one call at a time; concurrent calls on the same context are serialized by it.
+ *   Functions without an object argument are thread-safe.
+ */
+
+/* Status codes. The values are pinned: they never change between releases. */
+typedef enum rotary_status {
+  ROTARY_OK = 0,
+  ROTARY_ERR_NULL_POINTER = 1,     /* a required pointer argument is NULL */
+  ROTARY_ERR_HEAD_DIM = 2,         /* head_dim is zero, odd or above ROTARY_MAX_HEAD_DIM */
+  ROTARY_ERR_ROTARY_DIM = 3,       /* rotary_dim is odd, zero or greater than head_dim */
+  ROTARY_ERR_DTYPE = 4,            /* unknown rotary_dtype value */
+  ROTARY_ERR_PAIRING = 5,          /* unknown rotary_pairing value */
+  ROTARY_ERR_FREQUENCY = 6,        /* base, inverse frequency or attention scaling not finite and positive */
+  ROTARY_ERR_POSITION = 7,         /* a position is negative or outside the table (or above ROTARY_MAX_POSITION) */
+  ROTARY_ERR_OVERFLOW = 8,         /* a size, an element offset or a position computation overflows */
+  ROTARY_ERR_STRIDE = 9,           /* strides make an output write some element twice, or a layout is unknown */
+  ROTARY_ERR_OVERLAP = 10,         /* two buffers overlap partially (an output with an input it is not, say) */
+  ROTARY_ERR_OUT_OF_MEMORY = 11,   /* an allocation failed */
+  ROTARY_ERR_THREAD = 12,          /* a thread could not be created */
+  ROTARY_ERR_INVALID_ARGUMENT = 13 /* any other bad value: unknown enum, zero count, wrong struct_size */
+} rotary_status;
+
+/* The text of a status, e.g. "rotary_dim is odd or greater than head_dim". Never NULL; unknown codes give
+ * "unknown status". The string is static. */
+ROTARY_API const char *rotary_status_string(rotary_status status);
+
+/* "0.1.0": the version of the library that is linked, which may differ from ROTARY_VERSION_STRING. */
+ROTARY_API const char *rotary_version_string(void);
+
+/* Largest head_dim accepted. */
+#define ROTARY_MAX_HEAD_DIM 65536
+/* Largest position accepted (2^53 - 1): above it a double no longer holds every integer. */
+#define ROTARY_MAX_POSITION 9007199254740991LL
+
+/* Element types of q, k and their outputs. Math is always fp32 (cos/sin are fp32, angles fp64). */
+typedef enum rotary_dtype {
+  ROTARY_F32 = 0,  /* IEEE binary32 */
+  ROTARY_F16 = 1,  /* IEEE binary16, results rounded to nearest even */
+  ROTARY_BF16 = 2  /* bfloat16 (upper half of a binary32), results rounded to nearest even */
+} rotary_dtype;
+
+/* Which two dimensions of a head share one angle. Only the first rotary_dim dimensions rotate. */
+typedef enum rotary_pairing {
+  ROTARY_PAIRING_HALF = 0,        /* dims i and i + rotary_dim/2: GPT-NeoX, Hugging Face LLaMA, Qwen, Mistral */
+  ROTARY_PAIRING_INTERLEAVED = 1  /* dims 2i and 2i + 1: Meta's reference LLaMA, GPT-J, the article */
+} rotary_pairing;
+
+/* Frequencies of one rotary embedding. Fill it with rotary_config_init, then change what differs. */
+typedef struct rotary_config {
+  size_t struct_size;        /* sizeof(rotary_config), set by rotary_config_init; lets the struct grow */
+  size_t head_dim;           /* elements per head; even, 2..ROTARY_MAX_HEAD_DIM */
+  size_t rotary_dim;         /* leading dims that rotate; even, 2..head_dim; the rest pass through bit-exact */
+  rotary_pairing pairing;    /* default ROTARY_PAIRING_HALF */
+  double base;               /* theta; inv_freq[i] = base^(-2i/rotary_dim), i < rotary_dim/2. Default 10000 */
+  const double *inv_freq;    /* optional: rotary_dim/2 inverse frequencies (radians per position) that replace
+                                base, so that any scaling family can be expressed. Copied by rotary_rope_create. */
+  double attention_scaling;  /* multiplies every cos and sin (YaRN's mscale); default 1.0 */
+} rotary_config;
+
+/* Sets every field to its default: rotary_dim = head_dim, half pairing, base 10000, no inv_freq, scaling 1. */
+ROTARY_API void rotary_config_init(rotary_config *config, size_t head_dim);
+
+/* An immutable rotary embedding: inverse frequencies in fp64 and, optionally, a cos/sin table. */
+typedef struct rotary_rope rotary_rope;
+
+/*
+ * Creates a rotary embedding. With max_positions > 0 a table holds fp32 cos and sin for positions
+ * [0, max_positions): each angle is pos * inv_freq[i] computed in fp64 (never by a running product), its cos and
+ * sin are computed in fp64, multiplied by attention_scaling and rounded once to fp32. With max_positions == 0 no
+ * table is made (table-free): the same values are computed per token during each call, for any position up to
+ * ROTARY_MAX_POSITION. Results are bit-identical between the two modes.
+ * Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size), HEAD_DIM, ROTARY_DIM, PAIRING, FREQUENCY, OVERFLOW
+ * (table size), POSITION (max_positions - 1 above ROTARY_MAX_POSITION), OUT_OF_MEMORY. *out is set only on success.
+ */
+ROTARY_API rotary_status rotary_rope_create(const rotary_config *config, size_t max_positions, rotary_rope **out);
+
+/* Frees a rotary embedding. NULL is allowed. */
+ROTARY_API void rotary_rope_destroy(rotary_rope *rope);
+
+/* Bytes of heap the rope holds: the table (max_positions * rotary_dim * 4) plus the inverse frequencies.
+ * 0 for NULL. */
+ROTARY_API size_t rotary_rope_memory_bytes(const rotary_rope *rope);
+
+/* Read-only properties; 0 for NULL. max_positions is 0 for a table-free rope. */
+ROTARY_API size_t rotary_rope_head_dim(const rotary_rope *rope);
+ROTARY_API size_t rotary_rope_rotary_dim(const rotary_rope *rope);
+ROTARY_API size_t rotary_rope_max_positions(const rotary_rope *rope);
+ROTARY_API rotary_pairing rotary_rope_pairing(const rotary_rope *rope);
+
+/* Copies the rotary_dim/2 inverse frequencies (fp64) into inv_freq. Errors: NULL_POINTER. */
+ROTARY_API rotary_status rotary_rope_inv_freq(const rotary_rope *rope, double *inv_freq);
+
+/*
+ * Writes the cos and sin rows of n positions: cos[j * rotary_dim/2 + i] for positions[j], the exact values a call
+ * uses (attention_scaling included). Works with and without a table. Errors: NULL_POINTER (n > 0 and a pointer is
+ * NULL), POSITION (any position negative or out of range; nothing is written), OVERFLOW, OVERLAP (cos and sin
+ * overlap).
+ */
+ROTARY_API rotary_status rotary_rope_cos_sin(const rotary_rope *rope, const int64_t *positions, size_t n,
+                                             float *cos, float *sin);
+
+/* A persistent pool of worker threads that a call splits its work over. */
+typedef struct rotary_context rotary_context;
+
+/* Creates a context that uses n_threads threads (the caller's included); 0 means the number of online CPUs.
+ * Errors: NULL_POINTER, INVALID_ARGUMENT (n_threads above 1024), OUT_OF_MEMORY, THREAD. */
+ROTARY_API rotary_status rotary_context_create(size_t n_threads, rotary_context **out);
+/* Stops the workers and frees the context. NULL is allowed. Must not run while a call uses the context. */
+ROTARY_API void rotary_context_destroy(rotary_context *ctx);
+/* Changes the thread count (0: online CPUs). Errors as rotary_context_create; on error the count is unchanged. */
+ROTARY_API rotary_status rotary_context_set_threads(rotary_context *ctx, size_t n_threads);
+/* Threads a call may use; 0 for NULL. */
+ROTARY_API size_t rotary_context_threads(const rotary_context *ctx);
+
+/* Number of online CPUs (at least 1). */
+ROTARY_API size_t rotary_cpu_count(void);
+
+/* How positions reach a call. The token of batch row b and sequence index s is token (b, s). */
+typedef enum rotary_position_mode {
+  ROTARY_POSITIONS_OFFSET = 0,  /* position of (b, s) = offset + s; prefill with offset 0, decode with offset = cache length */
+  ROTARY_POSITIONS_OFFSETS = 1, /* position of (b, s) = offsets[b] + s; a batch whose sequences have different lengths */
+  ROTARY_POSITIONS_IDS_I32 = 2, /* position of (b, s) = ids[b * seq_len + s], int32 */
+  ROTARY_POSITIONS_IDS_I64 = 3, /* position of (b, s) = ids[b * seq_len + s], int64 (Hugging Face position_ids) */
+  ROTARY_POSITIONS_COS_SIN = 4  /* the caller supplies fp32 rows: cos of (b, s) at cos + (b * seq_len + s) *
+                                   row_stride, rotary_dim/2 values, sin likewise; attention_scaling is not applied
+                                   (as ONNX RotaryEmbedding without position_ids) */
+} rotary_position_mode;
+
+typedef struct rotary_positions {
+  rotary_position_mode mode;
+  int64_t offset;          /* OFFSET */
+  const int64_t *offsets;  /* OFFSETS: batch values */
+  const void *ids;         /* IDS_I32 / IDS_I64: batch * seq_len values */
+  const float *cos;        /* COS_SIN */
+  const float *sin;        /* COS_SIN */
+  size_t row_stride;       /* COS_SIN: elements between the rows of consecutive tokens; 0 means rotary_dim/2 */
+} rotary_positions;
+
+/*
+ * One tensor to rotate: batch x seq_len tokens (shared by q and k) of n_heads heads of head_dim elements.
+ * Element (b, s, h, d) of the input is in[b * stride_batch + s * stride_seq + h * stride_head + d], of the output
+ * out[b * out_stride_batch + s * out_stride_seq + h * out_stride_head + d]. in == out with equal strides rotates in
+ * place. An output whose strides would write an element twice is rejected (STRIDE); an output that overlaps another
+ * output, or an input other than its own in-place input, is rejected (OVERLAP), except for disjoint interleaved
+ * views of one buffer (q and k of packed QKV rows).
+ */
+typedef struct rotary_tensor {
+  const void *in;
+  void *out;
+  rotary_dtype dtype;      /* the same for in and out */
+  size_t n_heads;          /* 0 leaves this tensor out (k only: q is required) */
+  ptrdiff_t stride_batch, stride_seq, stride_head;
+  ptrdiff_t out_stride_batch, out_stride_seq, out_stride_head;
+} rotary_tensor;
+
+/* Named contiguous layouts, to fill a rotary_tensor's strides with rotary_tensor_init. */
+typedef enum rotary_layout {
+  ROTARY_LAYOUT_BSHD = 0, /* [batch, seq, heads, head_dim]: Hugging Face before transpose, vLLM, the article */
+  ROTARY_LAYOUT_BHSD = 1  /* [batch, heads, seq, head_dim]: Hugging Face attention, ONNX 4-D */
+} rotary_layout;
+
+/* Fills t for a contiguous tensor of that layout, rotated from in to out (pass in == out for in place), with
+ * the same strides for input and output. Errors: NULL_POINTER (t), STRIDE (unknown layout), OVERFLOW. */
+ROTARY_API rotary_status rotary_tensor_init(rotary_tensor *t, rotary_layout layout, const void *in, void *out,
+                                            rotary_dtype dtype, size_t seq_len, size_t n_heads, size_t head_dim);
+
+typedef enum rotary_direction {
+  ROTARY_FORWARD = 0, /* x0' = x0 cos - x1 sin, x1' = x0 sin + x1 cos */
+  ROTARY_INVERSE = 1  /* rotation by the opposite angle: the backward pass of training */
+} rotary_direction;
+
+/* Everything one call rotates. Zero it (or use rotary_apply_desc_init), then fill it. */
+typedef struct rotary_apply_desc {
+  size_t struct_size;      /* sizeof(rotary_apply_desc) */
+  size_t batch;            /* >= 1 */
+  size_t seq_len;          /* >= 1 */
+  rotary_positions positions;
+  rotary_direction direction;
+  rotary_tensor q;         /* required */
+  rotary_tensor k;         /* optional: k.n_heads == 0 skips it; may have other head count, dtype and strides */
+} rotary_apply_desc;
+
+/* Zeroes desc and sets struct_size, batch = seq_len = 1, offset positions at 0, forward. */
+ROTARY_API void rotary_apply_desc_init(rotary_apply_desc *desc);
+
+/*
+ * Rotates q and (optionally) k in one pass: the cos/sin row of a token is read once and used for every head of
+ * both. ctx may be NULL (the calling thread does all the work). Everything is validated, every position included,
+ * before the first byte is written; on error no output byte changes.
+ * Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, zero batch/seq_len/q heads, unknown mode or direction),
+ * DTYPE, POSITION, OVERFLOW (an element offset or
+ * offset + seq_len - 1 overflows), STRIDE, OVERLAP.
+ * Results are bit-identical for every thread count.
+ */
+ROTARY_API rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const rotary_apply_desc *desc);
+
+/* CPU features found at run time, space-separated ("sse2 avx avx2 fma f16c ..."). Static string. */
+ROTARY_API const char *rotary_cpu_features(void);
+
+/* Name of the kernel a call of this dtype and pairing runs, e.g. "rotary_f32_rotate_half__scalar";
+ * "unknown" for a bad dtype or pairing. Static string. */
+ROTARY_API const char *rotary_kernel_name(rotary_dtype dtype, rotary_pairing pairing);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ROTARY_H */

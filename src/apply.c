@@ -1,0 +1,179 @@
+/* apply.c: rotary_apply: validation, then q and k rotated token by token, the work split over the pool. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "context.h"
+#include "kernels.h"
+#include "rope.h"
+#include "validate.h"
+
+/* Below this many bytes moved per thread a worker's wake-up costs more than its share of the work. */
+#define ROTARY_MIN_BYTES_PER_THREAD (64u * 1024u)
+/* cos/sin rows up to this many floats (rotary_dim) live on the stack; longer ones in a per-call buffer. */
+#define ROTARY_STACK_ROW 1024
+
+typedef struct apply_job {
+  const rotary_rope *rope;
+  const rotary_apply_desc *d;
+  const rotary_kernel *kernel[2]; /* q, k */
+  size_t elem[2];
+  size_t heads[2];                /* k's is 0 when k is left out */
+  size_t units;                   /* tokens * (q heads + k heads): the work split between tasks */
+  float *scratch;                 /* rotary_dim floats per task when rows do not fit the stack, else NULL */
+} apply_job;
+
+void rotary_apply_desc_init(rotary_apply_desc *desc) {
+  if (!desc) return;
+  memset(desc, 0, sizeof *desc);
+  desc->struct_size = sizeof *desc;
+  desc->batch = 1;
+  desc->seq_len = 1;
+  desc->positions.mode = ROTARY_POSITIONS_OFFSET;
+  desc->direction = ROTARY_FORWARD;
+}
+
+rotary_status rotary_tensor_init(rotary_tensor *t, rotary_layout layout, const void *in, void *out,
+                                 rotary_dtype dtype, size_t seq_len, size_t n_heads, size_t head_dim) {
+  ROTARY_RETURN_IF(!t, ROTARY_ERR_NULL_POINTER);
+  ROTARY_RETURN_IF(layout != ROTARY_LAYOUT_BSHD && layout != ROTARY_LAYOUT_BHSD, ROTARY_ERR_STRIDE);
+  size_t row, token_block, batch;
+  ROTARY_RETURN_IF(rotary_mul_overflow_size(n_heads, head_dim, &row), ROTARY_ERR_OVERFLOW);
+  ROTARY_RETURN_IF(rotary_mul_overflow_size(seq_len, head_dim, &token_block), ROTARY_ERR_OVERFLOW);
+  ROTARY_RETURN_IF(rotary_mul_overflow_size(row, seq_len, &batch), ROTARY_ERR_OVERFLOW);
+  ROTARY_RETURN_IF(batch > PTRDIFF_MAX, ROTARY_ERR_OVERFLOW);
+  const int bshd = layout == ROTARY_LAYOUT_BSHD;
+  rotary_tensor r = {0};
+  r.in = in;
+  r.out = out;
+  r.dtype = dtype;
+  r.n_heads = n_heads;
+  r.stride_batch = r.out_stride_batch = (ptrdiff_t)batch;
+  r.stride_seq = r.out_stride_seq = (ptrdiff_t)(bshd ? row : head_dim);
+  r.stride_head = r.out_stride_head = (ptrdiff_t)(bshd ? head_dim : token_block);
+  *t = r;
+  return ROTARY_OK;
+}
+
+/* Points *c and *s at the cos/sin row of token t = (b, s_idx); buf (rotary_dim floats) holds computed rows and
+ * the negated sin of the inverse rotation. */
+static void token_row(const apply_job *job, size_t t, size_t b, size_t s_idx, float *buf, const float **c,
+                      const float **s) {
+  const rotary_rope *rope = job->rope;
+  const rotary_positions *p = &job->d->positions;
+  const size_t half = rope->rotary_dim / 2;
+  int64_t pos = 0;
+  switch (p->mode) {
+    case ROTARY_POSITIONS_OFFSET: pos = p->offset + (int64_t)s_idx; break;
+    case ROTARY_POSITIONS_OFFSETS: pos = p->offsets[b] + (int64_t)s_idx; break;
+    case ROTARY_POSITIONS_IDS_I32: pos = ((const int32_t *)p->ids)[t]; break;
+    case ROTARY_POSITIONS_IDS_I64: pos = ((const int64_t *)p->ids)[t]; break;
+    case ROTARY_POSITIONS_COS_SIN: {
+      const size_t stride = p->row_stride ? p->row_stride : half;
+      *c = p->cos + t * stride;
+      *s = p->sin + t * stride;
+      break;
+    }
+  }
+  if (p->mode != ROTARY_POSITIONS_COS_SIN) {
+    if (rope->table) {
+      *c = rotary_rope_table_row(rope, pos);
+      *s = *c + half;
+    } else {
+      rotary_rope_compute_row(rope, pos, buf, buf + half);
+      *c = buf;
+      *s = buf + half;
+    }
+  }
+  if (job->d->direction == ROTARY_INVERSE) {
+    /* rotating by -angle is the same kernel with sin negated; bit-identical to a dedicated kernel */
+    for (size_t i = 0; i < half; i++) buf[half + i] = -(*s)[i];
+    if (*c != buf) {
+      memcpy(buf, *c, half * sizeof(float));
+      *c = buf;
+    }
+    *s = buf + half;
+  }
+}
+
+/* Rotates heads [h0, h1) of tensor i for token (b, s_idx). */
+static void rotate_heads(const apply_job *job, int i, size_t b, size_t s_idx, size_t h0, size_t h1,
+                         const float *c, const float *s) {
+  const rotary_tensor *t = i ? &job->d->k : &job->d->q;
+  const ptrdiff_t in_off = (ptrdiff_t)b * t->stride_batch + (ptrdiff_t)s_idx * t->stride_seq +
+                           (ptrdiff_t)h0 * t->stride_head;
+  const ptrdiff_t out_off = (ptrdiff_t)b * t->out_stride_batch + (ptrdiff_t)s_idx * t->out_stride_seq +
+                            (ptrdiff_t)h0 * t->out_stride_head;
+  const char *in = (const char *)t->in + in_off * (ptrdiff_t)job->elem[i];
+  char *out = (char *)t->out + out_off * (ptrdiff_t)job->elem[i];
+  job->kernel[i]->fn(in, t->stride_head, out, t->out_stride_head, h1 - h0, job->rope->head_dim,
+                     job->rope->rotary_dim, c, s);
+}
+
+static void run_task(void *arg, size_t index, size_t count) {
+  const apply_job *job = arg;
+  const size_t per_token = job->heads[0] + job->heads[1];
+  const size_t base = job->units / count, extra = job->units % count;
+  size_t u = index * base + (index < extra ? index : extra);
+  const size_t end = u + base + (index < extra);
+  float stack_row[ROTARY_STACK_ROW];
+  float *buf = job->scratch ? job->scratch + index * job->rope->rotary_dim : stack_row;
+  while (u < end) {
+    const size_t t = u / per_token, h0 = u % per_token;
+    const size_t h1 = end - u < per_token - h0 ? h0 + (end - u) : per_token;
+    const size_t b = t / job->d->seq_len, s_idx = t % job->d->seq_len;
+    const float *c, *s;
+    token_row(job, t, b, s_idx, buf, &c, &s);
+    const size_t nq = job->heads[0];
+    if (h0 < nq) rotate_heads(job, 0, b, s_idx, h0, h1 < nq ? h1 : nq, c, s);
+    if (h1 > nq) rotate_heads(job, 1, b, s_idx, (h0 > nq ? h0 : nq) - nq, h1 - nq, c, s);
+    u += h1 - h0;
+  }
+}
+
+/* Threads worth waking for this much work: each must get at least ROTARY_MIN_BYTES_PER_THREAD. */
+static size_t useful_threads(const apply_job *job, size_t available) {
+  const rotary_apply_desc *d = job->d;
+  const size_t tokens = d->batch * d->seq_len; /* validated not to overflow */
+  double bytes = 0;
+  for (int i = 0; i < 2; i++) {
+    const rotary_tensor *t = i ? &d->k : &d->q;
+    const double passes = t->in == t->out ? 2.0 : 3.0; /* read + write, or read + write + pass-through copy */
+    bytes += (double)tokens * (double)job->heads[i] * (double)job->rope->head_dim * (double)job->elem[i] * passes;
+  }
+  double n = bytes / ROTARY_MIN_BYTES_PER_THREAD;
+  size_t want = n < 1.0 ? 1 : n >= (double)available ? available : (size_t)n;
+  return want < job->units ? want : job->units;
+}
+
+rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const rotary_apply_desc *desc) {
+  rotary_status st = rotary_validate_apply(rope, desc);
+  if (st != ROTARY_OK) return st;
+  apply_job job = {0};
+  job.rope = rope;
+  job.d = desc;
+  job.heads[0] = desc->q.n_heads;
+  job.heads[1] = desc->k.n_heads;
+  for (int i = 0; i < 2; i++) {
+    const rotary_tensor *t = i ? &desc->k : &desc->q;
+    if (!job.heads[i]) continue;
+    job.kernel[i] = rotary_kernel_select(t->dtype, rope->pairing);
+    job.elem[i] = rotary_dtype_size(t->dtype);
+  }
+  size_t tokens = desc->batch * desc->seq_len;
+  ROTARY_RETURN_IF(rotary_mul_overflow_size(tokens, job.heads[0] + job.heads[1], &job.units), ROTARY_ERR_OVERFLOW);
+
+  if (ctx) pthread_mutex_lock(&ctx->lock);
+  const size_t n = useful_threads(&job, ctx ? ctx->n_threads : 1);
+  if (rope->rotary_dim > ROTARY_STACK_ROW) {
+    job.scratch = malloc(n * rope->rotary_dim * sizeof(float)); /* n <= 1024, rotary_dim <= 65536: no overflow */
+    if (!job.scratch) {
+      if (ctx) pthread_mutex_unlock(&ctx->lock);
+      return ROTARY_ERR_OUT_OF_MEMORY;
+    }
+  }
+  rotary_pool_run(ctx ? ctx->pool : NULL, run_task, &job, n);
+  if (ctx) pthread_mutex_unlock(&ctx->lock);
+  free(job.scratch);
+  return ROTARY_OK;
+}

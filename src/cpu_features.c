@@ -1,0 +1,52 @@
+/* cpu_features.c: runs the architecture's feature detection once and names the features for `rotary info`. */
+#include <pthread.h>
+#include <string.h>
+
+#include "cpu_features.h"
+#include "rotary.h"
+
+static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
+static unsigned detected_bits;
+static char detected_text[160];
+
+static const struct {
+  unsigned bit;
+  const char *name;
+} feature_names[] = {
+    {ROTARY_CPU_X86_AVX, "avx"},
+    {ROTARY_CPU_X86_AVX2, "avx2"},
+    {ROTARY_CPU_X86_FMA, "fma"},
+    {ROTARY_CPU_X86_F16C, "f16c"},
+    {ROTARY_CPU_X86_AVX512F, "avx512f"},
+    {ROTARY_CPU_X86_AVX512BW, "avx512bw"},
+    {ROTARY_CPU_X86_AVX512VL, "avx512vl"},
+    {ROTARY_CPU_X86_AVX512BF16, "avx512bf16"},
+    {ROTARY_CPU_X86_AVX512FP16, "avx512fp16"},
+    {ROTARY_CPU_ARM_NEON, "neon"},
+    {ROTARY_CPU_ARM_FP16, "fp16"},
+    {ROTARY_CPU_ARM_BF16, "bf16"},
+};
+
+static void detect(void) {
+  detected_bits = rotary_cpu_detect();
+  size_t len = 0;
+  for (size_t i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++) {
+    if (!(detected_bits & feature_names[i].bit)) continue;
+    size_t n = strlen(feature_names[i].name);
+    if (len + n + 2 > sizeof detected_text) break;
+    if (len) detected_text[len++] = ' ';
+    memcpy(detected_text + len, feature_names[i].name, n + 1);
+    len += n;
+  }
+  if (!len) memcpy(detected_text, "none", 5);
+}
+
+unsigned rotary_cpu_feature_bits(void) {
+  pthread_once(&detect_once, detect);
+  return detected_bits;
+}
+
+const char *rotary_cpu_features(void) {
+  pthread_once(&detect_once, detect);
+  return detected_text;
+}

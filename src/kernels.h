@@ -1,0 +1,55 @@
+/* kernels.h: the internal interface of a rotation kernel and the registry of every compiled variant. */
+#ifndef ROTARY_KERNELS_H
+#define ROTARY_KERNELS_H
+
+#include <stddef.h>
+#include "rotary.h"
+
+/*
+ * A rotation kernel rotates n_heads head rows of ONE token with one cos/sin row (the row is loaded once and
+ * reused by every head). Head h of the input starts at element h * in_stride of in, of the output at
+ * h * out_stride of out (elements of the kernel's dtype). Pairs follow the kernel's pairing over the first
+ * rotary_dim elements:
+ *     out[a] = fmaf(x[a], cos[i], -(x[b] * sin[i]))     out[b] = fmaf(x[a], sin[i], x[b] * cos[i])
+ * with (a, b) = (i, i + rotary_dim/2) for half pairing and (2i, 2i + 1) for interleaved, i < rotary_dim/2, math in
+ * fp32 and one rounding to the dtype at the end. The inverse rotation is the same kernel with sin negated.
+ * Elements [rotary_dim, head_dim) are copied bit for bit when out != in and left alone when out == in.
+ * Kernels assume valid input (validated once at the API boundary): rotary_dim even and >= 2, head_dim >= rotary_dim,
+ * every head row either identical to its input row (in place) or disjoint from every input row.
+ */
+typedef void (*rotary_rotate_fn)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
+                                 size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
+                                 const float *sin);
+
+/* Instruction sets a kernel may need. */
+typedef enum rotary_isa {
+  ROTARY_ISA_SCALAR = 0
+} rotary_isa;
+
+typedef struct rotary_kernel {
+  const char *name;        /* rotary_<dtype>_rotate_<pairing>__<isa> */
+  rotary_dtype dtype;
+  rotary_pairing pairing;
+  rotary_isa isa;
+  rotary_rotate_fn fn;
+} rotary_kernel;
+
+/* One declaration per kernel of the list. */
+#define ROTARY_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                                  \
+  void rotary_##dtype##_rotate_##pairing##__##isa(const void *in, ptrdiff_t in_stride, void *out,               \
+                                                  ptrdiff_t out_stride, size_t n_heads, size_t head_dim,        \
+                                                  size_t rotary_dim, const float *cos, const float *sin);
+#include "kernel_list.h"
+#undef ROTARY_KERNEL
+
+/* Every compiled kernel, usable on this CPU or not (tests run each one that is). */
+extern const rotary_kernel rotary_kernel_list[];
+extern const size_t rotary_kernel_count;
+
+/* Nonzero when this CPU and OS can run code of that ISA. */
+int rotary_isa_supported(rotary_isa isa);
+
+/* The best kernel for a dtype and pairing on this CPU; NULL for an unknown dtype or pairing. */
+const rotary_kernel *rotary_kernel_select(rotary_dtype dtype, rotary_pairing pairing);
+
+#endif /* ROTARY_KERNELS_H */

@@ -1,0 +1,34 @@
+/* rope.h: the internals of a rotary embedding (frequencies and the optional cos/sin table). */
+#ifndef ROTARY_ROPE_H
+#define ROTARY_ROPE_H
+
+#include <stdint.h>
+
+#include "rotary.h"
+
+struct rotary_rope {
+  size_t head_dim;
+  size_t rotary_dim;
+  size_t max_positions;      /* 0: table-free */
+  rotary_pairing pairing;
+  double attention_scaling;
+  double *inv_freq;          /* rotary_dim / 2 values */
+  float *table;              /* per position: rotary_dim/2 cos, then rotary_dim/2 sin; NULL when table-free */
+  size_t memory_bytes;
+};
+
+/* Largest position a call may use with this rope. */
+static inline int64_t rotary_rope_max_position(const rotary_rope *rope) {
+  return rope->max_positions ? (int64_t)rope->max_positions - 1 : ROTARY_MAX_POSITION;
+}
+
+/* Computes the cos and sin row of one valid position exactly as the table holds it: fp64 angle pos * inv_freq,
+ * fp64 cos/sin, times attention_scaling, one rounding to fp32. */
+void rotary_rope_compute_row(const rotary_rope *rope, int64_t pos, float *cos, float *sin);
+
+/* The cos row of a valid position in the table (the sin row follows at + rotary_dim/2). */
+static inline const float *rotary_rope_table_row(const rotary_rope *rope, int64_t pos) {
+  return rope->table + (size_t)pos * rope->rotary_dim;
+}
+
+#endif /* ROTARY_ROPE_H */

@@ -1,0 +1,24 @@
+/* status.c: the text of each status code and the library's version. */
+#include "rotary.h"
+
+const char *rotary_status_string(rotary_status status) {
+  switch (status) {
+    case ROTARY_OK: return "success";
+    case ROTARY_ERR_NULL_POINTER: return "a required pointer argument is NULL";
+    case ROTARY_ERR_HEAD_DIM: return "head_dim is zero, odd or above ROTARY_MAX_HEAD_DIM";
+    case ROTARY_ERR_ROTARY_DIM: return "rotary_dim is odd, zero or greater than head_dim";
+    case ROTARY_ERR_DTYPE: return "unknown dtype";
+    case ROTARY_ERR_PAIRING: return "unknown pairing";
+    case ROTARY_ERR_FREQUENCY: return "base, an inverse frequency or attention_scaling is not finite and positive";
+    case ROTARY_ERR_POSITION: return "a position is negative or outside the table";
+    case ROTARY_ERR_OVERFLOW: return "a size, offset or position computation overflows";
+    case ROTARY_ERR_STRIDE: return "strides would write an output element twice, or the layout is unknown";
+    case ROTARY_ERR_OVERLAP: return "buffers overlap partially";
+    case ROTARY_ERR_OUT_OF_MEMORY: return "out of memory";
+    case ROTARY_ERR_THREAD: return "a thread could not be created";
+    case ROTARY_ERR_INVALID_ARGUMENT: return "invalid argument";
+  }
+  return "unknown status";
+}
+
+const char *rotary_version_string(void) { return ROTARY_VERSION_STRING; }

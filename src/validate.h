@@ -1,0 +1,13 @@
+/* validate.h: the complete check of a rotary_apply call, done once before anything is written. */
+#ifndef ROTARY_VALIDATE_H
+#define ROTARY_VALIDATE_H
+
+#include "rotary.h"
+
+/* Bytes per element of a valid dtype; 0 for an unknown one. */
+size_t rotary_dtype_size(rotary_dtype dtype);
+
+/* Checks every argument, every position and every buffer relation of a call; ROTARY_OK or the first problem. */
+rotary_status rotary_validate_apply(const rotary_rope *rope, const rotary_apply_desc *desc);
+
+#endif /* ROTARY_VALIDATE_H */
