@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# test.sh: every test: release build (warnings as errors), ASan+UBSan, TSan, valgrind, install check, fuzz smoke.
+# Usage: scripts/test.sh [--quick]   (--quick: release suite only)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+bash scripts/install-deps.sh || { echo "test.sh: could not install dependencies"; exit 1; }
+
+passed=0 failed=0 failed_names=()
+stage() { # stage NAME COMMAND...: runs one stage, counts it
+  local name=$1; shift
+  echo; echo "=== $name"
+  local t0=$SECONDS
+  if "$@"; then passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - t0)) s)"
+  else failed=$((failed + 1)); failed_names+=("$name"); echo "=== $name: FAILED ($((SECONDS - t0)) s)"; fi
+}
+
+build() { # build DIR CMAKE_ARGS...
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DROTARY_WERROR=ON "$@" >/dev/null && cmake --build "$dir" -j"$jobs" >/dev/null
+}
+
+release() { build build-test -DCMAKE_BUILD_TYPE=Release && (cd build-test && ctest --output-on-failure -j"$jobs"); }
+
+asan() {
+  build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_SANITIZE=address,undefined &&
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+       ctest --output-on-failure -j"$jobs")
+}
+
+tsan() {
+  build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_SANITIZE=thread &&
+    (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'threads|apply|example')
+}
+
+memcheck() { # valgrind on every test program of the release build, in the quick mode
+  local rc=0
+  for t in build-test/tests/test_* build-test/examples/readme_example; do
+    [ -x "$t" ] || continue
+    echo "valgrind $t"
+    ROTARY_TEST_QUICK=1 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+      "$t" >/dev/null || { echo "valgrind: $t failed"; rc=1; }
+  done
+  return $rc
+}
+
+install_check() { # install, then build a consumer through pkg-config and through find_package
+  local prefix tmp
+  tmp=$(mktemp -d) prefix=$tmp/prefix
+  cmake --install build-test --prefix "$prefix" >/dev/null || return 1
+  local libdir
+  libdir=$(dirname "$(find "$prefix" -name rotary.pc | head -n1)")/..
+  PKG_CONFIG_PATH=$libdir/pkgconfig cc -o "$tmp/pc" examples/example.c \
+    $(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --cflags --libs rotary) -lm || return 1
+  LD_LIBRARY_PATH=$libdir "$tmp/pc" >/dev/null || return 1
+  mkdir -p "$tmp/consumer"
+  cp examples/example.c "$tmp/consumer/"
+  cat >"$tmp/consumer/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.18)
+project(consumer C)
+find_package(rotary 0.1 REQUIRED)
+add_executable(shared_example example.c)
+target_link_libraries(shared_example PRIVATE rotary::rotary m)
+add_executable(static_example example.c)
+target_link_libraries(static_example PRIVATE rotary::rotary_static)
+CM
+  cmake -S "$tmp/consumer" -B "$tmp/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null &&
+    cmake --build "$tmp/consumer/build" >/dev/null &&
+    LD_LIBRARY_PATH=$libdir "$tmp/consumer/build/shared_example" >/dev/null &&
+    "$tmp/consumer/build/static_example" >/dev/null &&
+    "$prefix/bin/rotary" info >/dev/null || return 1
+  rm -rf "$tmp"
+}
+
+fuzz() { # a short libFuzzer run over the public API (the corpus is replayed by ctest in every build)
+  [ -f tests/fuzz/fuzz_apply.c ] || return 0
+  mkdir -p build-fuzz
+  clang -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz/fuzz_apply.c \
+    $(ls src/*.c src/generic/*.c src/x86/*.c src/arm/*.c) -lm -lpthread -o build-fuzz/fuzz_apply &&
+    mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/ 2>/dev/null;
+  build-fuzz/fuzz_apply -max_total_time="${ROTARY_FUZZ_SECONDS:-30}" -print_final_stats=1 build-fuzz/corpus \
+    >build-fuzz/log 2>&1 || { tail -n 40 build-fuzz/log; return 1; }
+  grep -E 'stat::number_of_executed_units' build-fuzz/log
+}
+
+stage "release build and ctest" release
+if [ "${1:-}" != "--quick" ]; then
+  stage "AddressSanitizer + UndefinedBehaviorSanitizer" asan
+  stage "ThreadSanitizer" tsan
+  stage "valgrind memcheck" memcheck
+  stage "install, pkg-config and find_package consumers" install_check
+  stage "libFuzzer smoke run" fuzz
+fi
+echo
+[ $failed -eq 0 ] || echo "failed stages: ${failed_names[*]}"
+echo "stages: $passed passed, $failed failed"
+[ $failed -eq 0 ]

@@ -1,0 +1,31 @@
+/* info.c: `rotary info`: version, CPU features, the kernel chosen for each dtype and pairing, thread count. */
+#include <stdio.h>
+
+#include "cli.h"
+#include "kernels.h"
+#include "rotary.h"
+
+int rotary_cli_info(int argc, char **argv) {
+  (void)argv;
+  if (argc > 1) {
+    fprintf(stderr, "usage: rotary info\n");
+    return 2;
+  }
+  static const rotary_dtype dtypes[] = {ROTARY_F32, ROTARY_F16, ROTARY_BF16};
+  static const char *dtype_names[] = {"f32", "f16", "bf16"};
+  static const rotary_pairing pairings[] = {ROTARY_PAIRING_HALF, ROTARY_PAIRING_INTERLEAVED};
+  static const char *pairing_names[] = {"half", "interleaved"};
+  printf("rotary %s (header %s)\n", rotary_version_string(), ROTARY_VERSION_STRING);
+  printf("cpu features: %s\n", rotary_cpu_features());
+  printf("threads: %zu (online CPUs)\n", rotary_cpu_count());
+  printf("chosen kernels:\n");
+  for (int d = 0; d < 3; d++)
+    for (int p = 0; p < 2; p++)
+      printf("  %-4s %-11s %s\n", dtype_names[d], pairing_names[p], rotary_kernel_name(dtypes[d], pairings[p]));
+  printf("compiled kernels:\n");
+  for (size_t i = 0; i < rotary_kernel_count; i++) {
+    const rotary_kernel *k = &rotary_kernel_list[i];
+    printf("  %-40s %s\n", k->name, rotary_isa_supported(k->isa) ? "usable" : "not usable on this CPU");
+  }
+  return 0;
+}
