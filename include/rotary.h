@@ -113,8 +113,8 @@ ROTARY_API rotary_status rotary_rope_create(const rotary_config *config, size_t 
 /* Frees a rotary embedding. NULL is allowed. */
 ROTARY_API void rotary_rope_destroy(rotary_rope *rope);
 
-/* Bytes of heap the rope holds: the table (max_positions * rotary_dim * 4) plus the inverse frequencies.
- * 0 for NULL. */
+/* Bytes of heap the rope holds: the object itself, the inverse frequencies (rotary_dim/2 doubles) and the table
+ * (max_positions * rotary_dim * 4 bytes). 0 for NULL. */
 ROTARY_API size_t rotary_rope_memory_bytes(const rotary_rope *rope);
 
 /* Read-only properties; 0 for NULL. max_positions is 0 for a table-free rope. */
@@ -216,7 +216,9 @@ typedef struct rotary_apply_desc {
   rotary_tensor k;         /* optional: k.n_heads == 0 skips it; may have other head count, dtype and strides */
 } rotary_apply_desc;
 
-/* Zeroes desc and sets struct_size, batch = seq_len = 1, offset positions at 0, forward. */
+/* Zeroes desc and sets struct_size, batch = seq_len = 1, offset positions at 0, forward.
+ * Position 0 (cos 1, sin 0 with attention_scaling 1) leaves every element bit for bit unchanged, except that a
+ * negative zero may come out as +0 (IEEE addition of -0 and +0). */
 ROTARY_API void rotary_apply_desc_init(rotary_apply_desc *desc);
 
 /*
@@ -224,8 +226,8 @@ ROTARY_API void rotary_apply_desc_init(rotary_apply_desc *desc);
  * both. ctx may be NULL (the calling thread does all the work). Everything is validated, every position included,
  * before the first byte is written; on error no output byte changes.
  * Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, zero batch/seq_len/q heads, unknown mode or direction),
- * DTYPE, POSITION, OVERFLOW (an element offset or
- * offset + seq_len - 1 overflows), STRIDE, OVERLAP.
+ * DTYPE, POSITION, OVERFLOW (an element offset, a byte size above PTRDIFF_MAX, or offset + seq_len - 1 overflows),
+ * STRIDE, OVERLAP, OUT_OF_MEMORY (only when rotary_dim > 1024, for a per-call row buffer).
  * Results are bit-identical for every thread count.
  */
 ROTARY_API rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const rotary_apply_desc *desc);

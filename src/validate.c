@@ -72,6 +72,9 @@ static int strides_nest(const size_t *count, const ptrdiff_t *stride, int n, uin
   return 1;
 }
 
+/* Nonzero when two strides address the same elements over `count` indices (any strides do for one index). */
+static int same_stride(ptrdiff_t a, ptrdiff_t b, size_t count) { return count <= 1 || a == b; }
+
 /* Nonzero when a and b share no byte. Proven either by disjoint extents or, for views of one buffer that share
  * batch and seq strides (q and k inside packed QKV rows), by disjoint per-token footprints whose union nests
  * within the token strides. Anything else is reported as overlapping: the check errs on the safe side. */
@@ -79,7 +82,7 @@ static int regions_disjoint(const region *a, const region *b) {
   if (a->hi <= b->lo || b->hi <= a->lo) return 1;
   if (a->elem != b->elem) return 0;
   for (int d = 0; d < 2; d++)
-    if (a->count[d] != b->count[d] || a->stride[d] != b->stride[d]) return 0;
+    if (a->count[d] != b->count[d] || !same_stride(a->stride[d], b->stride[d], a->count[d])) return 0;
   const region *r[2] = {a, b};
   uintptr_t start[2], end[2];
   for (int i = 0; i < 2; i++) {
@@ -108,16 +111,20 @@ static void region_of(region *r, const void *base, const rotary_apply_desc *d, c
   r->row = head_dim;
 }
 
-/* A flat read-only array as a region: count bytes from p. */
-static void region_flat(region *r, const void *p, size_t bytes) {
+/* A flat read-only array of `bytes` bytes at p as a region; OVERFLOW when it cannot be indexed or would wrap. */
+static rotary_status region_flat(region *r, const void *p, size_t bytes) {
+  ROTARY_RETURN_IF(bytes > PTRDIFF_MAX || UINTPTR_MAX - (uintptr_t)p < bytes, ROTARY_ERR_OVERFLOW);
   r->base = r->lo = (uintptr_t)p;
   r->hi = r->lo + bytes;
   r->elem = 0; /* never equal to a tensor's: only extents are compared */
+  return ROTARY_OK;
 }
 
-static int in_place(const rotary_tensor *t) {
-  return t->in == t->out && t->stride_batch == t->out_stride_batch && t->stride_seq == t->out_stride_seq &&
-         t->stride_head == t->out_stride_head;
+/* In place: the output is exactly the input, element for element. */
+static int in_place(const rotary_apply_desc *d, const rotary_tensor *t) {
+  return t->in == t->out && same_stride(t->stride_batch, t->out_stride_batch, d->batch) &&
+         same_stride(t->stride_seq, t->out_stride_seq, d->seq_len) &&
+         same_stride(t->stride_head, t->out_stride_head, t->n_heads);
 }
 
 static rotary_status check_tensor_args(const rotary_tensor *t) {
@@ -153,28 +160,25 @@ static rotary_status check_positions(const rotary_rope *rope, const rotary_apply
   const rotary_positions *p = &d->positions;
   const int64_t max_pos = rotary_rope_max_position(rope);
   size_t bytes;
+  rotary_status st;
   *n = 0;
   switch (p->mode) {
     case ROTARY_POSITIONS_OFFSET: return check_run(p->offset, d->seq_len, max_pos);
     case ROTARY_POSITIONS_OFFSETS:
       ROTARY_RETURN_IF(rotary_mul_overflow_size(d->batch, sizeof(int64_t), &bytes), ROTARY_ERR_OVERFLOW);
-      ROTARY_RETURN_IF(UINTPTR_MAX - (uintptr_t)p->offsets < bytes, ROTARY_ERR_OVERFLOW);
-      for (size_t b = 0; b < d->batch; b++) {
-        rotary_status st = check_run(p->offsets[b], d->seq_len, max_pos);
-        if (st != ROTARY_OK) return st;
-      }
-      region_flat(&arrays[(*n)++], p->offsets, bytes);
+      if ((st = region_flat(&arrays[(*n)++], p->offsets, bytes)) != ROTARY_OK) return st;
+      for (size_t b = 0; b < d->batch; b++)
+        if ((st = check_run(p->offsets[b], d->seq_len, max_pos)) != ROTARY_OK) return st;
       return ROTARY_OK;
     case ROTARY_POSITIONS_IDS_I32:
     case ROTARY_POSITIONS_IDS_I64: {
       const int wide = p->mode == ROTARY_POSITIONS_IDS_I64;
       ROTARY_RETURN_IF(rotary_mul_overflow_size(tokens, wide ? 8 : 4, &bytes), ROTARY_ERR_OVERFLOW);
-      ROTARY_RETURN_IF(UINTPTR_MAX - (uintptr_t)p->ids < bytes, ROTARY_ERR_OVERFLOW);
+      if ((st = region_flat(&arrays[(*n)++], p->ids, bytes)) != ROTARY_OK) return st;
       for (size_t t = 0; t < tokens; t++) {
         int64_t id = wide ? ((const int64_t *)p->ids)[t] : ((const int32_t *)p->ids)[t];
         ROTARY_RETURN_IF(id < 0 || id > max_pos, ROTARY_ERR_POSITION);
       }
-      region_flat(&arrays[(*n)++], p->ids, bytes);
       return ROTARY_OK;
     }
     case ROTARY_POSITIONS_COS_SIN: {
@@ -184,11 +188,8 @@ static rotary_status check_positions(const rotary_rope *rope, const rotary_apply
       ROTARY_RETURN_IF(rotary_mul_overflow_size(tokens - 1, row_stride, &count), ROTARY_ERR_OVERFLOW);
       ROTARY_RETURN_IF(rotary_add_overflow_size(count, half, &count), ROTARY_ERR_OVERFLOW);
       ROTARY_RETURN_IF(rotary_mul_overflow_size(count, sizeof(float), &bytes), ROTARY_ERR_OVERFLOW);
-      ROTARY_RETURN_IF(UINTPTR_MAX - (uintptr_t)p->cos < bytes || UINTPTR_MAX - (uintptr_t)p->sin < bytes,
-                       ROTARY_ERR_OVERFLOW);
-      region_flat(&arrays[(*n)++], p->cos, bytes);
-      region_flat(&arrays[(*n)++], p->sin, bytes);
-      return ROTARY_OK;
+      if ((st = region_flat(&arrays[(*n)++], p->cos, bytes)) != ROTARY_OK) return st;
+      return region_flat(&arrays[(*n)++], p->sin, bytes);
     }
   }
   return ROTARY_ERR_INVALID_ARGUMENT;
@@ -234,7 +235,7 @@ rotary_status rotary_validate_apply(const rotary_rope *rope, const rotary_apply_
     region_of(&in[i], t[i]->in, d, t[i], rope->head_dim, 0);
     region_of(&out[i], t[i]->out, d, t[i], rope->head_dim, 1);
     if ((st = region_extent(&in[i])) != ROTARY_OK || (st = region_extent(&out[i])) != ROTARY_OK) return st;
-    exact[i] = in_place(t[i]);
+    exact[i] = in_place(d, t[i]);
   }
   int n_arrays;
   if ((st = check_positions(rope, d, tokens, arrays, &n_arrays)) != ROTARY_OK) return st;
