@@ -1,0 +1,392 @@
+/* test_kernels.c: every compiled rotation kernel, called directly, against the long-double oracle. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "oracle.h"
+#include "test_util.h"
+
+#define MAX_HALF 128 /* rotary_dim <= 256 in these tests */
+
+/* Where the cos/sin rows of a case come from. */
+typedef enum row_kind {
+  ROWS_ROPE,     /* correctly rounded fp32 cos/sin of a real position: the kernel is tested apart from the table */
+  ROWS_ARBITRARY /* any fp32 values (caller-supplied rows need not lie on the unit circle) */
+} row_kind;
+
+typedef struct kcase {
+  const rotary_kernel *k;
+  size_t head_dim, rotary_dim, n_heads;
+  ptrdiff_t in_stride, out_stride; /* signed, |stride| >= head_dim */
+  int inplace, inverse, misalign, special;
+  tu_guard_side side;
+  row_kind rows;
+  int64_t pos;
+  uint64_t seed;
+} kcase;
+
+/* Head rows of one case in a guarded buffer; init keeps the bytes before the call. */
+typedef struct kbuf {
+  tu_guarded g;
+  size_t n;       /* elements */
+  ptrdiff_t base; /* element index of head 0 */
+  unsigned char *init;
+} kbuf;
+
+/* Everything a sweep counts besides the per-pair figures. */
+typedef struct kstats {
+  oracle_stats pair;
+  size_t fail_passthrough, fail_canary, fail_input, fail_class, cases;
+} kstats;
+
+/* ---- inputs ---- */
+
+static const uint32_t special_f32[] = {0x7FC00000u, 0xFFC00001u, 0x7FA00000u, 0x7F800000u, 0xFF800000u, 0x00000001u,
+                                       0x807FFFFFu, 0x00400000u, 0x00000000u, 0x80000000u, 0x7F7FFFFFu, 0x00800000u};
+static const uint32_t special_16[] = {0x7E00u, 0xFE01u, 0x7D00u, 0x7C00u, 0xFC00u, 0x0001u,
+                                      0x83FFu, 0x0200u, 0x0000u, 0x8000u, 0x7BFFu, 0x0400u};
+static const uint32_t special_bf16[] = {0x7FC0u, 0xFFC1u, 0x7FA0u, 0x7F80u, 0xFF80u, 0x0001u,
+                                        0x807Fu, 0x0040u, 0x0000u, 0x8000u, 0x7F7Fu, 0x0080u};
+#define N_SPECIAL 12
+
+static void store_bits(rotary_dtype dt, void *base, ptrdiff_t idx, uint32_t bits) {
+  if (dt == ROTARY_F32) {
+    memcpy((unsigned char *)base + idx * 4, &bits, 4);
+  } else {
+    uint16_t h = (uint16_t)bits;
+    memcpy((unsigned char *)base + idx * 2, &h, 2);
+  }
+}
+
+/* Mostly moderate values, a quarter spread over many binades; f16 stays far below its overflow. */
+static float random_value(tu_rng *r, rotary_dtype dt) {
+  if (tu_rng_below(r, 4) != 0) return tu_rng_f32(r, -2.0f, 2.0f);
+  return dt == ROTARY_F16 ? tu_rng_f32_wide(r, -20, 3) : tu_rng_f32_wide(r, -30, 30);
+}
+
+static void fill_value(const kcase *kc, tu_rng *r, void *base, ptrdiff_t idx) {
+  rotary_dtype dt = kc->k->dtype;
+  if (kc->special && tu_rng_below(r, 3) == 0) {
+    const uint32_t *list = dt == ROTARY_F32 ? special_f32 : dt == ROTARY_F16 ? special_16 : special_bf16;
+    store_bits(dt, base, idx, list[tu_rng_below(r, N_SPECIAL)]);
+    return;
+  }
+  tu_store(dt, base, idx, random_value(r, dt));
+}
+
+/* ---- buffers ---- */
+
+static size_t row_span(const kcase *kc, ptrdiff_t stride) {
+  size_t abs_stride = (size_t)(stride < 0 ? -stride : stride);
+  return (kc->n_heads - 1) * abs_stride + kc->head_dim;
+}
+
+/* Allocates the rows of one buffer, canaries everywhere, then random head rows (for the input side). */
+static int kbuf_make(kbuf *b, const kcase *kc, ptrdiff_t stride, int fill_rows, tu_rng *r) {
+  size_t es = tu_dtype_size(kc->k->dtype);
+  size_t abs_stride = (size_t)(stride < 0 ? -stride : stride);
+  b->n = row_span(kc, stride) + (size_t)kc->misalign;
+  b->base = kc->misalign + (stride < 0 ? (ptrdiff_t)((kc->n_heads - 1) * abs_stride) : 0);
+  if (tu_guard_alloc(&b->g, b->n * es, kc->side) == NULL) return -1;
+  tu_canary_fill(b->g.ptr, b->n * es, kc->seed ^ 0xC0FFEEu);
+  for (size_t h = 0; fill_rows && h < kc->n_heads; h++)
+    for (size_t d = 0; d < kc->head_dim; d++)
+      fill_value(kc, r, b->g.ptr, b->base + (ptrdiff_t)h * stride + (ptrdiff_t)d);
+  b->init = malloc(b->n * es);
+  if (b->init == NULL) return -1;
+  memcpy(b->init, b->g.ptr, b->n * es);
+  return 0;
+}
+
+static void kbuf_free(kbuf *b) {
+  tu_guard_free(&b->g);
+  free(b->init);
+  b->init = NULL;
+}
+
+/* ---- cos/sin rows ---- */
+
+static void make_rows(const kcase *kc, tu_rng *r, float *c, float *s, long double *ct, long double *st) {
+  size_t half = kc->rotary_dim / 2;
+  long double inv[MAX_HALF];
+  oracle_inv_freqs(10000.0, kc->rotary_dim, inv);
+  oracle_cos_sin_true(kc->pos, inv, half, 1.0L, ct, st);
+  for (size_t i = 0; i < half; i++) {
+    if (kc->rows == ROWS_ARBITRARY) {
+      ct[i] = c[i] = tu_rng_f32(r, -1.5f, 1.5f);
+      st[i] = s[i] = tu_rng_f32(r, -1.5f, 1.5f);
+    } else {
+      c[i] = oracle_round_f32(ct[i]);
+      s[i] = oracle_round_f32(st[i]);
+    }
+    if (kc->inverse) { /* the inverse rotation is the same kernel with the sin row negated */
+      s[i] = -s[i];
+      st[i] = -st[i];
+    }
+  }
+}
+
+/* ---- checks ---- */
+
+/* Class a NaN/Inf input pair must give, decided from IEEE rules rather than from the formula: 0 any, 1 NaN,
+ * 2 +Inf, 3 -Inf. Only pairs with exactly one non-finite input and c, s finite and nonzero are decided. */
+static void expected_classes(float x0, float x1, float c, float s, int cls[2]) {
+  cls[0] = cls[1] = 0;
+  if (isnan(x0) || isnan(x1)) {
+    cls[0] = cls[1] = 1;
+    return;
+  }
+  if (c == 0.0f || s == 0.0f || (isinf(x0) && isinf(x1))) return;
+  if (isinf(x0)) {
+    cls[0] = (signbit(x0) != signbit(c)) ? 3 : 2;
+    cls[1] = (signbit(x0) != signbit(s)) ? 3 : 2;
+  } else if (isinf(x1)) {
+    cls[0] = (signbit(x1) != signbit(s)) ? 2 : 3; /* -x1 s */
+    cls[1] = (signbit(x1) != signbit(c)) ? 3 : 2;
+  }
+}
+
+static int class_of(float v) { return isnan(v) ? 1 : isinf(v) ? (v > 0 ? 2 : 3) : 0; }
+
+static void check_pair_at(const kcase *kc, const kbuf *in, const kbuf *out, ptrdiff_t irow, ptrdiff_t orow,
+                          size_t i, const float *c, const float *s, const long double *ct, const long double *st,
+                          kstats *ks) {
+  rotary_dtype dt = kc->k->dtype;
+  size_t a, b;
+  oracle_pair_index(kc->k->pairing, kc->rotary_dim, i, &a, &b);
+  oracle_pair p = {dt, tu_load(dt, in->init, irow + (ptrdiff_t)a), tu_load(dt, in->init, irow + (ptrdiff_t)b),
+                   c[i], s[i], ct[i], st[i], 2.0, 0.0L};
+  uint32_t o0 = tu_load_bits(dt, out->g.ptr, orow + (ptrdiff_t)a);
+  uint32_t o1 = tu_load_bits(dt, out->g.ptr, orow + (ptrdiff_t)b);
+  oracle_check_pair(&p, o0, o1, &ks->pair);
+  int cls[2];
+  expected_classes(p.x0, p.x1, p.c, p.s, cls);
+  if ((cls[0] && class_of(tu_bits_value(dt, o0)) != cls[0]) || (cls[1] && class_of(tu_bits_value(dt, o1)) != cls[1]))
+    ks->fail_class++;
+}
+
+/* Every output element: rotated pairs against the oracle, pass-through bit-exact, all else untouched. */
+static void check_case(const kcase *kc, const kbuf *in, const kbuf *out, const float *c, const float *s,
+                       const long double *ct, const long double *st, kstats *ks) {
+  rotary_dtype dt = kc->k->dtype;
+  size_t es = tu_dtype_size(dt);
+  unsigned char *mask = calloc(out->n, 1);
+  assert_non_null(mask);
+  for (size_t h = 0; h < kc->n_heads; h++) {
+    ptrdiff_t irow = in->base + (ptrdiff_t)h * kc->in_stride, orow = out->base + (ptrdiff_t)h * kc->out_stride;
+    for (size_t i = 0; i < kc->rotary_dim / 2; i++) check_pair_at(kc, in, out, irow, orow, i, c, s, ct, st, ks);
+    for (size_t d = 0; d < kc->head_dim; d++) mask[orow + (ptrdiff_t)d] = 1;
+    for (size_t d = kc->rotary_dim; d < kc->head_dim; d++)
+      if (tu_load_bits(dt, out->g.ptr, orow + (ptrdiff_t)d) != tu_load_bits(dt, in->init, irow + (ptrdiff_t)d))
+        ks->fail_passthrough++;
+  }
+  for (size_t e = 0; e < out->n; e++)
+    if (!mask[e] && memcmp(out->g.ptr + e * es, out->init + e * es, es) != 0) ks->fail_canary++;
+  if (!kc->inplace && memcmp(in->g.ptr, in->init, in->n * es) != 0) ks->fail_input++;
+  free(mask);
+  ks->cases++;
+}
+
+/* Builds the buffers and rows of one case, calls the kernel, checks every byte it could have touched. */
+static void run_case(const kcase *kc, kstats *ks) {
+  tu_rng r;
+  tu_rng_seed(&r, kc->seed);
+  size_t half = kc->rotary_dim / 2;
+  tu_guarded gc, gs;
+  float *c = (float *)tu_guard_alloc(&gc, half * sizeof(float), kc->side);
+  tu_guard_side other = kc->side == TU_GUARD_END ? TU_GUARD_START : TU_GUARD_END;
+  float *s = (float *)tu_guard_alloc(&gs, half * sizeof(float), other);
+  assert_true(c != NULL && s != NULL);
+  long double ct[MAX_HALF], st[MAX_HALF];
+  make_rows(kc, &r, c, s, ct, st);
+  kbuf in = {0}, out = {0};
+  assert_int_equal(kbuf_make(&in, kc, kc->in_stride, 1, &r), 0);
+  if (!kc->inplace) {
+    assert_int_equal(kbuf_make(&out, kc, kc->out_stride, 0, &r), 0);
+    assert_int_equal(tu_guard_readonly(&in.g), 0); /* a write into the input would fault */
+  }
+  const kbuf *o = kc->inplace ? &in : &out;
+  size_t es = tu_dtype_size(kc->k->dtype);
+  kc->k->fn(in.g.ptr + in.base * (ptrdiff_t)es, kc->in_stride, o->g.ptr + o->base * (ptrdiff_t)es, kc->out_stride,
+            kc->n_heads, kc->head_dim, kc->rotary_dim, c, s);
+  check_case(kc, &in, o, c, s, ct, st, ks);
+  kbuf_free(&in);
+  if (!kc->inplace) kbuf_free(&out);
+  tu_guard_free(&gc);
+  tu_guard_free(&gs);
+}
+
+/* ---- sweep ---- */
+
+static int supported(const rotary_kernel *k) { return rotary_isa_supported(k->isa); }
+
+static size_t head_dims(size_t *out) {
+  size_t n = 0;
+  for (size_t hd = 2; hd <= 64; hd += 2) out[n++] = hd;
+  out[n++] = 80;
+  out[n++] = 96;
+  out[n++] = 128;
+  out[n++] = 256;
+  return n;
+}
+
+/* Every even rotary_dim up to 64 (quick mode: a handful); above, 2, head_dim/4, head_dim/2 and head_dim. */
+static size_t rotary_dims(size_t hd, size_t *out) {
+  size_t n = 0;
+  if (hd <= 64 && !tu_quick()) {
+    for (size_t rd = 2; rd <= hd; rd += 2) out[n++] = rd;
+    return n;
+  }
+  size_t cand[4] = {2, (hd / 4) & ~(size_t)1, (hd / 2) & ~(size_t)1, hd};
+  for (size_t j = 0; j < 4; j++)
+    if (cand[j] >= 2 && (n == 0 || cand[j] != out[n - 1])) out[n++] = cand[j];
+  return n;
+}
+
+/* Derives the memory variant (misalignment, guard side, strides, rows, position) from a running counter so that
+ * every combination comes up many times over the sweep without a full cartesian product. */
+static void vary(kcase *kc, unsigned v, tu_rng *r) {
+  static const ptrdiff_t extra[4] = {0, 1, 3, 8};
+  ptrdiff_t hd = (ptrdiff_t)kc->head_dim;
+  kc->misalign = (int)(v & 1u);
+  kc->side = (v >> 1) & 1u ? TU_GUARD_START : TU_GUARD_END;
+  kc->in_stride = (hd + extra[(v >> 2) & 3u]) * ((v >> 4) % 3u == 2u ? -1 : 1);
+  kc->out_stride = kc->inplace ? kc->in_stride : (hd + extra[(v >> 5) & 3u]) * ((v >> 7) % 3u == 1u ? -1 : 1);
+  kc->rows = (v % 5u == 4u) ? ROWS_ARBITRARY : ROWS_ROPE;
+  kc->pos = (v % 13u == 0u) ? 0 : (v % 13u == 1u) ? (1 << 20) - 1 : (int64_t)tu_rng_below(r, 100000);
+  kc->seed = tu_rng_u64(r);
+}
+
+static void sweep_kernel(const rotary_kernel *k, kstats *ks) {
+  static const size_t heads[3] = {1, 7, 32};
+  size_t hds[40], rds[64];
+  size_t nhd = head_dims(hds), n_heads_sets = tu_quick() ? 2 : 3;
+  unsigned v = 0;
+  tu_rng r;
+  tu_rng_seed(&r, 0x5EED0000u + (uint64_t)k->dtype * 16 + (uint64_t)k->pairing);
+  for (size_t x = 0; x < nhd; x++) {
+    size_t nrd = rotary_dims(hds[x], rds);
+    for (size_t y = 0; y < nrd; y++)
+      for (size_t z = 0; z < n_heads_sets; z++) {
+        /* out of place forward and in place inverse always; the other two on the smaller head counts */
+        for (int variant = 0; variant < (heads[z] <= 7 ? 4 : 2); variant++) {
+          kcase kc = {k, hds[x], rds[y], heads[z], 0, 0, variant == 1 || variant == 2, variant == 1 || variant == 3,
+                      0, 0, TU_GUARD_END, ROWS_ROPE, 0, 0};
+          vary(&kc, v++, &r);
+          run_case(&kc, ks);
+        }
+      }
+  }
+}
+
+static int failures(const kstats *ks) {
+  return !oracle_stats_ok(&ks->pair) || ks->fail_passthrough || ks->fail_canary || ks->fail_input ||
+         ks->fail_class;
+}
+
+static void print_stats(const char *what, const rotary_kernel *k, const kstats *ks) {
+  const char *unit = k->dtype == ROTARY_F32 ? "eps*(|x0c|+|x1s|)" : "ulp";
+  printf("[%s] %-38s cases %5zu pairs %8zu  max err %.4f %s (vs true cos/sin %.4f)  bound use %.3f  fails: "
+         "bound %zu true %zu bits %zu pass %zu canary %zu input %zu class %zu\n",
+         what, k->name, ks->cases, ks->pair.pairs, ks->pair.max_err, unit, ks->pair.max_err_true,
+         ks->pair.max_bound_use, ks->pair.fail_bound,
+         ks->pair.fail_true, ks->pair.fail_bits, ks->fail_passthrough, ks->fail_canary, ks->fail_input,
+         ks->fail_class);
+}
+
+static void test_sweep(void **state) {
+  (void)state;
+  size_t tested = 0;
+  int bad = 0;
+  for (size_t i = 0; i < rotary_kernel_count; i++) {
+    const rotary_kernel *k = &rotary_kernel_list[i];
+    if (!supported(k)) {
+      printf("[sweep] %-38s skipped: ISA not supported here\n", k->name);
+      continue;
+    }
+    kstats ks = {0};
+    sweep_kernel(k, &ks);
+    print_stats("sweep", k, &ks);
+    bad |= failures(&ks);
+    tested++;
+  }
+  assert_true(tested > 0);
+  assert_false(bad);
+}
+
+/* ---- special values ---- */
+
+/* NaN, Inf, subnormals, signed zeros and the largest finite values, at a generic position and at position 0. */
+static void test_special_values(void **state) {
+  (void)state;
+  int bad = 0;
+  for (size_t i = 0; i < rotary_kernel_count; i++) {
+    const rotary_kernel *k = &rotary_kernel_list[i];
+    if (!supported(k)) continue;
+    kstats ks = {0};
+    static const size_t shapes[][3] = {{64, 64, 7}, {128, 96, 3}, {6, 4, 32}, {2, 2, 5}};
+    for (size_t sh = 0; sh < 4; sh++)
+      for (int64_t pos = 0; pos <= 12345; pos += 12345)
+        for (int inplace = 0; inplace < 2; inplace++) {
+          kcase kc = {k, shapes[sh][0], shapes[sh][1], shapes[sh][2], (ptrdiff_t)shapes[sh][0],
+                      (ptrdiff_t)shapes[sh][0], inplace, inplace, 1, 1, TU_GUARD_END, ROWS_ROPE, pos,
+                      0xABCDu + sh * 7 + (uint64_t)pos + (uint64_t)inplace};
+          run_case(&kc, &ks);
+        }
+    print_stats("special", k, &ks);
+    bad |= failures(&ks);
+  }
+  assert_false(bad);
+}
+
+/* ---- registry ---- */
+
+static const char *dtype_tag(rotary_dtype dt) {
+  return dt == ROTARY_F32 ? "f32" : dt == ROTARY_F16 ? "f16" : "bf16";
+}
+
+/* Every dtype and pairing has a runnable kernel, names follow rotary_<dtype>_rotate_<pairing>__<isa>, and the
+ * dispatcher picks a supported kernel of the right kind. */
+static void test_registry(void **state) {
+  (void)state;
+  printf("cpu features: %s\n", rotary_cpu_features());
+  for (int dt = 0; dt < 3; dt++)
+    for (int pr = 0; pr < 2; pr++) {
+      const rotary_kernel *sel = rotary_kernel_select((rotary_dtype)dt, (rotary_pairing)pr);
+      assert_non_null(sel);
+      assert_int_equal(sel->dtype, dt);
+      assert_int_equal(sel->pairing, pr);
+      assert_true(supported(sel));
+      assert_string_equal(rotary_kernel_name((rotary_dtype)dt, (rotary_pairing)pr), sel->name);
+      printf("dispatch %-4s %-11s -> %s\n", dtype_tag((rotary_dtype)dt), pr ? "interleaved" : "half", sel->name);
+    }
+  assert_null(rotary_kernel_select((rotary_dtype)3, ROTARY_PAIRING_HALF));
+  assert_null(rotary_kernel_select(ROTARY_F32, (rotary_pairing)2));
+  for (size_t i = 0; i < rotary_kernel_count; i++) {
+    const rotary_kernel *k = &rotary_kernel_list[i];
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "rotary_%s_rotate_%s__", dtype_tag(k->dtype),
+             k->pairing == ROTARY_PAIRING_HALF ? "half" : "interleaved");
+    assert_non_null(k->fn);
+    assert_true(strncmp(k->name, prefix, strlen(prefix)) == 0);
+    assert_true(strlen(k->name) > strlen(prefix));
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_registry),
+      cmocka_unit_test(test_special_values),
+      cmocka_unit_test(test_sweep),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,395 @@
+/* test_table.c: the fp32 cos/sin values of a rope (table and table-free), inverse frequencies and getters. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oracle.h"
+#include "rotary.h"
+#include "test_util.h"
+
+#define CHUNK 4096 /* positions per rotary_rope_cos_sin call in the sweeps */
+
+/* Figures of one sweep. The reference is the correctly rounded fp32 of cos/sin(angle) * scaling where the angle is
+ * the documented fp64 product pos * inv_freq (the rope's own inv_freq); a second, sampled comparison goes against
+ * the true angle in long double. */
+typedef struct tstats {
+  uint64_t entries, not_cr, over_1ulp, slow_path;
+  uint64_t max_ulp;
+  uint64_t sampled, fail_true;
+  double max_true_ulp; /* informative: near zeros of sin/cos the fp64 angle alone costs many fp32 ulps */
+} tstats;
+
+static rotary_rope *make_rope(size_t head_dim, size_t rotary_dim, rotary_pairing pairing, double base,
+                              double scaling, const double *inv_freq, size_t max_positions) {
+  rotary_config cfg;
+  rotary_config_init(&cfg, head_dim);
+  cfg.rotary_dim = rotary_dim;
+  cfg.pairing = pairing;
+  cfg.base = base;
+  cfg.attention_scaling = scaling;
+  cfg.inv_freq = inv_freq;
+  rotary_rope *rope = NULL;
+  assert_int_equal(rotary_rope_create(&cfg, max_positions, &rope), ROTARY_OK);
+  assert_non_null(rope);
+  return rope;
+}
+
+/* One entry against the contract's correctly rounded value. */
+static void check_entry(float got, float cr, tstats *ts) {
+  uint64_t d = tu_ulp_dist_f32(got, cr);
+  ts->entries++;
+  if (d != 0) ts->not_cr++;
+  if (d > 1) {
+    if (ts->over_1ulp < 5) printf("  over 1 ulp: got %.9g correctly rounded %.9g (%llu ulp)\n", (double)got,
+                                  (double)cr, (unsigned long long)d);
+    ts->over_1ulp++;
+  }
+  if (d > ts->max_ulp) ts->max_ulp = d;
+}
+
+/* got against the true value v_true, allowing 1.5 fp32 ulps plus the angle error delta of the fp64 angle. */
+static void check_true(float got, long double v_true, long double delta, tstats *ts) {
+  long double u = fmaxl(tu_ulp(ROTARY_F32, v_true), tu_ulp(ROTARY_F32, got));
+  long double err = fabsl((long double)got - v_true);
+  ts->sampled++;
+  if (err > 1.5L * u + delta) {
+    if (ts->fail_true < 5) printf("  true-angle bound: got %.9g true %.12Lg delta %Lg\n", (double)got, v_true, delta);
+    ts->fail_true++;
+  }
+  double units = (double)(err / tu_ulp(ROTARY_F32, v_true));
+  if (units > ts->max_true_ulp) ts->max_true_ulp = units;
+}
+
+/* The sampled comparison with the true angle pos * inv_ld[i] (long double inverse frequencies from base). */
+static void check_true_row(int64_t pos, const float *c, const float *s, const double *inv, const long double *inv_ld,
+                           size_t half, long double scaling, tstats *ts) {
+  for (size_t i = 0; i < half; i++) {
+    long double exact_angle = (long double)pos * inv_ld[i];
+    double angle = oracle_contract_angle(pos, inv[i]);
+    /* The fp64 angle differs from the exact one by the inv_freq error times pos plus its own rounding. */
+    long double delta = fabsl((long double)angle - exact_angle) * 1.01L * scaling + 0x1p-80L;
+    check_true(c[i], cosl(exact_angle) * scaling, delta, ts);
+    check_true(s[i], sinl(exact_angle) * scaling, delta, ts);
+  }
+}
+
+/* Queries positions [begin, end) with the given step in chunks and checks every entry. */
+static void sweep(const rotary_rope *rope, long double scaling, const long double *inv_ld, int64_t begin,
+                  int64_t end, int64_t step, tstats *ts) {
+  size_t half = rotary_rope_rotary_dim(rope) / 2;
+  double inv[512];
+  assert_int_equal(rotary_rope_inv_freq(rope, inv), ROTARY_OK);
+  int64_t *pos = malloc(CHUNK * sizeof *pos);
+  float *c = malloc(CHUNK * half * sizeof *c), *s = malloc(CHUNK * half * sizeof *s);
+  assert_true(pos && c && s);
+  for (int64_t p0 = begin; p0 < end; p0 += step * CHUNK) {
+    size_t n = 0;
+    for (int64_t p = p0; p < end && n < CHUNK; p += step) pos[n++] = p;
+    assert_int_equal(rotary_rope_cos_sin(rope, pos, n, c, s), ROTARY_OK);
+    for (size_t j = 0; j < n; j++) {
+      for (size_t i = 0; i < half; i++) {
+        float cr_c, cr_s;
+        ts->slow_path += (uint64_t)oracle_cr_cos_sin_fast(oracle_contract_angle(pos[j], inv[i]), scaling, &cr_c, &cr_s);
+        check_entry(c[j * half + i], cr_c, ts);
+        check_entry(s[j * half + i], cr_s, ts);
+      }
+      if (inv_ld != NULL && pos[j] % 61 == 0) /* cosl/sinl are slow: a sample suffices for the truth check */
+        check_true_row(pos[j], c + j * half, s + j * half, inv, inv_ld, half, scaling, ts);
+    }
+  }
+  free(pos);
+  free(c);
+  free(s);
+}
+
+static void print_tstats(const char *what, const tstats *ts) {
+  printf("[%s] entries %llu  max %llu ulp  not correctly rounded %llu (%.3g%%)  >1ulp %llu  long-double fallbacks "
+         "%llu | true-angle samples %llu fails %llu max %.3g ulp\n",
+         what, (unsigned long long)ts->entries, (unsigned long long)ts->max_ulp, (unsigned long long)ts->not_cr,
+         ts->entries ? 100.0 * (double)ts->not_cr / (double)ts->entries : 0.0, (unsigned long long)ts->over_1ulp,
+         (unsigned long long)ts->slow_path, (unsigned long long)ts->sampled, (unsigned long long)ts->fail_true,
+         ts->max_true_ulp);
+}
+
+/* Every position below 2^20 (quick mode: every 997th and the first 4096). */
+static void exhaustive(const char *what, size_t head_dim, size_t rotary_dim, rotary_pairing pairing, double base) {
+  rotary_rope *rope = make_rope(head_dim, rotary_dim, pairing, base, 1.0, NULL, 0);
+  long double inv_ld[512];
+  oracle_inv_freqs(base, rotary_dim, inv_ld);
+  tstats ts = {0};
+  if (tu_quick()) {
+    sweep(rope, 1.0L, inv_ld, 0, 4096, 1, &ts);
+    sweep(rope, 1.0L, inv_ld, 4096, 1 << 20, 997, &ts);
+  } else {
+    sweep(rope, 1.0L, inv_ld, 0, 1 << 20, 1, &ts);
+  }
+  print_tstats(what, &ts);
+  assert_int_equal(ts.over_1ulp, 0);
+  assert_int_equal(ts.fail_true, 0);
+  rotary_rope_destroy(rope);
+}
+
+static void test_exhaustive_llama(void **state) {
+  (void)state;
+  exhaustive("hd128 rd128 base 1e4 half", 128, 128, ROTARY_PAIRING_HALF, 10000.0);
+}
+
+static void test_exhaustive_partial(void **state) {
+  (void)state;
+  exhaustive("hd128 rd64 base 5e5 interleaved", 128, 64, ROTARY_PAIRING_INTERLEAVED, 500000.0);
+}
+
+/* The oracle's fast path (libm double + margin) agrees with the long-double path it stands in for. */
+static void test_oracle_fast_path(void **state) {
+  (void)state;
+  tu_rng r;
+  tu_rng_seed(&r, 77);
+  size_t n = tu_quick() ? 2000 : 200000, fallbacks = 0;
+  for (size_t k = 0; k < n; k++) {
+    double angle = tu_rng_unit(&r) * ldexp(1.0, (int)tu_rng_below(&r, 40)) - 1.0;
+    long double scaling = (k & 1) ? 1.0L : 1.2345L;
+    float cf, sf, cs, ss;
+    fallbacks += (size_t)oracle_cr_cos_sin_fast(angle, scaling, &cf, &sf);
+    oracle_cr_cos_sin_slow(angle, scaling, &cs, &ss);
+    assert_int_equal(tu_f32_bits(cf), tu_f32_bits(cs));
+    assert_int_equal(tu_f32_bits(sf), tu_f32_bits(ss));
+  }
+  printf("[oracle] fast path == long-double path on %zu angles (%zu fallbacks)\n", n, fallbacks);
+}
+
+/* A table rope gives bit for bit the values of a table-free rope of the same config. */
+static void table_matches_free(size_t head_dim, size_t rotary_dim, rotary_pairing pairing, double base,
+                               double scaling) {
+  size_t mp = tu_quick() ? 4096 : 65536, half = rotary_dim / 2;
+  rotary_rope *table = make_rope(head_dim, rotary_dim, pairing, base, scaling, NULL, mp);
+  rotary_rope *free_rope = make_rope(head_dim, rotary_dim, pairing, base, scaling, NULL, 0);
+  assert_int_equal(rotary_rope_max_positions(table), mp);
+  int64_t *pos = malloc(CHUNK * sizeof *pos);
+  float *c1 = malloc(CHUNK * half * 4), *s1 = malloc(CHUNK * half * 4);
+  float *c2 = malloc(CHUNK * half * 4), *s2 = malloc(CHUNK * half * 4);
+  assert_true(pos && c1 && s1 && c2 && s2);
+  size_t mismatches = 0;
+  for (size_t p0 = 0; p0 < mp; p0 += CHUNK) {
+    for (size_t j = 0; j < CHUNK; j++) pos[j] = (int64_t)(p0 + j);
+    assert_int_equal(rotary_rope_cos_sin(table, pos, CHUNK, c1, s1), ROTARY_OK);
+    assert_int_equal(rotary_rope_cos_sin(free_rope, pos, CHUNK, c2, s2), ROTARY_OK);
+    mismatches += memcmp(c1, c2, CHUNK * half * 4) != 0;
+    mismatches += memcmp(s1, s2, CHUNK * half * 4) != 0;
+  }
+  printf("[table==free] hd %zu rd %zu positions %zu: %zu mismatching chunks\n", head_dim, rotary_dim, mp, mismatches);
+  assert_int_equal(mismatches, 0);
+  free(pos);
+  free(c1);
+  free(s1);
+  free(c2);
+  free(s2);
+  rotary_rope_destroy(table);
+  rotary_rope_destroy(free_rope);
+}
+
+static void test_table_matches_table_free(void **state) {
+  (void)state;
+  table_matches_free(128, 128, ROTARY_PAIRING_HALF, 10000.0, 1.0);
+  table_matches_free(128, 64, ROTARY_PAIRING_INTERLEAVED, 500000.0, 1.0);
+  table_matches_free(80, 20, ROTARY_PAIRING_HALF, 10000.0, 1.3466);
+}
+
+/* Table-free ropes accept positions up to ROTARY_MAX_POSITION with the same fp64-angle accuracy. */
+static void test_huge_positions(void **state) {
+  (void)state;
+  rotary_rope *rope = make_rope(128, 128, ROTARY_PAIRING_HALF, 10000.0, 1.0, NULL, 0);
+  int64_t pos[64] = {(1 << 20), INT32_MAX, (int64_t)INT32_MAX + 1, (1LL << 32) + 7, (1LL << 40) + 3, 1LL << 52,
+                     ROTARY_MAX_POSITION - 1, ROTARY_MAX_POSITION};
+  tu_rng r;
+  tu_rng_seed(&r, 99);
+  for (size_t j = 8; j < 64; j++) pos[j] = (int64_t)tu_rng_below(&r, (uint64_t)ROTARY_MAX_POSITION + 1);
+  float c[64 * 64], s[64 * 64];
+  double inv[64];
+  assert_int_equal(rotary_rope_cos_sin(rope, pos, 64, c, s), ROTARY_OK);
+  assert_int_equal(rotary_rope_inv_freq(rope, inv), ROTARY_OK);
+  tstats ts = {0};
+  for (size_t j = 0; j < 64; j++)
+    for (size_t i = 0; i < 64; i++) {
+      float cr_c, cr_s;
+      ts.slow_path += (uint64_t)oracle_cr_cos_sin_slow(oracle_contract_angle(pos[j], inv[i]), 1.0L, &cr_c, &cr_s);
+      check_entry(c[j * 64 + i], cr_c, &ts);
+      check_entry(s[j * 64 + i], cr_s, &ts);
+    }
+  print_tstats("huge positions", &ts);
+  assert_int_equal(ts.over_1ulp, 0);
+  rotary_rope_destroy(rope);
+}
+
+/* The rope's fp64 inverse frequencies against base^(-2i/rotary_dim) in long double. */
+static void test_inv_freq_from_base(void **state) {
+  (void)state;
+  static const double bases[] = {10000.0, 500000.0, 1e6, 2.0, 1.0000001};
+  static const size_t dims[] = {2, 20, 64, 128, 256};
+  double worst = 0.0;
+  for (size_t b = 0; b < 5; b++)
+    for (size_t d = 0; d < 5; d++) {
+      rotary_rope *rope = make_rope(dims[d], dims[d], ROTARY_PAIRING_HALF, bases[b], 1.0, NULL, 0);
+      double inv[128];
+      assert_int_equal(rotary_rope_inv_freq(rope, inv), ROTARY_OK);
+      assert_true(inv[0] == 1.0); /* base^0 is exact */
+      for (size_t i = 0; i < dims[d] / 2; i++) {
+        long double want = oracle_inv_freq(bases[b], dims[d], i);
+        double rel = (double)(fabsl((long double)inv[i] - want) / want / DBL_EPSILON);
+        if (rel > worst) worst = rel;
+      }
+      rotary_rope_destroy(rope);
+    }
+  printf("[inv_freq] max relative error %.3f DBL_EPSILON\n", worst);
+  /* pow(base, e) with e rounded to fp64 is off by up to ln(base) * ulp(e) / 2 relative: about 3.3 eps at 5e5. */
+  assert_true(worst <= 8.0);
+}
+
+/* A caller's inv_freq replaces base exactly, is copied at creation, and drives the angles. */
+static void test_caller_inv_freq(void **state) {
+  (void)state;
+  double user[6] = {1.0, 0.5, 1.0 / 3.0, 1e-3, 0.123456789, 3.75};
+  rotary_rope *rope = make_rope(16, 12, ROTARY_PAIRING_INTERLEAVED, 2.5, 1.0, user, 0);
+  rotary_rope *table = make_rope(16, 12, ROTARY_PAIRING_INTERLEAVED, 2.5, 1.0, user, 3000);
+  double saved[6];
+  memcpy(saved, user, sizeof user);
+  for (size_t i = 0; i < 6; i++) user[i] = 42.0; /* must not reach the ropes: they copied the array */
+  double got[6];
+  assert_int_equal(rotary_rope_inv_freq(rope, got), ROTARY_OK);
+  assert_memory_equal(got, saved, sizeof saved);
+  assert_int_equal(rotary_rope_inv_freq(table, got), ROTARY_OK);
+  assert_memory_equal(got, saved, sizeof saved);
+  int64_t pos[CHUNK];
+  float c[CHUNK * 6], s[CHUNK * 6], ct[CHUNK * 6], st[CHUNK * 6];
+  for (size_t j = 0; j < CHUNK; j++) pos[j] = j < 2990 ? (int64_t)j : (int64_t)j * 977;
+  assert_int_equal(rotary_rope_cos_sin(rope, pos, CHUNK, c, s), ROTARY_OK);
+  assert_int_equal(rotary_rope_cos_sin(table, pos, 2990, ct, st), ROTARY_OK);
+  assert_memory_equal(c, ct, 2990 * 6 * 4);
+  assert_memory_equal(s, st, 2990 * 6 * 4);
+  tstats ts = {0};
+  for (size_t j = 0; j < CHUNK; j++)
+    for (size_t i = 0; i < 6; i++) {
+      float cr_c, cr_s;
+      oracle_cr_cos_sin_slow(oracle_contract_angle(pos[j], saved[i]), 1.0L, &cr_c, &cr_s);
+      check_entry(c[j * 6 + i], cr_c, &ts);
+      check_entry(s[j * 6 + i], cr_s, &ts);
+    }
+  print_tstats("caller inv_freq", &ts);
+  assert_int_equal(ts.over_1ulp, 0);
+  rotary_rope_destroy(rope);
+  rotary_rope_destroy(table);
+}
+
+/* attention_scaling multiplies cos and sin before the single rounding to fp32, with and without a table. */
+static void test_attention_scaling(void **state) {
+  (void)state;
+  static const double scalings[] = {0.5, 1.3465735902799727 /* YaRN 0.1 ln 32 + 1 */, 1.7, 1e-3};
+  for (size_t k = 0; k < 4; k++) {
+    rotary_rope *free_rope = make_rope(64, 64, ROTARY_PAIRING_HALF, 10000.0, scalings[k], NULL, 0);
+    rotary_rope *table = make_rope(64, 64, ROTARY_PAIRING_HALF, 10000.0, scalings[k], NULL, 4096);
+    tstats ts = {0}, tt = {0};
+    long double inv_ld[32];
+    oracle_inv_freqs(10000.0, 64, inv_ld);
+    sweep(free_rope, scalings[k], inv_ld, 0, 4096, 1, &ts);
+    sweep(free_rope, scalings[k], inv_ld, 4096, 1 << 24, 4099, &ts);
+    sweep(table, scalings[k], inv_ld, 0, 4096, 1, &tt);
+    char what[64];
+    snprintf(what, sizeof what, "scaling %.6g free", scalings[k]);
+    print_tstats(what, &ts);
+    snprintf(what, sizeof what, "scaling %.6g table", scalings[k]);
+    print_tstats(what, &tt);
+    assert_int_equal(ts.over_1ulp + tt.over_1ulp, 0);
+    assert_int_equal(ts.fail_true + tt.fail_true, 0);
+    rotary_rope_destroy(free_rope);
+    rotary_rope_destroy(table);
+  }
+}
+
+/* Position 0: cos(0) * scaling rounded once, and sin exactly +0. */
+static void test_position_zero(void **state) {
+  (void)state;
+  static const double scalings[] = {1.0, 0.7071, 1.3465735902799727};
+  for (size_t k = 0; k < 3; k++)
+    for (size_t mp = 0; mp <= 16; mp += 16) {
+      rotary_rope *rope = make_rope(96, 80, ROTARY_PAIRING_INTERLEAVED, 10000.0, scalings[k], NULL, mp);
+      int64_t zero = 0;
+      float c[40], s[40];
+      assert_int_equal(rotary_rope_cos_sin(rope, &zero, 1, c, s), ROTARY_OK);
+      for (size_t i = 0; i < 40; i++) {
+        assert_int_equal(tu_f32_bits(c[i]), tu_f32_bits((float)scalings[k]));
+        assert_int_equal(tu_f32_bits(s[i]), 0u);
+      }
+      rotary_rope_destroy(rope);
+    }
+}
+
+/* memory_bytes: the table (max_positions * rotary_dim * 4) plus the fp64 inverse frequencies. */
+static void test_memory_bytes(void **state) {
+  (void)state;
+  static const size_t cfg[][3] = {{128, 64, 1000}, {128, 128, 0}, {64, 2, 7}, {256, 256, 8192}};
+  for (size_t k = 0; k < 4; k++) {
+    rotary_rope *rope = make_rope(cfg[k][0], cfg[k][1], ROTARY_PAIRING_HALF, 10000.0, 1.0, NULL, cfg[k][2]);
+    size_t want = cfg[k][2] * cfg[k][1] * 4 + cfg[k][1] / 2 * sizeof(double);
+    size_t got = rotary_rope_memory_bytes(rope);
+    printf("[memory] hd %zu rd %zu max_positions %zu: %zu bytes (table + inv_freq = %zu)\n", cfg[k][0], cfg[k][1],
+           cfg[k][2], got, want);
+    /* The header names exactly these two parts; a small allowance covers the rope's own bookkeeping. */
+    assert_true(got >= want);
+    assert_true(got <= want + 1024);
+    rotary_rope_destroy(rope);
+  }
+  assert_int_equal(rotary_rope_memory_bytes(NULL), 0);
+}
+
+static void test_getters_and_defaults(void **state) {
+  (void)state;
+  rotary_config cfg;
+  memset(&cfg, 0xA5, sizeof cfg);
+  rotary_config_init(&cfg, 96);
+  assert_int_equal(cfg.struct_size, sizeof cfg);
+  assert_int_equal(cfg.head_dim, 96);
+  assert_int_equal(cfg.rotary_dim, 96);
+  assert_int_equal(cfg.pairing, ROTARY_PAIRING_HALF);
+  assert_true(cfg.base == 10000.0);
+  assert_null(cfg.inv_freq);
+  assert_true(cfg.attention_scaling == 1.0);
+  rotary_rope *rope = make_rope(96, 32, ROTARY_PAIRING_INTERLEAVED, 10000.0, 1.0, NULL, 33);
+  assert_int_equal(rotary_rope_head_dim(rope), 96);
+  assert_int_equal(rotary_rope_rotary_dim(rope), 32);
+  assert_int_equal(rotary_rope_max_positions(rope), 33);
+  assert_int_equal(rotary_rope_pairing(rope), ROTARY_PAIRING_INTERLEAVED);
+  rotary_rope_destroy(rope);
+  rope = make_rope(96, 96, ROTARY_PAIRING_HALF, 10000.0, 1.0, NULL, 0);
+  assert_int_equal(rotary_rope_max_positions(rope), 0);
+  assert_int_equal(rotary_rope_pairing(rope), ROTARY_PAIRING_HALF);
+  rotary_rope_destroy(rope);
+  assert_int_equal(rotary_rope_head_dim(NULL), 0);
+  assert_int_equal(rotary_rope_rotary_dim(NULL), 0);
+  assert_int_equal(rotary_rope_max_positions(NULL), 0);
+  assert_int_equal(rotary_rope_pairing(NULL), 0);
+  rotary_rope_destroy(NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_getters_and_defaults),
+      cmocka_unit_test(test_memory_bytes),
+      cmocka_unit_test(test_position_zero),
+      cmocka_unit_test(test_inv_freq_from_base),
+      cmocka_unit_test(test_caller_inv_freq),
+      cmocka_unit_test(test_attention_scaling),
+      cmocka_unit_test(test_huge_positions),
+      cmocka_unit_test(test_oracle_fast_path),
+      cmocka_unit_test(test_table_matches_table_free),
+      cmocka_unit_test(test_exhaustive_llama),
+      cmocka_unit_test(test_exhaustive_partial),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,353 @@
+/* test_threads.c: results are bit-identical for every thread count, and ropes and contexts are safe to share. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rotary.h"
+
+/* One call's shape. seq is shrunk under ROTARY_TEST_QUICK. */
+typedef struct shape {
+  const char *name;
+  rotary_dtype dtype;
+  rotary_pairing pairing;
+  size_t batch, seq, hq, hk, head_dim, rotary_dim;
+  rotary_position_mode mode;
+  size_t max_positions; /* 0: table-free */
+  rotary_layout layout;
+  rotary_direction direction;
+  int in_place;
+} shape;
+
+static const shape shapes[] = {
+    {"prefill f32 B1 S2048 H32/8 D128", ROTARY_F32, ROTARY_PAIRING_HALF, 1, 2048, 32, 8, 128, 128,
+     ROTARY_POSITIONS_OFFSET, 4096, ROTARY_LAYOUT_BSHD, ROTARY_FORWARD, 0},
+    {"decode f32 64x1 ids H32/8 D128", ROTARY_F32, ROTARY_PAIRING_INTERLEAVED, 64, 1, 32, 8, 128, 128,
+     ROTARY_POSITIONS_IDS_I64, 4096, ROTARY_LAYOUT_BSHD, ROTARY_FORWARD, 0},
+    {"bf16 half in place offsets rot 32/64", ROTARY_BF16, ROTARY_PAIRING_HALF, 4, 64, 8, 2, 64, 32,
+     ROTARY_POSITIONS_OFFSETS, 1024, ROTARY_LAYOUT_BSHD, ROTARY_FORWARD, 1},
+    {"bf16 interleaved out of place H71", ROTARY_BF16, ROTARY_PAIRING_INTERLEAVED, 3, 17, 71, 71, 64, 64,
+     ROTARY_POSITIONS_IDS_I32, 1024, ROTARY_LAYOUT_BSHD, ROTARY_FORWARD, 0},
+    {"f16 interleaved table-free BHSD inverse D80", ROTARY_F16, ROTARY_PAIRING_INTERLEAVED, 2, 100, 12, 4, 80, 80,
+     ROTARY_POSITIONS_OFFSET, 0, ROTARY_LAYOUT_BHSD, ROTARY_INVERSE, 0},
+    {"f16 half in place int32 ids H7/1", ROTARY_F16, ROTARY_PAIRING_HALF, 1, 333, 7, 1, 128, 96,
+     ROTARY_POSITIONS_IDS_I32, 2048, ROTARY_LAYOUT_BSHD, ROTARY_FORWARD, 1},
+    {"f32 interleaved in place table-free", ROTARY_F32, ROTARY_PAIRING_INTERLEAVED, 2, 256, 16, 16, 128, 128,
+     ROTARY_POSITIONS_OFFSET, 0, ROTARY_LAYOUT_BHSD, ROTARY_FORWARD, 1},
+};
+enum { N_SHAPES = sizeof(shapes) / sizeof(shapes[0]) };
+
+static int quick;
+
+/* xorshift64*: deterministic test data. */
+static uint64_t rng_next(uint64_t *s) {
+  *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
+  return *s * 2685821657736338717ull;
+}
+
+static size_t dtype_size(rotary_dtype t) { return t == ROTARY_F32 ? 4 : 2; }
+
+/* Finite values of moderate size in any dtype; never the all-ones "not written" pattern. */
+static void fill_finite(void *buf, size_t n, rotary_dtype t, uint64_t *seed) {
+  for (size_t i = 0; i < n; i++) {
+    uint64_t r = rng_next(seed);
+    if (t == ROTARY_F32) {
+      float v = (float)((int64_t)(r >> 40) - (1 << 23)) / (float)(1 << 20);
+      memcpy((char *)buf + 4 * i, &v, 4);
+    } else {
+      uint16_t u = (uint16_t)(r >> 48);
+      if (t == ROTARY_F16) u = (uint16_t)((u & 0x83ffu) | ((r % 30) << 10));
+      else u = (uint16_t)((u & 0x807fu) | ((112 + r % 24) << 7));
+      memcpy((char *)buf + 2 * i, &u, 2);
+    }
+  }
+}
+
+/* Everything one shape needs: rope, inputs, positions, and the ctx NULL out-of-place reference. */
+typedef struct problem {
+  const shape *sh;
+  size_t seq, nq, nk, esize;
+  rotary_rope *rope;
+  void *q_in, *k_in, *q_ref, *k_ref;
+  int64_t *offsets, *ids64;
+  int32_t *ids32;
+} problem;
+
+/* A descriptor rotating p's inputs into q_out/k_out (pass the inputs themselves for in place). Asserts nothing,
+ * so that application threads may call it: returns a nonzero status when a tensor_init failed. */
+static rotary_status problem_desc(const problem *p, rotary_apply_desc *d, const void *q_in, void *q_out,
+                                  const void *k_in, void *k_out) {
+  const shape *sh = p->sh;
+  rotary_apply_desc_init(d);
+  d->batch = sh->batch;
+  d->seq_len = p->seq;
+  d->direction = sh->direction;
+  d->positions.mode = sh->mode;
+  d->positions.offset = sh->max_positions ? 0 : 123456789;
+  d->positions.offsets = p->offsets;
+  d->positions.ids = sh->mode == ROTARY_POSITIONS_IDS_I32 ? (const void *)p->ids32 : (const void *)p->ids64;
+  rotary_status a = rotary_tensor_init(&d->q, sh->layout, q_in, q_out, sh->dtype, p->seq, sh->hq, sh->head_dim);
+  rotary_status b = rotary_tensor_init(&d->k, sh->layout, k_in, k_out, sh->dtype, p->seq, sh->hk, sh->head_dim);
+  return a != ROTARY_OK ? a : b;
+}
+
+static void make_positions(problem *p, uint64_t *seed) {
+  size_t tokens = p->sh->batch * p->seq, lim = p->sh->max_positions ? p->sh->max_positions : ((size_t)1 << 40);
+  p->offsets = malloc(p->sh->batch * sizeof(int64_t));
+  p->ids64 = malloc(tokens * sizeof(int64_t));
+  p->ids32 = malloc(tokens * sizeof(int32_t));
+  assert_true(p->offsets && p->ids64 && p->ids32);
+  for (size_t b = 0; b < p->sh->batch; b++) p->offsets[b] = (int64_t)(rng_next(seed) % (lim - p->seq + 1));
+  for (size_t t = 0; t < tokens; t++) {
+    p->ids64[t] = (int64_t)(rng_next(seed) % lim);
+    p->ids32[t] = (int32_t)(rng_next(seed) % (lim < INT32_MAX ? lim : INT32_MAX));
+  }
+}
+
+/* Every element written (no all-ones pattern left) and some rotated element changed. */
+static void check_reference(const problem *p, const void *out, const void *in, size_t n) {
+  const unsigned char *o = out;
+  for (size_t i = 0; i < n; i++) {
+    size_t j = 0;
+    while (j < p->esize && o[i * p->esize + j] == 0xff) j++;
+    if (j == p->esize) fail_msg("%s: element %zu of the reference was not written", p->sh->name, i);
+  }
+  assert_memory_not_equal(out, in, n * p->esize);
+}
+
+static void problem_init(problem *p, const shape *sh, uint64_t seed) {
+  memset(p, 0, sizeof(*p));
+  p->sh = sh;
+  p->seq = quick && sh->seq > 64 ? sh->seq / 16 : sh->seq;
+  p->esize = dtype_size(sh->dtype);
+  size_t tokens = sh->batch * p->seq;
+  p->nq = tokens * sh->hq * sh->head_dim, p->nk = tokens * sh->hk * sh->head_dim;
+  rotary_config c;
+  rotary_config_init(&c, sh->head_dim);
+  c.rotary_dim = sh->rotary_dim, c.pairing = sh->pairing;
+  assert_int_equal(rotary_rope_create(&c, sh->max_positions, &p->rope), ROTARY_OK);
+  p->q_in = malloc(p->nq * p->esize), p->k_in = malloc(p->nk * p->esize);
+  p->q_ref = malloc(p->nq * p->esize), p->k_ref = malloc(p->nk * p->esize);
+  assert_true(p->q_in && p->k_in && p->q_ref && p->k_ref);
+  fill_finite(p->q_in, p->nq, sh->dtype, &seed);
+  fill_finite(p->k_in, p->nk, sh->dtype, &seed);
+  make_positions(p, &seed);
+  memset(p->q_ref, 0xff, p->nq * p->esize), memset(p->k_ref, 0xff, p->nk * p->esize);
+  rotary_apply_desc d;
+  assert_int_equal(problem_desc(p, &d, p->q_in, p->q_ref, p->k_in, p->k_ref), ROTARY_OK);
+  assert_int_equal(rotary_apply(NULL, p->rope, &d), ROTARY_OK);
+  check_reference(p, p->q_ref, p->q_in, p->nq);
+  check_reference(p, p->k_ref, p->k_in, p->nk);
+}
+
+static void problem_free(problem *p) {
+  rotary_rope_destroy(p->rope);
+  free(p->q_in), free(p->k_in), free(p->q_ref), free(p->k_ref);
+  free(p->offsets), free(p->ids64), free(p->ids32);
+}
+
+/* One run of p on ctx into fresh buffers (copies of the input when in place); 0 when bit-identical to the
+ * reference. Uses no cmocka assertion, so that application threads may call it. */
+static int problem_run(const problem *p, rotary_context *ctx, int in_place) {
+  size_t qb = p->nq * p->esize, kb = p->nk * p->esize;
+  unsigned char *q = malloc(qb), *k = malloc(kb);
+  if (!q || !k) return free(q), free(k), -1;
+  rotary_apply_desc d;
+  rotary_status st;
+  if (in_place) {
+    memcpy(q, p->q_in, qb), memcpy(k, p->k_in, kb);
+    st = problem_desc(p, &d, q, q, k, k);
+  } else {
+    memset(q, 0xff, qb), memset(k, 0xff, kb);
+    st = problem_desc(p, &d, p->q_in, q, p->k_in, k);
+  }
+  if (st == ROTARY_OK) st = rotary_apply(ctx, p->rope, &d);
+  int bad = st != ROTARY_OK ? -2 : (memcmp(q, p->q_ref, qb) != 0) + 2 * (memcmp(k, p->k_ref, kb) != 0);
+  free(q), free(k);
+  return bad;
+}
+
+static rotary_context *ctxs[5]; /* NULL, then 1, 2, 3 and 8 threads */
+static const size_t ctx_threads[5] = {0, 1, 2, 3, 8};
+
+static int group_setup(void **state) {
+  (void)state;
+  quick = getenv("ROTARY_TEST_QUICK") != NULL;
+  for (int i = 1; i < 5; i++)
+    if (rotary_context_create(ctx_threads[i], &ctxs[i]) != ROTARY_OK) return -1;
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  for (int i = 1; i < 5; i++) rotary_context_destroy(ctxs[i]);
+  return 0;
+}
+
+static void test_bit_identical_across_thread_counts(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES; s++) {
+    problem p;
+    problem_init(&p, &shapes[s], 0x9e3779b97f4a7c15ull + (uint64_t)s);
+    for (int c = 0; c < 5; c++) {
+      int bad = problem_run(&p, ctxs[c], shapes[s].in_place);
+      if (bad) fail_msg("%s, %zu threads (0: ctx NULL): result %d", shapes[s].name, ctx_threads[c], bad);
+      if (c == 4 && (bad = problem_run(&p, ctxs[c], !shapes[s].in_place)) != 0)
+        fail_msg("%s, %s, 8 threads: result %d", shapes[s].name, shapes[s].in_place ? "out of place" : "in place",
+                 bad);
+    }
+    problem_free(&p);
+  }
+}
+
+static void test_thread_counts(void **state) {
+  (void)state;
+  size_t cpus = rotary_cpu_count();
+  long online = sysconf(_SC_NPROCESSORS_ONLN), conf = sysconf(_SC_NPROCESSORS_CONF);
+  assert_true(cpus >= 1);
+  assert_true(cpus <= (size_t)(online > conf ? online : conf) || online < 1);
+  for (int i = 1; i < 5; i++) assert_int_equal(rotary_context_threads(ctxs[i]), ctx_threads[i]);
+  rotary_context *c = NULL;
+  assert_int_equal(rotary_context_create(0, &c), ROTARY_OK);
+  assert_int_equal(rotary_context_threads(c), cpus);
+  assert_int_equal(rotary_context_set_threads(c, 5), ROTARY_OK);
+  assert_int_equal(rotary_context_threads(c), 5);
+  assert_int_equal(rotary_context_set_threads(c, 1), ROTARY_OK);
+  assert_int_equal(rotary_context_threads(c), 1);
+  if (!quick) { /* valgrind, which runs the quick mode, allows 500 threads */
+    assert_int_equal(rotary_context_set_threads(c, 1024), ROTARY_OK);
+    assert_int_equal(rotary_context_threads(c), 1024);
+  }
+  assert_int_equal(rotary_context_set_threads(c, 0), ROTARY_OK);
+  assert_int_equal(rotary_context_threads(c), cpus);
+  rotary_context_destroy(c);
+}
+
+/* The small shape used by the loops and the concurrency tests. */
+static const shape small_shapes[] = {
+    {"small f32 half", ROTARY_F32, ROTARY_PAIRING_HALF, 2, 32, 8, 2, 64, 64, ROTARY_POSITIONS_OFFSET, 256,
+     ROTARY_LAYOUT_BSHD, ROTARY_FORWARD, 0},
+    {"small bf16 interleaved ids", ROTARY_BF16, ROTARY_PAIRING_INTERLEAVED, 3, 16, 4, 4, 64, 48,
+     ROTARY_POSITIONS_IDS_I64, 256, ROTARY_LAYOUT_BHSD, ROTARY_INVERSE, 1},
+    {"small f16 half table-free", ROTARY_F16, ROTARY_PAIRING_HALF, 2, 24, 6, 3, 32, 32, ROTARY_POSITIONS_OFFSETS, 0,
+     ROTARY_LAYOUT_BSHD, ROTARY_FORWARD, 0},
+};
+enum { N_SMALL = sizeof(small_shapes) / sizeof(small_shapes[0]) };
+
+/* Create and destroy many contexts of every size; every tenth one runs a call first. */
+static void test_create_destroy_loop(void **state) {
+  (void)state;
+  problem p;
+  problem_init(&p, &small_shapes[0], 42);
+  int rounds = quick ? 20 : 200;
+  for (int i = 0; i < rounds; i++) {
+    rotary_context *c = NULL;
+    assert_int_equal(rotary_context_create((size_t)(1 + i % 8), &c), ROTARY_OK);
+    if (i % 10 == 0) assert_int_equal(problem_run(&p, c, 0), 0);
+    rotary_context_destroy(c);
+  }
+  problem_free(&p);
+}
+
+/* One context whose thread count goes up and down between calls. */
+static void test_set_threads_loop(void **state) {
+  (void)state;
+  problem p;
+  problem_init(&p, &small_shapes[1], 43);
+  rotary_context *c = NULL;
+  assert_int_equal(rotary_context_create(2, &c), ROTARY_OK);
+  static const size_t counts[] = {1, 8, 3, 0, 2, 7, 1, 4, 16, 5};
+  int rounds = quick ? 10 : 50;
+  for (int i = 0; i < rounds; i++) {
+    assert_int_equal(rotary_context_set_threads(c, counts[i % 10]), ROTARY_OK);
+    assert_int_equal(problem_run(&p, c, i % 2), 0);
+  }
+  rotary_context_destroy(c);
+  problem_free(&p);
+}
+
+/* ---- application threads ---- */
+
+enum { N_APP = 4 };
+
+typedef struct app_job {
+  const problem *problems; /* N_SMALL shared problems: ropes and inputs are only read */
+  rotary_context *shared;  /* the context to use, or NULL to use its own (or none) */
+  int own_context;         /* 1: create its own context of 2 threads in the thread */
+  int index, rounds;
+  pthread_barrier_t *start;
+  int failures; /* written by this thread only, read after join */
+} app_job;
+
+static void *app_main(void *arg) {
+  app_job *job = arg;
+  rotary_context *ctx = job->shared;
+  if (job->own_context && rotary_context_create(2, &ctx) != ROTARY_OK) {
+    job->failures++;
+    ctx = NULL;
+  }
+  pthread_barrier_wait(job->start);
+  for (int r = 0; r < job->rounds; r++) {
+    const problem *p = &job->problems[(job->index + r) % N_SMALL];
+    if (problem_run(p, ctx, (job->index + r) % 2) != 0) job->failures++;
+  }
+  if (job->own_context) rotary_context_destroy(ctx);
+  return NULL;
+}
+
+static void run_app_threads(rotary_context *shared, int own_context) {
+  problem ps[N_SMALL];
+  for (int i = 0; i < N_SMALL; i++) problem_init(&ps[i], &small_shapes[i], 100 + (uint64_t)i);
+  pthread_barrier_t start;
+  assert_int_equal(pthread_barrier_init(&start, NULL, N_APP), 0);
+  pthread_t tid[N_APP];
+  app_job jobs[N_APP];
+  for (int i = 0; i < N_APP; i++) {
+    jobs[i] = (app_job){ps, shared, own_context, i, quick ? 4 : 30, &start, 0};
+    assert_int_equal(pthread_create(&tid[i], NULL, app_main, &jobs[i]), 0);
+  }
+  for (int i = 0; i < N_APP; i++) assert_int_equal(pthread_join(tid[i], NULL), 0);
+  pthread_barrier_destroy(&start);
+  for (int i = 0; i < N_APP; i++)
+    if (jobs[i].failures) fail_msg("application thread %d: %d mismatching calls", i, jobs[i].failures);
+  for (int i = 0; i < N_SMALL; i++) problem_free(&ps[i]);
+}
+
+static void test_app_threads_own_contexts(void **state) {
+  (void)state;
+  run_app_threads(NULL, 1);
+}
+
+static void test_app_threads_shared_context(void **state) {
+  (void)state;
+  rotary_context *c = NULL;
+  assert_int_equal(rotary_context_create(4, &c), ROTARY_OK);
+  run_app_threads(c, 0);
+  rotary_context_destroy(c);
+}
+
+static void test_app_threads_no_context(void **state) {
+  (void)state;
+  run_app_threads(NULL, 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_thread_counts),
+      cmocka_unit_test(test_bit_identical_across_thread_counts),
+      cmocka_unit_test(test_create_destroy_loop),
+      cmocka_unit_test(test_set_threads_loop),
+      cmocka_unit_test(test_app_threads_own_contexts),
+      cmocka_unit_test(test_app_threads_shared_context),
+      cmocka_unit_test(test_app_threads_no_context),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
