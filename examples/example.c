@@ -56,7 +56,10 @@ int main(void) {
   double worst = 0;
   for (int s = 0; s < SEQ; s++)
     for (int h = 0; h < Q_HEADS; h++)
-      for (int d = 0; d < HEAD_DIM; d++) worst = fmax(worst, fabs(q[s][h][d] - q0[s][h][d]));
+      for (int d = 0; d < HEAD_DIM; d++) {
+        double err = fabs((double)q[s][h][d] - q0[s][h][d]);
+        if (err > worst) worst = err;
+      }
   printf("max |inverse(forward(q)) - q| = %.3g\n", worst);
 
   rotary_context_destroy(ctx);
