@@ -1,6 +1,10 @@
 /* kernels.c: the registry of compiled kernels and the choice of the best one for this CPU. */
 #include "kernels.h"
 
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cpu_features.h"
 
 const rotary_kernel rotary_kernel_list[] = {
@@ -12,21 +16,60 @@ const rotary_kernel rotary_kernel_list[] = {
 };
 const size_t rotary_kernel_count = sizeof rotary_kernel_list / sizeof rotary_kernel_list[0];
 
+const char *rotary_isa_name(rotary_isa isa) {
+  switch (isa) {
+    case ROTARY_ISA_SCALAR: return "scalar";
+    case ROTARY_ISA_AVX2: return "avx2";
+    case ROTARY_ISA_AVX512: return "avx512";
+    case ROTARY_ISA_NEON: return "neon";
+  }
+  return "unknown";
+}
+
 int rotary_isa_supported(rotary_isa isa) {
+  const unsigned f = rotary_cpu_feature_bits();
+  const unsigned avx2 = ROTARY_CPU_X86_AVX | ROTARY_CPU_X86_AVX2 | ROTARY_CPU_X86_FMA | ROTARY_CPU_X86_F16C;
+  const unsigned avx512 = avx2 | ROTARY_CPU_X86_AVX512F | ROTARY_CPU_X86_AVX512BW | ROTARY_CPU_X86_AVX512VL;
   switch (isa) {
     case ROTARY_ISA_SCALAR: return 1;
+    case ROTARY_ISA_AVX2: return (f & avx2) == avx2;
+    case ROTARY_ISA_AVX512: return (f & avx512) == avx512;
+    case ROTARY_ISA_NEON: return (f & ROTARY_CPU_ARM_NEON) != 0;
   }
   return 0;
 }
 
-/* The list is ordered best last within each dtype and pairing, so the last supported entry wins. */
-const rotary_kernel *rotary_kernel_select(rotary_dtype dtype, rotary_pairing pairing) {
-  const rotary_kernel *best = 0;
+static pthread_once_t cap_once = PTHREAD_ONCE_INIT, choose_once = PTHREAD_ONCE_INIT;
+static int isa_cap = -1; /* the best ISA ROTARY_ISA allows; -1: no cap (unset or unknown value) */
+static const rotary_kernel *chosen[3][2];
+
+static void read_cap(void) {
+  const char *env = getenv("ROTARY_ISA");
+  for (int i = ROTARY_ISA_SCALAR; env && i <= ROTARY_ISA_NEON; i++)
+    if (!strcmp(env, rotary_isa_name((rotary_isa)i))) isa_cap = i;
+}
+
+static void choose(void) {
   for (size_t i = 0; i < rotary_kernel_count; i++) {
     const rotary_kernel *k = &rotary_kernel_list[i];
-    if (k->dtype == dtype && k->pairing == pairing && rotary_isa_supported(k->isa)) best = k;
+    if (rotary_isa_enabled(k->isa)) chosen[k->dtype][k->pairing] = k;
   }
-  return best;
+}
+
+int rotary_isa_enabled(rotary_isa isa) {
+  /* scalar always; others when supported and, on the cap's architecture, not above the cap */
+  if (isa == ROTARY_ISA_SCALAR) return 1;
+  if (!rotary_isa_supported(isa)) return 0;
+  pthread_once(&cap_once, read_cap);
+  if (isa_cap < 0) return 1;
+  if (isa_cap == ROTARY_ISA_NEON || isa == ROTARY_ISA_NEON) return isa_cap == (int)isa;
+  return (int)isa <= isa_cap;
+}
+
+const rotary_kernel *rotary_kernel_select(rotary_dtype dtype, rotary_pairing pairing) {
+  pthread_once(&choose_once, choose);
+  if ((unsigned)dtype > ROTARY_BF16 || (unsigned)pairing > ROTARY_PAIRING_INTERLEAVED) return NULL;
+  return chosen[dtype][pairing];
 }
 
 const char *rotary_kernel_name(rotary_dtype dtype, rotary_pairing pairing) {

@@ -22,9 +22,16 @@ typedef void (*rotary_rotate_fn)(const void *in, ptrdiff_t in_stride, void *out,
                                  const float *sin);
 
 /* Instruction sets a kernel may need. */
+/* Instruction sets a kernel may need, in order of preference within an architecture. */
 typedef enum rotary_isa {
-  ROTARY_ISA_SCALAR = 0
+  ROTARY_ISA_SCALAR = 0,
+  ROTARY_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
+  ROTARY_ISA_AVX512 = 2, /* AVX-512 F, BW, VL */
+  ROTARY_ISA_NEON = 3    /* aarch64 Advanced SIMD */
 } rotary_isa;
+
+/* "scalar", "avx2", "avx512", "neon". */
+const char *rotary_isa_name(rotary_isa isa);
 
 typedef struct rotary_kernel {
   const char *name;        /* rotary_<dtype>_rotate_<pairing>__<isa> */
@@ -46,10 +53,14 @@ typedef struct rotary_kernel {
 extern const rotary_kernel rotary_kernel_list[];
 extern const size_t rotary_kernel_count;
 
-/* Nonzero when this CPU and OS can run code of that ISA. */
+/* Nonzero when this CPU and OS can run code of that ISA (whatever ROTARY_ISA says). */
 int rotary_isa_supported(rotary_isa isa);
 
-/* The best kernel for a dtype and pairing on this CPU; NULL for an unknown dtype or pairing. */
+/* Nonzero when dispatch may pick that ISA: supported, and not excluded by the environment variable ROTARY_ISA
+ * (scalar, avx2, avx512 or neon: the best ISA dispatch may use; read once per process). */
+int rotary_isa_enabled(rotary_isa isa);
+
+/* The best enabled kernel for a dtype and pairing on this CPU; NULL for an unknown dtype or pairing. */
 const rotary_kernel *rotary_kernel_select(rotary_dtype dtype, rotary_pairing pairing);
 
 #endif /* ROTARY_KERNELS_H */

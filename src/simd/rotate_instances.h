@@ -1,0 +1,34 @@
+/* simd/rotate_instances.h: instantiates the SIMD template for f32, f16 and bf16 under the ISA vocabulary already included. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../convert.h"
+#include "../kernels.h"
+
+#define RT_PASTE_(dtype, pairing, isa) rotary_##dtype##_rotate_##pairing##__##isa
+#define RT_PASTE(dtype, pairing, isa) RT_PASTE_(dtype, pairing, isa)
+
+#define RT_T float
+#define RT_NAME(pairing) RT_PASTE(f32, pairing, ROTARY_ISA_NAME)
+#define RT_VLOAD(p) rv_loadu(p)
+#define RT_VSTORE(p, v) rv_storeu((p), (v))
+#define RT_SLOAD(e) (e)
+#define RT_SSTORE(f) (f)
+#include "rotate_template.h"
+
+#define RT_T uint16_t
+#define RT_NAME(pairing) RT_PASTE(f16, pairing, ROTARY_ISA_NAME)
+#define RT_VLOAD(p) rv_load_f16(p)
+#define RT_VSTORE(p, v) rv_store_f16((p), (v))
+#define RT_SLOAD(e) rotary_f16_to_f32(e)
+#define RT_SSTORE(f) rotary_f32_to_f16(f)
+#include "rotate_template.h"
+
+#define RT_T uint16_t
+#define RT_NAME(pairing) RT_PASTE(bf16, pairing, ROTARY_ISA_NAME)
+#define RT_VLOAD(p) rv_load_bf16(p)
+#define RT_VSTORE(p, v) rv_store_bf16((p), (v))
+#define RT_SLOAD(e) rotary_bf16_to_f32(e)
+#define RT_SSTORE(f) rotary_f32_to_bf16(f)
+#include "rotate_template.h"

@@ -1,0 +1,34 @@
+/* x86/isa_avx512.h: the vector vocabulary of the x86 kernel template for AVX-512 F/BW/VL (16 floats). */
+#include <immintrin.h>
+
+#define ROTARY_ISA_NAME avx512
+#define ROTARY_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define ROTARY_W 16
+
+typedef __m512 rv_f32;
+
+#define rv_loadu(p) _mm512_loadu_ps(p)
+#define rv_storeu(p, v) _mm512_storeu_ps((p), (v))
+#define rv_mul(a, b) _mm512_mul_ps((a), (b))
+#define rv_fmadd(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define rv_fmsub(a, b, c) _mm512_fmsub_ps((a), (b), (c))
+#define rv_dup_even(v) _mm512_moveldup_ps(v)
+#define rv_dup_odd(v) _mm512_movehdup_ps(v)
+
+#define rv_load_f16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
+#define rv_store_f16(p, v) \
+  _mm256_storeu_si256((__m256i *)(void *)(p), _mm512_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+
+#define rv_load_bf16(p) \
+  _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
+
+/* Integer rounding rather than VCVTNEPS2BF16, which treats subnormal inputs as zero: results stay bit-identical
+ * to the scalar kernels. */
+ROTARY_TARGET static inline void rv_store_bf16(uint16_t *p, __m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  const __m512i nan = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+  r = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), r, nan);
+  _mm256_storeu_si256((__m256i *)(void *)p, _mm512_cvtepi32_epi16(r));
+}
