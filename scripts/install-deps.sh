@@ -9,10 +9,19 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v clang >/dev/null || need+=(clang)
 dpkg -s libcmocka-dev >/dev/null 2>&1 || need+=(libcmocka-dev)
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# On x86-64: the aarch64 cross compiler, qemu-user and arm64 cmocka (multiarch) for the NEON build's tests.
+if [ "$(uname -m)" = x86_64 ] && [ "${ROTARY_SKIP_ARM:-0}" != 1 ]; then
+  command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+  command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+  if ! dpkg -s libcmocka-dev:arm64 >/dev/null 2>&1; then
+    dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64
+    need+=(libcmocka-dev:arm64)
+  fi
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

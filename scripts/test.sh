@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test.sh: every test: release build (warnings as errors), ASan+UBSan, TSan, valgrind, install check, fuzz smoke.
+# test.sh: every test: release build (warnings as errors), dispatch capped to each ISA, ASan+UBSan, TSan, valgrind,
+# install check, fuzz smoke, and the aarch64 (NEON) build under qemu-user.
 # Usage: scripts/test.sh [--quick]   (--quick: release suite only)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,23 @@ build() { # build DIR CMAKE_ARGS...
 }
 
 release() { build build-test -DCMAKE_BUILD_TYPE=Release && (cd build-test && ctest --output-on-failure -j"$jobs"); }
+
+isa_caps() { # the dispatcher with features disabled in turn: every public-API test on each lower ISA
+  local rc=0 isa
+  for isa in scalar avx2; do
+    echo "ROTARY_ISA=$isa: $(ROTARY_ISA=$isa build-test/tools/rotary info | grep 'f32  half')"
+    (cd build-test && ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" -R 'apply|threads|errors|fuzz|example') ||
+      rc=1
+  done
+  return $rc
+}
+
+aarch64() { # cross-compiled NEON build, every test under qemu-user (quick sizes: emulation is slow)
+  [ "$(uname -m)" = x86_64 ] || { echo "not an x86-64 host: skipped"; return 0; }
+  build build-aarch64 -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake" &&
+    qemu-aarch64 build-aarch64/tools/rotary info &&
+    (cd build-aarch64 && ROTARY_TEST_QUICK=1 ctest --output-on-failure -j"$jobs")
+}
 
 asan() {
   build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_SANITIZE=address,undefined &&
@@ -74,23 +92,24 @@ CM
 }
 
 fuzz() { # a short libFuzzer run over the public API (the corpus is replayed by ctest in every build)
-  [ -f tests/fuzz/fuzz_apply.c ] || return 0
-  mkdir -p build-fuzz
-  clang -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz/fuzz_apply.c \
-    $(ls src/*.c src/generic/*.c src/x86/*.c src/arm/*.c) -lm -lpthread -o build-fuzz/fuzz_apply &&
-    mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/ 2>/dev/null;
-  build-fuzz/fuzz_apply -max_total_time="${ROTARY_FUZZ_SECONDS:-30}" -print_final_stats=1 build-fuzz/corpus \
-    >build-fuzz/log 2>&1 || { tail -n 40 build-fuzz/log; return 1; }
+  mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/ &&
+    clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE \
+      -Iinclude -Isrc tests/fuzz/fuzz_apply.c src/*.c src/generic/*.c src/x86/*.c src/arm/*.c -lm -lpthread \
+      -o build-fuzz/fuzz_apply || return 1
+  build-fuzz/fuzz_apply -max_total_time="${ROTARY_FUZZ_SECONDS:-30}" -max_len=1024 -artifact_prefix=build-fuzz/ \
+    -print_final_stats=1 build-fuzz/corpus >build-fuzz/log 2>&1 || { tail -n 40 build-fuzz/log; return 1; }
   grep -E 'stat::number_of_executed_units' build-fuzz/log
 }
 
 stage "release build and ctest" release
 if [ "${1:-}" != "--quick" ]; then
+  stage "dispatch capped by ROTARY_ISA" isa_caps
   stage "AddressSanitizer + UndefinedBehaviorSanitizer" asan
   stage "ThreadSanitizer" tsan
   stage "valgrind memcheck" memcheck
   stage "install, pkg-config and find_package consumers" install_check
   stage "libFuzzer smoke run" fuzz
+  [ "${ROTARY_SKIP_ARM:-0}" = 1 ] || stage "aarch64 NEON build under qemu-user" aarch64
 fi
 echo
 [ $failed -eq 0 ] || echo "failed stages: ${failed_names[*]}"
