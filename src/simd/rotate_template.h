@@ -8,6 +8,17 @@
  * results are bit-identical to them; tails use the same formula one pair at a time.
  */
 
+#ifndef RT_PREFETCH_BYTES
+/* Each head row asks for the memory this far ahead of it (about four 128-dim f32 heads): the hardware prefetchers
+ * alone leave a single core short of the streaming rate (measured: 1 thread went from about 95% to 120-130% of a plain
+ * in-place streaming pass on the article's shape). A prefetch never faults, so running past the buffer is harmless. */
+#define RT_PREFETCH_BYTES 2048
+
+static inline void rt_prefetch_row(const void *row, size_t bytes) {
+  for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)row + RT_PREFETCH_BYTES + l, 1, 3);
+}
+#endif
+
 #ifndef RT_CHUNK
 /* Interleaved rows are processed in chunks of this many dims: the chunk's cos/sin, rearranged for the lanes, stay
  * in L1 (2 x 1 KiB) while every head of the token uses them. */
@@ -22,6 +33,7 @@ ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out,
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride;
     RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride;
+    rt_prefetch_row(x, head_dim * sizeof(RT_T));
     size_t i = 0;
     for (; i < vend; i += ROTARY_W) {
       const rv_f32 c = rv_loadu(cos + i), s = rv_loadu(sin + i);
@@ -59,6 +71,7 @@ ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, voi
     for (size_t h = 0; h < n_heads; h++) {
       const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride + d0;
       RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride + d0;
+      rt_prefetch_row(x, n * sizeof(RT_T));
       size_t i = 0;
       for (; i < vend; i += ROTARY_W) {
         const rv_f32 v = RT_VLOAD(x + i);
