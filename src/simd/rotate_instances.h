@@ -31,4 +31,11 @@
 #define RT_VSTORE(p, v) rv_store_bf16((p), (v))
 #define RT_SLOAD(e) rotary_bf16_to_f32(e)
 #define RT_SSTORE(f) rotary_f32_to_bf16(f)
+#ifdef ROTARY_HAS_BF16_PAIRS
+#define RT_VLOAD2(p, lo, hi) rv_load2_bf16((p), &(lo), &(hi))
+#define RT_VSTORE2(p, lo, hi) rv_store2_bf16((p), (lo), (hi))
+#define RT_SLOT(j) rv_bf16_slot(j)
+#define RT_ARRANGE2(dst, src) rv_arrange2_bf16((dst), (src))
+#define RT_VSTORE2X2(p, lo, hi, q, lo2, hi2) rv_store2x2_bf16((p), (lo), (hi), (q), (lo2), (hi2))
+#endif
 #include "rotate_template.h"

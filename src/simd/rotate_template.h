@@ -1,54 +1,107 @@
 /* simd/rotate_template.h: the SIMD rotation kernels, one body instantiated per ISA (x86/isa_*.h, arm/isa_*.h) and dtype. */
 /*
  * Expects an ISA vocabulary (x86/isa_avx2.h, x86/isa_avx512.h, arm/isa_neon.h) and, per dtype:
- *   RT_T            element type               RT_NAME(pairing)  the kernel's function name
- *   RT_VLOAD(p)     ROTARY_W elements -> rv_f32  RT_VSTORE(p, v)   rv_f32 -> ROTARY_W elements
- *   RT_SLOAD(e)     one element -> float         RT_SSTORE(f)      float -> one element
+ *   RT_T            element type                  RT_NAME(pairing)   the kernel's function name
+ *   RT_VLOAD(p)     ROTARY_W elements -> rv_f32    RT_VSTORE(p, v)    rv_f32 -> ROTARY_W elements
+ *   RT_SLOAD(e)     one element -> float           RT_SSTORE(f)       float -> one element
+ * and optionally, for a dtype whose conversions are cheaper two vectors at a time in a lane order of their own:
+ *   RT_VLOAD2(p, lo, hi), RT_VSTORE2(p, lo, hi)   2 * ROTARY_W elements <-> two vectors
+ *   RT_SLOT(j)      the lane (0 .. 2W-1 over lo then hi) that element j of such a block lands in
+ *   RT_ARRANGE2(dst, src)  optional: places one block of 2W floats in that order (else a loop over RT_SLOT)
+ *   RT_VSTORE2X2(p, lo, hi, q, lo2, hi2)  optional: two RT_VSTORE2 at once (shares work such as a NaN test)
  * Every lane computes y0 = fma(x0, c, -(x1 * s)) and y1 = fma(x0, s, x1 * c), the scalar kernels' arithmetic, so
- * results are bit-identical to them; tails use the same formula one pair at a time.
+ * results are bit-identical to them; tails use the same formula one pair at a time. The cos/sin values of a token
+ * are arranged once per call in the lanes' order (chunks of RT_CHUNK dims, kept in L1) and reused by every head.
  */
 
-#ifndef RT_PREFETCH_BYTES
+#ifndef RT_TEMPLATE_ONCE
+#define RT_TEMPLATE_ONCE
 /* Each head row asks for the memory this far ahead of it (about four 128-dim f32 heads): the hardware prefetchers
- * alone leave a single core short of the streaming rate (measured: 1 thread went from about 95% to 120-130% of a plain
- * in-place streaming pass on the article's shape). A prefetch never faults, so running past the buffer is harmless. */
+ * alone leave a single core short of the streaming rate (measured: 1 thread went from about 95% to 120-130% of a
+ * plain in-place streaming pass on the article's shape). A prefetch never faults, so running past the buffer is
+ * harmless. */
 #define RT_PREFETCH_BYTES 2048
+/* Dims per chunk of arranged cos/sin: 2 x 1 KiB of floats. */
+#define RT_CHUNK 256
 
 static inline void rt_prefetch_row(const void *row, size_t bytes) {
   for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)row + RT_PREFETCH_BYTES + l, 1, 3);
 }
 #endif
 
-#ifndef RT_CHUNK
-/* Interleaved rows are processed in chunks of this many dims: the chunk's cos/sin, rearranged for the lanes, stay
- * in L1 (2 x 1 KiB) while every head of the token uses them. */
-#define RT_CHUNK 256
+#ifdef RT_VLOAD2
+#define RT_ARRANGED 1
+#else
+#define RT_ARRANGED 0
+#define RT_VLOAD2(p, lo, hi) ((lo) = RT_VLOAD(p), (hi) = RT_VLOAD((p) + ROTARY_W))
+#define RT_VSTORE2(p, lo, hi) (RT_VSTORE((p), (lo)), RT_VSTORE((p) + ROTARY_W, (hi)))
+#define RT_SLOT(j) (j)
 #endif
+#ifndef RT_VSTORE2X2
+#define RT_VSTORE2X2(p, lo, hi, q, lo2, hi2) (RT_VSTORE2((p), (lo), (hi)), RT_VSTORE2((q), (lo2), (hi2)))
+#endif
+#ifndef RT_ARRANGE2
+#define RT_ARRANGE2(dst, src)                                                   \
+  do {                                                                          \
+    for (size_t j_ = 0; j_ < 2 * ROTARY_W; j_++) (dst)[RT_SLOT(j_)] = (src)[j_]; \
+  } while (0)
+#endif
+
+/* dst[k] for k < n: src values placed in the lane order of whole 2W blocks; the tail keeps its order. */
+ROTARY_TARGET static inline void RT_NAME(arrange)(float *dst, const float *src, size_t n) {
+  const size_t full = n - n % (2 * ROTARY_W);
+  for (size_t b = 0; b < full; b += 2 * ROTARY_W) RT_ARRANGE2(dst + b, src + b);
+  for (size_t k = full; k < n; k++) dst[k] = src[k];
+}
 
 ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
                                  size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
                                  const float *sin) {
   const size_t half = rotary_dim / 2;
-  const size_t vend = half - half % ROTARY_W;
-  for (size_t h = 0; h < n_heads; h++) {
-    const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride;
-    RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride;
-    rt_prefetch_row(x, head_dim * sizeof(RT_T));
-    size_t i = 0;
-    for (; i < vend; i += ROTARY_W) {
-      const rv_f32 c = rv_loadu(cos + i), s = rv_loadu(sin + i);
-      const rv_f32 x0 = RT_VLOAD(x + i), x1 = RT_VLOAD(x + half + i);
-      const rv_f32 y0 = rv_fmsub(x0, c, rv_mul(x1, s));
-      const rv_f32 y1 = rv_fmadd(x0, s, rv_mul(x1, c));
-      RT_VSTORE(y + i, y0);
-      RT_VSTORE(y + half + i, y1);
+  float C[RT_CHUNK / 2] __attribute__((aligned(64))), S[RT_CHUNK / 2] __attribute__((aligned(64)));
+  for (size_t i0 = 0; i0 < half; i0 += RT_CHUNK / 2) {
+    const size_t n = half - i0 < RT_CHUNK / 2 ? half - i0 : RT_CHUNK / 2;
+    const size_t vend = n - n % (2 * ROTARY_W);
+    const float *c = cos + i0, *s = sin + i0;
+    if (RT_ARRANGED) {
+      RT_NAME(arrange)(C, c, n);
+      RT_NAME(arrange)(S, s, n);
+      c = C;
+      s = S;
     }
-    for (; i < half; i++) {
-      const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + half]);
-      y[i] = RT_SSTORE(fmaf(x0, cos[i], -(x1 * sin[i])));
-      y[i + half] = RT_SSTORE(fmaf(x0, sin[i], x1 * cos[i]));
+    for (size_t h = 0; h < n_heads; h++) {
+      const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride + i0;
+      RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride + i0;
+      if (i0 == 0) rt_prefetch_row(x, head_dim * sizeof(RT_T));
+      size_t i = 0;
+      for (; i < vend; i += 2 * ROTARY_W) {
+        rv_f32 a0, a1, b0, b1;
+        RT_VLOAD2(x + i, a0, a1);
+        RT_VLOAD2(x + half + i, b0, b1);
+        const rv_f32 c0 = rv_loadu(c + i), c1 = rv_loadu(c + i + ROTARY_W);
+        const rv_f32 s0 = rv_loadu(s + i), s1 = rv_loadu(s + i + ROTARY_W);
+        RT_VSTORE2X2(y + i, rv_fmsub(a0, c0, rv_mul(b0, s0)), rv_fmsub(a1, c1, rv_mul(b1, s1)), y + half + i,
+                     rv_fmadd(a0, s0, rv_mul(b0, c0)), rv_fmadd(a1, s1, rv_mul(b1, c1)));
+      }
+      for (; !RT_ARRANGED && i + ROTARY_W <= n; i += ROTARY_W) {
+        const rv_f32 c0 = rv_loadu(c + i), s0 = rv_loadu(s + i);
+        const rv_f32 a = RT_VLOAD(x + i), b = RT_VLOAD(x + half + i);
+        RT_VSTORE(y + i, rv_fmsub(a, c0, rv_mul(b, s0)));
+        RT_VSTORE(y + half + i, rv_fmadd(a, s0, rv_mul(b, c0)));
+      }
+      for (; i < n; i++) {
+        const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + half]);
+        y[i] = RT_SSTORE(fmaf(x0, c[i], -(x1 * s[i])));
+        y[i + half] = RT_SSTORE(fmaf(x0, s[i], x1 * c[i]));
+      }
     }
-    if (y != x && head_dim > rotary_dim) memcpy(y + rotary_dim, x + rotary_dim, (head_dim - rotary_dim) * sizeof(RT_T));
+  }
+  if (head_dim > rotary_dim && out != in) {
+    for (size_t h = 0; h < n_heads; h++) {
+      const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride;
+      RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride;
+      memcpy(y + rotary_dim, x + rotary_dim, (head_dim - rotary_dim) * sizeof(RT_T));
+    }
   }
 }
 
@@ -56,29 +109,41 @@ ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, voi
                                         size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
                                         const float *sin) {
   /* Lanes hold [x0 x1 x0' x1' ...]; with a = even lanes duplicated, b = odd lanes duplicated,
-   * B = [c s c' s' ...] and D = [-s c -s' c' ...], fma(a, B, b * D) is exactly the scalar pair formula. */
+   * B = [c s c' s' ...] and D = [-s c -s' c' ...], fma(a, B, b * D) is exactly the scalar pair formula. The lane
+   * orders of RT_VLOAD2 keep pairs adjacent, so the duplication works in them too. */
   float B[RT_CHUNK] __attribute__((aligned(64))), D[RT_CHUNK] __attribute__((aligned(64)));
+  float Bt[RT_CHUNK], Dt[RT_CHUNK];
   for (size_t d0 = 0; d0 < rotary_dim; d0 += RT_CHUNK) {
     const size_t n = rotary_dim - d0 < RT_CHUNK ? rotary_dim - d0 : RT_CHUNK;
-    const size_t vend = n - n % ROTARY_W;
+    const size_t vend = n - n % (2 * ROTARY_W);
     for (size_t j = 0; j < n / 2; j++) {
       const float c = cos[d0 / 2 + j], s = sin[d0 / 2 + j];
-      B[2 * j] = c;
-      B[2 * j + 1] = s;
-      D[2 * j] = -s;
-      D[2 * j + 1] = c;
+      Bt[2 * j] = c;
+      Bt[2 * j + 1] = s;
+      Dt[2 * j] = -s;
+      Dt[2 * j + 1] = c;
     }
+    RT_NAME(arrange)(B, Bt, n);
+    RT_NAME(arrange)(D, Dt, n);
     for (size_t h = 0; h < n_heads; h++) {
       const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride + d0;
       RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride + d0;
       rt_prefetch_row(x, n * sizeof(RT_T));
       size_t i = 0;
-      for (; i < vend; i += ROTARY_W) {
+      for (; i < vend; i += 2 * ROTARY_W) {
+        rv_f32 v0, v1;
+        RT_VLOAD2(x + i, v0, v1);
+        const rv_f32 y0 = rv_fmadd(rv_dup_even(v0), rv_loadu(B + i), rv_mul(rv_dup_odd(v0), rv_loadu(D + i)));
+        const rv_f32 y1 = rv_fmadd(rv_dup_even(v1), rv_loadu(B + i + ROTARY_W),
+                                   rv_mul(rv_dup_odd(v1), rv_loadu(D + i + ROTARY_W)));
+        RT_VSTORE2(y + i, y0, y1);
+      }
+      for (; !RT_ARRANGED && i + ROTARY_W <= n; i += ROTARY_W) {
         const rv_f32 v = RT_VLOAD(x + i);
         RT_VSTORE(y + i, rv_fmadd(rv_dup_even(v), rv_loadu(B + i), rv_mul(rv_dup_odd(v), rv_loadu(D + i))));
       }
       for (; i < n; i += 2) {
-        const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + 1]), c = B[i], s = B[i + 1];
+        const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + 1]), c = Bt[i], s = Bt[i + 1];
         y[i] = RT_SSTORE(fmaf(x0, c, -(x1 * s)));
         y[i + 1] = RT_SSTORE(fmaf(x0, s, x1 * c));
       }
@@ -93,6 +158,12 @@ ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, voi
   }
 }
 
+#undef RT_ARRANGED
+#undef RT_VLOAD2
+#undef RT_VSTORE2
+#undef RT_SLOT
+#undef RT_ARRANGE2
+#undef RT_VSTORE2X2
 #undef RT_T
 #undef RT_NAME
 #undef RT_VLOAD

@@ -20,6 +20,65 @@ typedef __m256 rv_f32;
 #define rv_store_f16(p, v) \
   _mm_storeu_si128((__m128i *)(void *)(p), _mm256_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 
+/* 16 bf16 values as two vectors in the lane order of the unpack/pack instructions, which never cross 128-bit lanes:
+ * lo holds elements 0-3 and 8-11, hi holds 4-7 and 12-15 (RT_SLOT below). Half the shuffles of one-vector
+ * conversions: about 1.7x faster for bf16 kernels, which are otherwise bound by the conversions. */
+#define ROTARY_HAS_BF16_PAIRS 1
+#define rv_bf16_slot(j) ((((j) >> 2) & 1) * 8 + ((j) >> 3) * 4 + ((j) & 3))
+
+/* The same order for 16 floats (cos/sin arranged once per call): two lane swaps. */
+ROTARY_TARGET static inline void rv_arrange2_bf16(float *dst, const float *src) {
+  const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
+  _mm256_storeu_ps(dst, _mm256_permute2f128_ps(a, b, 0x20));
+  _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+ROTARY_TARGET static inline void rv_load2_bf16(const uint16_t *p, __m256 *lo, __m256 *hi) {
+  const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p), z = _mm256_setzero_si256();
+  *lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, v));
+  *hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, v));
+}
+
+/* Round to nearest even on the bit pattern, result in the low 16 bits of each 32-bit lane. */
+ROTARY_TARGET static inline __m256i rv_round_bf16(__m256i u) {
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  return _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+}
+
+/* NaNs (rare) are quieted instead of rounded, as the scalar conversion does. Out of line and cold, so the hot
+ * loop keeps no value alive for it. */
+__attribute__((noinline, cold)) ROTARY_TARGET static __m256i rv_nan_fix_bf16(__m256 v, __m256i r) {
+  const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+  const __m256i q = _mm256_or_si256(_mm256_srli_epi32(_mm256_castps_si256(v), 16), _mm256_set1_epi32(0x40));
+  return _mm256_blendv_epi8(r, q, _mm256_castps_si256(nan));
+}
+
+/* Two blocks at once (the a and b halves of a head): one NaN test for four vectors. */
+ROTARY_TARGET static inline void rv_store2x2_bf16(uint16_t *p, __m256 lo, __m256 hi, uint16_t *q, __m256 lo2,
+                                                  __m256 hi2) {
+  __m256i r0 = rv_round_bf16(_mm256_castps_si256(lo)), r1 = rv_round_bf16(_mm256_castps_si256(hi));
+  __m256i r2 = rv_round_bf16(_mm256_castps_si256(lo2)), r3 = rv_round_bf16(_mm256_castps_si256(hi2));
+  const __m256 any_nan = _mm256_or_ps(_mm256_cmp_ps(lo, hi, _CMP_UNORD_Q), _mm256_cmp_ps(lo2, hi2, _CMP_UNORD_Q));
+  if (__builtin_expect(!_mm256_testz_ps(any_nan, any_nan), 0)) {
+    r0 = rv_nan_fix_bf16(lo, r0);
+    r1 = rv_nan_fix_bf16(hi, r1);
+    r2 = rv_nan_fix_bf16(lo2, r2);
+    r3 = rv_nan_fix_bf16(hi2, r3);
+  }
+  _mm256_storeu_si256((__m256i *)(void *)p, _mm256_packus_epi32(r0, r1));
+  _mm256_storeu_si256((__m256i *)(void *)q, _mm256_packus_epi32(r2, r3));
+}
+
+ROTARY_TARGET static inline void rv_store2_bf16(uint16_t *p, __m256 lo, __m256 hi) {
+  __m256i r0 = rv_round_bf16(_mm256_castps_si256(lo)), r1 = rv_round_bf16(_mm256_castps_si256(hi));
+  const __m256 any_nan = _mm256_cmp_ps(lo, hi, _CMP_UNORD_Q);
+  if (__builtin_expect(!_mm256_testz_ps(any_nan, any_nan), 0)) {
+    r0 = rv_nan_fix_bf16(lo, r0);
+    r1 = rv_nan_fix_bf16(hi, r1);
+  }
+  _mm256_storeu_si256((__m256i *)(void *)p, _mm256_packus_epi32(r0, r1));
+}
+
 /* bf16 -> f32 is a byte move: both 128-bit lanes get the 8 values, and one shuffle puts lane 0's first four and
  * lane 1's last four into the high halves of 32-bit slots (2 instructions instead of widen + shift). */
 ROTARY_TARGET static inline __m256 rv_load_bf16(const uint16_t *p) {
