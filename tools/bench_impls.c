@@ -1,0 +1,78 @@
+/* bench_impls.c: the fused call (c) and the references: the streaming pass (the limit) and memcpy. */
+#include <string.h>
+
+#include "bench.h"
+#include "context.h"
+
+typedef struct pass_job {
+  const bench_setup *s;
+  uint32_t z; /* a zero the compiler cannot see: the pass must load and store every word */
+} pass_job;
+
+static volatile uint32_t zero_word = 0;
+
+/* Words [lo, hi) of tensor t: out = in + 0. Two loops: with one, in == out would fail the compiler's runtime
+ * overlap check and run the scalar fallback. */
+static void pass_words(const bench_setup *s, int t, size_t lo, size_t hi, uint32_t z) {
+  if (s->in[t] == s->out[t]) {
+    uint32_t *x = s->out[t];
+    for (size_t i = lo; i < hi; i++) x[i] += z;
+  } else {
+    const uint32_t *restrict in = s->in[t];
+    uint32_t *restrict out = s->out[t];
+    for (size_t i = lo; i < hi; i++) out[i] = in[i] + z;
+  }
+}
+
+/* The limit: one read and one write of what the call must touch. Out of place or with every dim rotating that
+ * is the whole tensors; in place with partial rotary only the first rotary_dim elements of each head. */
+static void stream_task(void *arg, size_t index, size_t count) {
+  const pass_job *job = arg;
+  const bench_setup *s = job->s;
+  const size_t D = s->o->head_dim, R = s->o->rotary_dim;
+  for (int t = 0; t < 2; t++) {
+    if (s->in[t] != s->out[t] || R == D) {
+      const size_t words = s->bytes[t] / 4;
+      pass_words(s, t, bench_split(words, index, count), bench_split(words, index + 1, count), job->z);
+      continue;
+    }
+    const size_t heads = s->heads[t], w = R * s->esize / 4, stride = D * s->esize / 4;
+    const size_t r1 = bench_split(s->rows, index + 1, count) * heads;
+    for (size_t r = bench_split(s->rows, index, count) * heads; r < r1; r++)
+      pass_words(s, t, r * stride, r * stride + w, job->z);
+  }
+}
+
+static rotary_status stream_run(bench_setup *s) {
+  pass_job job = {s, zero_word};
+  rotary_pool_run(s->ctx->pool, stream_task, &job, s->o->threads);
+  return ROTARY_OK;
+}
+
+static void copy_task(void *arg, size_t index, size_t count) {
+  const bench_setup *s = ((const pass_job *)arg)->s;
+  for (int t = 0; t < 2; t++) {
+    const size_t lo = bench_split(s->bytes[t], index, count), hi = bench_split(s->bytes[t], index + 1, count);
+    memcpy((char *)s->out[t] + lo, (const char *)s->in[t] + lo, hi - lo);
+  }
+}
+
+static rotary_status copy_run(bench_setup *s) {
+  pass_job job = {s, 0};
+  rotary_pool_run(s->ctx->pool, copy_task, &job, s->o->threads);
+  return ROTARY_OK;
+}
+
+static rotary_status fused_run(bench_setup *s) { return rotary_apply(s->ctx, s->rope, &s->desc); }
+
+static double stream_bytes(const bench_setup *s) { return bench_ideal_bytes(s); }
+static double copy_bytes(const bench_setup *s) { return 2.0 * bench_qk_bytes(s); }
+
+/* The ideal pass plus one cos/sin row (rotary_dim fp32 values) per token. */
+static double fused_bytes(const bench_setup *s) {
+  return bench_ideal_bytes(s) + (double)s->rows * (double)s->o->rotary_dim * 4.0;
+}
+
+const bench_impl bench_impl_stream = {"stream", "streaming pass (the limit)", stream_run, stream_bytes, 0};
+const bench_impl bench_impl_copy = {"copy", "copy (memcpy, reference)", copy_run, copy_bytes, 0};
+const bench_impl bench_impl_fused = {"fused", "(c) fused rotary_apply", fused_run, fused_bytes, 1};

@@ -1,0 +1,129 @@
+/* bench_setup.c: the benchmark's workload: rope, context, q/k buffers, positions, tables and intermediates. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+size_t bench_split(size_t n, size_t index, size_t count) {
+  const size_t base = n / count, extra = n % count;
+  return index * base + (index < extra ? index : extra);
+}
+
+double bench_qk_bytes(const bench_setup *s) { return (double)s->bytes[0] + (double)s->bytes[1]; }
+
+double bench_ideal_bytes(const bench_setup *s) {
+  if (s->in[0] != s->out[0]) return 2.0 * bench_qk_bytes(s); /* every element read and written */
+  /* in place only the rotated part of each head moves */
+  return 2.0 * (double)s->rows * (double)(s->heads[0] + s->heads[1]) * (double)s->o->rotary_dim * (double)s->esize;
+}
+
+/* Every byte written before timing; small finite values in every dtype: f32 words are built from two halves,
+ * each a valid f16 in 0.5..1 (and a bf16 near 2^-15). */
+static void *alloc_touched(size_t bytes, unsigned seed) {
+  uint16_t *p = malloc(bytes ? bytes : 1);
+  if (!p) return NULL;
+  for (size_t i = 0; i < bytes / 2; i++) p[i] = (uint16_t)(0x3800u + ((i * 2654435761u + seed) >> 7 & 0x3ffu));
+  return p;
+}
+
+static void *alloc_zeroed(size_t bytes) {
+  void *p = malloc(bytes ? bytes : 1);
+  if (p) memset(p, 0, bytes);
+  return p;
+}
+
+/* Prefill: token (b, s) at position s. Decode: a random position below the table for each sequence. */
+static void fill_positions(const bench_options *o, int64_t *pos, size_t rows) {
+  uint64_t x = 0x9e3779b97f4a7c15u;
+  for (size_t t = 0; t < rows; t++) {
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    pos[t] = o->decode ? (int64_t)((x >> 33) % o->table) : (int64_t)(t % o->tokens);
+  }
+}
+
+/* The baselines' cos and sin tables, [table][rotary_dim / 2] each: the rope's own values. */
+static rotary_status make_tables(bench_setup *s) {
+  const size_t n = s->o->table, half = s->o->rotary_dim / 2;
+  int64_t *all = malloc(n * sizeof *all);
+  s->cos_tab = malloc(n * half * sizeof(float));
+  s->sin_tab = malloc(n * half * sizeof(float));
+  rotary_status st = ROTARY_ERR_OUT_OF_MEMORY;
+  if (all && s->cos_tab && s->sin_tab) {
+    for (size_t i = 0; i < n; i++) all[i] = (int64_t)i;
+    st = rotary_rope_cos_sin(s->rope, all, n, s->cos_tab, s->sin_tab);
+  }
+  free(all);
+  return st;
+}
+
+static rotary_status make_library_objects(const bench_options *o, bench_setup *s) {
+  rotary_config cfg;
+  rotary_config_init(&cfg, o->head_dim);
+  cfg.rotary_dim = o->rotary_dim;
+  cfg.pairing = o->pairing;
+  cfg.base = o->base;
+  rotary_status st = rotary_rope_create(&cfg, o->table, &s->rope);
+  if (st == ROTARY_OK) st = rotary_context_create(o->threads, &s->ctx);
+  return st;
+}
+
+static rotary_status make_buffers(const bench_options *o, bench_setup *s) {
+  const size_t maxh = s->heads[0] > s->heads[1] ? s->heads[0] : s->heads[1];
+  const size_t tmp = s->rows * maxh * o->rotary_dim * s->esize, row = s->rows * o->rotary_dim * s->esize;
+  for (int t = 0; t < 2; t++) {
+    s->bytes[t] = s->rows * s->heads[t] * o->head_dim * s->esize;
+    s->in[t] = alloc_touched(s->bytes[t], (unsigned)t);
+    s->out[t] = o->out_of_place ? alloc_touched(s->bytes[t], 7u) : s->in[t];
+    if (!s->in[t] || !s->out[t]) return ROTARY_ERR_OUT_OF_MEMORY;
+  }
+  s->pos = malloc(s->rows * sizeof *s->pos);
+  void **tmps[] = {&s->cos_full, &s->sin_full, &s->rot, &s->tmp1, &s->tmp2, &s->sum};
+  for (size_t i = 0; i < sizeof tmps / sizeof tmps[0]; i++)
+    if (!(*tmps[i] = alloc_zeroed(i < 2 ? row : tmp))) return ROTARY_ERR_OUT_OF_MEMORY;
+  if (!s->pos) return ROTARY_ERR_OUT_OF_MEMORY;
+  fill_positions(o, s->pos, s->rows);
+  return ROTARY_OK;
+}
+
+static rotary_status make_desc(const bench_options *o, bench_setup *s) {
+  rotary_apply_desc *d = &s->desc;
+  rotary_apply_desc_init(d);
+  d->batch = o->batch;
+  d->seq_len = o->tokens;
+  if (o->decode) {
+    d->positions.mode = ROTARY_POSITIONS_IDS_I64;
+    d->positions.ids = s->pos;
+  } /* else offset 0: the library's prefill path, the same positions as s->pos */
+  rotary_status st = ROTARY_OK;
+  for (int t = 0; t < 2 && st == ROTARY_OK; t++)
+    st = rotary_tensor_init(t ? &d->k : &d->q, ROTARY_LAYOUT_BSHD, s->in[t], s->out[t], o->dtype, o->tokens,
+                            s->heads[t], o->head_dim);
+  return st;
+}
+
+rotary_status bench_setup_create(const bench_options *o, bench_setup *s) {
+  memset(s, 0, sizeof *s);
+  s->o = o;
+  s->rows = o->batch * o->tokens; /* sizes were bounded by the option checks */
+  s->esize = o->dtype == ROTARY_F32 ? 4 : 2;
+  s->heads[0] = o->heads;
+  s->heads[1] = o->kv_heads;
+  rotary_status st = make_library_objects(o, s);
+  if (st == ROTARY_OK) st = make_buffers(o, s);
+  if (st == ROTARY_OK) st = make_tables(s);
+  if (st == ROTARY_OK) st = make_desc(o, s);
+  if (st != ROTARY_OK) bench_setup_destroy(s);
+  return st;
+}
+
+void bench_setup_destroy(bench_setup *s) {
+  for (int t = 0; t < 2; t++) {
+    if (s->out[t] != s->in[t]) free(s->out[t]);
+    free(s->in[t]);
+  }
+  void *others[] = {s->pos, s->cos_tab, s->sin_tab, s->cos_full, s->sin_full, s->rot, s->tmp1, s->tmp2, s->sum};
+  for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) free(others[i]);
+  rotary_context_destroy(s->ctx);
+  rotary_rope_destroy(s->rope);
+  memset(s, 0, sizeof *s);
+}
