@@ -48,7 +48,7 @@ static void empty_task(void *arg, size_t index, size_t count) {
   (void)count;
 }
 
-static void pool_call(void *pool) { rotary_pool_run(pool, empty_task, NULL, 2); }
+static void pool_call(void *pool) { rotary_pool_run(pool, empty_task, NULL, 2, 1); }
 
 #ifdef ROTARY_HAVE_OPENMP
 /* The region's body calls the same empty task through a volatile pointer: GCC deletes a parallel region whose

@@ -10,6 +10,9 @@
 
 /* Below this many bytes moved per thread a worker's wake-up costs more than its share of the work. */
 #define ROTARY_MIN_BYTES_PER_THREAD (64u * 1024u)
+/* Tasks per thread: threads claim tasks as they come, so one that starts late (woken slowly, preempted) leaves
+ * its share to the others instead of holding up the call. */
+#define ROTARY_TASKS_PER_THREAD 4
 /* cos/sin rows up to this many floats (rotary_dim) live on the stack; longer ones in a per-call buffer. */
 #define ROTARY_STACK_ROW 1024
 
@@ -21,6 +24,7 @@ typedef struct apply_job {
   size_t heads[2];                /* k's is 0 when k is left out */
   size_t units;                   /* tokens * (q heads + k heads): the work split between tasks */
   float *scratch;                 /* rotary_dim floats per task when rows do not fit the stack, else NULL */
+  int rows_in_table;              /* positions come from the table: the next token's row can be prefetched */
 } apply_job;
 
 void rotary_apply_desc_init(rotary_apply_desc *desc) {
@@ -110,6 +114,18 @@ static void rotate_heads(const apply_job *job, int i, size_t b, size_t s_idx, si
                      job->rope->rotary_dim, c, s);
 }
 
+/* Asks for the table row of token t (if any) ahead of its use: decode positions are random, so the hardware
+ * cannot guess them. */
+static void prefetch_row(const apply_job *job, size_t t) {
+  const rotary_positions *p = &job->d->positions;
+  int64_t pos;
+  if (p->mode == ROTARY_POSITIONS_IDS_I64) pos = ((const int64_t *)p->ids)[t];
+  else if (p->mode == ROTARY_POSITIONS_IDS_I32) pos = ((const int32_t *)p->ids)[t];
+  else return; /* offsets walk the table in order */
+  const char *row = (const char *)rotary_rope_table_row(job->rope, pos);
+  for (size_t b = 0; b < job->rope->rotary_dim * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
+}
+
 static void run_task(void *arg, size_t index, size_t count) {
   const apply_job *job = arg;
   const size_t per_token = job->heads[0] + job->heads[1];
@@ -123,6 +139,7 @@ static void run_task(void *arg, size_t index, size_t count) {
     const size_t h1 = end - u < per_token - h0 ? h0 + (end - u) : per_token;
     const size_t b = t / job->d->seq_len, s_idx = t % job->d->seq_len;
     const float *c, *s;
+    if (job->rows_in_table && t + 1 < job->units / per_token) prefetch_row(job, t + 1);
     token_row(job, t, b, s_idx, buf, &c, &s);
     const size_t nq = job->heads[0];
     if (h0 < nq) rotate_heads(job, 0, b, s_idx, h0, h1 < nq ? h1 : nq, c, s);
@@ -135,12 +152,9 @@ static void run_task(void *arg, size_t index, size_t count) {
 static size_t useful_threads(const apply_job *job, size_t available) {
   const rotary_apply_desc *d = job->d;
   const size_t tokens = d->batch * d->seq_len; /* validated not to overflow */
-  double bytes = 0;
-  for (int i = 0; i < 2; i++) {
-    const rotary_tensor *t = i ? &d->k : &d->q;
-    const double passes = t->in == t->out ? 2.0 : 3.0; /* read + write, or read + write + pass-through copy */
-    bytes += (double)tokens * (double)job->heads[i] * (double)job->rope->head_dim * (double)job->elem[i] * passes;
-  }
+  double bytes = 0; /* each element is read once and written once, in place or not */
+  for (int i = 0; i < 2; i++)
+    bytes += 2.0 * (double)tokens * (double)job->heads[i] * (double)job->rope->head_dim * (double)job->elem[i];
   double n = bytes / ROTARY_MIN_BYTES_PER_THREAD;
   size_t want = n < 1.0 ? 1 : n >= (double)available ? available : (size_t)n;
   return want < job->units ? want : job->units;
@@ -163,16 +177,19 @@ rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const r
   size_t tokens = desc->batch * desc->seq_len;
   ROTARY_RETURN_IF(rotary_mul_overflow_size(tokens, job.heads[0] + job.heads[1], &job.units), ROTARY_ERR_OVERFLOW);
 
+  job.rows_in_table = rope->table != NULL;
   if (ctx) pthread_mutex_lock(&ctx->lock);
   const size_t n = useful_threads(&job, ctx ? ctx->n_threads : 1);
+  size_t tasks = n > 1 ? n * ROTARY_TASKS_PER_THREAD : 1; /* n <= 1024: within ROTARY_POOL_MAX_TASKS */
+  if (tasks > job.units) tasks = job.units;
   if (rope->rotary_dim > ROTARY_STACK_ROW) {
-    job.scratch = malloc(n * rope->rotary_dim * sizeof(float)); /* n <= 1024, rotary_dim <= 65536: no overflow */
+    job.scratch = malloc(tasks * rope->rotary_dim * sizeof(float)); /* tasks <= 4096, rotary_dim <= 65536 */
     if (!job.scratch) {
       if (ctx) pthread_mutex_unlock(&ctx->lock);
       return ROTARY_ERR_OUT_OF_MEMORY;
     }
   }
-  rotary_pool_run(ctx ? ctx->pool : NULL, run_task, &job, n);
+  rotary_pool_run(ctx ? ctx->pool : NULL, run_task, &job, tasks, n - 1);
   if (ctx) pthread_mutex_unlock(&ctx->lock);
   free(job.scratch);
   return ROTARY_OK;

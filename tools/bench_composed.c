@@ -129,7 +129,7 @@ static void run_op(bench_setup *s, composed_op op, op_fn fn, const void *a, size
   op.a_stride = as;
   op.b_stride = bs;
   op.y_stride = ys;
-  rotary_pool_run(s->ctx->pool, op_task, &op, s->o->threads);
+  rotary_pool_run(s->ctx->pool, op_task, &op, s->o->threads, s->o->threads - 1);
 }
 
 static void composed_tensor(bench_setup *s, composed_op op, int t) {

@@ -66,7 +66,7 @@ static void stream_task(void *arg, size_t index, size_t count) {
 
 static rotary_status stream_run(bench_setup *s) {
   pass_job job = {s, zero_word};
-  rotary_pool_run(s->ctx->pool, stream_task, &job, s->o->threads);
+  rotary_pool_run(s->ctx->pool, stream_task, &job, s->o->threads, s->o->threads - 1);
   return ROTARY_OK;
 }
 
@@ -80,7 +80,7 @@ static void copy_task(void *arg, size_t index, size_t count) {
 
 static rotary_status copy_run(bench_setup *s) {
   pass_job job = {s, 0};
-  rotary_pool_run(s->ctx->pool, copy_task, &job, s->o->threads);
+  rotary_pool_run(s->ctx->pool, copy_task, &job, s->o->threads, s->o->threads - 1);
   return ROTARY_OK;
 }
 

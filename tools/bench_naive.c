@@ -91,7 +91,7 @@ static void naive_task(void *arg, size_t index, size_t count) {
 static rotary_status naive_run(bench_setup *s) {
   if (s->o->head_dim > BENCH_NAIVE_MAX_DIM) return ROTARY_ERR_HEAD_DIM;
   naive_job job = {s};
-  rotary_pool_run(s->ctx->pool, naive_task, &job, s->o->threads);
+  rotary_pool_run(s->ctx->pool, naive_task, &job, s->o->threads, s->o->threads - 1);
   return ROTARY_OK;
 }
 
