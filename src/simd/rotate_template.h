@@ -24,8 +24,11 @@
 /* Dims per chunk of arranged cos/sin: 2 x 1 KiB of floats. */
 #define RT_CHUNK 256
 
-static inline void rt_prefetch_row(const void *row, size_t bytes) {
-  for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)row + RT_PREFETCH_BYTES + l, 1, 3);
+/* Input ahead of the current row (read), and the output too when it is elsewhere (write). */
+static inline void rt_prefetch_rows(const void *in_row, const void *out_row, size_t bytes) {
+  for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)in_row + RT_PREFETCH_BYTES + l, 0, 3);
+  if (out_row != in_row)
+    for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)out_row + RT_PREFETCH_BYTES + l, 1, 3);
 }
 #endif
 
@@ -72,7 +75,7 @@ ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out,
     for (size_t h = 0; h < n_heads; h++) {
       const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride + i0;
       RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride + i0;
-      if (i0 == 0) rt_prefetch_row(x, head_dim * sizeof(RT_T));
+      if (i0 == 0) rt_prefetch_rows(x, y, head_dim * sizeof(RT_T));
       size_t i = 0;
       for (; i < vend; i += 2 * ROTARY_W) {
         rv_f32 a0, a1, b0, b1;
@@ -128,7 +131,7 @@ ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, voi
     for (size_t h = 0; h < n_heads; h++) {
       const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride + d0;
       RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride + d0;
-      rt_prefetch_row(x, n * sizeof(RT_T));
+      rt_prefetch_rows(x, y, n * sizeof(RT_T));
       size_t i = 0;
       for (; i < vend; i += 2 * ROTARY_W) {
         rv_f32 v0, v1;
