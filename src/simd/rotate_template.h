@@ -57,14 +57,49 @@ ROTARY_TARGET static inline void RT_NAME(arrange)(float *dst, const float *src, 
   for (size_t k = full; k < n; k++) dst[k] = src[k];
 }
 
+/* Rotates the pairs [i0, i0 + n) of every head (half pairing); c and s are that range's cos/sin in lane order.
+ * Always inlined, so a constant half (and n) turns the loops into straight code: see RT_NAME(half). */
+__attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_heads)(
+    const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim,
+    size_t half, size_t i0, size_t n, const float *c, const float *s) {
+  const size_t vend = n - n % (2 * ROTARY_W);
+  for (size_t h = 0; h < n_heads; h++) {
+    const RT_T *x = in + (ptrdiff_t)h * in_stride + i0;
+    RT_T *y = out + (ptrdiff_t)h * out_stride + i0;
+    if (i0 == 0) rt_prefetch_rows(x, y, head_dim * sizeof(RT_T));
+    size_t i = 0;
+    for (; i < vend; i += 2 * ROTARY_W) {
+      rv_f32 a0, a1, b0, b1;
+      RT_VLOAD2(x + i, a0, a1);
+      RT_VLOAD2(x + half + i, b0, b1);
+      const rv_f32 c0 = rv_loadu(c + i), c1 = rv_loadu(c + i + ROTARY_W);
+      const rv_f32 s0 = rv_loadu(s + i), s1 = rv_loadu(s + i + ROTARY_W);
+      RT_VSTORE2X2(y + i, rv_fmsub(a0, c0, rv_mul(b0, s0)), rv_fmsub(a1, c1, rv_mul(b1, s1)), y + half + i,
+                   rv_fmadd(a0, s0, rv_mul(b0, c0)), rv_fmadd(a1, s1, rv_mul(b1, c1)));
+    }
+    for (; !RT_ARRANGED && i + ROTARY_W <= n; i += ROTARY_W) {
+      const rv_f32 c0 = rv_loadu(c + i), s0 = rv_loadu(s + i);
+      const rv_f32 a = RT_VLOAD(x + i), b = RT_VLOAD(x + half + i);
+      RT_VSTORE(y + i, rv_fmsub(a, c0, rv_mul(b, s0)));
+      RT_VSTORE(y + half + i, rv_fmadd(a, s0, rv_mul(b, c0)));
+    }
+    for (; i < n; i++) {
+      const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + half]);
+      y[i] = RT_SSTORE(fmaf(x0, c[i], -(x1 * s[i])));
+      y[i + half] = RT_SSTORE(fmaf(x0, s[i], x1 * c[i]));
+    }
+  }
+}
+
 ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
                                  size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
                                  const float *sin) {
   const size_t half = rotary_dim / 2;
+  const RT_T *x = (const RT_T *)in;
+  RT_T *y = (RT_T *)out;
   float C[RT_CHUNK / 2] __attribute__((aligned(64))), S[RT_CHUNK / 2] __attribute__((aligned(64)));
   for (size_t i0 = 0; i0 < half; i0 += RT_CHUNK / 2) {
     const size_t n = half - i0 < RT_CHUNK / 2 ? half - i0 : RT_CHUNK / 2;
-    const size_t vend = n - n % (2 * ROTARY_W);
     const float *c = cos + i0, *s = sin + i0;
     if (RT_ARRANGED) {
       RT_NAME(arrange)(C, c, n);
@@ -72,38 +107,52 @@ ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out,
       c = C;
       s = S;
     }
-    for (size_t h = 0; h < n_heads; h++) {
-      const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride + i0;
-      RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride + i0;
-      if (i0 == 0) rt_prefetch_rows(x, y, head_dim * sizeof(RT_T));
-      size_t i = 0;
-      for (; i < vend; i += 2 * ROTARY_W) {
-        rv_f32 a0, a1, b0, b1;
-        RT_VLOAD2(x + i, a0, a1);
-        RT_VLOAD2(x + half + i, b0, b1);
-        const rv_f32 c0 = rv_loadu(c + i), c1 = rv_loadu(c + i + ROTARY_W);
-        const rv_f32 s0 = rv_loadu(s + i), s1 = rv_loadu(s + i + ROTARY_W);
-        RT_VSTORE2X2(y + i, rv_fmsub(a0, c0, rv_mul(b0, s0)), rv_fmsub(a1, c1, rv_mul(b1, s1)), y + half + i,
-                     rv_fmadd(a0, s0, rv_mul(b0, c0)), rv_fmadd(a1, s1, rv_mul(b1, c1)));
-      }
-      for (; !RT_ARRANGED && i + ROTARY_W <= n; i += ROTARY_W) {
-        const rv_f32 c0 = rv_loadu(c + i), s0 = rv_loadu(s + i);
-        const rv_f32 a = RT_VLOAD(x + i), b = RT_VLOAD(x + half + i);
-        RT_VSTORE(y + i, rv_fmsub(a, c0, rv_mul(b, s0)));
-        RT_VSTORE(y + half + i, rv_fmadd(a, s0, rv_mul(b, c0)));
-      }
-      for (; i < n; i++) {
-        const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + half]);
-        y[i] = RT_SSTORE(fmaf(x0, c[i], -(x1 * s[i])));
-        y[i + half] = RT_SSTORE(fmaf(x0, s[i], x1 * c[i]));
-      }
+    /* The common fully rotated head dims get loops with constant trip counts (a head of 128 f32 is only 2-4
+     * vector steps, so the loop control of the general case was a large share of a decode call's work). */
+    switch (half == n && head_dim == rotary_dim ? half : 0) {
+      case 32: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 64, 32, 0, 32, c, s); break;
+      case 48: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 96, 48, 0, 48, c, s); break;
+      case 64: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 128, 64, 0, 64, c, s); break;
+      case 128: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 256, 128, 0, 128, c, s); break;
+      default: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, head_dim, half, i0, n, c, s); break;
     }
   }
   if (head_dim > rotary_dim && out != in) {
     for (size_t h = 0; h < n_heads; h++) {
-      const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride;
-      RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride;
-      memcpy(y + rotary_dim, x + rotary_dim, (head_dim - rotary_dim) * sizeof(RT_T));
+      const RT_T *xr = x + (ptrdiff_t)h * in_stride;
+      RT_T *yr = y + (ptrdiff_t)h * out_stride;
+      memcpy(yr + rotary_dim, xr + rotary_dim, (head_dim - rotary_dim) * sizeof(RT_T));
+    }
+  }
+}
+
+/* Rotates dims [d0, d0 + n) of every head (interleaved pairing) with B and D of that range in lane order;
+ * Bt holds B in plain order for the tail. Always inlined, so a constant n becomes straight code. */
+__attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interleaved_heads)(
+    const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t d0, size_t n,
+    const float *B, const float *D, const float *Bt) {
+  const size_t vend = n - n % (2 * ROTARY_W);
+  for (size_t h = 0; h < n_heads; h++) {
+    const RT_T *x = in + (ptrdiff_t)h * in_stride + d0;
+    RT_T *y = out + (ptrdiff_t)h * out_stride + d0;
+    rt_prefetch_rows(x, y, n * sizeof(RT_T));
+    size_t i = 0;
+    for (; i < vend; i += 2 * ROTARY_W) {
+      rv_f32 v0, v1;
+      RT_VLOAD2(x + i, v0, v1);
+      const rv_f32 y0 = rv_fmadd(rv_dup_even(v0), rv_loadu(B + i), rv_mul(rv_dup_odd(v0), rv_loadu(D + i)));
+      const rv_f32 y1 = rv_fmadd(rv_dup_even(v1), rv_loadu(B + i + ROTARY_W),
+                                 rv_mul(rv_dup_odd(v1), rv_loadu(D + i + ROTARY_W)));
+      RT_VSTORE2(y + i, y0, y1);
+    }
+    for (; !RT_ARRANGED && i + ROTARY_W <= n; i += ROTARY_W) {
+      const rv_f32 v = RT_VLOAD(x + i);
+      RT_VSTORE(y + i, rv_fmadd(rv_dup_even(v), rv_loadu(B + i), rv_mul(rv_dup_odd(v), rv_loadu(D + i))));
+    }
+    for (; i < n; i += 2) {
+      const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + 1]), c = Bt[i], s = Bt[i + 1];
+      y[i] = RT_SSTORE(fmaf(x0, c, -(x1 * s)));
+      y[i + 1] = RT_SSTORE(fmaf(x0, s, x1 * c));
     }
   }
 }
@@ -114,11 +163,12 @@ ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, voi
   /* Lanes hold [x0 x1 x0' x1' ...]; with a = even lanes duplicated, b = odd lanes duplicated,
    * B = [c s c' s' ...] and D = [-s c -s' c' ...], fma(a, B, b * D) is exactly the scalar pair formula. The lane
    * orders of RT_VLOAD2 keep pairs adjacent, so the duplication works in them too. */
+  const RT_T *x = (const RT_T *)in;
+  RT_T *y = (RT_T *)out;
   float B[RT_CHUNK] __attribute__((aligned(64))), D[RT_CHUNK] __attribute__((aligned(64)));
   float Bt[RT_CHUNK], Dt[RT_CHUNK];
   for (size_t d0 = 0; d0 < rotary_dim; d0 += RT_CHUNK) {
     const size_t n = rotary_dim - d0 < RT_CHUNK ? rotary_dim - d0 : RT_CHUNK;
-    const size_t vend = n - n % (2 * ROTARY_W);
     for (size_t j = 0; j < n / 2; j++) {
       const float c = cos[d0 / 2 + j], s = sin[d0 / 2 + j];
       Bt[2 * j] = c;
@@ -128,35 +178,20 @@ ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, voi
     }
     RT_NAME(arrange)(B, Bt, n);
     RT_NAME(arrange)(D, Dt, n);
-    for (size_t h = 0; h < n_heads; h++) {
-      const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride + d0;
-      RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride + d0;
-      rt_prefetch_rows(x, y, n * sizeof(RT_T));
-      size_t i = 0;
-      for (; i < vend; i += 2 * ROTARY_W) {
-        rv_f32 v0, v1;
-        RT_VLOAD2(x + i, v0, v1);
-        const rv_f32 y0 = rv_fmadd(rv_dup_even(v0), rv_loadu(B + i), rv_mul(rv_dup_odd(v0), rv_loadu(D + i)));
-        const rv_f32 y1 = rv_fmadd(rv_dup_even(v1), rv_loadu(B + i + ROTARY_W),
-                                   rv_mul(rv_dup_odd(v1), rv_loadu(D + i + ROTARY_W)));
-        RT_VSTORE2(y + i, y0, y1);
-      }
-      for (; !RT_ARRANGED && i + ROTARY_W <= n; i += ROTARY_W) {
-        const rv_f32 v = RT_VLOAD(x + i);
-        RT_VSTORE(y + i, rv_fmadd(rv_dup_even(v), rv_loadu(B + i), rv_mul(rv_dup_odd(v), rv_loadu(D + i))));
-      }
-      for (; i < n; i += 2) {
-        const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + 1]), c = Bt[i], s = Bt[i + 1];
-        y[i] = RT_SSTORE(fmaf(x0, c, -(x1 * s)));
-        y[i + 1] = RT_SSTORE(fmaf(x0, s, x1 * c));
-      }
+    /* constant trip counts for the common head dims, as in the half pairing */
+    switch (n == rotary_dim ? n : 0) {
+      case 64: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 64, B, D, Bt); break;
+      case 96: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 96, B, D, Bt); break;
+      case 128: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 128, B, D, Bt); break;
+      case 256: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 256, B, D, Bt); break;
+      default: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, d0, n, B, D, Bt); break;
     }
   }
   if (head_dim > rotary_dim && out != in) {
     for (size_t h = 0; h < n_heads; h++) {
-      const RT_T *x = (const RT_T *)in + (ptrdiff_t)h * in_stride;
-      RT_T *y = (RT_T *)out + (ptrdiff_t)h * out_stride;
-      memcpy(y + rotary_dim, x + rotary_dim, (head_dim - rotary_dim) * sizeof(RT_T));
+      const RT_T *xr = x + (ptrdiff_t)h * in_stride;
+      RT_T *yr = y + (ptrdiff_t)h * out_stride;
+      memcpy(yr + rotary_dim, xr + rotary_dim, (head_dim - rotary_dim) * sizeof(RT_T));
     }
   }
 }
