@@ -96,17 +96,6 @@ static void vary(tu_acase *ac, unsigned v) {
 
 /* ---- tests ---- */
 
-static size_t rotary_dims(size_t hd, size_t *out) {
-  size_t n = 0;
-  if (hd <= 64 && !tu_quick()) {
-    for (size_t rd = 2; rd <= hd; rd += 2) out[n++] = rd;
-    return n;
-  }
-  size_t cand[4] = {2, (hd / 4) & ~(size_t)1, (hd / 2) & ~(size_t)1, hd};
-  for (size_t j = 0; j < 4; j++)
-    if (cand[j] >= 2 && (n == 0 || cand[j] != out[n - 1])) out[n++] = cand[j];
-  return n;
-}
 
 /* Every even head_dim up to 64 with every even rotary_dim, then 80, 96, 128, 256; both pairings. */
 static void test_dims_sweep(void **state) {
@@ -116,7 +105,7 @@ static void test_dims_sweep(void **state) {
   unsigned v = 0;
   for (size_t x = 0; x < 36; x++) {
     size_t hd = x < 32 ? 2 * (x + 1) : big[x - 32], rds[64];
-    size_t nrd = rotary_dims(hd, rds);
+    size_t nrd = tu_rotary_dims(hd, rds);
     for (size_t y = 0; y < nrd; y++)
       for (int pairing = 0; pairing < 2; pairing++) {
         tu_acase ac = base_case(hd, rds[y], 3, 2, 2, 3);

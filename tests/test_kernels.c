@@ -239,18 +239,6 @@ static size_t head_dims(size_t *out) {
   return n;
 }
 
-/* Every even rotary_dim up to 64 (quick mode: a handful); above, 2, head_dim/4, head_dim/2 and head_dim. */
-static size_t rotary_dims(size_t hd, size_t *out) {
-  size_t n = 0;
-  if (hd <= 64 && !tu_quick()) {
-    for (size_t rd = 2; rd <= hd; rd += 2) out[n++] = rd;
-    return n;
-  }
-  size_t cand[4] = {2, (hd / 4) & ~(size_t)1, (hd / 2) & ~(size_t)1, hd};
-  for (size_t j = 0; j < 4; j++)
-    if (cand[j] >= 2 && (n == 0 || cand[j] != out[n - 1])) out[n++] = cand[j];
-  return n;
-}
 
 /* Derives the memory variant (misalignment, guard side, strides, rows, position) from a running counter so that
  * every combination comes up many times over the sweep without a full cartesian product. */
@@ -274,7 +262,7 @@ static void sweep_kernel(const rotary_kernel *k, kstats *ks) {
   tu_rng r;
   tu_rng_seed(&r, 0x5EED0000u + (uint64_t)k->dtype * 16 + (uint64_t)k->pairing);
   for (size_t x = 0; x < nhd; x++) {
-    size_t nrd = rotary_dims(hds[x], rds);
+    size_t nrd = tu_rotary_dims(hds[x], rds);
     for (size_t y = 0; y < nrd; y++)
       for (size_t z = 0; z < n_heads_sets; z++) {
         /* out of place forward and in place inverse always; the other two on the smaller head counts */

@@ -57,6 +57,15 @@ ROTARY_TARGET static inline void RT_NAME(arrange)(float *dst, const float *src, 
   for (size_t k = full; k < n; k++) dst[k] = src[k];
 }
 
+/* Out of place, the dims past rotary_dim pass through bit for bit. */
+ROTARY_TARGET static inline void RT_NAME(copy_rest)(const RT_T *x, ptrdiff_t in_stride, RT_T *y, ptrdiff_t out_stride,
+                                                    size_t n_heads, size_t head_dim, size_t rotary_dim) {
+  if (head_dim == rotary_dim || x == y) return;
+  for (size_t h = 0; h < n_heads; h++)
+    memcpy(y + (ptrdiff_t)h * out_stride + rotary_dim, x + (ptrdiff_t)h * in_stride + rotary_dim,
+           (head_dim - rotary_dim) * sizeof(RT_T));
+}
+
 /* Rotates the pairs [i0, i0 + n) of every head (half pairing); c and s are that range's cos/sin in lane order.
  * Always inlined, so a constant half (and n) turns the loops into straight code: see RT_NAME(half). */
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_heads)(
@@ -117,13 +126,7 @@ ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out,
       default: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, head_dim, half, i0, n, c, s); break;
     }
   }
-  if (head_dim > rotary_dim && out != in) {
-    for (size_t h = 0; h < n_heads; h++) {
-      const RT_T *xr = x + (ptrdiff_t)h * in_stride;
-      RT_T *yr = y + (ptrdiff_t)h * out_stride;
-      memcpy(yr + rotary_dim, xr + rotary_dim, (head_dim - rotary_dim) * sizeof(RT_T));
-    }
-  }
+  RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
 }
 
 /* Rotates dims [d0, d0 + n) of every head (interleaved pairing) with B and D of that range in lane order;
@@ -187,13 +190,7 @@ ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, voi
       default: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, d0, n, B, D, Bt); break;
     }
   }
-  if (head_dim > rotary_dim && out != in) {
-    for (size_t h = 0; h < n_heads; h++) {
-      const RT_T *xr = x + (ptrdiff_t)h * in_stride;
-      RT_T *yr = y + (ptrdiff_t)h * out_stride;
-      memcpy(yr + rotary_dim, xr + rotary_dim, (head_dim - rotary_dim) * sizeof(RT_T));
-    }
-  }
+  RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
 }
 
 #undef RT_ARRANGED

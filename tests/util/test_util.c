@@ -245,3 +245,15 @@ size_t tu_canary_check(const void *p, size_t n, uint64_t seed) {
     if (b[i] != canary_byte(seed, i)) return i;
   return n;
 }
+
+size_t tu_rotary_dims(size_t hd, size_t *out) {
+  size_t n = 0;
+  if (hd <= 64 && !tu_quick()) {
+    for (size_t rd = 2; rd <= hd; rd += 2) out[n++] = rd;
+    return n;
+  }
+  size_t cand[4] = {2, (hd / 4) & ~(size_t)1, (hd / 2) & ~(size_t)1, hd};
+  for (size_t j = 0; j < 4; j++)
+    if (cand[j] >= 2 && (n == 0 || cand[j] != out[n - 1])) out[n++] = cand[j];
+  return n;
+}
