@@ -10,9 +10,9 @@ extern "C" {
 #endif
 
 #define ROTARY_VERSION_MAJOR 0
-#define ROTARY_VERSION_MINOR 1
+#define ROTARY_VERSION_MINOR 2
 #define ROTARY_VERSION_PATCH 0
-#define ROTARY_VERSION_STRING "0.1.0"
+#define ROTARY_VERSION_STRING "0.2.0"
 /* One integer that grows with every release: major * 10000 + minor * 100 + patch. */
 #define ROTARY_VERSION_NUMBER \
   (ROTARY_VERSION_MAJOR * 10000 + ROTARY_VERSION_MINOR * 100 + ROTARY_VERSION_PATCH)
@@ -53,14 +53,18 @@ typedef enum rotary_status {
   ROTARY_ERR_OVERLAP = 10,         /* two buffers overlap partially (an output with an input it is not, say) */
   ROTARY_ERR_OUT_OF_MEMORY = 11,   /* an allocation failed */
   ROTARY_ERR_THREAD = 12,          /* a thread could not be created */
-  ROTARY_ERR_INVALID_ARGUMENT = 13 /* any other bad value: unknown enum, zero count, wrong struct_size */
+  ROTARY_ERR_INVALID_ARGUMENT = 13, /* any other bad value: unknown enum, zero count, wrong struct_size */
+  ROTARY_ERR_SCALING = 14,         /* a frequency-scaling parameter is missing, out of range or contradictory */
+  ROTARY_ERR_CONFIG = 15,          /* a model config (config.json) is malformed or asks for something unsupported */
+  ROTARY_ERR_IO = 16,              /* a file could not be read */
+  ROTARY_ERR_UNSUPPORTED = 17      /* the library was built without this feature (config.json without cJSON) */
 } rotary_status;
 
 /* The text of a status, e.g. "rotary_dim is odd or greater than head_dim". Never NULL; unknown codes give
  * "unknown status". The string is static. */
 ROTARY_API const char *rotary_status_string(rotary_status status);
 
-/* "0.1.0": the version of the library that is linked, which may differ from ROTARY_VERSION_STRING. */
+/* "0.2.0": the version of the library that is linked, which may differ from ROTARY_VERSION_STRING. */
 ROTARY_API const char *rotary_version_string(void);
 
 /* Largest head_dim accepted. */
@@ -81,6 +85,43 @@ typedef enum rotary_pairing {
   ROTARY_PAIRING_INTERLEAVED = 1  /* dims 2i and 2i + 1: Meta's reference LLaMA, GPT-J, the article */
 } rotary_pairing;
 
+/*
+ * Frequency-scaling families, with the semantics of Hugging Face transformers' rope utilities (rope_type), all
+ * evaluated in fp64. d is rotary_dim, base the config's base, default_i = base^(-2i/d).
+ */
+typedef enum rotary_scaling_type {
+  ROTARY_SCALING_NONE = 0,     /* "default": inv_freq_i = default_i */
+  ROTARY_SCALING_LINEAR = 1,   /* "linear": default_i / factor */
+  ROTARY_SCALING_DYNAMIC = 2,  /* "dynamic" NTK: with L = max(seq_len, max_position_embeddings) the base becomes
+                                  base * (factor * L / max_position_embeddings - (factor - 1))^(d / (d - 2)) */
+  ROTARY_SCALING_NTK = 3,      /* static NTK-aware (the article): base * factor^(d / (d - 2)); factor is alpha */
+  ROTARY_SCALING_YARN = 4,     /* "yarn": NTK-by-parts ramp between default_i and default_i / factor, and an
+                                  attention factor (DeepSeek's mscale / mscale_all_dim, Qwen's plain YaRN) */
+  ROTARY_SCALING_LLAMA3 = 5,   /* "llama3": low frequencies / factor, high kept, a smooth ramp between */
+  ROTARY_SCALING_LONGROPE = 6  /* "longrope": default_i / short_factor[i], or / long_factor[i] once seq_len exceeds
+                                  original_max_position_embeddings; an attention factor */
+} rotary_scaling_type;
+
+/* Parameters of a scaling family; only those the family uses are read. Names follow Hugging Face's. */
+typedef struct rotary_scaling {
+  rotary_scaling_type type;
+  double factor;            /* LINEAR, DYNAMIC, NTK, LLAMA3: required, >= 1 (LINEAR, DYNAMIC: > 0). YARN,
+                               LONGROPE: 0 derives it as max_position_embeddings / original_max_position_embeddings */
+  size_t original_max_position_embeddings; /* YARN, LLAMA3, LONGROPE: the pretraining length; required */
+  size_t max_position_embeddings;          /* DYNAMIC: required; YARN, LONGROPE: used when factor is 0 */
+  double attention_factor;  /* YARN, LONGROPE: multiplies cos and sin; 0 derives it as Hugging Face does */
+  double beta_fast;         /* YARN: 0 means 32 */
+  double beta_slow;         /* YARN: 0 means 1 */
+  double mscale;            /* YARN: 0 means unset; with mscale_all_dim both set, attention factor is
+                               (0.1 mscale ln(factor) + 1) / (0.1 mscale_all_dim ln(factor) + 1) */
+  double mscale_all_dim;    /* YARN */
+  int truncate;             /* YARN: nonzero rounds the correction range outward (Hugging Face's default, 1) */
+  double low_freq_factor;   /* LLAMA3: required */
+  double high_freq_factor;  /* LLAMA3: required, > low_freq_factor */
+  const double *short_factor; /* LONGROPE: rotary_dim/2 values, required; copied by rotary_rope_create */
+  const double *long_factor;  /* LONGROPE: rotary_dim/2 values, required; copied by rotary_rope_create */
+} rotary_scaling;
+
 /* Frequencies of one rotary embedding. Fill it with rotary_config_init, then change what differs. */
 typedef struct rotary_config {
   size_t struct_size;        /* sizeof(rotary_config), set by rotary_config_init; lets the struct grow */
@@ -89,12 +130,24 @@ typedef struct rotary_config {
   rotary_pairing pairing;    /* default ROTARY_PAIRING_HALF */
   double base;               /* theta; inv_freq[i] = base^(-2i/rotary_dim), i < rotary_dim/2. Default 10000 */
   const double *inv_freq;    /* optional: rotary_dim/2 inverse frequencies (radians per position) that replace
-                                base, so that any scaling family can be expressed. Copied by rotary_rope_create. */
-  double attention_scaling;  /* multiplies every cos and sin (YaRN's mscale); default 1.0 */
+                                base and scaling, so that any other family can be expressed. Copied. */
+  double attention_scaling;  /* multiplies every cos and sin, on top of the family's attention factor; default 1 */
+  rotary_scaling scaling;    /* default: type NONE */
+  size_t seq_len;            /* the current sequence length, for the families that depend on it (DYNAMIC,
+                                LONGROPE); 0 means "within the original length". See rotary_rope_derive. */
 } rotary_config;
 
-/* Sets every field to its default: rotary_dim = head_dim, half pairing, base 10000, no inv_freq, scaling 1. */
+/* Sets every field to its default: rotary_dim = head_dim, half pairing, base 10000, no inv_freq, scaling 1,
+ * scaling type NONE with truncate = 1, seq_len 0. */
 ROTARY_API void rotary_config_init(rotary_config *config, size_t head_dim);
+
+/*
+ * Checks a config as rotary_rope_create does. On error, when field is not NULL, *field names the first offending
+ * field as spelled in this header ("scaling.factor", "rotary_dim", ...); a static string.
+ * Errors: NULL_POINTER (config), INVALID_ARGUMENT (struct_size), HEAD_DIM, ROTARY_DIM, PAIRING, FREQUENCY,
+ * SCALING (including scaled frequencies that come out not finite and positive).
+ */
+ROTARY_API rotary_status rotary_config_check(const rotary_config *config, const char **field);
 
 /* An immutable rotary embedding: inverse frequencies in fp64 and, optionally, a cos/sin table. */
 typedef struct rotary_rope rotary_rope;
@@ -105,8 +158,11 @@ typedef struct rotary_rope rotary_rope;
  * sin are computed in fp64, multiplied by attention_scaling and rounded once to fp32. With max_positions == 0 no
  * table is made (table-free): the same values are computed per token during each call, for any position up to
  * ROTARY_MAX_POSITION. Results are bit-identical between the two modes.
- * Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size), HEAD_DIM, ROTARY_DIM, PAIRING, FREQUENCY, OVERFLOW
- * (table size), POSITION (max_positions - 1 above ROTARY_MAX_POSITION), OUT_OF_MEMORY. *out is set only on success.
+ * The inverse frequencies come from config->inv_freq when given, else from base and config->scaling at
+ * config->seq_len; the attention factor of the family multiplies attention_scaling.
+ * Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size), HEAD_DIM, ROTARY_DIM, PAIRING, FREQUENCY, SCALING,
+ * OVERFLOW (table size), POSITION (max_positions - 1 above ROTARY_MAX_POSITION), OUT_OF_MEMORY. *out is set only
+ * on success.
  */
 ROTARY_API rotary_status rotary_rope_create(const rotary_config *config, size_t max_positions, rotary_rope **out);
 
@@ -117,11 +173,26 @@ ROTARY_API void rotary_rope_destroy(rotary_rope *rope);
  * (max_positions * rotary_dim * 4 bytes). 0 for NULL. */
 ROTARY_API size_t rotary_rope_memory_bytes(const rotary_rope *rope);
 
+/*
+ * A rope with the same configuration for another current sequence length and/or table size: what a dynamic-NTK or
+ * LongRoPE model needs as its sequence grows, or any rope whose table must hold more positions. Table rows whose
+ * values do not change (same frequencies and attention factor: every family but DYNAMIC past
+ * max_position_embeddings and LONGROPE switching to long factors) are copied from `from`, not recomputed; the
+ * result is bit-identical to a rope created afresh with that seq_len and max_positions. `from` is unchanged.
+ * Errors: NULL_POINTER, OVERFLOW, POSITION, OUT_OF_MEMORY, as rotary_rope_create.
+ */
+ROTARY_API rotary_status rotary_rope_derive(const rotary_rope *from, size_t seq_len, size_t max_positions,
+                                            rotary_rope **out);
+
 /* Read-only properties; 0 for NULL. max_positions is 0 for a table-free rope. */
 ROTARY_API size_t rotary_rope_head_dim(const rotary_rope *rope);
 ROTARY_API size_t rotary_rope_rotary_dim(const rotary_rope *rope);
 ROTARY_API size_t rotary_rope_max_positions(const rotary_rope *rope);
 ROTARY_API rotary_pairing rotary_rope_pairing(const rotary_rope *rope);
+ROTARY_API size_t rotary_rope_seq_len(const rotary_rope *rope);
+/* The factor every cos and sin is multiplied by: the config's attention_scaling times the family's attention
+ * factor (YaRN, LongRoPE). 0 for NULL. */
+ROTARY_API double rotary_rope_attention_scaling(const rotary_rope *rope);
 
 /* Copies the rotary_dim/2 inverse frequencies (fp64) into inv_freq. Errors: NULL_POINTER. */
 ROTARY_API rotary_status rotary_rope_inv_freq(const rotary_rope *rope, double *inv_freq);
@@ -231,6 +302,44 @@ ROTARY_API void rotary_apply_desc_init(rotary_apply_desc *desc);
  * Results are bit-identical for every thread count.
  */
 ROTARY_API rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const rotary_apply_desc *desc);
+
+/*
+ * Hugging Face config.json. These live in librotary_hf, a companion library linked with cJSON (librotary itself
+ * needs only libc, libm and pthreads); without cJSON at build time they return ROTARY_ERR_UNSUPPORTED.
+ * Fields read: model_type, hidden_size, num_attention_heads, num_key_value_heads, head_dim, max_position_embeddings,
+ * original_max_position_embeddings, rope_theta, partial_rotary_factor (GPT-NeoX: rotary_pct, rotary_emb_base;
+ * GPT-J: rotary_dim, interleaved pairing; DeepSeek-V2/V3: qk_rope_head_dim, interleaved pairing), and the
+ * scaling in either layout: "rope_scaling" (transformers 4: "type" or "rope_type") or "rope_parameters"
+ * (transformers 5, which also carries rope_theta). Families: default, linear, dynamic, yarn, llama3, longrope
+ * (also "su" as longrope), plus "ntk" (static NTK-aware, factor = alpha). Defaults and precedence follow
+ * transformers 5: a top-level original_max_position_embeddings wins over the one in the scaling (Phi-3), and
+ * YaRN, Llama 3 and LongRoPE fall back to max_position_embeddings when it is absent.
+ * On error, error (when not NULL and error_size > 0) receives a NUL-terminated message naming the field, e.g.
+ * "rope_scaling.factor: missing (required by \"linear\")", and *out is untouched.
+ */
+typedef struct rotary_hf_config rotary_hf_config;
+
+/* Parses length bytes of JSON text (no NUL needed). Errors: NULL_POINTER, CONFIG (the message says what),
+ * SCALING, ROTARY_DIM, HEAD_DIM, FREQUENCY (the config's values fail rotary_config_check), OUT_OF_MEMORY,
+ * UNSUPPORTED. */
+ROTARY_API rotary_status rotary_hf_config_parse(const char *json, size_t length, rotary_hf_config **out,
+                                                char *error, size_t error_size);
+/* Reads and parses a file. Errors: those of rotary_hf_config_parse, and IO. */
+ROTARY_API rotary_status rotary_hf_config_load(const char *path, rotary_hf_config **out, char *error,
+                                               size_t error_size);
+/* Frees a parsed config. NULL is allowed. */
+ROTARY_API void rotary_hf_config_destroy(rotary_hf_config *config);
+/* The rope configuration, ready for rotary_rope_create (seq_len 0); its pointers stay valid while config lives.
+ * NULL for NULL. */
+ROTARY_API const rotary_config *rotary_hf_config_rope(const rotary_hf_config *config);
+/* num_attention_heads and num_key_value_heads (which defaults to num_attention_heads); 0 when absent or NULL. */
+ROTARY_API size_t rotary_hf_config_heads(const rotary_hf_config *config);
+ROTARY_API size_t rotary_hf_config_kv_heads(const rotary_hf_config *config);
+/* max_position_embeddings; 0 when absent or NULL. */
+ROTARY_API size_t rotary_hf_config_max_positions(const rotary_hf_config *config);
+/* The scaling family's Hugging Face name ("default", "llama3", ...) and the model_type ("" when absent). */
+ROTARY_API const char *rotary_hf_config_rope_type(const rotary_hf_config *config);
+ROTARY_API const char *rotary_hf_config_model_type(const rotary_hf_config *config);
 
 /* CPU features found at run time, space-separated ("sse2 avx avx2 fma f16c ..."). Static string. */
 ROTARY_API const char *rotary_cpu_features(void);

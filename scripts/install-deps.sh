@@ -9,6 +9,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v clang >/dev/null || need+=(clang)
 dpkg -s libcmocka-dev >/dev/null 2>&1 || need+=(libcmocka-dev)
+dpkg -s libcjson-dev >/dev/null 2>&1 || need+=(libcjson-dev)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # On x86-64: the aarch64 cross compiler, qemu-user and arm64 cmocka (multiarch) for the NEON build's tests.
@@ -19,6 +20,7 @@ if [ "$(uname -m)" = x86_64 ] && [ "${ROTARY_SKIP_ARM:-0}" != 1 ]; then
     dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64
     need+=(libcmocka-dev:arm64)
   fi
+  dpkg -s libcjson-dev:arm64 >/dev/null 2>&1 || need+=(libcjson-dev:arm64)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]}"

@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "rope.h"
+#include "scaling.h"
 
 void rotary_config_init(rotary_config *config, size_t head_dim) {
   if (!config) return;
@@ -16,23 +17,48 @@ void rotary_config_init(rotary_config *config, size_t head_dim) {
   config->base = 10000.0;
   config->inv_freq = NULL;
   config->attention_scaling = 1.0;
+  config->scaling.type = ROTARY_SCALING_NONE;
+  config->scaling.truncate = 1;
 }
 
 static int finite_positive(double v) { return isfinite(v) && v > 0.0; }
 
-static rotary_status validate_config(const rotary_config *c) {
-  ROTARY_RETURN_IF(c->struct_size != sizeof *c, ROTARY_ERR_INVALID_ARGUMENT);
-  ROTARY_RETURN_IF(c->head_dim == 0 || c->head_dim % 2 || c->head_dim > ROTARY_MAX_HEAD_DIM, ROTARY_ERR_HEAD_DIM);
-  ROTARY_RETURN_IF(c->rotary_dim == 0 || c->rotary_dim % 2 || c->rotary_dim > c->head_dim, ROTARY_ERR_ROTARY_DIM);
-  ROTARY_RETURN_IF(c->pairing != ROTARY_PAIRING_HALF && c->pairing != ROTARY_PAIRING_INTERLEAVED,
-                   ROTARY_ERR_PAIRING);
-  ROTARY_RETURN_IF(!finite_positive(c->attention_scaling), ROTARY_ERR_FREQUENCY);
+#define FAIL_IF(cond, name, status) \
+  do {                              \
+    if (cond) {                     \
+      if (field) *field = (name);   \
+      return (status);              \
+    }                               \
+  } while (0)
+
+rotary_status rotary_config_check(const rotary_config *c, const char **field) {
+  FAIL_IF(!c, "config", ROTARY_ERR_NULL_POINTER);
+  FAIL_IF(c->struct_size != sizeof *c, "struct_size", ROTARY_ERR_INVALID_ARGUMENT);
+  FAIL_IF(c->head_dim == 0 || c->head_dim % 2 || c->head_dim > ROTARY_MAX_HEAD_DIM, "head_dim", ROTARY_ERR_HEAD_DIM);
+  FAIL_IF(c->rotary_dim == 0 || c->rotary_dim % 2 || c->rotary_dim > c->head_dim, "rotary_dim",
+          ROTARY_ERR_ROTARY_DIM);
+  FAIL_IF(c->pairing != ROTARY_PAIRING_HALF && c->pairing != ROTARY_PAIRING_INTERLEAVED, "pairing",
+          ROTARY_ERR_PAIRING);
+  FAIL_IF(!finite_positive(c->attention_scaling), "attention_scaling", ROTARY_ERR_FREQUENCY);
   if (c->inv_freq) {
-    for (size_t i = 0; i < c->rotary_dim / 2; i++)
-      ROTARY_RETURN_IF(!finite_positive(c->inv_freq[i]), ROTARY_ERR_FREQUENCY);
-  } else {
-    ROTARY_RETURN_IF(!finite_positive(c->base), ROTARY_ERR_FREQUENCY);
+    for (size_t i = 0; i < c->rotary_dim / 2; i++) FAIL_IF(!finite_positive(c->inv_freq[i]), "inv_freq",
+                                                           ROTARY_ERR_FREQUENCY);
+    return ROTARY_OK;
   }
+  FAIL_IF(!finite_positive(c->base), "base", ROTARY_ERR_FREQUENCY);
+  rotary_status st = rotary_scaling_check(c, field);
+  if (st != ROTARY_OK) return st;
+  /* The scaled values themselves: a huge factor or base can still overflow or underflow. */
+  const size_t half = c->rotary_dim / 2;
+  double stack[64], *f = half <= 64 ? stack : malloc(half * sizeof(double));
+  FAIL_IF(!f, "config", ROTARY_ERR_OUT_OF_MEMORY);
+  const double attention = rotary_scaling_frequencies(c, c->seq_len, f);
+  int bad_freq = 0;
+  for (size_t i = 0; i < half; i++) bad_freq |= !finite_positive(f[i]);
+  if (f != stack) free(f);
+  FAIL_IF(bad_freq, "scaling", ROTARY_ERR_SCALING);
+  FAIL_IF(!finite_positive(attention) || !finite_positive(attention * c->attention_scaling),
+          "scaling.attention_factor", ROTARY_ERR_SCALING);
   return ROTARY_OK;
 }
 
@@ -47,7 +73,8 @@ void rotary_rope_compute_row(const rotary_rope *rope, int64_t pos, float *cos_ro
   }
 }
 
-static rotary_status build_table(rotary_rope *rope) {
+/* Fills the table; rows reuse already holds (same values) are copied. */
+static rotary_status build_table(rotary_rope *rope, const rotary_rope *reuse) {
   size_t count, bytes;
   ROTARY_RETURN_IF(rotary_mul_overflow_size(rope->max_positions, rope->rotary_dim, &count), ROTARY_ERR_OVERFLOW);
   ROTARY_RETURN_IF(rotary_mul_overflow_size(count, sizeof(float), &bytes), ROTARY_ERR_OVERFLOW);
@@ -55,7 +82,12 @@ static rotary_status build_table(rotary_rope *rope) {
   rope->table = malloc(bytes);
   ROTARY_RETURN_IF(!rope->table, ROTARY_ERR_OUT_OF_MEMORY);
   const size_t half = rope->rotary_dim / 2;
-  for (size_t pos = 0; pos < rope->max_positions; pos++) {
+  size_t first = 0;
+  if (reuse) {
+    first = reuse->max_positions < rope->max_positions ? reuse->max_positions : rope->max_positions;
+    memcpy(rope->table, reuse->table, first * rope->rotary_dim * sizeof(float));
+  }
+  for (size_t pos = first; pos < rope->max_positions; pos++) {
     float *row = rope->table + pos * rope->rotary_dim;
     rotary_rope_compute_row(rope, (int64_t)pos, row, row + half);
   }
@@ -63,12 +95,32 @@ static rotary_status build_table(rotary_rope *rope) {
   return ROTARY_OK;
 }
 
-rotary_status rotary_rope_create(const rotary_config *config, size_t max_positions, rotary_rope **out) {
-  ROTARY_RETURN_IF(!config || !out, ROTARY_ERR_NULL_POINTER);
-  rotary_status st = validate_config(config);
-  if (st != ROTARY_OK) return st;
-  ROTARY_RETURN_IF(max_positions > (uint64_t)ROTARY_MAX_POSITION + 1, ROTARY_ERR_POSITION);
+/* A rope's own copy of the config: the arrays it points to are copied into rope->owned. */
+static rotary_status copy_config(rotary_rope *rope, const rotary_config *c) {
+  const size_t half = c->rotary_dim / 2;
+  const double *arrays[3] = {c->inv_freq, c->scaling.short_factor, c->scaling.long_factor};
+  const int longrope = !c->inv_freq && c->scaling.type == ROTARY_SCALING_LONGROPE;
+  const size_t n = c->inv_freq ? 1 : longrope ? 3 : 0;
+  rope->config = *c;
+  if (!n) return ROTARY_OK;
+  rope->owned = malloc(3 * half * sizeof(double));
+  ROTARY_RETURN_IF(!rope->owned, ROTARY_ERR_OUT_OF_MEMORY);
+  rope->memory_bytes += 3 * half * sizeof(double);
+  for (size_t k = 0; k < 3; k++)
+    if (arrays[k]) memcpy(rope->owned + k * half, arrays[k], half * sizeof(double));
+  if (c->inv_freq) rope->config.inv_freq = rope->owned;
+  if (longrope) {
+    rope->config.scaling.short_factor = rope->owned + half;
+    rope->config.scaling.long_factor = rope->owned + 2 * half;
+  }
+  return ROTARY_OK;
+}
 
+/* Builds a rope for a checked config; rows [0, reuse_rows) of the table are copied from `reuse` (whose
+ * frequencies and attention scaling are the same bits) instead of being computed. */
+static rotary_status create_rope(const rotary_config *config, size_t max_positions, const rotary_rope *reuse,
+                                 rotary_rope **out) {
+  ROTARY_RETURN_IF(max_positions > (uint64_t)ROTARY_MAX_POSITION + 1, ROTARY_ERR_POSITION);
   rotary_rope *rope = calloc(1, sizeof *rope);
   ROTARY_RETURN_IF(!rope, ROTARY_ERR_OUT_OF_MEMORY);
   const size_t half = config->rotary_dim / 2;
@@ -76,32 +128,44 @@ rotary_status rotary_rope_create(const rotary_config *config, size_t max_positio
   rope->rotary_dim = config->rotary_dim;
   rope->max_positions = max_positions;
   rope->pairing = config->pairing;
-  rope->attention_scaling = config->attention_scaling;
-  rope->inv_freq = malloc(half * sizeof(double));
-  if (!rope->inv_freq) {
-    free(rope);
-    return ROTARY_ERR_OUT_OF_MEMORY;
-  }
   rope->memory_bytes = sizeof *rope + half * sizeof(double);
-  for (size_t i = 0; i < half; i++) {
-    rope->inv_freq[i] = config->inv_freq ? config->inv_freq[i]
-                                         : pow(config->base, -(double)(2 * i) / (double)config->rotary_dim);
+  rope->inv_freq = malloc(half * sizeof(double));
+  rotary_status st = rope->inv_freq ? copy_config(rope, config) : ROTARY_ERR_OUT_OF_MEMORY;
+  if (st == ROTARY_OK) {
+    const double factor = rotary_scaling_frequencies(&rope->config, config->seq_len, rope->inv_freq);
+    rope->attention_scaling = config->attention_scaling * factor;
+    if (reuse && (reuse->attention_scaling != rope->attention_scaling ||
+                  memcmp(reuse->inv_freq, rope->inv_freq, half * sizeof(double))))
+      reuse = NULL; /* the values changed: nothing to copy */
+    if (max_positions) st = build_table(rope, reuse);
   }
-  if (max_positions) {
-    st = build_table(rope);
-    if (st != ROTARY_OK) {
-      rotary_rope_destroy(rope);
-      return st;
-    }
+  if (st != ROTARY_OK) {
+    rotary_rope_destroy(rope);
+    return st;
   }
   *out = rope;
   return ROTARY_OK;
+}
+
+rotary_status rotary_rope_create(const rotary_config *config, size_t max_positions, rotary_rope **out) {
+  ROTARY_RETURN_IF(!config || !out, ROTARY_ERR_NULL_POINTER);
+  rotary_status st = rotary_config_check(config, NULL);
+  if (st != ROTARY_OK) return st;
+  return create_rope(config, max_positions, NULL, out);
+}
+
+rotary_status rotary_rope_derive(const rotary_rope *from, size_t seq_len, size_t max_positions, rotary_rope **out) {
+  ROTARY_RETURN_IF(!from || !out, ROTARY_ERR_NULL_POINTER);
+  rotary_config c = from->config;
+  c.seq_len = seq_len;
+  return create_rope(&c, max_positions, from->table ? from : NULL, out);
 }
 
 void rotary_rope_destroy(rotary_rope *rope) {
   if (!rope) return;
   free(rope->table);
   free(rope->inv_freq);
+  free(rope->owned);
   free(rope);
 }
 
@@ -110,6 +174,8 @@ size_t rotary_rope_head_dim(const rotary_rope *rope) { return rope ? rope->head_
 size_t rotary_rope_rotary_dim(const rotary_rope *rope) { return rope ? rope->rotary_dim : 0; }
 size_t rotary_rope_max_positions(const rotary_rope *rope) { return rope ? rope->max_positions : 0; }
 rotary_pairing rotary_rope_pairing(const rotary_rope *rope) { return rope ? rope->pairing : ROTARY_PAIRING_HALF; }
+size_t rotary_rope_seq_len(const rotary_rope *rope) { return rope ? rope->config.seq_len : 0; }
+double rotary_rope_attention_scaling(const rotary_rope *rope) { return rope ? rope->attention_scaling : 0.0; }
 
 rotary_status rotary_rope_inv_freq(const rotary_rope *rope, double *inv_freq) {
   ROTARY_RETURN_IF(!rope || !inv_freq, ROTARY_ERR_NULL_POINTER);

@@ -11,8 +11,11 @@ struct rotary_rope {
   size_t rotary_dim;
   size_t max_positions;      /* 0: table-free */
   rotary_pairing pairing;
-  double attention_scaling;
+  double attention_scaling;  /* the config's times the family's attention factor */
   double *inv_freq;          /* rotary_dim / 2 values */
+  rotary_config config;      /* as created, seq_len included; inv_freq and the LongRoPE factors point into
+                                `owned`, so that rotary_rope_derive can recompute the frequencies */
+  double *owned;             /* copies of the config's arrays (rotary_dim/2 doubles each), or NULL */
   float *table;              /* per position: rotary_dim/2 cos, then rotary_dim/2 sin; NULL when table-free */
   size_t memory_bytes;
 };

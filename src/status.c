@@ -17,6 +17,10 @@ const char *rotary_status_string(rotary_status status) {
     case ROTARY_ERR_OUT_OF_MEMORY: return "out of memory";
     case ROTARY_ERR_THREAD: return "a thread could not be created";
     case ROTARY_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case ROTARY_ERR_SCALING: return "a frequency-scaling parameter is missing, out of range or contradictory";
+    case ROTARY_ERR_CONFIG: return "the model config is malformed or asks for something unsupported";
+    case ROTARY_ERR_IO: return "a file could not be read";
+    case ROTARY_ERR_UNSUPPORTED: return "the library was built without this feature";
   }
   return "unknown status";
 }
