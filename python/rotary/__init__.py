@@ -1,0 +1,14 @@
+"""rotary: Rotary Position Embedding (RoPE) for q and k on the CPU, a thin ctypes binding over librotary.
+
+    import rotary
+    rope = rotary.RoPE(head_dim=128)                      # LLaMA: base 10000, "half" pairing, 8192-position table
+    q, k = rope.apply(q, k, positions=past_len)           # NumPy arrays or torch CPU tensors, (batch, seq, heads, dim)
+
+Submodules: rotary.ops (torch custom ops), rotary.hf (Hugging Face patch), rotary.onnx (ONNX RotaryEmbedding).
+"""
+from ._core import (DEFAULT_MAX_POSITIONS, LAYOUTS, RoPE, RotaryError, RotaryTypeError, get_num_threads, info,
+                    set_num_threads, version)
+
+__version__ = "0.2.0"
+__all__ = ["RoPE", "RotaryError", "RotaryTypeError", "LAYOUTS", "DEFAULT_MAX_POSITIONS", "set_num_threads",
+           "get_num_threads", "info", "version"]

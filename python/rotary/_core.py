@@ -1,0 +1,546 @@
+"""_core.py: the RoPE object: frequencies and table in librotary, apply() over NumPy arrays and PyTorch tensors."""
+import ctypes
+import itertools
+import os
+import threading
+import weakref
+
+import numpy as np
+
+from . import _lib
+from ._lib import lib
+
+LAYOUTS = ("bshd", "bhsd", "thd")
+_PAIRINGS = {"half": _lib.PAIRING_HALF, "interleaved": _lib.PAIRING_INTERLEAVED}
+_PAIRING_NAMES = {v: k for k, v in _PAIRINGS.items()}
+DEFAULT_MAX_POSITIONS = 8192
+
+
+class RotaryError(ValueError):
+    """A call into librotary returned an error status; .status holds the rotary_status value."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class RotaryTypeError(RotaryError, TypeError):
+    """ROTARY_ERR_DTYPE: an element type librotary does not take."""
+
+
+def _raise(status, what, detail=None):
+    msg = f"{what}: {_lib.status_string(status)}"
+    if detail:
+        msg += f" ({detail})"
+    if status == _lib.ERR_OUT_OF_MEMORY:
+        raise MemoryError(msg)
+    if status == _lib.ERR_DTYPE:
+        raise RotaryTypeError(status, msg)
+    raise RotaryError(status, msg)
+
+
+# One worker pool for the process (librotary serializes calls on a context; results do not depend on the count).
+_ctx = None
+_ctx_lock = threading.Lock()
+
+
+def _context():
+    global _ctx
+    if _ctx is None:
+        with _ctx_lock:
+            if _ctx is None:
+                handle = ctypes.c_void_p()
+                n = int(os.environ.get("ROTARY_NUM_THREADS", "0"))
+                st = lib.rotary_context_create(n, ctypes.byref(handle))
+                if st != _lib.OK:
+                    _raise(st, "rotary_context_create")
+                _ctx = handle
+    return _ctx
+
+
+def set_num_threads(n):
+    """Threads every call uses (0: the online CPUs). The default is ROTARY_NUM_THREADS or the online CPUs."""
+    st = lib.rotary_context_set_threads(_context(), int(n))
+    if st != _lib.OK:
+        _raise(st, "rotary_context_set_threads", f"n={n}")
+
+
+def get_num_threads():
+    return int(lib.rotary_context_threads(_context()))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Arrays: NumPy and PyTorch CPU tensors are described (address, shape, element strides, dtype), never copied.
+
+def _torch():
+    import sys
+    return sys.modules.get("torch")
+
+
+def is_torch(x):
+    t = _torch()
+    return t is not None and isinstance(x, t.Tensor)
+
+
+def _dtype_code(x, name):
+    if isinstance(x, np.ndarray):
+        dt = x.dtype
+        if dt == np.float32:
+            return _lib.F32
+        if dt == np.float16:
+            return _lib.F16
+        if dt.name == "bfloat16":  # ml_dtypes' bfloat16, when the caller uses it
+            return _lib.BF16
+        raise TypeError(f"{name}: dtype {dt} is not supported (float32, float16 or bfloat16)")
+    t = _torch()
+    m = {t.float32: _lib.F32, t.float16: _lib.F16, t.bfloat16: _lib.BF16}
+    if x.dtype not in m:
+        raise TypeError(f"{name}: dtype {x.dtype} is not supported (torch.float32, torch.float16 or torch.bfloat16)")
+    return m[x.dtype]
+
+
+class _View:
+    """Address, shape and element strides of one array."""
+    __slots__ = ("ptr", "shape", "strides", "dtype")
+
+    def __init__(self, x, name, writable=False):
+        if isinstance(x, np.ndarray):
+            self.dtype = _dtype_code(x, name)
+            item = x.dtype.itemsize
+            if any(s % item for s in x.strides):
+                raise ValueError(f"{name}: strides {x.strides} bytes are not whole elements of {item} bytes")
+            if writable and not x.flags.writeable:
+                raise ValueError(f"{name}: the array is read-only")
+            self.ptr = x.ctypes.data
+            self.shape = x.shape
+            self.strides = tuple(s // item for s in x.strides)
+        elif is_torch(x):
+            if x.device.type != "cpu":
+                raise ValueError(f"{name}: tensor is on {x.device}; rotary runs on the CPU (move it with .cpu())")
+            if x.layout != _torch().strided:
+                raise TypeError(f"{name}: {x.layout} tensors are not supported (dense strided tensors only)")
+            self.dtype = _dtype_code(x, name)
+            self.ptr = x.data_ptr()
+            self.shape = tuple(x.shape)
+            self.strides = tuple(x.stride())
+        else:
+            raise TypeError(f"{name}: expected a numpy.ndarray or a torch.Tensor, got {type(x).__name__}")
+
+
+def _geometry(v, layout, name, head_dim):
+    """(batch, seq_len, heads, stride_batch, stride_seq, stride_head) of a view in a layout."""
+    nd = 3 if layout == "thd" else 4
+    if len(v.shape) != nd:
+        raise ValueError(f"{name}: layout {layout!r} needs a {nd}-D tensor, got shape {v.shape}")
+    if v.shape[-1] != head_dim:
+        raise ValueError(f"{name}: last dimension is {v.shape[-1]}, the rope's head_dim is {head_dim}")
+    if v.strides[-1] != 1:
+        raise ValueError(f"{name}: the last dimension must be contiguous (stride 1), got stride {v.strides[-1]}; "
+                         "rotary never copies: pass a tensor whose head_dim elements are adjacent "
+                         "(x.contiguous() / np.ascontiguousarray(x))")
+    s = v.shape
+    st = v.strides
+    if layout == "bshd":
+        return s[0], s[1], s[2], st[0], st[1], st[2]
+    if layout == "bhsd":
+        return s[0], s[2], s[1], st[0], st[2], st[1]
+    return 1, s[0], s[1], 0, st[0], st[1]
+
+
+def _check_layout(layout):
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+
+def _fill_tensor(t, vin, vout, geo_in, geo_out):
+    t.in_ = vin.ptr
+    t.out = vout.ptr
+    t.dtype = vin.dtype
+    t.n_heads = geo_in[2]
+    t.stride_batch, t.stride_seq, t.stride_head = geo_in[3:]
+    t.out_stride_batch, t.out_stride_seq, t.out_stride_head = geo_out[3:]
+
+
+def _ids_array(ids, batch, seq_len, layout):
+    """int32/int64 ids as a C-contiguous NumPy array of batch * seq_len values (a small copy only when needed)."""
+    a = np.asarray(ids)
+    if a.dtype not in (np.int32, np.int64):
+        raise TypeError(f"positions: ids must be int32 or int64, got {a.dtype}")
+    want = (seq_len,) if layout == "thd" else (batch, seq_len)
+    if a.shape != want:
+        try:
+            a = np.broadcast_to(a, want)
+        except ValueError:
+            raise ValueError(f"positions: ids of shape {a.shape} do not match {want} (batch, seq_len) "
+                             f"of layout {layout!r}") from None
+    return np.ascontiguousarray(a)
+
+
+def _fill_positions(p, positions, batch, seq_len, layout, keep):
+    """Fills a rotary_positions from None, an int offset or an int id array; keep holds arrays alive."""
+    if positions is None:
+        p.mode = _lib.POS_OFFSET
+        p.offset = 0
+        return
+    if isinstance(positions, (bool, np.bool_)):
+        raise TypeError("positions: expected None, an int offset or an int32/int64 array of ids, got a bool")
+    if isinstance(positions, (int, np.integer)):
+        off = int(positions)
+        if not -(1 << 63) <= off < (1 << 63):
+            raise ValueError(f"positions: offset {off} does not fit in int64")
+        p.mode = _lib.POS_OFFSET
+        p.offset = off
+        return
+    if is_torch(positions):
+        t = _torch()
+        if positions.dtype not in (t.int32, t.int64):
+            raise TypeError(f"positions: ids must be int32 or int64, got {positions.dtype}")
+        if positions.device.type != "cpu":
+            raise ValueError(f"positions: ids are on {positions.device}; rotary runs on the CPU")
+        positions = positions.numpy()
+    elif not isinstance(positions, (np.ndarray, list, tuple, range)):
+        raise TypeError(f"positions: expected None, an int offset or an int32/int64 array of ids, "
+                        f"got {type(positions).__name__}")
+    a = _ids_array(positions, batch, seq_len, layout)
+    keep.append(a)
+    p.mode = _lib.POS_IDS_I64 if a.dtype == np.int64 else _lib.POS_IDS_I32
+    p.ids = a.ctypes.data
+
+
+def _scaling_struct(scaling, keep):
+    """A rotary_scaling from a dict with Hugging Face's names (rope_type or type, factor, ...)."""
+    s = _lib.Scaling()
+    s.truncate = 1
+    if scaling is None:
+        return s
+    if not isinstance(scaling, dict):
+        raise TypeError(f"scaling: expected a dict with Hugging Face's rope_scaling names, got {type(scaling).__name__}")
+    d = dict(scaling)
+    kind = d.pop("rope_type", None) or d.pop("type", None) or "default"
+    d.pop("type", None)
+    d.pop("rope_theta", None)  # transformers 5 keeps rope_theta in rope_parameters; base= carries it here
+    if kind not in _lib.SCALING_TYPES:
+        raise ValueError(f"scaling: unknown rope_type {kind!r} (one of {sorted(_lib.SCALING_TYPES)})")
+    s.type = _lib.SCALING_TYPES[kind]
+    for key, value in d.items():
+        if key in ("short_factor", "long_factor"):
+            arr = np.ascontiguousarray(value, dtype=np.float64)
+            keep.append(arr)
+            setattr(s, key, arr.ctypes.data_as(ctypes.POINTER(ctypes.c_double)))
+        elif key == "truncate":
+            s.truncate = 1 if value else 0
+        elif key in ("original_max_position_embeddings", "max_position_embeddings"):
+            setattr(s, key, int(value))
+        elif key in dict(_lib.Scaling._fields_):
+            setattr(s, key, float(value))
+        else:
+            raise ValueError(f"scaling: unknown parameter {key!r}")
+    return s
+
+
+_handles = weakref.WeakValueDictionary()
+_next_handle = itertools.count(1)
+
+
+class RoPE:
+    """Rotary Position Embedding: frequencies and an fp32 cos/sin table held by librotary (rotary_rope).
+
+    RoPE(head_dim, rotary_dim=None, base=10000.0, pairing="half", scaling=None, max_positions=8192,
+         attention_scaling=1.0, inv_freq=None, seq_len=0)
+
+    head_dim: elements per head (even). rotary_dim: leading dims that rotate (default head_dim; the rest pass
+    through unchanged). pairing: "half" (dims i and i + rotary_dim/2: Hugging Face LLaMA, Qwen, Mistral, GPT-NeoX)
+    or "interleaved" (dims 2i and 2i + 1: Meta's LLaMA, GPT-J). scaling: a dict with Hugging Face's rope_scaling
+    names, e.g. {"rope_type": "llama3", "factor": 8.0, ...}. max_positions: size of the cos/sin table; positions at
+    or past it raise; 0 computes cos/sin per token instead, for any position. inv_freq: rotary_dim/2 caller inverse
+    frequencies that replace base and scaling. seq_len: current sequence length for "dynamic" and "longrope".
+    """
+
+    def __init__(self, head_dim, rotary_dim=None, base=10000.0, pairing="half", scaling=None,
+                 max_positions=DEFAULT_MAX_POSITIONS, attention_scaling=1.0, inv_freq=None, seq_len=0):
+        if pairing not in _PAIRINGS:
+            raise ValueError(f"pairing must be 'half' or 'interleaved', got {pairing!r}")
+        for nm, val in (("head_dim", head_dim), ("max_positions", max_positions), ("seq_len", seq_len)):
+            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 0:
+                raise TypeError(f"{nm} must be a non-negative int, got {val!r}")
+        if rotary_dim is not None and (isinstance(rotary_dim, bool) or not isinstance(rotary_dim, (int, np.integer))
+                                       or rotary_dim < 0):
+            raise TypeError(f"rotary_dim must be a non-negative int or None, got {rotary_dim!r}")
+        keep = []
+        c = _lib.Config()
+        lib.rotary_config_init(ctypes.byref(c), int(head_dim))
+        if rotary_dim is not None:
+            c.rotary_dim = int(rotary_dim)
+        c.pairing = _PAIRINGS[pairing]
+        c.base = float(base)
+        c.attention_scaling = float(attention_scaling)
+        c.scaling = _scaling_struct(scaling, keep)
+        c.seq_len = int(seq_len)
+        if inv_freq is not None:
+            f = np.ascontiguousarray(inv_freq, dtype=np.float64)
+            if f.shape != (c.rotary_dim // 2,):
+                raise ValueError(f"inv_freq: expected {c.rotary_dim // 2} values (rotary_dim/2), got shape {f.shape}")
+            keep.append(f)
+            c.inv_freq = f.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        self._init_from_config(c, int(max_positions))
+        self.hf = None
+
+    @classmethod
+    def _from_handle(cls, handle, hf=None):
+        self = cls.__new__(cls)
+        self._handle = handle
+        self._register()
+        self.hf = hf
+        return self
+
+    def _init_from_config(self, c, max_positions):
+        field = ctypes.c_char_p()
+        st = lib.rotary_config_check(ctypes.byref(c), ctypes.byref(field))
+        if st != _lib.OK:
+            _raise(st, "RoPE", f"field {field.value.decode()}" if field.value else None)
+        handle = ctypes.c_void_p()
+        st = lib.rotary_rope_create(ctypes.byref(c), max_positions, ctypes.byref(handle))
+        if st != _lib.OK:
+            _raise(st, "rotary_rope_create", f"max_positions={max_positions}")
+        self._handle = handle
+        self._register()
+
+    def _register(self):
+        self.id = next(_next_handle)
+        _handles[self.id] = self
+
+    def __del__(self):
+        h = getattr(self, "_handle", None)
+        if h is not None and lib is not None:
+            lib.rotary_rope_destroy(h)
+            self._handle = None
+
+    # --- Hugging Face config.json -------------------------------------------------------------------------
+    @classmethod
+    def from_hf_config(cls, config, max_positions=None):
+        """A RoPE from a Hugging Face config: a dict, a path to config.json (or its folder), or a transformers
+        PretrainedConfig. librotary_hf parses it (rotary_hf_config_parse): rope_theta, head_dim,
+        partial_rotary_factor, rope_scaling / rope_parameters and the rest, with transformers' semantics.
+        max_positions defaults to the config's max_position_embeddings."""
+        from . import _hfconfig
+        return _hfconfig.rope_from_hf_config(cls, config, max_positions)
+
+    def derive(self, seq_len, max_positions=None):
+        """The same rope for another current sequence length (dynamic NTK, LongRoPE) and/or table size
+        (rotary_rope_derive: unchanged rows are copied)."""
+        if max_positions is None:
+            max_positions = self.max_positions
+        handle = ctypes.c_void_p()
+        st = lib.rotary_rope_derive(self._handle, int(seq_len), int(max_positions), ctypes.byref(handle))
+        if st != _lib.OK:
+            _raise(st, "rotary_rope_derive", f"seq_len={seq_len}, max_positions={max_positions}")
+        return RoPE._from_handle(handle, self.hf)
+
+    # --- properties ---------------------------------------------------------------------------------------
+    @property
+    def head_dim(self):
+        return int(lib.rotary_rope_head_dim(self._handle))
+
+    @property
+    def rotary_dim(self):
+        return int(lib.rotary_rope_rotary_dim(self._handle))
+
+    @property
+    def max_positions(self):
+        return int(lib.rotary_rope_max_positions(self._handle))
+
+    @property
+    def pairing(self):
+        return _PAIRING_NAMES[lib.rotary_rope_pairing(self._handle)]
+
+    @property
+    def seq_len(self):
+        return int(lib.rotary_rope_seq_len(self._handle))
+
+    @property
+    def attention_scaling(self):
+        return float(lib.rotary_rope_attention_scaling(self._handle))
+
+    @property
+    def memory_bytes(self):
+        return int(lib.rotary_rope_memory_bytes(self._handle))
+
+    @property
+    def inv_freq(self):
+        """The rotary_dim/2 inverse frequencies (float64)."""
+        out = np.empty(self.rotary_dim // 2, dtype=np.float64)
+        st = lib.rotary_rope_inv_freq(self._handle, out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)))
+        if st != _lib.OK:
+            _raise(st, "rotary_rope_inv_freq")
+        return out
+
+    def __repr__(self):
+        return (f"RoPE(head_dim={self.head_dim}, rotary_dim={self.rotary_dim}, pairing={self.pairing!r}, "
+                f"max_positions={self.max_positions}, seq_len={self.seq_len})")
+
+    # --- cos/sin ------------------------------------------------------------------------------------------
+    def cos_sin(self, positions):
+        """cos and sin rows (float32, shape (n, rotary_dim/2), attention scaling included) of positions: an int,
+        a sequence or an int array/tensor. These are the exact values apply() uses. Returns NumPy arrays, or
+        torch tensors when positions is a tensor."""
+        as_torch = is_torch(positions)
+        if as_torch:
+            positions = positions.cpu().numpy()
+        pos = np.ascontiguousarray(np.atleast_1d(np.asarray(positions)))
+        if pos.dtype.kind not in "iu":
+            raise TypeError(f"positions: expected integers, got {pos.dtype}")
+        if pos.dtype.kind == "u" and pos.size and pos.max() >= (1 << 63):
+            raise ValueError("positions: a value does not fit in int64")
+        pos = pos.astype(np.int64, copy=False).reshape(-1)
+        half = self.rotary_dim // 2
+        cos = np.empty((pos.size, half), dtype=np.float32)
+        sin = np.empty((pos.size, half), dtype=np.float32)
+        fp = ctypes.POINTER(ctypes.c_float)
+        st = lib.rotary_rope_cos_sin(self._handle, pos.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), pos.size,
+                                     cos.ctypes.data_as(fp), sin.ctypes.data_as(fp))
+        if st != _lib.OK:
+            _raise(st, "cos_sin", f"positions in [{pos.min()}, {pos.max()}], table of {self.max_positions}"
+                   if pos.size else None)
+        if as_torch:
+            t = _torch()
+            return t.from_numpy(cos), t.from_numpy(sin)
+        return cos, sin
+
+    # --- apply --------------------------------------------------------------------------------------------
+    def apply(self, q, k=None, positions=None, layout="bshd", inplace=False, inverse=False):
+        """Rotates q (and k) by the angles of their positions.
+
+        q, k: NumPy arrays or PyTorch CPU tensors of float32, float16 or bfloat16, any strides as long as the last
+        dimension (head_dim) is contiguous; k may have fewer heads (GQA) and another dtype. layout: "bshd"
+        (batch, seq, heads, head_dim), "bhsd" (batch, heads, seq, head_dim) or "thd" (tokens, heads, head_dim).
+        positions: None (0, 1, ...), an int offset (offset, offset + 1, ...), or int32/int64 ids per token
+        ((batch, seq) like Hugging Face's position_ids, (1, seq) or (seq,) broadcast over the batch).
+        inplace: rotate q and k in their own memory and return them; otherwise new arrays are returned (same
+        memory order as the inputs). inverse: rotate by the opposite angles (the backward pass).
+        Returns q' or (q', k'). Torch tensors go through the custom op torch.ops.rotary (autograd, torch.compile).
+        """
+        _check_layout(layout)
+        if is_torch(q) or is_torch(k):
+            from . import ops
+            return ops.apply(self, q, k, positions, layout, inplace, inverse)
+        if not isinstance(q, np.ndarray):
+            raise TypeError(f"q: expected a numpy.ndarray or a torch.Tensor, got {type(q).__name__}")
+        if k is not None and not isinstance(k, np.ndarray):
+            raise TypeError(f"k: expected a numpy.ndarray like q, got {type(k).__name__}")
+        if inplace:
+            q_out, k_out = q, k
+        else:
+            q_out = np.empty_like(q)
+            k_out = None if k is None else np.empty_like(k)
+        self._apply_arrays(q, q_out, k, k_out, positions, layout, inverse)
+        return q_out if k is None else (q_out, k_out)
+
+    def _apply_arrays(self, q, q_out, k, k_out, positions, layout, inverse):
+        """The one call into rotary_apply; q_out/k_out may be q/k (in place). Arrays or tensors."""
+        hd = self.head_dim
+        vq = _View(q, "q")
+        gq = _geometry(vq, layout, "q", hd)
+        vqo = vq if q_out is q else _View(q_out, "q_out", writable=True)
+        if q_out is q and isinstance(q, np.ndarray) and not q.flags.writeable:
+            raise ValueError("q: the array is read-only (inplace=True)")
+        gqo = gq if q_out is q else _geometry(vqo, layout, "q_out", hd)
+        d = _lib.ApplyDesc()
+        lib.rotary_apply_desc_init(ctypes.byref(d))
+        d.batch, d.seq_len = gq[0], gq[1]
+        _fill_tensor(d.q, vq, vqo, gq, gqo)
+        if k is not None:
+            vk = _View(k, "k")
+            gk = _geometry(vk, layout, "k", hd)
+            if gk[:2] != gq[:2]:
+                what = "tokens" if layout == "thd" else "(batch, seq_len)"
+                raise ValueError(f"k: {what} {gk[1] if layout == 'thd' else gk[:2]} differ from q's "
+                                 f"{gq[1] if layout == 'thd' else gq[:2]}")
+            if k_out is k and isinstance(k, np.ndarray) and not k.flags.writeable:
+                raise ValueError("k: the array is read-only (inplace=True)")
+            vko = vk if k_out is k else _View(k_out, "k_out", writable=True)
+            gko = gk if k_out is k else _geometry(vko, layout, "k_out", hd)
+            _fill_tensor(d.k, vk, vko, gk, gko)
+        keep = []
+        _fill_positions(d.positions, positions, gq[0], gq[1], layout, keep)
+        d.direction = _lib.INVERSE if inverse else _lib.FORWARD
+        if d.batch == 0 or d.seq_len == 0 or d.q.n_heads == 0 or (k is not None and d.k.n_heads == 0):
+            return  # nothing to rotate (librotary refuses zero counts; an empty tensor is a no-op here)
+        st = lib.rotary_apply(_context(), self._handle, ctypes.byref(d))
+        if st != _lib.OK:
+            _raise(st, "rotary_apply", self._apply_detail(st, d, positions))
+
+    def _apply_detail(self, st, d, positions):
+        if st == _lib.ERR_POSITION:
+            table = f"table of {self.max_positions} positions" if self.max_positions else "table-free rope"
+            if d.positions.mode == _lib.POS_OFFSET:
+                return f"positions {d.positions.offset}..{d.positions.offset + d.seq_len - 1}, {table}"
+            a = np.asarray(positions.numpy() if is_torch(positions) else positions)
+            return f"ids in [{a.min()}, {a.max()}], {table}"
+        if st in (_lib.ERR_OVERLAP, _lib.ERR_STRIDE):
+            return "outputs must not overlap each other or an input other than their own (in place)"
+        return None
+
+    def apply_cos_sin(self, q, cos, sin, k=None, layout="bshd", inplace=False, inverse=False):
+        """Rotates with caller-supplied fp32 cos/sin rows (ROTARY_POSITIONS_COS_SIN): cos and sin of shape
+        (batch, seq, rotary_dim/2) (or (tokens, rotary_dim/2) for "thd"), C-contiguous float32 NumPy arrays.
+        The rope's attention scaling is not applied (ONNX RotaryEmbedding semantics). NumPy only."""
+        _check_layout(layout)
+        q_out = q if inplace else np.empty_like(q)
+        k_out = k if (inplace or k is None) else np.empty_like(k)
+        hd = self.head_dim
+        vq = _View(q, "q")
+        gq = _geometry(vq, layout, "q", hd)
+        half = self.rotary_dim // 2
+        want = (gq[1], half) if layout == "thd" else (gq[0], gq[1], half)
+        for nm, arr in (("cos", cos), ("sin", sin)):
+            if not isinstance(arr, np.ndarray) or arr.dtype != np.float32:
+                raise TypeError(f"{nm}: expected a float32 numpy.ndarray")
+            if arr.shape != want:
+                raise ValueError(f"{nm}: shape {arr.shape}, expected {want} (rotary_dim/2 = {half})")
+            if not arr.flags.c_contiguous:
+                raise ValueError(f"{nm}: must be C-contiguous")
+        d = _lib.ApplyDesc()
+        lib.rotary_apply_desc_init(ctypes.byref(d))
+        d.batch, d.seq_len = gq[0], gq[1]
+        vqo = vq if q_out is q else _View(q_out, "q_out", writable=True)
+        _fill_tensor(d.q, vq, vqo, gq, gq if q_out is q else _geometry(vqo, layout, "q_out", hd))
+        if k is not None:
+            vk = _View(k, "k")
+            gk = _geometry(vk, layout, "k", hd)
+            if gk[:2] != gq[:2]:
+                raise ValueError(f"k: (batch, seq_len) {gk[:2]} differ from q's {gq[:2]}")
+            vko = vk if k_out is k else _View(k_out, "k_out", writable=True)
+            _fill_tensor(d.k, vk, vko, gk, gk if k_out is k else _geometry(vko, layout, "k_out", hd))
+        fp = ctypes.POINTER(ctypes.c_float)
+        d.positions.mode = _lib.POS_COS_SIN
+        d.positions.cos = cos.ctypes.data_as(fp)
+        d.positions.sin = sin.ctypes.data_as(fp)
+        d.positions.row_stride = half
+        d.direction = _lib.INVERSE if inverse else _lib.FORWARD
+        if q.size and (k is None or k.size):
+            st = lib.rotary_apply(_context(), self._handle, ctypes.byref(d))
+            if st != _lib.OK:
+                _raise(st, "rotary_apply", self._apply_detail(st, d, None))
+        return q_out if k is None else (q_out, k_out)
+
+
+def rope_by_id(handle):
+    r = _handles.get(handle)
+    if r is None:
+        raise ValueError(f"rotary: RoPE #{handle} no longer exists")
+    return r
+
+
+def version():
+    return lib.rotary_version_string().decode()
+
+
+def info():
+    """CPU features and the kernel each dtype and pairing runs."""
+    names = {}
+    for dn, dc in (("f32", _lib.F32), ("f16", _lib.F16), ("bf16", _lib.BF16)):
+        for pn, pc in _PAIRINGS.items():
+            names[f"{dn}/{pn}"] = lib.rotary_kernel_name(dc, pc).decode()
+    return {"version": version(), "cpu_features": lib.rotary_cpu_features().decode(), "kernels": names,
+            "threads": get_num_threads()}
+

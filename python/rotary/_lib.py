@@ -1,0 +1,222 @@
+"""_lib.py: loads librotary (and librotary_hf when present) and mirrors include/rotary.h's structs in ctypes."""
+import ctypes
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Status codes, pinned in rotary.h.
+OK = 0
+ERR_NULL_POINTER = 1
+ERR_HEAD_DIM = 2
+ERR_ROTARY_DIM = 3
+ERR_DTYPE = 4
+ERR_PAIRING = 5
+ERR_FREQUENCY = 6
+ERR_POSITION = 7
+ERR_OVERFLOW = 8
+ERR_STRIDE = 9
+ERR_OVERLAP = 10
+ERR_OUT_OF_MEMORY = 11
+ERR_THREAD = 12
+ERR_INVALID_ARGUMENT = 13
+ERR_SCALING = 14
+ERR_CONFIG = 15
+ERR_IO = 16
+ERR_UNSUPPORTED = 17
+
+F32, F16, BF16 = 0, 1, 2
+PAIRING_HALF, PAIRING_INTERLEAVED = 0, 1
+FORWARD, INVERSE = 0, 1
+POS_OFFSET, POS_OFFSETS, POS_IDS_I32, POS_IDS_I64, POS_COS_SIN = 0, 1, 2, 3, 4
+
+SCALING_TYPES = {"default": 0, "none": 0, "linear": 1, "dynamic": 2, "ntk": 3, "yarn": 4, "llama3": 5,
+                 "longrope": 6, "su": 6}
+
+
+class Scaling(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("factor", ctypes.c_double),
+        ("original_max_position_embeddings", ctypes.c_size_t),
+        ("max_position_embeddings", ctypes.c_size_t),
+        ("attention_factor", ctypes.c_double),
+        ("beta_fast", ctypes.c_double),
+        ("beta_slow", ctypes.c_double),
+        ("mscale", ctypes.c_double),
+        ("mscale_all_dim", ctypes.c_double),
+        ("truncate", ctypes.c_int),
+        ("low_freq_factor", ctypes.c_double),
+        ("high_freq_factor", ctypes.c_double),
+        ("short_factor", ctypes.POINTER(ctypes.c_double)),
+        ("long_factor", ctypes.POINTER(ctypes.c_double)),
+    ]
+
+
+class Config(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("head_dim", ctypes.c_size_t),
+        ("rotary_dim", ctypes.c_size_t),
+        ("pairing", ctypes.c_int),
+        ("base", ctypes.c_double),
+        ("inv_freq", ctypes.POINTER(ctypes.c_double)),
+        ("attention_scaling", ctypes.c_double),
+        ("scaling", Scaling),
+        ("seq_len", ctypes.c_size_t),
+    ]
+
+
+class Positions(ctypes.Structure):
+    _fields_ = [
+        ("mode", ctypes.c_int),
+        ("offset", ctypes.c_int64),
+        ("offsets", ctypes.POINTER(ctypes.c_int64)),
+        ("ids", ctypes.c_void_p),
+        ("cos", ctypes.POINTER(ctypes.c_float)),
+        ("sin", ctypes.POINTER(ctypes.c_float)),
+        ("row_stride", ctypes.c_size_t),
+    ]
+
+
+class Tensor(ctypes.Structure):
+    _fields_ = [
+        ("in_", ctypes.c_void_p),
+        ("out", ctypes.c_void_p),
+        ("dtype", ctypes.c_int),
+        ("n_heads", ctypes.c_size_t),
+        ("stride_batch", ctypes.c_ssize_t),
+        ("stride_seq", ctypes.c_ssize_t),
+        ("stride_head", ctypes.c_ssize_t),
+        ("out_stride_batch", ctypes.c_ssize_t),
+        ("out_stride_seq", ctypes.c_ssize_t),
+        ("out_stride_head", ctypes.c_ssize_t),
+    ]
+
+
+class ApplyDesc(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("batch", ctypes.c_size_t),
+        ("seq_len", ctypes.c_size_t),
+        ("positions", Positions),
+        ("direction", ctypes.c_int),
+        ("q", Tensor),
+        ("k", Tensor),
+    ]
+
+
+def _candidates(name):
+    env = os.environ.get("ROTARY_LIBRARY_DIR")
+    dirs = [env] if env else []
+    dirs.append(_HERE)
+    ext = ".dylib" if sys.platform == "darwin" else ".dll" if os.name == "nt" else ".so"
+    return [os.path.join(d, name + ext) for d in dirs]
+
+
+def _load(name, required):
+    errors = []
+    for path in _candidates(name):
+        if os.path.exists(path):
+            try:
+                return ctypes.CDLL(path)
+            except OSError as e:  # pragma: no cover - a broken install
+                errors.append(f"{path}: {e}")
+    if required:
+        raise ImportError(f"rotary: cannot load {name} (looked in {', '.join(_candidates(name))}) "
+                          f"{'; '.join(errors)}: install the package with `pip install .` or set ROTARY_LIBRARY_DIR "
+                          "to a CMake build folder holding the shared library")
+    return None
+
+
+# RTLD_GLOBAL is not needed: librotary_hf finds librotary through its $ORIGIN run path.
+lib = _load("librotary", required=True)
+hf_lib = _load("librotary_hf", required=False)
+
+_P = ctypes.POINTER
+_sz = ctypes.c_size_t
+_i64p = _P(ctypes.c_int64)
+_fp = _P(ctypes.c_float)
+
+lib.rotary_status_string.restype = ctypes.c_char_p
+lib.rotary_status_string.argtypes = [ctypes.c_int]
+lib.rotary_version_string.restype = ctypes.c_char_p
+lib.rotary_version_string.argtypes = []
+lib.rotary_config_init.restype = None
+lib.rotary_config_init.argtypes = [_P(Config), _sz]
+lib.rotary_config_check.restype = ctypes.c_int
+lib.rotary_config_check.argtypes = [_P(Config), _P(ctypes.c_char_p)]
+lib.rotary_rope_create.restype = ctypes.c_int
+lib.rotary_rope_create.argtypes = [_P(Config), _sz, _P(ctypes.c_void_p)]
+lib.rotary_rope_destroy.restype = None
+lib.rotary_rope_destroy.argtypes = [ctypes.c_void_p]
+lib.rotary_rope_derive.restype = ctypes.c_int
+lib.rotary_rope_derive.argtypes = [ctypes.c_void_p, _sz, _sz, _P(ctypes.c_void_p)]
+lib.rotary_rope_memory_bytes.restype = _sz
+lib.rotary_rope_memory_bytes.argtypes = [ctypes.c_void_p]
+for _f in ("head_dim", "rotary_dim", "max_positions", "seq_len"):
+    getattr(lib, "rotary_rope_" + _f).restype = _sz
+    getattr(lib, "rotary_rope_" + _f).argtypes = [ctypes.c_void_p]
+lib.rotary_rope_pairing.restype = ctypes.c_int
+lib.rotary_rope_pairing.argtypes = [ctypes.c_void_p]
+lib.rotary_rope_attention_scaling.restype = ctypes.c_double
+lib.rotary_rope_attention_scaling.argtypes = [ctypes.c_void_p]
+lib.rotary_rope_inv_freq.restype = ctypes.c_int
+lib.rotary_rope_inv_freq.argtypes = [ctypes.c_void_p, _P(ctypes.c_double)]
+lib.rotary_rope_cos_sin.restype = ctypes.c_int
+lib.rotary_rope_cos_sin.argtypes = [ctypes.c_void_p, _i64p, _sz, _fp, _fp]
+lib.rotary_context_create.restype = ctypes.c_int
+lib.rotary_context_create.argtypes = [_sz, _P(ctypes.c_void_p)]
+lib.rotary_context_destroy.restype = None
+lib.rotary_context_destroy.argtypes = [ctypes.c_void_p]
+lib.rotary_context_set_threads.restype = ctypes.c_int
+lib.rotary_context_set_threads.argtypes = [ctypes.c_void_p, _sz]
+lib.rotary_context_threads.restype = _sz
+lib.rotary_context_threads.argtypes = [ctypes.c_void_p]
+lib.rotary_cpu_count.restype = _sz
+lib.rotary_cpu_count.argtypes = []
+lib.rotary_apply_desc_init.restype = None
+lib.rotary_apply_desc_init.argtypes = [_P(ApplyDesc)]
+lib.rotary_apply.restype = ctypes.c_int
+lib.rotary_apply.argtypes = [ctypes.c_void_p, ctypes.c_void_p, _P(ApplyDesc)]
+lib.rotary_cpu_features.restype = ctypes.c_char_p
+lib.rotary_cpu_features.argtypes = []
+lib.rotary_kernel_name.restype = ctypes.c_char_p
+lib.rotary_kernel_name.argtypes = [ctypes.c_int, ctypes.c_int]
+
+if hf_lib is not None:
+    hf_lib.rotary_hf_config_parse.restype = ctypes.c_int
+    hf_lib.rotary_hf_config_parse.argtypes = [ctypes.c_char_p, _sz, _P(ctypes.c_void_p), ctypes.c_char_p, _sz]
+    hf_lib.rotary_hf_config_destroy.restype = None
+    hf_lib.rotary_hf_config_destroy.argtypes = [ctypes.c_void_p]
+    hf_lib.rotary_hf_config_rope.restype = _P(Config)
+    hf_lib.rotary_hf_config_rope.argtypes = [ctypes.c_void_p]
+    for _f in ("heads", "kv_heads", "max_positions"):
+        getattr(hf_lib, "rotary_hf_config_" + _f).restype = _sz
+        getattr(hf_lib, "rotary_hf_config_" + _f).argtypes = [ctypes.c_void_p]
+    for _f in ("rope_type", "model_type"):
+        getattr(hf_lib, "rotary_hf_config_" + _f).restype = ctypes.c_char_p
+        getattr(hf_lib, "rotary_hf_config_" + _f).argtypes = [ctypes.c_void_p]
+
+
+def _check_layout():
+    """The structs above must have the C sizes: the init functions write sizeof into struct_size."""
+    c = Config()
+    lib.rotary_config_init(ctypes.byref(c), 8)
+    d = ApplyDesc()
+    lib.rotary_apply_desc_init(ctypes.byref(d))
+    if c.struct_size != ctypes.sizeof(Config) or d.struct_size != ctypes.sizeof(ApplyDesc):
+        raise ImportError(f"rotary: struct layout mismatch with the loaded library (rotary_config {c.struct_size} "
+                          f"bytes, binding {ctypes.sizeof(Config)}; rotary_apply_desc {d.struct_size}, binding "
+                          f"{ctypes.sizeof(ApplyDesc)})")
+    if c.head_dim != 8 or c.rotary_dim != 8 or c.base != 10000.0 or c.attention_scaling != 1.0 \
+            or c.scaling.truncate != 1 or c.seq_len != 0 or d.batch != 1 or d.seq_len != 1:
+        raise ImportError("rotary: rotary_config_init / rotary_apply_desc_init defaults do not read back through "
+                          "the binding's struct layout")
+
+
+_check_layout()
+
+
+def status_string(status):
+    return lib.rotary_status_string(status).decode()
