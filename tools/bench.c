@@ -72,6 +72,7 @@ int rotary_cli_bench(int argc, char **argv) {
   rotary_status st = bench_setup_create(&o, &s);
   if (st != ROTARY_OK) {
     fprintf(stderr, "rotary bench: %s\n", rotary_status_string(st));
+    bench_options_free(&o);
     return 1;
   }
   bench_result r[MAX_IMPLS] = {{0}};
@@ -85,5 +86,6 @@ int rotary_cli_bench(int argc, char **argv) {
     fprintf(stderr, "rotary bench: %s\n", rotary_status_string(st));
   }
   bench_setup_destroy(&s);
+  bench_options_free(&o);
   return st == ROTARY_OK ? 0 : 1;
 }

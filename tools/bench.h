@@ -12,7 +12,10 @@
 #define BENCH_NAIVE_MAX_DIM 1024 /* the naive loop's local head buffers (bench_naive.c) */
 
 typedef struct bench_options {
-  const char *model;  /* preset name or NULL */
+  const char *model;  /* preset name, the --config file's model_type or path, or NULL */
+  const char *config; /* --config: a Hugging Face config.json, or NULL */
+  rotary_config rope; /* with --config: the model's rope (family, scaling, dims, pairing) */
+  rotary_hf_config *hf; /* with --config: owns rope's arrays; freed by bench_options_free */
   size_t batch, tokens, heads, kv_heads, head_dim, rotary_dim, threads, reps;
   size_t decode;      /* 0: prefill (positions 0..tokens-1 per row); N: N sequences of one token at random ids */
   size_t table;       /* positions in the cos/sin table */
@@ -92,5 +95,8 @@ void bench_print_json(const bench_setup *s, const bench_result *r, size_t n);
 static inline const char *bench_dtype_name(rotary_dtype d) {
   return d == ROTARY_F32 ? "f32" : d == ROTARY_F16 ? "f16" : "bf16";
 }
+
+/* Frees what bench_parse_options allocated (the parsed --config). */
+void bench_options_free(bench_options *o);
 
 #endif /* ROTARY_BENCH_H */

@@ -13,11 +13,11 @@
 
 /* Options given explicitly (they override a --model preset, whatever the order). */
 enum { SET_HEADS = 1, SET_KV = 2, SET_DIM = 4, SET_ROT = 8, SET_BASE = 16, SET_BATCH = 32, SET_TOKENS = 64,
-       SET_TABLE = 128, SET_DECODE = 256 };
+       SET_TABLE = 128, SET_DECODE = 256, SET_PAIRING = 512 };
 
 void bench_usage(FILE *f) {
   fprintf(f,
-          "usage: rotary bench [--model NAME] [--tokens N] [--batch N] [--decode N] [--heads N] [--kv-heads N]\n"
+          "usage: rotary bench [--model NAME | --config config.json] [--tokens N] [--batch N] [--decode N] [--heads N] [--kv-heads N]\n"
           "                    [--head-dim N] [--rotary-dim N] [--base X] [--table N] [--dtype f32|f16|bf16]\n"
           "                    [--pairing half|interleaved] [--threads N] [--reps N] [--out-of-place] [--json]\n"
           "Times (a) composed ops as a framework runs them, (b) the article's naive per-element loop, (c) the fused\n"
@@ -27,6 +27,9 @@ void bench_usage(FILE *f) {
           "  --decode N   N sequences of one token each (batch N, seq_len 1) at random positions below the table\n"
           "               size, passed as int64 ids; --table defaults to 4096 then (else to --tokens)\n"
           "  --model      sets heads, kv heads, head_dim, rotary_dim and base; explicit options override it\n"
+          "  --config F   a Hugging Face config.json: heads, kv heads, head_dim, rotary_dim, pairing, base and the\n"
+          "               frequency scaling of the model (for dynamic NTK and LongRoPE at seq_len = table size);\n"
+          "               --heads, --kv-heads, --tokens, --table and --dtype may still be given\n"
           "models:\n",
           BENCH_WARMUPS);
   bench_list_presets(f);
@@ -110,7 +113,8 @@ static int parse_args(int argc, char **argv, bench_options *o, unsigned *set) {
     if (!strcmp(a, "--json")) { o->json = 1; continue; }
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) return -1;
     size_t *target = size_option(o, a, set);
-    if (!target && strcmp(a, "--base") && strcmp(a, "--dtype") && strcmp(a, "--pairing") && strcmp(a, "--model"))
+    if (!target && strcmp(a, "--base") && strcmp(a, "--dtype") && strcmp(a, "--pairing") && strcmp(a, "--model") &&
+        strcmp(a, "--config"))
       return bad("unknown option '%s'", a);
     if (!v) return bad("%s needs a value", a);
     i++;
@@ -119,8 +123,12 @@ static int parse_args(int argc, char **argv, bench_options *o, unsigned *set) {
     } else if (!strcmp(a, "--base")) {
       if (!parse_base(v, &o->base)) return 0;
       *set |= SET_BASE;
+    } else if (!strcmp(a, "--config")) {
+      o->config = v;
     } else if (!parse_enum(o, a, v)) {
       return 0;
+    } else if (!strcmp(a, "--pairing")) {
+      *set |= SET_PAIRING;
     }
   }
   return 1;
@@ -134,6 +142,36 @@ static void apply_preset(bench_options *o, unsigned set) {
   if (!(set & SET_DIM)) o->head_dim = p->head_dim;
   if (!(set & SET_ROT)) o->rotary_dim = p->rotary_dim;
   if (!(set & SET_BASE)) o->base = p->base;
+}
+
+/* --config: the model's shape and rope; the options that would contradict it are refused. */
+static int load_config(bench_options *o, unsigned set) {
+  if (!o->config) return 1;
+  if (o->model) return bad("--model and --config both describe the model: give one");
+  if (set & (SET_DIM | SET_ROT | SET_BASE | SET_PAIRING))
+    return bad("--head-dim, --rotary-dim, --base and --pairing come from --config: drop them");
+  rotary_hf_config *h = NULL;
+  char err[512];
+  rotary_status st = rotary_hf_config_load(o->config, &h, err, sizeof err);
+  if (st != ROTARY_OK) return bad("--config %s: %s", o->config, err);
+  o->hf = h;
+  o->rope = *rotary_hf_config_rope(h);
+  o->model = rotary_hf_config_model_type(h)[0] ? rotary_hf_config_model_type(h) : o->config;
+  static char model[96]; /* outlives h, which is freed below */
+  snprintf(model, sizeof model, "%s (%s)", o->model, rotary_hf_config_rope_type(h));
+  o->model = model;
+  if (!(set & SET_HEADS)) o->heads = rotary_hf_config_heads(h) ? rotary_hf_config_heads(h) : o->heads;
+  if (!(set & SET_KV)) o->kv_heads = rotary_hf_config_kv_heads(h);
+  o->head_dim = o->rope.head_dim;
+  o->rotary_dim = o->rope.rotary_dim;
+  o->base = o->rope.base;
+  o->pairing = o->rope.pairing;
+  return 1;
+}
+
+void bench_options_free(bench_options *o) {
+  rotary_hf_config_destroy(o->hf);
+  o->hf = NULL;
 }
 
 static int check_shape(const bench_options *o, unsigned set) {
@@ -179,7 +217,10 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
   int r = parse_args(argc, argv, o, &set);
   if (r <= 0) return r;
   apply_preset(o, set);
-  if (!check_shape(o, set)) return 0;
+  if (!load_config(o, set) || !check_shape(o, set)) {
+    bench_options_free(o);
+    return 0;
+  }
   if (!o->kv_heads) o->kv_heads = o->heads;
   if (!o->rotary_dim) o->rotary_dim = o->head_dim;
   if (o->rotary_dim > o->head_dim) return bad("the model's rotary_dim exceeds --head-dim");
@@ -190,5 +231,9 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
   if (!(set & SET_TABLE)) o->table = o->decode ? 4096 : o->tokens;
   if (!o->threads) o->threads = rotary_cpu_count();
   if (o->threads > MAX_THREADS) o->threads = MAX_THREADS;
-  return check_run(o);
+  if (!check_run(o)) {
+    bench_options_free(o);
+    return 0;
+  }
+  return 1;
 }

@@ -65,10 +65,15 @@ static rotary_status make_tables(bench_setup *s) {
 
 static rotary_status make_library_objects(const bench_options *o, bench_setup *s) {
   rotary_config cfg;
-  rotary_config_init(&cfg, o->head_dim);
-  cfg.rotary_dim = o->rotary_dim;
-  cfg.pairing = o->pairing;
-  cfg.base = o->base;
+  if (o->config) {
+    cfg = o->rope; /* the model's family and scaling; dynamic NTK and LongRoPE as for a sequence of table size */
+    cfg.seq_len = o->table;
+  } else {
+    rotary_config_init(&cfg, o->head_dim);
+    cfg.rotary_dim = o->rotary_dim;
+    cfg.pairing = o->pairing;
+    cfg.base = o->base;
+  }
   rotary_status st = rotary_rope_create(&cfg, o->table, &s->rope);
   if (st == ROTARY_OK) st = rotary_context_create(o->threads, &s->ctx);
   return st;
