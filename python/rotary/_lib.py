@@ -187,6 +187,8 @@ lib.rotary_kernel_name.argtypes = [ctypes.c_int, ctypes.c_int]
 if hf_lib is not None:
     hf_lib.rotary_hf_config_parse.restype = ctypes.c_int
     hf_lib.rotary_hf_config_parse.argtypes = [ctypes.c_char_p, _sz, _P(ctypes.c_void_p), ctypes.c_char_p, _sz]
+    hf_lib.rotary_hf_config_load.restype = ctypes.c_int
+    hf_lib.rotary_hf_config_load.argtypes = [ctypes.c_char_p, _P(ctypes.c_void_p), ctypes.c_char_p, _sz]
     hf_lib.rotary_hf_config_destroy.restype = None
     hf_lib.rotary_hf_config_destroy.argtypes = [ctypes.c_void_p]
     hf_lib.rotary_hf_config_rope.restype = _P(Config)
