@@ -407,7 +407,7 @@ class RoPE:
         return cos, sin
 
     # --- apply --------------------------------------------------------------------------------------------
-    def apply(self, q, k=None, positions=None, layout="bshd", inplace=False, inverse=False):
+    def apply(self, q, k=None, positions=None, layout="bshd", inplace=False, inverse=False, out=None):
         """Rotates q (and k) by the angles of their positions.
 
         q, k: NumPy arrays or PyTorch CPU tensors of float32, float16 or bfloat16, any strides as long as the last
@@ -417,17 +417,30 @@ class RoPE:
         ((batch, seq) like Hugging Face's position_ids, (1, seq) or (seq,) broadcast over the batch).
         inplace: rotate q and k in their own memory and return them; otherwise new arrays are returned (same
         memory order as the inputs). inverse: rotate by the opposite angles (the backward pass).
+        out (NumPy only): caller arrays for the results, q_out or (q_out, k_out), same shapes and dtypes as q and
+        k, any strides with a contiguous last dimension; they must not overlap the inputs.
         Returns q' or (q', k'). Torch tensors go through the custom op torch.ops.rotary (autograd, torch.compile).
         """
         _check_layout(layout)
         if is_torch(q) or is_torch(k):
+            if out is not None:
+                raise TypeError("out: only for NumPy arrays (torch tensors go through the custom op)")
             from . import ops
             return ops.apply(self, q, k, positions, layout, inplace, inverse)
         if not isinstance(q, np.ndarray):
             raise TypeError(f"q: expected a numpy.ndarray or a torch.Tensor, got {type(q).__name__}")
         if k is not None and not isinstance(k, np.ndarray):
             raise TypeError(f"k: expected a numpy.ndarray like q, got {type(k).__name__}")
-        if inplace:
+        if out is not None:
+            if inplace:
+                raise ValueError("out: not allowed with inplace=True")
+            q_out, k_out = (out, None) if k is None else tuple(out) if isinstance(out, (tuple, list)) else (out, None)
+            for nm, o, x in (("q_out", q_out, q), ("k_out", k_out, k)):
+                if x is None:
+                    continue
+                if not isinstance(o, np.ndarray) or o.shape != x.shape or o.dtype != x.dtype:
+                    raise ValueError(f"out: {nm} must be a numpy.ndarray of shape {x.shape} and dtype {x.dtype}")
+        elif inplace:
             q_out, k_out = q, k
         else:
             q_out = np.empty_like(q)
