@@ -134,7 +134,7 @@ def _geometry(v, layout, name, head_dim):
         raise ValueError(f"{name}: layout {layout!r} needs a {nd}-D tensor, got shape {v.shape}")
     if v.shape[-1] != head_dim:
         raise ValueError(f"{name}: last dimension is {v.shape[-1]}, the rope's head_dim is {head_dim}")
-    if v.strides[-1] != 1:
+    if v.strides[-1] != 1 and 0 not in v.shape:
         raise ValueError(f"{name}: the last dimension must be contiguous (stride 1), got stride {v.strides[-1]}; "
                          "rotary never copies: pass a tensor whose head_dim elements are adjacent "
                          "(x.contiguous() / np.ascontiguousarray(x))")
@@ -308,6 +308,12 @@ class RoPE:
     def _register(self):
         self.id = next(_next_handle)
         _handles[self.id] = self
+        # The rope is immutable: its geometry is read once, so that torch.compile can trace apply() (no ctypes).
+        h = self._handle
+        self._head_dim = int(lib.rotary_rope_head_dim(h))
+        self._rotary_dim = int(lib.rotary_rope_rotary_dim(h))
+        self._max_positions = int(lib.rotary_rope_max_positions(h))
+        self._pairing = _PAIRING_NAMES[lib.rotary_rope_pairing(h)]
 
     def __del__(self):
         h = getattr(self, "_handle", None)
@@ -339,19 +345,20 @@ class RoPE:
     # --- properties ---------------------------------------------------------------------------------------
     @property
     def head_dim(self):
-        return int(lib.rotary_rope_head_dim(self._handle))
+        return self._head_dim
 
     @property
     def rotary_dim(self):
-        return int(lib.rotary_rope_rotary_dim(self._handle))
+        return self._rotary_dim
 
     @property
     def max_positions(self):
-        return int(lib.rotary_rope_max_positions(self._handle))
+        """Rows of the cos/sin table; 0 for a table-free rope."""
+        return self._max_positions
 
     @property
     def pairing(self):
-        return _PAIRING_NAMES[lib.rotary_rope_pairing(self._handle)]
+        return self._pairing
 
     @property
     def seq_len(self):

@@ -79,7 +79,7 @@ def _check(x, name, layout, head_dim):
         raise ValueError(f"{name}: layout {layout!r} needs a {nd}-D tensor, got shape {tuple(x.shape)}")
     if x.shape[-1] != head_dim:
         raise ValueError(f"{name}: last dimension is {x.shape[-1]}, the rope's head_dim is {head_dim}")
-    if x.stride(-1) != 1:
+    if x.stride(-1) != 1 and x.numel():
         raise ValueError(f"{name}: the last dimension must be contiguous (stride 1), got stride {x.stride(-1)}; "
                          "rotary never copies: pass a tensor whose head_dim elements are adjacent (x.contiguous())")
     s = x.shape

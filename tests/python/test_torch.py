@@ -1,0 +1,198 @@
+"""test_torch.py: PyTorch CPU tensors (f32, f16, bf16) through the custom ops: values, no copies, strided views,
+autograd (the backward is the inverse rotation), torch.library.opcheck, torch.compile."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import rotary  # noqa: E402
+from conftest import assert_close, positions_2d, ref_rope, to_bshd, tolerance  # noqa: E402
+
+DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+def as64(t):
+    return t.detach().to(torch.float64).numpy()
+
+
+def check(rope, q, out, positions, layout="bshd", inverse=False, what=""):
+    qb, ob = to_bshd(as64(q), layout), to_bshd(as64(out), layout)
+    pos = positions if not torch.is_tensor(positions) else positions.numpy()
+    pos = positions_2d(pos, qb.shape[0], qb.shape[1])
+    ref, b32 = ref_rope(qb, pos, rope.inv_freq, rope.pairing, rope.rotary_dim, rope.attention_scaling, inverse)
+    assert_close(ob, ref, tolerance(DTYPES[q.dtype], ref, b32), what)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("pairing", ["half", "interleaved"])
+@pytest.mark.parametrize("layout", ["bshd", "bhsd", "thd"])
+def test_values_every_dtype(dtype, pairing, layout):
+    torch.manual_seed(0)
+    rope = rotary.RoPE(96, rotary_dim=64, pairing=pairing, max_positions=300)
+    shape = {"bshd": (2, 5, 4, 96), "bhsd": (2, 4, 5, 96), "thd": (5, 4, 96)}[layout]
+    kshape = {"bshd": (2, 5, 2, 96), "bhsd": (2, 2, 5, 96), "thd": (5, 2, 96)}[layout]
+    q, k = torch.randn(shape).to(dtype), torch.randn(kshape).to(dtype)
+    ids = torch.randint(0, 300, (5,) if layout == "thd" else (2, 5))
+    oq, ok = rope.apply(q, k, positions=ids, layout=layout)
+    assert oq.dtype == dtype and oq.shape == q.shape and ok.shape == k.shape
+    pos = ids[None] if layout == "thd" else ids
+    check(rope, q, oq, pos, layout, what=f"q {dtype} {pairing} {layout}")
+    check(rope, k, ok, pos, layout, what=f"k {dtype} {pairing} {layout}")
+    assert torch.equal(oq[..., 64:], q[..., 64:])  # pass-through part
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_in_place_no_copy_strided_views(dtype):
+    """q and k as head slices of a packed QKV tensor, seen as bhsd (HF's transposed views): rotated in place."""
+    torch.manual_seed(1)
+    hq, hk, d = 8, 2, 64
+    rope = rotary.RoPE(d, max_positions=64)
+    qkv = torch.randn(2, 7, hq + 2 * hk, d).to(dtype)
+    orig = qkv.clone()
+    q = qkv[:, :, :hq].transpose(1, 2)
+    k = qkv[:, :, hq:hq + hk].transpose(1, 2)
+    ptr = q.data_ptr()
+    rq, rk = rope.apply(q, k, positions=9, layout="bhsd", inplace=True)
+    assert rq is q and rk is k and q.data_ptr() == ptr
+    check(rope, orig[:, :, :hq].transpose(1, 2), q, 9, "bhsd", what="q view")
+    check(rope, orig[:, :, hq:hq + hk].transpose(1, 2), k, 9, "bhsd", what="k view")
+    assert torch.equal(qkv[:, :, hq + hk:], orig[:, :, hq + hk:])  # v untouched
+    # out of place from the same views: outputs are new tensors, inputs untouched
+    oq = rope.apply(q, positions=9, layout="bhsd")
+    assert oq.data_ptr() != q.data_ptr()
+
+
+def test_numpy_ids_and_offsets():
+    rope = rotary.RoPE(32, max_positions=100)
+    q = torch.randn(3, 4, 2, 32)
+    for pos in (None, 17, np.arange(4, dtype=np.int32), torch.arange(4, dtype=torch.int32)[None], [5, 6, 7, 9]):
+        out = rope.apply(q, positions=pos)
+        p = 0 if pos is None else pos if isinstance(pos, int) else np.asarray(pos).reshape(-1)
+        check(rope, q, out, p, what=f"positions {pos!r}")
+    cos, sin = rope.cos_sin(torch.tensor([1, 2]))
+    assert torch.is_tensor(cos) and cos.shape == (2, 16)
+
+
+@pytest.mark.parametrize("pairing", ["half", "interleaved"])
+def test_autograd_backward_is_inverse_rotation(pairing):
+    torch.manual_seed(2)
+    rope = rotary.RoPE(64, rotary_dim=48, pairing=pairing, max_positions=512)
+    q = torch.randn(2, 6, 4, 64, requires_grad=True)
+    k = torch.randn(2, 6, 2, 64, requires_grad=True)
+    ids = torch.randint(0, 512, (2, 6))
+    oq, ok = rope.apply(q, k, positions=ids)
+    gq, gk = torch.randn_like(oq), torch.randn_like(ok)
+    (oq * gq).sum().add_((ok * gk).sum()).backward()
+    # d(loss)/dx = R(theta)^T g = R(-theta) g: the reference's inverse rotation of the incoming gradient
+    check(rope, gq, q.grad, ids, inverse=True, what="dq")
+    check(rope, gk, k.grad, ids, inverse=True, what="dk")
+    # and the same gradient as autograd through HF's composed formula in float64
+    if pairing == "half":
+        q64 = q.detach().double().requires_grad_()
+        ang = ids[..., None].double() * torch.from_numpy(rope.inv_freq)
+        cos = torch.cat([ang.cos(), ang.cos()], -1)[:, :, None]
+        sin = torch.cat([ang.sin(), ang.sin()], -1)[:, :, None]
+        x = q64[..., :48]
+        rot = torch.cat([-x[..., 24:], x[..., :24]], -1)
+        out = torch.cat([x * cos + rot * sin, q64[..., 48:]], -1)
+        (out * gq.double()).sum().backward()
+        assert (q.grad.double() - q64.grad).abs().max() < 1e-5
+
+
+def test_autograd_q_only_and_unused_k():
+    rope = rotary.RoPE(16, max_positions=32)
+    q = torch.randn(1, 3, 2, 16, requires_grad=True)
+    k = torch.randn(1, 3, 1, 16, requires_grad=True)
+    oq, ok = rope.apply(q, k, positions=4)
+    oq.sum().backward()  # k's output unused: its gradient is zero
+    assert torch.equal(k.grad, torch.zeros_like(k))
+    q2 = torch.randn(1, 3, 2, 16, requires_grad=True)
+    rope.apply(q2, positions=4).pow(2).sum().backward()  # norm-preserving: grad = 2 q2 rotated back
+    assert (q2.grad - 2 * q2.detach()).abs().max() < 1e-5
+
+
+def test_inverse_round_trip_bf16_f16():
+    rope = rotary.RoPE(128, max_positions=4096)
+    for dtype in (torch.float16, torch.bfloat16):
+        q = torch.randn(1, 16, 4, 128).to(dtype)
+        back = rope.apply(rope.apply(q, positions=4000), positions=4000, inverse=True)
+        assert (back.float() - q.float()).abs().max() <= 4 * torch.finfo(dtype).eps * q.float().abs().max()
+
+
+def test_opcheck():
+    rope = rotary.RoPE(32, max_positions=64)
+    q, k = torch.randn(2, 3, 4, 32), torch.randn(2, 3, 2, 32)
+    ids = torch.randint(0, 64, (2, 3))
+    for args in [(q, k, ids, 0, rope.id, "bshd", False), (q.transpose(1, 2), None, None, 5, rope.id, "bhsd", True),
+                 (q.requires_grad_(), k, ids, 0, rope.id, "bshd", False)]:
+        torch.library.opcheck(torch.ops.rotary.rope.default, args)
+    q2 = torch.randn(2, 3, 4, 32)
+    torch.library.opcheck(torch.ops.rotary.rope_.default, (q2, k.detach().clone(), ids, 0, rope.id, "bshd", False))
+
+
+def test_torch_compile():
+    pytest.importorskip("torch._inductor")
+    torch._dynamo.reset()
+    rope = rotary.RoPE(64, max_positions=256)
+
+    def block(q, k, ids):
+        q, k = rope.apply(q, k, positions=ids, layout="bhsd")
+        return torch.softmax(q @ k.transpose(-1, -2) * 0.125, dim=-1).sum(-1) * 2
+
+    compiled = torch.compile(block, fullgraph=True)
+    q = torch.randn(1, 4, 10, 64, requires_grad=True)
+    k = torch.randn(1, 4, 10, 64, requires_grad=True)
+    ids = torch.arange(10)[None] + 30
+    got = compiled(q, k, ids)
+    want = block(q, k, ids)
+    assert torch.allclose(got, want, atol=1e-5)
+    got.sum().backward()
+    gq = q.grad.clone()
+    q.grad = None
+    want.sum().backward()
+    assert torch.allclose(gq, q.grad, atol=1e-5)
+
+    def inplace(q, k):
+        rope.apply(q, k, positions=3, inplace=True)
+        return q * 1
+
+    with torch.no_grad():
+        a, b = torch.randn(1, 5, 2, 64), torch.randn(1, 5, 2, 64)
+        a2, b2 = a.clone(), b.clone()
+        out = torch.compile(inplace, fullgraph=True)(a, b)
+        inplace(a2, b2)
+        assert torch.equal(out, a2) and torch.equal(a, a2) and torch.equal(b, b2)
+
+
+def test_bad_inputs():
+    rope = rotary.RoPE(64, max_positions=100)
+    q = torch.randn(1, 4, 2, 64)
+    with pytest.raises(TypeError, match="float64"):
+        rope.apply(q.double())
+    with pytest.raises(TypeError, match="int64"):
+        rope.apply(q.long())
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        rope.apply(q, q.numpy())
+    with pytest.raises(ValueError, match="contiguous"):
+        rope.apply(torch.randn(1, 4, 2, 128)[..., ::2])
+    with pytest.raises(ValueError, match="contiguous"):
+        rope.apply(torch.randn(1, 4, 64, 2).transpose(-1, -2))
+    with pytest.raises(ValueError, match="head_dim is 64"):
+        rope.apply(torch.randn(1, 4, 2, 66))
+    with pytest.raises(ValueError, match="differ"):
+        rope.apply(q, torch.randn(2, 4, 2, 64))
+    with pytest.raises(ValueError, match="position"):
+        rope.apply(q, positions=97)
+    with pytest.raises(ValueError, match="position"):
+        rope.apply(q, positions=torch.tensor([[0, 1, 2, 100]]))
+    with pytest.raises(TypeError, match="int32 or int64"):
+        rope.apply(q, positions=torch.arange(4.0))
+    with pytest.raises(ValueError, match="requires? grad"):
+        rope.apply(q.clone().requires_grad_(), inplace=True)
+    with pytest.raises(ValueError, match="overlap"):
+        rope.apply(q, q, inplace=True)
+    with pytest.raises(TypeError, match="out"):
+        rope.apply(q, out=q)
+    q0 = q.clone()
+    with pytest.raises(ValueError):
+        rope.apply(q, positions=99, inplace=True)
+    assert torch.equal(q, q0)
