@@ -166,9 +166,10 @@ MODELS = [
         "source": ("microsoft/Phi-3-mini-128k-instruct config.json (current revision, rope_scaling type "
                    "'longrope'): hidden_size 3072, 32 heads, max_position_embeddings 131072, "
                    "original_max_position_embeddings 4096, rope_theta 10000.0; the 48+48 factors from a "
-                   "Microsoft babilong evaluation script (LONGROPE_PARAMS), whose first/last entries match the "
-                   "config.json#L27 excerpt quoted in danbev/learning-ai's notes (and its GGUF dump: "
-                   "rope.scaling.attn_factor 1.190238118171692)"),
+                   "Microsoft-copyright babilong evaluation script (LONGROPE_PARAMS; repository not named by the "
+                   "search index), whose first and last entries match the config.json#L27 excerpt quoted in a "
+                   "public markdown note on LongRoPE and GGUF (its GGUF dump of Phi-3.1-mini-128k-instruct also "
+                   "shows rope.scaling.attn_factor 1.190238118171692 and 48 long/short factors)"),
         "config": {
             "model_type": "phi3", "hidden_size": 3072, "num_attention_heads": 32,
             "max_position_embeddings": 131072, "original_max_position_embeddings": 4096, "rope_theta": 10000.0,
