@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: every test: release build (warnings as errors), dispatch capped to each ISA, ASan+UBSan, TSan, valgrind,
-# install check, fuzz smoke, and the aarch64 (NEON) build under qemu-user.
+# install check, fuzz smoke, the aarch64 (NEON) build under qemu-user, and the MindSpore Custom op (a venv with
+# MindSpore). ROTARY_SKIP_ARM=1 and ROTARY_SKIP_PYTHON=1 leave out the stages that need those downloads.
 # Usage: scripts/test.sh [--quick]   (--quick: release suite only)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -83,10 +84,32 @@ target_link_libraries(shared_example PRIVATE rotary::rotary m)
 add_executable(static_example example.c)
 target_link_libraries(static_example PRIVATE rotary::rotary_static)
 CM
+  cat >"$tmp/consumer/hf.c" <<'C'
+#include <rotary.h>
+#include <stdio.h>
+int main(int argc, char **argv) { /* reads a config.json through the installed librotary_hf */
+  rotary_hf_config *h = NULL;
+  char err[256];
+  if (argc < 2 || rotary_hf_config_load(argv[1], &h, err, sizeof err) != ROTARY_OK) return printf("%s\n", err), 1;
+  rotary_rope *r = NULL;
+  const int ok = rotary_rope_create(rotary_hf_config_rope(h), 16, &r) == ROTARY_OK;
+  rotary_rope_destroy(r);
+  rotary_hf_config_destroy(h);
+  return !ok;
+}
+C
+  cat >>"$tmp/consumer/CMakeLists.txt" <<'CM'
+add_executable(hf_example hf.c)
+target_link_libraries(hf_example PRIVATE rotary::rotary_hf)
+CM
+  PKG_CONFIG_PATH=$libdir/pkgconfig cc -o "$tmp/pc_hf" "$tmp/consumer/hf.c" \
+    $(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --cflags --libs rotary-hf) || return 1
+  LD_LIBRARY_PATH=$libdir "$tmp/pc_hf" examples/configs/llama-3.1-8b.json || return 1
   cmake -S "$tmp/consumer" -B "$tmp/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null &&
     cmake --build "$tmp/consumer/build" >/dev/null &&
     LD_LIBRARY_PATH=$libdir "$tmp/consumer/build/shared_example" >/dev/null &&
     "$tmp/consumer/build/static_example" >/dev/null &&
+    LD_LIBRARY_PATH=$libdir "$tmp/consumer/build/hf_example" examples/configs/phi-3-mini-128k-instruct.json &&
     "$prefix/bin/rotary" info >/dev/null || return 1
   rm -rf "$tmp"
 }
@@ -110,6 +133,7 @@ if [ "${1:-}" != "--quick" ]; then
   stage "install, pkg-config and find_package consumers" install_check
   stage "libFuzzer smoke run" fuzz
   [ "${ROTARY_SKIP_ARM:-0}" = 1 ] || stage "aarch64 NEON build under qemu-user" aarch64
+  [ "${ROTARY_SKIP_PYTHON:-0}" = 1 ] || stage "MindSpore Custom op (venv with MindSpore)" bash scripts/test-mindspore.sh
 fi
 echo
 [ $failed -eq 0 ] || echo "failed stages: ${failed_names[*]}"
