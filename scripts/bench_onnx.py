@@ -93,6 +93,10 @@ def main():
     out = np.empty_like(x)
     rows["rotary RoPE.apply, table, out= reused buffer"] = \
         lambda: rope.apply(x, positions=0, layout="bhsd", out=out)
+    # The contrib op's 3-D input is (batch, seq, heads * dim) memory: the same rows on bshd data, token-major.
+    out_bshd = np.empty_like(x_bshd)
+    rows["rotary RoPE.apply bshd (3-D data), out= reused"] = \
+        lambda: rope.apply(x_bshd, positions=0, out=out_bshd).transpose(0, 2, 1, 3)
     work = x.copy()
     rows["rotary RoPE.apply, table, in place"] = None  # checked separately: it rotates its buffer every run
 
