@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: every test: release build (warnings as errors), dispatch capped to each ISA, ASan+UBSan, TSan, valgrind,
-# install check, fuzz smoke, the aarch64 (NEON) build under qemu-user, and the MindSpore Custom op (a venv with
-# MindSpore). ROTARY_SKIP_ARM=1 and ROTARY_SKIP_PYTHON=1 leave out the stages that need those downloads.
+# install check, fuzz smoke, the aarch64 (NEON) build under qemu-user, the Python package (a venv with torch,
+# transformers, onnx, onnxruntime) and the MindSpore Custom op (a venv with MindSpore). ROTARY_SKIP_ARM=1 and ROTARY_SKIP_PYTHON=1 leave out the stages that need those downloads.
 # Usage: scripts/test.sh [--quick]   (--quick: release suite only)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -133,7 +133,10 @@ if [ "${1:-}" != "--quick" ]; then
   stage "install, pkg-config and find_package consumers" install_check
   stage "libFuzzer smoke run" fuzz
   [ "${ROTARY_SKIP_ARM:-0}" = 1 ] || stage "aarch64 NEON build under qemu-user" aarch64
-  [ "${ROTARY_SKIP_PYTHON:-0}" = 1 ] || stage "MindSpore Custom op (venv with MindSpore)" bash scripts/test-mindspore.sh
+  if [ "${ROTARY_SKIP_PYTHON:-0}" != 1 ]; then
+    stage "Python package: pip install ., pytest (NumPy, torch, Hugging Face, ONNX)" bash scripts/test-python.sh
+    stage "MindSpore Custom op (venv with MindSpore)" bash scripts/test-mindspore.sh
+  fi
 fi
 echo
 [ $failed -eq 0 ] || echo "failed stages: ${failed_names[*]}"
