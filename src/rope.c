@@ -1,4 +1,4 @@
-/* rope.c: rotary embedding objects: validated frequencies and the fp32 cos/sin table built from fp64 angles. */
+/* rope.c: rotary embedding objects: validated frequencies and the fp32 cos/sin table built by the rows kernel. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,17 +36,6 @@ static rotary_status validate_config(const rotary_config *c) {
   return ROTARY_OK;
 }
 
-void rotary_rope_compute_row(const rotary_rope *rope, int64_t pos, float *cos_row, float *sin_row) {
-  const size_t half = rope->rotary_dim / 2;
-  const double p = (double)pos; /* exact: positions are below 2^53 */
-  const double scale = rope->attention_scaling;
-  for (size_t i = 0; i < half; i++) {
-    const double angle = p * rope->inv_freq[i];
-    cos_row[i] = (float)(cos(angle) * scale);
-    sin_row[i] = (float)(sin(angle) * scale);
-  }
-}
-
 static rotary_status build_table(rotary_rope *rope) {
   size_t count, bytes;
   ROTARY_RETURN_IF(rotary_mul_overflow_size(rope->max_positions, rope->rotary_dim, &count), ROTARY_ERR_OVERFLOW);
@@ -77,6 +66,7 @@ rotary_status rotary_rope_create(const rotary_config *config, size_t max_positio
   rope->max_positions = max_positions;
   rope->pairing = config->pairing;
   rope->attention_scaling = config->attention_scaling;
+  rope->rows = rotary_rows_select()->fn;
   rope->inv_freq = malloc(half * sizeof(double));
   if (!rope->inv_freq) {
     free(rope);

@@ -1,0 +1,122 @@
+/* simd/sincos_template.h: the cos/sin rows kernel, one body instantiated per ISA from an fp64 vocabulary. */
+/*
+ * Expects an fp64 vocabulary (generic/sincos_scalar.c, x86/isa64_*.h, arm/isa64_neon.h) defining SD_W (lanes),
+ * SD_TARGET, SD_NAME(x) (x suffixed with the ISA), sd_v / sd_m (vector, lane mask) and
+ *   sd_set1 sd_loadu sd_add sd_sub sd_mul sd_neg sd_abs   sd_fma(a, b, c) = a * b + c with one rounding
+ *   sd_lt sd_gt (masks) sd_mand sd_mor sd_mbits (mask -> bit i for lane i)
+ *   sd_select_odd(t, a, b): b where the integer in t's low mantissa bits is odd, else a
+ *   sd_sign_bit1(t): a vector whose only set bits are the sign bits of lanes where bit 1 of that integer is set
+ *   sd_xor(v, sign)       sd_store_f32(float *p, v): W doubles rounded once to fp32 and stored
+ * Every lane performs the same IEEE operations (fma where written, nothing contracted), so all instantiations
+ * give the same bits. See sincos.h for the method.
+ */
+
+#ifndef SD_TEMPLATE_ONCE
+#define SD_TEMPLATE_ONCE
+#define SD_TWO_OVER_PI 0x1.45f306dc9c883p-1
+#define SD_MAGIC 0x1.8p52                /* adding it rounds to an integer and leaves it in the low bits */
+#define SD_PIO2_1 0x1.921fb54442d18p+0   /* pi/2 = P1 + P2 + P3 to about 2^-163 */
+#define SD_PIO2_2 0x1.1a62633145c07p-54
+#define SD_PIO2_3 -0x1.f1976b7ed8fbcp-110
+/* Fast-path limits: below SD_HUGE the quotient estimate is off by far less than one quadrant and k < 2^51; a
+ * reduced angle above SD_TINY carries a relative error below 2^-70 (the double-double's absolute error is about
+ * 2^-103). Lanes outside them go to rotary_sincos_exact. */
+#define SD_HUGE 0x1p45
+#define SD_TINY 0x1p-30
+/* Taylor coefficients 1/n! (|r| <= pi/4 (1 + 2^-7): truncation below 2^-62 relative). */
+#define SD_S1 (-1.0 / 6.0)
+#define SD_S2 (1.0 / 120.0)
+#define SD_S3 (-1.0 / 5040.0)
+#define SD_S4 (1.0 / 362880.0)
+#define SD_S5 (-1.0 / 39916800.0)
+#define SD_S6 (1.0 / 6227020800.0)
+#define SD_S7 (-1.0 / 1307674368000.0)
+#define SD_S8 (1.0 / 355687428096000.0)
+#define SD_C2 (1.0 / 24.0)
+#define SD_C3 (-1.0 / 720.0)
+#define SD_C4 (1.0 / 40320.0)
+#define SD_C5 (-1.0 / 3628800.0)
+#define SD_C6 (1.0 / 479001600.0)
+#define SD_C7 (-1.0 / 87178291200.0)
+#define SD_C8 (1.0 / 20922789888000.0)
+#define SD_C9 (-1.0 / 6402373705728000.0)
+#endif
+
+/* cos and sin of r_hi + r_lo (|r| <= about pi/4) in the quadrant held by t (SD_MAGIC + k), times scaling, to
+ * fp32. sin(r_hi + r_lo) = sin(r_hi) + r_lo (1 - r^2/2), cos(r_hi + r_lo) = cos(r_hi) - r_lo r_hi: the terms
+ * dropped are below 2^-100 relative. */
+SD_TARGET static inline void SD_NAME(sd_core)(sd_v r_hi, sd_v r_lo, sd_v t, double scaling, float *cos,
+                                              float *sin) {
+  const sd_v z = sd_mul(r_hi, r_hi);
+  sd_v ps = sd_fma(sd_set1(SD_S8), z, sd_set1(SD_S7));
+  ps = sd_fma(ps, z, sd_set1(SD_S6));
+  ps = sd_fma(ps, z, sd_set1(SD_S5));
+  ps = sd_fma(ps, z, sd_set1(SD_S4));
+  ps = sd_fma(ps, z, sd_set1(SD_S3));
+  ps = sd_fma(ps, z, sd_set1(SD_S2));
+  ps = sd_fma(ps, z, sd_set1(SD_S1));
+  const sd_v lo_term = sd_fma(sd_mul(sd_set1(-0.5), z), r_lo, r_lo);
+  const sd_v sn = sd_add(r_hi, sd_fma(sd_mul(r_hi, z), ps, lo_term));
+  sd_v pc = sd_fma(sd_set1(SD_C9), z, sd_set1(SD_C8));
+  pc = sd_fma(pc, z, sd_set1(SD_C7));
+  pc = sd_fma(pc, z, sd_set1(SD_C6));
+  pc = sd_fma(pc, z, sd_set1(SD_C5));
+  pc = sd_fma(pc, z, sd_set1(SD_C4));
+  pc = sd_fma(pc, z, sd_set1(SD_C3));
+  pc = sd_fma(pc, z, sd_set1(SD_C2));
+  pc = sd_fma(pc, z, sd_set1(-0.5));
+  const sd_v cs = sd_add(sd_set1(1.0), sd_fma(z, pc, sd_neg(sd_mul(r_lo, r_hi))));
+  /* quadrant k: sin = (S, C, -S, -C)[k % 4], cos = (C, -S, -C, S)[k % 4] */
+  const sd_v s_q = sd_xor(sd_select_odd(t, sn, cs), sd_sign_bit1(t));
+  const sd_v c_q = sd_xor(sd_select_odd(t, cs, sn), sd_sign_bit1(sd_add(t, sd_set1(1.0))));
+  const sd_v sc = sd_set1(scaling);
+  sd_store_f32(cos, sd_mul(c_q, sc));
+  sd_store_f32(sin, sd_mul(s_q, sc));
+}
+
+/* SD_W entries: fast reduction of the exact angle p * w, polynomials, and the exact path for the lanes the fast
+ * reduction cannot vouch for. */
+SD_TARGET static inline void SD_NAME(sd_block)(const double *w, int64_t pos, double scaling, float *cos,
+                                               float *sin) {
+  const sd_v p = sd_set1((double)pos), wv = sd_loadu(w);
+  const sd_v hi = sd_mul(p, wv);
+  const sd_v lo = sd_fma(p, wv, sd_neg(hi)); /* p * w = hi + lo exactly */
+  const sd_v t = sd_add(sd_mul(hi, sd_set1(SD_TWO_OVER_PI)), sd_set1(SD_MAGIC));
+  const sd_v k = sd_sub(t, sd_set1(SD_MAGIC));
+  /* hi - k P1 is exact: both are multiples of 2^-53 (2^-52 once hi >= 1) and the difference is below 1. */
+  const sd_v a = sd_fma(sd_neg(k), sd_set1(SD_PIO2_1), hi);
+  const sd_v t2 = sd_mul(k, sd_set1(SD_PIO2_2));
+  const sd_v e2 = sd_fma(k, sd_set1(SD_PIO2_2), sd_neg(t2)); /* k P2 = t2 + e2 exactly */
+  const sd_v s = sd_add(a, lo); /* two-sum: s + es = a + lo */
+  const sd_v sb = sd_sub(s, a);
+  const sd_v es = sd_add(sd_sub(a, sd_sub(s, sb)), sd_sub(lo, sb));
+  const sd_v s2 = sd_sub(s, t2); /* two-sum: s2 + es2 = s - t2 */
+  const sd_v s2b = sd_sub(s2, s);
+  const sd_v es2 = sd_sub(sd_sub(s, sd_sub(s2, s2b)), sd_add(t2, s2b));
+  const sd_v tail = sd_fma(sd_neg(k), sd_set1(SD_PIO2_3), sd_sub(sd_add(es, es2), e2));
+  const sd_v r_hi = sd_add(s2, tail);
+  const sd_v r_lo = sd_sub(tail, sd_sub(r_hi, s2));
+  SD_NAME(sd_core)(r_hi, r_lo, t, scaling, cos, sin);
+  /* Huge angles (+inf included: their lanes hold NaN until replaced) and reduced angles near 0 but not k = 0. */
+  const sd_m hard = sd_mor(sd_lt(sd_set1(SD_HUGE), hi),
+                           sd_mand(sd_gt(k, sd_set1(0.5)), sd_lt(sd_abs(r_hi), sd_set1(SD_TINY))));
+  unsigned bits = sd_mbits(hard);
+  for (int j = 0; bits; j++, bits >>= 1)
+    if (bits & 1u) rotary_sincos_exact(pos, w[j], scaling, cos + j, sin + j);
+}
+
+SD_TARGET void SD_NAME(rotary_sincos_rows)(const double *inv_freq, size_t half, double scaling, int64_t pos,
+                                            float *cos, float *sin) {
+  size_t i = 0;
+  for (; i + SD_W <= half; i += SD_W) SD_NAME(sd_block)(inv_freq + i, pos, scaling, cos + i, sin + i);
+  if (i < half) { /* the tail in a padded block: unused lanes get w = 0 (angle 0, never the exact path) */
+    double w[SD_W] = {0};
+    float c[SD_W], s[SD_W];
+    for (size_t j = 0; i + j < half; j++) w[j] = inv_freq[i + j];
+    SD_NAME(sd_block)(w, pos, scaling, c, s);
+    for (size_t j = 0; i + j < half; j++) {
+      cos[i + j] = c[j];
+      sin[i + j] = s[j];
+    }
+  }
+}
