@@ -12,9 +12,10 @@
  *     cos[i] = (float)(C_i * scaling)    sin[i] = (float)(S_i * scaling)
  * where C_i, S_i are fp64 approximations of cos and sin of the EXACT real angle pos * inv_freq[i] (inv_freq[i]
  * taken as the exact value of its double): the product is kept as a double-double (hi = p*w, lo = fma(p, w, -hi)),
- * reduced modulo pi/2 against a three-double pi/2 (Cody-Waite with fma), and evaluated by polynomials on the
- * reduced double-double. Angles the fast reduction cannot vouch for (huge angles, or results within 2^-30 of a
- * multiple of pi/2) are reduced exactly by rotary_sincos_exact. Every variant performs the same operations with
+ * reduced modulo pi/2 against a three-double pi/2 (Cody-Waite with fma: hi - k P1 exact, the small terms
+ * lo - k P2 - k P3 in two fma), and evaluated by polynomials on the reduced double-double. Angles the fast
+ * reduction cannot vouch for (hi >= 2^45, or a reduced angle below 2^-49 hi, where its relative error could exceed
+ * 2^-55) are reduced exactly by rotary_sincos_exact. Every variant performs the same operations with
  * fma in the same places, so all variants give the same bits. inv_freq[i] > 0 finite, 0 <= pos < 2^53.
  */
 typedef void (*rotary_rows_fn)(const double *inv_freq, size_t half, double scaling, int64_t pos, float *cos,

@@ -18,11 +18,11 @@
 #define SD_PIO2_1 0x1.921fb54442d18p+0   /* pi/2 = P1 + P2 + P3 to about 2^-163 */
 #define SD_PIO2_2 0x1.1a62633145c07p-54
 #define SD_PIO2_3 -0x1.f1976b7ed8fbcp-110
-/* Fast-path limits: below SD_HUGE the quotient estimate is off by far less than one quadrant and k < 2^51; a
- * reduced angle above SD_TINY carries a relative error below 2^-70 (the double-double's absolute error is about
- * 2^-103). Lanes outside them go to rotary_sincos_exact. */
+/* Fast-path limits. Below SD_HUGE the quotient estimate is off by far less than one quadrant and k < 2^51. The
+ * reduced angle's absolute error is below 2^-104 hi (two roundings of c, |c| < 2^-52 hi), so a reduced angle of
+ * at least SD_TINY_REL * hi is within 2^-55 relative. Lanes outside these limits go to rotary_sincos_exact. */
 #define SD_HUGE 0x1p45
-#define SD_TINY 0x1p-30
+#define SD_TINY_REL 0x1p-49
 /* Taylor coefficients 1/n! (|r| <= pi/4 (1 + 2^-7): truncation below 2^-62 relative). */
 #define SD_S1 (-1.0 / 6.0)
 #define SD_S2 (1.0 / 120.0)
@@ -85,21 +85,15 @@ SD_TARGET static inline void SD_NAME(sd_block)(const double *w, int64_t pos, dou
   const sd_v k = sd_sub(t, sd_set1(SD_MAGIC));
   /* hi - k P1 is exact: both are multiples of 2^-53 (2^-52 once hi >= 1) and the difference is below 1. */
   const sd_v a = sd_fma(sd_neg(k), sd_set1(SD_PIO2_1), hi);
-  const sd_v t2 = sd_mul(k, sd_set1(SD_PIO2_2));
-  const sd_v e2 = sd_fma(k, sd_set1(SD_PIO2_2), sd_neg(t2)); /* k P2 = t2 + e2 exactly */
-  const sd_v s = sd_add(a, lo); /* two-sum: s + es = a + lo */
-  const sd_v sb = sd_sub(s, a);
-  const sd_v es = sd_add(sd_sub(a, sd_sub(s, sb)), sd_sub(lo, sb));
-  const sd_v s2 = sd_sub(s, t2); /* two-sum: s2 + es2 = s - t2 */
-  const sd_v s2b = sd_sub(s2, s);
-  const sd_v es2 = sd_sub(sd_sub(s, sd_sub(s2, s2b)), sd_add(t2, s2b));
-  const sd_v tail = sd_fma(sd_neg(k), sd_set1(SD_PIO2_3), sd_sub(sd_add(es, es2), e2));
-  const sd_v r_hi = sd_add(s2, tail);
-  const sd_v r_lo = sd_sub(tail, sd_sub(r_hi, s2));
+  /* the small terms lo - k P2 - k P3, then r = a + c by Fast2Sum (exact: |a| > 8 |c| wherever r is kept) */
+  const sd_v c = sd_fma(sd_neg(k), sd_set1(SD_PIO2_3), sd_fma(sd_neg(k), sd_set1(SD_PIO2_2), lo));
+  const sd_v r_hi = sd_add(a, c);
+  const sd_v r_lo = sd_sub(c, sd_sub(r_hi, a));
   SD_NAME(sd_core)(r_hi, r_lo, t, scaling, cos, sin);
-  /* Huge angles (+inf included: their lanes hold NaN until replaced) and reduced angles near 0 but not k = 0. */
-  const sd_m hard = sd_mor(sd_lt(sd_set1(SD_HUGE), hi),
-                           sd_mand(sd_gt(k, sd_set1(0.5)), sd_lt(sd_abs(r_hi), sd_set1(SD_TINY))));
+  /* Huge angles (+inf included: their lanes hold NaN until replaced), and reduced angles so close to a nonzero
+   * multiple of pi/2 that the error above could matter (k = 0 is exact: r = hi + lo). */
+  const sd_m hard = sd_mor(sd_lt(sd_set1(SD_HUGE), hi), sd_mand(sd_gt(k, sd_set1(0.5)),
+                                                               sd_lt(sd_abs(r_hi), sd_mul(hi, sd_set1(SD_TINY_REL)))));
   unsigned bits = sd_mbits(hard);
   for (int j = 0; bits; j++, bits >>= 1)
     if (bits & 1u) rotary_sincos_exact(pos, w[j], scaling, cos + j, sin + j);
