@@ -70,6 +70,14 @@ void rotary_sincos_exact(int64_t pos, double w, double scaling, float *cos, floa
   const int e = (biased ? biased : 1) - 1075; /* w = m * 2^e */
   const u128 prod = (u128)(uint64_t)pos * m;  /* the exact angle is prod * 2^e */
   const uint64_t n[2] = {(uint64_t)prod, (uint64_t)(prod >> 64)};
+  const int bits = n[1] ? 128 - __builtin_clzll(n[1]) : n[0] ? 64 - __builtin_clzll(n[0]) : 0;
+  if (bits + e < 0) { /* below 1/2: no reduction, r = the product split into its top 53 bits and the rest */
+    const int sh = bits > 53 ? bits - 53 : 0;
+    const u128 top = prod >> sh;
+    rotary_sincos_finish(ldexp((double)(uint64_t)top, e + sh), ldexp((double)(uint64_t)(prod - (top << sh)), e), 0,
+                         scaling, cos, sin);
+    return;
+  }
   uint64_t f[WINDOW_WORDS];
   reduce_fixed(n, e, f);
   unsigned q = (unsigned)(f[WINDOW_WORDS - 1] >> 62);
