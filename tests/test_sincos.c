@@ -112,12 +112,7 @@ static void test_adversarial_truth(void **state) {
     make_case(&r, n, &c);
     float cs[MAX_HALF], sn[MAX_HALF];
     v->fn(c.w, c.half, c.scaling, c.pos, cs, sn);
-    for (size_t i = 0; i < c.half; i++) {
-      float cr_c, cr_s;
-      int path = (int)oracle_exact_cos_sin(c.pos, c.w[i], c.scaling, &cr_c, &cr_s);
-      tu_true_check(cs[i], cr_c, path, &st);
-      tu_true_check(sn[i], cr_s, path, &st);
-    }
+    tu_true_check_row(c.pos, c.w, c.half, c.scaling, cs, sn, &st);
   }
   char what[96];
   snprintf(what, sizeof what, "adversarial rows, %s", v->name);
@@ -134,13 +129,10 @@ static void test_exact_path_truth(void **state) {
   for (size_t n = 0; n < n_cases(); n++) {
     rows_case c;
     make_case(&r, n, &c);
-    for (size_t i = 0; i < c.half && i < 8; i++) {
-      float cs, sn, cr_c, cr_s;
-      rotary_sincos_exact(c.pos, c.w[i], c.scaling, &cs, &sn);
-      int path = (int)oracle_exact_cos_sin(c.pos, c.w[i], c.scaling, &cr_c, &cr_s);
-      tu_true_check(cs, cr_c, path, &st);
-      tu_true_check(sn, cr_s, path, &st);
-    }
+    const size_t m = c.half < 8 ? c.half : 8;
+    float cs[8], sn[8];
+    for (size_t i = 0; i < m; i++) rotary_sincos_exact(c.pos, c.w[i], c.scaling, &cs[i], &sn[i]);
+    tu_true_check_row(c.pos, c.w, m, c.scaling, cs, sn, &st);
   }
   tu_true_print("exact path alone", &st);
   assert_int_equal(st.over_1ulp, 0);

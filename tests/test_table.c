@@ -133,13 +133,7 @@ static void test_huge_positions(void **state) {
   assert_int_equal(rotary_rope_cos_sin(rope, pos, 64, c, s), ROTARY_OK);
   assert_int_equal(rotary_rope_inv_freq(rope, inv), ROTARY_OK);
   tu_true_stats ts = {0};
-  for (size_t j = 0; j < 64; j++)
-    for (size_t i = 0; i < 64; i++) {
-      float cr_c, cr_s;
-      int path = (int)oracle_exact_cos_sin(pos[j], inv[i], 1.0, &cr_c, &cr_s);
-      tu_true_check(c[j * 64 + i], cr_c, path, &ts);
-      tu_true_check(s[j * 64 + i], cr_s, path, &ts);
-    }
+  for (size_t j = 0; j < 64; j++) tu_true_check_row(pos[j], inv, 64, 1.0, c + j * 64, s + j * 64, &ts);
   tu_true_print("huge positions", &ts);
   assert_int_equal(ts.over_1ulp, 0);
   rotary_rope_destroy(rope);
@@ -191,13 +185,7 @@ static void test_caller_inv_freq(void **state) {
   assert_memory_equal(c, ct, 2990 * 6 * 4);
   assert_memory_equal(s, st, 2990 * 6 * 4);
   tu_true_stats ts = {0};
-  for (size_t j = 0; j < CHUNK; j++)
-    for (size_t i = 0; i < 6; i++) {
-      float cr_c, cr_s;
-      int path = (int)oracle_exact_cos_sin(pos[j], saved[i], 1.0, &cr_c, &cr_s);
-      tu_true_check(c[j * 6 + i], cr_c, path, &ts);
-      tu_true_check(s[j * 6 + i], cr_s, path, &ts);
-    }
+  for (size_t j = 0; j < CHUNK; j++) tu_true_check_row(pos[j], saved, 6, 1.0, c + j * 6, s + j * 6, &ts);
   tu_true_print("caller inv_freq", &ts);
   assert_int_equal(ts.over_1ulp, 0);
   rotary_rope_destroy(rope);

@@ -23,24 +23,21 @@
  * at least SD_TINY_REL * hi is within 2^-55 relative. Lanes outside these limits go to rotary_sincos_exact. */
 #define SD_HUGE 0x1p45
 #define SD_TINY_REL 0x1p-49
-/* Taylor coefficients 1/n! (|r| <= pi/4 (1 + 2^-7): truncation below 2^-62 relative). */
-#define SD_S1 (-1.0 / 6.0)
-#define SD_S2 (1.0 / 120.0)
-#define SD_S3 (-1.0 / 5040.0)
-#define SD_S4 (1.0 / 362880.0)
-#define SD_S5 (-1.0 / 39916800.0)
-#define SD_S6 (1.0 / 6227020800.0)
-#define SD_S7 (-1.0 / 1307674368000.0)
-#define SD_S8 (1.0 / 355687428096000.0)
-#define SD_C2 (1.0 / 24.0)
-#define SD_C3 (-1.0 / 720.0)
-#define SD_C4 (1.0 / 40320.0)
-#define SD_C5 (-1.0 / 3628800.0)
-#define SD_C6 (1.0 / 479001600.0)
-#define SD_C7 (-1.0 / 87178291200.0)
-#define SD_C8 (1.0 / 20922789888000.0)
-#define SD_C9 (-1.0 / 6402373705728000.0)
+/* Taylor coefficients +-1/n!, highest degree first (|r| <= pi/4 (1 + 2^-7): truncation below 2^-62 relative):
+ * sin r = r + r^3 P(r^2) with P from r^17 down to r^3, cos r = 1 + r^2 Q(r^2) with Q from r^18 down to r^2. */
+static const double sd_sin_poly[8] = {1.0 / 355687428096000.0, -1.0 / 1307674368000.0, 1.0 / 6227020800.0,
+                                      -1.0 / 39916800.0, 1.0 / 362880.0, -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0};
+static const double sd_cos_poly[9] = {-1.0 / 6402373705728000.0, 1.0 / 20922789888000.0, -1.0 / 87178291200.0,
+                                      1.0 / 479001600.0, -1.0 / 3628800.0, 1.0 / 40320.0, -1.0 / 720.0,
+                                      1.0 / 24.0, -0.5};
 #endif
+
+/* Horner's rule in z over n >= 2 coefficients, highest degree first, one fma per step. */
+SD_TARGET static inline sd_v SD_NAME(sd_poly)(sd_v z, const double *coef, int n) {
+  sd_v p = sd_fma(sd_set1(coef[0]), z, sd_set1(coef[1]));
+  for (int j = 2; j < n; j++) p = sd_fma(p, z, sd_set1(coef[j]));
+  return p;
+}
 
 /* cos and sin of r_hi + r_lo (|r| <= about pi/4) in the quadrant held by t (SD_MAGIC + k), times scaling, to
  * fp32. sin(r_hi + r_lo) = sin(r_hi) + r_lo (1 - r^2/2), cos(r_hi + r_lo) = cos(r_hi) - r_lo r_hi: the terms
@@ -48,23 +45,10 @@
 SD_TARGET static inline void SD_NAME(sd_core)(sd_v r_hi, sd_v r_lo, sd_v t, double scaling, float *cos,
                                               float *sin) {
   const sd_v z = sd_mul(r_hi, r_hi);
-  sd_v ps = sd_fma(sd_set1(SD_S8), z, sd_set1(SD_S7));
-  ps = sd_fma(ps, z, sd_set1(SD_S6));
-  ps = sd_fma(ps, z, sd_set1(SD_S5));
-  ps = sd_fma(ps, z, sd_set1(SD_S4));
-  ps = sd_fma(ps, z, sd_set1(SD_S3));
-  ps = sd_fma(ps, z, sd_set1(SD_S2));
-  ps = sd_fma(ps, z, sd_set1(SD_S1));
+  const sd_v ps = SD_NAME(sd_poly)(z, sd_sin_poly, 8);
   const sd_v lo_term = sd_fma(sd_mul(sd_set1(-0.5), z), r_lo, r_lo);
   const sd_v sn = sd_add(r_hi, sd_fma(sd_mul(r_hi, z), ps, lo_term));
-  sd_v pc = sd_fma(sd_set1(SD_C9), z, sd_set1(SD_C8));
-  pc = sd_fma(pc, z, sd_set1(SD_C7));
-  pc = sd_fma(pc, z, sd_set1(SD_C6));
-  pc = sd_fma(pc, z, sd_set1(SD_C5));
-  pc = sd_fma(pc, z, sd_set1(SD_C4));
-  pc = sd_fma(pc, z, sd_set1(SD_C3));
-  pc = sd_fma(pc, z, sd_set1(SD_C2));
-  pc = sd_fma(pc, z, sd_set1(-0.5));
+  const sd_v pc = SD_NAME(sd_poly)(z, sd_cos_poly, 9);
   const sd_v cs = sd_add(sd_set1(1.0), sd_fma(z, pc, sd_neg(sd_mul(r_lo, r_hi))));
   /* quadrant k: sin = (S, C, -S, -C)[k % 4], cos = (C, -S, -C, S)[k % 4] */
   const sd_v s_q = sd_xor(sd_select_odd(t, sn, cs), sd_sign_bit1(t));

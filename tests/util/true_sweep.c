@@ -24,6 +24,16 @@ void tu_true_check(float got, float cr, int path, tu_true_stats *st) {
   if (d > st->max_ulp) st->max_ulp = d;
 }
 
+void tu_true_check_row(int64_t pos, const double *inv_freq, size_t half, double scaling, const float *cos,
+                       const float *sin, tu_true_stats *st) {
+  for (size_t i = 0; i < half; i++) {
+    float cr_c, cr_s;
+    int path = (int)oracle_exact_cos_sin(pos, inv_freq[i], scaling, &cr_c, &cr_s);
+    tu_true_check(cos[i], cr_c, path, st);
+    tu_true_check(sin[i], cr_s, path, st);
+  }
+}
+
 void tu_true_print(const char *what, const tu_true_stats *st) {
   printf("[%s] entries %llu  max %llu ulp vs truth  not correctly rounded %llu (%.3g%%)  >1ulp %llu  slow oracle "
          "%llu  undecided %llu\n",
@@ -48,12 +58,7 @@ int tu_true_sweep_range(const double *inv_freq, size_t half, double scaling, int
     for (int64_t p = p0; p < end && n < SWEEP_CHUNK; p += step) pos[n++] = p;
     if (rotary_rope_cos_sin(rope, pos, n, c, s) != ROTARY_OK) rc = -1;
     for (size_t j = 0; rc == 0 && j < n; j++)
-      for (size_t i = 0; i < half; i++) {
-        float cr_c, cr_s;
-        int path = (int)oracle_exact_cos_sin(pos[j], inv_freq[i], scaling, &cr_c, &cr_s);
-        tu_true_check(c[j * half + i], cr_c, path, st);
-        tu_true_check(s[j * half + i], cr_s, path, st);
-      }
+      tu_true_check_row(pos[j], inv_freq, half, scaling, c + j * half, s + j * half, st);
   }
   free(pos);
   free(c);

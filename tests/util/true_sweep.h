@@ -30,6 +30,10 @@ int tu_true_sweep_range(const double *inv_freq, size_t half, double scaling, int
 /* One value against its correctly rounded reference (path: the oracle path that decided it). */
 void tu_true_check(float got, float cr, int path, tu_true_stats *st);
 
+/* Checks one row: cos[i], sin[i] of position pos against the truth for inv_freq[i], i < half. */
+void tu_true_check_row(int64_t pos, const double *inv_freq, size_t half, double scaling, const float *cos,
+                       const float *sin, tu_true_stats *st);
+
 /* Prints "[what] entries N  max U ulp vs truth  not correctly rounded K (P%)  >1ulp M  slow S  undecided D". */
 void tu_true_print(const char *what, const tu_true_stats *st);
 
