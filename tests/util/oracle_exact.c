@@ -101,9 +101,10 @@ oracle_path oracle_exact_cos_sin(int64_t pos, double w, double scaling, float *c
     if (from_parts(cl, sl, lo, 0x1p-60L, scaling, c, s)) return ORACLE_LONG_DOUBLE;
   }
   if (oracle_exact_cos_sin_mpfr(pos, w, scaling, c, s) == ORACLE_MPFR) return ORACLE_MPFR;
-  long double sl, cl; /* no MPFR: the best estimate */
+  long double sl, cl; /* no MPFR: the best estimate (Taylor terms of lo up to lo^3, |lo| < 2^-11) */
   sincosl(hi, &sl, &cl);
-  *c = (float)((cl - sl * lo) * scaling);
-  *s = (float)((sl + cl * lo) * scaling);
+  const long double l2 = lo * lo / 2, l3 = lo * l2 / 3;
+  *c = (float)((cl - sl * lo - cl * l2 + sl * l3) * scaling);
+  *s = (float)((sl + cl * lo - sl * l2 - cl * l3) * scaling);
   return ORACLE_UNDECIDED;
 }
