@@ -51,7 +51,7 @@ static void make_case(tu_rng *r, size_t index, rows_case *c) {
     case 0: c->pos = (int64_t)tu_rng_below(r, 1u << 20); break;
     case 1: c->pos = special_pos[tu_rng_below(r, n_special)]; break;
     case 2: c->pos = (int64_t)tu_rng_below(r, (uint64_t)ROTARY_MAX_POSITION + 1); break;
-    default: c->pos = (int64_t)tu_rng_below(r, 1u << (1 + tu_rng_below(r, 52))); break;
+    default: c->pos = (int64_t)tu_rng_below(r, (uint64_t)1 << (1 + tu_rng_below(r, 52))); break;
   }
   for (size_t i = 0; i < c->half; i++) {
     switch (tu_rng_below(r, 6)) {

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* sincos, sincosl */
 #include "oracle_exact.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -18,6 +19,13 @@ int oracle_have_mpfr(void) {
 #else
   return 0;
 #endif
+}
+
+/* Relative rounding error of long double arithmetic as it really runs: valgrind computes x87 long double in double
+ * precision, so the long-double paths are used only when 1 + LDBL_EPSILON differs from 1. */
+static long double ld_rounding(void) {
+  volatile long double one = 1.0L, eps = LDBL_EPSILON;
+  return one + eps != one ? LDBL_EPSILON : 0x1p-52L;
 }
 
 /* pos * w = n * 2^e exactly, n < 2^106. */
@@ -61,7 +69,8 @@ static int from_parts(long double c, long double s, long double lo, long double 
   long double l2 = lo * lo / 2, l3 = fabsl(lo * l2) / 3;
   long double vc = c - s * lo - c * l2, vs = s + c * lo - s * l2;
   /* libm's error on c and s (twice, for the products), the Taylor terms left out, long double roundings */
-  long double m = eps * (fabsl(c) + fabsl(s * lo) + 0x1p-1000L) * 2 + l3 + l2 * l2 + 0x1p-62L * (fabsl(vc) + fabsl(vs));
+  long double m = eps * (fabsl(c) + fabsl(s * lo) + 0x1p-1000L) * 2 + l3 + l2 * l2 +
+                  8 * ld_rounding() * (fabsl(c) + fabsl(s) + fabsl(vc) + fabsl(vs));
   return decide(vc * scaling, m * scaling, co) & decide(vs * scaling, m * scaling, so);
 }
 
@@ -94,8 +103,14 @@ oracle_path oracle_exact_cos_sin(int64_t pos, double w, double scaling, float *c
     sincos((double)hi, &sd, &cd);
     if (from_parts(cd, sd, lo, 0x1p-50L, scaling, c, s)) return ORACLE_FAST;
   }
+  const int ld_ok = ld_rounding() == LDBL_EPSILON;
+  if (ld_ok && LDBL_MANT_DIG >= 106) { /* binary128 (aarch64): the product itself is a long double */
+    long double sl, cl;
+    sincosl(ldexpl((long double)n, e), &sl, &cl);
+    if (from_parts(cl, sl, 0.0L, 0x1p-100L, scaling, c, s)) return ORACLE_LONG_DOUBLE;
+  }
   split(n, e, 64, &hi, &lo);
-  if (fabsl(lo) <= 0x1p-24L && hi < 0x1p1000L) {
+  if (ld_ok && fabsl(lo) <= 0x1p-24L && hi < 0x1p1000L) {
     long double sl, cl;
     sincosl(hi, &sl, &cl);
     if (from_parts(cl, sl, lo, 0x1p-60L, scaling, c, s)) return ORACLE_LONG_DOUBLE;
