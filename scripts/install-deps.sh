@@ -10,6 +10,9 @@ command -v valgrind >/dev/null || need+=(valgrind)
 command -v clang >/dev/null || need+=(clang)
 dpkg -s libcmocka-dev >/dev/null 2>&1 || need+=(libcmocka-dev)
 dpkg -s libcjson-dev >/dev/null 2>&1 || need+=(libcjson-dev)
+# MPFR: the tests' exact cos/sin oracle settles its rare hard cases with it (native builds only; the arm64 cross
+# build's tests run without it and count such cases as undecided).
+dpkg -s libmpfr-dev >/dev/null 2>&1 || need+=(libmpfr-dev)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # On x86-64: the aarch64 cross compiler, qemu-user and arm64 cmocka (multiarch) for the NEON build's tests.

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cpu_features.h"
+#include "sincos.h"
 
 const rotary_kernel rotary_kernel_list[] = {
 #define ROTARY_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)                              \
@@ -15,6 +16,13 @@ const rotary_kernel rotary_kernel_list[] = {
 #undef ROTARY_KERNEL
 };
 const size_t rotary_kernel_count = sizeof rotary_kernel_list / sizeof rotary_kernel_list[0];
+
+const rotary_rows_kernel rotary_rows_list[] = {
+#define ROTARY_ROWS(isa, ISA) {"rotary_sincos_rows__" #isa, ROTARY_ISA_##ISA, rotary_sincos_rows__##isa},
+#include "rows_list.h"
+#undef ROTARY_ROWS
+};
+const size_t rotary_rows_count = sizeof rotary_rows_list / sizeof rotary_rows_list[0];
 
 const char *rotary_isa_name(rotary_isa isa) {
   switch (isa) {
@@ -42,6 +50,7 @@ int rotary_isa_supported(rotary_isa isa) {
 static pthread_once_t cap_once = PTHREAD_ONCE_INIT, choose_once = PTHREAD_ONCE_INIT;
 static int isa_cap = -1; /* the best ISA ROTARY_ISA allows; -1: no cap (unset or unknown value) */
 static const rotary_kernel *chosen[3][2];
+static const rotary_rows_kernel *chosen_rows;
 
 static void read_cap(void) {
   const char *env = getenv("ROTARY_ISA");
@@ -54,6 +63,8 @@ static void choose(void) {
     const rotary_kernel *k = &rotary_kernel_list[i];
     if (rotary_isa_enabled(k->isa)) chosen[k->dtype][k->pairing] = k;
   }
+  for (size_t i = 0; i < rotary_rows_count; i++)
+    if (rotary_isa_enabled(rotary_rows_list[i].isa)) chosen_rows = &rotary_rows_list[i];
 }
 
 int rotary_isa_enabled(rotary_isa isa) {
@@ -70,6 +81,11 @@ const rotary_kernel *rotary_kernel_select(rotary_dtype dtype, rotary_pairing pai
   pthread_once(&choose_once, choose);
   if ((unsigned)dtype > ROTARY_BF16 || (unsigned)pairing > ROTARY_PAIRING_INTERLEAVED) return NULL;
   return chosen[dtype][pairing];
+}
+
+const rotary_rows_kernel *rotary_rows_select(void) {
+  pthread_once(&choose_once, choose);
+  return chosen_rows;
 }
 
 const char *rotary_kernel_name(rotary_dtype dtype, rotary_pairing pairing) {

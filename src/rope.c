@@ -1,4 +1,4 @@
-/* rope.c: rotary embedding objects: validated frequencies and the fp32 cos/sin table built from fp64 angles. */
+/* rope.c: rotary embedding objects: validated frequencies and the fp32 cos/sin table built by the rows kernel. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,17 +62,6 @@ rotary_status rotary_config_check(const rotary_config *c, const char **field) {
   return ROTARY_OK;
 }
 
-void rotary_rope_compute_row(const rotary_rope *rope, int64_t pos, float *cos_row, float *sin_row) {
-  const size_t half = rope->rotary_dim / 2;
-  const double p = (double)pos; /* exact: positions are below 2^53 */
-  const double scale = rope->attention_scaling;
-  for (size_t i = 0; i < half; i++) {
-    const double angle = p * rope->inv_freq[i];
-    cos_row[i] = (float)(cos(angle) * scale);
-    sin_row[i] = (float)(sin(angle) * scale);
-  }
-}
-
 /* Fills the table; rows reuse already holds (same values) are copied. */
 static rotary_status build_table(rotary_rope *rope, const rotary_rope *reuse) {
   size_t count, bytes;
@@ -128,6 +117,7 @@ static rotary_status create_rope(const rotary_config *config, size_t max_positio
   rope->rotary_dim = config->rotary_dim;
   rope->max_positions = max_positions;
   rope->pairing = config->pairing;
+  rope->rows = rotary_rows_select()->fn;
   rope->memory_bytes = sizeof *rope + half * sizeof(double);
   rope->inv_freq = malloc(half * sizeof(double));
   rotary_status st = rope->inv_freq ? copy_config(rope, config) : ROTARY_ERR_OUT_OF_MEMORY;

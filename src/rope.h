@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "rotary.h"
+#include "sincos.h"
 
 struct rotary_rope {
   size_t head_dim;
@@ -17,6 +18,7 @@ struct rotary_rope {
                                 `owned`, so that rotary_rope_derive can recompute the frequencies */
   double *owned;             /* copies of the config's arrays (rotary_dim/2 doubles each), or NULL */
   float *table;              /* per position: rotary_dim/2 cos, then rotary_dim/2 sin; NULL when table-free */
+  rotary_rows_fn rows;       /* the cos/sin rows kernel chosen at creation: builds the table and table-free rows */
   size_t memory_bytes;
 };
 
@@ -25,9 +27,11 @@ static inline int64_t rotary_rope_max_position(const rotary_rope *rope) {
   return rope->max_positions ? (int64_t)rope->max_positions - 1 : ROTARY_MAX_POSITION;
 }
 
-/* Computes the cos and sin row of one valid position exactly as the table holds it: fp64 angle pos * inv_freq,
- * fp64 cos/sin, times attention_scaling, one rounding to fp32. */
-void rotary_rope_compute_row(const rotary_rope *rope, int64_t pos, float *cos, float *sin);
+/* Computes the cos and sin row of one valid position exactly as the table holds it (the same rows kernel): cos and
+ * sin of the exact angle pos * inv_freq in fp64, times attention_scaling, one rounding to fp32. */
+static inline void rotary_rope_compute_row(const rotary_rope *rope, int64_t pos, float *cos, float *sin) {
+  rope->rows(rope->inv_freq, rope->rotary_dim / 2, rope->attention_scaling, pos, cos, sin);
+}
 
 /* The cos row of a valid position in the table (the sin row follows at + rotary_dim/2). */
 static inline const float *rotary_rope_table_row(const rotary_rope *rope, int64_t pos) {

@@ -12,20 +12,12 @@
 #include <string.h>
 
 #include "oracle.h"
+#include "oracle_exact.h"
 #include "rotary.h"
 #include "test_util.h"
+#include "true_sweep.h"
 
-#define CHUNK 4096 /* positions per rotary_rope_cos_sin call in the sweeps */
-
-/* Figures of one sweep. The reference is the correctly rounded fp32 of cos/sin(angle) * scaling where the angle is
- * the documented fp64 product pos * inv_freq (the rope's own inv_freq); a second, sampled comparison goes against
- * the true angle in long double. */
-typedef struct tstats {
-  uint64_t entries, not_cr, over_1ulp, slow_path;
-  uint64_t max_ulp;
-  uint64_t sampled, fail_true;
-  double max_true_ulp; /* informative: near zeros of sin/cos the fp64 angle alone costs many fp32 ulps */
-} tstats;
+#define CHUNK 4096 /* positions per rotary_rope_cos_sin call */
 
 static rotary_rope *make_rope(size_t head_dim, size_t rotary_dim, rotary_pairing pairing, double base,
                               double scaling, const double *inv_freq, size_t max_positions) {
@@ -42,127 +34,52 @@ static rotary_rope *make_rope(size_t head_dim, size_t rotary_dim, rotary_pairing
   return rope;
 }
 
-/* One entry against the contract's correctly rounded value. */
-static void check_entry(float got, float cr, tstats *ts) {
-  uint64_t d = tu_ulp_dist_f32(got, cr);
-  ts->entries++;
-  if (d != 0) ts->not_cr++;
-  if (d > 1) {
-    if (ts->over_1ulp < 5) printf("  over 1 ulp: got %.9g correctly rounded %.9g (%llu ulp)\n", (double)got,
-                                  (double)cr, (unsigned long long)d);
-    ts->over_1ulp++;
-  }
-  if (d > ts->max_ulp) ts->max_ulp = d;
-}
-
-/* got against the true value v_true, allowing 1.5 fp32 ulps plus the angle error delta of the fp64 angle. */
-static void check_true(float got, long double v_true, long double delta, tstats *ts) {
-  long double u = fmaxl(tu_ulp(ROTARY_F32, v_true), tu_ulp(ROTARY_F32, got));
-  long double err = fabsl((long double)got - v_true);
-  ts->sampled++;
-  if (err > 1.5L * u + delta) {
-    if (ts->fail_true < 5) printf("  true-angle bound: got %.9g true %.12Lg delta %Lg\n", (double)got, v_true, delta);
-    ts->fail_true++;
-  }
-  double units = (double)(err / tu_ulp(ROTARY_F32, v_true));
-  if (units > ts->max_true_ulp) ts->max_true_ulp = units;
-}
-
-/* The sampled comparison with the true angle pos * inv_ld[i] (long double inverse frequencies from base). */
-static void check_true_row(int64_t pos, const float *c, const float *s, const double *inv, const long double *inv_ld,
-                           size_t half, long double scaling, tstats *ts) {
-  for (size_t i = 0; i < half; i++) {
-    long double exact_angle = (long double)pos * inv_ld[i];
-    double angle = oracle_contract_angle(pos, inv[i]);
-    /* The fp64 angle differs from the exact one by the inv_freq error times pos plus its own rounding. */
-    long double delta = fabsl((long double)angle - exact_angle) * 1.01L * scaling + 0x1p-80L;
-    check_true(c[i], cosl(exact_angle) * scaling, delta, ts);
-    check_true(s[i], sinl(exact_angle) * scaling, delta, ts);
-  }
-}
-
-/* Queries positions [begin, end) with the given step in chunks and checks every entry. */
-static void sweep(const rotary_rope *rope, long double scaling, const long double *inv_ld, int64_t begin,
-                  int64_t end, int64_t step, tstats *ts) {
-  size_t half = rotary_rope_rotary_dim(rope) / 2;
+/* Every position below 2^20 (quick mode: every 997th and the first 4096) against the true values: cos/sin of the
+ * exact angle pos * inv_freq (the rope's fp64 inv_freq as an exact number), correctly rounded. */
+static void exhaustive(const char *what, size_t rotary_dim, double base) {
+  rotary_rope *rope = make_rope(rotary_dim, rotary_dim, ROTARY_PAIRING_HALF, base, 1.0, NULL, 0);
   double inv[512];
   assert_int_equal(rotary_rope_inv_freq(rope, inv), ROTARY_OK);
-  int64_t *pos = malloc(CHUNK * sizeof *pos);
-  float *c = malloc(CHUNK * half * sizeof *c), *s = malloc(CHUNK * half * sizeof *s);
-  assert_true(pos && c && s);
-  for (int64_t p0 = begin; p0 < end; p0 += step * CHUNK) {
-    size_t n = 0;
-    for (int64_t p = p0; p < end && n < CHUNK; p += step) pos[n++] = p;
-    assert_int_equal(rotary_rope_cos_sin(rope, pos, n, c, s), ROTARY_OK);
-    for (size_t j = 0; j < n; j++) {
-      for (size_t i = 0; i < half; i++) {
-        float cr_c, cr_s;
-        ts->slow_path += (uint64_t)oracle_cr_cos_sin_fast(oracle_contract_angle(pos[j], inv[i]), scaling, &cr_c, &cr_s);
-        check_entry(c[j * half + i], cr_c, ts);
-        check_entry(s[j * half + i], cr_s, ts);
-      }
-      if (inv_ld != NULL && pos[j] % 61 == 0) /* cosl/sinl are slow: a sample suffices for the truth check */
-        check_true_row(pos[j], c + j * half, s + j * half, inv, inv_ld, half, scaling, ts);
-    }
-  }
-  free(pos);
-  free(c);
-  free(s);
-}
-
-static void print_tstats(const char *what, const tstats *ts) {
-  printf("[%s] entries %llu  max %llu ulp  not correctly rounded %llu (%.3g%%)  >1ulp %llu  long-double fallbacks "
-         "%llu | true-angle samples %llu fails %llu max %.3g ulp\n",
-         what, (unsigned long long)ts->entries, (unsigned long long)ts->max_ulp, (unsigned long long)ts->not_cr,
-         ts->entries ? 100.0 * (double)ts->not_cr / (double)ts->entries : 0.0, (unsigned long long)ts->over_1ulp,
-         (unsigned long long)ts->slow_path, (unsigned long long)ts->sampled, (unsigned long long)ts->fail_true,
-         ts->max_true_ulp);
-}
-
-/* Every position below 2^20 (quick mode: every 997th and the first 4096). */
-static void exhaustive(const char *what, size_t head_dim, size_t rotary_dim, rotary_pairing pairing, double base) {
-  rotary_rope *rope = make_rope(head_dim, rotary_dim, pairing, base, 1.0, NULL, 0);
-  long double inv_ld[512];
-  oracle_inv_freqs(base, rotary_dim, inv_ld);
-  tstats ts = {0};
-  if (tu_quick()) {
-    sweep(rope, 1.0L, inv_ld, 0, 4096, 1, &ts);
-    sweep(rope, 1.0L, inv_ld, 4096, 1 << 20, 997, &ts);
-  } else {
-    sweep(rope, 1.0L, inv_ld, 0, 1 << 20, 1, &ts);
-  }
-  print_tstats(what, &ts);
-  assert_int_equal(ts.over_1ulp, 0);
-  assert_int_equal(ts.fail_true, 0);
+  tu_true_stats st = {0};
+  assert_int_equal(tu_true_sweep(inv, rotary_dim / 2, 1.0, 1 << 20, &st), 0);
+  tu_true_print(what, &st);
+  assert_int_equal(st.over_1ulp, 0);
   rotary_rope_destroy(rope);
 }
 
 static void test_exhaustive_llama(void **state) {
   (void)state;
-  exhaustive("hd128 rd128 base 1e4 half", 128, 128, ROTARY_PAIRING_HALF, 10000.0);
+  exhaustive("rd128 base 1e4, positions < 2^20", 128, 10000.0);
 }
 
 static void test_exhaustive_partial(void **state) {
   (void)state;
-  exhaustive("hd128 rd64 base 5e5 interleaved", 128, 64, ROTARY_PAIRING_INTERLEAVED, 500000.0);
+  exhaustive("rd64 base 5e5, positions < 2^20", 64, 500000.0);
 }
 
-/* The oracle's fast path (libm double + margin) agrees with the long-double path it stands in for. */
-static void test_oracle_fast_path(void **state) {
+/* The oracle's fast and long-double paths agree with MPFR wherever they decide (skipped without MPFR). */
+static void test_oracle_paths(void **state) {
   (void)state;
+  if (!oracle_have_mpfr()) {
+    printf("[oracle] built without MPFR: skipped\n");
+    return;
+  }
   tu_rng r;
   tu_rng_seed(&r, 77);
-  size_t n = tu_quick() ? 2000 : 200000, fallbacks = 0;
+  size_t n = tu_quick() ? 2000 : 200000, by_path[4] = {0};
   for (size_t k = 0; k < n; k++) {
-    double angle = tu_rng_unit(&r) * ldexp(1.0, (int)tu_rng_below(&r, 40)) - 1.0;
-    long double scaling = (k & 1) ? 1.0L : 1.2345L;
-    float cf, sf, cs, ss;
-    fallbacks += (size_t)oracle_cr_cos_sin_fast(angle, scaling, &cf, &sf);
-    oracle_cr_cos_sin_slow(angle, scaling, &cs, &ss);
-    assert_int_equal(tu_f32_bits(cf), tu_f32_bits(cs));
-    assert_int_equal(tu_f32_bits(sf), tu_f32_bits(ss));
+    int64_t pos = (int64_t)tu_rng_below(&r, (uint64_t)1 << (1 + tu_rng_below(&r, 53)));
+    double w = ldexp(1.0 + tu_rng_unit(&r), -(int)tu_rng_below(&r, 40));
+    double scaling = (k & 1) ? 1.0 : 1.2345;
+    float cf, sf, cm, sm;
+    oracle_path path = oracle_exact_cos_sin(pos, w, scaling, &cf, &sf);
+    by_path[path]++;
+    assert_int_equal(oracle_exact_cos_sin_mpfr(pos, w, scaling, &cm, &sm), ORACLE_MPFR);
+    assert_int_equal(tu_f32_bits(cf), tu_f32_bits(cm));
+    assert_int_equal(tu_f32_bits(sf), tu_f32_bits(sm));
   }
-  printf("[oracle] fast path == long-double path on %zu angles (%zu fallbacks)\n", n, fallbacks);
+  printf("[oracle] fast %zu, long double %zu, MPFR %zu of %zu angles: all equal to MPFR's\n", by_path[0],
+         by_path[1], by_path[2], n);
 }
 
 /* A table rope gives bit for bit the values of a table-free rope of the same config. */
@@ -202,7 +119,7 @@ static void test_table_matches_table_free(void **state) {
   table_matches_free(80, 20, ROTARY_PAIRING_HALF, 10000.0, 1.3466);
 }
 
-/* Table-free ropes accept positions up to ROTARY_MAX_POSITION with the same fp64-angle accuracy. */
+/* Table-free ropes accept positions up to ROTARY_MAX_POSITION with the same accuracy against the truth. */
 static void test_huge_positions(void **state) {
   (void)state;
   rotary_rope *rope = make_rope(128, 128, ROTARY_PAIRING_HALF, 10000.0, 1.0, NULL, 0);
@@ -215,15 +132,9 @@ static void test_huge_positions(void **state) {
   double inv[64];
   assert_int_equal(rotary_rope_cos_sin(rope, pos, 64, c, s), ROTARY_OK);
   assert_int_equal(rotary_rope_inv_freq(rope, inv), ROTARY_OK);
-  tstats ts = {0};
-  for (size_t j = 0; j < 64; j++)
-    for (size_t i = 0; i < 64; i++) {
-      float cr_c, cr_s;
-      ts.slow_path += (uint64_t)oracle_cr_cos_sin_slow(oracle_contract_angle(pos[j], inv[i]), 1.0L, &cr_c, &cr_s);
-      check_entry(c[j * 64 + i], cr_c, &ts);
-      check_entry(s[j * 64 + i], cr_s, &ts);
-    }
-  print_tstats("huge positions", &ts);
+  tu_true_stats ts = {0};
+  for (size_t j = 0; j < 64; j++) tu_true_check_row(pos[j], inv, 64, 1.0, c + j * 64, s + j * 64, &ts);
+  tu_true_print("huge positions", &ts);
   assert_int_equal(ts.over_1ulp, 0);
   rotary_rope_destroy(rope);
 }
@@ -273,15 +184,9 @@ static void test_caller_inv_freq(void **state) {
   assert_int_equal(rotary_rope_cos_sin(table, pos, 2990, ct, st), ROTARY_OK);
   assert_memory_equal(c, ct, 2990 * 6 * 4);
   assert_memory_equal(s, st, 2990 * 6 * 4);
-  tstats ts = {0};
-  for (size_t j = 0; j < CHUNK; j++)
-    for (size_t i = 0; i < 6; i++) {
-      float cr_c, cr_s;
-      oracle_cr_cos_sin_slow(oracle_contract_angle(pos[j], saved[i]), 1.0L, &cr_c, &cr_s);
-      check_entry(c[j * 6 + i], cr_c, &ts);
-      check_entry(s[j * 6 + i], cr_s, &ts);
-    }
-  print_tstats("caller inv_freq", &ts);
+  tu_true_stats ts = {0};
+  for (size_t j = 0; j < CHUNK; j++) tu_true_check_row(pos[j], saved, 6, 1.0, c + j * 6, s + j * 6, &ts);
+  tu_true_print("caller inv_freq", &ts);
   assert_int_equal(ts.over_1ulp, 0);
   rotary_rope_destroy(rope);
   rotary_rope_destroy(table);
@@ -294,19 +199,23 @@ static void test_attention_scaling(void **state) {
   for (size_t k = 0; k < 4; k++) {
     rotary_rope *free_rope = make_rope(64, 64, ROTARY_PAIRING_HALF, 10000.0, scalings[k], NULL, 0);
     rotary_rope *table = make_rope(64, 64, ROTARY_PAIRING_HALF, 10000.0, scalings[k], NULL, 4096);
-    tstats ts = {0}, tt = {0};
-    long double inv_ld[32];
-    oracle_inv_freqs(10000.0, 64, inv_ld);
-    sweep(free_rope, scalings[k], inv_ld, 0, 4096, 1, &ts);
-    sweep(free_rope, scalings[k], inv_ld, 4096, 1 << 24, 4099, &ts);
-    sweep(table, scalings[k], inv_ld, 0, 4096, 1, &tt);
+    double inv[32];
+    assert_int_equal(rotary_rope_inv_freq(free_rope, inv), ROTARY_OK);
+    tu_true_stats ts = {0};
+    assert_int_equal(tu_true_sweep_range(inv, 32, scalings[k], 0, 4096, 1, &ts), 0);
+    assert_int_equal(tu_true_sweep_range(inv, 32, scalings[k], 4096, 1 << 24, 4099, &ts), 0);
     char what[64];
-    snprintf(what, sizeof what, "scaling %.6g free", scalings[k]);
-    print_tstats(what, &ts);
-    snprintf(what, sizeof what, "scaling %.6g table", scalings[k]);
-    print_tstats(what, &tt);
-    assert_int_equal(ts.over_1ulp + tt.over_1ulp, 0);
-    assert_int_equal(ts.fail_true + tt.fail_true, 0);
+    snprintf(what, sizeof what, "scaling %.6g", scalings[k]);
+    tu_true_print(what, &ts);
+    assert_int_equal(ts.over_1ulp, 0);
+    /* the table holds the table-free values bit for bit */
+    int64_t pos[CHUNK];
+    static float c1[CHUNK * 32], s1[CHUNK * 32], c2[CHUNK * 32], s2[CHUNK * 32];
+    for (size_t j = 0; j < CHUNK; j++) pos[j] = (int64_t)j;
+    assert_int_equal(rotary_rope_cos_sin(free_rope, pos, CHUNK, c1, s1), ROTARY_OK);
+    assert_int_equal(rotary_rope_cos_sin(table, pos, CHUNK, c2, s2), ROTARY_OK);
+    assert_memory_equal(c1, c2, sizeof c1);
+    assert_memory_equal(s1, s2, sizeof s1);
     rotary_rope_destroy(free_rope);
     rotary_rope_destroy(table);
   }
@@ -386,7 +295,7 @@ int main(void) {
       cmocka_unit_test(test_caller_inv_freq),
       cmocka_unit_test(test_attention_scaling),
       cmocka_unit_test(test_huge_positions),
-      cmocka_unit_test(test_oracle_fast_path),
+      cmocka_unit_test(test_oracle_paths),
       cmocka_unit_test(test_table_matches_table_free),
       cmocka_unit_test(test_exhaustive_llama),
       cmocka_unit_test(test_exhaustive_partial),

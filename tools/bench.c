@@ -5,7 +5,7 @@
 #include "bench.h"
 #include "cli.h"
 
-#define MAX_IMPLS 5
+#define MAX_IMPLS 6
 
 static double now_ms(void) {
   struct timespec ts;
@@ -32,6 +32,7 @@ static size_t pick_impls(const bench_options *o, bench_result *r) {
   if (o->head_dim <= BENCH_NAIVE_MAX_DIM) r[n++].impl = &bench_impl_naive;
   else fprintf(stderr, "rotary bench: head_dim above %d: the naive loop is left out\n", BENCH_NAIVE_MAX_DIM);
   r[n++].impl = &bench_impl_fused;
+  if (o->table_free) r[n++].impl = &bench_impl_fused_free;
   r[n++].impl = &bench_impl_stream;
   if (o->out_of_place) r[n++].impl = &bench_impl_copy;
   return n;

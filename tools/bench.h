@@ -23,6 +23,7 @@ typedef struct bench_options {
   rotary_dtype dtype;
   rotary_pairing pairing;
   int out_of_place, json;
+  int table_free;     /* also time rotary_apply with a table-free rope (cos/sin computed per token) */
 } bench_options;
 
 /* A model's attention shape. */
@@ -38,6 +39,7 @@ typedef struct bench_setup {
   const bench_options *o;
   rotary_context *ctx;
   rotary_rope *rope;
+  rotary_rope *rope_free;   /* the same config without a table, for --table-free (else NULL) */
   rotary_apply_desc desc;  /* the fused call */
   size_t rows;             /* tokens of the call: batch * seq_len */
   size_t esize;            /* bytes per element */
@@ -82,8 +84,8 @@ double bench_ideal_bytes(const bench_setup *s);  /* one read and one write of wh
 size_t bench_split(size_t n, size_t index, size_t count); /* first item of task index among count */
 
 /* bench_impls.c: stream, copy, fused; bench_naive.c; bench_composed.c */
-extern const bench_impl bench_impl_stream, bench_impl_copy, bench_impl_fused, bench_impl_naive,
-    bench_impl_composed;
+extern const bench_impl bench_impl_stream, bench_impl_copy, bench_impl_fused, bench_impl_fused_free,
+    bench_impl_naive, bench_impl_composed;
 
 /* bench_check.c: runs each checked implementation once from the same input, compares with the fused call. */
 rotary_status bench_check(bench_setup *s, bench_result *results, size_t n);

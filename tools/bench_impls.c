@@ -85,6 +85,7 @@ static rotary_status copy_run(bench_setup *s) {
 }
 
 static rotary_status fused_run(bench_setup *s) { return rotary_apply(s->ctx, s->rope, &s->desc); }
+static rotary_status fused_free_run(bench_setup *s) { return rotary_apply(s->ctx, s->rope_free, &s->desc); }
 
 static double stream_bytes(const bench_setup *s) { return bench_ideal_bytes(s); }
 static double copy_bytes(const bench_setup *s) { return 2.0 * bench_qk_bytes(s); }
@@ -97,3 +98,6 @@ static double fused_bytes(const bench_setup *s) {
 const bench_impl bench_impl_stream = {"stream", "streaming pass (the limit)", stream_run, stream_bytes, 0};
 const bench_impl bench_impl_copy = {"copy", "copy (memcpy, reference)", copy_run, copy_bytes, 0};
 const bench_impl bench_impl_fused = {"fused", "(c) fused rotary_apply", fused_run, fused_bytes, 1};
+/* Table-free: rows computed per token instead of read, so only the ideal pass moves through memory. */
+const bench_impl bench_impl_fused_free = {"fused_table_free", "(c) fused, table-free rope", fused_free_run,
+                                          stream_bytes, 1};

@@ -75,6 +75,7 @@ static rotary_status make_library_objects(const bench_options *o, bench_setup *s
     cfg.base = o->base;
   }
   rotary_status st = rotary_rope_create(&cfg, o->table, &s->rope);
+  if (st == ROTARY_OK && o->table_free) st = rotary_rope_create(&cfg, 0, &s->rope_free);
   if (st == ROTARY_OK) st = rotary_context_create(o->threads, &s->ctx);
   return st;
 }
@@ -137,5 +138,6 @@ void bench_setup_destroy(bench_setup *s) {
   for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) free(others[i]);
   rotary_context_destroy(s->ctx);
   rotary_rope_destroy(s->rope);
+  rotary_rope_destroy(s->rope_free);
   memset(s, 0, sizeof *s);
 }

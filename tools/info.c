@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "kernels.h"
+#include "sincos.h"
 #include "rotary.h"
 
 int rotary_cli_info(int argc, char **argv) {
@@ -22,9 +23,14 @@ int rotary_cli_info(int argc, char **argv) {
   for (int d = 0; d < 3; d++)
     for (int p = 0; p < 2; p++)
       printf("  %-4s %-11s %s\n", dtype_names[d], pairing_names[p], rotary_kernel_name(dtypes[d], pairings[p]));
+  printf("  cos/sin rows     %s\n", rotary_rows_select()->name);
   printf("compiled kernels:\n");
   for (size_t i = 0; i < rotary_kernel_count; i++) {
     const rotary_kernel *k = &rotary_kernel_list[i];
+    printf("  %-40s %s\n", k->name, rotary_isa_supported(k->isa) ? "usable" : "not usable on this CPU");
+  }
+  for (size_t i = 0; i < rotary_rows_count; i++) {
+    const rotary_rows_kernel *k = &rotary_rows_list[i];
     printf("  %-40s %s\n", k->name, rotary_isa_supported(k->isa) ? "usable" : "not usable on this CPU");
   }
   return 0;

@@ -1,5 +1,4 @@
 /* oracle.c: an fp64/long-double RoPE reference that shares no code with the library, plus the per-pair checker. */
-#define _GNU_SOURCE /* sincos, for the fast correctly-rounded path */
 #include "oracle.h"
 
 #include <float.h>
@@ -26,36 +25,7 @@ void oracle_cos_sin_true(int64_t pos, const long double *inv_freq, size_t half, 
   }
 }
 
-double oracle_contract_angle(int64_t pos, double inv_freq) {
-  volatile double product = (double)pos * inv_freq; /* volatile: one fp64 rounding, never wider */
-  return product;
-}
-
 float oracle_round_f32(long double x) { return (float)x; }
-
-int oracle_cr_cos_sin_slow(double angle, long double scaling, float *c, float *s) {
-  long double a = (long double)angle;
-  *c = oracle_round_f32(cosl(a) * scaling);
-  *s = oracle_round_f32(sinl(a) * scaling);
-  return 1;
-}
-
-/* Rounds v (an approximation within a few ulps of fp64) to fp32 when every value in [v - m, v + m] rounds alike. */
-static int decide_f32(double v_d, long double scaling, float *out) {
-  long double v = (long double)v_d * scaling;
-  long double margin = fabsl(v) * 0x1p-50L + 0x1p-1060L; /* 4 fp64 ulps: libm's sin/cos are within 1 */
-  float lo = oracle_round_f32(v - margin), hi = oracle_round_f32(v + margin);
-  if (tu_f32_bits(lo) != tu_f32_bits(hi)) return 0;
-  *out = lo;
-  return 1;
-}
-
-int oracle_cr_cos_sin_fast(double angle, long double scaling, float *c, float *s) {
-  double sd, cd;
-  sincos(angle, &sd, &cd);
-  if (decide_f32(cd, scaling, c) && decide_f32(sd, scaling, s)) return 0;
-  return oracle_cr_cos_sin_slow(angle, scaling, c, s);
-}
 
 void oracle_pair_index(rotary_pairing pairing, size_t rotary_dim, size_t i, size_t *a, size_t *b) {
   if (pairing == ROTARY_PAIRING_HALF) {

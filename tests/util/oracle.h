@@ -14,16 +14,6 @@ void oracle_inv_freqs(double base, size_t rotary_dim, long double *inv_freq); /*
 void oracle_cos_sin_true(int64_t pos, const long double *inv_freq, size_t half, long double scaling,
                          long double *c, long double *s);
 
-/* The angle the header documents: pos * inv_freq computed in fp64 (one double product). */
-double oracle_contract_angle(int64_t pos, double inv_freq);
-
-/* Correctly rounded fp32 of cos(angle) * scaling and sin(angle) * scaling, the angle taken as exact.
- * _slow always uses cosl/sinl. _fast first tries libm's double sincos (documented error < 1 ulp; a 4-ulp margin
- * is used) and only falls back to long double when the double result is too near a rounding boundary to decide:
- * this makes the 2^20-position sweep affordable. Returns 1 when the long-double path was taken. */
-int oracle_cr_cos_sin_slow(double angle, long double scaling, float *c, float *s);
-int oracle_cr_cos_sin_fast(double angle, long double scaling, float *c, float *s);
-
 /* Round a long double to fp32 once (nearest even). */
 float oracle_round_f32(long double x);
 
