@@ -1,0 +1,110 @@
+/* test_family_accuracy.c: every frequency-scaling family's cos/sin (the rope's own inverse frequencies and
+ * attention factor) within 1 fp32 ulp of the true value cos/sin(pos * inv_freq) * attention for every position below
+ * 2^20 (quick mode: a sample), with an exact oracle (tests/util/true_sweep.h). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "rotary.h"
+#include "true_sweep.h"
+
+/* Phi-3-mini-128k-instruct's LongRoPE factors (examples/configs/phi-3-mini-128k-instruct.json). */
+static const double phi3_short[48] = {
+    1.1, 1.1, 1.1, 1.3000000000000003, 1.3500000000000003, 1.3500000000000003,
+    1.4000000000000004, 1.5500000000000005, 2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001,
+    2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001,
+    2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001,
+    2.000000000000001, 2.0500000000000007, 2.0500000000000007, 2.0500000000000007, 2.0500000000000007, 2.0500000000000007,
+    2.0500000000000007, 2.1000000000000005, 2.1000000000000005, 2.1500000000000004, 2.25, 2.25,
+    2.25, 2.25, 2.25, 2.3999999999999995, 2.4499999999999993, 2.499999999999999,
+    2.6999999999999984, 2.6999999999999984, 2.7499999999999982, 2.799999999999998, 2.8999999999999977, 3.049999999999997};
+static const double phi3_long[48] = {
+    1.0700000524520874, 1.1200000047683716, 1.149999976158142, 1.4199999570846558, 1.5699999332427979, 1.7999999523162842,
+    2.129999876022339, 2.129999876022339, 3.009999990463257, 5.910000324249268, 6.950000286102295, 9.070000648498535,
+    9.930000305175781, 10.710000038146973, 11.130000114440918, 14.609999656677246, 15.409998893737793, 19.809999465942383,
+    37.279998779296875, 38.279998779296875, 38.599998474121094, 40.12000274658203, 46.20000457763672, 50.940006256103516,
+    53.66000747680664, 54.9373893737793, 56.89738845825195, 57.28738784790039, 59.98738479614258, 60.86738586425781,
+    60.887386322021484, 61.71739196777344, 62.91739273071289, 62.957393646240234, 63.41739273071289, 63.8173942565918,
+    63.83739471435547, 63.897396087646484, 63.93739700317383, 64.06739807128906, 64.11434936523438, 64.12435150146484,
+    64.15435028076172, 64.19435119628906, 64.24435424804688, 64.57435607910156, 64.69000244140625, 64.76000213623047};
+
+typedef struct family_case {
+  const char *name;
+  rotary_config cfg;
+} family_case;
+
+static size_t make_cases(family_case *fc) {
+  size_t n = 0;
+  rotary_config c;
+#define ADD(label) (fc[n].name = (label), fc[n++].cfg = c)
+  rotary_config_init(&c, 128); /* Llama-2-7B, Mistral-7B */
+  ADD("default (Llama-2)");
+  c.scaling.type = ROTARY_SCALING_LINEAR, c.scaling.factor = 4.0;
+  ADD("linear x4");
+  rotary_config_init(&c, 128);
+  c.scaling.type = ROTARY_SCALING_NTK, c.scaling.factor = 8.0;
+  ADD("static NTK alpha 8");
+  rotary_config_init(&c, 128);
+  c.scaling.type = ROTARY_SCALING_DYNAMIC, c.scaling.factor = 2.0, c.scaling.max_position_embeddings = 4096;
+  c.seq_len = 16384;
+  ADD("dynamic NTK x2 at 16384");
+  rotary_config_init(&c, 128); /* Qwen2.5-7B */
+  c.base = 1e6, c.scaling.type = ROTARY_SCALING_YARN, c.scaling.factor = 4.0;
+  c.scaling.original_max_position_embeddings = 32768;
+  ADD("yarn (Qwen2.5)");
+  rotary_config_init(&c, 64); /* DeepSeek-V2-Lite */
+  c.pairing = ROTARY_PAIRING_INTERLEAVED, c.scaling.type = ROTARY_SCALING_YARN, c.scaling.factor = 40.0;
+  c.scaling.original_max_position_embeddings = 4096, c.scaling.mscale = 0.707, c.scaling.mscale_all_dim = 0.707;
+  c.scaling.truncate = 0;
+  ADD("yarn mscale (DeepSeek-V2)");
+  rotary_config_init(&c, 128); /* Llama-3.1-8B */
+  c.base = 500000, c.scaling.type = ROTARY_SCALING_LLAMA3, c.scaling.factor = 8, c.scaling.low_freq_factor = 1;
+  c.scaling.high_freq_factor = 4, c.scaling.original_max_position_embeddings = 8192;
+  ADD("llama3 (Llama-3.1)");
+  rotary_config_init(&c, 96); /* Phi-3-mini-128k */
+  c.scaling.type = ROTARY_SCALING_LONGROPE, c.scaling.original_max_position_embeddings = 4096;
+  c.scaling.max_position_embeddings = 131072, c.scaling.short_factor = phi3_short, c.scaling.long_factor = phi3_long;
+  ADD("longrope short (Phi-3)");
+  c.seq_len = 131072;
+  ADD("longrope long (Phi-3)");
+  rotary_config_init(&c, 80); /* Phi-2: partial rotary */
+  c.rotary_dim = 32;
+  ADD("default partial 32/80 (Phi-2)");
+#undef ADD
+  return n;
+}
+
+static void test_every_family(void **state) {
+  (void)state;
+  family_case fc[16];
+  const size_t n = make_cases(fc);
+  tu_true_stats all = {0};
+  for (size_t k = 0; k < n; k++) {
+    rotary_rope *rope = NULL;
+    assert_int_equal(rotary_rope_create(&fc[k].cfg, 0, &rope), ROTARY_OK);
+    double inv[64];
+    const size_t half = fc[k].cfg.rotary_dim / 2;
+    assert_int_equal(rotary_rope_inv_freq(rope, inv), ROTARY_OK);
+    const double att = rotary_rope_attention_scaling(rope);
+    rotary_rope_destroy(rope);
+    tu_true_stats st = {0};
+    assert_int_equal(tu_true_sweep(inv, half, att, 1 << 20, &st), 0);
+    tu_true_print(fc[k].name, &st);
+    if (st.over_1ulp) fail_msg("%s: %llu values more than 1 ulp from the truth", fc[k].name,
+                               (unsigned long long)st.over_1ulp);
+    all.entries += st.entries, all.not_cr += st.not_cr, all.over_1ulp += st.over_1ulp, all.slow += st.slow;
+    if (st.max_ulp > all.max_ulp) all.max_ulp = st.max_ulp;
+  }
+  tu_true_print("every family", &all);
+  assert_int_equal(all.over_1ulp, 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_every_family)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
