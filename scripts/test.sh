@@ -32,6 +32,10 @@ isa_caps() { # the dispatcher with features disabled in turn: every public-API t
     (cd build-test && ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" -R 'apply|threads|errors|fuzz|example') ||
       rc=1
   done
+  for pf in off 4096; do # the software-prefetch knob changes timing only
+    echo "ROTARY_PREFETCH=$pf: $(ROTARY_PREFETCH=$pf build-test/tools/rotary info | grep prefetch)"
+    (cd build-test && ROTARY_PREFETCH=$pf ctest --output-on-failure -j"$jobs" -R 'apply|kernels') || rc=1
+  done
   return $rc
 }
 
@@ -126,7 +130,7 @@ fuzz() { # a short libFuzzer run over the public API (the corpus is replayed by 
 
 stage "release build and ctest" release
 if [ "${1:-}" != "--quick" ]; then
-  stage "dispatch capped by ROTARY_ISA" isa_caps
+  stage "dispatch capped by ROTARY_ISA, prefetch knob" isa_caps
   stage "AddressSanitizer + UndefinedBehaviorSanitizer" asan
   stage "ThreadSanitizer" tsan
   stage "valgrind memcheck" memcheck

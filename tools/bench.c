@@ -5,7 +5,7 @@
 #include "bench.h"
 #include "cli.h"
 
-#define MAX_IMPLS 6
+#define MAX_IMPLS (6 + BENCH_TUNE_COUNT)
 
 static double now_ms(void) {
   struct timespec ts;
@@ -33,6 +33,7 @@ static size_t pick_impls(const bench_options *o, bench_result *r) {
   else fprintf(stderr, "rotary bench: head_dim above %d: the naive loop is left out\n", BENCH_NAIVE_MAX_DIM);
   r[n++].impl = &bench_impl_fused;
   if (o->table_free) r[n++].impl = &bench_impl_fused_free;
+  for (int i = 0; o->tune && i < BENCH_TUNE_COUNT; i++) r[n++].impl = &bench_impl_tune[i];
   r[n++].impl = &bench_impl_stream;
   if (o->out_of_place) r[n++].impl = &bench_impl_copy;
   return n;
@@ -83,6 +84,7 @@ int rotary_cli_bench(int argc, char **argv) {
   if (st == ROTARY_OK) {
     if (o.json) bench_print_json(&s, r, n);
     else bench_print_table(&s, r, n);
+    if (o.tune && !o.json) bench_print_tune(r, n);
   } else if (st != ROTARY_ERR_INVALID_ARGUMENT) { /* a failed check has said why */
     fprintf(stderr, "rotary bench: %s\n", rotary_status_string(st));
   }

@@ -23,6 +23,7 @@ typedef struct bench_options {
   rotary_dtype dtype;
   rotary_pairing pairing;
   int out_of_place, json;
+  int tune;           /* --tune: the fused call once per software-prefetch distance (bench_tune.c) */
   int table_free;     /* also time rotary_apply with a table-free rope (cos/sin computed per token) */
 } bench_options;
 
@@ -97,6 +98,12 @@ void bench_print_json(const bench_setup *s, const bench_result *r, size_t n);
 static inline const char *bench_dtype_name(rotary_dtype d) {
   return d == ROTARY_F32 ? "f32" : d == ROTARY_F16 ? "f16" : "bf16";
 }
+
+/* --tune: the fused call with each candidate prefetch distance (src/prefetch.h), as rows of the table. */
+#define BENCH_TUNE_COUNT 6
+extern const bench_impl bench_impl_tune[BENCH_TUNE_COUNT];
+/* Prints which candidate ran fastest (after the table). */
+void bench_print_tune(const bench_result *r, size_t n);
 
 /* Frees what bench_parse_options allocated (the parsed --config). */
 void bench_options_free(bench_options *o);

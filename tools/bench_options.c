@@ -19,7 +19,7 @@ void bench_usage(FILE *f) {
   fprintf(f,
           "usage: rotary bench [--model NAME | --config config.json] [--tokens N] [--batch N] [--decode N] [--heads N] [--kv-heads N]\n"
           "                    [--head-dim N] [--rotary-dim N] [--base X] [--table N] [--dtype f32|f16|bf16]\n"
-          "                    [--pairing half|interleaved] [--threads N] [--reps N] [--out-of-place] [--table-free] [--json]\n"
+          "                    [--pairing half|interleaved] [--threads N] [--reps N] [--out-of-place] [--table-free] [--json] [--tune]\n"
           "Times (a) composed ops as a framework runs them, (b) the article's naive per-element loop, (c) the fused\n"
           "rotary_apply, a streaming pass (the limit) and, out of place, a memcpy, round-robin in the same run.\n"
           "Defaults: the article's LLaMA-7B shape: batch 1, 2048 tokens, 32 q and 32 k heads, head_dim 128, f32,\n"
@@ -28,6 +28,8 @@ void bench_usage(FILE *f) {
           "               size, passed as int64 ids; --table defaults to 4096 then (else to --tokens)\n"
           "  --table-free adds a row: the fused call with a table-free rope (cos/sin rows computed per token)\n"
           "  --model      sets heads, kv heads, head_dim, rotary_dim and base; explicit options override it\n"
+          "  --tune       also times the fused call with each software-prefetch distance (off, 0, 512, 1024,\n"
+          "               2048, 4096 bytes ahead) and names the fastest: set it with ROTARY_PREFETCH\n"
           "  --config F   a Hugging Face config.json: heads, kv heads, head_dim, rotary_dim, pairing, base and the\n"
           "               frequency scaling of the model (for dynamic NTK and LongRoPE at seq_len = table size);\n"
           "               --heads, --kv-heads, --tokens, --table and --dtype may still be given\n"
@@ -112,6 +114,7 @@ static int parse_args(int argc, char **argv, bench_options *o, unsigned *set) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--out-of-place")) { o->out_of_place = 1; continue; }
     if (!strcmp(a, "--json")) { o->json = 1; continue; }
+    if (!strcmp(a, "--tune")) { o->tune = 1; continue; }
     if (!strcmp(a, "--table-free")) { o->table_free = 1; continue; }
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) return -1;
     size_t *target = size_option(o, a, set);

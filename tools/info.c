@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "kernels.h"
+#include "prefetch.h"
 #include "sincos.h"
 #include "rotary.h"
 
@@ -24,6 +25,9 @@ int rotary_cli_info(int argc, char **argv) {
     for (int p = 0; p < 2; p++)
       printf("  %-4s %-11s %s\n", dtype_names[d], pairing_names[p], rotary_kernel_name(dtypes[d], pairings[p]));
   printf("  cos/sin rows     %s\n", rotary_rows_select()->name);
+  if (rotary_prefetch_bytes < 0) printf("software prefetch: off (ROTARY_PREFETCH)\n");
+  else printf("software prefetch: %d bytes ahead of each head row (default %d; ROTARY_PREFETCH, rotary bench --tune)\n",
+              rotary_prefetch_bytes, rotary_prefetch_default());
   printf("compiled kernels:\n");
   for (size_t i = 0; i < rotary_kernel_count; i++) {
     const rotary_kernel *k = &rotary_kernel_list[i];

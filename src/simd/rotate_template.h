@@ -16,19 +16,19 @@
 
 #ifndef RT_TEMPLATE_ONCE
 #define RT_TEMPLATE_ONCE
-/* Each head row asks for the memory this far ahead of it (about four 128-dim f32 heads): the hardware prefetchers
- * alone leave a single core short of the streaming rate (measured: 1 thread went from about 95% to 120-130% of a
- * plain in-place streaming pass on the article's shape). A prefetch never faults, so running past the buffer is
- * harmless. */
-#define RT_PREFETCH_BYTES 2048
+/* Each head row asks for the memory rotary_prefetch_bytes ahead of it (prefetch.h: the distance that pays differs
+ * between CPUs). A prefetch never faults, so running past the buffer is harmless. */
+#include "prefetch.h"
 /* Dims per chunk of arranged cos/sin: 2 x 1 KiB of floats. */
 #define RT_CHUNK 256
 
 /* Input ahead of the current row (read), and the output too when it is elsewhere (write). */
 static inline void rt_prefetch_rows(const void *in_row, const void *out_row, size_t bytes) {
-  for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)in_row + RT_PREFETCH_BYTES + l, 0, 3);
+  const int ahead = rotary_prefetch_bytes;
+  if (ahead < 0) return;
+  for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)in_row + ahead + l, 0, 3);
   if (out_row != in_row)
-    for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)out_row + RT_PREFETCH_BYTES + l, 1, 3);
+    for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)out_row + ahead + l, 1, 3);
 }
 #endif
 
