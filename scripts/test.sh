@@ -27,7 +27,7 @@ release() { build build-test -DCMAKE_BUILD_TYPE=Release && (cd build-test && cte
 
 isa_caps() { # the dispatcher with features disabled in turn: every public-API test on each lower ISA
   local rc=0 isa
-  for isa in scalar avx2; do
+  for isa in scalar avx2 avx512; do
     echo "ROTARY_ISA=$isa: $(ROTARY_ISA=$isa build-test/tools/rotary info | grep 'f32  half')"
     (cd build-test && ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" -R 'apply|threads|errors|fuzz|example') ||
       rc=1

@@ -27,10 +27,11 @@ typedef enum rotary_isa {
   ROTARY_ISA_SCALAR = 0,
   ROTARY_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
   ROTARY_ISA_AVX512 = 2, /* AVX-512 F, BW, VL */
-  ROTARY_ISA_NEON = 3    /* aarch64 Advanced SIMD */
+  ROTARY_ISA_NEON = 3,   /* aarch64 Advanced SIMD */
+  ROTARY_ISA_AVX512BF16 = 4 /* AVX-512 plus AVX512-BF16 (bf16 kernels only); ranks above AVX512 */
 } rotary_isa;
 
-/* "scalar", "avx2", "avx512", "neon". */
+/* "scalar", "avx2", "avx512", "neon", "avx512bf16". */
 const char *rotary_isa_name(rotary_isa isa);
 
 typedef struct rotary_kernel {
@@ -57,7 +58,7 @@ extern const size_t rotary_kernel_count;
 int rotary_isa_supported(rotary_isa isa);
 
 /* Nonzero when dispatch may pick that ISA: supported, and not excluded by the environment variable ROTARY_ISA
- * (scalar, avx2, avx512 or neon: the best ISA dispatch may use; read once per process). */
+ * (scalar, avx2, avx512, avx512bf16 or neon: the best ISA dispatch may use; read once per process). */
 int rotary_isa_enabled(rotary_isa isa);
 
 /* The best enabled kernel for a dtype and pairing on this CPU; NULL for an unknown dtype or pairing. */

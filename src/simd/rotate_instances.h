@@ -9,6 +9,7 @@
 #define RT_PASTE_(dtype, pairing, isa) rotary_##dtype##_rotate_##pairing##__##isa
 #define RT_PASTE(dtype, pairing, isa) RT_PASTE_(dtype, pairing, isa)
 
+#ifndef RT_ONLY_BF16 /* an ISA that only adds bf16 kernels (AVX512-BF16) */
 #define RT_T float
 #define RT_NAME(pairing) RT_PASTE(f32, pairing, ROTARY_ISA_NAME)
 #define RT_VLOAD(p) rv_loadu(p)
@@ -24,6 +25,8 @@
 #define RT_SLOAD(e) rotary_f16_to_f32(e)
 #define RT_SSTORE(f) rotary_f32_to_f16(f)
 #include "rotate_template.h"
+
+#endif
 
 #define RT_T uint16_t
 #define RT_NAME(pairing) RT_PASTE(bf16, pairing, ROTARY_ISA_NAME)

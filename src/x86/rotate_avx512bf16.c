@@ -1,0 +1,9 @@
+/* x86/rotate_avx512bf16.c: the bf16 kernels built for AVX-512 with AVX512-BF16 (f32 and f16 gain nothing). */
+#if defined(__x86_64__) || defined(__i386__)
+#include <stdint.h>
+
+#include "isa_avx512bf16.h"
+#define RT_ONLY_BF16 1
+#include "../simd/rotate_instances.h"
+#undef RT_ONLY_BF16
+#endif
