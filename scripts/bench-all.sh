@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# bench-all.sh: the rotary bench runs behind docs/performance.md (1 and 2 threads: f32/bf16 x both pairings, f16,
+# out of place, table-free, decode, a real config), each printed as one JSON object after a "### options" line.
+# Usage: scripts/bench-all.sh [build dir, default build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${1:-build}/tools/rotary
+run() { echo "### $*"; "$B" bench "$@" --json; echo; }
+for t in 1 2; do
+  for dt in f32 bf16; do for p in half interleaved; do run --threads $t --dtype $dt --pairing $p --reps 30; done; done
+  run --threads $t --dtype f16 --reps 30
+  run --threads $t --out-of-place --reps 30
+  run --threads $t --table-free --reps 30
+  run --threads $t --decode 64 --model llama3-8b --reps 400
+  run --threads $t --config examples/configs/llama-3.1-8b.json --reps 30
+done
