@@ -8,8 +8,9 @@ command -v make >/dev/null || need+=(make)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v clang >/dev/null || need+=(clang)
-dpkg -s libcmocka-dev >/dev/null 2>&1 || need+=(libcmocka-dev)
-dpkg -s libcjson-dev >/dev/null 2>&1 || need+=(libcjson-dev)
+arch=$(dpkg --print-architecture) # with arm64 multiarch packages too, a bare name is ambiguous to dpkg -s
+dpkg -s "libcmocka-dev:$arch" >/dev/null 2>&1 || need+=(libcmocka-dev)
+dpkg -s "libcjson-dev:$arch" >/dev/null 2>&1 || need+=(libcjson-dev)
 # MPFR: the tests' exact cos/sin oracle settles its rare hard cases with it (native builds only; the arm64 cross
 # build's tests run without it and count such cases as undecided).
 dpkg -s libmpfr-dev >/dev/null 2>&1 || need+=(libmpfr-dev)
