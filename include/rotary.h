@@ -175,7 +175,8 @@ ROTARY_API rotary_status rotary_rope_create(const rotary_config *config, size_t 
 /* Frees a rotary embedding. NULL is allowed. */
 ROTARY_API void rotary_rope_destroy(rotary_rope *rope);
 
-/* Bytes of heap the rope holds: the object itself, the inverse frequencies (rotary_dim/2 doubles) and the table
+/* Bytes of heap the rope holds: the object itself, the inverse frequencies (rotary_dim/2 doubles), its copy of the
+ * caller's inverse frequencies or LongRoPE factors (rotary_dim/2 doubles each) and the table
  * (max_positions * rotary_dim * 4 bytes). 0 for NULL. */
 ROTARY_API size_t rotary_rope_memory_bytes(const rotary_rope *rope);
 

@@ -30,8 +30,8 @@ const char *rotary_isa_name(rotary_isa isa) {
     case ROTARY_ISA_SCALAR: return "scalar";
     case ROTARY_ISA_AVX2: return "avx2";
     case ROTARY_ISA_AVX512: return "avx512";
-    case ROTARY_ISA_NEON: return "neon";
     case ROTARY_ISA_AVX512BF16: return "avx512bf16";
+    case ROTARY_ISA_NEON: return "neon";
   }
   return "unknown";
 }
@@ -40,12 +40,13 @@ int rotary_isa_supported(rotary_isa isa) {
   const unsigned f = rotary_cpu_feature_bits();
   const unsigned avx2 = ROTARY_CPU_X86_AVX | ROTARY_CPU_X86_AVX2 | ROTARY_CPU_X86_FMA | ROTARY_CPU_X86_F16C;
   const unsigned avx512 = avx2 | ROTARY_CPU_X86_AVX512F | ROTARY_CPU_X86_AVX512BW | ROTARY_CPU_X86_AVX512VL;
+  const unsigned avx512bf16 = avx512 | ROTARY_CPU_X86_AVX512BF16;
   switch (isa) {
     case ROTARY_ISA_SCALAR: return 1;
     case ROTARY_ISA_AVX2: return (f & avx2) == avx2;
     case ROTARY_ISA_AVX512: return (f & avx512) == avx512;
+    case ROTARY_ISA_AVX512BF16: return (f & avx512bf16) == avx512bf16;
     case ROTARY_ISA_NEON: return (f & ROTARY_CPU_ARM_NEON) != 0;
-    case ROTARY_ISA_AVX512BF16: return (f & (avx512 | ROTARY_CPU_X86_AVX512BF16)) == (avx512 | ROTARY_CPU_X86_AVX512BF16);
   }
   return 0;
 }
@@ -57,7 +58,7 @@ static const rotary_rows_kernel *chosen_rows;
 
 static void read_cap(void) {
   const char *env = getenv("ROTARY_ISA");
-  for (int i = ROTARY_ISA_SCALAR; env && i <= ROTARY_ISA_AVX512BF16; i++)
+  for (int i = ROTARY_ISA_SCALAR; env && i <= ROTARY_ISA_NEON; i++)
     if (!strcmp(env, rotary_isa_name((rotary_isa)i))) isa_cap = i;
 }
 
@@ -71,9 +72,6 @@ static void choose(void) {
     if (rotary_isa_enabled(rotary_rows_list[i].isa)) chosen_rows = &rotary_rows_list[i];
 }
 
-/* Order of the x86 ISAs, best last. */
-static int x86_rank(rotary_isa isa) { return isa == ROTARY_ISA_AVX512BF16 ? 3 : (int)isa; }
-
 int rotary_isa_enabled(rotary_isa isa) {
   /* scalar always; others when supported and, on the cap's architecture, not above the cap */
   if (isa == ROTARY_ISA_SCALAR) return 1;
@@ -81,7 +79,7 @@ int rotary_isa_enabled(rotary_isa isa) {
   pthread_once(&cap_once, read_cap);
   if (isa_cap < 0) return 1;
   if (isa_cap == ROTARY_ISA_NEON || isa == ROTARY_ISA_NEON) return isa_cap == (int)isa;
-  return x86_rank(isa) <= x86_rank((rotary_isa)isa_cap);
+  return (int)isa <= isa_cap;
 }
 
 const rotary_kernel *rotary_kernel_select(rotary_dtype dtype, rotary_pairing pairing) {

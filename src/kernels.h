@@ -21,14 +21,13 @@ typedef void (*rotary_rotate_fn)(const void *in, ptrdiff_t in_stride, void *out,
                                  size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
                                  const float *sin);
 
-/* Instruction sets a kernel may need. */
 /* Instruction sets a kernel may need, in order of preference within an architecture. */
 typedef enum rotary_isa {
   ROTARY_ISA_SCALAR = 0,
   ROTARY_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
   ROTARY_ISA_AVX512 = 2, /* AVX-512 F, BW, VL */
-  ROTARY_ISA_NEON = 3,   /* aarch64 Advanced SIMD */
-  ROTARY_ISA_AVX512BF16 = 4 /* AVX-512 plus AVX512-BF16 (bf16 kernels only); ranks above AVX512 */
+  ROTARY_ISA_AVX512BF16 = 3, /* AVX-512 plus AVX512-BF16 (bf16 kernels only) */
+  ROTARY_ISA_NEON = 4         /* aarch64 Advanced SIMD: last, outside the x86 order */
 } rotary_isa;
 
 /* "scalar", "avx2", "avx512", "neon", "avx512bf16". */

@@ -84,23 +84,25 @@ static rotary_status build_table(rotary_rope *rope, const rotary_rope *reuse) {
   return ROTARY_OK;
 }
 
-/* A rope's own copy of the config: the arrays it points to are copied into rope->owned. */
+/* A rope's own copy of the config: the arrays it points to (caller inv_freq, or the LongRoPE factors) are copied
+ * into rope->owned. */
 static rotary_status copy_config(rotary_rope *rope, const rotary_config *c) {
   const size_t half = c->rotary_dim / 2;
-  const double *arrays[3] = {c->inv_freq, c->scaling.short_factor, c->scaling.long_factor};
   const int longrope = !c->inv_freq && c->scaling.type == ROTARY_SCALING_LONGROPE;
-  const size_t n = c->inv_freq ? 1 : longrope ? 3 : 0;
+  const size_t n = c->inv_freq ? half : longrope ? 2 * half : 0;
   rope->config = *c;
   if (!n) return ROTARY_OK;
-  rope->owned = malloc(3 * half * sizeof(double));
+  rope->owned = malloc(n * sizeof(double));
   ROTARY_RETURN_IF(!rope->owned, ROTARY_ERR_OUT_OF_MEMORY);
-  rope->memory_bytes += 3 * half * sizeof(double);
-  for (size_t k = 0; k < 3; k++)
-    if (arrays[k]) memcpy(rope->owned + k * half, arrays[k], half * sizeof(double));
-  if (c->inv_freq) rope->config.inv_freq = rope->owned;
-  if (longrope) {
-    rope->config.scaling.short_factor = rope->owned + half;
-    rope->config.scaling.long_factor = rope->owned + 2 * half;
+  rope->memory_bytes += n * sizeof(double);
+  if (c->inv_freq) {
+    memcpy(rope->owned, c->inv_freq, half * sizeof(double));
+    rope->config.inv_freq = rope->owned;
+  } else {
+    memcpy(rope->owned, c->scaling.short_factor, half * sizeof(double));
+    memcpy(rope->owned + half, c->scaling.long_factor, half * sizeof(double));
+    rope->config.scaling.short_factor = rope->owned;
+    rope->config.scaling.long_factor = rope->owned + half;
   }
   return ROTARY_OK;
 }

@@ -33,7 +33,6 @@ static rotary_status check_factors(const double *f, size_t half, const char *nam
 rotary_status rotary_scaling_check(const rotary_config *c, const char **field) {
   const rotary_scaling *s = &c->scaling;
   const size_t half = c->rotary_dim / 2;
-  if (c->inv_freq) return ROTARY_OK; /* explicit frequencies replace base and scaling */
   switch (s->type) {
     case ROTARY_SCALING_NONE: return ROTARY_OK;
     case ROTARY_SCALING_LINEAR:

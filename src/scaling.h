@@ -4,8 +4,8 @@
 
 #include "rotary.h"
 
-/* Validates the family's parameters of a config whose dims and base are already valid; on error *field (when
- * field is not NULL) names the offending field. */
+/* Validates the family's parameters of a config without inv_freq whose dims and base are already valid; on error
+ * *field (when field is not NULL) names the offending field. */
 rotary_status rotary_scaling_check(const rotary_config *c, const char **field);
 
 /* Writes the rotary_dim/2 inverse frequencies of a checked config at the current sequence length seq_len and

@@ -16,6 +16,7 @@ typedef struct bench_options {
   const char *config; /* --config: a Hugging Face config.json, or NULL */
   rotary_config rope; /* with --config: the model's rope (family, scaling, dims, pairing) */
   rotary_hf_config *hf; /* with --config: owns rope's arrays; freed by bench_options_free */
+  char model_name[96];  /* with --config: "model_type (rope_type)", what model points to */
   size_t batch, tokens, heads, kv_heads, head_dim, rotary_dim, threads, reps;
   size_t decode;      /* 0: prefill (positions 0..tokens-1 per row); N: N sequences of one token at random ids */
   size_t table;       /* positions in the cos/sin table */

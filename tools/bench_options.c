@@ -161,10 +161,9 @@ static int load_config(bench_options *o, unsigned set) {
   if (st != ROTARY_OK) return bad("--config %s: %s", o->config, err);
   o->hf = h;
   o->rope = *rotary_hf_config_rope(h);
-  o->model = rotary_hf_config_model_type(h)[0] ? rotary_hf_config_model_type(h) : o->config;
-  static char model[96]; /* outlives h, which is freed below */
-  snprintf(model, sizeof model, "%s (%s)", o->model, rotary_hf_config_rope_type(h));
-  o->model = model;
+  const char *type = rotary_hf_config_model_type(h);
+  snprintf(o->model_name, sizeof o->model_name, "%s (%s)", type[0] ? type : o->config, rotary_hf_config_rope_type(h));
+  o->model = o->model_name;
   if (!(set & SET_HEADS)) o->heads = rotary_hf_config_heads(h) ? rotary_hf_config_heads(h) : o->heads;
   if (!(set & SET_KV)) o->kv_heads = rotary_hf_config_kv_heads(h);
   o->head_dim = o->rope.head_dim;

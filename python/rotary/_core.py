@@ -176,27 +176,38 @@ def _ids_array(ids, batch, seq_len, layout):
     return np.ascontiguousarray(a)
 
 
-def _fill_positions(p, positions, batch, seq_len, layout, keep):
-    """Fills a rotary_positions from None, an int offset or an int id array; keep holds arrays alive."""
+def _offset(positions, kind):
+    """The int64 offset that None (0) or an int stands for; None when positions is an id array (kind names it)."""
     if positions is None:
-        p.mode = _lib.POS_OFFSET
-        p.offset = 0
-        return
+        return 0
     if isinstance(positions, (bool, np.bool_)):
-        raise TypeError("positions: expected None, an int offset or an int32/int64 array of ids, got a bool")
+        raise TypeError(f"positions: expected None, an int offset or an int32/int64 {kind} of ids, got a bool")
     if isinstance(positions, (int, np.integer)):
         off = int(positions)
         if not -(1 << 63) <= off < (1 << 63):
             raise ValueError(f"positions: offset {off} does not fit in int64")
+        return off
+    return None
+
+
+def _check_torch_ids(positions):
+    """A torch id tensor must be int32 or int64 and on the CPU."""
+    t = _torch()
+    if positions.dtype not in (t.int32, t.int64):
+        raise TypeError(f"positions: ids must be int32 or int64, got {positions.dtype}")
+    if positions.device.type != "cpu":
+        raise ValueError(f"positions: ids are on {positions.device}; rotary runs on the CPU")
+
+
+def _fill_positions(p, positions, batch, seq_len, layout, keep):
+    """Fills a rotary_positions from None, an int offset or an int id array; keep holds arrays alive."""
+    off = _offset(positions, "array")
+    if off is not None:
         p.mode = _lib.POS_OFFSET
         p.offset = off
         return
     if is_torch(positions):
-        t = _torch()
-        if positions.dtype not in (t.int32, t.int64):
-            raise TypeError(f"positions: ids must be int32 or int64, got {positions.dtype}")
-        if positions.device.type != "cpu":
-            raise ValueError(f"positions: ids are on {positions.device}; rotary runs on the CPU")
+        _check_torch_ids(positions)
         positions = positions.numpy()
     elif not isinstance(positions, (np.ndarray, list, tuple, range)):
         raise TypeError(f"positions: expected None, an int offset or an int32/int64 array of ids, "

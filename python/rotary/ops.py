@@ -88,24 +88,15 @@ def _check(x, name, layout, head_dim):
 
 def _positions(positions, batch, seq_len, layout):
     """(ids tensor or None, offset)."""
-    if positions is None:
-        return None, 0
-    if isinstance(positions, (bool, np.bool_)):
-        raise TypeError("positions: expected None, an int offset or an int32/int64 tensor of ids, got a bool")
-    if isinstance(positions, (int, np.integer)):
-        off = int(positions)
-        if not -(1 << 63) <= off < (1 << 63):
-            raise ValueError(f"positions: offset {off} does not fit in int64")
+    off = _core._offset(positions, "tensor")
+    if off is not None:
         return None, off
     if isinstance(positions, (np.ndarray, list, tuple, range)):
         positions = torch.as_tensor(np.asarray(positions))
     if not isinstance(positions, torch.Tensor):
         raise TypeError(f"positions: expected None, an int offset or an int32/int64 tensor of ids, "
                         f"got {type(positions).__name__}")
-    if positions.dtype not in (torch.int32, torch.int64):
-        raise TypeError(f"positions: ids must be int32 or int64, got {positions.dtype}")
-    if positions.device.type != "cpu":
-        raise ValueError(f"positions: ids are on {positions.device}; rotary runs on the CPU")
+    _core._check_torch_ids(positions)
     want = (seq_len,) if layout == "thd" else (batch, seq_len)
     if tuple(positions.shape) != want:
         try:
