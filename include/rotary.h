@@ -177,7 +177,8 @@ ROTARY_API void rotary_rope_destroy(rotary_rope *rope);
 
 /* Bytes of heap the rope holds: the object itself, the inverse frequencies (rotary_dim/2 doubles), its copy of the
  * caller's inverse frequencies or LongRoPE factors (rotary_dim/2 doubles each) and the table
- * (max_positions * rotary_dim * 4 bytes). 0 for NULL. */
+ * (max_positions * rotary_dim * 4 bytes; from rotary_dim 32 up, the cos and sin halves of each row are padded to
+ * whole 64-byte cache lines). 0 for NULL. */
 ROTARY_API size_t rotary_rope_memory_bytes(const rotary_rope *rope);
 
 /*

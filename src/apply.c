@@ -13,7 +13,7 @@
 /* Tasks per thread: threads claim tasks as they come, so one that starts late (woken slowly, preempted) leaves
  * its share to the others instead of holding up the call. */
 #define ROTARY_TASKS_PER_THREAD 4
-/* cos/sin rows up to this many floats (rotary_dim) live on the stack; longer ones in a per-call buffer. */
+/* cos/sin rows up to this many floats (row_stride) live on the stack; longer ones in a per-call buffer. */
 #define ROTARY_STACK_ROW 1024
 
 typedef struct apply_job {
@@ -59,8 +59,8 @@ rotary_status rotary_tensor_init(rotary_tensor *t, rotary_layout layout, const v
   return ROTARY_OK;
 }
 
-/* Points *c and *s at the cos/sin row of token t = (b, s_idx); buf (rotary_dim floats) holds computed rows and
- * the negated sin of the inverse rotation. */
+/* Points *c and *s at the cos/sin row of token t = (b, s_idx); buf (row_stride floats, 64-byte aligned, sin at
+ * sin_offset) holds computed rows and the negated sin of the inverse rotation. */
 static void token_row(const apply_job *job, size_t t, size_t b, size_t s_idx, float *buf, const float **c,
                       const float **s) {
   const rotary_rope *rope = job->rope;
@@ -82,21 +82,22 @@ static void token_row(const apply_job *job, size_t t, size_t b, size_t s_idx, fl
   if (p->mode != ROTARY_POSITIONS_COS_SIN) {
     if (rope->table) {
       *c = rotary_rope_table_row(rope, pos);
-      *s = *c + half;
+      *s = *c + rope->sin_offset;
     } else {
-      rotary_rope_compute_row(rope, pos, buf, buf + half);
+      rotary_rope_compute_row(rope, pos, buf, buf + rope->sin_offset);
       *c = buf;
-      *s = buf + half;
+      *s = buf + rope->sin_offset;
     }
   }
   if (job->d->direction == ROTARY_INVERSE) {
     /* rotating by -angle is the same kernel with sin negated; bit-identical to a dedicated kernel */
-    for (size_t i = 0; i < half; i++) buf[half + i] = -(*s)[i];
+    float *neg = buf + rope->sin_offset;
+    for (size_t i = 0; i < half; i++) neg[i] = -(*s)[i];
     if (*c != buf) {
       memcpy(buf, *c, half * sizeof(float));
       *c = buf;
     }
-    *s = buf + half;
+    *s = neg;
   }
 }
 
@@ -123,7 +124,7 @@ static void prefetch_row(const apply_job *job, size_t t) {
   else if (p->mode == ROTARY_POSITIONS_IDS_I32) pos = ((const int32_t *)p->ids)[t];
   else return; /* offsets walk the table in order */
   const char *row = (const char *)rotary_rope_table_row(job->rope, pos);
-  for (size_t b = 0; b < job->rope->rotary_dim * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
+  for (size_t b = 0; b < job->rope->row_stride * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
 }
 
 static void run_task(void *arg, size_t index, size_t count) {
@@ -132,8 +133,8 @@ static void run_task(void *arg, size_t index, size_t count) {
   const size_t base = job->units / count, extra = job->units % count;
   size_t u = index * base + (index < extra ? index : extra);
   const size_t end = u + base + (index < extra);
-  float stack_row[ROTARY_STACK_ROW];
-  float *buf = job->scratch ? job->scratch + index * job->rope->rotary_dim : stack_row;
+  float stack_row[ROTARY_STACK_ROW] __attribute__((aligned(64)));
+  float *buf = job->scratch ? job->scratch + index * job->rope->row_stride : stack_row;
   while (u < end) {
     const size_t t = u / per_token, h0 = u % per_token;
     const size_t h1 = end - u < per_token - h0 ? h0 + (end - u) : per_token;
@@ -182,8 +183,8 @@ rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const r
   const size_t n = useful_threads(&job, ctx ? ctx->n_threads : 1);
   size_t tasks = n > 1 ? n * ROTARY_TASKS_PER_THREAD : 1; /* n <= 1024: within ROTARY_POOL_MAX_TASKS */
   if (tasks > job.units) tasks = job.units;
-  if (rope->rotary_dim > ROTARY_STACK_ROW) {
-    job.scratch = malloc(tasks * rope->rotary_dim * sizeof(float)); /* tasks <= 4096, rotary_dim <= 65536 */
+  if (rope->row_stride > ROTARY_STACK_ROW) {
+    job.scratch = malloc(tasks * rope->row_stride * sizeof(float)); /* tasks <= 4096, row_stride <= 65566 */
     if (!job.scratch) {
       if (ctx) pthread_mutex_unlock(&ctx->lock);
       return ROTARY_ERR_OUT_OF_MEMORY;

@@ -62,23 +62,34 @@ rotary_status rotary_config_check(const rotary_config *c, const char **field) {
   return ROTARY_OK;
 }
 
+/* Floats from a table row's cos to its sin: half rounded up to whole 64-byte lines once it fills one. Shorter rows
+ * stay packed (their vectors are narrower than a line anyway). */
+static size_t table_sin_offset(size_t half) {
+  const size_t line = 64 / sizeof(float);
+  return half < line ? half : (half + line - 1) / line * line;
+}
+
 /* Fills the table; rows reuse already holds (same values) are copied. */
 static rotary_status build_table(rotary_rope *rope, const rotary_rope *reuse) {
+  const size_t half = rope->rotary_dim / 2;
   size_t count, bytes;
-  ROTARY_RETURN_IF(rotary_mul_overflow_size(rope->max_positions, rope->rotary_dim, &count), ROTARY_ERR_OVERFLOW);
+  ROTARY_RETURN_IF(rotary_mul_overflow_size(rope->max_positions, rope->row_stride, &count), ROTARY_ERR_OVERFLOW);
   ROTARY_RETURN_IF(rotary_mul_overflow_size(count, sizeof(float), &bytes), ROTARY_ERR_OVERFLOW);
   ROTARY_RETURN_IF(bytes > PTRDIFF_MAX, ROTARY_ERR_OVERFLOW);
-  rope->table = malloc(bytes);
-  ROTARY_RETURN_IF(!rope->table, ROTARY_ERR_OUT_OF_MEMORY);
-  const size_t half = rope->rotary_dim / 2;
+  /* Line-aligned: malloc puts a large block 16 bytes past a page, and with it every cos/sin vector load of the
+   * kernels straddled two lines (a quarter of the article-shape call's time). */
+  void *table = NULL;
+  ROTARY_RETURN_IF(posix_memalign(&table, 64, bytes) != 0, ROTARY_ERR_OUT_OF_MEMORY);
+  rope->table = table;
   size_t first = 0;
   if (reuse) {
     first = reuse->max_positions < rope->max_positions ? reuse->max_positions : rope->max_positions;
-    memcpy(rope->table, reuse->table, first * rope->rotary_dim * sizeof(float));
+    memcpy(rope->table, reuse->table, first * rope->row_stride * sizeof(float)); /* same rotary_dim: same layout */
   }
   for (size_t pos = first; pos < rope->max_positions; pos++) {
-    float *row = rope->table + pos * rope->rotary_dim;
-    rotary_rope_compute_row(rope, (int64_t)pos, row, row + half);
+    float *row = rope->table + pos * rope->row_stride;
+    rotary_rope_compute_row(rope, (int64_t)pos, row, row + rope->sin_offset);
+    for (size_t i = half; i < rope->sin_offset; i++) row[i] = row[rope->sin_offset + i] = 0.0f; /* padding */
   }
   rope->memory_bytes += bytes;
   return ROTARY_OK;
@@ -119,6 +130,8 @@ static rotary_status create_rope(const rotary_config *config, size_t max_positio
   rope->rotary_dim = config->rotary_dim;
   rope->max_positions = max_positions;
   rope->pairing = config->pairing;
+  rope->sin_offset = table_sin_offset(half);
+  rope->row_stride = 2 * rope->sin_offset; /* <= rotary_dim + 30: rotary_dim was validated far below SIZE_MAX */
   rope->rows = rotary_rows_select()->fn;
   rope->memory_bytes = sizeof *rope + half * sizeof(double);
   rope->inv_freq = malloc(half * sizeof(double));
@@ -199,7 +212,7 @@ rotary_status rotary_rope_cos_sin(const rotary_rope *rope, const int64_t *positi
     if (rope->table) {
       const float *row = rotary_rope_table_row(rope, positions[j]);
       memcpy(c, row, half * sizeof(float));
-      memcpy(s, row + half, half * sizeof(float));
+      memcpy(s, row + rope->sin_offset, half * sizeof(float));
     } else {
       rotary_rope_compute_row(rope, positions[j], c, s);
     }

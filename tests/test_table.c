@@ -239,13 +239,16 @@ static void test_position_zero(void **state) {
     }
 }
 
-/* memory_bytes: the table (max_positions * rotary_dim * 4) plus the fp64 inverse frequencies. */
+/* memory_bytes: the table (max_positions * rotary_dim * 4, each half row padded to whole 64-byte lines from 16
+ * floats up) plus the fp64 inverse frequencies. */
 static void test_memory_bytes(void **state) {
   (void)state;
-  static const size_t cfg[][3] = {{128, 64, 1000}, {128, 128, 0}, {64, 2, 7}, {256, 256, 8192}};
-  for (size_t k = 0; k < 4; k++) {
+  static const size_t cfg[][3] = {{128, 64, 1000}, {128, 128, 0}, {64, 2, 7}, {256, 256, 8192}, {80, 40, 100},
+                                  {64, 24, 9}};
+  for (size_t k = 0; k < sizeof cfg / sizeof cfg[0]; k++) {
     rotary_rope *rope = make_rope(cfg[k][0], cfg[k][1], ROTARY_PAIRING_HALF, 10000.0, 1.0, NULL, cfg[k][2]);
-    size_t want = cfg[k][2] * cfg[k][1] * 4 + cfg[k][1] / 2 * sizeof(double);
+    const size_t half = cfg[k][1] / 2, padded = half < 16 ? half : (half + 15) / 16 * 16;
+    size_t want = cfg[k][2] * 2 * padded * 4 + half * sizeof(double);
     size_t got = rotary_rope_memory_bytes(rope);
     printf("[memory] hd %zu rd %zu max_positions %zu: %zu bytes (table + inv_freq = %zu)\n", cfg[k][0], cfg[k][1],
            cfg[k][2], got, want);
