@@ -15,6 +15,10 @@ typedef float32x4_t rv_f32;
 #define rv_fmsub(a, b, c) vfmaq_f32(vnegq_f32(c), (a), (b))  /* a * b - c, one rounding */
 #define rv_dup_even(v) vtrn1q_f32((v), (v))
 #define rv_dup_odd(v) vtrn2q_f32((v), (v))
+/* [a0 b0 a1 b1 ...] over a's and b's first (lo) or second (hi) half of lanes; -v flips the sign bit. */
+#define rv_zip_lo(a, b) vzip1q_f32((a), (b))
+#define rv_zip_hi(a, b) vzip2q_f32((a), (b))
+#define rv_neg(v) vnegq_f32(v)
 
 /* FCVTL / FCVTN: exact widening; narrowing rounds to nearest even under the default FPCR (as Linux sets it). */
 #define rv_load_f16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(const void *)(p))))

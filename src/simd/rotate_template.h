@@ -168,19 +168,35 @@ ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, voi
    * orders of RT_VLOAD2 keep pairs adjacent, so the duplication works in them too. */
   const RT_T *x = (const RT_T *)in;
   RT_T *y = (RT_T *)out;
+  /* Bt, Dt: plain order, built with vector zips (a scalar loop here was a tenth of an article-shape call);
+   * B, D: the lane order of RT_VLOAD2, a copy only for dtypes that have one of their own. */
+  float Bt[RT_CHUNK] __attribute__((aligned(64))), Dt[RT_CHUNK] __attribute__((aligned(64)));
+#if RT_ARRANGED
   float B[RT_CHUNK] __attribute__((aligned(64))), D[RT_CHUNK] __attribute__((aligned(64)));
-  float Bt[RT_CHUNK], Dt[RT_CHUNK];
+#else
+  float *const B = Bt, *const D = Dt;
+#endif
   for (size_t d0 = 0; d0 < rotary_dim; d0 += RT_CHUNK) {
     const size_t n = rotary_dim - d0 < RT_CHUNK ? rotary_dim - d0 : RT_CHUNK;
-    for (size_t j = 0; j < n / 2; j++) {
-      const float c = cos[d0 / 2 + j], s = sin[d0 / 2 + j];
-      Bt[2 * j] = c;
-      Bt[2 * j + 1] = s;
-      Dt[2 * j] = -s;
-      Dt[2 * j + 1] = c;
+    const float *cs = cos + d0 / 2, *sn = sin + d0 / 2;
+    size_t j = 0;
+    for (; j + ROTARY_W <= n / 2; j += ROTARY_W) {
+      const rv_f32 c = rv_loadu(cs + j), s = rv_loadu(sn + j), ns = rv_neg(s);
+      rv_storeu(Bt + 2 * j, rv_zip_lo(c, s));
+      rv_storeu(Bt + 2 * j + ROTARY_W, rv_zip_hi(c, s));
+      rv_storeu(Dt + 2 * j, rv_zip_lo(ns, c));
+      rv_storeu(Dt + 2 * j + ROTARY_W, rv_zip_hi(ns, c));
     }
+    for (; j < n / 2; j++) {
+      Bt[2 * j] = cs[j];
+      Bt[2 * j + 1] = sn[j];
+      Dt[2 * j] = -sn[j];
+      Dt[2 * j + 1] = cs[j];
+    }
+#if RT_ARRANGED
     RT_NAME(arrange)(B, Bt, n);
     RT_NAME(arrange)(D, Dt, n);
+#endif
     /* constant trip counts for the common head dims, as in the half pairing */
     switch (n == rotary_dim ? n : 0) {
       case 64: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 64, B, D, Bt); break;

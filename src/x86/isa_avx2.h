@@ -14,6 +14,10 @@ typedef __m256 rv_f32;
 #define rv_fmsub(a, b, c) _mm256_fmsub_ps((a), (b), (c))
 #define rv_dup_even(v) _mm256_moveldup_ps(v)
 #define rv_dup_odd(v) _mm256_movehdup_ps(v)
+/* [a0 b0 a1 b1 ...] over a's and b's first (lo) or second (hi) half of lanes; -v by its sign bit (keeps -0). */
+#define rv_zip_lo(a, b) _mm256_permute2f128_ps(_mm256_unpacklo_ps((a), (b)), _mm256_unpackhi_ps((a), (b)), 0x20)
+#define rv_zip_hi(a, b) _mm256_permute2f128_ps(_mm256_unpacklo_ps((a), (b)), _mm256_unpackhi_ps((a), (b)), 0x31)
+#define rv_neg(v) _mm256_xor_ps((v), _mm256_set1_ps(-0.0f))
 
 /* W f16 values <-> floats; F16C rounds to nearest even exactly like the scalar conversion. */
 #define rv_load_f16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))

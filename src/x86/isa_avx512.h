@@ -14,6 +14,12 @@ typedef __m512 rv_f32;
 #define rv_fmsub(a, b, c) _mm512_fmsub_ps((a), (b), (c))
 #define rv_dup_even(v) _mm512_moveldup_ps(v)
 #define rv_dup_odd(v) _mm512_movehdup_ps(v)
+/* [a0 b0 a1 b1 ...] over a's and b's first (lo) or second (hi) half of lanes; -v by its sign bit (keeps -0). */
+#define rv_zip_lo(a, b) \
+  _mm512_permutex2var_ps((a), _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), (b))
+#define rv_zip_hi(a, b) \
+  _mm512_permutex2var_ps((a), _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), (b))
+#define rv_neg(v) _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)))
 
 #define rv_load_f16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 #define rv_store_f16(p, v) \
