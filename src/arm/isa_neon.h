@@ -27,11 +27,28 @@ typedef float32x4_t rv_f32;
 #define rv_load_bf16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(const void *)(p)), 16))
 
 /* Round to nearest even on the bit pattern, NaNs quieted: the scalar conversion, lane by lane. */
-static inline void rv_store_bf16(uint16_t *p, float32x4_t v) {
+static inline uint16x4_t rv_round_bf16(float32x4_t v) {
   const uint32x4_t u = vreinterpretq_u32_f32(v);
   const uint32x4_t lsb = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));
   const uint32x4_t r = vshrq_n_u32(vaddq_u32(vaddq_u32(u, vdupq_n_u32(0x7fff)), lsb), 16);
   const uint32x4_t nan = vorrq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(0x40));
   const uint32x4_t ordered = vceqq_f32(v, v);
-  vst1_u16(p, vmovn_u32(vbslq_u32(ordered, r, nan)));
+  return vmovn_u32(vbslq_u32(ordered, r, nan));
+}
+
+static inline void rv_store_bf16(uint16_t *p, float32x4_t v) { vst1_u16(p, rv_round_bf16(v)); }
+
+/* Interleaved pairs split by LD2/ST2: a holds the first element of 4 pairs, b the second. */
+#define ROTARY_HAS_BF16_PAIR_SPLIT 1
+static inline void rv_pload_bf16(const uint16_t *p, float32x4_t *a, float32x4_t *b) {
+  const uint16x4x2_t v = vld2_u16(p);
+  *a = vreinterpretq_f32_u32(vshll_n_u16(v.val[0], 16));
+  *b = vreinterpretq_f32_u32(vshll_n_u16(v.val[1], 16));
+}
+
+static inline void rv_pstore_bf16(uint16_t *p, float32x4_t a, float32x4_t b) {
+  uint16x4x2_t v;
+  v.val[0] = rv_round_bf16(a);
+  v.val[1] = rv_round_bf16(b);
+  vst2_u16(p, v);
 }

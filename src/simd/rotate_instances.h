@@ -41,4 +41,8 @@
 #define RT_ARRANGE2(dst, src) rv_arrange2_bf16((dst), (src))
 #define RT_VSTORE2X2(p, lo, hi, q, lo2, hi2) rv_store2x2_bf16((p), (lo), (hi), (q), (lo2), (hi2))
 #endif
+#ifdef ROTARY_HAS_BF16_PAIR_SPLIT
+#define RT_PLOAD(p, a, b) rv_pload_bf16((p), &(a), &(b))
+#define RT_PSTORE(p, a, b) rv_pstore_bf16((p), (a), (b))
+#endif
 #include "rotate_template.h"

@@ -9,6 +9,10 @@
  *   RT_SLOT(j)      the lane (0 .. 2W-1 over lo then hi) that element j of such a block lands in
  *   RT_ARRANGE2(dst, src)  optional: places one block of 2W floats in that order (else a loop over RT_SLOT)
  *   RT_VSTORE2X2(p, lo, hi, q, lo2, hi2)  optional: two RT_VSTORE2 at once (shares work such as a NaN test)
+ * and optionally, for a dtype whose interleaved pairs split into two vectors cheaply (bf16: a pair is one word):
+ *   RT_PLOAD(p, a, b), RT_PSTORE(p, a, b)   2 * ROTARY_W elements <-> the first (a) and second (b) elements of
+ *                                           ROTARY_W pairs; the interleaved kernel then uses the cos/sin rows as
+ *                                           they are, like the half pairing
  * Every lane computes y0 = fma(x0, c, -(x1 * s)) and y1 = fma(x0, s, x1 * c), the scalar kernels' arithmetic, so
  * results are bit-identical to them; tails use the same formula one pair at a time. The cos/sin values of a token
  * are arranged once per call in the lanes' order (chunks of RT_CHUNK dims, kept in L1) and reused by every head.
@@ -129,6 +133,33 @@ ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out,
   RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
 }
 
+#ifdef RT_PLOAD
+/* Rotates the first n dims of every head (interleaved pairing) with pairs split by RT_PLOAD; c and s are the
+ * plain cos/sin rows. Always inlined, so a constant n becomes straight code. */
+__attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_heads)(
+    const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t n,
+    const float *c, const float *s) {
+  const size_t vend = n - n % (2 * ROTARY_W);
+  for (size_t h = 0; h < n_heads; h++) {
+    const RT_T *x = in + (ptrdiff_t)h * in_stride;
+    RT_T *y = out + (ptrdiff_t)h * out_stride;
+    rt_prefetch_rows(x, y, n * sizeof(RT_T));
+    size_t i = 0;
+    for (; i < vend; i += 2 * ROTARY_W) {
+      rv_f32 a, b;
+      RT_PLOAD(x + i, a, b);
+      const rv_f32 c0 = rv_loadu(c + i / 2), s0 = rv_loadu(s + i / 2);
+      RT_PSTORE(y + i, rv_fmsub(a, c0, rv_mul(b, s0)), rv_fmadd(a, s0, rv_mul(b, c0)));
+    }
+    for (; i < n; i += 2) {
+      const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + 1]);
+      y[i] = RT_SSTORE(fmaf(x0, c[i / 2], -(x1 * s[i / 2])));
+      y[i + 1] = RT_SSTORE(fmaf(x0, s[i / 2], x1 * c[i / 2]));
+    }
+  }
+}
+#endif
+
 /* Rotates dims [d0, d0 + n) of every head (interleaved pairing) with B and D of that range in lane order;
  * Bt holds B in plain order for the tail. Always inlined, so a constant n becomes straight code. */
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interleaved_heads)(
@@ -168,6 +199,17 @@ ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, voi
    * orders of RT_VLOAD2 keep pairs adjacent, so the duplication works in them too. */
   const RT_T *x = (const RT_T *)in;
   RT_T *y = (RT_T *)out;
+#ifdef RT_PLOAD
+  switch (rotary_dim) { /* constant trip counts for the common head dims, as in the half pairing */
+    case 64: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 64, cos, sin); break;
+    case 96: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 96, cos, sin); break;
+    case 128: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 128, cos, sin); break;
+    case 256: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 256, cos, sin); break;
+    default: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, rotary_dim, cos, sin); break;
+  }
+  RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
+  return;
+#endif
   /* Bt, Dt: plain order, built with vector zips (a scalar loop here was a tenth of an article-shape call);
    * B, D: the lane order of RT_VLOAD2, a copy only for dtypes that have one of their own. */
   float Bt[RT_CHUNK] __attribute__((aligned(64))), Dt[RT_CHUNK] __attribute__((aligned(64)));
@@ -215,6 +257,8 @@ ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, voi
 #undef RT_SLOT
 #undef RT_ARRANGE2
 #undef RT_VSTORE2X2
+#undef RT_PLOAD
+#undef RT_PSTORE
 #undef RT_T
 #undef RT_NAME
 #undef RT_VLOAD

@@ -106,3 +106,22 @@ ROTARY_TARGET static inline void rv_store_bf16(uint16_t *p, __m256 v) {
   r = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(r, gather), 0x08);
   _mm_storeu_si128((__m128i *)(void *)p, _mm256_castsi256_si128(r));
 }
+
+/* Interleaved pairs split in place: a bf16 pair is one 32-bit word, so its first element is the word shifted up
+ * and its second the word's high half (no shuffle). a holds the first element of 8 pairs, b the second. */
+#define ROTARY_HAS_BF16_PAIR_SPLIT 1
+ROTARY_TARGET static inline void rv_pload_bf16(const uint16_t *p, __m256 *a, __m256 *b) {
+  const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
+  *a = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  *b = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xffff0000u)));
+}
+
+ROTARY_TARGET static inline void rv_pstore_bf16(uint16_t *p, __m256 a, __m256 b) {
+  __m256i r0 = rv_round_bf16(_mm256_castps_si256(a)), r1 = rv_round_bf16(_mm256_castps_si256(b));
+  const __m256 any_nan = _mm256_cmp_ps(a, b, _CMP_UNORD_Q);
+  if (__builtin_expect(!_mm256_testz_ps(any_nan, any_nan), 0)) {
+    r0 = rv_nan_fix_bf16(a, r0);
+    r1 = rv_nan_fix_bf16(b, r1);
+  }
+  _mm256_storeu_si256((__m256i *)(void *)p, _mm256_or_si256(r0, _mm256_slli_epi32(r1, 16)));
+}

@@ -29,12 +29,29 @@ typedef __m512 rv_f32;
   _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
 
 /* Integer rounding rather than VCVTNEPS2BF16, which treats subnormal inputs as zero: results stay bit-identical
- * to the scalar kernels. */
-ROTARY_TARGET static inline void rv_store_bf16(uint16_t *p, __m512 v) {
+ * to the scalar kernels. The bf16 lands in the low 16 bits of each 32-bit lane; NaNs are quieted. */
+ROTARY_TARGET static inline __m512i rv_round_bf16(__m512 v) {
   const __m512i u = _mm512_castps_si512(v);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
   const __m512i nan = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-  r = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), r, nan);
-  _mm256_storeu_si256((__m256i *)(void *)p, _mm512_cvtepi32_epi16(r));
+  return _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), r, nan);
 }
+
+ROTARY_TARGET static inline void rv_store_bf16(uint16_t *p, __m512 v) {
+  _mm256_storeu_si256((__m256i *)(void *)p, _mm512_cvtepi32_epi16(rv_round_bf16(v)));
+}
+
+/* Interleaved pairs split in place: a bf16 pair is one 32-bit word, so its first element is the word shifted up
+ * and its second the word's high half (no shuffle). a holds the first element of 16 pairs, b the second. */
+#define ROTARY_HAS_BF16_PAIR_SPLIT 1
+ROTARY_TARGET static inline void rv_pload_bf16(const uint16_t *p, __m512 *a, __m512 *b) {
+  const __m512i v = _mm512_loadu_si512((const void *)p);
+  *a = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+  *b = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+ROTARY_TARGET static inline void rv_pstore_bf16_int(uint16_t *p, __m512 a, __m512 b) {
+  _mm512_storeu_si512((void *)p, _mm512_or_si512(rv_round_bf16(a), _mm512_slli_epi32(rv_round_bf16(b), 16)));
+}
+#define rv_pstore_bf16 rv_pstore_bf16_int

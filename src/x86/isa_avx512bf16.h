@@ -36,6 +36,20 @@ ROTARY_TARGET static inline void rv_store2x2_bf16(uint16_t *p, __m512 lo, __m512
   rv_store2_bf16(q, lo2, hi2);
 }
 
+/* Interleaved pairs back from the two vectors of rv_pload_bf16: one VCVTNE2PS2BF16 and a word permute that
+ * interleaves its halves; vectors with subnormal lanes take the integer rounding. */
+#undef rv_pstore_bf16
+ROTARY_TARGET static inline void rv_pstore_bf16(uint16_t *p, __m512 a, __m512 b) {
+  if (__builtin_expect((rv_bf16_subnormal(a) | rv_bf16_subnormal(b)) == 0, 1)) {
+    const __m512i zip = _mm512_setr_epi32(0x00100000, 0x00110001, 0x00120002, 0x00130003, 0x00140004, 0x00150005,
+                                          0x00160006, 0x00170007, 0x00180008, 0x00190009, 0x001a000a, 0x001b000b,
+                                          0x001c000c, 0x001d000d, 0x001e000e, 0x001f000f);
+    _mm512_storeu_si512((void *)p, _mm512_permutexvar_epi16(zip, (__m512i)_mm512_cvtne2ps_pbh(b, a)));
+  } else {
+    rv_pstore_bf16_int(p, a, b);
+  }
+}
+
 /* The pairs keep their order: arranging cos/sin is a copy. */
 #define rv_bf16_slot(j) (j)
 ROTARY_TARGET static inline void rv_arrange2_bf16(float *dst, const float *src) {
