@@ -16,6 +16,9 @@
  * Every lane computes y0 = fma(x0, c, -(x1 * s)) and y1 = fma(x0, s, x1 * c), the scalar kernels' arithmetic, so
  * results are bit-identical to them; tails use the same formula one pair at a time. The cos/sin values of a token
  * are arranged once per call in the lanes' order (chunks of RT_CHUNK dims, kept in L1) and reused by every head.
+ * They are never written during a call (the API checks that no output overlaps them), so they are passed as
+ * restrict: the compiler then keeps them in registers across heads instead of reloading them after every store
+ * (a quarter of an f32 kernel's time with data in cache).
  */
 
 #ifndef RT_TEMPLATE_ONCE
@@ -74,7 +77,7 @@ ROTARY_TARGET static inline void RT_NAME(copy_rest)(const RT_T *x, ptrdiff_t in_
  * Always inlined, so a constant half (and n) turns the loops into straight code: see RT_NAME(half). */
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_heads)(
     const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim,
-    size_t half, size_t i0, size_t n, const float *c, const float *s) {
+    size_t half, size_t i0, size_t n, const float *restrict c, const float *restrict s) {
   const size_t vend = n - n % (2 * ROTARY_W);
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride + i0;
@@ -138,7 +141,7 @@ ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out,
  * plain cos/sin rows. Always inlined, so a constant n becomes straight code. */
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_heads)(
     const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t n,
-    const float *c, const float *s) {
+    const float *restrict c, const float *restrict s) {
   const size_t vend = n - n % (2 * ROTARY_W);
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride;
@@ -164,7 +167,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_he
  * Bt holds B in plain order for the tail. Always inlined, so a constant n becomes straight code. */
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interleaved_heads)(
     const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t d0, size_t n,
-    const float *B, const float *D, const float *Bt) {
+    const float *restrict B, const float *restrict D, const float *restrict Bt) {
   const size_t vend = n - n % (2 * ROTARY_W);
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride + d0;
