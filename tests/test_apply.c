@@ -165,6 +165,39 @@ static void test_many_tokens(void **state) {
   finish("tokens", &as);
 }
 
+/* Heads far apart (heads-major tensors: at least 4 KiB between a token's heads) are walked in groups of 8 heads,
+ * token by token, when rows come from a table or the caller: head counts around and below the group size, q and k
+ * of different layouts, GQA, k left out, both pairings, forward and inverse, every dtype pairing. The case runner
+ * checks each against the oracle and the 3-thread run against the calling thread's bits. */
+static void test_far_heads(void **state) {
+  (void)state;
+  static const size_t qk[7][2] = {{13, 3}, {32, 8}, {8, 8}, {9, 0}, {1, 17}, {71, 1}, {2, 2}};
+  static const rotary_position_mode modes[3] = {ROTARY_POSITIONS_OFFSET, ROTARY_POSITIONS_IDS_I64,
+                                                ROTARY_POSITIONS_COS_SIN};
+  tu_astats as = {0};
+  unsigned v = 0;
+  for (size_t h = 0; h < 7; h++)
+    for (int m = 0; m < 3; m++)
+      for (int mixed = 0; mixed < 2; mixed++) {
+        /* 40 tokens x 64 dims: heads 10 KiB apart in f32, 5 KiB in f16/bf16 */
+        tu_acase ac = base_case(64, v % 3 ? 64 : 48, qk[h][0], qk[h][1], v % 2 ? 2 : 1, v % 2 ? 20 : 40);
+        ac.q.in_kind = ac.q.out_kind = TU_L_BHSD;
+        ac.k.in_kind = ac.k.out_kind = mixed ? TU_L_BSHD : TU_L_BHSD;
+        ac.q.inplace = (int)(v & 1);
+        ac.k.inplace = (int)((v >> 1) & 1);
+        ac.q.dt = dtype_pairs[v % 9][0];
+        ac.k.dt = dtype_pairs[v % 9][1];
+        ac.pairing = (rotary_pairing)((v >> 2) & 1);
+        ac.dir = (v / 5) % 2 ? ROTARY_INVERSE : ROTARY_FORWARD;
+        ac.mode = modes[m];
+        ac.pos = TU_POS_RANDOM;
+        ac.max_positions = 4096;
+        ac.seed = 9000 + v++;
+        tu_apply_case(&ac, g_ctx, &as);
+      }
+  finish("far heads", &as);
+}
+
 /* Every position mode with zero, maximal and random positions, table and table-free; COS_SIN with row_stride 0
  * and larger, on a rope with attention_scaling that COS_SIN must not apply. */
 static void test_position_modes(void **state) {
@@ -360,6 +393,7 @@ int main(void) {
       cmocka_unit_test(test_dtype_mix),        cmocka_unit_test(test_position_modes),
       cmocka_unit_test(test_layouts),          cmocka_unit_test(test_heads),
       cmocka_unit_test(test_dims_sweep),       cmocka_unit_test(test_many_tokens),
+      cmocka_unit_test(test_far_heads),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
