@@ -28,9 +28,16 @@ static void summarize(bench_result *r, double *t, size_t n) {
 /* The table's rows, in order: (a), (b), (c), then the references. */
 static size_t pick_impls(const bench_options *o, bench_result *r) {
   size_t n = 0;
-  r[n++].impl = &bench_impl_composed;
-  if (o->head_dim <= BENCH_NAIVE_MAX_DIM) r[n++].impl = &bench_impl_naive;
-  else fprintf(stderr, "rotary bench: head_dim above %d: the naive loop is left out\n", BENCH_NAIVE_MAX_DIM);
+  if (o->layout == ROTARY_LAYOUT_BHSD)
+    fprintf(stderr, "rotary bench: --layout bhsd: the composed and naive rows (written for bshd) are left out\n");
+  else
+    r[n++].impl = &bench_impl_composed;
+  if (o->layout == ROTARY_LAYOUT_BHSD) {
+  } else if (o->head_dim <= BENCH_NAIVE_MAX_DIM) {
+    r[n++].impl = &bench_impl_naive;
+  } else {
+    fprintf(stderr, "rotary bench: head_dim above %d: the naive loop is left out\n", BENCH_NAIVE_MAX_DIM);
+  }
   r[n++].impl = &bench_impl_fused;
   if (o->table_free) r[n++].impl = &bench_impl_fused_free;
   for (int i = 0; o->tune && i < BENCH_TUNE_COUNT; i++) r[n++].impl = &bench_impl_tune[i];

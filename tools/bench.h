@@ -26,6 +26,7 @@ typedef struct bench_options {
   int out_of_place, json;
   int tune;           /* --tune: the fused call once per software-prefetch distance (bench_tune.c) */
   int table_free;     /* also time rotary_apply with a table-free rope (cos/sin computed per token) */
+  rotary_layout layout; /* --layout: q and k as [batch, seq, heads, dim] (default) or [batch, heads, seq, dim] */
 } bench_options;
 
 /* A model's attention shape. */

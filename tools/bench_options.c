@@ -20,6 +20,7 @@ void bench_usage(FILE *f) {
           "usage: rotary bench [--model NAME | --config config.json] [--tokens N] [--batch N] [--decode N] [--heads N] [--kv-heads N]\n"
           "                    [--head-dim N] [--rotary-dim N] [--base X] [--table N] [--dtype f32|f16|bf16]\n"
           "                    [--pairing half|interleaved] [--threads N] [--reps N] [--out-of-place] [--table-free] [--json] [--tune]\n"
+          "                    [--layout bshd|bhsd]\n"
           "Times (a) composed ops as a framework runs them, (b) the article's naive per-element loop, (c) the fused\n"
           "rotary_apply, a streaming pass (the limit) and, out of place, a memcpy, round-robin in the same run.\n"
           "Defaults: the article's LLaMA-7B shape: batch 1, 2048 tokens, 32 q and 32 k heads, head_dim 128, f32,\n"
@@ -27,6 +28,8 @@ void bench_usage(FILE *f) {
           "  --decode N   N sequences of one token each (batch N, seq_len 1) at random positions below the table\n"
           "               size, passed as int64 ids; --table defaults to 4096 then (else to --tokens)\n"
           "  --table-free adds a row: the fused call with a table-free rope (cos/sin rows computed per token)\n"
+          "  --layout     bhsd: q and k heads-major, [batch, heads, seq, head_dim]; the composed and naive rows\n"
+          "               (written for bshd) are left out\n"
           "  --model      sets heads, kv heads, head_dim, rotary_dim and base; explicit options override it\n"
           "  --tune       also times the fused call with each software-prefetch distance (off, 0, 512, 1024,\n"
           "               2048, 4096 bytes ahead) and names the fastest: set it with ROTARY_PREFETCH\n"
@@ -89,6 +92,10 @@ static int parse_enum(bench_options *o, const char *a, const char *v) {
     if (!strcmp(v, "half")) o->pairing = ROTARY_PAIRING_HALF;
     else if (!strcmp(v, "interleaved")) o->pairing = ROTARY_PAIRING_INTERLEAVED;
     else return bad("--pairing wants half or interleaved, got '%s'", v);
+  } else if (!strcmp(a, "--layout")) {
+    if (!strcmp(v, "bshd")) o->layout = ROTARY_LAYOUT_BSHD;
+    else if (!strcmp(v, "bhsd")) o->layout = ROTARY_LAYOUT_BHSD;
+    else return bad("--layout wants bshd or bhsd, got '%s'", v);
   } else if (!strcmp(a, "--model")) {
     if (!bench_find_preset(v)) {
       bad("unknown model '%s'; known models:", v);
@@ -119,7 +126,7 @@ static int parse_args(int argc, char **argv, bench_options *o, unsigned *set) {
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) return -1;
     size_t *target = size_option(o, a, set);
     if (!target && strcmp(a, "--base") && strcmp(a, "--dtype") && strcmp(a, "--pairing") && strcmp(a, "--model") &&
-        strcmp(a, "--config"))
+        strcmp(a, "--config") && strcmp(a, "--layout"))
       return bad("unknown option '%s'", a);
     if (!v) return bad("%s needs a value", a);
     i++;
@@ -216,7 +223,8 @@ static int check_run(const bench_options *o) {
 
 int bench_parse_options(int argc, char **argv, bench_options *o) {
   *o = (bench_options){.batch = 1, .tokens = 2048, .heads = 32, .head_dim = 128, .reps = 30, .base = 10000.0,
-                       .dtype = ROTARY_F32, .pairing = ROTARY_PAIRING_HALF};
+                       .dtype = ROTARY_F32, .pairing = ROTARY_PAIRING_HALF,
+                       .layout = ROTARY_LAYOUT_BSHD};
   unsigned set = 0;
   int r = parse_args(argc, argv, o, &set);
   if (r <= 0) return r;

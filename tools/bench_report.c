@@ -32,6 +32,8 @@ static derived derive(const bench_setup *s, const bench_result *r, const bench_r
   return d;
 }
 
+static const char *layout_name(const bench_options *o) { return o->layout == ROTARY_LAYOUT_BHSD ? "bhsd" : "bshd"; }
+
 static void print_header(const bench_setup *s) {
   const bench_options *o = s->o;
   printf("rotary bench: %s%s", o->model ? o->model : "", o->model ? ", " : "");
@@ -40,8 +42,8 @@ static void print_header(const bench_setup *s) {
            o->batch == 1 ? "" : "s", o->table);
   else
     printf("prefill, batch %zu x %zu tokens (positions 0..%zu)", o->batch, o->tokens, o->tokens - 1);
-  printf(", %zu q / %zu k heads, head_dim %zu (rotary %zu), %s, %s pairing, %s, %zu thread%s, kernel %s, %zu reps\n",
-         o->heads, o->kv_heads, o->head_dim, o->rotary_dim, bench_dtype_name(o->dtype), pairing_name(s),
+  printf(", %zu q / %zu k heads, head_dim %zu (rotary %zu), %s, %s, %s pairing, %s, %zu thread%s, kernel %s, %zu reps\n",
+         o->heads, o->kv_heads, o->head_dim, o->rotary_dim, layout_name(o), bench_dtype_name(o->dtype), pairing_name(s),
          o->out_of_place ? "out of place" : "in place", o->threads, o->threads == 1 ? "" : "s",
          rotary_kernel_name(o->dtype, o->pairing), o->reps);
   printf("q + k: %.2f MiB; GB/s = the ideal single pass (%.2f MiB: each %s byte read and written once) / median;"
@@ -55,8 +57,10 @@ void bench_print_table(const bench_setup *s, const bench_result *r, size_t n) {
          "MiB moved", "GB/s", "speedup", "% stream");
   for (size_t i = 0; i < n; i++) {
     const derived d = derive(s, &r[i], r, n);
-    printf("%-30s %10.4f %10.4f-%-10.4f %7.2f %10.2f %8.2f %7.2fx %8.1f%%\n", r[i].impl->label, r[i].median,
-           r[i].min, r[i].max, d.passes, d.bytes / MIB, d.gb_per_s, d.speedup, d.pct_of_stream);
+    char speedup[32] = "-"; /* no composed row (--layout bhsd) */
+    if (d.speedup > 0) snprintf(speedup, sizeof speedup, "%.2fx", d.speedup);
+    printf("%-30s %10.4f %10.4f-%-10.4f %7.2f %10.2f %8.2f %8s %8.1f%%\n", r[i].impl->label, r[i].median, r[i].min,
+           r[i].max, d.passes, d.bytes / MIB, d.gb_per_s, speedup, d.pct_of_stream);
   }
   printf("\npasses: bytes the implementation's loops read and write (every tensor once at its own size, cos/sin rows\n"
          "included) / the ideal single pass. speedup: (a)'s median / this median. %% stream: the streaming pass's\n"
@@ -73,11 +77,11 @@ void bench_print_json(const bench_setup *s, const bench_result *r, size_t n) {
   if (o->model) printf("\"%s\"", o->model);
   else printf("null");
   printf(",\"mode\":\"%s\",\"shape\":{\"batch\":%zu,\"tokens\":%zu,\"heads\":%zu,\"kv_heads\":%zu,\"head_dim\":%zu,"
-         "\"rotary_dim\":%zu,\"pairing\":\"%s\",\"in_place\":%s,\"table\":%zu,\"base\":%g},\"dtype\":\"%s\","
+         "\"rotary_dim\":%zu,\"layout\":\"%s\",\"pairing\":\"%s\",\"in_place\":%s,\"table\":%zu,\"base\":%g},\"dtype\":\"%s\","
          "\"threads\":%zu,\"kernel\":\"%s\",\"reps\":%zu,\"warmups\":%d,\"qk_bytes\":%.0f,\"ideal_bytes\":%.0f,"
          "\"gb_per_s_basis\":\"ideal_bytes / median\",\"rows\":[",
          o->decode ? "decode" : "prefill", o->batch, o->tokens, o->heads, o->kv_heads, o->head_dim, o->rotary_dim,
-         pairing_name(s), o->out_of_place ? "false" : "true", o->table, o->base, bench_dtype_name(o->dtype),
+         layout_name(o), pairing_name(s), o->out_of_place ? "false" : "true", o->table, o->base, bench_dtype_name(o->dtype),
          o->threads, rotary_kernel_name(o->dtype, o->pairing), o->reps, BENCH_WARMUPS, bench_qk_bytes(s),
          bench_ideal_bytes(s));
   for (size_t i = 0; i < n; i++) {

@@ -109,7 +109,7 @@ static rotary_status make_desc(const bench_options *o, bench_setup *s) {
   } /* else offset 0: the library's prefill path, the same positions as s->pos */
   rotary_status st = ROTARY_OK;
   for (int t = 0; t < 2 && st == ROTARY_OK; t++)
-    st = rotary_tensor_init(t ? &d->k : &d->q, ROTARY_LAYOUT_BSHD, s->in[t], s->out[t], o->dtype, o->tokens,
+    st = rotary_tensor_init(t ? &d->k : &d->q, o->layout, s->in[t], s->out[t], o->dtype, o->tokens,
                             s->heads[t], o->head_dim);
   return st;
 }
