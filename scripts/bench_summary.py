@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""bench_summary.py: the output of scripts/bench-all.sh as a Markdown table, one line per option set.
+
+Each cell is the median over the runs of that option set, with the range in brackets when there were several:
+the fused call's median time and its percent of the same run's streaming pass; where the run has them, the fused
+call's speed against the copy and the table-free row's percent of the streaming pass.
+Usage: scripts/bench_summary.py bench-all-output.txt"""
+import json
+import statistics
+import sys
+
+
+def cell(values, fmt):
+    mid = fmt % statistics.median(values)
+    if len(values) == 1:
+        return mid
+    return "%s [%s-%s]" % (mid, fmt % min(values), fmt % max(values))
+
+
+def main(path):
+    runs = {}  # options -> list of {impl: row}
+    options = None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("### "):
+                options = line[4:]
+            elif line.startswith("{") and options is not None:
+                rows = {r["impl"]: r for r in json.loads(line)["rows"]}
+                runs.setdefault(options, []).append(rows)
+    print("| options | runs | fused ms | fused % stream | other rows, % stream |")
+    print("| --- | --- | --- | --- | --- |")
+    for options, results in runs.items():
+        fused_ms = [r["fused"]["median_ms"] for r in results]
+        fused_pct = [r["fused"]["pct_of_stream"] for r in results]
+        others = []
+        if "copy" in results[0]:
+            vs_copy = [r["copy"]["median_ms"] / r["fused"]["median_ms"] * 100 for r in results]
+            others.append("fused at %s%% of memcpy's speed" % cell(vs_copy, "%.0f"))
+        if "fused_table_free" in results[0]:
+            free = [r["fused_table_free"]["pct_of_stream"] for r in results]
+            others.append("table-free %s%% of stream" % cell(free, "%.0f"))
+        ms_fmt = "%.4f" if max(fused_ms) < 0.1 else "%.2f"
+        print("| `%s` | %d | %s | %s%% | %s |" % (options, len(results), cell(fused_ms, ms_fmt),
+                                              cell(fused_pct, "%.0f"), "; ".join(others) or "-"))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
