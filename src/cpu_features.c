@@ -18,6 +18,7 @@ static const struct {
     {ROTARY_CPU_X86_FMA, "fma"},
     {ROTARY_CPU_X86_F16C, "f16c"},
     {ROTARY_CPU_X86_AVX512F, "avx512f"},
+    {ROTARY_CPU_X86_AVX512DQ, "avx512dq"},
     {ROTARY_CPU_X86_AVX512BW, "avx512bw"},
     {ROTARY_CPU_X86_AVX512VL, "avx512vl"},
     {ROTARY_CPU_X86_AVX512BF16, "avx512bf16"},

@@ -40,7 +40,7 @@ int rotary_isa_supported(rotary_isa isa) {
   const unsigned f = rotary_cpu_feature_bits();
   const unsigned avx2 = ROTARY_CPU_X86_AVX | ROTARY_CPU_X86_AVX2 | ROTARY_CPU_X86_FMA | ROTARY_CPU_X86_F16C;
   const unsigned avx512 = avx2 | ROTARY_CPU_X86_AVX512F | ROTARY_CPU_X86_AVX512BW | ROTARY_CPU_X86_AVX512VL;
-  const unsigned avx512bf16 = avx512 | ROTARY_CPU_X86_AVX512BF16;
+  const unsigned avx512bf16 = avx512 | ROTARY_CPU_X86_AVX512DQ | ROTARY_CPU_X86_AVX512BF16;
   switch (isa) {
     case ROTARY_ISA_SCALAR: return 1;
     case ROTARY_ISA_AVX2: return (f & avx2) == avx2;

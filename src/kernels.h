@@ -26,7 +26,7 @@ typedef enum rotary_isa {
   ROTARY_ISA_SCALAR = 0,
   ROTARY_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
   ROTARY_ISA_AVX512 = 2, /* AVX-512 F, BW, VL */
-  ROTARY_ISA_AVX512BF16 = 3, /* AVX-512 plus AVX512-BF16 (bf16 kernels only) */
+  ROTARY_ISA_AVX512BF16 = 3, /* AVX-512 plus AVX512-DQ and AVX512-BF16 (bf16 kernels only) */
   ROTARY_ISA_NEON = 4         /* aarch64 Advanced SIMD: last, outside the x86 order */
 } rotary_isa;
 

@@ -79,17 +79,24 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_hea
     const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim,
     size_t half, size_t i0, size_t n, const float *restrict c, const float *restrict s) {
   const size_t vend = n - n % (2 * ROTARY_W);
+  /* The vector part of the rows, loaded once for every head (n <= RT_CHUNK / 2): registers when n is constant. */
+  rv_f32 cv[RT_CHUNK / 2 / ROTARY_W], sv[RT_CHUNK / 2 / ROTARY_W];
+  for (size_t j = 0; j < vend / ROTARY_W; j++) {
+    cv[j] = rv_loadu(c + j * ROTARY_W);
+    sv[j] = rv_loadu(s + j * ROTARY_W);
+  }
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride + i0;
     RT_T *y = out + (ptrdiff_t)h * out_stride + i0;
     if (i0 == 0) rt_prefetch_rows(x, y, head_dim * sizeof(RT_T));
     size_t i = 0;
+#pragma GCC unroll 4 /* whole for the common head dims: the hoisted rows then stay in registers */
     for (; i < vend; i += 2 * ROTARY_W) {
       rv_f32 a0, a1, b0, b1;
       RT_VLOAD2(x + i, a0, a1);
       RT_VLOAD2(x + half + i, b0, b1);
-      const rv_f32 c0 = rv_loadu(c + i), c1 = rv_loadu(c + i + ROTARY_W);
-      const rv_f32 s0 = rv_loadu(s + i), s1 = rv_loadu(s + i + ROTARY_W);
+      const rv_f32 c0 = cv[i / ROTARY_W], c1 = cv[i / ROTARY_W + 1];
+      const rv_f32 s0 = sv[i / ROTARY_W], s1 = sv[i / ROTARY_W + 1];
       RT_VSTORE2X2(y + i, rv_fmsub(a0, c0, rv_mul(b0, s0)), rv_fmsub(a1, c1, rv_mul(b1, s1)), y + half + i,
                    rv_fmadd(a0, s0, rv_mul(b0, c0)), rv_fmadd(a1, s1, rv_mul(b1, c1)));
     }
@@ -143,15 +150,25 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_he
     const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t n,
     const float *restrict c, const float *restrict s) {
   const size_t vend = n - n % (2 * ROTARY_W);
+  /* The vector part of the rows, loaded once for every head when short enough (registers when n is constant). */
+  enum { HOIST = RT_CHUNK / 2 / ROTARY_W };
+  const int hoist = vend / (2 * ROTARY_W) <= HOIST;
+  rv_f32 cv[HOIST], sv[HOIST];
+  for (size_t j = 0; hoist && j < vend / (2 * ROTARY_W); j++) {
+    cv[j] = rv_loadu(c + j * ROTARY_W);
+    sv[j] = rv_loadu(s + j * ROTARY_W);
+  }
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride;
     RT_T *y = out + (ptrdiff_t)h * out_stride;
     rt_prefetch_rows(x, y, n * sizeof(RT_T));
     size_t i = 0;
+#pragma GCC unroll 8 /* whole for the common head dims: the hoisted rows then stay in registers */
     for (; i < vend; i += 2 * ROTARY_W) {
       rv_f32 a, b;
       RT_PLOAD(x + i, a, b);
-      const rv_f32 c0 = rv_loadu(c + i / 2), s0 = rv_loadu(s + i / 2);
+      const size_t k = i / (2 * ROTARY_W);
+      const rv_f32 c0 = hoist ? cv[k] : rv_loadu(c + i / 2), s0 = hoist ? sv[k] : rv_loadu(s + i / 2);
       RT_PSTORE(y + i, rv_fmsub(a, c0, rv_mul(b, s0)), rv_fmadd(a, s0, rv_mul(b, c0)));
     }
     for (; i < n; i += 2) {

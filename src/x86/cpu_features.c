@@ -28,6 +28,7 @@ unsigned rotary_cpu_detect(void) {
   if ((b >> 5) & 1) bits |= ROTARY_CPU_X86_AVX2;
   if (zmm_saved) {
     if ((b >> 16) & 1) bits |= ROTARY_CPU_X86_AVX512F;
+    if ((b >> 17) & 1) bits |= ROTARY_CPU_X86_AVX512DQ;
     if ((b >> 30) & 1) bits |= ROTARY_CPU_X86_AVX512BW;
     if ((b >> 31) & 1) bits |= ROTARY_CPU_X86_AVX512VL;
     if ((d >> 23) & 1) bits |= ROTARY_CPU_X86_AVX512FP16;

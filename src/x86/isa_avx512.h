@@ -42,11 +42,15 @@ ROTARY_TARGET static inline void rv_store_bf16(uint16_t *p, __m512 v) {
   _mm256_storeu_si256((__m256i *)(void *)p, _mm512_cvtepi32_epi16(rv_round_bf16(v)));
 }
 
-/* Interleaved pairs split in place: a bf16 pair is one 32-bit word, so its first element is the word shifted up
- * and its second the word's high half (no shuffle). a holds the first element of 16 pairs, b the second. */
+/* bf16 pairs split in place: a pair of bf16 is one 32-bit word, so its first element is the word shifted up and
+ * its second the word's high half (no shuffle). a holds the first element of 16 pairs, b the second. Interleaved
+ * kernels use this as it is (RT_PLOAD); half-pairing kernels as the lane order of 32 consecutive elements:
+ * element j in lane j / 2 of lo (even j) or hi (odd j), with cos/sin arranged to match (RT_SLOT). */
 #define ROTARY_HAS_BF16_PAIR_SPLIT 1
+#define ROTARY_HAS_BF16_PAIRS 1
 ROTARY_TARGET static inline void rv_pload_bf16(const uint16_t *p, __m512 *a, __m512 *b) {
-  const __m512i v = _mm512_loadu_si512((const void *)p);
+  __m512i v = _mm512_loadu_si512((const void *)p);
+  __asm__("" : "+v"(v)); /* one load: otherwise the shift and the mask each read the memory */
   *a = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
   *b = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xffff0000u)));
 }
@@ -54,4 +58,17 @@ ROTARY_TARGET static inline void rv_pload_bf16(const uint16_t *p, __m512 *a, __m
 ROTARY_TARGET static inline void rv_pstore_bf16_int(uint16_t *p, __m512 a, __m512 b) {
   _mm512_storeu_si512((void *)p, _mm512_or_si512(rv_round_bf16(a), _mm512_slli_epi32(rv_round_bf16(b), 16)));
 }
+
+#define rv_bf16_slot(j) (((j) & 1) * 16 + ((j) >> 1))
+/* 32 floats in that order: evens to dst[0..15], odds to dst[16..31]. */
+ROTARY_TARGET static inline void rv_arrange2_bf16(float *dst, const float *src) {
+  const __m512 a = _mm512_loadu_ps(src), b = _mm512_loadu_ps(src + 16);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  _mm512_storeu_ps(dst, _mm512_permutex2var_ps(a, even, b));
+  _mm512_storeu_ps(dst + 16, _mm512_permutex2var_ps(a, _mm512_add_epi32(even, _mm512_set1_epi32(1)), b));
+}
+
+#define rv_load2_bf16(p, lo, hi) rv_pload_bf16((p), (lo), (hi))
 #define rv_pstore_bf16 rv_pstore_bf16_int
+#define rv_store2_bf16 rv_pstore_bf16
+#define rv_store2x2_bf16(p, lo, hi, q, lo2, hi2) (rv_store2_bf16((p), (lo), (hi)), rv_store2_bf16((q), (lo2), (hi2)))
