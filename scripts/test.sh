@@ -32,6 +32,12 @@ isa_caps() { # the dispatcher with features disabled in turn: every public-API t
     (cd build-test && ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" -R 'apply|threads|errors|fuzz|example') ||
       rc=1
   done
+  for isa in avx2 avx512; do # every out-of-place call through the non-temporal-store kernels
+    echo "ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa: $(ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa build-test/tools/rotary info |
+      grep -A1 'non-temporal' | tail -1)"
+    (cd build-test && ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" \
+      -R 'apply|threads|errors|fuzz') || rc=1
+  done
   for pf in off 4096; do # the software-prefetch knob changes timing only
     echo "ROTARY_PREFETCH=$pf: $(ROTARY_PREFETCH=$pf build-test/tools/rotary info | grep prefetch)"
     (cd build-test && ROTARY_PREFETCH=$pf ctest --output-on-failure -j"$jobs" -R 'apply|kernels') || rc=1

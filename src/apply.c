@@ -6,6 +6,7 @@
 #include "context.h"
 #include "kernels.h"
 #include "rope.h"
+#include "stream.h"
 #include "validate.h"
 
 /* Below this many bytes moved per thread a worker's wake-up costs more than its share of the work. */
@@ -195,6 +196,25 @@ static void choose_order(apply_job *job) {
   if (!job->group[0]) job->group[0] = 1;
 }
 
+/* Out-of-place tensors take the kernels' non-temporal stores when the call writes rotary_stream_min_bytes or more:
+ * an output that large would leave the caches anyway, and those stores skip reading each line before writing it. */
+static void use_streaming_stores(apply_job *job) {
+  const rotary_apply_desc *d = job->d;
+  double bytes = 0; /* every output element is written, rotated or passed through */
+  for (int i = 0; i < 2; i++) {
+    const rotary_tensor *t = i ? &d->k : &d->q;
+    if (job->heads[i] && t->in != t->out) /* validated: out of place means no overlap */
+      bytes += (double)d->batch * (double)d->seq_len * (double)job->heads[i] * (double)job->rope->head_dim *
+               (double)job->elem[i];
+  }
+  if (bytes == 0 || bytes < (double)rotary_stream_min_bytes) return;
+  for (int i = 0; i < 2; i++) {
+    const rotary_tensor *t = i ? &d->k : &d->q;
+    const rotary_kernel *nt = job->heads[i] ? rotary_kernel_select_nt(t->dtype, job->rope->pairing) : NULL;
+    if (nt && t->in != t->out) job->kernel[i] = nt;
+  }
+}
+
 /* Threads worth waking for this much work: each must get at least ROTARY_MIN_BYTES_PER_THREAD. */
 static size_t useful_threads(const apply_job *job, size_t available) {
   const rotary_apply_desc *d = job->d;
@@ -221,6 +241,7 @@ rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const r
     job.kernel[i] = rotary_kernel_select(t->dtype, rope->pairing);
     job.elem[i] = rotary_dtype_size(t->dtype);
   }
+  use_streaming_stores(&job);
   job.tokens = desc->batch * desc->seq_len;
   ROTARY_RETURN_IF(rotary_mul_overflow_size(job.tokens, job.heads[0] + job.heads[1], &job.units),
                    ROTARY_ERR_OVERFLOW);

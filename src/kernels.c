@@ -1,6 +1,7 @@
 /* kernels.c: the registry of compiled kernels and the choice of the best one for this CPU. */
 #include "kernels.h"
 #include "prefetch.h"
+#include "stream.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -12,9 +13,13 @@
 const rotary_kernel rotary_kernel_list[] = {
 #define ROTARY_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)                              \
   {"rotary_" #dtype "_rotate_" #pairing "__" #isa, ROTARY_##DTYPE, ROTARY_PAIRING_##PAIRING, \
-   ROTARY_ISA_##ISA, rotary_##dtype##_rotate_##pairing##__##isa},
+   ROTARY_ISA_##ISA, rotary_##dtype##_rotate_##pairing##__##isa, 0},
+#define ROTARY_KERNEL_NT(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                 \
+  {"rotary_" #dtype "_rotate_" #pairing "__" #isa "_nt", ROTARY_##DTYPE, ROTARY_PAIRING_##PAIRING, \
+   ROTARY_ISA_##ISA, rotary_##dtype##_rotate_##pairing##__##isa##_nt, 1},
 #include "kernel_list.h"
 #undef ROTARY_KERNEL
+#undef ROTARY_KERNEL_NT
 };
 const size_t rotary_kernel_count = sizeof rotary_kernel_list / sizeof rotary_kernel_list[0];
 
@@ -53,7 +58,7 @@ int rotary_isa_supported(rotary_isa isa) {
 
 static pthread_once_t cap_once = PTHREAD_ONCE_INIT, choose_once = PTHREAD_ONCE_INIT;
 static int isa_cap = -1; /* the best ISA ROTARY_ISA allows; -1: no cap (unset or unknown value) */
-static const rotary_kernel *chosen[3][2];
+static const rotary_kernel *chosen[3][2], *chosen_nt[3][2];
 static const rotary_rows_kernel *chosen_rows;
 
 static void read_cap(void) {
@@ -64,9 +69,14 @@ static void read_cap(void) {
 
 static void choose(void) {
   rotary_prefetch_init();
+  rotary_stream_init();
   for (size_t i = 0; i < rotary_kernel_count; i++) {
     const rotary_kernel *k = &rotary_kernel_list[i];
-    if (rotary_isa_enabled(k->isa)) chosen[k->dtype][k->pairing] = k;
+    if (!k->nt && rotary_isa_enabled(k->isa)) chosen[k->dtype][k->pairing] = k;
+  }
+  for (size_t i = 0; i < rotary_kernel_count; i++) {
+    const rotary_kernel *k = &rotary_kernel_list[i], *best = chosen[k->dtype][k->pairing];
+    if (k->nt && best && best->isa == k->isa) chosen_nt[k->dtype][k->pairing] = k;
   }
   for (size_t i = 0; i < rotary_rows_count; i++)
     if (rotary_isa_enabled(rotary_rows_list[i].isa)) chosen_rows = &rotary_rows_list[i];
@@ -86,6 +96,12 @@ const rotary_kernel *rotary_kernel_select(rotary_dtype dtype, rotary_pairing pai
   pthread_once(&choose_once, choose);
   if ((unsigned)dtype > ROTARY_BF16 || (unsigned)pairing > ROTARY_PAIRING_INTERLEAVED) return NULL;
   return chosen[dtype][pairing];
+}
+
+const rotary_kernel *rotary_kernel_select_nt(rotary_dtype dtype, rotary_pairing pairing) {
+  pthread_once(&choose_once, choose);
+  if ((unsigned)dtype > ROTARY_BF16 || (unsigned)pairing > ROTARY_PAIRING_INTERLEAVED) return NULL;
+  return chosen_nt[dtype][pairing];
 }
 
 const rotary_rows_kernel *rotary_rows_select(void) {

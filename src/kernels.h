@@ -39,6 +39,7 @@ typedef struct rotary_kernel {
   rotary_pairing pairing;
   rotary_isa isa;
   rotary_rotate_fn fn;
+  int nt;                  /* non-temporal stores (name ends in _nt): chosen only by rotary_kernel_select_nt */
 } rotary_kernel;
 
 /* One declaration per kernel of the list. */
@@ -46,8 +47,13 @@ typedef struct rotary_kernel {
   void rotary_##dtype##_rotate_##pairing##__##isa(const void *in, ptrdiff_t in_stride, void *out,               \
                                                   ptrdiff_t out_stride, size_t n_heads, size_t head_dim,        \
                                                   size_t rotary_dim, const float *cos, const float *sin);
+#define ROTARY_KERNEL_NT(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                               \
+  void rotary_##dtype##_rotate_##pairing##__##isa##_nt(const void *in, ptrdiff_t in_stride, void *out,          \
+                                                       ptrdiff_t out_stride, size_t n_heads, size_t head_dim,   \
+                                                       size_t rotary_dim, const float *cos, const float *sin);
 #include "kernel_list.h"
 #undef ROTARY_KERNEL
+#undef ROTARY_KERNEL_NT
 
 /* Every compiled kernel, usable on this CPU or not (tests run each one that is). */
 extern const rotary_kernel rotary_kernel_list[];
@@ -62,5 +68,8 @@ int rotary_isa_enabled(rotary_isa isa);
 
 /* The best enabled kernel for a dtype and pairing on this CPU; NULL for an unknown dtype or pairing. */
 const rotary_kernel *rotary_kernel_select(rotary_dtype dtype, rotary_pairing pairing);
+
+/* The non-temporal-store variant of the kernel rotary_kernel_select picks, or NULL when it has none. */
+const rotary_kernel *rotary_kernel_select_nt(rotary_dtype dtype, rotary_pairing pairing);
 
 #endif /* ROTARY_KERNELS_H */

@@ -355,6 +355,14 @@ static void test_registry(void **state) {
       assert_int_equal(sel->pairing, pr);
       assert_true(supported(sel));
       assert_string_equal(rotary_kernel_name((rotary_dtype)dt, (rotary_pairing)pr), sel->name);
+      assert_false(sel->nt);
+      /* the non-temporal variant, where there is one, is the chosen kernel's own */
+      const rotary_kernel *nt = rotary_kernel_select_nt((rotary_dtype)dt, (rotary_pairing)pr);
+      if (nt) {
+        assert_true(nt->nt && nt->isa == sel->isa && (int)nt->dtype == dt && (int)nt->pairing == pr);
+        assert_true(strncmp(nt->name, sel->name, strlen(sel->name)) == 0);
+        assert_string_equal(nt->name + strlen(sel->name), "_nt");
+      }
       printf("dispatch %-4s %-11s -> %s\n", dtype_tag((rotary_dtype)dt), pr ? "interleaved" : "half", sel->name);
     }
   assert_null(rotary_kernel_select((rotary_dtype)3, ROTARY_PAIRING_HALF));
@@ -366,6 +374,8 @@ static void test_registry(void **state) {
              k->pairing == ROTARY_PAIRING_HALF ? "half" : "interleaved");
     assert_non_null(k->fn);
     assert_true(strncmp(k->name, prefix, strlen(prefix)) == 0);
+    const size_t len = strlen(k->name);
+    assert_int_equal(k->nt, len > 3 && strcmp(k->name + len - 3, "_nt") == 0);
     assert_true(strlen(k->name) > strlen(prefix));
   }
 }

@@ -3,6 +3,10 @@
 
 #include "bench.h"
 #include "context.h"
+#include "stream.h"
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 typedef struct pass_job {
   const bench_setup *s;
@@ -34,15 +38,37 @@ __attribute__((target("avx2"))) static void pass_avx2(const uint32_t *in, uint32
 }
 #endif
 
-static pass_fn pass_for_cpu(void) {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx2")) return pass_avx2;
+/* Out of place with non-temporal stores, as rotary_apply's _nt kernels write large outputs (src/stream.h). */
+__attribute__((target("avx2"))) static void pass_avx2_nt(const uint32_t *in, uint32_t *out, size_t lo, size_t hi,
+                                                         uint32_t z) {
+  const __m256i zv = _mm256_set1_epi32((int)z);
+  size_t i = lo;
+  for (; i < hi && ((uintptr_t)(out + i) & 31); i++) out[i] = in[i] + z;
+  for (; i + 8 <= hi; i += 8)
+    _mm256_stream_si256((__m256i *)(void *)(out + i),
+                        _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(in + i)), zv));
+  for (; i < hi; i++) out[i] = in[i] + z;
+  _mm_sfence();
+}
 #endif
+
+static pass_fn pass_for_cpu(int nt) {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx2")) return nt ? pass_avx2_nt : pass_avx2;
+#endif
+  (void)nt;
   return pass_generic;
 }
 
+/* The library streams out-of-place outputs from rotary_stream_min_bytes on; so does the limit it is held to. */
+static int pass_streams(const bench_setup *s) {
+  const double out_bytes = (s->in[0] != s->out[0]) ? bench_qk_bytes(s) : 0;
+  return out_bytes > 0 && out_bytes >= (double)rotary_stream_min_bytes;
+}
+
 static void pass_words(const bench_setup *s, int t, size_t lo, size_t hi, uint32_t z) {
-  pass_for_cpu()(s->in[t], s->out[t], lo, hi, z);
+  pass_for_cpu(pass_streams(s))(s->in[t], s->out[t], lo, hi, z);
 }
 
 /* The limit: one read and one write of what the call must touch. Out of place or with every dim rotating that

@@ -1,10 +1,12 @@
 /* info.c: `rotary info`: version, CPU features, the kernel chosen for each dtype and pairing, thread count. */
+#include <stdint.h>
 #include <stdio.h>
 
 #include "cli.h"
 #include "kernels.h"
 #include "prefetch.h"
 #include "sincos.h"
+#include "stream.h"
 #include "rotary.h"
 
 int rotary_cli_info(int argc, char **argv) {
@@ -28,6 +30,17 @@ int rotary_cli_info(int argc, char **argv) {
   if (rotary_prefetch_bytes < 0) printf("software prefetch: off (ROTARY_PREFETCH)\n");
   else printf("software prefetch: %d bytes ahead of each head row (default %d; ROTARY_PREFETCH, rotary bench --tune)\n",
               rotary_prefetch_bytes, rotary_prefetch_default());
+  if (rotary_stream_min_bytes == SIZE_MAX) {
+    printf("non-temporal stores: off (ROTARY_STREAM_STORES)\n");
+  } else {
+    printf("non-temporal stores: out-of-place calls writing %zu bytes or more (default %zu; ROTARY_STREAM_STORES)\n",
+           rotary_stream_min_bytes, rotary_stream_default());
+    for (int d = 0; d < 3; d++)
+      for (int p = 0; p < 2; p++) {
+        const rotary_kernel *nt = rotary_kernel_select_nt(dtypes[d], pairings[p]);
+        if (nt) printf("  %-4s %-11s %s\n", dtype_names[d], pairing_names[p], nt->name);
+      }
+  }
   printf("compiled kernels:\n");
   for (size_t i = 0; i < rotary_kernel_count; i++) {
     const rotary_kernel *k = &rotary_kernel_list[i];

@@ -8,6 +8,8 @@
 
 #define RT_PASTE_(dtype, pairing, isa) rotary_##dtype##_rotate_##pairing##__##isa
 #define RT_PASTE(dtype, pairing, isa) RT_PASTE_(dtype, pairing, isa)
+#define RT_PASTE_NT_(dtype, pairing, isa) rotary_##dtype##_rotate_##pairing##__##isa##_nt
+#define RT_PASTE_NT(dtype, pairing, isa) RT_PASTE_NT_(dtype, pairing, isa)
 
 #ifndef RT_ONLY_BF16 /* an ISA that only adds bf16 kernels (AVX512-BF16) */
 #define RT_T float
@@ -16,6 +18,10 @@
 #define RT_VSTORE(p, v) rv_storeu((p), (v))
 #define RT_SLOAD(e) (e)
 #define RT_SSTORE(f) (f)
+#ifdef ROTARY_HAS_STREAM
+#define RT_NAME_NT(pairing) RT_PASTE_NT(f32, pairing, ROTARY_ISA_NAME)
+#define RT_VSTREAM(p, v) rv_stream((p), (v))
+#endif
 #include "rotate_template.h"
 
 #define RT_T uint16_t
@@ -24,6 +30,10 @@
 #define RT_VSTORE(p, v) rv_store_f16((p), (v))
 #define RT_SLOAD(e) rotary_f16_to_f32(e)
 #define RT_SSTORE(f) rotary_f32_to_f16(f)
+#ifdef ROTARY_HAS_STREAM
+#define RT_NAME_NT(pairing) RT_PASTE_NT(f16, pairing, ROTARY_ISA_NAME)
+#define RT_VSTREAM(p, v) rv_stream_f16((p), (v))
+#endif
 #include "rotate_template.h"
 
 #endif

@@ -13,6 +13,10 @@
  *   RT_PLOAD(p, a, b), RT_PSTORE(p, a, b)   2 * ROTARY_W elements <-> the first (a) and second (b) elements of
  *                                           ROTARY_W pairs; the interleaved kernel then uses the cos/sin rows as
  *                                           they are, like the half pairing
+ * and optionally, for a dtype in plain lane order whose ISA has non-temporal stores:
+ *   RT_VSTREAM(p, v)  as RT_VSTORE, with a streaming store    RT_NAME_NT(pairing)  the name of those kernels
+ * The _nt kernels (for outputs far larger than the caches, out of place) store every full vector that way and end
+ * with a store fence; their results are the same bits.
  * Every lane computes y0 = fma(x0, c, -(x1 * s)) and y1 = fma(x0, s, x1 * c), the scalar kernels' arithmetic, so
  * results are bit-identical to them; tails use the same formula one pair at a time. The cos/sin values of a token
  * are arranged once per call in the lanes' order (chunks of RT_CHUNK dims, kept in L1) and reused by every head.
@@ -29,17 +33,29 @@
 /* Dims per chunk of arranged cos/sin: 2 x 1 KiB of floats. */
 #define RT_CHUNK 256
 
-/* Input ahead of the current row (read), and the output too when it is elsewhere (write). */
-static inline void rt_prefetch_rows(const void *in_row, const void *out_row, size_t bytes) {
+/* Input ahead of the current row (read), and the output too when it is elsewhere (write), unless the kernel stores
+ * non-temporally (nt): fetching the output line would cost the read those stores avoid. */
+static inline void rt_prefetch_rows(const void *in_row, const void *out_row, size_t bytes, int nt) {
   const int ahead = rotary_prefetch_bytes;
   if (ahead < 0) return;
   for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)in_row + ahead + l, 0, 3);
-  if (out_row != in_row)
+  if (out_row != in_row && !nt)
     for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)out_row + ahead + l, 1, 3);
 }
 #endif
 
+#ifdef RT_VSTREAM
+#define RT_HAS_NT 1
+#else
+#define RT_HAS_NT 0
+#define RT_VSTREAM(p, v) RT_VSTORE((p), (v))
+#endif
+#define RT_PUT(nt, p, v) ((nt) ? RT_VSTREAM((p), (v)) : RT_VSTORE((p), (v)))
+
 #ifdef RT_VLOAD2
+#if RT_HAS_NT
+#error "streaming stores are for dtypes in plain lane order"
+#endif
 #define RT_ARRANGED 1
 #else
 #define RT_ARRANGED 0
@@ -77,7 +93,7 @@ ROTARY_TARGET static inline void RT_NAME(copy_rest)(const RT_T *x, ptrdiff_t in_
  * Always inlined, so a constant half (and n) turns the loops into straight code: see RT_NAME(half). */
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_heads)(
     const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim,
-    size_t half, size_t i0, size_t n, const float *restrict c, const float *restrict s) {
+    size_t half, size_t i0, size_t n, const float *restrict c, const float *restrict s, const int nt) {
   const size_t vend = n - n % (2 * ROTARY_W);
   /* The vector part of the rows, loaded once for every head (n <= RT_CHUNK / 2): registers when n is constant. */
   rv_f32 cv[RT_CHUNK / 2 / ROTARY_W], sv[RT_CHUNK / 2 / ROTARY_W];
@@ -88,7 +104,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_hea
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride + i0;
     RT_T *y = out + (ptrdiff_t)h * out_stride + i0;
-    if (i0 == 0) rt_prefetch_rows(x, y, head_dim * sizeof(RT_T));
+    if (i0 == 0) rt_prefetch_rows(x, y, head_dim * sizeof(RT_T), nt);
     size_t i = 0;
 #pragma GCC unroll 4 /* whole for the common head dims: the hoisted rows then stay in registers */
     for (; i < vend; i += 2 * ROTARY_W) {
@@ -97,14 +113,21 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_hea
       RT_VLOAD2(x + half + i, b0, b1);
       const rv_f32 c0 = cv[i / ROTARY_W], c1 = cv[i / ROTARY_W + 1];
       const rv_f32 s0 = sv[i / ROTARY_W], s1 = sv[i / ROTARY_W + 1];
-      RT_VSTORE2X2(y + i, rv_fmsub(a0, c0, rv_mul(b0, s0)), rv_fmsub(a1, c1, rv_mul(b1, s1)), y + half + i,
-                   rv_fmadd(a0, s0, rv_mul(b0, c0)), rv_fmadd(a1, s1, rv_mul(b1, c1)));
+      if (RT_HAS_NT && nt) {
+        RT_VSTREAM(y + i, rv_fmsub(a0, c0, rv_mul(b0, s0)));
+        RT_VSTREAM(y + i + ROTARY_W, rv_fmsub(a1, c1, rv_mul(b1, s1)));
+        RT_VSTREAM(y + half + i, rv_fmadd(a0, s0, rv_mul(b0, c0)));
+        RT_VSTREAM(y + half + i + ROTARY_W, rv_fmadd(a1, s1, rv_mul(b1, c1)));
+      } else {
+        RT_VSTORE2X2(y + i, rv_fmsub(a0, c0, rv_mul(b0, s0)), rv_fmsub(a1, c1, rv_mul(b1, s1)), y + half + i,
+                     rv_fmadd(a0, s0, rv_mul(b0, c0)), rv_fmadd(a1, s1, rv_mul(b1, c1)));
+      }
     }
     for (; !RT_ARRANGED && i + ROTARY_W <= n; i += ROTARY_W) {
       const rv_f32 c0 = rv_loadu(c + i), s0 = rv_loadu(s + i);
       const rv_f32 a = RT_VLOAD(x + i), b = RT_VLOAD(x + half + i);
-      RT_VSTORE(y + i, rv_fmsub(a, c0, rv_mul(b, s0)));
-      RT_VSTORE(y + half + i, rv_fmadd(a, s0, rv_mul(b, c0)));
+      RT_PUT(nt, y + i, rv_fmsub(a, c0, rv_mul(b, s0)));
+      RT_PUT(nt, y + half + i, rv_fmadd(a, s0, rv_mul(b, c0)));
     }
     for (; i < n; i++) {
       const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + half]);
@@ -114,9 +137,9 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_hea
   }
 }
 
-ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
-                                 size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
-                                 const float *sin) {
+__attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_body)(
+    const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim,
+    size_t rotary_dim, const float *cos, const float *sin, const int nt) {
   const size_t half = rotary_dim / 2;
   const RT_T *x = (const RT_T *)in;
   RT_T *y = (RT_T *)out;
@@ -133,15 +156,30 @@ ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out,
     /* The common fully rotated head dims get loops with constant trip counts (a head of 128 f32 is only 2-4
      * vector steps, so the loop control of the general case was a large share of a decode call's work). */
     switch (half == n && head_dim == rotary_dim ? half : 0) {
-      case 32: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 64, 32, 0, 32, c, s); break;
-      case 48: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 96, 48, 0, 48, c, s); break;
-      case 64: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 128, 64, 0, 64, c, s); break;
-      case 128: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 256, 128, 0, 128, c, s); break;
-      default: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, head_dim, half, i0, n, c, s); break;
+      case 32: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 64, 32, 0, 32, c, s, nt); break;
+      case 48: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 96, 48, 0, 48, c, s, nt); break;
+      case 64: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 128, 64, 0, 64, c, s, nt); break;
+      case 128: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 256, 128, 0, 128, c, s, nt); break;
+      default: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, head_dim, half, i0, n, c, s, nt); break;
     }
   }
   RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
 }
+
+ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
+                                 size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
+                                 const float *sin) {
+  RT_NAME(half_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, 0);
+}
+
+#if RT_HAS_NT
+ROTARY_TARGET void RT_NAME_NT(half)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
+                                    size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
+                                    const float *sin) {
+  RT_NAME(half_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, 1);
+  rv_stream_fence();
+}
+#endif
 
 #ifdef RT_PLOAD
 /* Rotates the first n dims of every head (interleaved pairing) with pairs split by RT_PLOAD; c and s are the
@@ -161,7 +199,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_he
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride;
     RT_T *y = out + (ptrdiff_t)h * out_stride;
-    rt_prefetch_rows(x, y, n * sizeof(RT_T));
+    rt_prefetch_rows(x, y, n * sizeof(RT_T), 0);
     size_t i = 0;
 #pragma GCC unroll 8 /* whole for the common head dims: the hoisted rows then stay in registers */
     for (; i < vend; i += 2 * ROTARY_W) {
@@ -184,12 +222,12 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_he
  * Bt holds B in plain order for the tail. Always inlined, so a constant n becomes straight code. */
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interleaved_heads)(
     const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t d0, size_t n,
-    const float *restrict B, const float *restrict D, const float *restrict Bt) {
+    const float *restrict B, const float *restrict D, const float *restrict Bt, const int nt) {
   const size_t vend = n - n % (2 * ROTARY_W);
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride + d0;
     RT_T *y = out + (ptrdiff_t)h * out_stride + d0;
-    rt_prefetch_rows(x, y, n * sizeof(RT_T));
+    rt_prefetch_rows(x, y, n * sizeof(RT_T), nt);
     size_t i = 0;
     for (; i < vend; i += 2 * ROTARY_W) {
       rv_f32 v0, v1;
@@ -197,11 +235,16 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
       const rv_f32 y0 = rv_fmadd(rv_dup_even(v0), rv_loadu(B + i), rv_mul(rv_dup_odd(v0), rv_loadu(D + i)));
       const rv_f32 y1 = rv_fmadd(rv_dup_even(v1), rv_loadu(B + i + ROTARY_W),
                                  rv_mul(rv_dup_odd(v1), rv_loadu(D + i + ROTARY_W)));
-      RT_VSTORE2(y + i, y0, y1);
+      if (RT_HAS_NT && nt) {
+        RT_VSTREAM(y + i, y0);
+        RT_VSTREAM(y + i + ROTARY_W, y1);
+      } else {
+        RT_VSTORE2(y + i, y0, y1);
+      }
     }
     for (; !RT_ARRANGED && i + ROTARY_W <= n; i += ROTARY_W) {
       const rv_f32 v = RT_VLOAD(x + i);
-      RT_VSTORE(y + i, rv_fmadd(rv_dup_even(v), rv_loadu(B + i), rv_mul(rv_dup_odd(v), rv_loadu(D + i))));
+      RT_PUT(nt, y + i, rv_fmadd(rv_dup_even(v), rv_loadu(B + i), rv_mul(rv_dup_odd(v), rv_loadu(D + i))));
     }
     for (; i < n; i += 2) {
       const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + 1]), c = Bt[i], s = Bt[i + 1];
@@ -211,9 +254,9 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
   }
 }
 
-ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
-                                        size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
-                                        const float *sin) {
+__attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interleaved_body)(
+    const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim,
+    size_t rotary_dim, const float *cos, const float *sin, const int nt) {
   /* Lanes hold [x0 x1 x0' x1' ...]; with a = even lanes duplicated, b = odd lanes duplicated,
    * B = [c s c' s' ...] and D = [-s c -s' c' ...], fma(a, B, b * D) is exactly the scalar pair formula. The lane
    * orders of RT_VLOAD2 keep pairs adjacent, so the duplication works in them too. */
@@ -261,17 +304,36 @@ ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, voi
 #endif
     /* constant trip counts for the common head dims, as in the half pairing */
     switch (n == rotary_dim ? n : 0) {
-      case 64: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 64, B, D, Bt); break;
-      case 96: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 96, B, D, Bt); break;
-      case 128: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 128, B, D, Bt); break;
-      case 256: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 256, B, D, Bt); break;
-      default: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, d0, n, B, D, Bt); break;
+      case 64: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 64, B, D, Bt, nt); break;
+      case 96: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 96, B, D, Bt, nt); break;
+      case 128: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 128, B, D, Bt, nt); break;
+      case 256: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 256, B, D, Bt, nt); break;
+      default: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, d0, n, B, D, Bt, nt); break;
     }
   }
   RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
 }
 
+ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
+                                        size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
+                                        const float *sin) {
+  RT_NAME(interleaved_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, 0);
+}
+
+#if RT_HAS_NT
+ROTARY_TARGET void RT_NAME_NT(interleaved)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
+                                           size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
+                                           const float *sin) {
+  RT_NAME(interleaved_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, 1);
+  rv_stream_fence();
+}
+#endif
+
 #undef RT_ARRANGED
+#undef RT_HAS_NT
+#undef RT_VSTREAM
+#undef RT_PUT
+#undef RT_NAME_NT
 #undef RT_VLOAD2
 #undef RT_VSTORE2
 #undef RT_SLOT
