@@ -71,8 +71,8 @@ rotary_status rotary_tensor_init(rotary_tensor *t, rotary_layout layout, const v
 
 /* Points *c and *s at the cos/sin row of token t = (b, s_idx); buf (row_stride floats, 64-byte aligned, sin at
  * sin_offset) holds computed rows and the negated sin of the inverse rotation. */
-static void token_row(const apply_job *job, size_t t, size_t b, size_t s_idx, float *buf, const float **c,
-                      const float **s) {
+static inline __attribute__((always_inline)) void token_row(const apply_job *job, size_t t, size_t b, size_t s_idx,
+                                                            float *buf, const float **c, const float **s) {
   const rotary_rope *rope = job->rope;
   const rotary_positions *p = &job->d->positions;
   const size_t half = rope->rotary_dim / 2;
