@@ -1,0 +1,68 @@
+/* kernels.c: rotary_kernel_bench: each compiled rotation kernel's time per element with its data in L1 or L2. */
+/*
+ * Usage: rotary_kernel_bench [heads, default 32] [reps, default 20000]
+ * Rotates heads x 128 elements in place with one cos/sin row (a unit rotation, so values keep their size) `reps`
+ * times, five times over, and prints the best ns per element of every kernel this CPU can run. 32 heads are 16 KiB
+ * of f32 (L1); 256 heads 128 KiB (L2). This is the arithmetic side of a call: memory-bound calls are held to the
+ * streaming pass by `rotary bench`, and a kernel slower than that pass per element cannot reach it.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "kernels.h"
+
+#define DIM 128
+
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* 1.0 in the kernel's dtype, everywhere. */
+static void fill_ones(void *buf, rotary_dtype dt, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (dt == ROTARY_F32) ((float *)buf)[i] = 1.0f;
+    else ((uint16_t *)buf)[i] = dt == ROTARY_F16 ? 0x3c00 : 0x3f80;
+  }
+}
+
+int main(int argc, char **argv) {
+  const long heads = argc > 1 ? atol(argv[1]) : 32, reps = argc > 2 ? atol(argv[2]) : 20000;
+  if (argc > 3 || heads < 1 || heads > 65536 || reps < 1) {
+    fprintf(stderr, "usage: rotary_kernel_bench [heads 1..65536] [reps >= 1]\n");
+    return 2;
+  }
+  const size_t n = (size_t)heads * DIM;
+  void *buf = NULL;
+  float *row = NULL;
+  if (posix_memalign(&buf, 64, n * sizeof(float)) || posix_memalign((void **)&row, 64, DIM * sizeof(float))) {
+    fprintf(stderr, "rotary_kernel_bench: out of memory\n");
+    return 1;
+  }
+  for (int i = 0; i < DIM / 2; i++) {
+    row[i] = cosf(0.1f * (float)i);
+    row[DIM / 2 + i] = sinf(0.1f * (float)i);
+  }
+  printf("%ld heads x %d elements in place, one cos/sin row, best of 5 x %ld calls\n", heads, DIM, reps);
+  for (size_t k = 0; k < rotary_kernel_count; k++) {
+    const rotary_kernel *K = &rotary_kernel_list[k];
+    if (!rotary_isa_supported(K->isa)) continue;
+    fill_ones(buf, K->dtype, n);
+    double best = INFINITY;
+    for (int t = 0; t < 5; t++) {
+      const double t0 = now_ns();
+      for (long r = 0; r < reps; r++)
+        K->fn(buf, DIM, buf, DIM, (size_t)heads, DIM, DIM, row, row + DIM / 2);
+      const double per = (now_ns() - t0) / (double)reps / (double)n;
+      if (per < best) best = per;
+    }
+    printf("  %-44s %.4f ns/element\n", K->name, best);
+  }
+  free(buf);
+  free(row);
+  return 0;
+}
