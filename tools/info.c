@@ -35,11 +35,14 @@ int rotary_cli_info(int argc, char **argv) {
   } else {
     printf("non-temporal stores: out-of-place calls writing %zu bytes or more (default %zu; ROTARY_STREAM_STORES)\n",
            rotary_stream_min_bytes, rotary_stream_default());
+    int any = 0;
     for (int d = 0; d < 3; d++)
       for (int p = 0; p < 2; p++) {
         const rotary_kernel *nt = rotary_kernel_select_nt(dtypes[d], pairings[p]);
         if (nt) printf("  %-4s %-11s %s\n", dtype_names[d], pairing_names[p], nt->name);
+        any |= nt != NULL;
       }
+    if (!any) printf("  (none of the chosen kernels has a non-temporal variant)\n");
   }
   printf("compiled kernels:\n");
   for (size_t i = 0; i < rotary_kernel_count; i++) {

@@ -52,6 +52,22 @@ static inline void rt_prefetch_rows(const void *in_row, const void *out_row, siz
 #endif
 #define RT_PUT(nt, p, v) ((nt) ? RT_VSTREAM((p), (v)) : RT_VSTORE((p), (v)))
 
+/* The kernels of one pairing, around its always-inlined body: ordinary stores, and where the dtype and ISA have
+ * them (RT_HAS_NT) the _nt kernel: non-temporal stores, then a fence so that they are visible when it returns. */
+#define RT_ENTRY(name, pairing, nt)                                                                              \
+  ROTARY_TARGET void name(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads, \
+                          size_t head_dim, size_t rotary_dim, const float *cos, const float *sin) {             \
+    RT_NAME(pairing##_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, nt);        \
+    RT_FENCE(nt);                                                                                                \
+  }
+#if RT_HAS_NT
+#define RT_FENCE(nt) ((nt) ? rv_stream_fence() : (void)0)
+#define RT_ENTRIES(pairing) RT_ENTRY(RT_NAME(pairing), pairing, 0) RT_ENTRY(RT_NAME_NT(pairing), pairing, 1)
+#else
+#define RT_FENCE(nt) ((void)(nt))
+#define RT_ENTRIES(pairing) RT_ENTRY(RT_NAME(pairing), pairing, 0)
+#endif
+
 #ifdef RT_VLOAD2
 #if RT_HAS_NT
 #error "streaming stores are for dtypes in plain lane order"
@@ -166,20 +182,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_bod
   RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
 }
 
-ROTARY_TARGET void RT_NAME(half)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
-                                 size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
-                                 const float *sin) {
-  RT_NAME(half_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, 0);
-}
-
-#if RT_HAS_NT
-ROTARY_TARGET void RT_NAME_NT(half)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
-                                    size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
-                                    const float *sin) {
-  RT_NAME(half_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, 1);
-  rv_stream_fence();
-}
-#endif
+RT_ENTRIES(half)
 
 #ifdef RT_PLOAD
 /* Rotates the first n dims of every head (interleaved pairing) with pairs split by RT_PLOAD; c and s are the
@@ -314,25 +317,15 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
   RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
 }
 
-ROTARY_TARGET void RT_NAME(interleaved)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
-                                        size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
-                                        const float *sin) {
-  RT_NAME(interleaved_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, 0);
-}
-
-#if RT_HAS_NT
-ROTARY_TARGET void RT_NAME_NT(interleaved)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
-                                           size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
-                                           const float *sin) {
-  RT_NAME(interleaved_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, 1);
-  rv_stream_fence();
-}
-#endif
+RT_ENTRIES(interleaved)
 
 #undef RT_ARRANGED
 #undef RT_HAS_NT
 #undef RT_VSTREAM
 #undef RT_PUT
+#undef RT_ENTRY
+#undef RT_ENTRIES
+#undef RT_FENCE
 #undef RT_NAME_NT
 #undef RT_VLOAD2
 #undef RT_VSTORE2

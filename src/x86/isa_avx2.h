@@ -87,13 +87,20 @@ ROTARY_TARGET static inline void rv_store2x2_bf16(uint16_t *p, __m256 lo, __m256
   _mm256_storeu_si256((__m256i *)(void *)q, _mm256_packus_epi32(r2, r3));
 }
 
-ROTARY_TARGET static inline void rv_store2_bf16(uint16_t *p, __m256 lo, __m256 hi) {
-  __m256i r0 = rv_round_bf16(_mm256_castps_si256(lo)), r1 = rv_round_bf16(_mm256_castps_si256(hi));
+/* Both vectors rounded (bf16 in the low 16 bits of each 32-bit lane), with one NaN test for the two. */
+ROTARY_TARGET static inline void rv_round2_bf16(__m256 lo, __m256 hi, __m256i *r0, __m256i *r1) {
+  *r0 = rv_round_bf16(_mm256_castps_si256(lo));
+  *r1 = rv_round_bf16(_mm256_castps_si256(hi));
   const __m256 any_nan = _mm256_cmp_ps(lo, hi, _CMP_UNORD_Q);
   if (__builtin_expect(!_mm256_testz_ps(any_nan, any_nan), 0)) {
-    r0 = rv_nan_fix_bf16(lo, r0);
-    r1 = rv_nan_fix_bf16(hi, r1);
+    *r0 = rv_nan_fix_bf16(lo, *r0);
+    *r1 = rv_nan_fix_bf16(hi, *r1);
   }
+}
+
+ROTARY_TARGET static inline void rv_store2_bf16(uint16_t *p, __m256 lo, __m256 hi) {
+  __m256i r0, r1;
+  rv_round2_bf16(lo, hi, &r0, &r1);
   _mm256_storeu_si256((__m256i *)(void *)p, _mm256_packus_epi32(r0, r1));
 }
 
@@ -131,11 +138,7 @@ ROTARY_TARGET static inline void rv_pload_bf16(const uint16_t *p, __m256 *a, __m
 }
 
 ROTARY_TARGET static inline void rv_pstore_bf16(uint16_t *p, __m256 a, __m256 b) {
-  __m256i r0 = rv_round_bf16(_mm256_castps_si256(a)), r1 = rv_round_bf16(_mm256_castps_si256(b));
-  const __m256 any_nan = _mm256_cmp_ps(a, b, _CMP_UNORD_Q);
-  if (__builtin_expect(!_mm256_testz_ps(any_nan, any_nan), 0)) {
-    r0 = rv_nan_fix_bf16(a, r0);
-    r1 = rv_nan_fix_bf16(b, r1);
-  }
+  __m256i r0, r1;
+  rv_round2_bf16(a, b, &r0, &r1);
   _mm256_storeu_si256((__m256i *)(void *)p, _mm256_or_si256(r0, _mm256_slli_epi32(r1, 16)));
 }
