@@ -185,10 +185,11 @@ static void choose_order(apply_job *job) {
   int far = 0;
   for (int i = 0; i < 2; i++) {
     const rotary_tensor *t = i ? &d->k : &d->q;
-    const ptrdiff_t in = t->stride_head < 0 ? -t->stride_head : t->stride_head;
-    const ptrdiff_t out = t->out_stride_head < 0 ? -t->out_stride_head : t->out_stride_head;
-    const ptrdiff_t apart = in > out ? in : out; /* validated: times the element size fits */
-    far |= job->heads[i] > 1 && (size_t)apart * job->elem[i] >= ROTARY_FAR_HEADS_BYTES;
+    if (job->heads[i] <= 1) continue; /* one head: its stride is never used and may be anything */
+    /* magnitudes in unsigned arithmetic (-PTRDIFF_MIN does not exist), compared without multiplying */
+    const size_t in = t->stride_head < 0 ? 0u - (size_t)t->stride_head : (size_t)t->stride_head;
+    const size_t out = t->out_stride_head < 0 ? 0u - (size_t)t->out_stride_head : (size_t)t->out_stride_head;
+    far |= (in > out ? in : out) >= ROTARY_FAR_HEADS_BYTES / job->elem[i];
   }
   if (!far) return;
   for (int i = 0; i < 2; i++) job->group[i] = job->heads[i] < ROTARY_HEAD_GROUP ? job->heads[i] : ROTARY_HEAD_GROUP;
