@@ -14,7 +14,7 @@
 /* Tasks per thread: threads claim tasks as they come, so one that starts late (woken slowly, preempted) leaves
  * its share to the others instead of holding up the call. */
 #define ROTARY_TASKS_PER_THREAD 4
-/* cos/sin rows up to this many floats (row_stride) live on the stack; longer ones in a per-call buffer. */
+/* cos/sin rows up to this many floats (rotary_rope_row_floats) live on the stack; longer ones in a per-call buffer. */
 #define ROTARY_STACK_ROW 1024
 /* Heads far apart (heads-major tensors such as BHSD: each head's tokens contiguous) are walked this many heads at
  * a time, token by token: a token's rows for every head at once would be one memory stream per head, more than
@@ -69,7 +69,7 @@ rotary_status rotary_tensor_init(rotary_tensor *t, rotary_layout layout, const v
   return ROTARY_OK;
 }
 
-/* Points *c and *s at the cos/sin row of token t = (b, s_idx); buf (row_stride floats, 64-byte aligned, sin at
+/* Points *c and *s at the cos/sin row of token t = (b, s_idx); buf (rotary_rope_row_floats, 64-byte aligned, sin at
  * sin_offset) holds computed rows and the negated sin of the inverse rotation. */
 static inline __attribute__((always_inline)) void token_row(const apply_job *job, size_t t, size_t b, size_t s_idx,
                                                             float *buf, const float **c, const float **s) {
@@ -134,7 +134,7 @@ static void prefetch_row(const apply_job *job, size_t t) {
   else if (p->mode == ROTARY_POSITIONS_IDS_I32) pos = ((const int32_t *)p->ids)[t];
   else return; /* offsets walk the table in order */
   const char *row = (const char *)rotary_rope_table_row(job->rope, pos);
-  for (size_t b = 0; b < job->rope->row_stride * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
+  for (size_t b = 0; b < rotary_rope_row_floats(job->rope) * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
 }
 
 /* The work is tokens x heads units, split into one contiguous range per task. Two orders:
@@ -148,7 +148,7 @@ static void run_task(void *arg, size_t index, size_t count) {
   size_t u = index * base + (index < extra ? index : extra);
   const size_t end = u + base + (index < extra);
   float stack_row[ROTARY_STACK_ROW] __attribute__((aligned(64)));
-  float *buf = job->scratch ? job->scratch + index * job->rope->row_stride : stack_row;
+  float *buf = job->scratch ? job->scratch + index * rotary_rope_row_floats(job->rope) : stack_row;
   const size_t seq = job->d->seq_len;
   while (u < end) {
     const float *c, *s;
@@ -197,6 +197,11 @@ static void choose_order(apply_job *job) {
   if (!job->group[0]) job->group[0] = 1;
 }
 
+/* Bytes of tensor i (0: q, 1: k) the call covers: every element of every head, rotated or passed through. */
+static double tensor_bytes(const apply_job *job, int i) {
+  return (double)job->tokens * (double)job->heads[i] * (double)job->rope->head_dim * (double)job->elem[i];
+}
+
 /* Out-of-place tensors take the kernels' non-temporal stores when the call writes rotary_stream_min_bytes or more:
  * an output that large would leave the caches anyway, and those stores skip reading each line before writing it. */
 static void use_streaming_stores(apply_job *job) {
@@ -204,9 +209,7 @@ static void use_streaming_stores(apply_job *job) {
   double bytes = 0; /* every output element is written, rotated or passed through */
   for (int i = 0; i < 2; i++) {
     const rotary_tensor *t = i ? &d->k : &d->q;
-    if (job->heads[i] && t->in != t->out) /* validated: out of place means no overlap */
-      bytes += (double)d->batch * (double)d->seq_len * (double)job->heads[i] * (double)job->rope->head_dim *
-               (double)job->elem[i];
+    if (t->in != t->out) bytes += tensor_bytes(job, i); /* validated: out of place means no overlap */
   }
   if (bytes == 0 || bytes < (double)rotary_stream_min_bytes) return;
   for (int i = 0; i < 2; i++) {
@@ -218,11 +221,8 @@ static void use_streaming_stores(apply_job *job) {
 
 /* Threads worth waking for this much work: each must get at least ROTARY_MIN_BYTES_PER_THREAD. */
 static size_t useful_threads(const apply_job *job, size_t available) {
-  const rotary_apply_desc *d = job->d;
-  const size_t tokens = d->batch * d->seq_len; /* validated not to overflow */
-  double bytes = 0; /* each element is read once and written once, in place or not */
-  for (int i = 0; i < 2; i++)
-    bytes += 2.0 * (double)tokens * (double)job->heads[i] * (double)job->rope->head_dim * (double)job->elem[i];
+  /* each element is read once and written once, in place or not */
+  const double bytes = 2.0 * (tensor_bytes(job, 0) + tensor_bytes(job, 1));
   double n = bytes / ROTARY_MIN_BYTES_PER_THREAD;
   size_t want = n < 1.0 ? 1 : n >= (double)available ? available : (size_t)n;
   return want < job->units ? want : job->units;
@@ -242,18 +242,19 @@ rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const r
     job.kernel[i] = rotary_kernel_select(t->dtype, rope->pairing);
     job.elem[i] = rotary_dtype_size(t->dtype);
   }
-  use_streaming_stores(&job);
   job.tokens = desc->batch * desc->seq_len;
   ROTARY_RETURN_IF(rotary_mul_overflow_size(job.tokens, job.heads[0] + job.heads[1], &job.units),
                    ROTARY_ERR_OVERFLOW);
   job.rows_in_table = rope->table != NULL;
+  use_streaming_stores(&job);
   choose_order(&job);
   if (ctx) pthread_mutex_lock(&ctx->lock);
   const size_t n = useful_threads(&job, ctx ? ctx->n_threads : 1);
   size_t tasks = n > 1 ? n * ROTARY_TASKS_PER_THREAD : 1; /* n <= 1024: within ROTARY_POOL_MAX_TASKS */
   if (tasks > job.units) tasks = job.units;
-  if (rope->row_stride > ROTARY_STACK_ROW) {
-    job.scratch = malloc(tasks * rope->row_stride * sizeof(float)); /* tasks <= 4096, row_stride <= 65566 */
+  if (rotary_rope_row_floats(rope) > ROTARY_STACK_ROW) {
+    /* tasks <= 4096, row floats <= 65566: no overflow */
+    job.scratch = malloc(tasks * rotary_rope_row_floats(rope) * sizeof(float));
     if (!job.scratch) {
       if (ctx) pthread_mutex_unlock(&ctx->lock);
       return ROTARY_ERR_OUT_OF_MEMORY;

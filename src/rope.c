@@ -73,7 +73,7 @@ static size_t table_sin_offset(size_t half) {
 static rotary_status build_table(rotary_rope *rope, const rotary_rope *reuse) {
   const size_t half = rope->rotary_dim / 2;
   size_t count, bytes;
-  ROTARY_RETURN_IF(rotary_mul_overflow_size(rope->max_positions, rope->row_stride, &count), ROTARY_ERR_OVERFLOW);
+  ROTARY_RETURN_IF(rotary_mul_overflow_size(rope->max_positions, rotary_rope_row_floats(rope), &count), ROTARY_ERR_OVERFLOW);
   ROTARY_RETURN_IF(rotary_mul_overflow_size(count, sizeof(float), &bytes), ROTARY_ERR_OVERFLOW);
   ROTARY_RETURN_IF(bytes > PTRDIFF_MAX, ROTARY_ERR_OVERFLOW);
   /* Line-aligned: malloc puts a large block 16 bytes past a page, and with it every cos/sin vector load of the
@@ -84,10 +84,10 @@ static rotary_status build_table(rotary_rope *rope, const rotary_rope *reuse) {
   size_t first = 0;
   if (reuse) {
     first = reuse->max_positions < rope->max_positions ? reuse->max_positions : rope->max_positions;
-    memcpy(rope->table, reuse->table, first * rope->row_stride * sizeof(float)); /* same rotary_dim: same layout */
+    memcpy(rope->table, reuse->table, first * rotary_rope_row_floats(rope) * sizeof(float)); /* same rotary_dim: same layout */
   }
   for (size_t pos = first; pos < rope->max_positions; pos++) {
-    float *row = rope->table + pos * rope->row_stride;
+    float *row = rope->table + pos * rotary_rope_row_floats(rope);
     rotary_rope_compute_row(rope, (int64_t)pos, row, row + rope->sin_offset);
     for (size_t i = half; i < rope->sin_offset; i++) row[i] = row[rope->sin_offset + i] = 0.0f; /* padding */
   }
@@ -130,8 +130,7 @@ static rotary_status create_rope(const rotary_config *config, size_t max_positio
   rope->rotary_dim = config->rotary_dim;
   rope->max_positions = max_positions;
   rope->pairing = config->pairing;
-  rope->sin_offset = table_sin_offset(half);
-  rope->row_stride = 2 * rope->sin_offset; /* <= rotary_dim + 30: rotary_dim was validated far below SIZE_MAX */
+  rope->sin_offset = table_sin_offset(half); /* twice it is <= rotary_dim + 30, far below SIZE_MAX */
   rope->rows = rotary_rows_select()->fn;
   rope->memory_bytes = sizeof *rope + half * sizeof(double);
   rope->inv_freq = malloc(half * sizeof(double));

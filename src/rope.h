@@ -17,12 +17,11 @@ struct rotary_rope {
   rotary_config config;      /* as created, seq_len included; inv_freq and the LongRoPE factors point into
                                 `owned`, so that rotary_rope_derive can recompute the frequencies */
   double *owned;             /* copies of the config's arrays (rotary_dim/2 doubles each), or NULL */
-  float *table;              /* 64-byte aligned; per position (row_stride floats): rotary_dim/2 cos at 0 and
+  float *table;              /* 64-byte aligned; per position (rotary_rope_row_floats): rotary_dim/2 cos at 0 and
                                 rotary_dim/2 sin at sin_offset; NULL when table-free */
   size_t sin_offset;         /* rotary_dim/2 rounded up to whole 64-byte lines (when at least one line): every
                                 cos and sin row starts on a line, so the kernels' vector loads never split; the
                                 rows a call computes (table-free, inverse) are laid out the same way */
-  size_t row_stride;         /* 2 * sin_offset */
   rotary_rows_fn rows;       /* the cos/sin rows kernel chosen at creation: builds the table and table-free rows */
   size_t memory_bytes;
 };
@@ -38,9 +37,12 @@ static inline void rotary_rope_compute_row(const rotary_rope *rope, int64_t pos,
   rope->rows(rope->inv_freq, rope->rotary_dim / 2, rope->attention_scaling, pos, cos, sin);
 }
 
+/* Floats per cos/sin row, padding included: the table's stride, and what a computed row needs. */
+static inline size_t rotary_rope_row_floats(const rotary_rope *rope) { return 2 * rope->sin_offset; }
+
 /* The cos row of a valid position in the table (its sin row starts rope->sin_offset floats later). */
 static inline const float *rotary_rope_table_row(const rotary_rope *rope, int64_t pos) {
-  return rope->table + (size_t)pos * rope->row_stride;
+  return rope->table + (size_t)pos * rotary_rope_row_floats(rope);
 }
 
 #endif /* ROTARY_ROPE_H */
