@@ -10,7 +10,6 @@ command -v valgrind >/dev/null || need+=(valgrind)
 command -v clang >/dev/null || need+=(clang)
 arch=$(dpkg --print-architecture) # with arm64 multiarch packages too, a bare name is ambiguous to dpkg -s
 dpkg -s "libcmocka-dev:$arch" >/dev/null 2>&1 || need+=(libcmocka-dev)
-dpkg -s "libcjson-dev:$arch" >/dev/null 2>&1 || need+=(libcjson-dev)
 # MPFR: the tests' exact cos/sin oracle settles its rare hard cases with it (native builds only; the arm64 cross
 # build's tests run without it and count such cases as undecided).
 dpkg -s libmpfr-dev >/dev/null 2>&1 || need+=(libmpfr-dev)
@@ -24,7 +23,6 @@ if [ "$(uname -m)" = x86_64 ] && [ "${ROTARY_SKIP_ARM:-0}" != 1 ]; then
     dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64
     need+=(libcmocka-dev:arm64)
   fi
-  dpkg -s libcjson-dev:arm64 >/dev/null 2>&1 || need+=(libcjson-dev:arm64)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]}"
