@@ -128,10 +128,12 @@ typedef struct rotary_config {
   size_t head_dim;           /* elements per head; even, 2..ROTARY_MAX_HEAD_DIM */
   size_t rotary_dim;         /* leading dims that rotate; even, 2..head_dim; the rest pass through bit-exact */
   rotary_pairing pairing;    /* default ROTARY_PAIRING_HALF */
-  double base;               /* theta; inv_freq[i] = base^(-2i/rotary_dim), i < rotary_dim/2. Default 10000 */
+  double base;               /* theta; inv_freq[i] = base^(-2i/rotary_dim), i < rotary_dim/2. Finite, at
+                                least DBL_MIN (no subnormal). Default 10000 */
   const double *inv_freq;    /* optional: rotary_dim/2 inverse frequencies (radians per position) that replace
                                 base and scaling, so that any other family can be expressed. Copied. */
-  double attention_scaling;  /* multiplies every cos and sin, on top of the family's attention factor; default 1 */
+  double attention_scaling;  /* multiplies every cos and sin, on top of the family's attention factor; > 0 and at
+                                most FLT_MAX (the product with the family's factor too); default 1 */
   rotary_scaling scaling;    /* default: type NONE */
   size_t seq_len;            /* the current sequence length, for the families that depend on it (DYNAMIC,
                                 LONGROPE); 0 means "within the original length". See rotary_rope_derive. */
@@ -145,7 +147,8 @@ ROTARY_API void rotary_config_init(rotary_config *config, size_t head_dim);
  * Checks a config as rotary_rope_create does. On error, when field is not NULL, *field names the first offending
  * field as spelled in this header ("scaling.factor", "rotary_dim", ...); a static string.
  * Errors: NULL_POINTER (config), INVALID_ARGUMENT (struct_size), HEAD_DIM, ROTARY_DIM, PAIRING, FREQUENCY,
- * SCALING (including scaled frequencies that come out not finite and positive).
+ * SCALING (including scaled frequencies that come out not finite and positive, and an attention factor whose
+ * product with attention_scaling exceeds FLT_MAX: every cos/sin row must be finite in fp32).
  */
 ROTARY_API rotary_status rotary_config_check(const rotary_config *config, const char **field);
 
@@ -187,7 +190,10 @@ ROTARY_API size_t rotary_rope_memory_bytes(const rotary_rope *rope);
  * values do not change (same frequencies and attention factor: every family but DYNAMIC past
  * max_position_embeddings and LONGROPE switching to long factors) are copied from `from`, not recomputed; the
  * result is bit-identical to a rope created afresh with that seq_len and max_positions. `from` is unchanged.
- * Errors: NULL_POINTER, OVERFLOW, POSITION, OUT_OF_MEMORY, as rotary_rope_create.
+ * The derived config (from's config with this seq_len) passes rotary_config_check first, so derive refuses exactly
+ * what rotary_rope_create refuses for that config and seq_len (e.g. SCALING when a dynamic-NTK base overflows).
+ * Errors: NULL_POINTER, SCALING, OVERFLOW, POSITION, OUT_OF_MEMORY, as rotary_rope_create. *out is set only on
+ * success.
  */
 ROTARY_API rotary_status rotary_rope_derive(const rotary_rope *from, size_t seq_len, size_t max_positions,
                                             rotary_rope **out);

@@ -1,4 +1,5 @@
 /* rope.c: rotary embedding objects: validated frequencies and the fp32 cos/sin table built by the rows kernel. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,13 +40,16 @@ rotary_status rotary_config_check(const rotary_config *c, const char **field) {
           ROTARY_ERR_ROTARY_DIM);
   FAIL_IF(c->pairing != ROTARY_PAIRING_HALF && c->pairing != ROTARY_PAIRING_INTERLEAVED, "pairing",
           ROTARY_ERR_PAIRING);
-  FAIL_IF(!finite_positive(c->attention_scaling), "attention_scaling", ROTARY_ERR_FREQUENCY);
+  /* Every cos and sin is (float)(value * attention): above FLT_MAX the rows would hold infinities. */
+  FAIL_IF(!finite_positive(c->attention_scaling) || c->attention_scaling > FLT_MAX, "attention_scaling",
+          ROTARY_ERR_FREQUENCY);
   if (c->inv_freq) {
     for (size_t i = 0; i < c->rotary_dim / 2; i++) FAIL_IF(!finite_positive(c->inv_freq[i]), "inv_freq",
                                                            ROTARY_ERR_FREQUENCY);
     return ROTARY_OK;
   }
-  FAIL_IF(!finite_positive(c->base), "base", ROTARY_ERR_FREQUENCY);
+  /* A subnormal base is refused: its powers leave the range where base^(-2i/d) is computed correctly rounded. */
+  FAIL_IF(!finite_positive(c->base) || c->base < DBL_MIN, "base", ROTARY_ERR_FREQUENCY);
   rotary_status st = rotary_scaling_check(c, field);
   if (st != ROTARY_OK) return st;
   /* The scaled values themselves: a huge factor or base can still overflow or underflow. */
@@ -57,8 +61,9 @@ rotary_status rotary_config_check(const rotary_config *c, const char **field) {
   for (size_t i = 0; i < half; i++) bad_freq |= !finite_positive(f[i]);
   if (f != stack) free(f);
   FAIL_IF(bad_freq, "scaling", ROTARY_ERR_SCALING);
-  FAIL_IF(!finite_positive(attention) || !finite_positive(attention * c->attention_scaling),
-          "scaling.attention_factor", ROTARY_ERR_SCALING);
+  const double product = attention * c->attention_scaling; /* what multiplies every cos and sin */
+  FAIL_IF(!finite_positive(attention) || !finite_positive(product) || product > FLT_MAX, "scaling.attention_factor",
+          ROTARY_ERR_SCALING);
   return ROTARY_OK;
 }
 
@@ -162,6 +167,9 @@ rotary_status rotary_rope_derive(const rotary_rope *from, size_t seq_len, size_t
   ROTARY_RETURN_IF(!from || !out, ROTARY_ERR_NULL_POINTER);
   rotary_config c = from->config;
   c.seq_len = seq_len;
+  /* The same rule as rotary_rope_create: the frequencies at the new length must pass the same check. */
+  const rotary_status st = rotary_config_check(&c, NULL);
+  if (st != ROTARY_OK) return st;
   return create_rope(&c, max_positions, from->table ? from : NULL, out);
 }
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +254,8 @@ static void test_validation_names_field(void **state) {
   const char *field = NULL;
   rotary_config c;
   rotary_rope *r = NULL;
+  double freqs_ok[64];
+  for (int i = 0; i < 64; i++) freqs_ok[i] = 1.0 / (i + 1);
 #define EXPECT(cfgexpr, st, name)                                                   \
   do {                                                                              \
     c = cfgexpr;                                                                    \
@@ -303,6 +306,29 @@ static void test_validation_names_field(void **state) {
   EXPECT(c, ROTARY_ERR_FREQUENCY, "base");
   c = cfg[0], c.rotary_dim = 3;
   EXPECT(c, ROTARY_ERR_ROTARY_DIM, "rotary_dim");
+  /* Nothing that would put an infinity in the fp32 rows (issue 10, defect 8). */
+  c = cfg[0], c.attention_scaling = 1e39; /* finite in fp64, not in fp32 */
+  EXPECT(c, ROTARY_ERR_FREQUENCY, "attention_scaling");
+  c = cfg[0], c.attention_scaling = (double)FLT_MAX * (1 + 0x1p-40);
+  EXPECT(c, ROTARY_ERR_FREQUENCY, "attention_scaling");
+  c = cfg[0], c.inv_freq = freqs_ok, c.attention_scaling = 1e39; /* with caller frequencies too */
+  EXPECT(c, ROTARY_ERR_FREQUENCY, "attention_scaling");
+  c = cfg[5], c.attention_scaling = 1e30, c.scaling.attention_factor = 1e10; /* the product overflows fp32 */
+  EXPECT(c, ROTARY_ERR_SCALING, "scaling.attention_factor");
+  c = cfg[10], c.attention_scaling = (double)FLT_MAX; /* LongRoPE's derived factor 1.19 on top */
+  EXPECT(c, ROTARY_ERR_SCALING, "scaling.attention_factor");
+  c = cfg[0], c.base = 1e-310;
+  EXPECT(c, ROTARY_ERR_FREQUENCY, "base");
+  c = cfg[0], c.base = 0x1p-1022 * 0.5;
+  EXPECT(c, ROTARY_ERR_FREQUENCY, "base");
+  c = cfg[0], c.attention_scaling = (double)FLT_MAX, c.base = 0x1p-1022; /* the limits themselves are valid */
+  assert_int_equal(rotary_config_check(&c, NULL), ROTARY_OK);
+  assert_int_equal(rotary_rope_create(&c, 4, &r), ROTARY_OK);
+  float co[64 * 4], si[64 * 4];
+  const int64_t ps[4] = {0, 1, 2, 3};
+  assert_int_equal(rotary_rope_cos_sin(r, ps, 4, co, si), ROTARY_OK);
+  for (int k = 0; k < 64 * 4; k++) assert_true(isfinite(co[k]) && isfinite(si[k]));
+  rotary_rope_destroy(r);
   /* explicit frequencies win over the scaling, whose (bad) parameters are then ignored */
   double freqs[64];
   for (int i = 0; i < 64; i++) freqs[i] = 1.0 / (i + 1);
@@ -364,11 +390,63 @@ static void test_derive(void **state) {
   assert_int_equal(rotary_rope_derive(NULL, 1, 1, &b), ROTARY_ERR_NULL_POINTER);
 }
 
+/* One rule for create and derive (issue 10, defect 9): for every config and sequence length, derive's status is
+ * create's status with that seq_len (and rotary_config_check's), and on success the two ropes hold the same bits. */
+static void test_derive_same_rule(void **state) {
+  (void)state;
+  init_factors();
+  rotary_config cfg[24];
+  size_t n = make_configs(cfg);
+  rotary_config c = cfg[3]; /* dynamic NTK from base 1e300 (the issue's): the base overflows past some length */
+  c.base = 1e300, c.head_dim = c.rotary_dim = 4;
+  cfg[n++] = c;
+  c.base = 1e290, c.scaling.factor = 1e10;
+  cfg[n++] = c;
+  c = cfg[10]; /* LongRoPE whose long factors overflow the frequencies, short ones fine */
+  static double tiny[48];
+  for (int i = 0; i < 48; i++) tiny[i] = 1e-310;
+  c.scaling.long_factor = tiny, c.seq_len = 0;
+  cfg[n++] = c;
+  const size_t seqs[] = {0, 1, 4096, 4097, 10000, 131072, (size_t)1 << 32, (size_t)1 << 52, SIZE_MAX};
+  size_t refused = 0;
+  for (size_t k = 0; k < n; k++) {
+    rotary_rope *from = NULL;
+    assert_int_equal(rotary_rope_create(&cfg[k], 8, &from), ROTARY_OK);
+    for (size_t z = 0; z < sizeof seqs / sizeof seqs[0]; z++) {
+      rotary_config want = cfg[k];
+      want.seq_len = seqs[z];
+      rotary_rope *got = (rotary_rope *)&want, *fresh = (rotary_rope *)&want;
+      const rotary_status sd = rotary_rope_derive(from, seqs[z], 8, &got);
+      const rotary_status sc = rotary_rope_create(&want, 8, &fresh);
+      assert_int_equal(sd, sc);
+      assert_int_equal(rotary_config_check(&want, NULL), sc);
+      if (sd != ROTARY_OK) {
+        refused++;
+        assert_ptr_equal(got, (rotary_rope *)&want); /* untouched */
+        continue;
+      }
+      double f1[64], f2[64];
+      rotary_rope_inv_freq(got, f1), rotary_rope_inv_freq(fresh, f2);
+      assert_memory_equal(f1, f2, want.rotary_dim / 2 * sizeof(double));
+      assert_true(rotary_rope_attention_scaling(got) == rotary_rope_attention_scaling(fresh));
+      rotary_rope_destroy(got);
+      rotary_rope_destroy(fresh);
+    }
+    rotary_rope_destroy(from);
+  }
+  assert_true(refused >= 3); /* the issue's case among them: base 1e300 at seq_len 2^32 */
+  rotary_rope *a = NULL, *b = (rotary_rope *)&c;
+  assert_int_equal(rotary_rope_create(&cfg[n - 3], 0, &a), ROTARY_OK);
+  assert_int_equal(rotary_rope_derive(a, (size_t)1 << 32, 0, &b), ROTARY_ERR_SCALING);
+  assert_ptr_equal(b, (rotary_rope *)&c);
+  rotary_rope_destroy(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_families_match_reference), cmocka_unit_test(test_known_values),
       cmocka_unit_test(test_table_uses_scaled_values), cmocka_unit_test(test_validation_names_field),
-      cmocka_unit_test(test_derive),
+      cmocka_unit_test(test_derive),   cmocka_unit_test(test_derive_same_rule),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
