@@ -35,13 +35,17 @@ static rotary_status region_extent(region *r) {
                      ROTARY_ERR_OVERFLOW);
     ROTARY_RETURN_IF(rotary_add_overflow_i64(span < 0 ? lo : hi, span, span < 0 ? &lo : &hi), ROTARY_ERR_OVERFLOW);
   }
-  int64_t lo_bytes, hi_bytes;
+  /* Every step checked: lo_bytes may be exactly INT64_MIN (whose negation does not exist, so its magnitude is
+   * taken in unsigned arithmetic) and hi may be exactly INT64_MAX (so the end index hi + 1 is checked too). */
+  int64_t end, lo_bytes, hi_bytes;
+  ROTARY_RETURN_IF(rotary_add_overflow_i64(hi, 1, &end), ROTARY_ERR_OVERFLOW);
   ROTARY_RETURN_IF(rotary_mul_overflow_i64(lo, (int64_t)r->elem, &lo_bytes), ROTARY_ERR_OVERFLOW);
-  ROTARY_RETURN_IF(rotary_mul_overflow_i64(hi + 1, (int64_t)r->elem, &hi_bytes), ROTARY_ERR_OVERFLOW);
+  ROTARY_RETURN_IF(rotary_mul_overflow_i64(end, (int64_t)r->elem, &hi_bytes), ROTARY_ERR_OVERFLOW);
   ROTARY_RETURN_IF(lo_bytes < PTRDIFF_MIN || hi_bytes > PTRDIFF_MAX, ROTARY_ERR_OVERFLOW);
-  ROTARY_RETURN_IF((uintptr_t)(-lo_bytes) > r->base, ROTARY_ERR_OVERFLOW);
+  const uint64_t below = 0u - (uint64_t)lo_bytes; /* lo_bytes <= 0: its magnitude, INT64_MIN included */
+  ROTARY_RETURN_IF(below > r->base, ROTARY_ERR_OVERFLOW);
   ROTARY_RETURN_IF(UINTPTR_MAX - r->base < (uintptr_t)hi_bytes, ROTARY_ERR_OVERFLOW);
-  r->lo = r->base - (uintptr_t)(-lo_bytes);
+  r->lo = r->base - (uintptr_t)below;
   r->hi = r->base + (uintptr_t)hi_bytes;
   return ROTARY_OK;
 }

@@ -743,6 +743,34 @@ static void test_misc_null_getters(void **state) {
   assert_int_equal(n_failures, 0);
 }
 
+/* Extents that land exactly on INT64_MIN or INT64_MAX: the checks themselves must not overflow (UBSan flagged the
+ * negation of INT64_MIN bytes and the end index INT64_MAX + 1 before they were done in checked arithmetic). */
+static void test_apply_extent_edges(void **state) {
+  (void)state;
+  rotary_apply_desc d;
+  /* f16: -2^62 elements are exactly INT64_MIN bytes before the base */
+  base_desc(&d), d.k.n_heads = 0, d.q.dtype = ROTARY_F16, d.q.stride_batch = -((ptrdiff_t)1 << 62);
+  expect_apply(rope_tab, &d, ROTARY_ERR_OVERFLOW, "apply: f16 q.stride_batch -2^62 (INT64_MIN bytes)");
+  base_desc(&d), d.k.n_heads = 0, d.q.dtype = ROTARY_F16, d.q.out_stride_batch = -((ptrdiff_t)1 << 62);
+  expect_apply(rope_tab, &d, ROTARY_ERR_OVERFLOW, "apply: f16 q.out_stride_batch -2^62 (INT64_MIN bytes)");
+  /* f32: -2^61 elements are INT64_MIN bytes too */
+  base_desc(&d), d.k.out_stride_batch = -((ptrdiff_t)1 << 61);
+  expect_apply(rope_tab, &d, ROTARY_ERR_OVERFLOW, "apply: f32 k.out_stride_batch -2^61 (INT64_MIN bytes)");
+  /* one head, two tokens: the last element index is exactly INT64_MAX */
+  base_desc(&d), d.k.n_heads = 0, d.batch = 1, d.seq_len = 2, d.q.n_heads = 1;
+  d.q.stride_seq = PTRDIFF_MAX - (D - 1);
+  expect_apply(rope_tab, &d, ROTARY_ERR_OVERFLOW, "apply: q.stride_seq INT64_MAX - 7: last index INT64_MAX");
+  d.q.stride_seq = D, d.q.out_stride_seq = PTRDIFF_MAX - (D - 1);
+  expect_apply(rope_tab, &d, ROTARY_ERR_OVERFLOW, "apply: q.out_stride_seq INT64_MAX - (head_dim - 1)");
+  d.q.out_stride_seq = PTRDIFF_MAX - 1;
+  expect_apply(rope_tab, &d, ROTARY_ERR_OVERFLOW, "apply: q.out_stride_seq INT64_MAX - 1");
+  d.q.dtype = ROTARY_F16, d.q.out_stride_seq = PTRDIFF_MIN;
+  expect_apply(rope_tab, &d, ROTARY_ERR_OVERFLOW, "apply: f16 q.out_stride_seq INT64_MIN");
+  d.q.out_stride_seq = -((ptrdiff_t)1 << 62) - 1;
+  expect_apply(rope_tab, &d, ROTARY_ERR_OVERFLOW, "apply: f16 q.out_stride_seq -2^62 - 1");
+  assert_int_equal(n_failures, 0);
+}
+
 static void test_case_count(void **state) {
   (void)state;
   printf("bad-input cases: %d\n", n_cases);
@@ -775,6 +803,7 @@ int main(void) {
       cmocka_unit_test_setup(test_valid_position_limits, test_setup),
       cmocka_unit_test_setup(test_misc_null_getters, test_setup),
       cmocka_unit_test_setup(test_apply_overflow_cos_sin_bytes, test_setup),
+      cmocka_unit_test_setup(test_apply_extent_edges, test_setup),
       cmocka_unit_test(test_case_count),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -176,10 +176,15 @@ static rotary_rope *make_rope(const rope_case *rc) {
 
 /* ---- tensors and their placement ---- */
 
-static ptrdiff_t huge_stride(uint8_t b) {
-  static const ptrdiff_t huge[6] = {PTRDIFF_MAX, PTRDIFF_MIN, PTRDIFF_MAX / 2 + 1, PTRDIFF_MIN / 2 - 1,
-                                    PTRDIFF_MAX / 3 + 1, -(PTRDIFF_MAX / 3) - 2};
-  return huge[b % 6];
+/* Strides whose extents overflow, and (from index 6) strides that land the extent exactly on the edges of int64:
+ * -2^62 f16 or -2^61 f32 elements are INT64_MIN bytes, PTRDIFF_MAX - (hd - 1) makes the last index INT64_MAX with
+ * two indices in one dim (validation once overflowed its own arithmetic there; UBSan found it). */
+static ptrdiff_t huge_stride(uint8_t b, size_t hd) {
+  const ptrdiff_t p62 = (ptrdiff_t)1 << 62, p61 = (ptrdiff_t)1 << 61;
+  const ptrdiff_t huge[12] = {PTRDIFF_MAX,  PTRDIFF_MIN, PTRDIFF_MAX / 2 + 1, PTRDIFF_MIN / 2 - 1,
+                              PTRDIFF_MAX / 3 + 1, -(PTRDIFF_MAX / 3) - 2, -p62, -p61, PTRDIFF_MAX - 1,
+                              PTRDIFF_MAX - ((ptrdiff_t)hd - 1), p62, -p62 - 1};
+  return huge[b % 12];
 }
 
 /* Contiguous strides of a layout: BSHD (layout 0) or BHSD. */
@@ -221,7 +226,7 @@ static void carve_strides(reader *r, tensor_plan *t, size_t seq, size_t hd) {
   else if (layout >= 224 && layout < 240) colliding_stride(r, t->out_s, hd);
   else if (layout >= 240) {
     uint8_t b = rd_u8(r);
-    (b & 8 ? t->out_s : t->in_s)[b % 3] = huge_stride(b >> 4);
+    (b & 8 ? t->out_s : t->in_s)[b % 3] = huge_stride(b >> 4, hd);
   }
   if (t->in_place) memcpy(t->out_s, t->in_s, sizeof(t->in_s));
 }

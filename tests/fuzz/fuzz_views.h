@@ -35,6 +35,12 @@ static void view_extent(view *v, size_t row) {
         __builtin_add_overflow(span < 0 ? lo : hi, span, span < 0 ? &lo : &hi))
       v->overflow = 1;
   }
+  /* Byte offsets count too: beyond int64, or reaching 2^62 bytes below the base (below address 0 for any pointer a
+   * process holds), no call can be valid: the library must say OVERFLOW without touching memory. */
+  int64_t lo_b, hi_b;
+  if (!v->overflow && (__builtin_mul_overflow(lo, (int64_t)v->esize, &lo_b) ||
+                       __builtin_mul_overflow(hi, (int64_t)v->esize, &hi_b) || lo_b <= -((int64_t)1 << 62)))
+    v->overflow = 1;
   v->nomem = v->overflow || lo < -(int64_t)ARENA_LIMIT || hi > (int64_t)ARENA_LIMIT;
   v->lo = v->nomem ? 0 : lo, v->hi = v->nomem ? 0 : hi;
 }
