@@ -1,5 +1,6 @@
 /* scaling.c: inverse frequencies and attention factors of every scaling family, in fp64, as Hugging Face defines
  * them (transformers' modeling_rope_utils), and the validation of their parameters. */
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 
@@ -14,8 +15,96 @@
 
 static int finite_positive(double v) { return isfinite(v) && v > 0.0; }
 
-/* base^(-2i/d), the unscaled frequency. */
-static double default_freq(double base, size_t i, size_t d) { return pow(base, -(double)(2 * i) / (double)d); }
+/* ---- base^(-2i/d) correctly rounded to fp64: double-double (dd) ln and exp, then a checked rounding ---- */
+
+typedef struct dd {
+  double hi, lo;
+} dd;
+
+static dd dd_fast(double a, double b) { /* |a| >= |b| or a == 0 */
+  const double s = a + b;
+  return (dd){s, b - (s - a)};
+}
+
+static dd dd_add(dd a, dd b) {
+  const double s = a.hi + b.hi, bb = s - a.hi, e = (a.hi - (s - bb)) + (b.hi - bb);
+  const double t = a.lo + b.lo, tb = t - a.lo, te = (a.lo - (t - tb)) + (b.lo - tb);
+  dd r = dd_fast(s, e + t);
+  return dd_fast(r.hi, r.lo + te);
+}
+
+static dd dd_mul(dd a, dd b) {
+  const double p = a.hi * b.hi;
+  return dd_fast(p, fma(a.hi, b.hi, -p) + (a.hi * b.lo + a.lo * b.hi));
+}
+
+static dd dd_mul_d(dd a, double b) {
+  const double p = a.hi * b;
+  return dd_fast(p, fma(a.hi, b, -p) + a.lo * b);
+}
+
+/* x times ln 2 for an integer x (|x| < 2^11), as a dd: ln 2 in three doubles (to 2^-163). */
+static dd dd_times_ln2(double x) {
+  const double H = 0x1.62e42fefa39efp-1, L = 0x1.abc9e3b39803fp-56, LL = 0x1.7b57a079a1934p-111;
+  const double p = x * H, q = x * L;
+  return dd_add((dd){p, fma(x, H, -p)}, dd_fast(q, fma(x, L, -q) + x * LL));
+}
+
+/* e^y = M * 2^k with M a dd near [0.7, 1.42], for |y.hi| < 800: y - k ln2 = r, |r| <= 0.35, then e^(r/32) - 1 by its
+ * Taylor series to degree 13 (remainder below 2^-117) and five doublings of the form E <- E (E + 2). */
+static dd dd_exp(dd y, int *k) {
+  static const dd inv_fact[12] = {
+      {0x1.0000000000000p-1, 0x0.0p+0},  {0x1.5555555555555p-3, 0x1.5555555555555p-57},
+      {0x1.5555555555555p-5, 0x1.5555555555555p-59},  {0x1.1111111111111p-7, 0x1.1111111111111p-63},
+      {0x1.6c16c16c16c17p-10, -0x1.f49f49f49f49fp-65}, {0x1.a01a01a01a01ap-13, 0x1.a01a01a01a01ap-73},
+      {0x1.a01a01a01a01ap-16, 0x1.a01a01a01a01ap-76},  {0x1.71de3a556c734p-19, -0x1.c154f8ddc6c00p-73},
+      {0x1.27e4fb7789f5cp-22, 0x1.cbbc05b4fa99ap-76},  {0x1.ae64567f544e4p-26, -0x1.c062e06d1f209p-80},
+      {0x1.1eed8eff8d898p-29, -0x1.2aec959e14c06p-83}, {0x1.6124613a86d09p-33, 0x1.f28e0cc748ebep-87}};
+  const double kd = nearbyint(y.hi * 0x1.71547652b82fep+0); /* y / ln 2 */
+  const dd kl = dd_times_ln2(kd);
+  dd r = dd_add((dd){y.hi - kl.hi, 0.0}, (dd){y.lo, -kl.lo}); /* y.hi - kl.hi is exact (Sterbenz) */
+  r.hi *= 0x1p-5, r.lo *= 0x1p-5;
+  dd e = inv_fact[11];
+  for (int n = 10; n >= 0; n--) e = dd_add(dd_mul(e, r), inv_fact[n]);
+  e = dd_mul(dd_add(dd_mul(e, r), (dd){1.0, 0.0}), r); /* e^r - 1 */
+  for (int j = 0; j < 5; j++) e = dd_add(dd_mul_d(e, 2.0), dd_mul(e, e));
+  *k = (int)kd;
+  return dd_add((dd){1.0, 0.0}, e);
+}
+
+/* ln(b) for a normal b: b = m 2^e with m in [0.7, 1.42); ln m = y0 + ln(m e^-y0) with y0 = log(m) from libm and
+ * m e^-y0 = 1 + t, |t| ~ 2^-52, so ln(1 + t) = t - t^2/2 to 2^-150. */
+static dd dd_log(double b) {
+  int e;
+  double m = frexp(b, &e);
+  if (m < 0.70710678118654752) m *= 2.0, e--;
+  const double y0 = log(m);
+  int k;
+  const dd w = dd_exp((dd){-y0, 0.0}, &k);
+  const dd z = dd_mul_d(w, ldexp(m, k));
+  const dd t = dd_add(z, (dd){-1.0, 0.0});
+  const dd lnm = dd_add((dd){y0, 0.0}, dd_add(t, (dd){-0.5 * t.hi * t.hi, 0.0}));
+  return dd_add(dd_times_ln2((double)e), lnm);
+}
+
+double rotary_scaling_pow(double base, size_t num, size_t den, int *decided) {
+  if (decided) *decided = 1;
+  if (num == 0) return 1.0;
+  const double q = (double)num / (double)den;
+  if (!(base >= DBL_MIN && base <= DBL_MAX)) return pow(base, -q); /* a derived base out of range: the check refuses */
+  const dd expo = {-q, -fma(-q, (double)den, (double)num) / (double)den}; /* -num/den to 2^-106 */
+  int k;
+  const dd m = dd_exp(dd_mul(expo, dd_log(base)), &k); /* relative error below 2^-90 (see docs/accuracy.md) */
+  const double r = m.hi + m.lo, off = (m.hi - r) + m.lo; /* the nearest double to the dd, and the dd minus it */
+  const double up = (nextafter(r, INFINITY) - r) * 0.5, down = (r - nextafter(r, 0.0)) * 0.5, margin = r * 0x1p-85;
+  if (decided && (off >= 0.0 ? up - off <= margin : down + off <= margin)) *decided = 0;
+  const double v = ldexp(r, k); /* exact while v is normal */
+  if (decided && v < DBL_MIN) *decided = 0; /* a subnormal result is rounded twice */
+  return v;
+}
+
+/* base^(-2i/d), the unscaled frequency, correctly rounded. */
+static double default_freq(double base, size_t i, size_t d) { return rotary_scaling_pow(base, 2 * i, d, NULL); }
 
 /* YaRN's and LongRoPE's factor: given, or max_position_embeddings / original_max_position_embeddings. */
 static double derived_factor(const rotary_scaling *s) {

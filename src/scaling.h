@@ -12,4 +12,9 @@ rotary_status rotary_scaling_check(const rotary_config *c, const char **field);
  * returns the family's attention factor (1 for families without one). */
 double rotary_scaling_frequencies(const rotary_config *c, size_t seq_len, double *inv_freq);
 
+/* base^(-num/den) for num < den correctly rounded to fp64 (double-double ln and exp, error below 2^-90 relative),
+ * for base in [DBL_MIN, DBL_MAX] (otherwise libm's pow). When decided is not NULL, *decided is 0 if the rounding
+ * could not be proven (the double-double within 2^-85 relative of a midpoint, or a subnormal result). */
+double rotary_scaling_pow(double base, size_t num, size_t den, int *decided);
+
 #endif /* ROTARY_SCALING_H */

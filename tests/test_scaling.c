@@ -13,6 +13,11 @@
 #include <string.h>
 
 #include "rotary.h"
+#include "scaling.h" /* rotary_scaling_pow */
+
+#ifdef ORACLE_HAVE_MPFR
+#include <mpfr.h>
+#endif
 
 #define PI_L 3.141592653589793238462643383279502884L
 
@@ -442,11 +447,60 @@ static void test_derive_same_rule(void **state) {
   rotary_rope_destroy(a);
 }
 
+/* The default frequencies base^(-2i/d) are correctly rounded to fp64 (issue 10): against MPFR over bases x every even
+ * d up to 256 x every i, through a rope, with libm's pow (the former method) measured beside them. */
+static void test_inv_freq_correctly_rounded(void **state) {
+  (void)state;
+#ifdef ORACLE_HAVE_MPFR
+  const double bases[] = {10000, 500000, 1e6, 1e7, 5e6, 1.5, 2, 100, 0.5, 1e300, DBL_MAX, 0x1p-1022};
+  mpfr_t b, e, r, t;
+  mpfr_inits2(320, b, e, r, t, (mpfr_ptr)0);
+  long n = 0, wrong = 0, undecided = 0, libm_wrong = 0;
+  double max_ulp = 0, libm_max_ulp = 0, libm_max_ulp5 = 0; /* libm5: the first five (model) bases */
+  for (size_t k = 0; k < sizeof bases / sizeof bases[0]; k++)
+    for (size_t d = 2; d <= 256; d += 2) {
+      rotary_config c;
+      rotary_config_init(&c, d);
+      c.base = bases[k];
+      rotary_rope *rope = NULL;
+      assert_int_equal(rotary_rope_create(&c, 0, &rope), ROTARY_OK);
+      double w[128];
+      rotary_rope_inv_freq(rope, w);
+      rotary_rope_destroy(rope);
+      for (size_t i = 0; i < d / 2; i++) {
+        mpfr_set_d(b, bases[k], MPFR_RNDN);
+        mpfr_set_si(e, -(long)(2 * i), MPFR_RNDN);
+        mpfr_div_ui(e, e, (unsigned long)d, MPFR_RNDN);
+        mpfr_pow(r, b, e, MPFR_RNDN);
+        const double cr = mpfr_get_d(r, MPFR_RNDN), ulp = nextafter(cr, INFINITY) - cr;
+        const double libm = pow(bases[k], -(double)(2 * i) / (double)d);
+        mpfr_sub_d(t, r, w[i], MPFR_RNDN);
+        max_ulp = fmax(max_ulp, fabs(mpfr_get_d(t, MPFR_RNDN)) / ulp);
+        mpfr_sub_d(t, r, libm, MPFR_RNDN);
+        libm_max_ulp = fmax(libm_max_ulp, fabs(mpfr_get_d(t, MPFR_RNDN)) / ulp);
+        if (k < 5) libm_max_ulp5 = fmax(libm_max_ulp5, fabs(mpfr_get_d(t, MPFR_RNDN)) / ulp);
+        int decided = 1;
+        assert_true(rotary_scaling_pow(bases[k], 2 * i, d, &decided) == w[i]);
+        n++, wrong += w[i] != cr, libm_wrong += libm != cr, undecided += !decided;
+      }
+    }
+  mpfr_clears(b, e, r, t, (mpfr_ptr)0);
+  printf("[inv_freq] %ld values base^(-2i/d) vs MPFR: %ld not correctly rounded (max %.4f ulp), %ld undecided; "
+         "libm pow: %ld not correctly rounded (max %.3f ulp; %.3f for bases 1e4 to 1e7)\n",
+         n, wrong, max_ulp, undecided, libm_wrong, libm_max_ulp, libm_max_ulp5);
+  assert_int_equal(wrong, 0);
+  assert_int_equal(undecided, 0);
+#else
+  printf("[inv_freq] MPFR not found: correct rounding not checked\n");
+#endif
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_families_match_reference), cmocka_unit_test(test_known_values),
       cmocka_unit_test(test_table_uses_scaled_values), cmocka_unit_test(test_validation_names_field),
       cmocka_unit_test(test_derive),   cmocka_unit_test(test_derive_same_rule),
+      cmocka_unit_test(test_inv_freq_correctly_rounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
