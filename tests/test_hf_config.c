@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rotary.h"
@@ -281,8 +282,172 @@ static void test_length_and_files(void **state) {
   rotary_hf_config_destroy(h);
   unlink(path);
   assert_int_equal(rotary_hf_config_load(path, &h, err, sizeof err), ROTARY_ERR_IO);
-  assert_non_null(strstr(err, "cannot open"));
+  assert_non_null(strstr(err, "No such file or directory"));
   assert_int_equal(rotary_hf_config_load(NULL, &h, err, sizeof err), ROTARY_ERR_NULL_POINTER);
+}
+
+/* Defect 6: which scaling keys transformers 5.24 requires, and what a JSON null means for each (it derives YaRN's
+ * and LongRoPE's factor from null, never from an absent key). */
+#define HEAD_D "\"hidden_size\":4096,\"num_attention_heads\":32,\"max_position_embeddings\":4096"
+#define QWEN "\"hidden_size\":3584,\"num_attention_heads\":28,\"max_position_embeddings\":131072"
+static void test_required_keys_and_nulls(void **state) {
+  (void)state;
+  parse_bad("{" QWEN ",\"rope_scaling\":{\"type\":\"yarn\",\"original_max_position_embeddings\":32768}}",
+            ROTARY_ERR_CONFIG, "rope_scaling.factor: missing (required by \"yarn\"");
+  parse_bad("{" QWEN ",\"rope_parameters\":{\"rope_type\":\"yarn\"}}", ROTARY_ERR_CONFIG,
+            "rope_parameters.factor: missing (required by \"yarn\"");
+  rotary_hf_config *h = parse_ok("{" QWEN ",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":null,"
+                                 "\"original_max_position_embeddings\":32768}}");
+  const rotary_config *c = rotary_hf_config_rope(h);
+  assert_true(c->scaling.factor == 0.0); /* derived by the rope: 131072 / 32768 */
+  rotary_rope *r = NULL;
+  assert_int_equal(rotary_rope_create(c, 0, &r), ROTARY_OK);
+  assert_true(fabs(rotary_rope_attention_scaling(r) - (0.1 * log(4.0) + 1.0)) < 1e-15);
+  rotary_rope_destroy(r);
+  rotary_hf_config_destroy(h);
+  parse_bad("{\"hidden_size\":3584,\"num_attention_heads\":28,\"rope_scaling\":{\"type\":\"yarn\",\"factor\":null,"
+            "\"original_max_position_embeddings\":32768}}", ROTARY_ERR_CONFIG, "no max_position_embeddings");
+  /* an explicit 0 is not null: transformers would divide by it (factor) or zero every cos/sin (attention_factor) */
+  parse_bad("{" QWEN ",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":0}}", ROTARY_ERR_CONFIG,
+            "rope_scaling.factor: 0");
+  parse_bad("{" QWEN ",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4,\"attention_factor\":0}}", ROTARY_ERR_CONFIG,
+            "rope_scaling.attention_factor: 0");
+  parse_bad("{" QWEN ",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4,\"original_max_position_embeddings\":null}}",
+            ROTARY_ERR_CONFIG, "rope_scaling.original_max_position_embeddings: null");
+  parse_bad("{" QWEN ",\"original_max_position_embeddings\":null,\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4}}",
+            ROTARY_ERR_CONFIG, "original_max_position_embeddings: null");
+  /* a top-level 0 is used (and refused), not skipped in favour of the scaling's value */
+  parse_bad("{" QWEN ",\"original_max_position_embeddings\":0,\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4,"
+            "\"original_max_position_embeddings\":32768}}", ROTARY_ERR_SCALING, "original_max_position_embeddings");
+  /* YaRN's truncate: null is falsy in transformers (rope_parameters.get("truncate", True)) */
+  h = parse_ok("{" QWEN ",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4,\"truncate\":null}}");
+  assert_int_equal(rotary_hf_config_rope(h)->scaling.truncate, 0);
+  rotary_hf_config_destroy(h);
+  h = parse_ok("{" QWEN ",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4,\"beta_fast\":null,\"mscale\":null,"
+               "\"attention_factor\":null}}");
+  assert_int_equal(rotary_hf_config_rope(h)->scaling.truncate, 1);
+  rotary_hf_config_destroy(h);
+  /* linear, dynamic, llama3: the factors must be numbers */
+  parse_bad("{" QWEN ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":null}}", ROTARY_ERR_CONFIG,
+            "rope_scaling.factor: null (a number is required by \"linear\")");
+  parse_bad("{" QWEN ",\"rope_scaling\":{\"type\":\"llama3\",\"factor\":8,\"low_freq_factor\":null,"
+            "\"high_freq_factor\":4}}", ROTARY_ERR_CONFIG, "rope_scaling.low_freq_factor: null");
+  parse_bad("{" QWEN ",\"rope_theta\":null}", ROTARY_ERR_CONFIG, "rope_theta: null");
+  parse_bad("{" QWEN ",\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":null}}", ROTARY_ERR_CONFIG,
+            "rope_parameters.rope_theta: null");
+  parse_bad("{" QWEN ",\"rope_parameters\":{\"rope_type\":\"default\",\"partial_rotary_factor\":null}}",
+            ROTARY_ERR_CONFIG, "rope_parameters.partial_rotary_factor: null");
+  h = parse_ok("{" QWEN ",\"partial_rotary_factor\":null}"); /* top level: as absent */
+  assert_int_equal(rotary_hf_config_rope(h)->rotary_dim, 128);
+  rotary_hf_config_destroy(h);
+}
+
+/* LongRoPE: short_factor and long_factor required; factor optional (absent or null derive it), 0 refused. */
+static void test_longrope_keys(void **state) {
+  (void)state;
+  char json[2048], list[512];
+  size_t n = 0;
+  for (int i = 0; i < 8; i++) n += (size_t)snprintf(list + n, sizeof list - n, "%s%d", i ? "," : "", i + 1);
+  static const char *extra[] = {"", ",\"factor\":null", ",\"factor\":32"};
+  for (int k = 0; k < 3; k++) {
+    snprintf(json, sizeof json,
+             "{\"head_dim\":16,\"max_position_embeddings\":131072,\"original_max_position_embeddings\":4096,"
+             "\"rope_scaling\":{\"type\":\"longrope\",\"short_factor\":[%s],\"long_factor\":[%s]%s}}",
+             list, list, extra[k]);
+    rotary_hf_config *h = parse_ok(json);
+    rotary_rope *r = NULL;
+    assert_int_equal(rotary_rope_create(rotary_hf_config_rope(h), 0, &r), ROTARY_OK);
+    assert_true(fabs(rotary_rope_attention_scaling(r) - sqrt(1 + log(32.0) / log(4096.0))) < 1e-15);
+    rotary_rope_destroy(r);
+    rotary_hf_config_destroy(h);
+  }
+  snprintf(json, sizeof json, "{\"head_dim\":16,\"max_position_embeddings\":131072,\"rope_scaling\":{\"type\":"
+           "\"longrope\",\"short_factor\":[%s],\"long_factor\":[%s],\"factor\":0}}", list, list);
+  parse_bad(json, ROTARY_ERR_CONFIG, "rope_scaling.factor: 0");
+  snprintf(json, sizeof json, "{\"head_dim\":16,\"max_position_embeddings\":131072,\"rope_scaling\":{\"type\":"
+           "\"longrope\",\"short_factor\":[%s],\"long_factor\":null}}", list);
+  parse_bad(json, ROTARY_ERR_CONFIG, "rope_scaling.long_factor: null");
+}
+
+/* Defect 7: a key given twice counts with its last value, as Python's json (and so transformers) reads it. */
+static void test_duplicate_keys_last_wins(void **state) {
+  (void)state;
+  rotary_hf_config *h = parse_ok("{" HEAD_D ",\"rope_theta\":10000,\"head_dim\":64,\"rope_theta\":500000,"
+                                 "\"head_dim\":128}");
+  assert_true(rotary_hf_config_rope(h)->base == 500000.0);
+  assert_int_equal(rotary_hf_config_rope(h)->head_dim, 128);
+  rotary_hf_config_destroy(h);
+  h = parse_ok("{" HEAD_D ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":2,\"factor\":8}}");
+  assert_true(rotary_hf_config_rope(h)->scaling.factor == 8.0);
+  rotary_hf_config_destroy(h);
+  h = parse_ok("{" HEAD_D ",\"rope_parameters\":{\"rope_type\":\"linear\",\"factor\":8,\"rope_theta\":1,"
+               "\"rope_type\":\"llama3\",\"low_freq_factor\":1,\"high_freq_factor\":4,\"rope_theta\":500000}}");
+  assert_int_equal(rotary_hf_config_rope(h)->scaling.type, ROTARY_SCALING_LLAMA3);
+  assert_true(rotary_hf_config_rope(h)->base == 500000.0);
+  rotary_hf_config_destroy(h);
+  h = parse_ok("{" HEAD_D ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":2},\"rope_scaling\":null}");
+  assert_int_equal(rotary_hf_config_rope(h)->scaling.type, ROTARY_SCALING_NONE);
+  rotary_hf_config_destroy(h);
+  /* strings cJSON would cut short (an escaped or raw NUL, raw control characters: Python refuses the latter),
+   * and text after the object (Python: "Extra data") are refused rather than read differently */
+  parse_bad("{" HEAD_D ",\"rope_theta\\u0000x\":5}", ROTARY_ERR_CONFIG, "\\u0000");
+  parse_bad("{" HEAD_D ",\"model_type\":\"a\tb\"}", ROTARY_ERR_CONFIG, "control character");
+  parse_bad("{" HEAD_D "} {}", ROTARY_ERR_CONFIG, "after the JSON object");
+  h = parse_ok("{" HEAD_D ",\"model_type\":\"a\\\\u0000\\\"\"} \r\n\t");
+  assert_string_equal(rotary_hf_config_model_type(h), "a\\u0000\"");
+  rotary_hf_config_destroy(h);
+}
+
+/* Defect 10: dimensions are validated, and named, before anything is allocated from them. */
+static void test_dims_before_allocation(void **state) {
+  (void)state;
+  parse_bad("{\"head_dim\":9007199254740992,\"rope_scaling\":{\"type\":\"longrope\",\"short_factor\":[1],"
+            "\"long_factor\":[1]}}", ROTARY_ERR_CONFIG, "head_dim: expected an integer >= 0 below 2^53");
+  parse_bad("{\"head_dim\":4503599627370496,\"max_position_embeddings\":8,\"rope_scaling\":{\"type\":\"longrope\","
+            "\"short_factor\":[1],\"long_factor\":[1]}}", ROTARY_ERR_HEAD_DIM,
+            "head_dim: 4503599627370496 is above ROTARY_MAX_HEAD_DIM (65536)");
+  parse_bad("{\"head_dim\":134217728,\"max_position_embeddings\":8,\"rope_scaling\":{\"type\":\"longrope\","
+            "\"short_factor\":[1],\"long_factor\":[1]}}", ROTARY_ERR_HEAD_DIM, "head_dim: 134217728 is above");
+  parse_bad("{\"hidden_size\":1099511627776,\"num_attention_heads\":2}", ROTARY_ERR_HEAD_DIM,
+            "hidden_size / num_attention_heads: gives head_dim 549755813888, above ROTARY_MAX_HEAD_DIM (65536)");
+  parse_bad("{\"model_type\":\"deepseek_v3\",\"head_dim\":192,\"qk_rope_head_dim\":131072}", ROTARY_ERR_HEAD_DIM,
+            "qk_rope_head_dim: 131072 is above ROTARY_MAX_HEAD_DIM (65536)");
+  parse_bad("{\"head_dim\":128,\"max_position_embeddings\":8,\"rope_scaling\":{\"type\":\"longrope\","
+            "\"short_factor\":[1],\"long_factor\":[1]}}", ROTARY_ERR_CONFIG,
+            "rope_scaling.short_factor: has 1 values, rotary_dim / 2 is 64");
+}
+
+/* The loader reads regular files only: a FIFO or a device is refused at once (it would block or never end), a
+ * file above 64 MiB too; system errors come with their text. */
+static void test_load_refuses_non_files(void **state) {
+  (void)state;
+  char dir[] = "/tmp/rotary_hf_dir_XXXXXX", path[256], err[256];
+  assert_non_null(mkdtemp(dir));
+  rotary_hf_config *h = (rotary_hf_config *)(void *)&h;
+  alarm(20); /* a blocking open or an endless read would hang here: let SIGALRM end the test instead */
+  snprintf(path, sizeof path, "%s/fifo", dir);
+  assert_int_equal(mkfifo(path, 0600), 0);
+  assert_int_equal(rotary_hf_config_load(path, &h, err, sizeof err), ROTARY_ERR_IO);
+  assert_non_null(strstr(err, "fifo: not a regular file"));
+  unlink(path);
+  assert_int_equal(rotary_hf_config_load("/dev/zero", &h, err, sizeof err), ROTARY_ERR_IO);
+  assert_string_equal(err, "/dev/zero: not a regular file");
+  alarm(0);
+  assert_int_equal(rotary_hf_config_load(dir, &h, err, sizeof err), ROTARY_ERR_IO);
+  assert_non_null(strstr(err, ": Is a directory"));
+  snprintf(path, sizeof path, "%s/missing.json", dir);
+  assert_int_equal(rotary_hf_config_load(path, &h, err, sizeof err), ROTARY_ERR_IO);
+  assert_non_null(strstr(err, "missing.json: No such file or directory"));
+  snprintf(path, sizeof path, "%s/big.json", dir);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(ftruncate(fileno(f), (off_t)(64 << 20) + 1), 0); /* sparse: costs no disk */
+  fclose(f);
+  assert_int_equal(rotary_hf_config_load(path, &h, err, sizeof err), ROTARY_ERR_IO);
+  assert_non_null(strstr(err, "big.json: larger than 64 MiB"));
+  unlink(path);
+  assert_ptr_equal(h, (rotary_hf_config *)(void *)&h);
+  assert_int_equal(rmdir(dir), 0);
 }
 
 int main(void) {
@@ -291,6 +456,9 @@ int main(void) {
       cmocka_unit_test(test_qwen_yarn_and_deepseek), cmocka_unit_test(test_phi3_longrope),
       cmocka_unit_test(test_partial_rotary),        cmocka_unit_test(test_other_families),
       cmocka_unit_test(test_errors_name_the_field), cmocka_unit_test(test_length_and_files),
+      cmocka_unit_test(test_required_keys_and_nulls), cmocka_unit_test(test_longrope_keys),
+      cmocka_unit_test(test_duplicate_keys_last_wins), cmocka_unit_test(test_dims_before_allocation),
+      cmocka_unit_test(test_load_refuses_non_files),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

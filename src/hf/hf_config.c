@@ -18,8 +18,8 @@ struct rotary_hf_config {
 };
 
 static rotary_status scaling_type(hf_parse *p, const cJSON *root, scaling_src *src) {
-  const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
-  const cJSON *legacy = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+  const cJSON *params = hf_get(root, "rope_parameters");
+  const cJSON *legacy = hf_get(root, "rope_scaling");
   src->obj = NULL;
   src->name = "rope_scaling";
   strcpy(src->type, "default");
@@ -37,15 +37,16 @@ static rotary_status scaling_type(hf_parse *p, const cJSON *root, scaling_src *s
     src->obj = legacy;
   }
   if (!src->obj) return ROTARY_OK;
-  const cJSON *t1 = cJSON_GetObjectItemCaseSensitive(src->obj, "rope_type");
-  const cJSON *t2 = cJSON_GetObjectItemCaseSensitive(src->obj, "type");
+  const cJSON *t1 = hf_get(src->obj, "rope_type");
+  const cJSON *t2 = hf_get(src->obj, "type");
   if ((t1 && !cJSON_IsString(t1)) || (t2 && !cJSON_IsString(t2)))
     return hf_fail(p, "%s.%s: expected a string", src->name, t1 && !cJSON_IsString(t1) ? "rope_type" : "type");
   if (t1 && t2 && strcmp(t1->valuestring, t2->valuestring))
     return hf_fail(p, "%s.type: \"%s\" contradicts rope_type \"%s\"", src->name, t2->valuestring, t1->valuestring);
   const char *t = t1 ? t1->valuestring : t2 ? t2->valuestring : NULL;
   if (!t) {
-    /* transformers 5 nests per-layer parameters ("full_attention": {...}); those are not one rope */
+    /* transformers 5 nests per-layer parameters ("full_attention": {...}); those are not one rope (any object
+     * member counts, even one a later duplicate key replaces: refused, never read differently) */
     for (const cJSON *c = src->obj->child; c; c = c->next)
       if (cJSON_IsObject(c)) return hf_fail(p, "%s.%s: per-layer rope parameters are not supported", src->name, c->string);
     return ROTARY_OK; /* rope_parameters with rope_theta only */
@@ -60,6 +61,7 @@ static rotary_status dims(hf_parse *p, const cJSON *root, const scaling_src *src
   rotary_config *c = &out->rope;
   const char *model = out->model_type;
   size_t hidden = 0, head_dim = 0, rope_dim = 0;
+  int hidden_head = 0; /* head_dim derived from hidden_size / num_attention_heads */
   rotary_status st;
   if ((st = hf_size(p, root, "num_attention_heads", "n_head", &out->heads)) != ROTARY_OK) return st;
   if ((st = hf_size(p, root, "num_key_value_heads", NULL, &out->kv_heads)) != ROTARY_OK) return st;
@@ -73,12 +75,21 @@ static rotary_status dims(hf_parse *p, const cJSON *root, const scaling_src *src
     if (!hidden || !out->heads) return hf_fail(p, "head_dim: missing, and hidden_size / num_attention_heads unknown");
     if (hidden % out->heads) return hf_fail(p, "hidden_size: %zu is not a multiple of num_attention_heads %zu", hidden, out->heads);
     head_dim = hidden / out->heads;
+    hidden_head = 1;
   }
+  /* bounded here, before anything (LongRoPE's factor arrays) is sized from it */
+  if (head_dim > ROTARY_MAX_HEAD_DIM)
+    return hf_fail_status(p, ROTARY_ERR_HEAD_DIM, "%s%zu%s above ROTARY_MAX_HEAD_DIM (%d)",
+                          hidden_head ? "hidden_size / num_attention_heads: gives head_dim " : "head_dim: ", head_dim,
+                          hidden_head ? "," : " is", ROTARY_MAX_HEAD_DIM);
   c->pairing = ROTARY_PAIRING_HALF;
   if (!strncmp(model, "deepseek_v", 10)) {
     /* DeepSeek-V2/V3 rotate only the qk_rope_head_dim part, with interleaved pairs */
     if ((st = hf_size(p, root, "qk_rope_head_dim", NULL, &rope_dim)) != ROTARY_OK) return st;
     if (!rope_dim) return hf_fail(p, "qk_rope_head_dim: missing (required by model_type \"%s\")", model);
+    if (rope_dim > ROTARY_MAX_HEAD_DIM)
+      return hf_fail_status(p, ROTARY_ERR_HEAD_DIM, "qk_rope_head_dim: %zu is above ROTARY_MAX_HEAD_DIM (%d)",
+                            rope_dim, ROTARY_MAX_HEAD_DIM);
     head_dim = rope_dim;
     c->pairing = ROTARY_PAIRING_INTERLEAVED;
   } else if (!strcmp(model, "gptj")) {
@@ -87,7 +98,7 @@ static rotary_status dims(hf_parse *p, const cJSON *root, const scaling_src *src
   }
   double partial = 1.0, pct = 0.0;
   int have_partial = 0, have_pct = 0;
-  if ((st = hf_number_in(p, root, src, "partial_rotary_factor", &partial, &have_partial)) != ROTARY_OK) return st;
+  if ((st = hf_number_in(p, root, src, "partial_rotary_factor", 1, &partial, &have_partial)) != ROTARY_OK) return st;
   if ((st = hf_number(p, root, "", "rotary_pct", &pct, &have_pct)) != ROTARY_OK) return st;
   if (have_pct && have_partial && pct != partial)
     return hf_fail(p, "rotary_pct: %g contradicts partial_rotary_factor %g", pct, partial);
@@ -103,14 +114,103 @@ static rotary_status dims(hf_parse *p, const cJSON *root, const scaling_src *src
   return ROTARY_OK;
 }
 
+#define DERIVES "null derives it from max_position_embeddings / original_max_position_embeddings"
+
+/* The factor: required by every family but LongRoPE. transformers derives YaRN's (a required key) and LongRoPE's
+ * from a JSON null (LongRoPE's also when absent); an explicit 0, which means "derive" in rotary_scaling, would be a
+ * division by zero there, so it is refused. */
+static rotary_status read_factor(hf_parse *p, const scaling_src *src, rotary_scaling *s, int *have) {
+  const char *t = src->type, *n = src->name;
+  const int derivable = s->type == ROTARY_SCALING_YARN || s->type == ROTARY_SCALING_LONGROPE;
+  const cJSON *v = hf_get(src->obj, "factor");
+  const rotary_status st = hf_number(p, src->obj, n, "factor", &s->factor, have);
+  if (st != ROTARY_OK) return st;
+  if (!v && s->type != ROTARY_SCALING_LONGROPE)
+    return hf_fail(p, "%s.factor: missing (required by \"%s\"%s)", n, t, derivable ? "; " DERIVES : "");
+  if (cJSON_IsNull(v) && !derivable) return hf_fail(p, "%s.factor: null (a number is required by \"%s\")", n, t);
+  if (*have && s->factor == 0.0 && derivable) return hf_fail(p, "%s.factor: 0 (%s)", n, DERIVES);
+  return ROTARY_OK;
+}
+
+/* YaRN, Llama 3, LongRoPE: original_max_position_embeddings. transformers 5 lets a top-level value win (Phi-3),
+ * whatever it is (0 then fails the check), else the scaling's, else max_position_embeddings; a null is an error. */
+static rotary_status read_original(hf_parse *p, const cJSON *root, const scaling_src *src, rotary_hf_config *out) {
+  static const char key[] = "original_max_position_embeddings";
+  size_t top = 0, inner = 0;
+  int have_top = 0, have_inner = 0;
+  if (hf_is_null(root, key)) return hf_fail(p, "%s: null (an integer is required)", key);
+  if (hf_is_null(src->obj, key)) return hf_fail(p, "%s.%s: null (an integer is required)", src->name, key);
+  rotary_status st = hf_size_in(p, root, "", key, &top, &have_top);
+  if (st == ROTARY_OK) st = hf_size_in(p, src->obj, src->name, key, &inner, &have_inner);
+  if (st != ROTARY_OK) return st;
+  if (!have_top && !have_inner && !out->max_positions)
+    return hf_fail(p, "%s.%s: missing, and no max_position_embeddings", src->name, key);
+  out->rope.scaling.original_max_position_embeddings = have_top ? top : have_inner ? inner : out->max_positions;
+  return ROTARY_OK;
+}
+
+/* A number the family requires: absent and null fail. */
+static rotary_status required_number(hf_parse *p, const scaling_src *src, const char *name, double *out) {
+  int have = 0;
+  if (hf_is_null(src->obj, name))
+    return hf_fail(p, "%s.%s: null (a number is required by \"%s\")", src->name, name, src->type);
+  const rotary_status st = hf_number(p, src->obj, src->name, name, out, &have);
+  if (st == ROTARY_OK && !have) return hf_fail(p, "%s.%s: missing (required by \"%s\")", src->name, name, src->type);
+  return st;
+}
+
+/* YaRN and LongRoPE: attention_factor; null derives it, an explicit 0 would zero every cos and sin there. */
+static rotary_status read_attention(hf_parse *p, const scaling_src *src, rotary_scaling *s) {
+  int have = 0;
+  const rotary_status st = hf_number(p, src->obj, src->name, "attention_factor", &s->attention_factor, &have);
+  if (st == ROTARY_OK && have && s->attention_factor == 0.0)
+    return hf_fail(p, "%s.attention_factor: 0 would zero every cos and sin (null derives it)", src->name);
+  return st;
+}
+
+static rotary_status family_yarn(hf_parse *p, const scaling_src *src, rotary_scaling *s) {
+  const cJSON *o = src->obj;
+  const char *n = src->name;
+  int have = 0;
+  rotary_status st;
+  /* null or 0 means the default for these, in transformers (`or 32`, `if mscale and ...`) as here */
+  if ((st = read_attention(p, src, s)) != ROTARY_OK) return st;
+  if ((st = hf_number(p, o, n, "beta_fast", &s->beta_fast, &have)) != ROTARY_OK) return st;
+  if ((st = hf_number(p, o, n, "beta_slow", &s->beta_slow, &have)) != ROTARY_OK) return st;
+  if ((st = hf_number(p, o, n, "mscale", &s->mscale, &have)) != ROTARY_OK) return st;
+  if ((st = hf_number(p, o, n, "mscale_all_dim", &s->mscale_all_dim, &have)) != ROTARY_OK) return st;
+  if (hf_is_null(o, "truncate")) {
+    s->truncate = 0; /* transformers: rope_parameters.get("truncate", True) gives None, which is falsy */
+    return ROTARY_OK;
+  }
+  return hf_bool(p, o, n, "truncate", &s->truncate);
+}
+
+/* LongRoPE: both factor arrays are checked (length rotary_dim / 2, bounded by dims()) before they are copied. */
+static rotary_status family_longrope(hf_parse *p, const scaling_src *src, rotary_hf_config *out) {
+  rotary_scaling *s = &out->rope.scaling;
+  const size_t half = out->rope.rotary_dim / 2;
+  rotary_status st;
+  if ((st = read_attention(p, src, s)) != ROTARY_OK) return st;
+  if ((st = hf_array_check(p, src->obj, src->name, "short_factor", half)) != ROTARY_OK) return st;
+  if ((st = hf_array_check(p, src->obj, src->name, "long_factor", half)) != ROTARY_OK) return st;
+  out->factors = malloc(2 * half * sizeof(double));
+  if (!out->factors)
+    return hf_fail_status(p, ROTARY_ERR_OUT_OF_MEMORY, "%s.short_factor: out of memory for %zu factors", src->name,
+                          2 * half);
+  hf_array_read(src->obj, "short_factor", out->factors);
+  hf_array_read(src->obj, "long_factor", out->factors + half);
+  s->short_factor = out->factors;
+  s->long_factor = out->factors + half;
+  return ROTARY_OK;
+}
+
 /* The family's parameters. */
 static rotary_status family(hf_parse *p, const cJSON *root, const scaling_src *src, rotary_hf_config *out) {
   rotary_scaling *s = &out->rope.scaling;
   const char *t = src->type, *n = src->name;
-  const cJSON *o = src->obj;
   rotary_status st;
-  int have_factor = 0, have_orig = 0;
-  size_t top_orig = 0, orig = 0;
+  int have_factor = 0;
   if (!strcmp(t, "default")) return ROTARY_OK;
   static const struct { const char *name; rotary_scaling_type type; } names[] = {
       {"linear", ROTARY_SCALING_LINEAR}, {"dynamic", ROTARY_SCALING_DYNAMIC}, {"ntk", ROTARY_SCALING_NTK},
@@ -120,53 +220,27 @@ static rotary_status family(hf_parse *p, const cJSON *root, const scaling_src *s
   if (k == sizeof names / sizeof names[0])
     return hf_fail(p, "%s.rope_type: unknown \"%s\" (known: default, linear, dynamic, ntk, yarn, llama3, longrope)", n, t);
   s->type = names[k].type;
-  if ((st = hf_number(p, o, n, "factor", &s->factor, &have_factor)) != ROTARY_OK) return st;
-  const int needs_factor = s->type != ROTARY_SCALING_YARN && s->type != ROTARY_SCALING_LONGROPE;
-  if (needs_factor && !have_factor) return hf_fail(p, "%s.factor: missing (required by \"%s\")", n, t);
+  if ((st = read_factor(p, src, s, &have_factor)) != ROTARY_OK) return st;
   s->max_position_embeddings = out->max_positions;
   if (s->type == ROTARY_SCALING_DYNAMIC && !out->max_positions)
     return hf_fail(p, "max_position_embeddings: missing (required by \"dynamic\")");
   if (s->type == ROTARY_SCALING_YARN || s->type == ROTARY_SCALING_LLAMA3 || s->type == ROTARY_SCALING_LONGROPE) {
-    /* transformers 5: a top-level value wins (Phi-3), else the scaling's, else max_position_embeddings */
-    if ((st = hf_size(p, root, "original_max_position_embeddings", NULL, &top_orig)) != ROTARY_OK) return st;
-    if ((st = hf_size_in(p, o, n, "original_max_position_embeddings", &orig, &have_orig)) != ROTARY_OK) return st;
-    s->original_max_position_embeddings = top_orig ? top_orig : have_orig ? orig : out->max_positions;
-    if (!s->original_max_position_embeddings)
-      return hf_fail(p, "%s.original_max_position_embeddings: missing, and no max_position_embeddings", n);
+    if ((st = read_original(p, root, src, out)) != ROTARY_OK) return st;
     if (!have_factor && !out->max_positions)
-      return hf_fail(p, "%s.factor: missing, and no max_position_embeddings to derive it", n);
+      return hf_fail(p, "%s.factor: null or absent, and no max_position_embeddings to derive it", n);
   }
-  if (s->type == ROTARY_SCALING_YARN) {
-    int have = 0;
-    if ((st = hf_number(p, o, n, "attention_factor", &s->attention_factor, &have)) != ROTARY_OK) return st;
-    if ((st = hf_number(p, o, n, "beta_fast", &s->beta_fast, &have)) != ROTARY_OK) return st;
-    if ((st = hf_number(p, o, n, "beta_slow", &s->beta_slow, &have)) != ROTARY_OK) return st;
-    if ((st = hf_number(p, o, n, "mscale", &s->mscale, &have)) != ROTARY_OK) return st;
-    if ((st = hf_number(p, o, n, "mscale_all_dim", &s->mscale_all_dim, &have)) != ROTARY_OK) return st;
-    if ((st = hf_bool(p, o, n, "truncate", &s->truncate)) != ROTARY_OK) return st;
-  } else if (s->type == ROTARY_SCALING_LLAMA3) {
-    int have_low = 0, have_high = 0;
-    if ((st = hf_number(p, o, n, "low_freq_factor", &s->low_freq_factor, &have_low)) != ROTARY_OK) return st;
-    if ((st = hf_number(p, o, n, "high_freq_factor", &s->high_freq_factor, &have_high)) != ROTARY_OK) return st;
-    if (!have_low || !have_high)
-      return hf_fail(p, "%s.%s: missing (required by \"llama3\")", n, have_low ? "high_freq_factor" : "low_freq_factor");
-  } else if (s->type == ROTARY_SCALING_LONGROPE) {
-    int have = 0;
-    const size_t half = out->rope.rotary_dim / 2;
-    if ((st = hf_number(p, o, n, "attention_factor", &s->attention_factor, &have)) != ROTARY_OK) return st;
-    out->factors = malloc(2 * half * sizeof(double));
-    if (!out->factors) return ROTARY_ERR_OUT_OF_MEMORY;
-    if ((st = hf_array(p, o, n, "short_factor", half, out->factors)) != ROTARY_OK) return st;
-    if ((st = hf_array(p, o, n, "long_factor", half, out->factors + half)) != ROTARY_OK) return st;
-    s->short_factor = out->factors;
-    s->long_factor = out->factors + half;
+  if (s->type == ROTARY_SCALING_YARN) return family_yarn(p, src, s);
+  if (s->type == ROTARY_SCALING_LONGROPE) return family_longrope(p, src, out);
+  if (s->type == ROTARY_SCALING_LLAMA3) {
+    if ((st = required_number(p, src, "low_freq_factor", &s->low_freq_factor)) != ROTARY_OK) return st;
+    return required_number(p, src, "high_freq_factor", &s->high_freq_factor);
   }
   return ROTARY_OK;
 }
 
 static rotary_status parse_root(hf_parse *p, const cJSON *root, rotary_hf_config *out) {
   if (!cJSON_IsObject(root)) return hf_fail(p, "config: expected a JSON object");
-  const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+  const cJSON *mt = hf_get(root, "model_type");
   if (mt && cJSON_IsString(mt)) snprintf(out->model_type, sizeof out->model_type, "%s", mt->valuestring);
   scaling_src src;
   rotary_status st = scaling_type(p, root, &src);
@@ -175,7 +249,7 @@ static rotary_status parse_root(hf_parse *p, const cJSON *root, rotary_hf_config
   int have_theta = 0, have_base = 0;
   double base = 0.0;
   rotary_config *c = &out->rope;
-  if ((st = hf_number_in(p, root, &src, "rope_theta", &c->base, &have_theta)) != ROTARY_OK) return st;
+  if ((st = hf_number_in(p, root, &src, "rope_theta", 0, &c->base, &have_theta)) != ROTARY_OK) return st;
   if ((st = hf_number(p, root, "", "rotary_emb_base", &base, &have_base)) != ROTARY_OK) return st; /* GPT-NeoX */
   if (have_base && have_theta && base != c->base)
     return hf_fail(p, "rotary_emb_base: %g contradicts rope_theta %g", base, c->base);
@@ -197,15 +271,16 @@ rotary_status rotary_hf_config_parse(const char *json, size_t length, rotary_hf_
   hf_parse p = {error, error_size, ROTARY_ERR_CONFIG};
   if (error && error_size) error[0] = '\0';
   if (!json || !out) return hf_fail_status(&p, ROTARY_ERR_NULL_POINTER, "json and out must not be NULL");
-  cJSON *root = cJSON_ParseWithLength(json, length);
-  if (!root) return hf_fail(&p, "config: not valid JSON (error near byte %zu)", hf_error_offset(json, length));
+  cJSON *root = NULL;
+  rotary_status st = hf_json_parse(&p, json, length, &root);
+  if (st != ROTARY_OK) return st;
   rotary_hf_config *cfg = calloc(1, sizeof *cfg);
   if (!cfg) {
     cJSON_Delete(root);
-    return hf_fail_status(&p, ROTARY_ERR_OUT_OF_MEMORY, "out of memory");
+    return hf_fail_status(&p, ROTARY_ERR_OUT_OF_MEMORY, "config: out of memory");
   }
   rotary_config_init(&cfg->rope, 2);
-  rotary_status st = parse_root(&p, root, cfg);
+  st = parse_root(&p, root, cfg);
   cJSON_Delete(root);
   if (st != ROTARY_OK) {
     rotary_hf_config_destroy(cfg);

@@ -1,13 +1,13 @@
-/* hf_json.c: typed, error-reporting reads of config.json fields for librotary_hf. */
+/* hf_json.c: the JSON text parsed (out of memory told apart from bad syntax) and typed, error-reporting reads of
+ * config.json fields for librotary_hf. */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hf_json.h"
-
-#define HF_MAX_FILE (64u << 20)
 
 static void vput(hf_parse *p, const char *fmt, va_list ap) {
   if (p->error && p->error_size) vsnprintf(p->error, p->error_size, fmt, ap);
@@ -29,15 +29,95 @@ rotary_status hf_fail_status(hf_parse *p, rotary_status st, const char *fmt, ...
   return st;
 }
 
+/* cJSON reports every failure as NULL. Its allocation hooks (process-wide, but this copy of cJSON is private to
+ * librotary_hf) go through a malloc that notes a failure in a per-thread flag, so that a parse that ran out of
+ * memory is told from one that met bad syntax. The hooks are set once and never change. */
+static _Thread_local int alloc_failed;
+
+static void *noting_malloc(size_t n) {
+  void *block = malloc(n);
+  if (!block) alloc_failed = 1;
+  return block;
+}
+
+static void free_block(void *block) { free(block); }
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void install_hooks(void) {
+  cJSON_Hooks hooks = {noting_malloc, free_block};
+  cJSON_InitHooks(&hooks);
+}
+
+/* The first byte in [0, end) that Python's json (strict) reads differently from cJSON, or end: a control
+ * character (below 0x20) inside a string or, other than tab, newline and return, between tokens (cJSON skips
+ * them); an escaped NUL (\u0000), which would cut a cJSON string short ("rope_theta\u0000x" read as "rope_theta").
+ * The text up to end is valid JSON, so quotes and backslashes pair up. */
+static size_t python_mismatch(const char *json, size_t end, const char **why) {
+  int in_string = 0;
+  for (size_t i = 0; i < end; i++) {
+    const unsigned char ch = (unsigned char)json[i];
+    if (ch < 0x20 && (in_string || (ch != '\t' && ch != '\n' && ch != '\r'))) {
+      *why = "a control character";
+      return i;
+    }
+    if (!in_string) {
+      in_string = ch == '"';
+    } else if (ch == '"') {
+      in_string = 0;
+    } else if (ch == '\\') {
+      if (i + 5 < end && json[i + 1] == 'u' && !memcmp(json + i + 2, "0000", 4)) {
+        *why = "an escaped NUL (\\u0000) in a string";
+        return i;
+      }
+      i++; /* the escaped character */
+    }
+  }
+  return end;
+}
+
+rotary_status hf_json_parse(hf_parse *p, const char *json, size_t length, cJSON **root) {
+  pthread_once(&hooks_once, install_hooks);
+  alloc_failed = 0;
+  const char *end = NULL;
+  cJSON *r = cJSON_ParseWithLengthOpts(json, length, &end, 0);
+  const size_t at = end && end >= json && end <= json + length ? (size_t)(end - json) : 0;
+  if (alloc_failed) {
+    cJSON_Delete(r);
+    return hf_fail_status(p, ROTARY_ERR_OUT_OF_MEMORY, "config: out of memory while parsing the JSON text");
+  }
+  if (!r) return hf_fail(p, "config: not valid JSON (error near byte %zu)", at);
+  size_t tail = at;
+  while (tail < length && (json[tail] == ' ' || json[tail] == '\t' || json[tail] == '\n' || json[tail] == '\r'))
+    tail++;
+  const char *why = NULL;
+  const size_t bad = python_mismatch(json, at, &why);
+  if (bad < at || tail < length) cJSON_Delete(r);
+  if (bad < at) return hf_fail(p, "config: %s at byte %zu (not read as Python's json reads it)", why, bad);
+  if (tail < length) return hf_fail(p, "config: unexpected data after the JSON object (byte %zu)", tail);
+  *root = r;
+  return ROTARY_OK;
+}
+
+const cJSON *hf_get(const cJSON *obj, const char *name) {
+  const cJSON *found = NULL;
+  if (!cJSON_IsObject(obj)) return NULL;
+  for (const cJSON *c = obj->child; c; c = c->next)
+    if (c->string && !strcmp(c->string, name)) found = c;
+  return found;
+}
+
+int hf_is_null(const cJSON *obj, const char *name) { return cJSON_IsNull(hf_get(obj, name)); }
+
 const char *hf_type_name(const cJSON *obj) {
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "rope_type");
-  if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(obj, "type");
+  const cJSON *t = hf_get(obj, "rope_type");
+  if (!cJSON_IsString(t)) t = hf_get(obj, "type");
   return cJSON_IsString(t) ? t->valuestring : NULL;
 }
 
 /* obj[name], or NULL when absent or JSON null. */
 static const cJSON *item(const cJSON *obj, const char *name) {
-  const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
+  const cJSON *v = hf_get(obj, name);
   return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
@@ -45,9 +125,10 @@ static const cJSON *item(const cJSON *obj, const char *name) {
 #define PFX(prefix) (prefix)[0] ? (prefix) : "", (prefix)[0] ? "." : ""
 
 static rotary_status read_size(hf_parse *p, const cJSON *v, const char *prefix, const char *name, size_t *out) {
-  if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0.0) || v->valuedouble > 9007199254740992.0 ||
+  /* below 2^53, where every integer the text can spell is read exactly */
+  if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0.0) || v->valuedouble >= 9007199254740992.0 ||
       v->valuedouble != floor(v->valuedouble))
-    return hf_fail(p, "%s%s%s: expected an integer >= 0", PFX(prefix), name);
+    return hf_fail(p, "%s%s%s: expected an integer >= 0 below 2^53", PFX(prefix), name);
   *out = (size_t)v->valuedouble;
   return ROTARY_OK;
 }
@@ -88,26 +169,32 @@ rotary_status hf_bool(hf_parse *p, const cJSON *obj, const char *prefix, const c
   return ROTARY_OK;
 }
 
-rotary_status hf_array(hf_parse *p, const cJSON *obj, const char *prefix, const char *name, size_t n, double *out) {
-  const cJSON *v = item(obj, name);
+rotary_status hf_array_check(hf_parse *p, const cJSON *obj, const char *prefix, const char *name, size_t n) {
+  const cJSON *v = hf_get(obj, name);
   if (!v) return hf_fail(p, "%s%s%s: missing (required by \"longrope\")", PFX(prefix), name);
+  if (cJSON_IsNull(v)) return hf_fail(p, "%s%s%s: null (an array is required by \"longrope\")", PFX(prefix), name);
   if (!cJSON_IsArray(v)) return hf_fail(p, "%s%s%s: expected an array of numbers", PFX(prefix), name);
-  const size_t size = (size_t)cJSON_GetArraySize(v);
+  size_t size = 0, i = 0;
+  for (const cJSON *e = v->child; e; e = e->next) size++;
   if (size != n)
     return hf_fail(p, "%s%s%s: has %zu values, rotary_dim / 2 is %zu", PFX(prefix), name, size, n);
-  size_t i = 0;
-  for (const cJSON *e = v->child; e; e = e->next, i++) {
+  for (const cJSON *e = v->child; e; e = e->next, i++)
     if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble))
       return hf_fail(p, "%s%s%s[%zu]: expected a finite number", PFX(prefix), name, i);
-    out[i] = e->valuedouble;
-  }
   return ROTARY_OK;
 }
 
-rotary_status hf_number_in(hf_parse *p, const cJSON *root, const scaling_src *src, const char *name, double *out,
-                           int *have) {
+void hf_array_read(const cJSON *obj, const char *name, double *out) {
+  size_t i = 0;
+  for (const cJSON *e = hf_get(obj, name)->child; e; e = e->next) out[i++] = e->valuedouble;
+}
+
+rotary_status hf_number_in(hf_parse *p, const cJSON *root, const scaling_src *src, const char *name, int top_null_ok,
+                           double *out, int *have) {
   double top = 0.0, inner = 0.0;
   int have_top = 0, have_inner = 0;
+  if (!top_null_ok && hf_is_null(root, name)) return hf_fail(p, "%s: null (a number is required)", name);
+  if (hf_is_null(src->obj, name)) return hf_fail(p, "%s.%s: null (a number is required)", src->name, name);
   rotary_status st = hf_number(p, root, "", name, &top, &have_top);
   if (st == ROTARY_OK && src->obj) st = hf_number(p, src->obj, src->name, name, &inner, &have_inner);
   if (st != ROTARY_OK) return st;
@@ -129,43 +216,4 @@ const char *hf_field_name(const char *field, const char *scaling_name, char *buf
   if (!strcmp(field, "base")) return "rope_theta";
   if (!strcmp(field, "rotary_dim")) return "partial_rotary_factor";
   return field;
-}
-
-size_t hf_error_offset(const char *json, size_t length) {
-  const char *end = NULL;
-  cJSON *again = cJSON_ParseWithLengthOpts(json, length, &end, 0);
-  cJSON_Delete(again);
-  return end && end >= json ? (size_t)(end - json) : 0;
-}
-
-rotary_status hf_read_file(hf_parse *p, const char *path, char **text, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return hf_fail(p, "%s: cannot open", path);
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  for (;;) {
-    if (len == cap) {
-      cap = cap ? 2 * cap : 65536;
-      char *grown = cap <= HF_MAX_FILE ? realloc(buf, cap) : NULL;
-      if (!grown) {
-        free(buf);
-        fclose(f);
-        return cap > HF_MAX_FILE ? hf_fail(p, "%s: larger than 64 MiB", path)
-                                 : hf_fail_status(p, ROTARY_ERR_OUT_OF_MEMORY, "out of memory");
-      }
-      buf = grown;
-    }
-    const size_t got = fread(buf + len, 1, cap - len, f);
-    len += got;
-    if (got == 0) break;
-  }
-  const int failed = ferror(f);
-  fclose(f);
-  if (failed) {
-    free(buf);
-    return hf_fail(p, "%s: read error", path);
-  }
-  *text = buf;
-  *n = len;
-  return ROTARY_OK;
 }

@@ -19,6 +19,17 @@ rotary_status hf_fail(hf_parse *p, const char *fmt, ...) __attribute__((format(p
 rotary_status hf_fail_status(hf_parse *p, rotary_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Parses the text into *root. Errors: OUT_OF_MEMORY (an allocation inside cJSON failed), p->status for bad syntax
+ * (with the byte), for anything but whitespace after the value (Python: "Extra data"), and for what cJSON would
+ * read differently from Python's json (control characters, an escaped NUL inside a string). */
+rotary_status hf_json_parse(hf_parse *p, const char *json, size_t length, cJSON **root);
+
+/* obj[name]: the LAST member of that name (duplicate keys count with their last value, as in Python's json), or
+ * NULL when absent or obj is not an object. A JSON null is returned as such. Every lookup goes through it. */
+const cJSON *hf_get(const cJSON *obj, const char *name);
+/* Whether obj[name] is there and JSON null. */
+int hf_is_null(const cJSON *obj, const char *name);
+
 /* The "rope_type" (else "type") string of a scaling object, or NULL. */
 const char *hf_type_name(const cJSON *obj);
 
@@ -33,27 +44,30 @@ rotary_status hf_number(hf_parse *p, const cJSON *obj, const char *prefix, const
                         int *have);
 /* Reads a boolean into *out (0 or 1); absent or null leaves it unchanged. */
 rotary_status hf_bool(hf_parse *p, const cJSON *obj, const char *prefix, const char *name, int *out);
-/* Reads a required array of exactly n numbers. */
-rotary_status hf_array(hf_parse *p, const cJSON *obj, const char *prefix, const char *name, size_t n, double *out);
+/* Checks a required array of exactly n finite numbers (absent, null, another type, another length or a bad element
+ * fail); hf_array_read then copies it. Nothing is allocated before the check. */
+rotary_status hf_array_check(hf_parse *p, const cJSON *obj, const char *prefix, const char *name, size_t n);
+void hf_array_read(const cJSON *obj, const char *name, double *out);
 
 /* A number that may sit at the top level or inside the scaling object (transformers 5 moves rope_theta and
- * partial_rotary_factor there); both present with different values is a contradiction. */
+ * partial_rotary_factor there); both present with different values is a contradiction. A null inside the scaling
+ * object fails (transformers would compute with None), and at the top level unless top_null_ok. */
 typedef struct scaling_src {
   const cJSON *obj;  /* the scaling object, or NULL */
   const char *name;  /* "rope_scaling" or "rope_parameters" */
   char type[32];     /* the family's Hugging Face name */
 } scaling_src;
-rotary_status hf_number_in(hf_parse *p, const cJSON *root, const scaling_src *src, const char *name, double *out,
-                           int *have);
+rotary_status hf_number_in(hf_parse *p, const cJSON *root, const scaling_src *src, const char *name, int top_null_ok,
+                           double *out, int *have);
 
 /* A name from rotary_config_check ("scaling.factor") spelled as the config spells it ("rope_scaling.factor");
  * static storage is not used: the result points into field or is a static string. */
 const char *hf_field_name(const char *field, const char *scaling_name, char *buf, size_t size);
 
-/* Byte offset of a JSON syntax error, for the message. */
-size_t hf_error_offset(const char *json, size_t length);
-
-/* Reads a whole file (at most 64 MiB) into a malloc'd buffer. */
+/* Reads a whole regular file of at most HF_MAX_FILE bytes into a malloc'd buffer (hf_file.c). Errors: IO with the
+ * system's text ("No such file or directory", "Is a directory"), "not a regular file" for a FIFO, device or
+ * socket (refused before it is opened, so nothing blocks), "larger than 64 MiB"; OUT_OF_MEMORY. */
+#define HF_MAX_FILE ((size_t)64 << 20)
 rotary_status hf_read_file(hf_parse *p, const char *path, char **text, size_t *n);
 
 #endif /* ROTARY_HF_JSON_H */
