@@ -36,6 +36,16 @@ extern "C" {
  * - Thread safety: a rotary_rope is immutable once created and may be used by any number of threads at once.
  *   A rotary_context runs one call at a time; concurrent calls on the same context are serialized by it.
  *   Functions without an object argument are thread-safe.
+ * - fork(): a child may use every rope and context it inherited, and destroy them, even when another thread of the
+ *   parent was inside a call at the moment of fork() (that call does not continue in the child: its outputs there
+ *   are unspecified). In the child, the first rotary_apply, rotary_context_threads or rotary_context_set_threads
+ *   on an inherited context gives it a fresh lock and fresh worker threads (if they cannot be started, its calls
+ *   run on the calling thread alone, with the same results); rotary_context_destroy frees it without signalling or
+ *   joining the parent's workers, whose thread stacks stay mapped in the child. The parent is not affected. The
+ *   library tells a child by a pthread_atfork handler registered by the first rotary_context_create. Not
+ *   supported: a fork() racing rotary_context_set_threads or rotary_context_destroy in another thread. This
+ *   relies on the C library allowing malloc and new threads in the child of a multi-threaded process, as glibc
+ *   does (POSIX alone promises only async-signal-safe functions there).
  */
 
 /* Status codes. The values are pinned: they never change between releases. */

@@ -248,7 +248,7 @@ rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const r
   job.rows_in_table = rope->table != NULL;
   use_streaming_stores(&job);
   choose_order(&job);
-  if (ctx) pthread_mutex_lock(&ctx->lock);
+  if (ctx) rotary_context_lock(ctx);
   const size_t n = useful_threads(&job, ctx ? ctx->n_threads : 1);
   size_t tasks = n > 1 ? n * ROTARY_TASKS_PER_THREAD : 1; /* n <= 1024: within ROTARY_POOL_MAX_TASKS */
   if (tasks > job.units) tasks = job.units;
@@ -256,12 +256,12 @@ rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const r
     /* tasks <= 4096, row floats <= 65566: no overflow */
     job.scratch = malloc(tasks * rotary_rope_row_floats(rope) * sizeof(float));
     if (!job.scratch) {
-      if (ctx) pthread_mutex_unlock(&ctx->lock);
+      if (ctx) rotary_context_unlock(ctx);
       return ROTARY_ERR_OUT_OF_MEMORY;
     }
   }
   rotary_pool_run(ctx ? ctx->pool : NULL, run_task, &job, tasks, n - 1);
-  if (ctx) pthread_mutex_unlock(&ctx->lock);
+  if (ctx) rotary_context_unlock(ctx);
   free(job.scratch);
   return ROTARY_OK;
 }

@@ -1,8 +1,9 @@
-/* context.h: the internals of a rotary_context (thread count, worker pool, call lock). */
+/* context.h: the internals of a rotary_context (thread count, worker pool, call lock, fork generation). */
 #ifndef ROTARY_CONTEXT_H
 #define ROTARY_CONTEXT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "rotary.h"
 #include "threadpool.h"
@@ -10,7 +11,13 @@
 struct rotary_context {
   pthread_mutex_t lock; /* held for a whole call: one call at a time */
   size_t n_threads;     /* the caller plus n_threads - 1 workers */
-  rotary_pool *pool;    /* NULL when n_threads == 1 */
+  rotary_pool *pool;    /* NULL when n_threads == 1 (or when a forked child could not re-create the workers) */
+  _Atomic unsigned fork_state; /* (fork generation the lock and pool belong to) << 1 | (a thread is adopting) */
 };
+
+/* Locks ctx for one call. In a child of fork() the first caller first adopts the context: a fresh lock (the old one
+ * may be held by a thread that does not exist here) and fresh workers (the parent's do not exist here). */
+void rotary_context_lock(rotary_context *ctx);
+void rotary_context_unlock(rotary_context *ctx);
 
 #endif /* ROTARY_CONTEXT_H */

@@ -199,3 +199,9 @@ void rotary_pool_destroy(rotary_pool *pool) {
   stop_workers(pool, pool->n_workers);
   free_pool(pool, pool->n_workers);
 }
+
+void rotary_pool_abandon(rotary_pool *pool) {
+  if (!pool) return;
+  free(pool->workers);
+  free(pool);
+}

@@ -21,6 +21,10 @@ rotary_status rotary_pool_create(size_t n_workers, rotary_pool **out);
 /* Stops and joins the workers. NULL is allowed. */
 void rotary_pool_destroy(rotary_pool *pool);
 
+/* Frees the pool's memory without waking, joining or unlocking anything: for a child of fork(), where the workers
+ * do not exist and their locks may be held by threads that do not exist either. NULL is allowed. */
+void rotary_pool_abandon(rotary_pool *pool);
+
 /* Runs fn(arg, i, count) for every i < count (count in 1 .. ROTARY_POOL_MAX_TASKS) and returns when all are done.
  * The caller claims tasks too, and wakes at most `helpers` workers: a worker that is slow to wake finds the tasks
  * already taken instead of being waited for. One job at a time per pool (callers serialize); pool may be NULL. */
