@@ -1,11 +1,12 @@
-/* bench.c: `rotary bench`: times the composed, naive and fused RoPE against a streaming pass, round-robin. */
+/* bench.c: `rotary bench`: times the composed, naive and fused RoPE, each in a block of rounds against a streaming
+ * pass, and prints each row as its block ends. */
 #include <stdlib.h>
 #include <time.h>
 
 #include "bench.h"
 #include "cli.h"
 
-#define MAX_IMPLS (6 + BENCH_TUNE_COUNT)
+#define MAX_IMPLS (7 + BENCH_TUNE_COUNT)
 
 static double now_ms(void) {
   struct timespec ts;
@@ -18,14 +19,16 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static void summarize(bench_result *r, double *t, size_t n) {
+/* Sorts t and gives its median, min and max. */
+static void summarize(double *t, size_t n, double *median, double *min, double *max) {
   qsort(t, n, sizeof *t, cmp_double);
-  r->median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-  r->min = t[0];
-  r->max = t[n - 1];
+  *median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+  *min = t[0];
+  *max = t[n - 1];
 }
 
-/* The table's rows, in order: (a), (b), (c), then the references. */
+/* The table's rows, in order: (a), (b), (c) and its variants, torch, then the references. The streaming pass is
+ * timed inside every other row's block and comes last, from all its samples. */
 static size_t pick_impls(const bench_options *o, bench_result *r) {
   size_t n = 0;
   if (o->layout == ROTARY_LAYOUT_BHSD)
@@ -41,61 +44,118 @@ static size_t pick_impls(const bench_options *o, bench_result *r) {
   r[n++].impl = &bench_impl_fused;
   if (o->table_free) r[n++].impl = &bench_impl_fused_free;
   for (int i = 0; o->tune && i < BENCH_TUNE_COUNT; i++) r[n++].impl = &bench_impl_tune[i];
-  r[n++].impl = &bench_impl_stream;
+  if (o->torch) r[n++].impl = &bench_impl_torch;
   if (o->out_of_place) r[n++].impl = &bench_impl_copy;
+  r[n++].impl = &bench_impl_stream;
   return n;
 }
 
-/* Warm-ups, then rounds in which every implementation runs once, the first one rotating from round to round, so
- * that all see the same machine state (frequency, neighbours, page cache) over the run. */
-static rotary_status time_all(bench_setup *s, bench_result *r, size_t n) {
-  const size_t reps = s->o->reps;
-  double *t = malloc(n * reps * sizeof *t);
-  if (!t) return ROTARY_ERR_OUT_OF_MEMORY;
-  rotary_status st = ROTARY_OK;
-  for (size_t round = 0; round < BENCH_WARMUPS + reps && st == ROTARY_OK; round++)
-    for (size_t j = 0; j < n && st == ROTARY_OK; j++) {
-      const size_t i = (j + round) % n;
-      const double t0 = now_ms();
-      st = r[i].impl->run(s);
-      const double t1 = now_ms();
-      if (round >= BENCH_WARMUPS) t[i * reps + round - BENCH_WARMUPS] = t1 - t0;
-    }
-  for (size_t i = 0; i < n && st == ROTARY_OK; i++) summarize(&r[i], t + i * reps, reps);
-  free(t);
+static rotary_status time_one(bench_setup *s, const bench_impl *impl, double *ms) {
+  if (impl->timed) return impl->timed(s, ms);
+  const double t0 = now_ms();
+  const rotary_status st = impl->run(s);
+  *ms = now_ms() - t0;
   return st;
+}
+
+/* Is the streaming pass run in this timed round? Every other round (the first included): the limit gets half as
+ * many samples per block as the row, and the whole run costs what one round-robin over every row cost. */
+static int stream_round(size_t round) { return round % 2 == 0; }
+
+/* One row's block: warm-ups (the streaming pass too in the first block), then reps rounds of the row, with the
+ * streaming pass after it every other round. Its samples go to t (reps) and to the pooled stream samples. */
+static rotary_status time_block(bench_setup *s, bench_result *r, int first, double *t, double *lim,
+                                double *pooled, size_t *npooled) {
+  const size_t reps = s->o->reps;
+  size_t nlim = 0;
+  double ms;
+  rotary_status st = ROTARY_OK;
+  for (int w = 0; w < BENCH_WARMUPS && st == ROTARY_OK; w++) {
+    st = time_one(s, r->impl, &ms);
+    if (first && st == ROTARY_OK) st = time_one(s, &bench_impl_stream, &ms);
+  }
+  for (size_t round = 0; round < reps && st == ROTARY_OK; round++) {
+    st = time_one(s, r->impl, &t[round]);
+    if (st == ROTARY_OK && stream_round(round)) {
+      st = time_one(s, &bench_impl_stream, &lim[nlim]);
+      pooled[(*npooled)++] = lim[nlim++];
+    }
+  }
+  if (st != ROTARY_OK) return st;
+  summarize(t, reps, &r->median, &r->min, &r->max);
+  summarize(lim, nlim, &r->limit_median, &r->limit_min, &r->limit_max);
+  if (r->median < r->limit_min) r->flags |= BENCH_BEATS_LIMIT;
+  if (r->max - r->min > r->median) r->flags |= BENCH_WIDE_RANGE;
+  return ROTARY_OK;
+}
+
+/* Every row but the last (the streaming pass) in its block, printed when done; then the streaming pass from the
+ * samples of every block. */
+static rotary_status time_all(bench_setup *s, bench_result *r, size_t n) {
+  const size_t reps = s->o->reps, per_block = (reps + 1) / 2;
+  double *t = malloc(reps * sizeof *t), *lim = malloc(per_block * sizeof *lim);
+  double *pooled = malloc(per_block * (n - 1) * sizeof *pooled);
+  rotary_status st = t && lim && pooled ? ROTARY_OK : ROTARY_ERR_OUT_OF_MEMORY;
+  size_t npooled = 0;
+  for (size_t i = 0; i + 1 < n && st == ROTARY_OK; i++) {
+    st = time_block(s, &r[i], i == 0, t, lim, pooled, &npooled);
+    if (st == ROTARY_OK && !s->o->json) bench_print_row(s, &r[i], &r[0]);
+  }
+  if (st == ROTARY_OK) {
+    bench_result *lr = &r[n - 1];
+    summarize(pooled, npooled, &lr->median, &lr->min, &lr->max);
+    lr->limit_median = lr->median;
+    lr->limit_min = lr->min;
+    lr->limit_max = lr->max;
+    if (lr->max - lr->min > lr->median) lr->flags |= BENCH_WIDE_RANGE;
+    if (!s->o->json) bench_print_row(s, lr, &r[0]);
+  }
+  free(t);
+  free(lim);
+  free(pooled);
+  return st;
+}
+
+/* Setup, check, timing and report; returns the exit status. */
+static int run_bench(const bench_options *o, bench_torch *torch) {
+  bench_setup s;
+  rotary_status st = bench_setup_create(o, &s);
+  if (st != ROTARY_OK) {
+    fprintf(stderr, "rotary bench: %s\n", rotary_status_string(st));
+    return 1;
+  }
+  s.torch = torch;
+  bench_result r[MAX_IMPLS] = {{0}};
+  const size_t n = pick_impls(o, r);
+  if (!o->json) bench_print_header(&s);
+  st = bench_check(&s, r, n);
+  if (st == ROTARY_OK) st = time_all(&s, r, n);
+  if (st == ROTARY_OK) {
+    if (o->json && !bench_print_json(&s, r, n)) st = ROTARY_ERR_OUT_OF_MEMORY;
+    if (!o->json) bench_print_notes(&s, r, n);
+    if (o->tune && !o->json) bench_print_tune(r, n);
+  }
+  if (st != ROTARY_OK && st != ROTARY_ERR_INVALID_ARGUMENT) /* a failed check has said why */
+    fprintf(stderr, "rotary bench: %s\n", rotary_status_string(st));
+  bench_setup_destroy(&s);
+  return st == ROTARY_OK ? 0 : 1;
 }
 
 int rotary_cli_bench(int argc, char **argv) {
   bench_options o;
   const int parsed = bench_parse_options(argc, argv, &o);
   if (parsed < 0) {
-    bench_usage(stdout);
+    bench_usage(stdout, 1);
     return 0;
   }
-  if (!parsed) {
-    fprintf(stderr, "run 'rotary bench --help' for the options\n");
-    return 2;
-  }
-  bench_setup s;
-  rotary_status st = bench_setup_create(&o, &s);
-  if (st != ROTARY_OK) {
-    fprintf(stderr, "rotary bench: %s\n", rotary_status_string(st));
+  if (!parsed) return 2; /* said why */
+  bench_torch *torch = NULL;
+  if (o.torch && !bench_torch_start(&o, &torch)) {
     bench_options_free(&o);
     return 1;
   }
-  bench_result r[MAX_IMPLS] = {{0}};
-  const size_t n = pick_impls(&o, r);
-  st = bench_check(&s, r, n);
-  if (st == ROTARY_OK) st = time_all(&s, r, n);
-  if (st == ROTARY_OK) {
-    if (o.json) bench_print_json(&s, r, n);
-    else bench_print_table(&s, r, n);
-    if (o.tune && !o.json) bench_print_tune(r, n);
-  } else if (st != ROTARY_ERR_INVALID_ARGUMENT) { /* a failed check has said why */
-    fprintf(stderr, "rotary bench: %s\n", rotary_status_string(st));
-  }
-  bench_setup_destroy(&s);
+  const int rc = run_bench(&o, torch);
+  bench_torch_stop(torch);
   bench_options_free(&o);
-  return st == ROTARY_OK ? 0 : 1;
+  return rc;
 }

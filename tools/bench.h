@@ -25,6 +25,7 @@ typedef struct bench_options {
   rotary_pairing pairing;
   int out_of_place, json;
   int tune;           /* --tune: the fused call once per software-prefetch distance (bench_tune.c) */
+  const char *torch;  /* --torch[=PYTHON]: the Python that times real torch (bench_torch.c), or NULL */
   int table_free;     /* also time rotary_apply with a table-free rope (cos/sin computed per token) */
   rotary_layout layout; /* --layout: q and k as [batch, seq, heads, dim] (default) or [batch, heads, seq, dim] */
 } bench_options;
@@ -54,6 +55,7 @@ typedef struct bench_setup {
   /* the composed baseline's intermediates, in the model dtype, reused for q then k (like a caching allocator) */
   void *cos_full, *sin_full; /* [rows][rotary_dim] */
   void *rot, *tmp1, *tmp2, *sum; /* [rows][max heads][rotary_dim] */
+  struct bench_torch *torch;     /* --torch: the child process (owned by rotary_cli_bench), else NULL */
 } bench_setup;
 
 /* One row of the table. run() does one call; bytes() counts what its loops read and write, per call. */
@@ -63,17 +65,23 @@ typedef struct bench_impl {
   rotary_status (*run)(bench_setup *s);
   double (*bytes)(const bench_setup *s);
   int checked;       /* its output is compared with the fused call's */
+  rotary_status (*timed)(bench_setup *s, double *ms); /* if set, one call timed by itself (--torch), not run() */
 } bench_impl;
+
+/* What bench_print_row flags (bench.c decides, bench_report.c explains). */
+enum { BENCH_BEATS_LIMIT = 1, /* median below every streaming pass of its rounds: the run was disturbed */
+       BENCH_WIDE_RANGE = 2   /* max - min above the median */ };
 
 typedef struct bench_result {
   const bench_impl *impl;
   double median, min, max; /* ms */
+  double limit_median, limit_min, limit_max; /* the streaming pass timed in the same rounds, ms */
   double max_rel_err;      /* vs the fused call; < 0 when not checked */
+  unsigned flags;          /* BENCH_BEATS_LIMIT | BENCH_WIDE_RANGE */
 } bench_result;
 
 /* bench_options.c */
-int bench_parse_options(int argc, char **argv, bench_options *o); /* 1 ok, 0 bad (message printed), -1 help shown */
-void bench_usage(FILE *f);
+int bench_parse_options(int argc, char **argv, bench_options *o); /* 1 ok, 0 bad (message printed), -1 help asked */
 
 /* bench_presets.c */
 const bench_preset *bench_find_preset(const char *name);
@@ -93,9 +101,12 @@ extern const bench_impl bench_impl_stream, bench_impl_copy, bench_impl_fused, be
 /* bench_check.c: runs each checked implementation once from the same input, compares with the fused call. */
 rotary_status bench_check(bench_setup *s, bench_result *results, size_t n);
 
-/* bench_report.c */
-void bench_print_table(const bench_setup *s, const bench_result *r, size_t n);
-void bench_print_json(const bench_setup *s, const bench_result *r, size_t n);
+/* bench_report.c: the table is printed as it is measured: the header, then each row when its block is done (the
+ * first row is the speedup's reference), then the notes; --json prints one object at the end. */
+void bench_print_header(const bench_setup *s);
+void bench_print_row(const bench_setup *s, const bench_result *r, const bench_result *first);
+void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n);
+int bench_print_json(const bench_setup *s, const bench_result *r, size_t n); /* 0: out of memory */
 
 static inline const char *bench_dtype_name(rotary_dtype d) {
   return d == ROTARY_F32 ? "f32" : d == ROTARY_F16 ? "f16" : "bf16";
@@ -106,6 +117,13 @@ static inline const char *bench_dtype_name(rotary_dtype d) {
 extern const bench_impl bench_impl_tune[BENCH_TUNE_COUNT];
 /* Prints which candidate ran fastest (after the table). */
 void bench_print_tune(const bench_result *r, size_t n);
+
+/* bench_torch.c: --torch, real torch timed in a Python child process that runs one call per request. */
+typedef struct bench_torch bench_torch;
+extern const bench_impl bench_impl_torch;
+int bench_torch_start(const bench_options *o, bench_torch **t);   /* 0: failed, message printed */
+rotary_status bench_torch_time(bench_torch *t, double *ms);       /* one call, timed by the child */
+void bench_torch_stop(bench_torch *t);
 
 /* Frees what bench_parse_options allocated (the parsed --config). */
 void bench_options_free(bench_options *o);

@@ -185,4 +185,5 @@ static double composed_bytes(const bench_setup *s) {
   return b;
 }
 
-const bench_impl bench_impl_composed = {"composed", "(a) composed ops (HF eager)", composed_run, composed_bytes, 1};
+const bench_impl bench_impl_composed = {"composed", "(a) C model of HF eager ops", composed_run, composed_bytes, 1,
+                                        NULL};

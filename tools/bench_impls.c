@@ -121,9 +121,10 @@ static double fused_bytes(const bench_setup *s) {
   return bench_ideal_bytes(s) + (double)s->rows * (double)s->o->rotary_dim * 4.0;
 }
 
-const bench_impl bench_impl_stream = {"stream", "streaming pass (the limit)", stream_run, stream_bytes, 0};
-const bench_impl bench_impl_copy = {"copy", "copy (memcpy, reference)", copy_run, copy_bytes, 0};
-const bench_impl bench_impl_fused = {"fused", "(c) fused rotary_apply", fused_run, fused_bytes, 1};
+const bench_impl bench_impl_stream = {"stream", "streaming pass (the limit)", stream_run, stream_bytes, 0,
+                                      NULL};
+const bench_impl bench_impl_copy = {"copy", "copy (memcpy, reference)", copy_run, copy_bytes, 0, NULL};
+const bench_impl bench_impl_fused = {"fused", "(c) fused rotary_apply", fused_run, fused_bytes, 1, NULL};
 /* Table-free: rows computed per token instead of read, so only the ideal pass moves through memory. */
 const bench_impl bench_impl_fused_free = {"fused_table_free", "(c) fused, table-free rope", fused_free_run,
-                                          stream_bytes, 1};
+                                          stream_bytes, 1, NULL};

@@ -101,4 +101,4 @@ static double naive_bytes(const bench_setup *s) {
   return 2.0 * bench_qk_bytes(s) + (double)s->rows * (double)heads * (double)s->o->rotary_dim * 4.0;
 }
 
-const bench_impl bench_impl_naive = {"naive", "(b) naive per-element loop", naive_run, naive_bytes, 1};
+const bench_impl bench_impl_naive = {"naive", "(b) naive per-element loop", naive_run, naive_bytes, 1, NULL};

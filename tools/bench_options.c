@@ -1,5 +1,6 @@
 /* bench_options.c: the command line of `rotary bench`: parsing, model presets, checks with clear messages. */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cli.h"
 
 #define MAX_THREADS 1024
 #define MAX_REPS 1000000
@@ -15,14 +17,22 @@
 enum { SET_HEADS = 1, SET_KV = 2, SET_DIM = 4, SET_ROT = 8, SET_BASE = 16, SET_BATCH = 32, SET_TOKENS = 64,
        SET_TABLE = 128, SET_DECODE = 256, SET_PAIRING = 512 };
 
-void bench_usage(FILE *f) {
+void bench_usage(FILE *f, int full) {
   fprintf(f,
-          "usage: rotary bench [--model NAME | --config config.json] [--tokens N] [--batch N] [--decode N] [--heads N] [--kv-heads N]\n"
-          "                    [--head-dim N] [--rotary-dim N] [--base X] [--table N] [--dtype f32|f16|bf16]\n"
-          "                    [--pairing half|interleaved] [--threads N] [--reps N] [--out-of-place] [--table-free] [--json] [--tune]\n"
-          "                    [--layout bshd|bhsd]\n"
-          "Times (a) composed ops as a framework runs them, (b) the article's naive per-element loop, (c) the fused\n"
-          "rotary_apply, a streaming pass (the limit) and, out of place, a memcpy, round-robin in the same run.\n"
+          "usage: rotary bench [--model NAME | --config config.json] [--tokens N] [--batch N] [--decode N]\n"
+          "                    [--heads N] [--kv-heads N] [--head-dim N] [--rotary-dim N] [--base X] [--table N]\n"
+          "                    [--dtype f32|f16|bf16] [--pairing half|interleaved] [--layout bshd|bhsd]\n"
+          "                    [--threads N] [--reps N] [--out-of-place] [--table-free] [--tune]\n"
+          "                    [--torch[=PYTHON]] [--json] [--help]\n");
+  if (!full) {
+    fprintf(f, "Try 'rotary bench --help' for more information.\n");
+    return;
+  }
+  fprintf(f,
+          "Times (a) a C model of the composed ops PyTorch eager runs for Hugging Face's RoPE, (b) the article's\n"
+          "naive per-element loop, (c) the fused rotary_apply and, out of place, a memcpy, each in its own block of\n"
+          "rounds against a streaming pass (the limit); each row is printed when its block is done. Options take\n"
+          "their value as --tokens 512 or --tokens=512.\n"
           "Defaults: the article's LLaMA-7B shape: batch 1, 2048 tokens, 32 q and 32 k heads, head_dim 128, f32,\n"
           "half pairing, q and k in place, all online CPUs (--threads 0), 30 timed repetitions after %d warm-ups.\n"
           "  --decode N   N sequences of one token each (batch N, seq_len 1) at random positions below the table\n"
@@ -33,9 +43,13 @@ void bench_usage(FILE *f) {
           "  --model      sets heads, kv heads, head_dim, rotary_dim and base; explicit options override it\n"
           "  --tune       also times the fused call with each software-prefetch distance (off, 0, 512, 1024,\n"
           "               2048, 4096 bytes ahead) and names the fastest: set it with ROTARY_PREFETCH\n"
+          "  --torch      adds a row: real PyTorch eager running Hugging Face's recipe (gather cos/sin, then\n"
+          "               apply_rotary_pos_emb) on the same shape, dtype and threads, timed in a child process of\n"
+          "               PYTHON (default python3), which must import torch\n"
           "  --config F   a Hugging Face config.json: heads, kv heads, head_dim, rotary_dim, pairing, base and the\n"
           "               frequency scaling of the model (for dynamic NTK and LongRoPE at seq_len = table size);\n"
           "               --heads, --kv-heads, --tokens, --table and --dtype may still be given\n"
+          "  --json       one JSON object instead of the table (schema: docs/bench.md)\n"
           "models:\n",
           BENCH_WARMUPS);
   bench_list_presets(f);
@@ -61,42 +75,55 @@ static int parse_size(const char *s, size_t *v) {
   return 1;
 }
 
-static size_t *size_option(bench_options *o, const char *a, unsigned *set) {
-  static const struct { const char *name; size_t offset; unsigned flag; } table[] = {
-      {"--tokens", offsetof(bench_options, tokens), SET_TOKENS},
-      {"--batch", offsetof(bench_options, batch), SET_BATCH},
-      {"--heads", offsetof(bench_options, heads), SET_HEADS},
-      {"--kv-heads", offsetof(bench_options, kv_heads), SET_KV},
-      {"--head-dim", offsetof(bench_options, head_dim), SET_DIM},
-      {"--rotary-dim", offsetof(bench_options, rotary_dim), SET_ROT},
-      {"--threads", offsetof(bench_options, threads), 0},
-      {"--reps", offsetof(bench_options, reps), 0},
-      {"--decode", offsetof(bench_options, decode), SET_DECODE},
-      {"--table", offsetof(bench_options, table), SET_TABLE},
-  };
-  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-    if (!strcmp(a, table[i].name)) {
-      *set |= table[i].flag;
-      return (size_t *)((char *)o + table[i].offset);
-    }
+/* getopt_long's values for the long options; the whole-number ones first, in the order of size_fields. */
+enum { OPT_TOKENS = 256, OPT_BATCH, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_REPS, OPT_DECODE, OPT_TABLE,
+       OPT_BASE, OPT_DTYPE, OPT_PAIRING, OPT_LAYOUT, OPT_MODEL, OPT_CONFIG, OPT_OOP, OPT_JSON, OPT_TUNE, OPT_FREE,
+       OPT_TORCH };
+
+static const struct option long_options[] = {
+    {"tokens", required_argument, NULL, OPT_TOKENS},     {"batch", required_argument, NULL, OPT_BATCH},
+    {"heads", required_argument, NULL, OPT_HEADS},       {"kv-heads", required_argument, NULL, OPT_KV},
+    {"head-dim", required_argument, NULL, OPT_DIM},      {"rotary-dim", required_argument, NULL, OPT_ROT},
+    {"threads", required_argument, NULL, OPT_THREADS},   {"reps", required_argument, NULL, OPT_REPS},
+    {"decode", required_argument, NULL, OPT_DECODE},     {"table", required_argument, NULL, OPT_TABLE},
+    {"base", required_argument, NULL, OPT_BASE},         {"dtype", required_argument, NULL, OPT_DTYPE},
+    {"pairing", required_argument, NULL, OPT_PAIRING},   {"layout", required_argument, NULL, OPT_LAYOUT},
+    {"model", required_argument, NULL, OPT_MODEL},       {"config", required_argument, NULL, OPT_CONFIG},
+    {"out-of-place", no_argument, NULL, OPT_OOP},        {"json", no_argument, NULL, OPT_JSON},
+    {"tune", no_argument, NULL, OPT_TUNE},               {"table-free", no_argument, NULL, OPT_FREE},
+    {"torch", optional_argument, NULL, OPT_TORCH},       {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct { size_t offset; unsigned flag; } size_fields[OPT_BASE - OPT_TOKENS] = {
+    {offsetof(bench_options, tokens), SET_TOKENS},   {offsetof(bench_options, batch), SET_BATCH},
+    {offsetof(bench_options, heads), SET_HEADS},     {offsetof(bench_options, kv_heads), SET_KV},
+    {offsetof(bench_options, head_dim), SET_DIM},    {offsetof(bench_options, rotary_dim), SET_ROT},
+    {offsetof(bench_options, threads), 0},           {offsetof(bench_options, reps), 0},
+    {offsetof(bench_options, decode), SET_DECODE},   {offsetof(bench_options, table), SET_TABLE},
+};
+
+static const struct option *option_with(int val) {
+  for (const struct option *p = long_options; p->name; p++)
+    if (p->val == val) return p;
   return NULL;
 }
 
-static int parse_enum(bench_options *o, const char *a, const char *v) {
-  if (!strcmp(a, "--dtype")) {
+static int parse_enum(bench_options *o, int opt, const char *v) {
+  if (opt == OPT_DTYPE) {
     if (!strcmp(v, "f32")) o->dtype = ROTARY_F32;
     else if (!strcmp(v, "f16")) o->dtype = ROTARY_F16;
     else if (!strcmp(v, "bf16")) o->dtype = ROTARY_BF16;
     else return bad("--dtype wants f32, f16 or bf16, got '%s'", v);
-  } else if (!strcmp(a, "--pairing")) {
+  } else if (opt == OPT_PAIRING) {
     if (!strcmp(v, "half")) o->pairing = ROTARY_PAIRING_HALF;
     else if (!strcmp(v, "interleaved")) o->pairing = ROTARY_PAIRING_INTERLEAVED;
     else return bad("--pairing wants half or interleaved, got '%s'", v);
-  } else if (!strcmp(a, "--layout")) {
+  } else if (opt == OPT_LAYOUT) {
     if (!strcmp(v, "bshd")) o->layout = ROTARY_LAYOUT_BSHD;
     else if (!strcmp(v, "bhsd")) o->layout = ROTARY_LAYOUT_BHSD;
     else return bad("--layout wants bshd or bhsd, got '%s'", v);
-  } else if (!strcmp(a, "--model")) {
+  } else if (opt == OPT_MODEL) {
     if (!bench_find_preset(v)) {
       bad("unknown model '%s'; known models:", v);
       bench_list_presets(stderr);
@@ -116,32 +143,69 @@ static int parse_base(const char *v, double *base) {
   return 1;
 }
 
+/* "--t": several options begin so; names them and returns 1. */
+static int ambiguous(const char *arg) {
+  if (strncmp(arg, "--", 2)) return 0;
+  const size_t len = strcspn(arg + 2, "=");
+  int count = 0;
+  for (const struct option *p = long_options; p->name; p++) count += !strncmp(p->name, arg + 2, len);
+  if (count < 2) return 0;
+  fprintf(stderr, "rotary bench: ambiguous option '%.*s': it begins", (int)len + 2, arg);
+  for (const struct option *p = long_options; p->name; p++)
+    if (!strncmp(p->name, arg + 2, len)) fprintf(stderr, " --%s", p->name);
+  fputc('\n', stderr);
+  return 1;
+}
+
+/* What getopt_long refused ('?' or ':'), said in our words, with the synopsis. */
+static int refused(int c, char **argv) {
+  const char *arg = argv[optind - 1];
+  const struct option *p = option_with(optopt);
+  if (c == ':' && p) bad("--%s needs a value", p->name);
+  else if (p && p->has_arg == no_argument && optopt != 'h') bad("--%s takes no value", p->name);
+  else if (optopt && optopt < 256) bad("unknown option '-%c'", optopt);
+  else if (!ambiguous(arg)) bad("unknown option '%s'", arg);
+  bench_usage(stderr, 0);
+  return 0;
+}
+
+/* One option and its value (NULL for flags). */
+static int take(bench_options *o, int c, const char *v, unsigned *set) {
+  if (c >= OPT_TOKENS && c < OPT_BASE) {
+    const size_t i = (size_t)(c - OPT_TOKENS);
+    *set |= size_fields[i].flag;
+    if (!parse_size(v, (size_t *)((char *)o + size_fields[i].offset)))
+      return bad("--%s wants a whole number, got '%s'", option_with(c)->name, v);
+    return 1;
+  }
+  switch (c) {
+    case OPT_OOP: o->out_of_place = 1; return 1;
+    case OPT_JSON: o->json = 1; return 1;
+    case OPT_TUNE: o->tune = 1; return 1;
+    case OPT_FREE: o->table_free = 1; return 1;
+    case OPT_TORCH: o->torch = v ? v : "python3"; return 1;
+    case OPT_CONFIG: o->config = v; return 1;
+    case OPT_BASE: *set |= SET_BASE; return parse_base(v, &o->base);
+    case OPT_PAIRING: *set |= SET_PAIRING; return parse_enum(o, c, v);
+    default: return parse_enum(o, c, v);
+  }
+}
+
+/* 1 parsed, 0 refused (said why), -1 --help. A value is checked when its option is read; --help wins over
+ * what the option checks after parsing would refuse. */
 static int parse_args(int argc, char **argv, bench_options *o, unsigned *set) {
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--out-of-place")) { o->out_of_place = 1; continue; }
-    if (!strcmp(a, "--json")) { o->json = 1; continue; }
-    if (!strcmp(a, "--tune")) { o->tune = 1; continue; }
-    if (!strcmp(a, "--table-free")) { o->table_free = 1; continue; }
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return -1;
-    size_t *target = size_option(o, a, set);
-    if (!target && strcmp(a, "--base") && strcmp(a, "--dtype") && strcmp(a, "--pairing") && strcmp(a, "--model") &&
-        strcmp(a, "--config") && strcmp(a, "--layout"))
-      return bad("unknown option '%s'", a);
-    if (!v) return bad("%s needs a value", a);
-    i++;
-    if (target) {
-      if (!parse_size(v, target)) return bad("%s wants a whole number, got '%s'", a, v);
-    } else if (!strcmp(a, "--base")) {
-      if (!parse_base(v, &o->base)) return 0;
-      *set |= SET_BASE;
-    } else if (!strcmp(a, "--config")) {
-      o->config = v;
-    } else if (!parse_enum(o, a, v)) {
-      return 0;
-    } else if (!strcmp(a, "--pairing")) {
-      *set |= SET_PAIRING;
-    }
+  optind = 1;
+  opterr = 0; /* the messages are ours */
+  int c;
+  while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+    if (c == 'h') return -1;
+    if (c == '?' || c == ':') return refused(c, argv);
+    if (!take(o, c, optarg, set)) return 0;
+  }
+  if (optind < argc) {
+    bad("unexpected argument '%s'", argv[optind]);
+    bench_usage(stderr, 0);
+    return 0;
   }
   return 1;
 }
@@ -160,8 +224,10 @@ static void apply_preset(bench_options *o, unsigned set) {
 static int load_config(bench_options *o, unsigned set) {
   if (!o->config) return 1;
   if (o->model) return bad("--model and --config both describe the model: give one");
-  if (set & (SET_DIM | SET_ROT | SET_BASE | SET_PAIRING))
-    return bad("--head-dim, --rotary-dim, --base and --pairing come from --config: drop them");
+  static const struct { unsigned flag; const char *name; } from_config[] = {
+      {SET_DIM, "--head-dim"}, {SET_ROT, "--rotary-dim"}, {SET_BASE, "--base"}, {SET_PAIRING, "--pairing"}};
+  for (size_t i = 0; i < sizeof from_config / sizeof from_config[0]; i++)
+    if (set & from_config[i].flag) return bad("%s comes from --config: drop it", from_config[i].name);
   rotary_hf_config *h = NULL;
   char err[512];
   rotary_status st = rotary_hf_config_load(o->config, &h, err, sizeof err);
@@ -186,7 +252,9 @@ void bench_options_free(bench_options *o) {
 }
 
 static int check_shape(const bench_options *o, unsigned set) {
-  if (!o->batch || !o->tokens || !o->heads) return bad("--batch, --tokens and --heads must be at least 1");
+  if (!o->batch) return bad("--batch must be at least 1");
+  if (!o->tokens) return bad("--tokens must be at least 1");
+  if (!o->heads) return bad("--heads must be at least 1");
   if ((set & SET_KV) && !o->kv_heads) return bad("--kv-heads must be at least 1");
   if (!o->head_dim || o->head_dim % 2 || o->head_dim > ROTARY_MAX_HEAD_DIM)
     return bad("--head-dim must be even, 2 to 65536");
@@ -194,7 +262,7 @@ static int check_shape(const bench_options *o, unsigned set) {
     return bad("--rotary-dim must be even, 2 to head_dim");
   if ((set & SET_DECODE) && !o->decode) return bad("--decode must be at least 1");
   if (o->decode && (set & (SET_BATCH | SET_TOKENS)))
-    return bad("--decode N sets batch N and one token per sequence: drop --batch and --tokens");
+    return bad("--decode N sets batch N and one token per sequence: drop %s", set & SET_BATCH ? "--batch" : "--tokens");
   if (o->threads > MAX_THREADS) return bad("--threads must be 0 (online CPUs) to 1024");
   if ((set & SET_TABLE) && !o->table) return bad("--table must be at least 1");
   if (!o->decode && (set & SET_TABLE) && o->table < o->tokens)
@@ -235,7 +303,10 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
   }
   if (!o->kv_heads) o->kv_heads = o->heads;
   if (!o->rotary_dim) o->rotary_dim = o->head_dim;
-  if (o->rotary_dim > o->head_dim) return bad("the model's rotary_dim exceeds --head-dim");
+  if (o->rotary_dim > o->head_dim) {
+    bench_options_free(o);
+    return bad("--head-dim %zu is below the rotary_dim of --model %s (%zu)", o->head_dim, o->model, o->rotary_dim);
+  }
   if (o->decode) {
     o->batch = o->decode;
     o->tokens = 1;

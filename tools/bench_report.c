@@ -1,40 +1,38 @@
-/* bench_report.c: prints the results of `rotary bench`: the article's table, or one JSON object (--json). */
+/* bench_report.c: prints the results of `rotary bench`: the article's table row by row, or one JSON object written
+ * with cJSON (--json, schema in docs/bench.md). */
 #include <stdio.h>
+#include <stdlib.h>
+
+#include <cjson/cJSON.h>
 
 #include "bench.h"
 
 #define MIB (1024.0 * 1024.0)
 
 typedef struct derived {
-  double bytes, passes, gb_per_s, speedup, pct_of_stream;
+  double bytes, passes, gb_per_s, limit_gb_per_s, speedup, pct_of_stream;
 } derived;
 
 static const char *pairing_name(const bench_setup *s) {
   return s->o->pairing == ROTARY_PAIRING_HALF ? "half" : "interleaved";
 }
 
-/* Medians of the streaming pass and of the composed baseline (0 when absent). */
-static double median_of(const bench_result *r, size_t n, const bench_impl *impl) {
-  for (size_t i = 0; i < n; i++)
-    if (r[i].impl == impl) return r[i].median;
-  return 0;
-}
-
-static derived derive(const bench_setup *s, const bench_result *r, const bench_result *all, size_t n) {
+static derived derive(const bench_setup *s, const bench_result *r, const bench_result *first) {
   derived d;
   const double ideal = bench_ideal_bytes(s);
-  const double composed = median_of(all, n, &bench_impl_composed), stream = median_of(all, n, &bench_impl_stream);
+  const double composed = first->impl == &bench_impl_composed ? first->median : 0;
   d.bytes = r->impl->bytes(s);
   d.passes = d.bytes / ideal;
   d.gb_per_s = ideal / r->median * 1e-6;
+  d.limit_gb_per_s = ideal / r->limit_median * 1e-6;
   d.speedup = composed > 0 ? composed / r->median : 0;
-  d.pct_of_stream = stream > 0 ? stream / r->median * 100.0 : 0;
+  d.pct_of_stream = r->limit_median / r->median * 100.0;
   return d;
 }
 
 static const char *layout_name(const bench_options *o) { return o->layout == ROTARY_LAYOUT_BHSD ? "bhsd" : "bshd"; }
 
-static void print_header(const bench_setup *s) {
+void bench_print_header(const bench_setup *s) {
   const bench_options *o = s->o;
   printf("rotary bench: %s%s", o->model ? o->model : "", o->model ? ", " : "");
   if (o->decode)
@@ -46,53 +44,153 @@ static void print_header(const bench_setup *s) {
          o->heads, o->kv_heads, o->head_dim, o->rotary_dim, layout_name(o), bench_dtype_name(o->dtype), pairing_name(s),
          o->out_of_place ? "out of place" : "in place", o->threads, o->threads == 1 ? "" : "s",
          rotary_kernel_name(o->dtype, o->pairing), o->reps);
-  printf("q + k: %.2f MiB; GB/s = the ideal single pass (%.2f MiB: each %s byte read and written once) / median;"
-         " %d warm-ups, then rounds that run every row in turn\n\n",
-         bench_qk_bytes(s) / MIB, bench_ideal_bytes(s) / MIB, o->out_of_place ? "q/k" : "rotated", BENCH_WARMUPS);
-}
-
-void bench_print_table(const bench_setup *s, const bench_result *r, size_t n) {
-  print_header(s);
+  printf("q + k: %.2f MiB; GB/s = the ideal single pass (%.2f MiB: each %s byte read and written once) / median;\n"
+         "each row: %d warm-ups, then %zu runs with the streaming pass after every other one (%% stream compares\n"
+         "the two medians)\n\n",
+         bench_qk_bytes(s) / MIB, bench_ideal_bytes(s) / MIB, o->out_of_place ? "q/k" : "rotated", BENCH_WARMUPS,
+         o->reps);
   printf("%-30s %10s %21s %7s %10s %8s %8s %9s\n", "implementation", "median ms", "min-max ms", "passes",
          "MiB moved", "GB/s", "speedup", "% stream");
-  for (size_t i = 0; i < n; i++) {
-    const derived d = derive(s, &r[i], r, n);
-    char speedup[32] = "-"; /* no composed row (--layout bhsd) */
-    if (d.speedup > 0) snprintf(speedup, sizeof speedup, "%.2fx", d.speedup);
-    printf("%-30s %10.4f %10.4f-%-10.4f %7.2f %10.2f %8.2f %8s %8.1f%%\n", r[i].impl->label, r[i].median, r[i].min,
-           r[i].max, d.passes, d.bytes / MIB, d.gb_per_s, speedup, d.pct_of_stream);
-  }
-  printf("\npasses: bytes the implementation's loops read and write (every tensor once at its own size, cos/sin rows\n"
-         "included) / the ideal single pass. speedup: (a)'s median / this median. %% stream: the streaming pass's\n"
-         "median / this median, measured in the same rounds. Checked before timing: each RoPE row matches\n"
-         "rotary_apply (largest relative difference:");
+  fflush(stdout);
+}
+
+void bench_print_row(const bench_setup *s, const bench_result *r, const bench_result *first) {
+  const derived d = derive(s, r, first);
+  char speedup[32] = "-", pct[32] = "unstable"; /* speedup: no composed row (--layout bhsd) */
+  if (d.speedup > 0) snprintf(speedup, sizeof speedup, "%.2fx", d.speedup);
+  if (!(r->flags & BENCH_BEATS_LIMIT)) snprintf(pct, sizeof pct, "%.1f%%", d.pct_of_stream);
+  const char *flag = (r->flags & BENCH_BEATS_LIMIT) && (r->flags & BENCH_WIDE_RANGE) ? " !~"
+                     : r->flags & BENCH_BEATS_LIMIT                                  ? " !"
+                     : r->flags & BENCH_WIDE_RANGE                                   ? " ~"
+                                                                                     : "";
+  printf("%-30s %10.4f %10.4f-%-10.4f %7.2f %10.2f %8.2f %8s %9s%s\n", r->impl->label, r->median, r->min, r->max,
+         d.passes, d.bytes / MIB, d.gb_per_s, speedup, pct, flag);
+  fflush(stdout);
+}
+
+static unsigned all_flags(const bench_result *r, size_t n) {
+  unsigned f = 0;
+  for (size_t i = 0; i < n; i++) f |= r[i].flags;
+  return f;
+}
+
+void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n) {
+  const unsigned flags = all_flags(r, n);
+  if (flags & BENCH_BEATS_LIMIT)
+    printf("\n!  faster than every streaming pass of its rounds, which no pass over this memory can be: the run was\n"
+           "   disturbed (other processes, clock changes), so its %% stream is not shown. Rerun on a quieter machine.");
+  if (flags & BENCH_WIDE_RANGE)
+    printf("\n~  its times range wider than its median: the machine was busy; compare the medians with care.");
+  if (flags) printf("\n");
+  printf("\n(a) is a C model of the ops PyTorch eager runs for Hugging Face's apply_rotary_pos_emb (gather cos/sin,\n"
+         "rotate_half, two multiplies and an add through whole intermediates, one parallel loop per op): close to\n"
+         "real torch on a quiet machine, but a model; --torch times real torch as well.\n"
+         "passes: bytes the implementation's loops read and write (every tensor once at its own size, cos/sin rows\n"
+         "included) / the ideal single pass. speedup: (a)'s median / this median. %% stream: the median of the\n"
+         "streaming pass in this row's rounds / this median. Checked before timing: each RoPE row of this program\n"
+         "matches rotary_apply (largest relative difference:");
   for (size_t i = 0; i < n; i++)
     if (r[i].max_rel_err >= 0 && r[i].impl != &bench_impl_fused) printf(" %s %.2g", r[i].impl->id, r[i].max_rel_err);
   printf(").\n");
+  if (s->torch) printf("torch: timed in its own process (not checked); it returns new q and k tensors, as HF does.\n");
+  fflush(stdout);
 }
 
-void bench_print_json(const bench_setup *s, const bench_result *r, size_t n) {
-  const bench_options *o = s->o;
-  printf("{\"version\":\"%s\",\"model\":", rotary_version_string());
-  if (o->model) printf("\"%s\"", o->model);
-  else printf("null");
-  printf(",\"mode\":\"%s\",\"shape\":{\"batch\":%zu,\"tokens\":%zu,\"heads\":%zu,\"kv_heads\":%zu,\"head_dim\":%zu,"
-         "\"rotary_dim\":%zu,\"layout\":\"%s\",\"pairing\":\"%s\",\"in_place\":%s,\"table\":%zu,\"base\":%g},\"dtype\":\"%s\","
-         "\"threads\":%zu,\"kernel\":\"%s\",\"reps\":%zu,\"warmups\":%d,\"qk_bytes\":%.0f,\"ideal_bytes\":%.0f,"
-         "\"gb_per_s_basis\":\"ideal_bytes / median\",\"rows\":[",
-         o->decode ? "decode" : "prefill", o->batch, o->tokens, o->heads, o->kv_heads, o->head_dim, o->rotary_dim,
-         layout_name(o), pairing_name(s), o->out_of_place ? "false" : "true", o->table, o->base, bench_dtype_name(o->dtype),
-         o->threads, rotary_kernel_name(o->dtype, o->pairing), o->reps, BENCH_WARMUPS, bench_qk_bytes(s),
-         bench_ideal_bytes(s));
-  for (size_t i = 0; i < n; i++) {
-    const derived d = derive(s, &r[i], r, n);
-    printf("%s{\"impl\":\"%s\",\"label\":\"%s\",\"dtype\":\"%s\",\"threads\":%zu,\"median_ms\":%.6f,"
-           "\"min_ms\":%.6f,\"max_ms\":%.6f,\"gb_per_s\":%.3f,\"pct_of_stream\":%.2f,\"speedup_vs_composed\":%.3f,"
-           "\"passes\":%.3f,\"bytes\":%.0f,\"max_rel_err_vs_fused\":",
-           i ? "," : "", r[i].impl->id, r[i].impl->label, bench_dtype_name(o->dtype), o->threads, r[i].median,
-           r[i].min, r[i].max, d.gb_per_s, d.pct_of_stream, d.speedup, d.passes, d.bytes);
-    if (r[i].max_rel_err >= 0) printf("%.3g}", r[i].max_rel_err);
-    else printf("null}");
+/* x rounded to 6 significant digits, so that the JSON holds 24.5967, not 24.596712345678901. */
+static double sig6(double x) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.6g", x);
+  return strtod(buf, NULL);
+}
+
+static cJSON *json_shape(const bench_options *o, const bench_setup *s) {
+  cJSON *shape = cJSON_CreateObject();
+  if (!shape) return NULL;
+  const struct { const char *key; size_t v; } sizes[] = {
+      {"batch", o->batch}, {"tokens", o->tokens}, {"heads", o->heads}, {"kv_heads", o->kv_heads},
+      {"head_dim", o->head_dim}, {"rotary_dim", o->rotary_dim}, {"table", o->table}};
+  int ok = 1;
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    ok &= cJSON_AddNumberToObject(shape, sizes[i].key, (double)sizes[i].v) != NULL;
+  ok &= cJSON_AddStringToObject(shape, "layout", layout_name(o)) != NULL;
+  ok &= cJSON_AddStringToObject(shape, "pairing", pairing_name(s)) != NULL;
+  ok &= cJSON_AddBoolToObject(shape, "in_place", !o->out_of_place) != NULL;
+  ok &= cJSON_AddNumberToObject(shape, "base", o->base) != NULL;
+  if (!ok) {
+    cJSON_Delete(shape);
+    return NULL;
   }
-  printf("]}\n");
+  return shape;
+}
+
+static cJSON *json_row(const bench_setup *s, const bench_result *r, const bench_result *first) {
+  const derived d = derive(s, r, first);
+  cJSON *row = cJSON_CreateObject(), *flags = cJSON_CreateArray();
+  int ok = row && flags && cJSON_AddStringToObject(row, "impl", r->impl->id) &&
+           cJSON_AddStringToObject(row, "label", r->impl->label) &&
+           cJSON_AddStringToObject(row, "dtype", bench_dtype_name(s->o->dtype)) &&
+           cJSON_AddNumberToObject(row, "threads", (double)s->o->threads);
+  const struct { const char *key; double v; } nums[] = {
+      {"median_ms", r->median}, {"min_ms", r->min}, {"max_ms", r->max}, {"gb_per_s", d.gb_per_s},
+      {"limit_median_ms", r->limit_median}, {"limit_min_ms", r->limit_min}, {"limit_max_ms", r->limit_max},
+      {"limit_gb_per_s", d.limit_gb_per_s}, {"pct_of_stream", d.pct_of_stream}, {"passes", d.passes},
+      {"bytes", d.bytes}};
+  for (size_t i = 0; ok && i < sizeof nums / sizeof nums[0]; i++)
+    ok = cJSON_AddNumberToObject(row, nums[i].key, sig6(nums[i].v)) != NULL;
+  if (ok) ok = d.speedup > 0 ? cJSON_AddNumberToObject(row, "speedup_vs_composed", sig6(d.speedup)) != NULL
+                             : cJSON_AddNullToObject(row, "speedup_vs_composed") != NULL;
+  if (ok) ok = r->max_rel_err >= 0 ? cJSON_AddNumberToObject(row, "max_rel_err_vs_fused", sig6(r->max_rel_err)) != NULL
+                                   : cJSON_AddNullToObject(row, "max_rel_err_vs_fused") != NULL;
+  if (ok && (r->flags & BENCH_BEATS_LIMIT)) ok = cJSON_AddItemToArray(flags, cJSON_CreateString("beats_limit"));
+  if (ok && (r->flags & BENCH_WIDE_RANGE)) ok = cJSON_AddItemToArray(flags, cJSON_CreateString("wide_range"));
+  if (ok) ok = cJSON_AddItemToObject(row, "flags", flags);
+  else cJSON_Delete(flags);
+  if (!ok) {
+    cJSON_Delete(row);
+    return NULL;
+  }
+  return row;
+}
+
+/* The run's description, then its rows; NULL when out of memory. */
+static cJSON *json_doc(const bench_setup *s, const bench_result *r, size_t n) {
+  const bench_options *o = s->o;
+  cJSON *doc = cJSON_CreateObject(), *rows = cJSON_CreateArray();
+  int ok = doc && rows && cJSON_AddStringToObject(doc, "version", rotary_version_string()) &&
+           (o->model ? cJSON_AddStringToObject(doc, "model", o->model) : cJSON_AddNullToObject(doc, "model")) &&
+           cJSON_AddStringToObject(doc, "mode", o->decode ? "decode" : "prefill");
+  cJSON *shape = ok ? json_shape(o, s) : NULL;
+  ok = shape && cJSON_AddItemToObject(doc, "shape", shape);
+  if (!ok) cJSON_Delete(shape);
+  ok = ok && cJSON_AddStringToObject(doc, "dtype", bench_dtype_name(o->dtype)) &&
+       cJSON_AddNumberToObject(doc, "threads", (double)o->threads) &&
+       cJSON_AddStringToObject(doc, "kernel", rotary_kernel_name(o->dtype, o->pairing)) &&
+       cJSON_AddNumberToObject(doc, "reps", (double)o->reps) &&
+       cJSON_AddNumberToObject(doc, "warmups", BENCH_WARMUPS) &&
+       cJSON_AddNumberToObject(doc, "qk_bytes", bench_qk_bytes(s)) &&
+       cJSON_AddNumberToObject(doc, "ideal_bytes", bench_ideal_bytes(s)) &&
+       cJSON_AddStringToObject(doc, "gb_per_s_basis", "ideal_bytes / median") &&
+       cJSON_AddBoolToObject(doc, "stable", all_flags(r, n) == 0);
+  for (size_t i = 0; ok && i < n; i++) {
+    cJSON *row = json_row(s, &r[i], &r[0]);
+    ok = row && cJSON_AddItemToArray(rows, row);
+  }
+  if (ok) ok = cJSON_AddItemToObject(doc, "rows", rows);
+  else cJSON_Delete(rows);
+  if (!ok) {
+    cJSON_Delete(doc);
+    return NULL;
+  }
+  return doc;
+}
+
+int bench_print_json(const bench_setup *s, const bench_result *r, size_t n) {
+  cJSON *doc = json_doc(s, r, n);
+  char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+  cJSON_Delete(doc);
+  if (!text) return 0;
+  printf("%s\n", text);
+  fflush(stdout);
+  cJSON_free(text);
+  return 1;
 }

@@ -28,12 +28,12 @@ TUNE_RUN(5)
 static double tune_bytes(const bench_setup *s) { return bench_impl_fused.bytes(s); }
 
 const bench_impl bench_impl_tune[BENCH_TUNE_COUNT] = {
-    {"fused_prefetch_off", "(c) prefetch off", tune_run_0, tune_bytes, 1},
-    {"fused_prefetch_0", "(c) prefetch 0 B", tune_run_1, tune_bytes, 1},
-    {"fused_prefetch_512", "(c) prefetch 512 B", tune_run_2, tune_bytes, 1},
-    {"fused_prefetch_1024", "(c) prefetch 1024 B", tune_run_3, tune_bytes, 1},
-    {"fused_prefetch_2048", "(c) prefetch 2048 B", tune_run_4, tune_bytes, 1},
-    {"fused_prefetch_4096", "(c) prefetch 4096 B", tune_run_5, tune_bytes, 1},
+    {"fused_prefetch_off", "(c) prefetch off", tune_run_0, tune_bytes, 1, NULL},
+    {"fused_prefetch_0", "(c) prefetch 0 B", tune_run_1, tune_bytes, 1, NULL},
+    {"fused_prefetch_512", "(c) prefetch 512 B", tune_run_2, tune_bytes, 1, NULL},
+    {"fused_prefetch_1024", "(c) prefetch 1024 B", tune_run_3, tune_bytes, 1, NULL},
+    {"fused_prefetch_2048", "(c) prefetch 2048 B", tune_run_4, tune_bytes, 1, NULL},
+    {"fused_prefetch_4096", "(c) prefetch 4096 B", tune_run_5, tune_bytes, 1, NULL},
 };
 
 void bench_print_tune(const bench_result *r, size_t n) {

@@ -1,4 +1,5 @@
 /* info.c: `rotary info`: version, CPU features, the kernel chosen for each dtype and pairing, thread count. */
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -9,12 +10,38 @@
 #include "stream.h"
 #include "rotary.h"
 
-int rotary_cli_info(int argc, char **argv) {
-  (void)argv;
-  if (argc > 1) {
-    fprintf(stderr, "usage: rotary info\n");
-    return 2;
+void rotary_cli_info_usage(FILE *f) {
+  fprintf(f, "usage: rotary info [--help]\n"
+             "Prints the version, the CPU features, the kernel chosen for each dtype and pairing, the cos/sin rows\n"
+             "kernel, the software prefetch distance, the non-temporal store threshold and the compiled kernels.\n");
+}
+
+/* 1: print the report; 0: --help shown; -1: refused (said why). */
+static int parse(int argc, char **argv) {
+  static const struct option options[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+  optind = 1;
+  opterr = 0;
+  int c = getopt_long(argc, argv, "h", options, NULL);
+  if (c == 'h') {
+    rotary_cli_info_usage(stdout);
+    return 0;
   }
+  if (c == '?') {
+    if (optopt == 'h') fprintf(stderr, "rotary info: --help takes no value\n");
+    else if (optopt) fprintf(stderr, "rotary info: unknown option '-%c'\n", optopt);
+    else fprintf(stderr, "rotary info: unknown option '%s'\n", argv[optind - 1]);
+  } else if (optind < argc) {
+    fprintf(stderr, "rotary info: unexpected argument '%s'\n", argv[optind]);
+  } else {
+    return 1;
+  }
+  rotary_cli_info_usage(stderr);
+  return -1;
+}
+
+int rotary_cli_info(int argc, char **argv) {
+  const int parsed = parse(argc, argv);
+  if (parsed <= 0) return parsed ? 2 : 0;
   static const rotary_dtype dtypes[] = {ROTARY_F32, ROTARY_F16, ROTARY_BF16};
   static const char *dtype_names[] = {"f32", "f16", "bf16"};
   static const rotary_pairing pairings[] = {ROTARY_PAIRING_HALF, ROTARY_PAIRING_INTERLEAVED};

@@ -1,4 +1,5 @@
-/* rotary.c: entry point of the rotary tool; dispatches to its subcommands. */
+/* rotary.c: entry point of the rotary tool; dispatches to its subcommands. Help goes to stdout with status 0;
+ * usage errors go to stderr with status 2; a failed run exits 1. */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,8 +10,34 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: rotary <command> [options]\n"
           "  info    version, CPU features, chosen kernels and thread count\n"
-          "  bench   time the fused RoPE call against a streaming pass (rotary bench --help)\n"
-          "  version print the version\n");
+          "  bench   time the fused RoPE call against a streaming pass\n"
+          "  version print the version\n"
+          "  help    this text, or `rotary help <command>` (the same as `rotary <command> --help`)\n");
+}
+
+static int is_help(const char *a) { return !strcmp(a, "help") || !strcmp(a, "--help") || !strcmp(a, "-h"); }
+
+static int is_version(const char *a) { return !strcmp(a, "version") || !strcmp(a, "--version"); }
+
+static int unknown_command(const char *name) {
+  fprintf(stderr, "rotary: unknown command '%s'\n", name);
+  usage(stderr);
+  return 2;
+}
+
+/* `rotary help [command]` */
+static int help(int argc, char **argv) {
+  if (argc > 3) {
+    fprintf(stderr, "rotary: help takes one command at most\n");
+    usage(stderr);
+    return 2;
+  }
+  if (argc < 3) usage(stdout);
+  else if (!strcmp(argv[2], "info")) rotary_cli_info_usage(stdout);
+  else if (!strcmp(argv[2], "bench")) bench_usage(stdout, 1);
+  else if (is_version(argv[2])) printf("usage: rotary version\n");
+  else return unknown_command(argv[2]);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -20,15 +47,18 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "info")) return rotary_cli_info(argc - 1, argv + 1);
   if (!strcmp(argv[1], "bench")) return rotary_cli_bench(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+  if (is_version(argv[1])) {
+    if (argc > 2 && is_help(argv[2])) {
+      printf("usage: rotary version\n");
+      return 0;
+    }
+    if (argc > 2) {
+      fprintf(stderr, "rotary: version takes no arguments, got '%s'\n", argv[2]);
+      return 2;
+    }
     printf("rotary %s\n", rotary_version_string());
     return 0;
   }
-  if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    usage(stdout);
-    return 0;
-  }
-  fprintf(stderr, "rotary: unknown command '%s'\n", argv[1]);
-  usage(stderr);
-  return 2;
+  if (is_help(argv[1])) return help(argc, argv);
+  return unknown_command(argv[1]);
 }
