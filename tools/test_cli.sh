@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_cli.sh: ctest checks of the rotary tool from outside: exit codes, where help and errors go, their wording,
 # and that `bench --json` is valid JSON whatever a config's model_type holds.
-# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help; PYTHON validates JSON)
+# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help, torch; PYTHON reads JSON)
 set -u
 ROTARY=$1
 CASE=$2
@@ -95,7 +95,6 @@ case_options() {
   # a --config the loader cannot read: exit 2, the file and the reason named
   expect 2 '' "--config $TMP/missing.json: .*No such file or directory" -- "$ROTARY" bench --config "$TMP/missing.json"
   expect 2 '' "--config $TMP: .*(Is a directory|not a regular file)" -- "$ROTARY" bench --config "$TMP"
-  expect 1 '' "--torch: .*" -- "$ROTARY" bench "${TINY[@]}" --torch="$TMP/no-such-python"
 }
 
 case_help() {
@@ -114,8 +113,40 @@ case_help() {
   expect 0 '^usage: rotary bench' '' -- "$ROTARY" bench --tokens 0 --help
 }
 
+# --torch drives a child over a pipe: a stand-in child that answers without torch checks the protocol, the torch
+# row, and the flags (a row faster than every streaming pass; a range wider than the median).
+fake_python() { # fake_python NAME BODY: an executable that ignores its arguments and runs BODY
+  printf '#!/bin/sh\n%s\n' "$2" > "$TMP/$1"
+  chmod +x "$TMP/$1"
+}
+
+case_torch() {
+  fake_python fast 'echo ready; while read line; do echo 0.000000001; done'
+  expect 0 '"impl":"torch_eager"' '' -- "$ROTARY" bench --json "${TINY[@]}" --reps 4 --torch="$TMP/fast"
+  "$PYTHON" - "$TMP/out" << 'EOF' || fail "bench --torch (fast): the torch row"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+row = {r["impl"]: r for r in doc["rows"]}["torch_eager"]
+assert row["median_ms"] == 1e-9 and row["flags"] == ["beats_limit"], row
+assert doc["stable"] is False
+EOF
+  expect 0 'torch eager HF recipe \(real\) .* unstable !' '' -- "$ROTARY" bench "${TINY[@]}" --torch="$TMP/fast"
+  grep -q '^!  faster than every streaming pass' "$TMP/out" || fail "bench --torch (fast): no footnote for !"
+  fake_python jumpy 'echo ready; n=0; while read line; do n=$((n + 1)); [ $((n % 2)) = 0 ] && echo 100 || echo 1; done'
+  expect 0 'torch eager HF recipe \(real\) .*~$' '' -- "$ROTARY" bench "${TINY[@]}" --reps 4 --torch="$TMP/jumpy"
+  grep -q '^~  its times range wider than its median' "$TMP/out" || fail "bench --torch (jumpy): no footnote for ~"
+  fake_python notorch "echo \"error: cannot import torch: No module named 'torch'\"; exit 1"
+  expect 1 '' "--torch: no torch row from '.*notorch': error: cannot import torch" -- \
+    "$ROTARY" bench "${TINY[@]}" --torch="$TMP/notorch"
+  fake_python quitter 'echo ready; read line; exit 0'
+  expect 1 '.' "the Python child stopped answering" -- "$ROTARY" bench "${TINY[@]}" --torch="$TMP/quitter"
+  expect 1 '' "--torch: cannot run '$TMP/none': No such file or directory" -- \
+    "$ROTARY" bench "${TINY[@]}" --torch="$TMP/none"
+}
+
 case "$CASE" in
   json) case_json ;;
+  torch) case_torch ;;
   options) case_options ;;
   help) case_help ;;
   *) echo "unknown case '$CASE'"; exit 2 ;;
