@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# test.sh: every test: release build (warnings as errors), dispatch capped to each ISA, ASan+UBSan, TSan, valgrind,
-# install check, fuzz smoke, the aarch64 (NEON) build under qemu-user, the Python package (a venv with torch,
-# transformers, onnx, onnxruntime) and the MindSpore Custom op (a venv with MindSpore). ROTARY_SKIP_ARM=1 and ROTARY_SKIP_PYTHON=1 leave out the stages that need those downloads.
-# Usage: scripts/test.sh [--quick]   (--quick: release suite only)
+# test.sh: every test: release build (warnings as errors), dispatch capped to each ISA, ASan+UBSan, TSan (also with
+# the scalar kernels), valgrind, install check, rotary as a CMake subproject, the Doxygen API reference, a libFuzzer
+# run per fuzz target, the aarch64 (NEON) build under qemu-user, the Python package (a wheel checked by auditwheel,
+# in a venv with torch, transformers, onnx, onnxruntime) and the MindSpore Custom op (a venv with MindSpore).
+# ROTARY_SKIP_ARM=1 and ROTARY_SKIP_PYTHON=1 leave out the stages that need those downloads.
+# Usage: scripts/test.sh [--quick]
+#   --quick: installs only cmake, a C compiler and cmocka, and runs the release suite in its quick sizes
+#            (ROTARY_TEST_QUICK=1: the 2^20-position sweeps sampled); about a minute from a clean build.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
-bash scripts/install-deps.sh || { echo "test.sh: could not install dependencies"; exit 1; }
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+if [ $quick = 1 ]; then deps=(--quick); else deps=(); fi
+bash scripts/install-deps.sh "${deps[@]}" || { echo "test.sh: could not install dependencies"; exit 1; }
 
 passed=0 failed=0 failed_names=()
 stage() { # stage NAME COMMAND...: runs one stage, counts it
@@ -23,7 +30,10 @@ build() { # build DIR CMAKE_ARGS...
   cmake -S . -B "$dir" -DROTARY_WERROR=ON "$@" >/dev/null && cmake --build "$dir" -j"$jobs" >/dev/null
 }
 
-release() { build build-test -DCMAKE_BUILD_TYPE=Release && (cd build-test && ctest --output-on-failure -j"$jobs"); }
+release() { # quick mode: ROTARY_TEST_QUICK=1 (the tests' reduced sizes)
+  build build-test -DCMAKE_BUILD_TYPE=Release &&
+    (cd build-test && if [ $quick = 1 ]; then export ROTARY_TEST_QUICK=1; fi && ctest --output-on-failure -j"$jobs")
+}
 
 isa_caps() { # the dispatcher with features disabled in turn: every public-API test on each lower ISA
   local rc=0 isa
@@ -58,9 +68,11 @@ asan() {
        ctest --output-on-failure -j"$jobs")
 }
 
-tsan() {
+tsan() { # tsan [ISA]: the thread tests under ThreadSanitizer, with dispatch capped to ISA when given
+  local isa=${1:-}
   build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_SANITIZE=thread &&
-    (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'threads|apply|example')
+    (cd build-tsan && if [ -n "$isa" ]; then export ROTARY_ISA=$isa; fi &&
+      TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'threads|apply|example')
 }
 
 memcheck() { # valgrind on every test program of the release build, in the quick mode
@@ -124,24 +136,84 @@ CM
   rm -rf "$tmp"
 }
 
-fuzz() { # a short libFuzzer run over the public API (the corpus is replayed by ctest in every build)
-  mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/ &&
-    clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE \
-      -Iinclude -Isrc tests/fuzz/fuzz_apply.c src/*.c src/generic/*.c src/x86/*.c src/arm/*.c -lm -lpthread \
-      -o build-fuzz/fuzz_apply || return 1
-  build-fuzz/fuzz_apply -max_total_time="${ROTARY_FUZZ_SECONDS:-30}" -max_len=1024 -artifact_prefix=build-fuzz/ \
-    -print_final_stats=1 build-fuzz/corpus >build-fuzz/log 2>&1 || { tail -n 40 build-fuzz/log; return 1; }
-  grep -E 'stat::number_of_executed_units' build-fuzz/log
+subproject() { # rotary under a consumer's add_subdirectory(): tests and tool off by default, cmocka not needed
+  local tmp rc=0
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp/consumer" "$tmp/no-pkg-config"
+  cp examples/example.c "$tmp/consumer/"
+  cat >"$tmp/consumer/CMakeLists.txt" <<CM
+cmake_minimum_required(VERSION 3.18)
+project(consumer C)
+add_subdirectory("$root" rotary)
+add_executable(example example.c)
+target_link_libraries(example PRIVATE rotary::rotary_static m)
+CM
+  # An empty pkg-config search path hides cmocka (and MPFR), as on a machine without them.
+  PKG_CONFIG_LIBDIR=$tmp/no-pkg-config PKG_CONFIG_PATH='' cmake -S "$tmp/consumer" -B "$tmp/build" >"$tmp/log" 2>&1 ||
+    { cat "$tmp/log"; echo "subproject: configure failed"; return 1; }
+  grep -qx 'ROTARY_BUILD_TESTS:BOOL=OFF' "$tmp/build/CMakeCache.txt" &&
+    grep -qx 'ROTARY_BUILD_TOOLS:BOOL=OFF' "$tmp/build/CMakeCache.txt" ||
+    { echo "subproject: tests or tool default to ON"; rc=1; }
+  if cmake --build "$tmp/build" --target help | grep -E '(test_|readme_example|rotary_cli)'; then
+    echo "subproject: test or tool targets exist"; rc=1
+  fi
+  (cd "$tmp/build" && ctest -N | grep -q 'Total Tests: 0') || { echo "subproject: tests registered"; rc=1; }
+  cmake --build "$tmp/build" -j"$jobs" >/dev/null && "$tmp/build/example" >/dev/null || rc=1
+  rm -rf "$tmp"
+  return $rc
 }
 
-stage "release build and ctest" release
-if [ "${1:-}" != "--quick" ]; then
+api_reference() { # the Doxygen reference of include/rotary.h builds with no warning (WARN_AS_ERROR)
+  rm -rf build-docs && mkdir -p build-docs && doxygen docs/api/Doxyfile && test -s build-docs/html/rotary_8h.html &&
+    echo "build-docs/html/index.html: $(find build-docs/html -name '*.html' | wc -l) pages"
+}
+
+fuzz_cflags=(-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -Iinclude
+  -Isrc -Isrc/hf -Ithird_party/cjson -Ithird_party/cjson/cjson -DCJSON_HIDE_SYMBOLS)
+
+fuzz_lib() { # librotary, librotary_hf and the bundled cJSON compiled once with the fuzzers' instrumentation
+  rm -rf build-fuzz/obj && mkdir -p build-fuzz/obj &&
+    printf '%s\n' src/*.c src/generic/*.c src/x86/*.c src/arm/*.c src/hf/*.c third_party/cjson/cJSON.c |
+    xargs -P"$jobs" -I{} sh -c 'clang "$@" -fsanitize=fuzzer-no-link -c "$0" -o "build-fuzz/obj/$(echo "$0" | tr / _).o"' \
+      {} "${fuzz_cflags[@]}" &&
+    ar rcs build-fuzz/librotary_fuzz.a build-fuzz/obj/*.o
+}
+
+fuzz_one() { # fuzz_one NAME: tests/fuzz/NAME.c with libFuzzer + ASan + UBSan, run over a copy of its corpus
+  local name=$1 work=build-fuzz/corpus_${1#fuzz_} corpus=tests/fuzz/corpus_${1#fuzz_} opts=()
+  [ "$name" = fuzz_apply ] && corpus=tests/fuzz/corpus opts+=(-max_len=1024)
+  [ -f "tests/fuzz/$name.dict" ] && opts+=(-dict="tests/fuzz/$name.dict")
+  rm -rf "$work" && mkdir -p "$work" && { [ ! -d "$corpus" ] || cp -r "$corpus"/. "$work"/; } &&
+    clang "${fuzz_cflags[@]}" -fsanitize=fuzzer "tests/fuzz/$name.c" build-fuzz/librotary_fuzz.a -lm -lpthread \
+      -o "build-fuzz/$name" || { echo "$name: build failed"; return 1; }
+  "build-fuzz/$name" -max_total_time="${ROTARY_FUZZ_SECONDS:-30}" "${opts[@]}" -artifact_prefix="build-fuzz/$name-" \
+    -print_final_stats=1 "$work" >"build-fuzz/$name.log" 2>&1 || { tail -n 40 "build-fuzz/$name.log"; return 1; }
+  echo "$name: $(grep -E 'stat::number_of_executed_units' "build-fuzz/$name.log")," \
+    "$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "build-fuzz/$name.log" | tail -n1), corpus $(ls "$work" | wc -l)"
+}
+
+fuzz() { # every tests/fuzz/fuzz_*.c target, ROTARY_FUZZ_SECONDS each (30); ctest replays the corpora in every build
+  local rc=0 src
+  mkdir -p build-fuzz && fuzz_lib || { echo "fuzz: library build failed"; return 1; }
+  for src in tests/fuzz/fuzz_*.c; do
+    fuzz_one "$(basename "$src" .c)" || rc=1
+  done
+  return $rc
+}
+
+if [ $quick = 1 ]; then
+  stage "release build and ctest (quick sizes)" release
+else
+  stage "release build and ctest" release
   stage "dispatch capped by ROTARY_ISA, prefetch knob" isa_caps
   stage "AddressSanitizer + UndefinedBehaviorSanitizer" asan
   stage "ThreadSanitizer" tsan
+  stage "ThreadSanitizer, scalar kernels (ROTARY_ISA=scalar: TSan cannot see through the SIMD kernels)" tsan scalar
   stage "valgrind memcheck" memcheck
   stage "install, pkg-config and find_package consumers" install_check
-  stage "libFuzzer smoke run" fuzz
+  stage "add_subdirectory consumer without cmocka (tests and tool off)" subproject
+  stage "API reference: Doxygen, warnings as errors" api_reference
+  stage "libFuzzer runs, every fuzz target" fuzz
   [ "${ROTARY_SKIP_ARM:-0}" = 1 ] || stage "aarch64 NEON build under qemu-user" aarch64
   if [ "${ROTARY_SKIP_PYTHON:-0}" != 1 ]; then
     stage "Python package: pip install ., pytest (NumPy, torch, Hugging Face, ONNX)" bash scripts/test-python.sh
