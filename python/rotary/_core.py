@@ -40,8 +40,19 @@ def _raise(status, what, detail=None):
 
 
 # One worker pool for the process (librotary serializes calls on a context; results do not depend on the count).
+# A forked child never touches the parent's context: its workers do not exist in the child and its lock may be
+# held by a thread that was inside rotary_apply at the fork, so destroying or using it there hangs. The child
+# drops it (a small leak, once per fork) and creates its own on first use, with the thread count asked for.
 _ctx = None
+_ctx_threads = None  # the count set_num_threads asked for; None: ROTARY_NUM_THREADS or the online CPUs
 _ctx_lock = threading.Lock()
+
+
+def _threads_from_env():
+    text = os.environ.get("ROTARY_NUM_THREADS", "").strip() or "0"
+    if not text.lstrip("+-").isdigit():
+        raise ValueError(f"ROTARY_NUM_THREADS: expected an int, got {text!r}")
+    return _lib.c_int_arg(int(text), "ROTARY_NUM_THREADS")
 
 
 def _context():
@@ -50,19 +61,32 @@ def _context():
         with _ctx_lock:
             if _ctx is None:
                 handle = ctypes.c_void_p()
-                n = int(os.environ.get("ROTARY_NUM_THREADS", "0"))
+                n = _threads_from_env() if _ctx_threads is None else _ctx_threads
                 st = lib.rotary_context_create(n, ctypes.byref(handle))
                 if st != _lib.OK:
-                    _raise(st, "rotary_context_create")
+                    _raise(st, "rotary_context_create", f"threads={n}")
                 _ctx = handle
     return _ctx
 
 
+def _forget_context_in_child():
+    global _ctx, _ctx_lock
+    _ctx = None
+    _ctx_lock = threading.Lock()  # a parent thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_context_in_child)
+
+
 def set_num_threads(n):
     """Threads every call uses (0: the online CPUs). The default is ROTARY_NUM_THREADS or the online CPUs."""
-    st = lib.rotary_context_set_threads(_context(), int(n))
+    global _ctx_threads
+    n = _lib.c_int_arg(n, "set_num_threads: n")
+    st = lib.rotary_context_set_threads(_context(), n)
     if st != _lib.OK:
         _raise(st, "rotary_context_set_threads", f"n={n}")
+    _ctx_threads = n
 
 
 def get_num_threads():
@@ -100,7 +124,7 @@ def _dtype_code(x, name):
 
 
 class _View:
-    """Address, shape and element strides of one array."""
+    """Address, shape and element strides of one array; writable=True for memory rotary will write."""
     __slots__ = ("ptr", "shape", "strides", "dtype")
 
     def __init__(self, x, name, writable=False):
@@ -110,7 +134,8 @@ class _View:
             if any(s % item for s in x.strides):
                 raise ValueError(f"{name}: strides {x.strides} bytes are not whole elements of {item} bytes")
             if writable and not x.flags.writeable:
-                raise ValueError(f"{name}: the array is read-only")
+                # NumPy clears the flag for read-only views, np.frombuffer of bytes, read-only mmaps and memmaps
+                raise ValueError(f"{name}: the array is read-only (flags.writeable is False) and would be written")
             self.ptr = x.ctypes.data
             self.shape = x.shape
             self.strides = tuple(s // item for s in x.strides)
@@ -120,6 +145,11 @@ class _View:
             if x.layout != _torch().strided:
                 raise TypeError(f"{name}: {x.layout} tensors are not supported (dense strided tensors only)")
             self.dtype = _dtype_code(x, name)
+            if x.is_neg():
+                raise ValueError(f"{name}: a lazily negated view (its memory holds -x); call .resolve_neg() first")
+            if writable and x.is_inference() and not _torch().is_inference_mode_enabled():
+                raise ValueError(f"{name}: an inference tensor is read-only outside torch.inference_mode() and "
+                                 "would be written; clone it first")
             self.ptr = x.data_ptr()
             self.shape = tuple(x.shape)
             self.strides = tuple(x.stride())
@@ -152,13 +182,32 @@ def _check_layout(layout):
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
 
 
-def _fill_tensor(t, vin, vout, geo_in, geo_out):
-    t.in_ = vin.ptr
-    t.out = vout.ptr
-    t.dtype = vin.dtype
-    t.n_heads = geo_in[2]
-    t.stride_batch, t.stride_seq, t.stride_head = geo_in[3:]
-    t.out_stride_batch, t.out_stride_seq, t.out_stride_head = geo_out[3:]
+def _fill_one(t, x, x_out, name, layout, head_dim):
+    """One rotary_tensor from an input and its output (x_out is x: in place); the output must be writable."""
+    vx = _View(x, name, writable=x_out is x)
+    gx = _geometry(vx, layout, name, head_dim)
+    vo, go = vx, gx
+    if x_out is not x:
+        vo = _View(x_out, name + "_out", writable=True)
+        go = _geometry(vo, layout, name + "_out", head_dim)
+    t.in_, t.out, t.dtype, t.n_heads = vx.ptr, vo.ptr, vx.dtype, gx[2]
+    t.stride_batch, t.stride_seq, t.stride_head = gx[3:]
+    t.out_stride_batch, t.out_stride_seq, t.out_stride_head = go[3:]
+    return gx
+
+
+def _fill_qk(d, q, q_out, k, k_out, layout, head_dim):
+    """d.batch, d.seq_len, d.q and d.k from arrays or tensors (k None: q only). Checks everything it reads and
+    that every output can be written (read-only arrays, inference tensors) before any C call."""
+    gq = _fill_one(d.q, q, q_out, "q", layout, head_dim)
+    d.batch, d.seq_len = gq[0], gq[1]
+    if k is not None:
+        gk = _geometry(_View(k, "k"), layout, "k", head_dim)
+        if gk[:2] != gq[:2]:
+            what = "tokens" if layout == "thd" else "(batch, seq_len)"
+            raise ValueError(f"k: {what} {gk[1] if layout == 'thd' else gk[:2]} differ from q's "
+                             f"{gq[1] if layout == 'thd' else gq[:2]}")
+        _fill_one(d.k, k, k_out, "k", layout, head_dim)
 
 
 def _ids_array(ids, batch, seq_len, layout):
@@ -173,7 +222,7 @@ def _ids_array(ids, batch, seq_len, layout):
         except ValueError:
             raise ValueError(f"positions: ids of shape {a.shape} do not match {want} (batch, seq_len) "
                              f"of layout {layout!r}") from None
-    return np.ascontiguousarray(a)
+    return np.require(a, requirements=("C", "A"))  # copies only a broadcast, strided or unaligned array
 
 
 def _offset(positions, kind):
@@ -183,10 +232,7 @@ def _offset(positions, kind):
     if isinstance(positions, (bool, np.bool_)):
         raise TypeError(f"positions: expected None, an int offset or an int32/int64 {kind} of ids, got a bool")
     if isinstance(positions, (int, np.integer)):
-        off = int(positions)
-        if not -(1 << 63) <= off < (1 << 63):
-            raise ValueError(f"positions: offset {off} does not fit in int64")
-        return off
+        return _lib.c_int_arg(positions, "positions: offset", _lib.INT64_MIN, _lib.INT64_MAX)
     return None
 
 
@@ -241,7 +287,7 @@ def _scaling_struct(scaling, keep):
         elif key == "truncate":
             s.truncate = 1 if value else 0
         elif key in ("original_max_position_embeddings", "max_position_embeddings"):
-            setattr(s, key, int(value))
+            setattr(s, key, _lib.c_int_arg(value, f"scaling.{key}"))
         elif key in dict(_lib.Scaling._fields_):
             setattr(s, key, float(value))
         else:
@@ -271,29 +317,26 @@ class RoPE:
                  max_positions=DEFAULT_MAX_POSITIONS, attention_scaling=1.0, inv_freq=None, seq_len=0):
         if pairing not in _PAIRINGS:
             raise ValueError(f"pairing must be 'half' or 'interleaved', got {pairing!r}")
-        for nm, val in (("head_dim", head_dim), ("max_positions", max_positions), ("seq_len", seq_len)):
-            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 0:
-                raise TypeError(f"{nm} must be a non-negative int, got {val!r}")
-        if rotary_dim is not None and (isinstance(rotary_dim, bool) or not isinstance(rotary_dim, (int, np.integer))
-                                       or rotary_dim < 0):
-            raise TypeError(f"rotary_dim must be a non-negative int or None, got {rotary_dim!r}")
+        head_dim = _lib.c_int_arg(head_dim, "head_dim")
+        max_positions = _lib.c_int_arg(max_positions, "max_positions")
+        seq_len = _lib.c_int_arg(seq_len, "seq_len")
         keep = []
         c = _lib.Config()
-        lib.rotary_config_init(ctypes.byref(c), int(head_dim))
+        lib.rotary_config_init(ctypes.byref(c), head_dim)
         if rotary_dim is not None:
-            c.rotary_dim = int(rotary_dim)
+            c.rotary_dim = _lib.c_int_arg(rotary_dim, "rotary_dim")
         c.pairing = _PAIRINGS[pairing]
         c.base = float(base)
         c.attention_scaling = float(attention_scaling)
         c.scaling = _scaling_struct(scaling, keep)
-        c.seq_len = int(seq_len)
+        c.seq_len = seq_len
         if inv_freq is not None:
             f = np.ascontiguousarray(inv_freq, dtype=np.float64)
             if f.shape != (c.rotary_dim // 2,):
                 raise ValueError(f"inv_freq: expected {c.rotary_dim // 2} values (rotary_dim/2), got shape {f.shape}")
             keep.append(f)
             c.inv_freq = f.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-        self._init_from_config(c, int(max_positions))
+        self._init_from_config(c, max_positions)
         self.hf = None
 
     @classmethod
@@ -345,10 +388,11 @@ class RoPE:
     def derive(self, seq_len, max_positions=None):
         """The same rope for another current sequence length (dynamic NTK, LongRoPE) and/or table size
         (rotary_rope_derive: unchanged rows are copied)."""
-        if max_positions is None:
-            max_positions = self.max_positions
+        seq_len = _lib.c_int_arg(seq_len, "derive: seq_len")
+        max_positions = self.max_positions if max_positions is None else \
+            _lib.c_int_arg(max_positions, "derive: max_positions")
         handle = ctypes.c_void_p()
-        st = lib.rotary_rope_derive(self._handle, int(seq_len), int(max_positions), ctypes.byref(handle))
+        st = lib.rotary_rope_derive(self._handle, seq_len, max_positions, ctypes.byref(handle))
         if st != _lib.OK:
             _raise(st, "rotary_rope_derive", f"seq_len={seq_len}, max_positions={max_positions}")
         return RoPE._from_handle(handle, self.hf)
@@ -404,12 +448,14 @@ class RoPE:
         as_torch = is_torch(positions)
         if as_torch:
             positions = positions.cpu().numpy()
-        pos = np.ascontiguousarray(np.atleast_1d(np.asarray(positions)))
+        if isinstance(positions, (int, np.integer)) and not isinstance(positions, (bool, np.bool_)):
+            positions = _lib.c_int_arg(positions, "positions", _lib.INT64_MIN, _lib.INT64_MAX)
+        pos = np.atleast_1d(np.asarray(positions))
         if pos.dtype.kind not in "iu":
             raise TypeError(f"positions: expected integers, got {pos.dtype}")
         if pos.dtype.kind == "u" and pos.size and pos.max() >= (1 << 63):
             raise ValueError("positions: a value does not fit in int64")
-        pos = pos.astype(np.int64, copy=False).reshape(-1)
+        pos = np.require(pos.astype(np.int64, copy=False).reshape(-1), requirements=("C", "A"))
         half = self.rotary_dim // 2
         cos = np.empty((pos.size, half), dtype=np.float32)
         sin = np.empty((pos.size, half), dtype=np.float32)
@@ -436,7 +482,8 @@ class RoPE:
         inplace: rotate q and k in their own memory and return them; otherwise new arrays are returned (same
         memory order as the inputs). inverse: rotate by the opposite angles (the backward pass).
         out (NumPy only): caller arrays for the results, q_out or (q_out, k_out), same shapes and dtypes as q and
-        k, any strides with a contiguous last dimension; they must not overlap the inputs.
+        k, any strides with a contiguous last dimension; they must not overlap the inputs. Memory written (out=,
+        or q and k in place) must be writable: read-only arrays raise ValueError. Unaligned NumPy views work.
         Returns q' or (q', k'). Torch tensors go through the custom op torch.ops.rotary (autograd, torch.compile).
         """
         _check_layout(layout)
@@ -468,31 +515,11 @@ class RoPE:
 
     def _apply_arrays(self, q, q_out, k, k_out, positions, layout, inverse):
         """The one call into rotary_apply; q_out/k_out may be q/k (in place). Arrays or tensors."""
-        hd = self.head_dim
-        vq = _View(q, "q")
-        gq = _geometry(vq, layout, "q", hd)
-        vqo = vq if q_out is q else _View(q_out, "q_out", writable=True)
-        if q_out is q and isinstance(q, np.ndarray) and not q.flags.writeable:
-            raise ValueError("q: the array is read-only (inplace=True)")
-        gqo = gq if q_out is q else _geometry(vqo, layout, "q_out", hd)
         d = _lib.ApplyDesc()
         lib.rotary_apply_desc_init(ctypes.byref(d))
-        d.batch, d.seq_len = gq[0], gq[1]
-        _fill_tensor(d.q, vq, vqo, gq, gqo)
-        if k is not None:
-            vk = _View(k, "k")
-            gk = _geometry(vk, layout, "k", hd)
-            if gk[:2] != gq[:2]:
-                what = "tokens" if layout == "thd" else "(batch, seq_len)"
-                raise ValueError(f"k: {what} {gk[1] if layout == 'thd' else gk[:2]} differ from q's "
-                                 f"{gq[1] if layout == 'thd' else gq[:2]}")
-            if k_out is k and isinstance(k, np.ndarray) and not k.flags.writeable:
-                raise ValueError("k: the array is read-only (inplace=True)")
-            vko = vk if k_out is k else _View(k_out, "k_out", writable=True)
-            gko = gk if k_out is k else _geometry(vko, layout, "k_out", hd)
-            _fill_tensor(d.k, vk, vko, gk, gko)
+        _fill_qk(d, q, q_out, k, k_out, layout, self.head_dim)
         keep = []
-        _fill_positions(d.positions, positions, gq[0], gq[1], layout, keep)
+        _fill_positions(d.positions, positions, d.batch, d.seq_len, layout, keep)
         d.direction = _lib.INVERSE if inverse else _lib.FORWARD
         if d.batch == 0 or d.seq_len == 0 or d.q.n_heads == 0 or (k is not None and d.k.n_heads == 0):
             return  # nothing to rotate (librotary refuses zero counts; an empty tensor is a no-op here)
@@ -518,11 +545,12 @@ class RoPE:
         _check_layout(layout)
         q_out = q if inplace else np.empty_like(q)
         k_out = k if (inplace or k is None) else np.empty_like(k)
-        hd = self.head_dim
-        vq = _View(q, "q")
-        gq = _geometry(vq, layout, "q", hd)
+        d = _lib.ApplyDesc()
+        lib.rotary_apply_desc_init(ctypes.byref(d))
+        _fill_qk(d, q, q_out, k, k_out, layout, self.head_dim)
         half = self.rotary_dim // 2
-        want = (gq[1], half) if layout == "thd" else (gq[0], gq[1], half)
+        want = (d.seq_len, half) if layout == "thd" else (d.batch, d.seq_len, half)
+        rows = []
         for nm, arr in (("cos", cos), ("sin", sin)):
             if not isinstance(arr, np.ndarray) or arr.dtype != np.float32:
                 raise TypeError(f"{nm}: expected a float32 numpy.ndarray")
@@ -530,22 +558,11 @@ class RoPE:
                 raise ValueError(f"{nm}: shape {arr.shape}, expected {want} (rotary_dim/2 = {half})")
             if not arr.flags.c_contiguous:
                 raise ValueError(f"{nm}: must be C-contiguous")
-        d = _lib.ApplyDesc()
-        lib.rotary_apply_desc_init(ctypes.byref(d))
-        d.batch, d.seq_len = gq[0], gq[1]
-        vqo = vq if q_out is q else _View(q_out, "q_out", writable=True)
-        _fill_tensor(d.q, vq, vqo, gq, gq if q_out is q else _geometry(vqo, layout, "q_out", hd))
-        if k is not None:
-            vk = _View(k, "k")
-            gk = _geometry(vk, layout, "k", hd)
-            if gk[:2] != gq[:2]:
-                raise ValueError(f"k: (batch, seq_len) {gk[:2]} differ from q's {gq[:2]}")
-            vko = vk if k_out is k else _View(k_out, "k_out", writable=True)
-            _fill_tensor(d.k, vk, vko, gk, gk if k_out is k else _geometry(vko, layout, "k_out", hd))
+            rows.append(np.require(arr, requirements="A"))  # an unaligned view (np.frombuffer offset) is copied
         fp = ctypes.POINTER(ctypes.c_float)
         d.positions.mode = _lib.POS_COS_SIN
-        d.positions.cos = cos.ctypes.data_as(fp)
-        d.positions.sin = sin.ctypes.data_as(fp)
+        d.positions.cos = rows[0].ctypes.data_as(fp)
+        d.positions.sin = rows[1].ctypes.data_as(fp)
         d.positions.row_stride = half
         d.direction = _lib.INVERSE if inverse else _lib.FORWARD
         if q.size and (k is None or k.size):

@@ -23,8 +23,10 @@ def _json_text(config):
 
 def rope_from_hf_config(cls, config, max_positions):
     hf = _lib.hf_lib
-    if hf is None:
-        raise ImportError("rotary: librotary_hf is not installed next to librotary (from_hf_config needs it)")
+    if hf is None:  # every build has it: a broken install; say what the loader said
+        raise ImportError(f"rotary: from_hf_config needs librotary_hf, which cannot be loaded: {_lib.hf_lib_error}")
+    if max_positions is not None:
+        max_positions = _lib.c_int_arg(max_positions, "max_positions")
     text = _json_text(config)
     handle = ctypes.c_void_p()
     err = ctypes.create_string_buffer(512)
@@ -57,7 +59,7 @@ def rope_from_hf_config(cls, config, max_positions):
         if max_positions is None:
             max_positions = table or DEFAULT_MAX_POSITIONS
         self = cls.__new__(cls)
-        self._init_from_config(cfg, int(max_positions))  # rotary_rope_create copies every array it reads
+        self._init_from_config(cfg, max_positions)  # rotary_rope_create copies every array it reads
         self.hf = info
         return self
     finally:

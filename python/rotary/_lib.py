@@ -1,7 +1,10 @@
 """_lib.py: loads librotary (and librotary_hf when present) and mirrors include/rotary.h's structs in ctypes."""
 import ctypes
+import operator
 import os
 import sys
+
+import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -32,6 +35,27 @@ POS_OFFSET, POS_OFFSETS, POS_IDS_I32, POS_IDS_I64, POS_COS_SIN = 0, 1, 2, 3, 4
 
 SCALING_TYPES = {"default": 0, "none": 0, "linear": 1, "dynamic": 2, "ntk": 3, "yarn": 4, "llama3": 5,
                  "longrope": 6, "su": 6}
+
+
+SIZE_MAX = (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def c_int_arg(value, name, lo=0, hi=SIZE_MAX):
+    """value as a Python int in [lo, hi] (default: a size_t), checked before ctypes could wrap it modulo 2^64.
+
+    Takes int, NumPy integers and anything else with __index__ (a 0-d integer tensor); refuses bool (True is
+    not a size), float (64.0 included: no silent truncation) and strings with TypeError, and a value outside
+    [lo, hi] with ValueError. Every integer the package passes to librotary goes through here."""
+    if isinstance(value, (bool, np.bool_)) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool"):
+        raise TypeError(f"{name}: expected an int, got a bool ({value!r})")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} ({value!r})") from None
+    if not lo <= v <= hi:
+        raise ValueError(f"{name}: {v} is outside [{lo}, {hi}]")
+    return v
 
 
 class Scaling(ctypes.Structure):
@@ -106,32 +130,36 @@ class ApplyDesc(ctypes.Structure):
     ]
 
 
-def _candidates(name):
+def _library_dirs():
     env = os.environ.get("ROTARY_LIBRARY_DIR")
-    dirs = [env] if env else []
-    dirs.append(_HERE)
-    ext = ".dylib" if sys.platform == "darwin" else ".dll" if os.name == "nt" else ".so"
-    return [os.path.join(d, name + ext) for d in dirs]
+    return ([env] if env else []) + [_HERE]
 
 
-def _load(name, required):
+_EXT = ".dylib" if sys.platform == "darwin" else ".dll" if os.name == "nt" else ".so"
+
+
+def _load(name, dirs):
+    """(library, path, None), or (None, None, why) where why keeps the loader's own words (a missing
+    dependency, a corrupt file, a wrong ELF class) or lists where the file was looked for."""
     errors = []
-    for path in _candidates(name):
+    for d in dirs:
+        path = os.path.join(d, name + _EXT)
         if os.path.exists(path):
             try:
-                return ctypes.CDLL(path)
-            except OSError as e:  # pragma: no cover - a broken install
-                errors.append(f"{path}: {e}")
-    if required:
-        raise ImportError(f"rotary: cannot load {name} (looked in {', '.join(_candidates(name))}) "
-                          f"{'; '.join(errors)}: install the package with `pip install .` or set ROTARY_LIBRARY_DIR "
-                          "to a CMake build folder holding the shared library")
-    return None
+                return ctypes.CDLL(path), path, None
+            except OSError as e:
+                errors.append(str(e) if path in str(e) else f"{path}: {e}")
+    return None, None, "; ".join(errors) or f"not found (looked in {', '.join(dirs)})"
 
 
-# RTLD_GLOBAL is not needed: librotary_hf finds librotary through its $ORIGIN run path.
-lib = _load("librotary", required=True)
-hf_lib = _load("librotary_hf", required=False)
+lib, _lib_path, _why = _load("librotary", _library_dirs())
+if lib is None:
+    raise ImportError(f"rotary: cannot load librotary: {_why}; install the package with `pip install .` or set "
+                      "ROTARY_LIBRARY_DIR to a CMake build folder holding the shared library")
+# librotary_hf (the config.json reader, cJSON built in) is part of every build and is taken from librotary's own
+# folder, never mixed from another. When it cannot be loaded, only RoPE.from_hf_config fails, with
+# hf_lib_error: the loader's message. RTLD_GLOBAL is not needed: it finds librotary through its $ORIGIN run path.
+hf_lib, _, hf_lib_error = _load("librotary_hf", [os.path.dirname(_lib_path)])
 
 _P = ctypes.POINTER
 _sz = ctypes.c_size_t

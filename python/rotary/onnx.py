@@ -7,6 +7,7 @@ import functools
 
 import numpy as np
 
+from . import _lib
 from ._core import RoPE
 
 __all__ = ["rotary_embedding"]
@@ -32,6 +33,10 @@ def rotary_embedding(X, cos_cache, sin_cache, position_ids=None, interleaved=0, 
     rotary_dim/2); rotary_embedding_dim 0 means head_size; interleaved pairs (2i, 2i+1), else (i, i + rot/2).
     Returns a new array of X's shape and dtype (float32, float16 or ml_dtypes bfloat16). Math in fp32."""
     X = np.asarray(X)
+    if not isinstance(interleaved, (bool, np.bool_)):
+        interleaved = _lib.c_int_arg(interleaved, "interleaved", 0, 1)
+    num_heads = _lib.c_int_arg(num_heads, "num_heads")
+    rotary_embedding_dim = _lib.c_int_arg(rotary_embedding_dim, "rotary_embedding_dim")
     if X.ndim == 4:
         batch, heads, seq, head_size = X.shape
         view, layout = X, "bhsd"
@@ -45,7 +50,7 @@ def rotary_embedding(X, cos_cache, sin_cache, position_ids=None, interleaved=0, 
         view, layout = X.reshape(batch, seq, num_heads, head_size), "bshd"
     else:
         raise ValueError(f"X: expected a 3-D or 4-D input, got shape {X.shape}")
-    rot = int(rotary_embedding_dim) or head_size
+    rot = rotary_embedding_dim or head_size
     if rot > head_size or rot % 2:
         raise ValueError(f"rotary_embedding_dim: {rot} must be even and at most head_size {head_size}")
     cos = _as_f32_rows(cos_cache, "cos_cache")
