@@ -3,7 +3,9 @@
 
 Each cell is the median over the runs of that option set, with the range in brackets when there were several:
 the fused call's median time and its percent of the same run's streaming pass; where the run has them, the fused
-call's speed against the copy and the table-free row's percent of the streaming pass.
+call's speed against the copy, the table-free row's percent of the streaming pass, the real torch row (--torch)
+against the fused call, and how many runs the bench flagged as unstable (a row faster than its limit, or times
+ranging wider than their median; docs/bench.md).
 Usage: scripts/bench_summary.py bench-all-output.txt"""
 import json
 import statistics
@@ -34,13 +36,20 @@ def main(path):
         fused_ms = [r["fused"]["median_ms"] for r in results]
         fused_pct = [r["fused"]["pct_of_stream"] for r in results]
         others = []
+        ms_fmt = "%.4f" if max(fused_ms) < 0.1 else "%.2f"
         if "copy" in results[0]:
             vs_copy = [r["copy"]["median_ms"] / r["fused"]["median_ms"] * 100 for r in results]
             others.append("fused at %s%% of memcpy's speed" % cell(vs_copy, "%.0f"))
         if "fused_table_free" in results[0]:
             free = [r["fused_table_free"]["pct_of_stream"] for r in results]
             others.append("table-free %s%% of stream" % cell(free, "%.0f"))
-        ms_fmt = "%.4f" if max(fused_ms) < 0.1 else "%.2f"
+        if "torch_eager" in results[0]:
+            torch_ms = [r["torch_eager"]["median_ms"] for r in results]
+            vs = [r["torch_eager"]["median_ms"] / r["fused"]["median_ms"] for r in results]
+            others.append("torch eager %s ms, fused %sx faster" % (cell(torch_ms, ms_fmt), cell(vs, "%.1f")))
+        flagged = sum(1 for r in results if any(row.get("flags") for row in r.values()))
+        if flagged:
+            others.append("%d of %d runs flagged unstable" % (flagged, len(results)))
         print("| `%s` | %d | %s | %s%% | %s |" % (options, len(results), cell(fused_ms, ms_fmt),
                                               cell(fused_pct, "%.0f"), "; ".join(others) or "-"))
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_cli.sh: ctest checks of the rotary tool from outside: exit codes, where help and errors go, their wording,
 # and that `bench --json` is valid JSON whatever a config's model_type holds.
-# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help, torch; PYTHON reads JSON)
+# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help, torch, plot)
 set -u
 ROTARY=$1
 CASE=$2
@@ -144,8 +144,20 @@ EOF
     "$ROTARY" bench "${TINY[@]}" --torch="$TMP/none"
 }
 
+# scripts/plot_bench.py over two real runs (1 and 2 threads): a PNG comes out (needs matplotlib).
+case_plot() {
+  local plot
+  plot="$(cd "$(dirname "$0")/.." && pwd)/scripts/plot_bench.py"
+  for t in 1 2; do "$ROTARY" bench --json "${TINY[@]}" --threads $t --out-of-place || fail "bench --json --threads $t"; done \
+    > "$TMP/runs.json"
+  expect 0 "wrote $TMP/plot.png \(2 runs, 1 case\)" '' -- "$PYTHON" "$plot" -o "$TMP/plot.png" "$TMP/runs.json"
+  [ "$(head -c 4 "$TMP/plot.png" | od -An -tx1 | tr -d ' ')" = 89504e47 ] || fail "plot_bench.py: no PNG"
+  expect 1 '' 'no rotary bench --json output' -- "$PYTHON" "$plot" -o "$TMP/none.png" /dev/null
+}
+
 case "$CASE" in
   json) case_json ;;
+  plot) case_plot ;;
   torch) case_torch ;;
   options) case_options ;;
   help) case_help ;;
