@@ -84,7 +84,7 @@ static rotary_status time_block(bench_setup *s, bench_result *r, int first, doub
   if (st != ROTARY_OK) return st;
   summarize(t, reps, &r->median, &r->min, &r->max);
   summarize(lim, nlim, &r->limit_median, &r->limit_min, &r->limit_max);
-  if (r->median < r->limit_min) r->flags |= BENCH_BEATS_LIMIT;
+  if (r->median < BENCH_LIMIT_MARGIN * r->limit_min) r->flags |= BENCH_BEATS_LIMIT;
   if (r->max - r->min > r->median) r->flags |= BENCH_WIDE_RANGE;
   return ROTARY_OK;
 }
