@@ -40,7 +40,8 @@ void bench_print_header(const bench_setup *s) {
            o->batch == 1 ? "" : "s", o->table);
   else
     printf("prefill, batch %zu x %zu tokens (positions 0..%zu)", o->batch, o->tokens, o->tokens - 1);
-  printf(", %zu q / %zu k heads, head_dim %zu (rotary %zu), %s, %s, %s pairing, %s, %zu thread%s, kernel %s, %zu reps\n",
+  printf(", %zu q / %zu k heads, head_dim %zu (rotary %zu), %s, %s, %s pairing, %s, %zu thread%s, kernel %s, "
+         "%zu reps\n",
          o->heads, o->kv_heads, o->head_dim, o->rotary_dim, layout_name(o), bench_dtype_name(o->dtype), pairing_name(s),
          o->out_of_place ? "out of place" : "in place", o->threads, o->threads == 1 ? "" : "s",
          rotary_kernel_name(o->dtype, o->pairing), o->reps);
@@ -94,8 +95,9 @@ void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n) {
   int checked = 0;
   for (size_t i = 0; i < n; i++)
     if (r[i].max_rel_err >= 0 && r[i].impl != &bench_impl_fused) {
-      printf("%s %s %.2g", checked++ ? "" : " Checked before timing: each RoPE row of this program matches\n"
-                                            "rotary_apply (largest relative difference:", r[i].impl->id, r[i].max_rel_err);
+      if (!checked++)
+        printf(" Checked before timing: each RoPE row of this program matches\nrotary_apply (largest relative difference:");
+      printf(" %s %.2g", r[i].impl->id, r[i].max_rel_err);
     }
   printf("%s\n", checked ? ")." : "");
   if (s->torch) printf("torch: timed in its own process (not checked); it returns new q and k tensors, as HF does.\n");
