@@ -96,7 +96,8 @@ void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (r[i].max_rel_err >= 0 && r[i].impl != &bench_impl_fused) {
       if (!checked++)
-        printf(" Checked before timing: each RoPE row of this program matches\nrotary_apply (largest relative difference:");
+        printf(" Checked before timing: each RoPE row of this program matches\n"
+               "rotary_apply (largest relative difference:");
       printf(" %s %.2g", r[i].impl->id, r[i].max_rel_err);
     }
   printf("%s\n", checked ? ")." : "");
