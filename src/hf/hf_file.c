@@ -1,5 +1,9 @@
 /* hf_file.c: reads a config.json for librotary_hf: regular files only, at most 64 MiB, system errors in words. */
-#define _POSIX_C_SOURCE 200809L /* the XSI strerror_r, which returns int */
+/* The XSI strerror_r (returns int, always fills the buffer), even where the build defines _GNU_SOURCE. */
+#undef _GNU_SOURCE
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
