@@ -328,8 +328,8 @@ ROTARY_API void rotary_apply_desc_init(rotary_apply_desc *desc);
 ROTARY_API rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const rotary_apply_desc *desc);
 
 /*
- * Hugging Face config.json. These live in librotary_hf, a companion library linked with cJSON (librotary itself
- * needs only libc, libm and pthreads); without cJSON at build time they return ROTARY_ERR_UNSUPPORTED.
+ * Hugging Face config.json. These live in librotary_hf, a companion library that carries its own private copy of
+ * cJSON (librotary itself needs only libc, libm and pthreads).
  * Fields read: model_type, hidden_size, num_attention_heads, num_key_value_heads, head_dim, max_position_embeddings,
  * original_max_position_embeddings, rope_theta, partial_rotary_factor (GPT-NeoX: rotary_pct, rotary_emb_base;
  * GPT-J: rotary_dim, interleaved pairing; DeepSeek-V2/V3: qk_rope_head_dim, interleaved pairing), and the
@@ -337,18 +337,32 @@ ROTARY_API rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *ro
  * (transformers 5, which also carries rope_theta). Families: default, linear, dynamic, yarn, llama3, longrope
  * (also "su" as longrope), plus "ntk" (static NTK-aware, factor = alpha). Defaults and precedence follow
  * transformers 5: a top-level original_max_position_embeddings wins over the one in the scaling (Phi-3), and
- * YaRN, Llama 3 and LongRoPE fall back to max_position_embeddings when it is absent.
+ * YaRN, Llama 3 and LongRoPE fall back to max_position_embeddings when it is absent. Required keys and JSON null
+ * follow transformers 5.24: YaRN requires "factor" (null derives it as max_position_embeddings /
+ * original_max_position_embeddings; an absent key is an error, as transformers' KeyError); LongRoPE's factor is
+ * optional (absent or null derive it) and short_factor and long_factor are required; linear, dynamic, ntk and
+ * llama3 require a numeric factor (llama3 also low_freq_factor and high_freq_factor); an explicit 0 factor or
+ * attention_factor is refused; YaRN's "truncate": null means false. A null where transformers would compute with
+ * None (rope_theta, original_max_position_embeddings, the factors) is an error naming the field.
+ * JSON as Python's json reads it: a key given twice counts with its LAST value, everywhere; text after the object,
+ * control characters and an escaped NUL (backslash u0000: cJSON would end the string there) are refused.
+ * Dimensions are bounded (head_dim, or hidden_size / num_attention_heads, or qk_rope_head_dim, at most
+ * ROTARY_MAX_HEAD_DIM: HEAD_DIM) before anything is allocated from them; integers must be below 2^53.
  * On error, error (when not NULL and error_size > 0) receives a NUL-terminated message naming the field, e.g.
- * "rope_scaling.factor: missing (required by \"linear\")", and *out is untouched.
+ * "rope_scaling.factor: missing (required by \"linear\")", and *out is untouched. Every error, OUT_OF_MEMORY
+ * included, comes with a message.
  */
 typedef struct rotary_hf_config rotary_hf_config;
 
-/* Parses length bytes of JSON text (no NUL needed). Errors: NULL_POINTER, CONFIG (the message says what),
- * SCALING, ROTARY_DIM, HEAD_DIM, FREQUENCY (the config's values fail rotary_config_check), OUT_OF_MEMORY,
- * UNSUPPORTED. */
+/* Parses length bytes of JSON text (no NUL needed; only whitespace may follow the object). Errors: NULL_POINTER,
+ * CONFIG (the message says what), SCALING, ROTARY_DIM, HEAD_DIM, FREQUENCY (the config's values fail
+ * rotary_config_check), OUT_OF_MEMORY (also when an allocation inside the JSON parser fails). */
 ROTARY_API rotary_status rotary_hf_config_parse(const char *json, size_t length, rotary_hf_config **out,
                                                 char *error, size_t error_size);
-/* Reads and parses a file. Errors: those of rotary_hf_config_parse, and IO. */
+/* Reads and parses a file. Only a regular file of at most 64 MiB is read: a FIFO, device or socket is refused
+ * with IO ("path: not a regular file") before it is opened, so nothing blocks; other IO errors carry the system's
+ * text ("path: No such file or directory", "path: Is a directory"). Errors: those of rotary_hf_config_parse, and
+ * IO. */
 ROTARY_API rotary_status rotary_hf_config_load(const char *path, rotary_hf_config **out, char *error,
                                                size_t error_size);
 /* Frees a parsed config. NULL is allowed. */
