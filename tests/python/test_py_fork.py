@@ -110,3 +110,24 @@ def test_fork_while_another_thread_applies(case):
         t.join()
     assert codes == [0] * 4
     assert np.array_equal(out, ref)  # the parent's context still works
+
+
+def test_fork_while_the_context_is_being_created(case):
+    """The package's own lock: a fork while some thread holds it (creating the context on first use) left the
+    child's copy locked for good. White-box: the parent is put back to 'no context yet' and the lock is held, as
+    that thread would hold it, across the fork; the child must still create its context and apply."""
+    rope, x, ref = case
+    from rotary import _core
+
+    def child():
+        os._exit(0 if np.array_equal(rope.apply(x, positions=7), ref) else 1)
+
+    saved, lock = _core._ctx, _core._ctx_lock
+    _core._ctx = None
+    lock.acquire()
+    try:
+        codes = run_children(child, 1)
+    finally:
+        lock.release()
+        _core._ctx = saved
+    assert codes == [0]
