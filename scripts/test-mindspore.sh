@@ -24,5 +24,8 @@ cmake --build build-ms -j"$jobs" >/dev/null
 (cd build-ms && ctest --output-on-failure -R mindspore)
 echo "test-mindspore: built and C-tested in $((SECONDS - t0)) s"
 
-ROTARY_MS_LIB=$root/build-ms/integrations/mindspore/librotary_ms.so "$venv/bin/python" -m pytest -q \
-  tests/python/test_mindspore.py
+# The op's tests, and the MindSpore snippets of docs/integrations/mindspore.md and integrations/mindspore/README.md
+# (tests/python/test_docs.py skips the other pages here: this venv has no rotary package).
+ROTARY_MS_LIB=$root/build-ms/integrations/mindspore/librotary_ms.so "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+  tests/python/test_mindspore.py tests/python/test_docs.py -k 'mindspore or test_every_page'
+
