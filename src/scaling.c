@@ -64,8 +64,10 @@ static dd dd_exp(dd y, int *k) {
   const dd kl = dd_times_ln2(kd);
   dd r = dd_add((dd){y.hi - kl.hi, 0.0}, (dd){y.lo, -kl.lo}); /* y.hi - kl.hi is exact (Sterbenz) */
   r.hi *= 0x1p-5, r.lo *= 0x1p-5;
-  dd e = inv_fact[11];
-  for (int n = 10; n >= 0; n--) e = dd_add(dd_mul(e, r), inv_fact[n]);
+  double p = inv_fact[11].hi; /* the terms of degree 7 and up in double: they weigh below 2^-57 */
+  for (int n = 10; n >= 5; n--) p = fma(p, r.hi, inv_fact[n].hi);
+  dd e = {p, 0.0};
+  for (int n = 4; n >= 0; n--) e = dd_add(dd_mul(e, r), inv_fact[n]);
   e = dd_mul(dd_add(dd_mul(e, r), (dd){1.0, 0.0}), r); /* e^r - 1 */
   for (int j = 0; j < 5; j++) e = dd_add(dd_mul_d(e, 2.0), dd_mul(e, e));
   *k = (int)kd;
@@ -87,14 +89,27 @@ static dd dd_log(double b) {
   return dd_add(dd_times_ln2((double)e), lnm);
 }
 
-double rotary_scaling_pow(double base, size_t num, size_t den, int *decided) {
+/* A base ready for base^(-num/den): its ln, computed once per family evaluation. */
+typedef struct pow_base {
+  double base;
+  dd ln;
+  int normal; /* base in [DBL_MIN, DBL_MAX]; otherwise libm's pow serves (a derived base out of range: refused) */
+} pow_base;
+
+static pow_base pow_base_of(double base) {
+  pow_base b = {base, {0.0, 0.0}, base >= DBL_MIN && base <= DBL_MAX};
+  if (b.normal) b.ln = dd_log(base);
+  return b;
+}
+
+static double pow_cr(const pow_base *b, size_t num, size_t den, int *decided) {
   if (decided) *decided = 1;
   if (num == 0) return 1.0;
   const double q = (double)num / (double)den;
-  if (!(base >= DBL_MIN && base <= DBL_MAX)) return pow(base, -q); /* a derived base out of range: the check refuses */
+  if (!b->normal) return pow(b->base, -q);
   const dd expo = {-q, -fma(-q, (double)den, (double)num) / (double)den}; /* -num/den to 2^-106 */
   int k;
-  const dd m = dd_exp(dd_mul(expo, dd_log(base)), &k); /* relative error below 2^-90 (see docs/accuracy.md) */
+  const dd m = dd_exp(dd_mul(expo, b->ln), &k); /* relative error below 2^-90 (see docs/accuracy.md) */
   const double r = m.hi + m.lo, off = (m.hi - r) + m.lo; /* the nearest double to the dd, and the dd minus it */
   const double up = (nextafter(r, INFINITY) - r) * 0.5, down = (r - nextafter(r, 0.0)) * 0.5, margin = r * 0x1p-85;
   if (decided && (off >= 0.0 ? up - off <= margin : down + off <= margin)) *decided = 0;
@@ -103,8 +118,13 @@ double rotary_scaling_pow(double base, size_t num, size_t den, int *decided) {
   return v;
 }
 
+double rotary_scaling_pow(double base, size_t num, size_t den, int *decided) {
+  const pow_base b = pow_base_of(base);
+  return pow_cr(&b, num, den, decided);
+}
+
 /* base^(-2i/d), the unscaled frequency, correctly rounded. */
-static double default_freq(double base, size_t i, size_t d) { return rotary_scaling_pow(base, 2 * i, d, NULL); }
+static double default_freq(const pow_base *b, size_t i, size_t d) { return pow_cr(b, 2 * i, d, NULL); }
 
 /* YaRN's and LongRoPE's factor: given, or max_position_embeddings / original_max_position_embeddings. */
 static double derived_factor(const rotary_scaling *s) {
@@ -191,8 +211,9 @@ static double yarn(const rotary_config *c, double *inv_freq) {
   if (low < 0.0) low = 0.0;
   if (high > (double)(d - 1)) high = (double)(d - 1);
   if (low == high) high += 0.001; /* Hugging Face's guard against a zero-width ramp */
+  const pow_base pb = pow_base_of(c->base);
   for (size_t i = 0; i < half; i++) {
-    const double extrapolation = default_freq(c->base, i, d);
+    const double extrapolation = default_freq(&pb, i, d);
     const double interpolation = extrapolation / factor;
     double ramp = ((double)i - low) / (high - low);
     ramp = ramp < 0.0 ? 0.0 : ramp > 1.0 ? 1.0 : ramp;
@@ -210,8 +231,9 @@ static void llama3(const rotary_config *c, double *inv_freq) {
   const size_t d = c->rotary_dim, half = d / 2;
   const double old_len = (double)s->original_max_position_embeddings;
   const double low_wavelen = old_len / s->low_freq_factor, high_wavelen = old_len / s->high_freq_factor;
+  const pow_base pb = pow_base_of(c->base);
   for (size_t i = 0; i < half; i++) {
-    const double f = default_freq(c->base, i, d), wavelen = 2.0 * M_PI / f;
+    const double f = default_freq(&pb, i, d), wavelen = 2.0 * M_PI / f;
     if (wavelen < high_wavelen) {
       inv_freq[i] = f;
     } else if (wavelen > low_wavelen) {
@@ -227,7 +249,8 @@ static double longrope(const rotary_config *c, size_t seq_len, double *inv_freq)
   const rotary_scaling *s = &c->scaling;
   const size_t d = c->rotary_dim, half = d / 2;
   const double *ext = seq_len > s->original_max_position_embeddings ? s->long_factor : s->short_factor;
-  for (size_t i = 0; i < half; i++) inv_freq[i] = default_freq(c->base, i, d) / ext[i];
+  const pow_base pb = pow_base_of(c->base);
+  for (size_t i = 0; i < half; i++) inv_freq[i] = default_freq(&pb, i, d) / ext[i];
   if (s->attention_factor != 0.0) return s->attention_factor;
   const double factor = derived_factor(s);
   if (factor <= 1.0) return 1.0;
@@ -236,7 +259,8 @@ static double longrope(const rotary_config *c, size_t seq_len, double *inv_freq)
 
 /* Frequencies from a different base, the rest as the default family. */
 static void rebased(const rotary_config *c, double base, double *inv_freq) {
-  for (size_t i = 0; i < c->rotary_dim / 2; i++) inv_freq[i] = default_freq(base, i, c->rotary_dim);
+  const pow_base pb = pow_base_of(base);
+  for (size_t i = 0; i < c->rotary_dim / 2; i++) inv_freq[i] = default_freq(&pb, i, c->rotary_dim);
 }
 
 double rotary_scaling_frequencies(const rotary_config *c, size_t seq_len, double *inv_freq) {
@@ -249,7 +273,10 @@ double rotary_scaling_frequencies(const rotary_config *c, size_t seq_len, double
   }
   switch (s->type) {
     case ROTARY_SCALING_LINEAR:
-      for (size_t i = 0; i < half; i++) inv_freq[i] = default_freq(c->base, i, d) / s->factor;
+    {
+      const pow_base pb = pow_base_of(c->base);
+      for (size_t i = 0; i < half; i++) inv_freq[i] = default_freq(&pb, i, d) / s->factor;
+    }
       return 1.0;
     case ROTARY_SCALING_DYNAMIC: {
       const double mpe = (double)s->max_position_embeddings;
