@@ -33,6 +33,10 @@ extern "C" {
  * - Sizes and counts are element counts unless a name ends in _bytes. Strides are signed element counts
  *   (ptrdiff_t) of the tensor's own dtype: moving one token forward moves the pointer by stride elements.
  * - The last dimension of every tensor (head_dim elements of one head of one token) is contiguous.
+ * - Alignment: rotary_apply takes every pointer it reads or writes (tensors, position arrays, cos/sin rows) at any
+ *   byte address, aligned to its element type or not (NumPy and torch views need not be), with the same results;
+ *   cos/sin rows off float alignment are copied per token. Arrays passed to other functions must be aligned for
+ *   their element type, as C arrays are.
  * - Thread safety: a rotary_rope is immutable once created and may be used by any number of threads at once.
  *   A rotary_context runs one call at a time; concurrent calls on the same context are serialized by it.
  *   Functions without an object argument are thread-safe.
@@ -312,8 +316,9 @@ typedef struct rotary_apply_desc {
 } rotary_apply_desc;
 
 /* Zeroes desc and sets struct_size, batch = seq_len = 1, offset positions at 0, forward.
- * Position 0 (cos 1, sin 0 with attention_scaling 1) leaves every element bit for bit unchanged, except that a
- * negative zero may come out as +0 (IEEE addition of -0 and +0). */
+ * Position 0 (cos 1, sin 0 with attention_scaling 1) leaves every element of a finite pair bit for bit unchanged,
+ * except that a negative zero may come out as +0 (IEEE addition of -0 and +0). A pair holding a NaN comes out as
+ * two NaNs, and the partner of an Inf as NaN (NaN * 0 and Inf * 0 are NaN; see rotary_apply). */
 ROTARY_API void rotary_apply_desc_init(rotary_apply_desc *desc);
 
 /*
@@ -323,7 +328,11 @@ ROTARY_API void rotary_apply_desc_init(rotary_apply_desc *desc);
  * Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, zero batch/seq_len/q heads, unknown mode or direction),
  * DTYPE, POSITION, OVERFLOW (an element offset, a byte size above PTRDIFF_MAX, or offset + seq_len - 1 overflows),
  * STRIDE, OVERLAP, OUT_OF_MEMORY (only when rotary_dim > 1024, for a per-call row buffer).
- * Results are bit-identical for every thread count.
+ * Each pair (x0, x1) becomes fmaf(x0, c, -(x1 * s)) and fmaf(x0, s, x1 * c) in fp32, rounded once to the dtype.
+ * Results are bit-identical for every thread count and every kernel (scalar, AVX2, AVX-512, NEON), NaNs included:
+ * an output that is NaN is x0 quieted when x0 is NaN (its sign and payload kept), else x1 quieted when x1 is NaN,
+ * else the positive default NaN (f32 0x7FC00000, f16 0x7E00, bf16 0x7FC0: Inf * 0, Inf - Inf, NaN cos/sin rows),
+ * whatever NaN the hardware would propagate.
  */
 ROTARY_API rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const rotary_apply_desc *desc);
 

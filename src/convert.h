@@ -1,7 +1,8 @@
-/* convert.h: exact f16/bf16 <-> f32 conversions (round to nearest even) shared by the portable kernels. */
+/* convert.h: exact f16/bf16 <-> f32 conversions (round to nearest even) and the pair formula shared by the kernels. */
 #ifndef ROTARY_CONVERT_H
 #define ROTARY_CONVERT_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -60,6 +61,31 @@ static inline uint16_t rotary_f32_to_bf16(float f) {
   uint32_t u = rotary_f32_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
   return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* The NaN a rotated pair's output is when it is NaN, the same on every ISA whatever the hardware propagates (x86
+ * returns an operand's NaN by operand position and a negative default NaN; Arm prefers signalling NaNs and has a
+ * positive default NaN; fmsub forms and a separate negation disagree on the sign): x0 quieted when x0 is NaN, else
+ * x1 quieted when x1 is NaN, else the positive default NaN (inf * 0, inf - inf, or a NaN cos/sin row). */
+static inline float rotary_pair_nan(float x0, float x1) {
+  const uint32_t a = rotary_f32_bits(x0), b = rotary_f32_bits(x1);
+  if ((a & 0x7fffffffu) > 0x7f800000u) return rotary_bits_f32(a | 0x00400000u);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return rotary_bits_f32(b | 0x00400000u);
+  return rotary_bits_f32(0x7fc00000u);
+}
+
+/* One pair: y0 = fmaf(x0, c, -(x1 * s)), y1 = fmaf(x0, s, x1 * c), a NaN output replaced by rotary_pair_nan. The
+ * formula every kernel computes, lane by lane. */
+static inline __attribute__((always_inline)) void rotary_rotate_pair(float x0, float x1, float c, float s, float *y0,
+                                                                     float *y1) {
+  float a = fmaf(x0, c, -(x1 * s)), b = fmaf(x0, s, x1 * c);
+  if (__builtin_expect(a != a || b != b, 0)) {
+    const float nan = rotary_pair_nan(x0, x1);
+    if (a != a) a = nan;
+    if (b != b) b = nan;
+  }
+  *y0 = a;
+  *y1 = b;
 }
 
 #endif /* ROTARY_CONVERT_H */

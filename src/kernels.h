@@ -12,8 +12,11 @@
  * rotary_dim elements:
  *     out[a] = fmaf(x[a], cos[i], -(x[b] * sin[i]))     out[b] = fmaf(x[a], sin[i], x[b] * cos[i])
  * with (a, b) = (i, i + rotary_dim/2) for half pairing and (2i, 2i + 1) for interleaved, i < rotary_dim/2, math in
- * fp32 and one rounding to the dtype at the end. The inverse rotation is the same kernel with sin negated.
+ * fp32 and one rounding to the dtype at the end; an output that is NaN is rotary_pair_nan(x[a], x[b]) (convert.h:
+ * x[a]'s NaN quieted, else x[b]'s, else the positive default NaN), so every kernel gives the same bits, NaNs
+ * included (rotary_rotate_pair is the reference). The inverse rotation is the same kernel with sin negated.
  * Elements [rotary_dim, head_dim) are copied bit for bit when out != in and left alone when out == in.
+ * in and out may start at any byte address (no alignment to the element size); cos and sin are float-aligned.
  * Kernels assume valid input (validated once at the API boundary): rotary_dim even and >= 2, head_dim >= rotary_dim,
  * every head row either identical to its input row (in place) or disjoint from every input row.
  */

@@ -336,6 +336,101 @@ static void test_special_values(void **state) {
   assert_false(bad);
 }
 
+/* ---- NaN bits ---- */
+
+/* The NaN every kernel must give for a NaN output, stated here independently of the library: x0's NaN quieted when
+ * x0 is NaN, else x1's quieted when x1 is NaN, else the positive default NaN (inf * 0, inf - inf, NaN cos/sin). */
+static uint32_t expected_nan(float x0, float x1) {
+  uint32_t a = tu_f32_bits(x0), b = tu_f32_bits(x1);
+  if (isnan(x0)) return a | 0x00400000u;
+  if (isnan(x1)) return b | 0x00400000u;
+  return 0x7FC00000u;
+}
+
+/* One pair's expected output bits in the kernel's dtype. */
+static void expected_pair(rotary_dtype dt, float x0, float x1, float c, float s, uint32_t out[2]) {
+  float y[2] = {fmaf(x0, c, -(x1 * s)), fmaf(x0, s, x1 * c)};
+  for (int k = 0; k < 2; k++) {
+    if (isnan(y[k])) y[k] = tu_bits_f32(expected_nan(x0, x1));
+    out[k] = tu_round_bits(dt, y[k]);
+  }
+}
+
+/* Quiet NaNs with payloads and signalling NaNs of both signs, Inf, zeros, and plain values, as dtype bits. */
+static uint32_t nan_input(rotary_dtype dt, tu_rng *r) {
+  static const uint32_t f32[] = {0x7FC00000u, 0xFFC00000u, 0x7FC12345u, 0xFFD0BEEFu, 0x7F800001u, 0xFFA5A5A5u,
+                                 0x7FBFFFFFu, 0x7F800000u, 0xFF800000u, 0x00000000u, 0x80000000u};
+  static const uint32_t f16[] = {0x7E00u, 0xFE00u, 0x7E2Bu, 0xFF55u, 0x7C01u, 0xFD3Cu,
+                                 0x7DFFu, 0x7C00u, 0xFC00u, 0x0000u, 0x8000u};
+  static const uint32_t bf16[] = {0x7FC0u, 0xFFC0u, 0x7FC5u, 0xFFEEu, 0x7F81u, 0xFFA5u,
+                                  0x7FBFu, 0x7F80u, 0xFF80u, 0x0000u, 0x8000u};
+  const uint32_t *list = dt == ROTARY_F32 ? f32 : dt == ROTARY_F16 ? f16 : bf16;
+  if (tu_rng_below(r, 2)) return list[tu_rng_below(r, 11)];
+  return tu_round_bits(dt, tu_rng_f32(r, -4.0f, 4.0f));
+}
+
+/* cos/sin values: plain ones, exact 0 and +-1 (so that Inf * 0 makes NaNs), and rarely Inf or NaN. */
+static float nan_row_value(tu_rng *r) {
+  static const uint32_t special[] = {0x00000000u, 0x80000000u, 0x3F800000u, 0xBF800000u, 0x7F800000u, 0x7FC00001u,
+                                     0xFFC00002u};
+  if (tu_rng_below(r, 3)) return tu_rng_f32(r, -1.0f, 1.0f);
+  return tu_bits_f32(special[tu_rng_below(r, 7)]);
+}
+
+/* Every kernel gives exactly the bits above for NaN and Inf inputs: payloads and signs included, in x0, x1 or both,
+ * in vector bodies, single vectors and tails, in place and out of place. */
+static void test_nan_bits(void **state) {
+  (void)state;
+  static const size_t shapes[][2] = {{2, 2}, {6, 6}, {34, 34}, {64, 64}, {80, 64}, {128, 128}, {200, 194}, {256, 256}};
+  enum { HEADS = 3 };
+  int bad = 0;
+  for (size_t ki = 0; ki < rotary_kernel_count; ki++) {
+    const rotary_kernel *k = &rotary_kernel_list[ki];
+    if (!supported(k)) continue;
+    const rotary_dtype dt = k->dtype;
+    const size_t es = tu_dtype_size(dt);
+    size_t wrong = 0, nan_out = 0;
+    tu_rng r;
+    tu_rng_seed(&r, 0x4E614E00u + ki);
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+      for (int inplace = 0; inplace < 2; inplace++) {
+        const size_t hd = shapes[sh][0], rd = shapes[sh][1], half = rd / 2, n = HEADS * hd;
+        unsigned char *in = malloc(n * es), *out = malloc(n * es);
+        float c[128], sn[128];
+        assert_true(in && out);
+        for (size_t e = 0; e < n; e++) store_bits(dt, in, (ptrdiff_t)e, nan_input(dt, &r));
+        for (size_t i = 0; i < half; i++) c[i] = nan_row_value(&r), sn[i] = nan_row_value(&r);
+        unsigned char *init = malloc(n * es);
+        assert_non_null(init);
+        memcpy(init, in, n * es);
+        unsigned char *dst = inplace ? in : out;
+        k->fn(in, (ptrdiff_t)hd, dst, (ptrdiff_t)hd, HEADS, hd, rd, c, sn);
+        for (size_t h = 0; h < HEADS; h++)
+          for (size_t i = 0; i < half; i++) {
+            size_t a, b;
+            oracle_pair_index(k->pairing, rd, i, &a, &b);
+            const ptrdiff_t ia = (ptrdiff_t)(h * hd + a), ib = (ptrdiff_t)(h * hd + b);
+            uint32_t want[2];
+            expected_pair(dt, tu_load(dt, init, ia), tu_load(dt, init, ib), c[i], sn[i], want);
+            const uint32_t got[2] = {tu_load_bits(dt, dst, ia), tu_load_bits(dt, dst, ib)};
+            for (int q = 0; q < 2; q++) {
+              nan_out += tu_bits_isnan(dt, got[q]) != 0;
+              if (got[q] == want[q]) continue;
+              if (wrong++ < 4)
+                printf("  %s hd %zu rd %zu head %zu pair %zu out %d: got 0x%08x want 0x%08x (x0 0x%08x x1 0x%08x "
+                       "c 0x%08x s 0x%08x)\n", k->name, hd, rd, h, i, q, (unsigned)got[q], (unsigned)want[q],
+                       (unsigned)tu_load_bits(dt, init, ia), (unsigned)tu_load_bits(dt, init, ib),
+                       (unsigned)tu_f32_bits(c[i]), (unsigned)tu_f32_bits(sn[i]));
+            }
+          }
+        free(in), free(out), free(init);
+      }
+    printf("[nan] %-38s NaN outputs %6zu  wrong bits %zu\n", k->name, nan_out, wrong);
+    bad |= wrong != 0;
+  }
+  assert_false(bad);
+}
+
 /* ---- registry ---- */
 
 static const char *dtype_tag(rotary_dtype dt) {
@@ -384,6 +479,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_registry),
       cmocka_unit_test(test_special_values),
+      cmocka_unit_test(test_nan_bits),
       cmocka_unit_test(test_sweep),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,11 @@ typedef float32x4_t rv_f32;
 #define rv_zip_lo(a, b) vzip1q_f32((a), (b))
 #define rv_zip_hi(a, b) vzip2q_f32((a), (b))
 #define rv_neg(v) vnegq_f32(v)
+/* Nonzero when any lane of the four vectors is NaN: FMAX and FMAXV return NaN when an operand is NaN. */
+static inline int rv_any_nan4(float32x4_t a, float32x4_t b, float32x4_t c, float32x4_t d) {
+  const float m = vmaxvq_f32(vmaxq_f32(vmaxq_f32(a, b), vmaxq_f32(c, d)));
+  return m != m;
+}
 
 /* FCVTL / FCVTN: exact widening; narrowing rounds to nearest even under the default FPCR (as Linux sets it). */
 #define rv_load_f16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(const void *)(p))))

@@ -17,9 +17,13 @@
  *   RT_VSTREAM(p, v)  as RT_VSTORE, with a streaming store    RT_NAME_NT(pairing)  the name of those kernels
  * The _nt kernels (for outputs far larger than the caches, out of place) store every full vector that way and end
  * with a store fence; their results are the same bits.
- * Every lane computes y0 = fma(x0, c, -(x1 * s)) and y1 = fma(x0, s, x1 * c), the scalar kernels' arithmetic, so
- * results are bit-identical to them; tails use the same formula one pair at a time. The cos/sin values of a token
- * are arranged once per call in the lanes' order (chunks of RT_CHUNK dims, kept in L1) and reused by every head.
+ * Every lane computes y0 = fma(x0, c, -(x1 * s)) and y1 = fma(x0, s, x1 * c), the scalar kernels' arithmetic, and
+ * a NaN result takes the NaN of rotary_pair_nan (convert.h) instead of whichever NaN the hardware propagated (one
+ * test per few vectors, rv_any_nan4; the fix-up is out of line), so results are bit-identical to the scalar
+ * kernels, NaNs included; tails use rotary_rotate_pair one pair at a time. Tensors may start at any byte: vector
+ * loads and stores are unaligned ones and single elements move through memcpy (RT_NAME(sld), RT_NAME(sst)); the
+ * cos/sin rows are float-aligned (apply copies a caller's unaligned rows). The cos/sin values of a token are
+ * arranged once per call in the lanes' order (chunks of RT_CHUNK dims, kept in L1) and reused by every head.
  * They are never written during a call (the API checks that no output overlaps them), so they are passed as
  * restrict: the compiler then keeps them in registers across heads instead of reloading them after every store
  * (a quarter of an f32 kernel's time with data in cache).
@@ -41,6 +45,18 @@ static inline void rt_prefetch_rows(const void *in_row, const void *out_row, siz
   for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)in_row + ahead + l, 0, 3);
   if (out_row != in_row && !nt)
     for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)out_row + ahead + l, 1, 3);
+}
+
+/* y with every NaN lane replaced by rotary_pair_nan of that lane's x0 and x1. Rare (NaN or Inf data), so out of
+ * line and cold: the hot loops keep nothing alive for it. */
+__attribute__((noinline, cold)) ROTARY_TARGET static rv_f32 rt_nan_fix(rv_f32 x0, rv_f32 x1, rv_f32 y) {
+  float a[ROTARY_W], b[ROTARY_W], v[ROTARY_W];
+  rv_storeu(a, x0);
+  rv_storeu(b, x1);
+  rv_storeu(v, y);
+  for (size_t j = 0; j < ROTARY_W; j++)
+    if (v[j] != v[j]) v[j] = rotary_pair_nan(a[j], b[j]);
+  return rv_loadu(v);
 }
 #endif
 
@@ -96,6 +112,25 @@ ROTARY_TARGET static inline void RT_NAME(arrange)(float *dst, const float *src, 
   for (size_t k = full; k < n; k++) dst[k] = src[k];
 }
 
+/* One element at any byte address, through memcpy (one plain load or store). */
+ROTARY_TARGET static inline float RT_NAME(sld)(const RT_T *p) {
+  RT_T e;
+  memcpy(&e, p, sizeof e);
+  return RT_SLOAD(e);
+}
+ROTARY_TARGET static inline void RT_NAME(sst)(RT_T *p, float f) {
+  const RT_T e = RT_SSTORE(f);
+  memcpy(p, &e, sizeof e);
+}
+
+/* One pair of tail elements at x[i0], x[i1] -> y[i0], y[i1]: the scalar kernels' rotary_rotate_pair. */
+ROTARY_TARGET static inline void RT_NAME(pair)(const RT_T *x, RT_T *y, size_t i0, size_t i1, float c, float s) {
+  float y0, y1;
+  rotary_rotate_pair(RT_NAME(sld)(x + i0), RT_NAME(sld)(x + i1), c, s, &y0, &y1);
+  RT_NAME(sst)(y + i0, y0);
+  RT_NAME(sst)(y + i1, y1);
+}
+
 /* Out of place, the dims past rotary_dim pass through bit for bit. */
 ROTARY_TARGET static inline void RT_NAME(copy_rest)(const RT_T *x, ptrdiff_t in_stride, RT_T *y, ptrdiff_t out_stride,
                                                     size_t n_heads, size_t head_dim, size_t rotary_dim) {
@@ -129,27 +164,30 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_hea
       RT_VLOAD2(x + half + i, b0, b1);
       const rv_f32 c0 = cv[i / ROTARY_W], c1 = cv[i / ROTARY_W + 1];
       const rv_f32 s0 = sv[i / ROTARY_W], s1 = sv[i / ROTARY_W + 1];
+      rv_f32 y00 = rv_fmsub(a0, c0, rv_mul(b0, s0)), y01 = rv_fmsub(a1, c1, rv_mul(b1, s1));
+      rv_f32 y10 = rv_fmadd(a0, s0, rv_mul(b0, c0)), y11 = rv_fmadd(a1, s1, rv_mul(b1, c1));
+      if (__builtin_expect(rv_any_nan4(y00, y01, y10, y11), 0)) {
+        y00 = rt_nan_fix(a0, b0, y00), y10 = rt_nan_fix(a0, b0, y10);
+        y01 = rt_nan_fix(a1, b1, y01), y11 = rt_nan_fix(a1, b1, y11);
+      }
       if (RT_HAS_NT && nt) {
-        RT_VSTREAM(y + i, rv_fmsub(a0, c0, rv_mul(b0, s0)));
-        RT_VSTREAM(y + i + ROTARY_W, rv_fmsub(a1, c1, rv_mul(b1, s1)));
-        RT_VSTREAM(y + half + i, rv_fmadd(a0, s0, rv_mul(b0, c0)));
-        RT_VSTREAM(y + half + i + ROTARY_W, rv_fmadd(a1, s1, rv_mul(b1, c1)));
+        RT_VSTREAM(y + i, y00);
+        RT_VSTREAM(y + i + ROTARY_W, y01);
+        RT_VSTREAM(y + half + i, y10);
+        RT_VSTREAM(y + half + i + ROTARY_W, y11);
       } else {
-        RT_VSTORE2X2(y + i, rv_fmsub(a0, c0, rv_mul(b0, s0)), rv_fmsub(a1, c1, rv_mul(b1, s1)), y + half + i,
-                     rv_fmadd(a0, s0, rv_mul(b0, c0)), rv_fmadd(a1, s1, rv_mul(b1, c1)));
+        RT_VSTORE2X2(y + i, y00, y01, y + half + i, y10, y11);
       }
     }
     for (; !RT_ARRANGED && i + ROTARY_W <= n; i += ROTARY_W) {
       const rv_f32 c0 = rv_loadu(c + i), s0 = rv_loadu(s + i);
       const rv_f32 a = RT_VLOAD(x + i), b = RT_VLOAD(x + half + i);
-      RT_PUT(nt, y + i, rv_fmsub(a, c0, rv_mul(b, s0)));
-      RT_PUT(nt, y + half + i, rv_fmadd(a, s0, rv_mul(b, c0)));
+      rv_f32 y0 = rv_fmsub(a, c0, rv_mul(b, s0)), y1 = rv_fmadd(a, s0, rv_mul(b, c0));
+      if (__builtin_expect(rv_any_nan4(y0, y1, y0, y1), 0)) y0 = rt_nan_fix(a, b, y0), y1 = rt_nan_fix(a, b, y1);
+      RT_PUT(nt, y + i, y0);
+      RT_PUT(nt, y + half + i, y1);
     }
-    for (; i < n; i++) {
-      const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + half]);
-      y[i] = RT_SSTORE(fmaf(x0, c[i], -(x1 * s[i])));
-      y[i + half] = RT_SSTORE(fmaf(x0, s[i], x1 * c[i]));
-    }
+    for (; i < n; i++) RT_NAME(pair)(x, y, i, i + half, c[i], s[i]);
   }
 }
 
@@ -210,13 +248,11 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_he
       RT_PLOAD(x + i, a, b);
       const size_t k = i / (2 * ROTARY_W);
       const rv_f32 c0 = hoist ? cv[k] : rv_loadu(c + i / 2), s0 = hoist ? sv[k] : rv_loadu(s + i / 2);
-      RT_PSTORE(y + i, rv_fmsub(a, c0, rv_mul(b, s0)), rv_fmadd(a, s0, rv_mul(b, c0)));
+      rv_f32 y0 = rv_fmsub(a, c0, rv_mul(b, s0)), y1 = rv_fmadd(a, s0, rv_mul(b, c0));
+      if (__builtin_expect(rv_any_nan4(y0, y1, y0, y1), 0)) y0 = rt_nan_fix(a, b, y0), y1 = rt_nan_fix(a, b, y1);
+      RT_PSTORE(y + i, y0, y1);
     }
-    for (; i < n; i += 2) {
-      const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + 1]);
-      y[i] = RT_SSTORE(fmaf(x0, c[i / 2], -(x1 * s[i / 2])));
-      y[i + 1] = RT_SSTORE(fmaf(x0, s[i / 2], x1 * c[i / 2]));
-    }
+    for (; i < n; i += 2) RT_NAME(pair)(x, y, i, i + 1, c[i / 2], s[i / 2]);
   }
 }
 #endif
@@ -235,9 +271,13 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
     for (; i < vend; i += 2 * ROTARY_W) {
       rv_f32 v0, v1;
       RT_VLOAD2(x + i, v0, v1);
-      const rv_f32 y0 = rv_fmadd(rv_dup_even(v0), rv_loadu(B + i), rv_mul(rv_dup_odd(v0), rv_loadu(D + i)));
-      const rv_f32 y1 = rv_fmadd(rv_dup_even(v1), rv_loadu(B + i + ROTARY_W),
-                                 rv_mul(rv_dup_odd(v1), rv_loadu(D + i + ROTARY_W)));
+      rv_f32 y0 = rv_fmadd(rv_dup_even(v0), rv_loadu(B + i), rv_mul(rv_dup_odd(v0), rv_loadu(D + i)));
+      rv_f32 y1 = rv_fmadd(rv_dup_even(v1), rv_loadu(B + i + ROTARY_W),
+                           rv_mul(rv_dup_odd(v1), rv_loadu(D + i + ROTARY_W)));
+      if (__builtin_expect(rv_any_nan4(y0, y1, y0, y1), 0)) {
+        y0 = rt_nan_fix(rv_dup_even(v0), rv_dup_odd(v0), y0);
+        y1 = rt_nan_fix(rv_dup_even(v1), rv_dup_odd(v1), y1);
+      }
       if (RT_HAS_NT && nt) {
         RT_VSTREAM(y + i, y0);
         RT_VSTREAM(y + i + ROTARY_W, y1);
@@ -247,13 +287,11 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
     }
     for (; !RT_ARRANGED && i + ROTARY_W <= n; i += ROTARY_W) {
       const rv_f32 v = RT_VLOAD(x + i);
-      RT_PUT(nt, y + i, rv_fmadd(rv_dup_even(v), rv_loadu(B + i), rv_mul(rv_dup_odd(v), rv_loadu(D + i))));
+      rv_f32 y0 = rv_fmadd(rv_dup_even(v), rv_loadu(B + i), rv_mul(rv_dup_odd(v), rv_loadu(D + i)));
+      if (__builtin_expect(rv_any_nan4(y0, y0, y0, y0), 0)) y0 = rt_nan_fix(rv_dup_even(v), rv_dup_odd(v), y0);
+      RT_PUT(nt, y + i, y0);
     }
-    for (; i < n; i += 2) {
-      const float x0 = RT_SLOAD(x[i]), x1 = RT_SLOAD(x[i + 1]), c = Bt[i], s = Bt[i + 1];
-      y[i] = RT_SSTORE(fmaf(x0, c, -(x1 * s)));
-      y[i + 1] = RT_SSTORE(fmaf(x0, s, x1 * c));
-    }
+    for (; i < n; i += 2) RT_NAME(pair)(x, y, i, i + 1, Bt[i], Bt[i + 1]);
   }
 }
 

@@ -18,6 +18,11 @@ typedef __m256 rv_f32;
 #define rv_zip_lo(a, b) _mm256_permute2f128_ps(_mm256_unpacklo_ps((a), (b)), _mm256_unpackhi_ps((a), (b)), 0x20)
 #define rv_zip_hi(a, b) _mm256_permute2f128_ps(_mm256_unpacklo_ps((a), (b)), _mm256_unpackhi_ps((a), (b)), 0x31)
 #define rv_neg(v) _mm256_xor_ps((v), _mm256_set1_ps(-0.0f))
+/* Nonzero when any lane of the four vectors is NaN. */
+ROTARY_TARGET static inline int rv_any_nan4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 m = _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q), _mm256_cmp_ps(c, d, _CMP_UNORD_Q));
+  return !_mm256_testz_ps(m, m);
+}
 
 /* W f16 values <-> floats; F16C rounds to nearest even exactly like the scalar conversion. */
 #define rv_load_f16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))

@@ -20,6 +20,10 @@ typedef __m512 rv_f32;
 #define rv_zip_hi(a, b) \
   _mm512_permutex2var_ps((a), _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), (b))
 #define rv_neg(v) _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)))
+/* Nonzero when any lane of the four vectors is NaN. */
+ROTARY_TARGET static inline int rv_any_nan4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  return (_mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(c, d, _CMP_UNORD_Q)) != 0;
+}
 
 #define rv_load_f16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 #define rv_store_f16(p, v) \
