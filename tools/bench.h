@@ -8,7 +8,8 @@
 
 #include "rotary.h"
 
-#define BENCH_WARMUPS 3
+#define BENCH_WARMUPS 3      /* calls before the first row's timed ones */
+#define BENCH_WARMUPS_NEXT 1 /* before each later row's: the machine is warm and the check ran every row once */
 #define BENCH_NAIVE_MAX_DIM 1024 /* the naive loop's local head buffers (bench_naive.c) */
 
 typedef struct bench_options {
@@ -80,6 +81,7 @@ typedef struct bench_result {
   double median, min, max; /* ms */
   double limit_median, limit_min, limit_max; /* the streaming pass timed in the same rounds, ms */
   double max_rel_err;      /* vs the fused call; < 0 when not checked */
+  int warmups;             /* untimed calls before the timed ones */
   unsigned flags;          /* BENCH_BEATS_LIMIT | BENCH_WIDE_RANGE */
 } bench_result;
 

@@ -34,7 +34,8 @@ void bench_usage(FILE *f, int full) {
           "rounds against a streaming pass (the limit); each row is printed when its block is done. Options take\n"
           "their value as --tokens 512 or --tokens=512.\n"
           "Defaults: the article's LLaMA-7B shape: batch 1, 2048 tokens, 32 q and 32 k heads, head_dim 128, f32,\n"
-          "half pairing, q and k in place, all online CPUs (--threads 0), 30 timed repetitions after %d warm-ups.\n"
+          "half pairing, q and k in place, all online CPUs (--threads 0), 30 timed repetitions per row after\n"
+          "warm-up calls (%d for the first row, %d for the others).\n"
           "  --decode N   N sequences of one token each (batch N, seq_len 1) at random positions below the table\n"
           "               size, passed as int64 ids; --table defaults to 4096 then (else to --tokens)\n"
           "  --table-free adds a row: the fused call with a table-free rope (cos/sin rows computed per token)\n"
@@ -51,7 +52,7 @@ void bench_usage(FILE *f, int full) {
           "               --heads, --kv-heads, --tokens, --table and --dtype may still be given\n"
           "  --json       one JSON object instead of the table (schema: docs/bench.md)\n"
           "models:\n",
-          BENCH_WARMUPS);
+          BENCH_WARMUPS, BENCH_WARMUPS_NEXT);
   bench_list_presets(f);
 }
 

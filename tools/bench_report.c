@@ -46,10 +46,10 @@ void bench_print_header(const bench_setup *s) {
          o->out_of_place ? "out of place" : "in place", o->threads, o->threads == 1 ? "" : "s",
          rotary_kernel_name(o->dtype, o->pairing), o->reps);
   printf("q + k: %.2f MiB; GB/s = the ideal single pass (%.2f MiB: each %s byte read and written once) / median;\n"
-         "each row: %d warm-ups, then %zu runs with the streaming pass after every other one (%% stream compares\n"
-         "the two medians)\n\n",
-         bench_qk_bytes(s) / MIB, bench_ideal_bytes(s) / MIB, o->out_of_place ? "q/k" : "rotated", BENCH_WARMUPS,
-         o->reps);
+         "each row: %d warm-up%s (the first row %d), then %zu runs with the streaming pass after every other one\n"
+         "(%% stream compares the two medians)\n\n",
+         bench_qk_bytes(s) / MIB, bench_ideal_bytes(s) / MIB, o->out_of_place ? "q/k" : "rotated", BENCH_WARMUPS_NEXT,
+         BENCH_WARMUPS_NEXT == 1 ? "" : "s", BENCH_WARMUPS, o->reps);
   printf("%-30s %10s %21s %7s %10s %8s %8s %9s\n", "implementation", "median ms", "min-max ms", "passes",
          "MiB moved", "GB/s", "speedup", "% stream");
   fflush(stdout);
@@ -138,7 +138,8 @@ static cJSON *json_row(const bench_setup *s, const bench_result *r, const bench_
   int ok = row && flags && cJSON_AddStringToObject(row, "impl", r->impl->id) &&
            cJSON_AddStringToObject(row, "label", r->impl->label) &&
            cJSON_AddStringToObject(row, "dtype", bench_dtype_name(s->o->dtype)) &&
-           cJSON_AddNumberToObject(row, "threads", (double)s->o->threads);
+           cJSON_AddNumberToObject(row, "threads", (double)s->o->threads) &&
+           cJSON_AddNumberToObject(row, "warmups", r->warmups);
   const struct { const char *key; double v; } nums[] = {
       {"median_ms", r->median}, {"min_ms", r->min}, {"max_ms", r->max}, {"gb_per_s", d.gb_per_s},
       {"limit_median_ms", r->limit_median}, {"limit_min_ms", r->limit_min}, {"limit_max_ms", r->limit_max},
