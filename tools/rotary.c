@@ -1,5 +1,6 @@
 /* rotary.c: entry point of the rotary tool; dispatches to its subcommands. Help goes to stdout with status 0;
  * usage errors go to stderr with status 2; a failed run exits 1. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,7 +41,16 @@ static int help(int argc, char **argv) {
   return 0;
 }
 
-int main(int argc, char **argv) {
+/* A report that could not be written (a full disk, a closed pipe) is a failure, said with the system's reason. */
+static int finish(int rc) {
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "rotary: cannot write the output: %s\n", strerror(errno));
+    return rc ? rc : 1;
+  }
+  return rc;
+}
+
+static int run(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return 2;
@@ -62,3 +72,5 @@ int main(int argc, char **argv) {
   if (is_help(argv[1])) return help(argc, argv);
   return unknown_command(argv[1]);
 }
+
+int main(int argc, char **argv) { return finish(run(argc, argv)); }

@@ -92,6 +92,12 @@ case_options() {
   expect 2 '' "unknown command 'frobnicate'" -- "$ROTARY" frobnicate
   grep -q '^usage: rotary <command>' "$TMP/err" || fail "unknown command: no usage on stderr"
   expect 2 '' '^usage: rotary <command>' -- "$ROTARY"
+  # output that cannot be written is a failure with the system's reason
+  if [ -w /dev/full ]; then
+    expect 1 '' 'cannot write the output: No space left on device' -- sh -c '"$0" --version > /dev/full' "$ROTARY"
+    expect 1 '' 'cannot write the output: No space left on device' -- \
+      sh -c '"$0" bench --json --tokens 2 --heads 1 --head-dim 2 --reps 1 > /dev/full' "$ROTARY"
+  fi
   # a --config the loader cannot read: exit 2, the file and the reason named
   expect 2 '' "--config $TMP/missing.json: .*No such file or directory" -- "$ROTARY" bench --config "$TMP/missing.json"
   expect 2 '' "--config $TMP: .*(Is a directory|not a regular file)" -- "$ROTARY" bench --config "$TMP"
