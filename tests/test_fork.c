@@ -19,10 +19,23 @@
 
 #include "rotary.h"
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ROTARY_TSAN 1
+#endif
+#endif
 #if defined(__SANITIZE_THREAD__)
-/* ThreadSanitizer kills a child of a multi-threaded fork that starts threads, by default: this one must. */
+#define ROTARY_TSAN 1
+#endif
+#ifdef ROTARY_TSAN
+/* ThreadSanitizer cannot follow threads started in the child of a multi-threaded fork (it aborts with "dup thread
+ * with used id" when glibc hands a new thread a dead one's stack), so under it the children here only destroy the
+ * context: no worker is started in a child. die_after_fork=0 lets those children run at all. */
 const char *__tsan_default_options(void);
 const char *__tsan_default_options(void) { return "die_after_fork=0"; }
+static const int tsan = 1;
+#else
+static const int tsan = 0;
 #endif
 
 /* The shape: enough work (2 MiB) for every worker of a 4-thread context. */
@@ -127,7 +140,7 @@ static void test_destroy_in_child(void **state) {
   assert_int_equal(rotary_context_create(THREADS, &ctx), ROTARY_OK);
   assert_int_equal(child_apply(ctx), 0);
   run_child(ctx, body_destroy, "destroy in child");
-  run_child(ctx, body_threads_then_destroy, "threads, then destroy in child");
+  if (!tsan) run_child(ctx, body_threads_then_destroy, "threads, then destroy in child");
   assert_int_equal(child_apply(ctx), 0); /* the parent's context is untouched */
   rotary_context_destroy(ctx);
 }
@@ -135,6 +148,7 @@ static void test_destroy_in_child(void **state) {
 /* The child calls with the inherited context (its workers are re-created), changes its threads, destroys it. */
 static void test_apply_in_child(void **state) {
   (void)state;
+  if (tsan) skip();
   rotary_context *ctx;
   assert_int_equal(rotary_context_create(THREADS, &ctx), ROTARY_OK);
   assert_int_equal(child_apply(ctx), 0);
@@ -166,6 +180,7 @@ static int body_fork_again(rotary_context *ctx) {
 
 static void test_grandchild(void **state) {
   (void)state;
+  if (tsan) skip();
   rotary_context *ctx;
   assert_int_equal(rotary_context_create(THREADS, &ctx), ROTARY_OK);
   assert_int_equal(child_apply(ctx), 0);
@@ -195,7 +210,8 @@ static void *busy_main(void *p) {
 }
 
 /* fork() while another thread is inside rotary_apply on the same context (its lock held, its workers mid-job):
- * the child calls with that context, gets the right bits, and destroys it, within the alarm. */
+ * the child calls with that context, gets the right bits, and destroys it, within the alarm (under TSan it only
+ * destroys it). */
 static void test_fork_during_apply(void **state) {
   (void)state;
   busy b = {0};
@@ -210,7 +226,7 @@ static void test_fork_during_apply(void **state) {
     nanosleep(&pause, NULL); /* fork at different points of the other thread's calls */
     char what[64];
     snprintf(what, sizeof what, "fork during apply, trial %d", trial);
-    run_child(b.ctx, body_apply_destroy, what);
+    run_child(b.ctx, tsan ? body_destroy : body_apply_destroy, what);
   }
   atomic_store(&b.stop, 1);
   void *ret;
