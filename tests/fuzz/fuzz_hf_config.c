@@ -13,7 +13,9 @@
  * status. On success: an empty message; the config passes rotary_config_check; the counts and names are sane
  * (kv_heads divides heads, rope_type is a known family); a second parse gives the same config; a rope with a
  * 16-position table is created, its cos/sin rows are finite, and deriving it to a longer sequence succeeds or
- * fails exactly as rotary_config_check says for that seq_len.
+ * fails exactly as rotary_config_check says for that seq_len; and the same text with every top-level key given once
+ * more in front, with a decoy value, parses to the same config (a key given twice counts with its last value, as in
+ * Python's json).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -21,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "rotary.h"
 
@@ -110,6 +114,45 @@ static void check_rope(const rotary_config *c) {
   rotary_rope_destroy(r);
 }
 
+/* "{" + "key":decoy, for each top-level key of the accepted text + the text after its "{". */
+static void check_duplicates(const char *json, size_t size, const rotary_config *c) {
+  static const char *decoys[] = {"null", "-1", "\"decoy\"", "{\"type\":\"quantum\"}", "[1]", "1e999"};
+  size_t start = 0;
+  while (start < size && (json[start] == ' ' || json[start] == '\t' || json[start] == '\n' || json[start] == '\r'))
+    start++;
+  cJSON *root = cJSON_ParseWithLength(json, size);
+  if (!root || start >= size || json[start] != '{') {
+    cJSON_Delete(root);
+    return;
+  }
+  const char *decoy = decoys[size % (sizeof decoys / sizeof decoys[0])];
+  size_t cap = size + 16, len = 1;
+  for (const cJSON *m = root->child; m; m = m->next) cap += 2 * strlen(m->string) + 16 + strlen(decoy);
+  char *text = malloc(cap);
+  for (const cJSON *m = root->child; text && m; m = m->next) {
+    cJSON *key = cJSON_CreateString(m->string);
+    char *quoted = key ? cJSON_PrintUnformatted(key) : NULL;
+    if (quoted) len += (size_t)snprintf(text + len, cap - len, "%s:%s,", quoted, decoy);
+    cJSON_free(quoted);
+    cJSON_Delete(key);
+  }
+  if (text && root->child) {
+    text[0] = '{';
+    memcpy(text + len, json + start + 1, size - start - 1);
+    len += size - start - 1;
+    rotary_hf_config *h = NULL;
+    char err[ERR_SIZE];
+    const rotary_status st = rotary_hf_config_parse(text, len, &h, err, sizeof err);
+    if (st != ROTARY_OK && st != ROTARY_ERR_OUT_OF_MEMORY)
+      fuzz_fail("with earlier duplicate keys (decoy %s): status %d, %s", decoy, (int)st, err);
+    else if (st == ROTARY_OK && !same_config(c, rotary_hf_config_rope(h)))
+      fuzz_fail("with earlier duplicate keys (decoy %s): a different config", decoy);
+    rotary_hf_config_destroy(h);
+  }
+  free(text);
+  cJSON_Delete(root);
+}
+
 static void check_accepted(const char *json, size_t size, rotary_hf_config *h, const char *err) {
   static const char *families[] = {"default", "linear", "dynamic", "ntk", "yarn", "llama3", "longrope"};
   if (err[0] != '\0') fuzz_fail("success with a message: %.100s", err);
@@ -129,6 +172,7 @@ static void check_accepted(const char *json, size_t size, rotary_hf_config *h, c
       !same_config(c, rotary_hf_config_rope(again)))
     fuzz_fail("a second parse differs");
   rotary_hf_config_destroy(again);
+  check_duplicates(json, size, c);
   if (st == ROTARY_OK) check_rope(c);
 }
 
