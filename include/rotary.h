@@ -142,8 +142,8 @@ typedef struct rotary_config {
   size_t head_dim;           /* elements per head; even, 2..ROTARY_MAX_HEAD_DIM */
   size_t rotary_dim;         /* leading dims that rotate; even, 2..head_dim; the rest pass through bit-exact */
   rotary_pairing pairing;    /* default ROTARY_PAIRING_HALF */
-  double base;               /* theta; inv_freq[i] = base^(-2i/rotary_dim), i < rotary_dim/2. Finite, at
-                                least DBL_MIN (no subnormal). Default 10000 */
+  double base;               /* theta; inv_freq[i] = base^(-2i/rotary_dim), i < rotary_dim/2, correctly
+                                rounded to fp64. Finite, at least DBL_MIN (no subnormal). Default 10000 */
   const double *inv_freq;    /* optional: rotary_dim/2 inverse frequencies (radians per position) that replace
                                 base and scaling, so that any other family can be expressed. Copied. */
   double attention_scaling;  /* multiplies every cos and sin, on top of the family's attention factor; > 0 and at
@@ -182,7 +182,8 @@ typedef struct rotary_rope rotary_rope;
  * call, for any position up to ROTARY_MAX_POSITION. Results are bit-identical between the two modes and across
  * CPUs' instruction sets.
  * The inverse frequencies come from config->inv_freq when given, else from base and config->scaling at
- * config->seq_len; the attention factor of the family multiplies attention_scaling.
+ * config->seq_len (base^(-2i/d) correctly rounded to fp64, then the family's fp64 operations as Hugging Face
+ * orders them); the attention factor of the family multiplies attention_scaling.
  * Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size), HEAD_DIM, ROTARY_DIM, PAIRING, FREQUENCY, SCALING,
  * OVERFLOW (table size), POSITION (max_positions - 1 above ROTARY_MAX_POSITION), OUT_OF_MEMORY. *out is set only
  * on success.
