@@ -76,11 +76,17 @@ static size_t python_mismatch(const char *json, size_t end, const char **why) {
   return end;
 }
 
+/* cJSON's parser writes a process-wide error record (global_error) on every call, even one that succeeds; parses
+ * take turns so that configs can be loaded from several threads at once. */
+static pthread_mutex_t parse_lock = PTHREAD_MUTEX_INITIALIZER;
+
 rotary_status hf_json_parse(hf_parse *p, const char *json, size_t length, cJSON **root) {
   pthread_once(&hooks_once, install_hooks);
   alloc_failed = 0;
   const char *end = NULL;
+  pthread_mutex_lock(&parse_lock);
   cJSON *r = cJSON_ParseWithLengthOpts(json, length, &end, 0);
+  pthread_mutex_unlock(&parse_lock);
   const size_t at = end && end >= json && end <= json + length ? (size_t)(end - json) : 0;
   if (alloc_failed) {
     cJSON_Delete(r);
