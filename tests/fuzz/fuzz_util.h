@@ -59,7 +59,7 @@ static uint16_t f32_to_f16(float f) {
   memcpy(&x, &f, 4);
   uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
   uint32_t ax = x & 0x7fffffffu;
-  if (ax > 0x7f800000u) return sign | 0x7e00u;
+  if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu)); /* quiet, top payload bits */
   if (ax >= 0x477ff000u) return sign | 0x7c00u; /* 65520 and up round to infinity */
   if (ax < 0x38800000u) {                       /* below 2^-14: subnormal, round x * 2^24 to an integer */
     float a;
@@ -103,17 +103,6 @@ static void store_elem(unsigned char *p, rotary_dtype t, float f) {
   }
   uint16_t h = t == ROTARY_F16 ? f32_to_f16(f) : f32_to_bf16(f);
   memcpy(p, &h, 2);
-}
-
-static int elem_is_nan(const unsigned char *p, rotary_dtype t) {
-  if (t == ROTARY_F32) {
-    uint32_t x;
-    memcpy(&x, p, 4);
-    return (x & 0x7fffffffu) > 0x7f800000u;
-  }
-  uint16_t h;
-  memcpy(&h, p, 2);
-  return t == ROTARY_F16 ? (h & 0x7fffu) > 0x7c00u : (h & 0x7fffu) > 0x7f80u;
 }
 
 #endif /* ROTARY_FUZZ_UTIL_H */
