@@ -1,127 +1,226 @@
 """ops.py: PyTorch custom ops over librotary: torch.ops.rotary.rope (autograd: the backward is the inverse rotation)
-and torch.ops.rotary.rope_ (in place), both with fake implementations so torch.compile can trace them."""
-from typing import Optional
+and torch.ops.rotary.rope_ (in place), with fake implementations so torch.compile and torch.export trace them.
 
+The ops take the rope as a tensor of its parameters (rope_tensor(r): float64 [head_dim, max_positions, pairing,
+attention_scaling, inv_freq...]), never a handle: a program exported with them, saved and loaded in another process
+rebuilds the same librotary rope from that tensor (cached by content) and gives the same bits. `import rotary`
+registers the ops whenever torch is imported."""
 import numpy as np
 import torch
 
-from . import _core
+from . import _core, _torchop
 
-Tensor = torch.Tensor
+# torch.library.Library and plain kernels rather than torch.library.custom_op: the same registrations with a far
+# smaller cost per eager call (custom_op's Python wrappers took most of the 75 us it cost at decode size).
+_library = torch.library.Library("rotary", "DEF")
+_library.define("rope(Tensor q, Tensor? k, Tensor? ids, SymInt offset, Tensor rope, str layout, bool inverse) "
+                "-> (Tensor, Tensor)")
+_library.define("rope_(Tensor(a!) q, Tensor(b!)? k, Tensor? ids, SymInt offset, Tensor rope, str layout, "
+                "bool inverse) -> ()")
+_ROPE = torch.ops.rotary.rope.default
+_ROPE_ = torch.ops.rotary.rope_.default
+_AFTER_AUTOGRAD = torch._C._after_autograd_keyset
+_CPU = torch._C.DispatchKey.CPU
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-@torch.library.custom_op("rotary::rope", mutates_args=())
-def rope(q: Tensor, k: Optional[Tensor], ids: Optional[Tensor], offset: int, handle: int, layout: str,
-         inverse: bool) -> tuple[Tensor, Tensor]:
+# --- kernels ---------------------------------------------------------------------------------------------------
+def _rope_cpu(q, k, ids, offset, rope, layout, inverse):
     """q' and k' (an empty tensor when k is None) rotated out of place; outputs keep the inputs' memory order.
-    ids: int32/int64 position ids, batch * seq_len values in token order, or None for offset, offset + 1, ..."""
-    r = _core.rope_by_id(handle)
-    q_out = torch.empty_like(q)
-    k_out = torch.empty_like(k) if k is not None else q.new_empty(0)
-    r._apply_arrays(q, q_out, k, k_out if k is not None else None, ids if ids is not None else offset, layout,
-                    inverse)
-    return q_out, k_out
+    ids: int32/int64 position ids of shape (batch, seq_len) ((seq_len,) for "thd") or broadcastable to it, or
+    None for offset, offset + 1, ..."""
+    q_out, k_out = _torchop.rotate(_torchop.rope_for(rope), q, k, ids, offset, layout, inverse, False)
+    return q_out, (k_out if k_out is not None else q.new_empty(0))
 
 
-@rope.register_fake
-def _rope_fake(q, k, ids, offset, handle, layout, inverse):
+def _rope_inplace_cpu(q, k, ids, offset, rope, layout, inverse):
+    """In place: q and k are rotated in their own memory (no autograd)."""
+    _rotate_inplace(_torchop.rope_for(rope), q, k, ids, offset, layout, inverse)
+
+
+def _rotate_inplace(r, q, k, ids, offset, layout, inverse):
+    for name, x in (("q", q), ("k", k)):
+        if x is not None and x.is_inference() and not torch.is_inference_mode_enabled():
+            raise ValueError(f"{name}: an inference tensor is read-only outside torch.inference_mode() and would "
+                             "be written; clone it first")
+    _torchop.rotate(r, q, k, ids, offset, layout, inverse, True)
+    # librotary wrote through the data pointers: tell autograd the tensors changed (what ADInplaceOrView does)
+    torch.autograd.graph.increment_version(q if k is None else (q, k))
+
+
+_library.impl("rope", _rope_cpu, "CPU")
+_library.impl("rope_", _rope_inplace_cpu, "CPU")
+
+
+@torch.library.register_fake("rotary::rope", lib=_library)
+def _rope_fake(q, k, ids, offset, rope, layout, inverse):
+    _check_fake(q, k, ids, layout)
     return torch.empty_like(q), (torch.empty_like(k) if k is not None else q.new_empty(0))
 
 
-def _rope_setup_context(ctx, inputs, output):
-    q, k, ids, offset, handle, layout, inverse = inputs
-    ctx.has_k = k is not None
-    ctx.offset, ctx.handle, ctx.layout, ctx.inverse = offset, handle, layout, inverse
-    ctx.save_for_backward(ids)
+@torch.library.register_fake("rotary::rope_", lib=_library)
+def _rope_inplace_fake(q, k, ids, offset, rope, layout, inverse):
+    _check_fake(q, k, ids, layout)
+    return None
+
+
+def _check_fake(q, k, ids, layout):
+    """The shape checks that need no data, so that a traced program fails where eager would."""
+    _torchop._dims(layout)
+    for name, x in (("q", q), ("k", k)):
+        if x is not None and x.dtype not in _DTYPES:
+            raise TypeError(f"{name}: dtype {x.dtype} is not supported (torch.float32, torch.float16 or "
+                            "torch.bfloat16)")
+    if ids is not None and ids.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"positions: ids must be int32 or int64, got {ids.dtype}")
+
+
+# --- autograd --------------------------------------------------------------------------------------------------
+class _RopeFunction(torch.autograd.Function):
+    """Out-of-place rotation whose backward is the inverse rotation: d(loss)/dx = R(-theta) d(loss)/dx'."""
+
+    @staticmethod
+    def forward(ctx, q, k, ids, offset, rope, layout, inverse):
+        ctx.has_k = k is not None
+        ctx.offset, ctx.layout, ctx.inverse = offset, layout, inverse
+        ctx.save_for_backward(ids, rope)
+        q_out, k_out = _ROPE(q, k, ids, offset, rope, layout, inverse)
+        if not ctx.has_k:
+            ctx.mark_non_differentiable(k_out)
+        return q_out, k_out
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_k):
+        ids, rope = ctx.saved_tensors
+        gk = _last_dim_contiguous(grad_k) if ctx.has_k else None
+        gq, gk = _ROPE(_last_dim_contiguous(grad_q), gk, ids, ctx.offset, rope, ctx.layout, not ctx.inverse)
+        return gq, (gk if ctx.has_k else None), None, None, None, None, None
 
 
 def _last_dim_contiguous(g):
     return g if g.stride(-1) == 1 else g.contiguous()
 
 
-def _rope_backward(ctx, grad_q, grad_k):
-    # A rotation's transpose is the rotation by the opposite angle: d(loss)/dx = R(-theta) d(loss)/dx'.
-    (ids,) = ctx.saved_tensors
-    gk = _last_dim_contiguous(grad_k) if ctx.has_k else None
-    gq, gk = torch.ops.rotary.rope(_last_dim_contiguous(grad_q), gk, ids, ctx.offset, ctx.handle, ctx.layout,
-                                   not ctx.inverse)
-    return gq, (gk if ctx.has_k else None), None, None, None, None, None
+def _rope_autograd(keyset, q, k, ids, offset, rope, layout, inverse):
+    if torch.is_grad_enabled() and (q.requires_grad or (k is not None and k.requires_grad)):
+        return _RopeFunction.apply(q, k, ids, offset, rope, layout, inverse)
+    below = keyset & _AFTER_AUTOGRAD
+    if below.highestPriorityTypeId() == _CPU:  # plain CPU tensors: the kernel itself, no second dispatch
+        return _rope_cpu(q, k, ids, offset, rope, layout, inverse)
+    with torch._C._AutoDispatchBelowAutograd():
+        return _ROPE.redispatch(below, q, k, ids, offset, rope, layout, inverse)
 
 
-rope.register_autograd(_rope_backward, setup_context=_rope_setup_context)
+def _rope_inplace_autograd(keyset, q, k, ids, offset, rope, layout, inverse):
+    if torch.is_grad_enabled() and (q.requires_grad or (k is not None and k.requires_grad)):
+        raise RuntimeError("rotary::rope_: in place on a tensor that requires grad is not differentiable; use "
+                           "rotary::rope (inplace=False) or torch.no_grad()")
+    below = keyset & _AFTER_AUTOGRAD
+    if below.highestPriorityTypeId() == _CPU:
+        return _rope_inplace_cpu(q, k, ids, offset, rope, layout, inverse)
+    with torch._C._AutoDispatchBelowAutograd():
+        return _ROPE_.redispatch(below, q, k, ids, offset, rope, layout, inverse)
 
 
-@torch.library.custom_op("rotary::rope_", mutates_args=("q", "k"))
-def rope_(q: Tensor, k: Optional[Tensor], ids: Optional[Tensor], offset: int, handle: int, layout: str,
-          inverse: bool) -> None:
-    """In place: q and k are rotated in their own memory (no autograd)."""
-    _core.rope_by_id(handle)._apply_arrays(q, q, k, k, ids if ids is not None else offset, layout, inverse)
+_library.impl("rope", _rope_autograd, "Autograd", with_keyset=True)
+_library.impl("rope_", _rope_inplace_autograd, "Autograd", with_keyset=True)
 
 
-@rope_.register_fake
-def _rope_inplace_fake(q, k, ids, offset, handle, layout, inverse):
-    return None
+# --- rope tensors ----------------------------------------------------------------------------------------------
+@torch.compiler.assume_constant_result
+def _rope_values_by_id(rope_id):
+    return _torchop.rope_values(_core.rope_by_id(rope_id))
 
 
-def _check(x, name, layout, head_dim):
-    """Shape, dtype and device checks that work on fake tensors too (no data pointer)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor like q, got {type(x).__name__}")
-    if x.dtype not in _DTYPES:
-        raise TypeError(f"{name}: dtype {x.dtype} is not supported (torch.float32, torch.float16 or torch.bfloat16)")
-    if x.device.type not in ("cpu", "meta"):
-        raise ValueError(f"{name}: tensor is on {x.device}; rotary runs on the CPU (move it with .cpu())")
-    if x.layout != torch.strided:
-        raise TypeError(f"{name}: {x.layout} tensors are not supported (dense strided tensors only)")
-    nd = 3 if layout == "thd" else 4
-    if x.dim() != nd:
-        raise ValueError(f"{name}: layout {layout!r} needs a {nd}-D tensor, got shape {tuple(x.shape)}")
-    if x.shape[-1] != head_dim:
-        raise ValueError(f"{name}: last dimension is {x.shape[-1]}, the rope's head_dim is {head_dim}")
-    if x.stride(-1) != 1 and x.numel():
-        raise ValueError(f"{name}: the last dimension must be contiguous (stride 1), got stride {x.stride(-1)}; "
-                         "rotary never copies: pass a tensor whose head_dim elements are adjacent (x.contiguous())")
-    s = x.shape
-    return (s[0], s[1]) if layout == "bshd" else (s[0], s[2]) if layout == "bhsd" else (1, s[0])
+def _traced_values(r):
+    """rope_values(r) without a librotary call, for a graph being traced: from the values the RoPE read once when
+    it was made (_inv_freq, _attention_scaling), else by its id (a constant only while the id is)."""
+    inv = getattr(r, "_inv_freq", None)
+    if inv is None:
+        return _rope_values_by_id(r.id)
+    return (float(r._head_dim), float(r._max_positions), float(_torchop._PAIRING_CODES[r._pairing]),
+            float(r._attention_scaling), *inv)
 
 
-def _positions(positions, batch, seq_len, layout):
-    """(ids tensor or None, offset)."""
+def rope_tensor(r):
+    """The tensor that stands for RoPE r in the ops (float64 [head_dim, max_positions, pairing, attention_scaling,
+    inv_freq...]); made once per rope. In a graph that Dynamo traces before any eager call it is made in the graph
+    (a constant there)."""
+    t = getattr(r, "_torch_rope", None)
+    if t is None:
+        if torch.compiler.is_dynamo_compiling():
+            return torch.tensor(_traced_values(r), dtype=torch.float64)
+        t = r._torch_rope = _torchop.rope_tensor(r)  # a real tensor, also under export's fake tracing
+    return t
+
+
+# --- RoPE.apply for tensors ------------------------------------------------------------------------------------
+def _plain_eager(q, k):
+    """True when nothing traces, transforms or records this call and q, k are plain tensors: the op's kernel may
+    then run without the dispatcher (what an eager call through torch.ops would end up doing, minus its cost)."""
+    return (not torch.compiler.is_compiling() and type(q) is torch.Tensor and (k is None or type(k) is torch.Tensor)
+            and not _dispatch_modes() and not _function_modes() and _jit_tracing() is None
+            and _functorch_level() is None and not _profiling())
+
+
+_dispatch_modes = torch._C._len_torch_dispatch_stack
+_function_modes = torch._C._is_torch_function_mode_enabled
+_jit_tracing = torch._C._get_tracing_state
+_functorch_level = torch._C._functorch.peek_interpreter_stack
+_profiling = torch._C._autograd._profiler_enabled
+
+
+def apply(r, q, k, positions, layout, inplace, inverse):
+    """RoPE.apply for torch tensors (see there): torch.ops.rotary.rope or rope_ (eager: their kernel)."""
+    return _apply(r, None, q, k, positions, layout, inplace, inverse)
+
+
+def apply_tensor(rope, q, k, positions, layout, inplace, inverse):
+    """apply() with the rope given as its tensor (rope_tensor), which may be computed in a traced graph."""
+    return _apply(None, rope, q, k, positions, layout, inplace, inverse)
+
+
+def _apply(r, rope, q, k, positions, layout, inplace, inverse):
+    if not isinstance(q, torch.Tensor):
+        raise TypeError(f"q: expected a torch.Tensor, got {type(q).__name__}")
+    if k is not None and not isinstance(k, torch.Tensor):
+        raise TypeError(f"k: expected a torch.Tensor like q, got {type(k).__name__}")
+    if isinstance(positions, torch.Tensor):
+        ids, offset = positions, 0
+    else:
+        ids, offset = _positions(positions)
+    grad = torch.is_grad_enabled() and (q.requires_grad or (k is not None and k.requires_grad))
+    inverse = bool(inverse)
+    if inplace and grad:
+        raise ValueError("inplace=True on tensors that require grad: use inplace=False for autograd "
+                         "(or run under torch.no_grad())")
+    if not grad and _plain_eager(q, k):
+        if r is None:
+            r = _torchop.rope_for(rope)
+        elif getattr(r, "_torch_rope", None) is None:
+            rope_tensor(r)  # made once, so that a graph traced later reads it (Dynamo cannot call librotary)
+        if inplace:
+            _rotate_inplace(r, q, k, ids, offset, layout, inverse)
+            return q if k is None else (q, k)
+        q_out, k_out = _torchop.rotate(r, q, k, ids, offset, layout, inverse, False)
+        return q_out if k is None else (q_out, k_out)
+    if rope is None:
+        rope = rope_tensor(r)
+    if inplace:
+        _ROPE_(q, k, ids, offset, rope, layout, inverse)
+        return q if k is None else (q, k)
+    q_out, k_out = _ROPE(q, k, ids, offset, rope, layout, inverse)
+    return q_out if k is None else (q_out, k_out)
+
+
+def _positions(positions):
+    """(ids tensor or None, offset) from None, an int offset or ids as a NumPy array or sequence."""
     off = _core._offset(positions, "tensor")
     if off is not None:
         return None, off
     if isinstance(positions, (np.ndarray, list, tuple, range)):
-        positions = torch.as_tensor(np.asarray(positions))
-    if not isinstance(positions, torch.Tensor):
-        raise TypeError(f"positions: expected None, an int offset or an int32/int64 tensor of ids, "
-                        f"got {type(positions).__name__}")
-    _core._check_torch_ids(positions)
-    want = (seq_len,) if layout == "thd" else (batch, seq_len)
-    if tuple(positions.shape) != want:
-        try:
-            positions = positions.expand(want)
-        except RuntimeError:
-            raise ValueError(f"positions: ids of shape {tuple(positions.shape)} do not match {want} "
-                             f"(batch, seq_len) of layout {layout!r}") from None
-    return positions.contiguous(), None
-
-
-def apply(r, q, k, positions, layout, inplace, inverse):
-    """RoPE.apply for torch tensors (see there)."""
-    hd = r.head_dim
-    gq = _check(q, "q", layout, hd)
-    if k is not None:
-        gk = _check(k, "k", layout, hd)
-        if gk != gq:
-            raise ValueError(f"k: (batch, seq_len) {gk} differ from q's {gq}")
-    ids, offset = _positions(positions, gq[0], gq[1], layout)
-    offset = 0 if offset is None else offset
-    if inplace:
-        if torch.is_grad_enabled() and (q.requires_grad or (k is not None and k.requires_grad)):
-            raise ValueError("inplace=True on tensors that require grad: use inplace=False for autograd "
-                             "(or run under torch.no_grad())")
-        torch.ops.rotary.rope_(q, k, ids, offset, r.id, layout, bool(inverse))
-        return q if k is None else (q, k)
-    q_out, k_out = torch.ops.rotary.rope(q, k, ids, offset, r.id, layout, bool(inverse))
-    return q_out if k is None else (q_out, k_out)
+        ids = torch.as_tensor(np.asarray(positions))
+        _core._check_torch_ids(ids)
+        return ids, 0
+    raise TypeError(f"positions: expected None, an int offset or an int32/int64 tensor of ids, "
+                    f"got {type(positions).__name__}")

@@ -5,6 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 import rotary  # noqa: E402
+import rotary.ops  # noqa: E402
 from conftest import assert_close, positions_2d, ref_rope, to_bshd, tolerance  # noqa: E402
 
 DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
@@ -122,11 +123,12 @@ def test_opcheck():
     rope = rotary.RoPE(32, max_positions=64)
     q, k = torch.randn(2, 3, 4, 32), torch.randn(2, 3, 2, 32)
     ids = torch.randint(0, 64, (2, 3))
-    for args in [(q, k, ids, 0, rope.id, "bshd", False), (q.transpose(1, 2), None, None, 5, rope.id, "bhsd", True),
-                 (q.requires_grad_(), k, ids, 0, rope.id, "bshd", False)]:
+    rt = rotary.ops.rope_tensor(rope)
+    for args in [(q, k, ids, 0, rt, "bshd", False), (q.transpose(1, 2), None, None, 5, rt, "bhsd", True),
+                 (q.requires_grad_(), k, ids, 0, rt, "bshd", False)]:
         torch.library.opcheck(torch.ops.rotary.rope.default, args)
     q2 = torch.randn(2, 3, 4, 32)
-    torch.library.opcheck(torch.ops.rotary.rope_.default, (q2, k.detach().clone(), ids, 0, rope.id, "bshd", False))
+    torch.library.opcheck(torch.ops.rotary.rope_.default, (q2, k.detach().clone(), ids, 0, rt, "bshd", False))
 
 
 def test_torch_compile():
@@ -196,3 +198,61 @@ def test_bad_inputs():
     with pytest.raises(ValueError):
         rope.apply(q, positions=99, inplace=True)
     assert torch.equal(q, q0)
+
+
+def test_eager_path_is_the_op():
+    """RoPE.apply runs the ops' kernel directly in plain eager mode: the same bits as torch.ops.rotary.*, the
+    version counter bumped in place, and the op itself (not the shortcut) whenever a mode watches the call."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    torch.manual_seed(3)
+    rope = rotary.RoPE(64, max_positions=64)
+    rt = rotary.ops.rope_tensor(rope)
+    q, k = torch.randn(2, 3, 4, 64), torch.randn(2, 3, 2, 64)
+    ids = torch.randint(0, 64, (2, 3))
+    oq, ok = rope.apply(q, k, positions=ids)
+    rq, rk = torch.ops.rotary.rope(q, k, ids, 0, rt, "bshd", False)
+    assert torch.equal(oq, rq) and torch.equal(ok, rk)
+    q2, k2 = q.clone(), k.clone()
+    v = q2._version
+    rope.apply(q2, k2, positions=ids, inplace=True)
+    assert torch.equal(q2, oq) and torch.equal(k2, ok) and q2._version > v
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Record() as rec:
+        again = rope.apply(q, k, positions=ids)
+        rope.apply(q.clone(), positions=1, inplace=True)
+    assert "rotary.rope.default" in rec.ops and "rotary.rope_.default" in rec.ops
+    assert torch.equal(again[0], oq)
+    with torch.profiler.profile() as prof:
+        rope.apply(q, k, positions=ids)
+    assert any("rotary::rope" in e.name for e in prof.events())
+
+
+@pytest.mark.parametrize("eager_first", [
+    True,
+    pytest.param(False, marks=pytest.mark.xfail(
+        not hasattr(rotary.RoPE(8), "_inv_freq"), strict=True,
+        reason="Dynamo cannot call librotary: a RoPE never used eagerly needs its inv_freq read when made"))])
+def test_compile_two_ropes_as_arguments(eager_first):
+    """One compiled function called with two ropes: each call uses its own rope (the rope tensor is an input of
+    the graph, guarded), never the other's."""
+    torch._dynamo.reset()
+    r1, r2 = rotary.RoPE(64, max_positions=64), rotary.RoPE(64, base=500.0, max_positions=64)
+    q = torch.randn(1, 4, 2, 64)
+    want1 = rotary.RoPE(64, max_positions=64).apply(q, positions=3)
+    want2 = rotary.RoPE(64, base=500.0, max_positions=64).apply(q, positions=3)
+    if eager_first:
+        assert torch.equal(r1.apply(q, positions=3), want1) and torch.equal(r2.apply(q, positions=3), want2)
+    assert not torch.equal(want1, want2)
+    fn = torch.compile(lambda r, x: r.apply(x, positions=3) * 1, fullgraph=True, backend="aot_eager")
+    for _ in range(2):
+        assert torch.equal(fn(r1, q), want1) and torch.equal(fn(r2, q), want2)
+    torch._dynamo.reset()
