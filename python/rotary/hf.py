@@ -19,13 +19,15 @@ import sys
 
 import torch
 
+from . import ops
 from ._core import RoPE
 
 SUPPORTED = ("llama", "qwen2", "mistral")
 
 
 class RotaryPositions:
-    """Stands in for HF's (cos, sin) pair: the rope and the position_ids of this forward."""
+    """Stands in for HF's (cos, sin) pair: the rope (a RoPE, or its tensor chosen in a traced graph) and the
+    position_ids of this forward."""
     __slots__ = ("rope", "position_ids", "inplace")
 
     def __init__(self, rope, position_ids, inplace):
@@ -38,8 +40,10 @@ class RotaryPositions:
         if layout is None:
             raise ValueError(f"rotary.hf: unsqueeze_dim={unsqueeze_dim} is not supported (1: bhsd, 2: bshd)")
         grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)
-        return self.rope.apply(q, k, positions=self.position_ids, layout=layout,
-                               inplace=self.inplace and not grad)
+        inplace = self.inplace and not grad
+        if isinstance(self.rope, torch.Tensor):
+            return ops.apply_tensor(self.rope, q, k, self.position_ids, layout, inplace, False)
+        return ops.apply(self.rope, q, k, self.position_ids, layout, inplace, False)
 
 
 class _RopeState:
@@ -54,9 +58,20 @@ class _RopeState:
         self.original_max = rope.hf["max_position_embeddings"]          # HF: original_max_seq_len
         self.max_cached = self.original_max                             # HF: max_seq_len_cached
         self.longrope_original = rope.hf["original_max_position_embeddings"]
-        self.long = None
+        # LongRoPE's long-factor rope exists up front: a traced forward picks it or the short one per call.
+        self.long = rope.derive(self.longrope_original + 1) if self.kind == "longrope" else None
 
     def update(self, position_ids):
+        """The rope for this forward. Eager: HF's choice, from the largest position (a data-dependent read).
+        Traced (torch.compile, torch.export): no Python branch on position values, so the forward traces without
+        a graph break; the tables keep their size and librotary checks the positions when the graph runs."""
+        if torch.compiler.is_compiling():
+            if self.kind == "longrope":  # HF's own traceable choice: long factors past the original length
+                longer = position_ids.max() + 1 > self.longrope_original
+                return torch.where(longer, ops.rope_tensor(self.long), ops.rope_tensor(self.rope))
+            if "dynamic" not in self.kind:
+                return self.rope
+            # dynamic NTK: frequencies recomputed per length, by data-dependent control flow as in HF itself
         seq_len = int(position_ids.max()) + 1 if position_ids.numel() else 0
         if "dynamic" not in self.kind and self.kind != "longrope":
             # HF computes cos/sin for any position: past the table, grow it (derive copies the rows it has).
@@ -75,8 +90,6 @@ class _RopeState:
                 self.max_cached = self.original_max
             return self.current
         if seq_len > self.longrope_original:  # LongRoPE: the long factors past the original length
-            if self.long is None:
-                self.long = self.rope.derive(self.longrope_original + 1)
             if seq_len > self.long.max_positions:
                 self.long = self.long.derive(self.longrope_original + 1, seq_len)
             return self.long
@@ -113,6 +126,9 @@ def patch(model, inplace=True, max_positions=None):
         raise ValueError(f"rotary.hf.patch: {model_type} with {rope} is not the half-pairing full-rotary RoPE "
                          "these models' attention expects")
     state = _RopeState(rope, getattr(config, "num_hidden_layers", 1))
+    for r in (state.rope, state.long):
+        if r is not None:
+            ops.rope_tensor(r)  # made now, so that a traced forward reads it instead of building it in the graph
     found = 0
     for module in model.modules():
         name = type(module).__name__

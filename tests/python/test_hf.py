@@ -152,3 +152,29 @@ def test_from_hf_config_errors(tmp_path):
         rotary.RoPE.from_hf_config(tmp_path / "missing.json")
     with pytest.raises(TypeError, match="config"):
         rotary.RoPE.from_hf_config(42)
+
+
+@pytest.mark.parametrize("kind, backend", [("default", "inductor"), ("llama3", "aot_eager"),
+                                           ("longrope", "aot_eager")])
+def test_patch_compiles_fullgraph(kind, backend):
+    """torch.compile(fullgraph=True) of a patched model traces without a graph break (no Python branch on position
+    values: the table keeps the size the config gives, librotary checks positions when the graph runs; LongRoPE
+    picks its long or short rope with torch.where as HF does) and gives HF's eager logits. LongRoPE runs once
+    within and once past its original length."""
+    pytest.importorskip("torch._inductor")
+    from torch._dynamo.utils import counters
+    model = build("llama", SCALINGS[kind])
+    torch.manual_seed(1)
+    lengths = (10, 24) if kind == "longrope" else (24,)
+    inputs = [torch.randint(0, model.config.vocab_size, (2, n)) for n in lengths]
+    with torch.no_grad():
+        refs = [model(ids).logits for ids in inputs]
+        rotary.hf.patch(model)
+        torch._dynamo.reset()
+        counters.clear()
+        compiled = torch.compile(model, fullgraph=True, backend=backend)
+        for ids, ref in zip(inputs, refs):
+            diff = (compiled(ids).logits - ref).abs().max().item()
+            assert diff <= LOGITS_ATOL, f"{kind}, {ids.shape[1]} tokens: max |logits diff| {diff:.3g}"
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    torch._dynamo.reset()
