@@ -72,7 +72,7 @@ tsan() { # tsan [ISA]: the thread tests under ThreadSanitizer, with dispatch cap
   local isa=${1:-}
   build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_SANITIZE=thread &&
     (cd build-tsan && if [ -n "$isa" ]; then export ROTARY_ISA=$isa; fi &&
-      TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'threads|apply|example')
+      TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" -R 'threads|apply|example')
 }
 
 memcheck() { # valgrind on every test program of the release build, in the quick mode
