@@ -190,7 +190,6 @@ static void test_apply_in_child(void **state) {
   assert_int_equal(rotary_context_create(THREADS, &ctx), ROTARY_OK);
   assert_int_equal(child_apply(ctx), 0);
   run_child(ctx, body_apply_destroy, "apply in child");
-  run_child(ctx, child_apply, "apply in child, no destroy");
   assert_int_equal(child_apply(ctx), 0);
   rotary_context_destroy(ctx);
 }
