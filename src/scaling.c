@@ -3,6 +3,8 @@
 #include <float.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 #include "check.h"
 #include "scaling.h"
@@ -102,29 +104,86 @@ static pow_base pow_base_of(double base) {
   return b;
 }
 
-static double pow_cr(const pow_base *b, size_t num, size_t den, int *decided) {
-  if (decided) *decided = 1;
+/* Whether base^(-p/q) lies above mid = A 2^alpha (A odd, so it is never equal: see docs/accuracy.md), decided with
+ * integers: base^(-p) > mid^q  <=>  N = A^q B^p < 2^s, with base = B 2^beta and s = -(q alpha + p beta). 1 above,
+ * 0 below, -1 when not attempted (p + q > 4096: N would take over 27,000 words) or out of memory. */
+static int above_midpoint(double base, uint64_t p, uint64_t q, uint64_t a, int64_t alpha) {
+  if (p + q > 4096) return -1;
+  int e;
+  const uint64_t b = (uint64_t)ldexp(frexp(base, &e), 53);
+  const int64_t beta = e - 53;
+  uint64_t *n = calloc((54 * q + 53 * p) / 64 + 2, sizeof *n);
+  if (!n) return -1;
+  size_t len = 1;
+  n[0] = 1;
+  for (uint64_t j = 0; j < q + p; j++) { /* n *= a (q times), then b (p times) */
+    const uint64_t w = j < q ? a : b;
+    unsigned __int128 carry = 0;
+    for (size_t i = 0; i < len; i++) {
+      const unsigned __int128 t = (unsigned __int128)n[i] * w + carry;
+      n[i] = (uint64_t)t;
+      carry = t >> 64;
+    }
+    if (carry) n[len++] = (uint64_t)carry;
+  }
+  const int64_t bits = (int64_t)(64 * len) - __builtin_clzll(n[len - 1]);
+  free(n);
+  return bits <= -((int64_t)q * alpha + (int64_t)p * beta); /* N is no power of two: N < 2^s iff bits <= s */
+}
+
+/* r 2^k is the double nearest to the double-double, which lies on the `up` side of r; settles which of r and its
+ * neighbour on that side is the correctly rounded base^(-num/den). Returns 0 if it cannot (*how = 0). */
+static double settle(double base, size_t num, size_t den, double r, int up, int k, int *how) {
+  size_t g = num, h = den;
+  while (h) { /* gcd */
+    const size_t t = g % h;
+    g = h, h = t;
+  }
+  int fe;
+  const uint64_t mr = (uint64_t)ldexp(frexp(r, &fe), 53);
+  uint64_t a = 2 * mr + 1; /* the midpoint above r */
+  int64_t alpha = fe - 54 + k;
+  if (!up && mr == UINT64_C(1) << 52) { /* below a power of two the gap is half as wide */
+    a = 4 * mr - 1, alpha = fe - 55 + k;
+  } else if (!up) {
+    a = 2 * mr - 1;
+  }
+  const int above = above_midpoint(base, num / g, den / g, a, alpha);
+  if (above < 0) return *how = 0, r;
+  *how = 2;
+  return above == up ? nextafter(r, up ? INFINITY : 0.0) : r;
+}
+
+/* base^(-num/den) correctly rounded (see rotary_scaling_pow). */
+static double pow_cr(const pow_base *b, size_t num, size_t den, int force_exact, int *how) {
+  *how = 1;
   if (num == 0) return 1.0;
   const double q = (double)num / (double)den;
   if (!b->normal) return pow(b->base, -q);
   const dd expo = {-q, -fma(-q, (double)den, (double)num) / (double)den}; /* -num/den to 2^-106 */
   int k;
   const dd m = dd_exp(dd_mul(expo, b->ln), &k); /* relative error below 2^-90 (see docs/accuracy.md) */
-  const double r = m.hi + m.lo, off = (m.hi - r) + m.lo; /* the nearest double to the dd, and the dd minus it */
+  double r = m.hi + m.lo;
+  const double off = (m.hi - r) + m.lo; /* the double-double minus its nearest double */
   const double up = (nextafter(r, INFINITY) - r) * 0.5, down = (r - nextafter(r, 0.0)) * 0.5, margin = r * 0x1p-85;
-  if (decided && (off >= 0.0 ? up - off <= margin : down + off <= margin)) *decided = 0;
+  if (force_exact || (off >= 0.0 ? up - off <= margin : down + off <= margin)) r = settle(b->base, num, den, r,
+                                                                                        off >= 0.0, k, how);
   const double v = ldexp(r, k); /* exact while v is normal */
-  if (decided && v < DBL_MIN) *decided = 0; /* a subnormal result is rounded twice */
+  if (v < DBL_MIN) *how = 0;    /* a subnormal result is rounded twice */
   return v;
 }
 
-double rotary_scaling_pow(double base, size_t num, size_t den, int *decided) {
+double rotary_scaling_pow(double base, size_t num, size_t den, int force_exact, int *how) {
   const pow_base b = pow_base_of(base);
-  return pow_cr(&b, num, den, decided);
+  int ignored;
+  return pow_cr(&b, num, den, force_exact, how ? how : &ignored);
 }
 
 /* base^(-2i/d), the unscaled frequency, correctly rounded. */
-static double default_freq(const pow_base *b, size_t i, size_t d) { return pow_cr(b, 2 * i, d, NULL); }
+static double default_freq(const pow_base *b, size_t i, size_t d) {
+  int how;
+  return pow_cr(b, 2 * i, d, 0, &how);
+}
 
 /* YaRN's and LongRoPE's factor: given, or max_position_embeddings / original_max_position_embeddings. */
 static double derived_factor(const rotary_scaling *s) {

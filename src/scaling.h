@@ -12,9 +12,11 @@ rotary_status rotary_scaling_check(const rotary_config *c, const char **field);
  * returns the family's attention factor (1 for families without one). */
 double rotary_scaling_frequencies(const rotary_config *c, size_t seq_len, double *inv_freq);
 
-/* base^(-num/den) for num < den correctly rounded to fp64 (double-double ln and exp, error below 2^-90 relative),
- * for base in [DBL_MIN, DBL_MAX] (otherwise libm's pow). When decided is not NULL, *decided is 0 if the rounding
- * could not be proven (the double-double within 2^-85 relative of a midpoint, or a subnormal result). */
-double rotary_scaling_pow(double base, size_t num, size_t den, int *decided);
+/* base^(-num/den) for num < den, correctly rounded to fp64, for base in [DBL_MIN, DBL_MAX] (otherwise libm's pow):
+ * double-double ln and exp (error below 2^-90 relative); when that lies within 2^-85 relative of a midpoint between
+ * two doubles, an exact integer comparison with the midpoint settles it (for num + den <= 4096 once reduced).
+ * *how (when not NULL): 1 settled by the double-double, 2 by the integers, 0 not settled (a subnormal result, or
+ * the comparison not attempted); force_exact makes every value go through the integers (tests). */
+double rotary_scaling_pow(double base, size_t num, size_t den, int force_exact, int *how);
 
 #endif /* ROTARY_SCALING_H */
