@@ -73,6 +73,17 @@ SEEDS = {
     + strides(230, extra=[4]) + strides() + place() + positions(0, [0]),
     "bad_huge_stride": rope(16, 16) + shape(3, 4, 2, 1, 0, 2) + desc(packed=False)
     + strides(245, extra=[0x08]) + strides() + place() + positions(0, [0]),
+    # extents exactly at the edges of int64 (validate.c once overflowed its own checks there): f16 q.stride_batch
+    # -2^62 (INT64_MIN bytes), f32 q.out_stride_seq -2^61, f16 q.stride_seq INT64_MAX - (hd - 1) (last index
+    # INT64_MAX), q.out_stride_head INT64_MAX - 1
+    "bad_extent_int64_min_bytes_f16": rope(16, 16) + shape(2, 1, 1, 0, 1, 0) + desc()
+    + strides(245, extra=[96]) + strides() + place() + positions(0, [0]),
+    "bad_extent_int64_min_bytes_f32_out": rope(16, 16) + shape(1, 2, 1, 0, 0, 0) + desc()
+    + strides(245, extra=[121]) + strides() + place() + positions(0, [0]),
+    "bad_extent_last_index_int64_max": rope(16, 16) + shape(1, 2, 1, 0, 1, 0) + desc()
+    + strides(245, extra=[145]) + strides() + place() + positions(0, [0]),
+    "bad_extent_head_stride_int64_max_minus_1": rope(16, 16) + shape(1, 1, 2, 0, 0, 0) + desc()
+    + strides(245, extra=[137]) + strides() + place() + positions(0, [0]),
     "bad_rotary_dim_odd": [7, 226, 0, 0, 0, 70],
     "bad_offset_int64_max": rope(8, 8, max_pos=0) + shape(1, 3, 1, 1, 0, 0) + desc(packed=False)
     + strides() + strides() + place() + positions(0, [235]),
