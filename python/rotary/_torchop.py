@@ -31,7 +31,8 @@ def rope_values(r):
 def rope_tensor(r):
     """A new rope tensor for r, registered so that calls with it use r itself (no second table)."""
     values = np.array(rope_values(r), dtype=np.float64)
-    with torch._C.DisableTorchFunction(), _disable_current_modes():  # real even under torch.export's tracing
+    # a real, normal tensor even under torch.export's tracing or in inference mode (a program's constant)
+    with torch._C.DisableTorchFunction(), _disable_current_modes(), torch.inference_mode(False):
         t = torch.from_numpy(values)
     _remember(t, weakref.ref(r))
     with _lock:
@@ -56,13 +57,18 @@ def _remember(t, getter):
             del _by_tensor[key]
 
     with _lock:
-        _by_tensor[key] = (weakref.ref(t, forget), t._version, getter)
+        _by_tensor[key] = (weakref.ref(t, forget), _version(t), getter)
+
+
+def _version(t):
+    """Its version counter; None for an inference tensor, which has none (changed only in inference mode)."""
+    return None if t.is_inference() else t._version
 
 
 def rope_for(t):
     """The RoPE a rope tensor stands for. Fast for a tensor seen before and not modified since."""
     entry = _by_tensor.get(id(t))
-    if entry is not None and entry[0]() is t and entry[1] == t._version:
+    if entry is not None and entry[0]() is t and entry[1] == _version(t):
         r = entry[2]()
         if r is not None:
             return r

@@ -22,6 +22,7 @@ _ROPE_ = torch.ops.rotary.rope_.default
 _AFTER_AUTOGRAD = torch._C._after_autograd_keyset
 _CPU = torch._C.DispatchKey.CPU
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_increment_version = torch._C._increment_version
 
 
 # --- kernels ---------------------------------------------------------------------------------------------------
@@ -39,13 +40,14 @@ def _rope_inplace_cpu(q, k, ids, offset, rope, layout, inverse):
 
 
 def _rotate_inplace(r, q, k, ids, offset, layout, inverse):
-    for name, x in (("q", q), ("k", k)):
-        if x is not None and x.is_inference() and not torch.is_inference_mode_enabled():
-            raise ValueError(f"{name}: an inference tensor is read-only outside torch.inference_mode() and would "
-                             "be written; clone it first")
+    if (q.is_inference() or (k is not None and k.is_inference())) and not torch.is_inference_mode_enabled():
+        name = "q" if q.is_inference() else "k"
+        raise ValueError(f"{name}: an inference tensor is read-only outside torch.inference_mode() and would be "
+                         "written; clone it first")
     _torchop.rotate(r, q, k, ids, offset, layout, inverse, True)
-    # librotary wrote through the data pointers: tell autograd the tensors changed (what ADInplaceOrView does)
-    torch.autograd.graph.increment_version(q if k is None else (q, k))
+    # librotary wrote through the data pointers: tell autograd the tensors changed (what ADInplaceOrView does;
+    # torch.autograd.graph.increment_version without its wrapper)
+    _increment_version((q,) if k is None else (q, k))
 
 
 _library.impl("rope", _rope_cpu, "CPU")

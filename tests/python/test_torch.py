@@ -256,3 +256,23 @@ def test_compile_two_ropes_as_arguments(eager_first):
     for _ in range(2):
         assert torch.equal(fn(r1, q), want1) and torch.equal(fn(r2, q), want2)
     torch._dynamo.reset()
+
+
+def test_inference_mode_and_special_tensors():
+    """Inference mode (rope tensors made there stay usable), inference tensors written outside it refused, lazily
+    negated views refused, a k without heads leaves q rotated."""
+    rope = rotary.RoPE(64, max_positions=64)
+    with torch.inference_mode():
+        q = torch.randn(1, 3, 2, 64)
+        want = rope.apply(q.clone(), positions=2)
+        assert torch.equal(rope.apply(q, positions=2, inplace=True), want)
+        rt = torch.tensor(rotary.ops.rope_tensor(rope).tolist(), dtype=torch.float64)  # an inference tensor
+        assert torch.equal(torch.ops.rotary.rope(want, None, None, 0, rt, "bshd", False)[0],
+                           rope.apply(want, positions=0))
+    with pytest.raises(ValueError, match="inference tensor"):
+        rope.apply(q, positions=2, inplace=True)
+    x = torch.randn(1, 3, 2, 64)
+    with pytest.raises(ValueError, match="negated"):
+        rope.apply(x._neg_view(), positions=1)
+    oq, ok = rope.apply(x, torch.randn(1, 3, 0, 64), positions=1)
+    assert torch.equal(oq, rope.apply(x, positions=1)) and ok.shape == (1, 3, 0, 64)
