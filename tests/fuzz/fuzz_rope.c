@@ -200,7 +200,7 @@ static size_t take_positions(carver *r, size_t rotary_dim) {
   const uint8_t k = take(r);
   if (k < 224) return ((size_t)take(r) << 4 | k) % cap;
   size_t bytes, mp = take_size(r, 0);
-  if (table_verdict(rotary_dim, mp, &bytes) == ROTARY_OK && bytes > (size_t)64 << 20) mp %= cap;
+  if (table_verdict(rotary_dim, mp, &bytes) == ROTARY_OK && mp >= cap) mp %= cap; /* a table it would really build */
   return mp;
 }
 
