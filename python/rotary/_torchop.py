@@ -166,7 +166,7 @@ _apply.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 _apply.restype = ctypes.c_int
 _tls = threading.local()
 
-_DTYPES = {torch.float32: (_lib.F32, 4), torch.float16: (_lib.F16, 2), torch.bfloat16: (_lib.BF16, 2)}
+_DTYPES = {torch.float32: (_lib.F32, 4), torch.float16: (_lib.F16, 2), torch.bfloat16: (_lib.BF16, 2)}  # code, size
 # rank, then the batch, seq and heads dimensions (-1: none), then the name
 _LAYOUTS = {"bshd": (4, 0, 1, 2, "bshd"), "bhsd": (4, 0, 2, 1, "bhsd"), "thd": (3, -1, 0, 1, "thd")}
 _STRIDED = torch.strided
@@ -204,9 +204,7 @@ def _geometry(x, name, dims, head_dim):
                          "never copies: pass a tensor whose head_dim elements are adjacent (x.contiguous())")
     if x.is_neg():
         raise ValueError(f"{name}: a lazily negated view (its memory holds -x); call .resolve_neg() first")
-    ptr = x.data_ptr()
-    if ptr % code[1]:
-        raise ValueError(f"{name}: data at address {ptr:#x} is not aligned to its {code[1]}-byte elements")
+    ptr = x.data_ptr()  # any byte address: librotary moves unaligned elements with memcpy
     b, s, h = dims[1], dims[2], dims[3]
     if b < 0:
         return 1, shape[s], shape[h], 0, st[s], st[h], ptr, code[0]
@@ -231,7 +229,7 @@ def _out(x, g, dims):
 
 def rotate(r, q, k, ids, offset, layout, inverse, inplace):
     """Rotates q (and k unless None) by RoPE r, in place or into new tensors; returns (q', k' or None). Checks
-    everything a C call cannot: types, devices, shapes against the rope, a contiguous head_dim, aligned addresses,
+    everything a C call cannot: types, devices, shapes against the rope, a contiguous head_dim, negated views,
     ids; librotary checks the rest (strides, overlaps, positions) before it writes anything."""
     dims = _dims(layout)
     hd = r.head_dim

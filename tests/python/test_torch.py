@@ -260,7 +260,7 @@ def test_compile_two_ropes_as_arguments(eager_first):
 
 def test_inference_mode_and_special_tensors():
     """Inference mode (rope tensors made there stay usable), inference tensors written outside it refused, lazily
-    negated views refused, a k without heads leaves q rotated."""
+    negated views refused, a k without heads leaves q rotated, unaligned tensors rotated in place."""
     rope = rotary.RoPE(64, max_positions=64)
     with torch.inference_mode():
         q = torch.randn(1, 3, 2, 64)
@@ -276,3 +276,10 @@ def test_inference_mode_and_special_tensors():
         rope.apply(x._neg_view(), positions=1)
     oq, ok = rope.apply(x, torch.randn(1, 3, 0, 64), positions=1)
     assert torch.equal(oq, rope.apply(x, positions=1)) and ok.shape == (1, 3, 0, 64)
+    # a tensor at an odd byte address is rotated where it is (librotary takes any address)
+    buf = bytearray(x.numel() * 4 + 1)
+    odd = torch.frombuffer(buf, dtype=torch.float32, offset=1, count=x.numel()).view(x.shape)
+    odd.copy_(x)
+    assert odd.data_ptr() % 4 and torch.equal(rope.apply(odd, positions=1), oq)
+    rope.apply(odd, positions=1, inplace=True)
+    assert torch.equal(odd, oq)
