@@ -9,6 +9,10 @@ Submodules: rotary.ops (torch custom ops), rotary.hf (Hugging Face patch), rotar
 from ._core import (DEFAULT_MAX_POSITIONS, LAYOUTS, RoPE, RotaryError, RotaryTypeError, get_num_threads, info,
                     set_num_threads, version)
 
+from . import _torchhook  # noqa: E402
+
+_torchhook.install()  # registers torch.ops.rotary.* as soon as torch is imported (torch.export.load needs them)
+
 __version__ = "0.2.0"
 __all__ = ["RoPE", "RotaryError", "RotaryTypeError", "LAYOUTS", "DEFAULT_MAX_POSITIONS", "set_num_threads",
            "get_num_threads", "info", "version"]

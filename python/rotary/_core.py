@@ -2,6 +2,7 @@
 import ctypes
 import itertools
 import os
+import sys
 import threading
 import weakref
 
@@ -97,8 +98,18 @@ def get_num_threads():
 # Arrays: NumPy and PyTorch CPU tensors are described (address, shape, element strides, dtype), never copied.
 
 def _torch():
-    import sys
     return sys.modules.get("torch")
+
+
+_ops_module = []
+
+
+def _torch_ops():
+    """rotary.ops, imported once (RoPE.apply on torch tensors goes through it on every call)."""
+    if not _ops_module:
+        from . import ops
+        _ops_module.append(ops)
+    return _ops_module[0]
 
 
 def is_torch(x):
@@ -368,6 +379,11 @@ class RoPE:
         self._rotary_dim = int(lib.rotary_rope_rotary_dim(h))
         self._max_positions = int(lib.rotary_rope_max_positions(h))
         self._pairing = _PAIRING_NAMES[lib.rotary_rope_pairing(h)]
+        # What rotary.ops.rope_tensor needs, kept so that Dynamo never calls librotary while tracing.
+        self._attention_scaling = float(lib.rotary_rope_attention_scaling(h))
+        inv = np.empty(self._rotary_dim // 2, dtype=np.float64)
+        lib.rotary_rope_inv_freq(h, inv.ctypes.data_as(ctypes.POINTER(ctypes.c_double)))
+        self._inv_freq = tuple(inv.tolist())
 
     def __del__(self):
         h = getattr(self, "_handle", None)
@@ -490,8 +506,7 @@ class RoPE:
         if is_torch(q) or is_torch(k):
             if out is not None:
                 raise TypeError("out: only for NumPy arrays (torch tensors go through the custom op)")
-            from . import ops
-            return ops.apply(self, q, k, positions, layout, inplace, inverse)
+            return _torch_ops().apply(self, q, k, positions, layout, inplace, inverse)
         if not isinstance(q, np.ndarray):
             raise TypeError(f"q: expected a numpy.ndarray or a torch.Tensor, got {type(q).__name__}")
         if k is not None and not isinstance(k, np.ndarray):
@@ -521,8 +536,10 @@ class RoPE:
         keep = []
         _fill_positions(d.positions, positions, d.batch, d.seq_len, layout, keep)
         d.direction = _lib.INVERSE if inverse else _lib.FORWARD
-        if d.batch == 0 or d.seq_len == 0 or d.q.n_heads == 0 or (k is not None and d.k.n_heads == 0):
+        if d.batch == 0 or d.seq_len == 0 or (d.q.n_heads == 0 and d.k.n_heads == 0):
             return  # nothing to rotate (librotary refuses zero counts; an empty tensor is a no-op here)
+        if d.q.n_heads == 0:  # librotary requires q: a k with heads beside a q without any goes in its place
+            d.q, d.k = _lib.Tensor.from_buffer_copy(d.k), _lib.Tensor()
         st = lib.rotary_apply(_context(), self._handle, ctypes.byref(d))
         if st != _lib.OK:
             _raise(st, "rotary_apply", self._apply_detail(st, d, positions))

@@ -239,3 +239,16 @@ def test_out_argument(rng):
     check(rope, q, oq, 3, what="out=")
     with pytest.raises(ValueError, match="overlap"):
         rope.apply(q, k, positions=3, out=(oq, oq[:, :, :1]))
+
+
+def test_one_side_without_heads(rng):
+    """A k (or q) with zero heads leaves the other tensor's rotation intact (q_out was left unwritten before)."""
+    rope = rotary.RoPE(64, max_positions=100)
+    q = make(rng, (1, 3, 2, 64), np.float32)
+    empty = np.zeros((1, 3, 0, 64), np.float32)
+    q_out, k_out = rope.apply(q, empty, positions=5)
+    check(rope, q, q_out, 5, what="q beside a k without heads")
+    assert k_out.shape == empty.shape
+    k = make(rng, (1, 3, 2, 64), np.float32)
+    _, k_out = rope.apply(empty, k, positions=5)
+    check(rope, k, k_out, 5, what="k beside a q without heads")
