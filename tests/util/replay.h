@@ -1,0 +1,19 @@
+/* replay.h: what the corpus-replay tests share: finding a fuzz target's corpus, reading its files, a seeded PRNG. */
+#ifndef ROTARY_TEST_REPLAY_H
+#define ROTARY_TEST_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Called once per corpus file with its name (no folder) and contents. */
+typedef void (*replay_fn)(const char *name, const uint8_t *data, size_t size, void *arg);
+
+/* Calls fn for every file (names not starting with '.') of the corpus folder: $env when set and not empty, else
+ * tests/fuzz/<subdir> of this source tree. Returns the number of files replayed, or -1 when the folder cannot be
+ * opened; *dir_out (when not NULL) receives the folder's path. */
+int replay_corpus(const char *env, const char *subdir, replay_fn fn, void *arg, char *dir_out, size_t dir_size);
+
+/* splitmix64: the next value of a seeded sequence (the same on every machine). */
+uint64_t replay_splitmix(uint64_t *state);
+
+#endif
