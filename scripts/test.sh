@@ -77,15 +77,18 @@ tsan() { # tsan [ISA]: the thread tests under ThreadSanitizer, with dispatch cap
       TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" -R 'threads|apply|fork|example')
 }
 
-memcheck() { # valgrind on every test program of the release build, in the quick mode
-  local rc=0
-  for t in build-test/tests/test_* build-test/examples/readme_example; do
-    [ -x "$t" ] || continue
-    echo "valgrind $t"
-    ROTARY_TEST_QUICK=1 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-      "$t" >/dev/null || { echo "valgrind: $t failed"; rc=1; }
-  done
-  return $rc
+memcheck_one() { # memcheck_one PROGRAM: one test program under valgrind, in the quick mode, with its time
+  local t0=$SECONDS
+  if ROTARY_TEST_QUICK=1 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+    "$1" >/dev/null; then echo "valgrind $1: ok ($((SECONDS - t0)) s)"
+  else echo "valgrind $1: FAILED ($((SECONDS - t0)) s)"; return 1; fi
+}
+export -f memcheck_one
+
+memcheck() { # valgrind on every test program of the release build, one per core at a time
+  local t progs=()
+  for t in build-test/tests/test_* build-test/examples/readme_example; do [ -x "$t" ] && progs+=("$t"); done
+  printf '%s\n' "${progs[@]}" | xargs -P "$jobs" -I{} bash -c 'memcheck_one "$1"' _ {}
 }
 
 install_check() { # install, then build a consumer through pkg-config and through find_package
