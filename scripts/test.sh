@@ -191,13 +191,13 @@ fuzz_one() { # fuzz_one NAME: tests/fuzz/NAME.c with libFuzzer + ASan + UBSan, r
   rm -rf "$work" && mkdir -p "$work" && { [ ! -d "$corpus" ] || cp -r "$corpus"/. "$work"/; } &&
     clang "${fuzz_cflags[@]}" -fsanitize=fuzzer "tests/fuzz/$name.c" build-fuzz/librotary_fuzz.a -lm -lpthread \
       -o "build-fuzz/$name" || { echo "$name: build failed"; return 1; }
-  "build-fuzz/$name" -max_total_time="${ROTARY_FUZZ_SECONDS:-30}" "${opts[@]}" -artifact_prefix="build-fuzz/$name-" \
+  "build-fuzz/$name" -max_total_time="${ROTARY_FUZZ_SECONDS:-20}" "${opts[@]}" -artifact_prefix="build-fuzz/$name-" \
     -print_final_stats=1 "$work" >"build-fuzz/$name.log" 2>&1 || { tail -n 40 "build-fuzz/$name.log"; return 1; }
   echo "$name: $(grep -E 'stat::number_of_executed_units' "build-fuzz/$name.log")," \
     "$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "build-fuzz/$name.log" | tail -n1), corpus $(ls "$work" | wc -l)"
 }
 
-fuzz() { # every tests/fuzz/fuzz_*.c target, ROTARY_FUZZ_SECONDS each (30); ctest replays the corpora in every build
+fuzz() { # every tests/fuzz/fuzz_*.c target, ROTARY_FUZZ_SECONDS each (20); ctest replays the corpora in every build
   local rc=0 src
   mkdir -p build-fuzz && fuzz_lib || { echo "fuzz: library build failed"; return 1; }
   for src in tests/fuzz/fuzz_*.c; do
