@@ -5,6 +5,7 @@
 #include "check.h"
 #include "context.h"
 #include "kernels.h"
+#include "positions_load.h"
 #include "rope.h"
 #include "stream.h"
 #include "validate.h"
@@ -69,20 +70,6 @@ rotary_status rotary_tensor_init(rotary_tensor *t, rotary_layout layout, const v
   return ROTARY_OK;
 }
 
-/* Position arrays may start at any byte (NumPy views can): one value through memcpy, a plain load. */
-static inline int64_t load_i64(const void *base, size_t i) {
-  int64_t v;
-  memcpy(&v, (const char *)base + i * sizeof v, sizeof v);
-  return v;
-}
-
-static inline int64_t load_id(const rotary_positions *p, size_t t) {
-  if (p->mode == ROTARY_POSITIONS_IDS_I64) return load_i64(p->ids, t);
-  int32_t v;
-  memcpy(&v, (const char *)p->ids + t * sizeof v, sizeof v);
-  return v;
-}
-
 /* Points *c and *s at the cos/sin row of token t = (b, s_idx); buf (rotary_rope_row_floats, 64-byte aligned, sin at
  * sin_offset) holds computed rows and the negated sin of the inverse rotation. */
 static inline __attribute__((always_inline)) void token_row(const apply_job *job, size_t t, size_t b, size_t s_idx,
@@ -93,9 +80,9 @@ static inline __attribute__((always_inline)) void token_row(const apply_job *job
   int64_t pos = 0;
   switch (p->mode) {
     case ROTARY_POSITIONS_OFFSET: pos = p->offset + (int64_t)s_idx; break;
-    case ROTARY_POSITIONS_OFFSETS: pos = load_i64(p->offsets, b) + (int64_t)s_idx; break;
+    case ROTARY_POSITIONS_OFFSETS: pos = rotary_load_i64(p->offsets, b) + (int64_t)s_idx; break;
     case ROTARY_POSITIONS_IDS_I32:
-    case ROTARY_POSITIONS_IDS_I64: pos = load_id(p, t); break;
+    case ROTARY_POSITIONS_IDS_I64: pos = rotary_load_id(p, t); break;
     case ROTARY_POSITIONS_COS_SIN: {
       const size_t bytes = (p->row_stride ? p->row_stride : half) * t * sizeof(float);
       const char *cr = (const char *)p->cos + bytes, *sr = (const char *)p->sin + bytes;
@@ -152,7 +139,7 @@ static void rotate_heads(const apply_job *job, int i, size_t b, size_t s_idx, si
 static void prefetch_row(const apply_job *job, size_t t) {
   const rotary_positions *p = &job->d->positions;
   if (p->mode != ROTARY_POSITIONS_IDS_I64 && p->mode != ROTARY_POSITIONS_IDS_I32) return; /* offsets: in order */
-  const int64_t pos = load_id(p, t);
+  const int64_t pos = rotary_load_id(p, t);
   const char *row = (const char *)rotary_rope_table_row(job->rope, pos);
   for (size_t b = 0; b < rotary_rope_row_floats(job->rope) * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
 }

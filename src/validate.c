@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "positions_load.h"
 #include "rope.h"
 
 size_t rotary_dtype_size(rotary_dtype dtype) {
@@ -173,9 +174,7 @@ static rotary_status check_positions(const rotary_rope *rope, const rotary_apply
       ROTARY_RETURN_IF(rotary_mul_overflow_size(d->batch, sizeof(int64_t), &bytes), ROTARY_ERR_OVERFLOW);
       if ((st = region_flat(&arrays[(*n)++], p->offsets, bytes)) != ROTARY_OK) return st;
       for (size_t b = 0; b < d->batch; b++) {
-        int64_t first; /* the array may start at any byte: memcpy, a plain load */
-        memcpy(&first, (const char *)p->offsets + b * sizeof first, sizeof first);
-        if ((st = check_run(first, d->seq_len, max_pos)) != ROTARY_OK) return st;
+        if ((st = check_run(rotary_load_i64(p->offsets, b), d->seq_len, max_pos)) != ROTARY_OK) return st;
       }
       return ROTARY_OK;
     case ROTARY_POSITIONS_IDS_I32:
@@ -184,14 +183,7 @@ static rotary_status check_positions(const rotary_rope *rope, const rotary_apply
       ROTARY_RETURN_IF(rotary_mul_overflow_size(tokens, wide ? 8 : 4, &bytes), ROTARY_ERR_OVERFLOW);
       if ((st = region_flat(&arrays[(*n)++], p->ids, bytes)) != ROTARY_OK) return st;
       for (size_t t = 0; t < tokens; t++) {
-        int64_t id; /* the array may start at any byte: memcpy, a plain load */
-        if (wide) {
-          memcpy(&id, (const char *)p->ids + t * 8, 8);
-        } else {
-          int32_t narrow;
-          memcpy(&narrow, (const char *)p->ids + t * 4, 4);
-          id = narrow;
-        }
+        const int64_t id = rotary_load_id(p, t);
         ROTARY_RETURN_IF(id < 0 || id > max_pos, ROTARY_ERR_POSITION);
       }
       return ROTARY_OK;
