@@ -233,7 +233,7 @@ def _ids_array(ids, batch, seq_len, layout):
         except ValueError:
             raise ValueError(f"positions: ids of shape {a.shape} do not match {want} (batch, seq_len) "
                              f"of layout {layout!r}") from None
-    return np.require(a, requirements=("C", "A"))  # copies only a broadcast, strided or unaligned array
+    return np.require(a, requirements="C")  # copies only a broadcast or strided array (rotary_apply reads any address)
 
 
 def _offset(positions, kind):
@@ -575,7 +575,7 @@ class RoPE:
                 raise ValueError(f"{nm}: shape {arr.shape}, expected {want} (rotary_dim/2 = {half})")
             if not arr.flags.c_contiguous:
                 raise ValueError(f"{nm}: must be C-contiguous")
-            rows.append(np.require(arr, requirements="A"))  # an unaligned view (np.frombuffer offset) is copied
+            rows.append(arr)  # rotary_apply reads rows at any byte address
         fp = ctypes.POINTER(ctypes.c_float)
         d.positions.mode = _lib.POS_COS_SIN
         d.positions.cos = rows[0].ctypes.data_as(fp)
