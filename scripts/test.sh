@@ -174,11 +174,11 @@ api_reference() { # the Doxygen reference of include/rotary.h builds with no war
 }
 
 fuzz_cflags=(-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -Iinclude
-  -Isrc -Isrc/hf -Ithird_party/cjson -Ithird_party/cjson/cjson -DCJSON_HIDE_SYMBOLS)
+  $(find src -type d | sed 's/^/-I/') -Ithird_party/cjson -Ithird_party/cjson/cjson -DCJSON_HIDE_SYMBOLS)
 
 fuzz_lib() { # librotary, librotary_hf and the bundled cJSON compiled once with the fuzzers' instrumentation
   rm -rf build-fuzz/obj && mkdir -p build-fuzz/obj &&
-    printf '%s\n' src/*.c src/generic/*.c src/x86/*.c src/arm/*.c src/hf/*.c third_party/cjson/cJSON.c |
+    { find src -name '*.c'; echo third_party/cjson/cJSON.c; } |
     xargs -P"$jobs" -I{} sh -c 'clang "$@" -fsanitize=fuzzer-no-link -c "$0" -o "build-fuzz/obj/$(echo "$0" | tr / _).o"' \
       {} "${fuzz_cflags[@]}" &&
     ar rcs build-fuzz/librotary_fuzz.a build-fuzz/obj/*.o

@@ -117,7 +117,7 @@ static inline const char *bench_dtype_name(rotary_dtype d) {
   return d == ROTARY_F32 ? "f32" : d == ROTARY_F16 ? "f16" : "bf16";
 }
 
-/* --tune: the fused call with each candidate prefetch distance (src/prefetch.h), as rows of the table. */
+/* --tune: the fused call with each candidate prefetch distance (src/plan/prefetch.h), as rows of the table. */
 #define BENCH_TUNE_COUNT 6
 extern const bench_impl bench_impl_tune[BENCH_TUNE_COUNT];
 /* Prints which candidate ran fastest (after the table). */

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* The library's own conversions (src/convert.h) branch per element; these compute every case and select, which a
+/* The library's own conversions (src/backend/cpu/convert.h) branch per element; these compute every case and select, which a
  * compiler turns into vector blends, so the composed baseline is not slowed by scalar conversions. Same results
  * (round to nearest even, NaN stays NaN), except that an f16 NaN loses its payload. */
 

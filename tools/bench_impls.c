@@ -39,7 +39,7 @@ __attribute__((target("avx2"))) static void pass_avx2(const uint32_t *in, uint32
 #endif
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-/* Out of place with non-temporal stores, as rotary_apply's _nt kernels write large outputs (src/stream.h). */
+/* Out of place with non-temporal stores, as rotary_apply's _nt kernels write large outputs (src/plan/stream.h). */
 __attribute__((target("avx2"))) static void pass_avx2_nt(const uint32_t *in, uint32_t *out, size_t lo, size_t hi,
                                                          uint32_t z) {
   const __m256i zv = _mm256_set1_epi32((int)z);

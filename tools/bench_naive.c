@@ -9,7 +9,7 @@
  * The article's loop structure (section 2.2): for each token, for each head, copy the token's cos and sin rows
  * and the q and k head into local buffers ("DataCopy" into UB), rotate q and k element by element in the same
  * loop, copy the heads back. The local buffers are fp32 (the article's 6.2: fp16 storage, fp32 math): f16 and
- * bf16 elements are converted on the way in and out with the library's scalar conversions (src/convert.h).
+ * bf16 elements are converted on the way in and out with the library's scalar conversions (src/backend/cpu/convert.h).
  * This file is compiled without auto-vectorization (tools/CMakeLists.txt): the loop stays scalar, as the
  * article's unoptimized kernel. The buffers are on the stack, BENCH_NAIVE_MAX_DIM floats: bench.c leaves the
  * row out for longer heads. Heads beyond k's count (GQA) rotate q alone. Half pairing rotates

@@ -2,7 +2,7 @@
  * write exactly what the contract says, or refuse with a documented status and write nothing. */
 // Build and run for 60 s, from the repository root (the corpus is copied so that the run does not add to it):
 //   mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/
-//   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -Iinclude -Isrc tests/fuzz/fuzz_apply.c src/*.c src/generic/*.c src/x86/*.c src/arm/*.c -lm -lpthread -o build-fuzz/fuzz_apply
+//   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -Iinclude $(find src -type d -printf "-I%p ") tests/fuzz/fuzz_apply.c $(find src -name "*.c" -not -path "src/hf/*") -lm -lpthread -o build-fuzz/fuzz_apply
 //   build-fuzz/fuzz_apply -max_total_time=60 -max_len=1024 -artifact_prefix=build-fuzz/ build-fuzz/corpus
 // tests/test_fuzz_replay.c includes this file and replays tests/fuzz/corpus/ and a few thousand pseudo-random
 // inputs; tests/fuzz/make_corpus.py writes the corpus.

@@ -2,7 +2,7 @@
  * must make a working rope, a refused one must leave *out alone and say why. */
 // Build and run for 60 s, from the repository root (the corpus is copied so that the run does not add to it):
 //   mkdir -p build-fuzz/corpus_hf_config && cp tests/fuzz/corpus_hf_config/* build-fuzz/corpus_hf_config/
-//   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -DCJSON_HIDE_SYMBOLS -Iinclude -Isrc -Ithird_party/cjson -Ithird_party/cjson/cjson tests/fuzz/fuzz_hf_config.c src/hf/*.c third_party/cjson/cJSON.c src/*.c src/generic/*.c src/x86/*.c src/arm/*.c -lm -lpthread -o build-fuzz/fuzz_hf_config
+//   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -DCJSON_HIDE_SYMBOLS -Iinclude $(find src -type d -printf "-I%p ") -Ithird_party/cjson -Ithird_party/cjson/cjson tests/fuzz/fuzz_hf_config.c third_party/cjson/cJSON.c $(find src -name "*.c") -lm -lpthread -o build-fuzz/fuzz_hf_config
 //   build-fuzz/fuzz_hf_config -max_total_time=60 -max_len=4096 -dict=tests/fuzz/fuzz_hf_config.dict -artifact_prefix=build-fuzz/hf- build-fuzz/corpus_hf_config
 // tests/test_fuzz_hf_replay.c includes this file and replays tests/fuzz/corpus_hf_config/ (and cut and flipped
 // variants of each file) in ctest.

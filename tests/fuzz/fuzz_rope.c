@@ -2,7 +2,7 @@
  * on configs carved from the input (every family, hostile doubles and sizes); statuses and values checked. */
 // Build and run for 60 s, from the repository root (the corpus is copied so that the run does not add to it):
 //   mkdir -p build-fuzz/corpus_rope && cp tests/fuzz/corpus_rope/* build-fuzz/corpus_rope/
-//   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -Iinclude -Isrc tests/fuzz/fuzz_rope.c src/*.c src/generic/*.c src/x86/*.c src/arm/*.c -lm -lpthread -o build-fuzz/fuzz_rope
+//   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -Iinclude $(find src -type d -printf "-I%p ") tests/fuzz/fuzz_rope.c $(find src -name "*.c" -not -path "src/hf/*") -lm -lpthread -o build-fuzz/fuzz_rope
 //   build-fuzz/fuzz_rope -max_total_time=60 -dict=tests/fuzz/fuzz_rope.dict -artifact_prefix=build-fuzz/ build-fuzz/corpus_rope
 // tests/test_fuzz_rope_replay.c includes this file and replays tests/fuzz/corpus_rope/ and pseudo-random inputs.
 /*

@@ -1,5 +1,5 @@
 /* arm/cpu_features.c: HWCAP detection on Linux aarch64 (NEON is architectural there). */
-#include "../cpu_features.h"
+#include "cpu_features.h"
 
 #if defined(__aarch64__)
 #if defined(__linux__)

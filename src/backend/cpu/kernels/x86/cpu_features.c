@@ -1,5 +1,5 @@
 /* x86/cpu_features.c: CPUID + XGETBV detection; a feature counts only if the OS saves its registers. */
-#include "../cpu_features.h"
+#include "cpu_features.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>

@@ -1,5 +1,5 @@
 /* generic/cpu_features.c: no run-time features on architectures without a folder of their own. */
-#include "../cpu_features.h"
+#include "cpu_features.h"
 
 #if !defined(__x86_64__) && !defined(__i386__) && !defined(__aarch64__)
 unsigned rotary_cpu_detect(void) { return 0; }

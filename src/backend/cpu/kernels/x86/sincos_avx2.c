@@ -2,7 +2,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <stdint.h>
 
-#include "../sincos.h"
+#include "sincos.h"
 #include "isa64_avx2.h"
-#include "../simd/sincos_template.h"
+#include "sincos_template.h"
 #endif

@@ -4,6 +4,6 @@
 
 #include "isa_avx512bf16.h"
 #define RT_ONLY_BF16 1
-#include "../simd/rotate_instances.h"
+#include "rotate_instances.h"
 #undef RT_ONLY_BF16
 #endif

@@ -1,6 +1,6 @@
 /* arm/sincos_neon.c: the cos/sin rows kernel built for aarch64 NEON. */
 #if defined(__aarch64__)
-#include "../sincos.h"
+#include "sincos.h"
 #include "isa64_neon.h"
-#include "../simd/sincos_template.h"
+#include "sincos_template.h"
 #endif

@@ -3,23 +3,23 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../convert.h"
-#include "../kernels.h"
+#include "convert.h"
+#include "kernels.h"
 
 #define ROTARY_T float
 #define ROTARY_LOAD(v) (v)
 #define ROTARY_STORE(f) (f)
 #define ROTARY_FN(pairing) rotary_f32_rotate_##pairing##__scalar
-#include "rotate_template.h"
+#include "rotate_scalar_template.h"
 
 #define ROTARY_T uint16_t
 #define ROTARY_LOAD(v) rotary_f16_to_f32(v)
 #define ROTARY_STORE(f) rotary_f32_to_f16(f)
 #define ROTARY_FN(pairing) rotary_f16_rotate_##pairing##__scalar
-#include "rotate_template.h"
+#include "rotate_scalar_template.h"
 
 #define ROTARY_T uint16_t
 #define ROTARY_LOAD(v) rotary_bf16_to_f32(v)
 #define ROTARY_STORE(f) rotary_f32_to_bf16(f)
 #define ROTARY_FN(pairing) rotary_bf16_rotate_##pairing##__scalar
-#include "rotate_template.h"
+#include "rotate_scalar_template.h"

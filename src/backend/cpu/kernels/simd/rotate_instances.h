@@ -3,8 +3,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../convert.h"
-#include "../kernels.h"
+#include "convert.h"
+#include "kernels.h"
 
 #define RT_PASTE_(dtype, pairing, isa) rotary_##dtype##_rotate_##pairing##__##isa
 #define RT_PASTE(dtype, pairing, isa) RT_PASTE_(dtype, pairing, isa)

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../sincos.h"
+#include "sincos.h"
 
 #define SD_W 1
 #define SD_TARGET
@@ -41,7 +41,7 @@ static inline double sd_from_bits(uint64_t u) {
 #define sd_xor(v, sign) sd_from_bits(sd_bits(v) ^ sd_bits(sign))
 #define sd_store_f32(p, v) (*(p) = (float)(v))
 
-#include "../simd/sincos_template.h"
+#include "sincos_template.h"
 
 void rotary_sincos_finish(double r_hi, double r_lo, unsigned q, double scaling, float *cos, float *sin) {
   sd_core__scalar(r_hi, r_lo, SD_MAGIC + (double)(q & 3u), scaling, cos, sin);

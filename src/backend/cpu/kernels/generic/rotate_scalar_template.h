@@ -1,4 +1,4 @@
-/* generic/rotate_template.h: the portable rotation kernels, instantiated once per dtype by rotate_scalar.c. */
+/* generic/rotate_scalar_template.h: the portable rotation kernels, instantiated once per dtype by rotate_scalar.c. */
 /*
  * Expects, defined by the includer:
  *   ROTARY_T          storage type of one element

@@ -3,5 +3,5 @@
 #include <stdint.h>
 
 #include "isa_avx2.h"
-#include "../simd/rotate_instances.h"
+#include "rotate_instances.h"
 #endif
