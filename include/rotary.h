@@ -71,7 +71,10 @@ typedef enum rotary_status {
   ROTARY_ERR_SCALING = 14,         /* a frequency-scaling parameter is missing, out of range or contradictory */
   ROTARY_ERR_CONFIG = 15,          /* a model config (config.json) is malformed or asks for something unsupported */
   ROTARY_ERR_IO = 16,              /* a file could not be read */
-  ROTARY_ERR_UNSUPPORTED = 17      /* the library was built without this feature (config.json without cJSON) */
+  ROTARY_ERR_UNSUPPORTED = 17,     /* the library was built without this feature (config.json without cJSON) */
+  ROTARY_ERR_CACHE_INDEX = 18,     /* a KV-cache slot, block or page is outside the cache, two tokens write one
+                                      slot, a page table disagrees with its indptr, or a sequence would overflow */
+  ROTARY_ERR_SCALE = 19            /* an fp8 quantization scale is zero, negative, NaN or infinite */
 } rotary_status;
 
 /* The text of a status, e.g. "rotary_dim is odd or greater than head_dim". Never NULL; unknown codes give
@@ -90,7 +93,10 @@ ROTARY_API const char *rotary_version_string(void);
 typedef enum rotary_dtype {
   ROTARY_F32 = 0,  /* IEEE binary32 */
   ROTARY_F16 = 1,  /* IEEE binary16, results rounded to nearest even */
-  ROTARY_BF16 = 2  /* bfloat16 (upper half of a binary32), results rounded to nearest even */
+  ROTARY_BF16 = 2, /* bfloat16 (upper half of a binary32), results rounded to nearest even */
+  ROTARY_FP8_E4M3 = 3 /* OCP FP8 E4M3 ("e4m3fn": bias 7, no infinities, 0x7F/0xFF NaN), KV caches only:
+                         stored = value / scale rounded to nearest even, saturated to +-448, NaN kept as NaN,
+                         read back as value * scale. rotary_apply and the input tensors refuse it (DTYPE). */
 } rotary_dtype;
 
 /* Which two dimensions of a head share one angle. Only the first rotary_dim dimensions rotate. */
@@ -336,6 +342,126 @@ ROTARY_API void rotary_apply_desc_init(rotary_apply_desc *desc);
  * whatever NaN the hardware would propagate.
  */
 ROTARY_API rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const rotary_apply_desc *desc);
+
+/*
+ * KV cache: the step after the QKV projection in one pass. q is rotated (in place or into a q buffer), k is
+ * rotated and written into the key cache, v is written unrotated into the value cache; nothing of k or v is
+ * written anywhere else. A cache is a set of blocks; a block holds block_size token rows of kv_heads heads of
+ * head_dim elements (head_dim of the rope; k and v heads have that length), arranged NHD or HND. A "slot" is
+ * block * block_size + row.
+ */
+typedef enum rotary_cache_index {
+  ROTARY_CACHE_SEQUENCES = 0, /* contiguous: block b is sequence b (num_blocks >= batch, block_size = capacity);
+                                 token (b, s) goes to row lengths[b] + s of block b */
+  ROTARY_CACHE_SLOTS = 1,     /* vLLM (reshape_and_cache_flash): token (b, s) goes to slot slot_mapping[b * seq_len
+                                 + s]; a negative slot skips the token (padding: its k and v are not written, its q
+                                 is still rotated) */
+  ROTARY_CACHE_PAGES = 2      /* FlashInfer (append_paged_kv_cache): sequence b owns pages page_indices[
+                                 page_indptr[b] .. page_indptr[b + 1]), its last page holding last_page_len[b] rows
+                                 once this call has written; its length after the call is L = (pages - 1) *
+                                 block_size + last_page_len[b], and its seq_len new tokens are its last rows: token
+                                 (b, s) goes to row p = L - seq_len + s, i.e. row p % block_size of page
+                                 page_indices[page_indptr[b] + p / block_size] */
+} rotary_cache_index;
+
+typedef enum rotary_cache_layout {
+  ROTARY_CACHE_NHD = 0, /* a block is [block_size, kv_heads, head_dim]: vLLM's flash layout, FlashInfer NHD, and a
+                           per-sequence cache [batch, capacity, kv_heads, head_dim] */
+  ROTARY_CACHE_HND = 1  /* a block is [kv_heads, block_size, head_dim]: FlashInfer HND, and a per-sequence cache
+                           [batch, kv_heads, capacity, head_dim] */
+} rotary_cache_layout;
+
+/* A key cache and a value cache of one layer. Separate caches, or one combined [num_blocks, 2, ...] buffer (k at its
+ * start, v one half-block later, block_stride two half-blocks). */
+typedef struct rotary_kv_cache {
+  rotary_cache_index index;
+  rotary_cache_layout layout;
+  rotary_dtype dtype;           /* F32, F16, BF16 or FP8_E4M3, for k and v; any input dtype can be written to any */
+  void *k;                      /* block 0 of the key cache */
+  void *v;                      /* block 0 of the value cache */
+  size_t num_blocks;            /* blocks in each cache (SEQUENCES: at least batch) */
+  size_t block_size;            /* token rows per block (SEQUENCES: a sequence's capacity) */
+  size_t block_stride;          /* elements from one block to the next, in k and in v; 0 means block_size * kv_heads
+                                   * head_dim (dense) */
+  const int64_t *lengths;       /* SEQUENCES: batch values, the rows each sequence already holds */
+  const int64_t *slot_mapping;  /* SLOTS: batch * seq_len values */
+  const int32_t *page_indptr;   /* PAGES: batch + 1 values, page_indptr[0] = 0, non-decreasing */
+  const int32_t *page_indices;  /* PAGES: page_indptr[batch] values, each below num_blocks */
+  const int32_t *last_page_len; /* PAGES: batch values, 1 .. block_size */
+  float k_scale, v_scale;       /* FP8_E4M3 only: finite and > 0 (ignored for other dtypes) */
+} rotary_kv_cache;
+
+/* One call: rotate q, rotate k into the key cache, copy v into the value cache. Zero it (or use
+ * rotary_kv_write_desc_init), then fill it. */
+typedef struct rotary_kv_write_desc {
+  size_t struct_size;         /* sizeof(rotary_kv_write_desc) */
+  size_t batch;               /* >= 1 */
+  size_t seq_len;             /* >= 1: new tokens per sequence */
+  rotary_positions positions; /* as rotary_apply, every mode; the rotation is always forward */
+  rotary_tensor q;            /* rotated from q.in to q.out (equal: in place); n_heads 0 leaves q out */
+  rotary_tensor k;            /* k.in is read (k.out and the out strides are ignored); n_heads = kv_heads >= 1 */
+  rotary_tensor v;            /* v.in is read (v.out ignored); n_heads equal to k's; written unrotated */
+  rotary_kv_cache cache;
+} rotary_kv_write_desc;
+
+/* Zeroes desc and sets struct_size, batch = seq_len = 1, offset positions at 0. Does nothing for NULL. */
+ROTARY_API void rotary_kv_write_desc_init(rotary_kv_write_desc *desc);
+
+/*
+ * Points desc->q, k and v at one packed QKV buffer, the output of one GEMM: batch * seq_len rows (token (b, s) is
+ * row b * seq_len + s), row_stride elements apart (0: (q_heads + 2 * kv_heads) * head_dim), each row q_heads heads,
+ * then kv_heads heads of k, then kv_heads heads of v, head_dim elements each. q_out NULL rotates q in place in the
+ * buffer; otherwise q goes to q_out, a contiguous [batch, seq_len, q_heads, head_dim] tensor of the same dtype.
+ * Set desc->batch and desc->seq_len first. Errors: NULL_POINTER, INVALID_ARGUMENT (kv_heads or head_dim 0,
+ * row_stride smaller than a row), OVERFLOW.
+ */
+ROTARY_API rotary_status rotary_kv_write_desc_set_qkv(rotary_kv_write_desc *desc, const void *qkv, void *q_out,
+                                                      rotary_dtype dtype, size_t q_heads, size_t kv_heads,
+                                                      size_t head_dim, size_t row_stride);
+
+/*
+ * Rotates q, writes rotated k and unrotated v into the cache. Every element is computed as rotary_apply computes it
+ * (fp32 math, the same bits for every kernel and thread count) and rounded once to its destination's dtype (fp8:
+ * value / scale rounded to nearest even, saturated to +-448, NaN kept). Rows of the cache that no token writes are
+ * never touched.
+ * Everything is checked before anything is written; on error nothing is written (q, the caches). Errors:
+ * NULL_POINTER, INVALID_ARGUMENT (struct_size, batch or seq_len 0, unknown index or layout, k.n_heads 0 or != v's,
+ * block_size or num_blocks 0), DTYPE (an input fp8 or unknown, an unknown cache dtype), POSITION, OVERFLOW, STRIDE,
+ * OVERLAP (a cache overlaps an input, q's output or the other cache, or q's output overlaps an input it is not),
+ * CACHE_INDEX (a slot, block or page outside the cache; two tokens that write one slot; a page table whose indptr
+ * is not non-decreasing from 0, whose sequence has no page or whose last_page_len is outside 1 .. block_size, or
+ * whose sequence holds fewer than seq_len rows; lengths[b] negative or lengths[b] + seq_len above block_size),
+ * SCALE (fp8 cache with a scale that is zero, negative, NaN or infinite), OUT_OF_MEMORY.
+ */
+ROTARY_API rotary_status rotary_kv_write(rotary_context *ctx, const rotary_rope *rope,
+                                         const rotary_kv_write_desc *desc);
+
+/* Cache re-rotation: keys already in a cache turned by a position delta (StreamingLLM eviction with attention
+ * sinks, llama.cpp's context shift). Zero it (or use rotary_kv_rerotate_desc_init), then fill it. */
+typedef struct rotary_kv_rerotate_desc {
+  size_t struct_size;     /* sizeof(rotary_kv_rerotate_desc) */
+  rotary_kv_cache cache;  /* layout, dtype, k, num_blocks, block_size, block_stride, k_scale are read; v, the index
+                             and its arrays are not */
+  size_t kv_heads;        /* >= 1 */
+  size_t first_slot;      /* the rows rotated: slots first_slot .. first_slot + n_slots - 1 ... */
+  size_t n_slots;
+  const int64_t *slots;   /* ... or, when not NULL, these n_slots slots (negative ones skipped) */
+  int64_t delta;          /* every key's angle grows by delta * inv_freq: |delta| <= ROTARY_MAX_POSITION */
+} rotary_kv_rerotate_desc;
+
+/* Zeroes desc and sets struct_size. Does nothing for NULL. */
+ROTARY_API void rotary_kv_rerotate_desc_init(rotary_kv_rerotate_desc *desc);
+
+/*
+ * Rotates the keys of the chosen slots in place by delta positions, with the rope's frequencies and without its
+ * attention scaling (the keys carry it already): each pair turns by delta * inv_freq[i], cos/sin from the exact
+ * angle rounded once to fp32, math in fp32, one rounding to the cache dtype (fp8: decoded with k_scale, encoded
+ * again). Rotating by d1 then d2 agrees with d1 + d2 within the rounding of the cache dtype (docs/kv_cache.md).
+ * Checked before anything is written. Errors: NULL_POINTER, INVALID_ARGUMENT, DTYPE, OVERFLOW, POSITION (|delta|
+ * too large), CACHE_INDEX (a slot outside the cache, a slot listed twice), SCALE.
+ */
+ROTARY_API rotary_status rotary_kv_rerotate(rotary_context *ctx, const rotary_rope *rope,
+                                            const rotary_kv_rerotate_desc *desc);
 
 /*
  * Hugging Face config.json. These live in librotary_hf, a companion library that carries its own private copy of

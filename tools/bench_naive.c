@@ -26,6 +26,7 @@ static void load_head(const bench_setup *s, const void *src, float *dst, size_t 
     case ROTARY_F32: memcpy(dst, src, n * sizeof(float)); break;
     case ROTARY_F16: for (size_t i = 0; i < n; i++) dst[i] = rotary_f16_to_f32(h[i]); break;
     case ROTARY_BF16: for (size_t i = 0; i < n; i++) dst[i] = rotary_bf16_to_f32(h[i]); break;
+    case ROTARY_FP8_E4M3: break; /* a cache dtype: the options refuse it for q and k */
   }
 }
 
@@ -35,6 +36,7 @@ static void store_head(const bench_setup *s, const float *src, void *dst, size_t
     case ROTARY_F32: memcpy(dst, src, n * sizeof(float)); break;
     case ROTARY_F16: for (size_t i = 0; i < n; i++) h[i] = rotary_f32_to_f16(src[i]); break;
     case ROTARY_BF16: for (size_t i = 0; i < n; i++) h[i] = rotary_f32_to_bf16(src[i]); break;
+    case ROTARY_FP8_E4M3: break; /* a cache dtype: the options refuse it for q and k */
   }
 }
 

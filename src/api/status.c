@@ -21,6 +21,9 @@ const char *rotary_status_string(rotary_status status) {
     case ROTARY_ERR_CONFIG: return "the model config is malformed or asks for something unsupported";
     case ROTARY_ERR_IO: return "a file could not be read";
     case ROTARY_ERR_UNSUPPORTED: return "the library was built without this feature";
+    case ROTARY_ERR_CACHE_INDEX:
+      return "a cache slot, block or page is outside the cache, written twice, or a page table is inconsistent";
+    case ROTARY_ERR_SCALE: return "an fp8 scale is zero, negative, NaN or infinite";
   }
   return "unknown status";
 }

@@ -13,6 +13,7 @@ size_t rotary_dtype_size(rotary_dtype dtype) {
     case ROTARY_F32: return 4;
     case ROTARY_F16:
     case ROTARY_BF16: return 2;
+    case ROTARY_FP8_E4M3: return 1;
   }
   return 0;
 }
@@ -135,7 +136,8 @@ static int in_place(const rotary_apply_desc *d, const rotary_tensor *t) {
 
 static rotary_status check_tensor_args(const rotary_tensor *t) {
   ROTARY_RETURN_IF(!t->in || !t->out, ROTARY_ERR_NULL_POINTER);
-  ROTARY_RETURN_IF(rotary_dtype_size(t->dtype) == 0, ROTARY_ERR_DTYPE);
+  /* fp8 is a KV-cache dtype only: no rotation kernel reads or writes it */
+  ROTARY_RETURN_IF(rotary_dtype_size(t->dtype) == 0 || t->dtype == ROTARY_FP8_E4M3, ROTARY_ERR_DTYPE);
   return ROTARY_OK;
 }
 

@@ -4,7 +4,7 @@
 
 #include "rotary.h"
 
-/* Bytes per element of a valid dtype; 0 for an unknown one. */
+/* Bytes per element of a valid dtype (fp8: 1); 0 for an unknown one. */
 size_t rotary_dtype_size(rotary_dtype dtype);
 
 /* Checks every argument, every position and every buffer relation of a call; ROTARY_OK or the first problem. */

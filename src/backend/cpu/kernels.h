@@ -69,6 +69,16 @@ int rotary_isa_supported(rotary_isa isa);
  * (scalar, avx2, avx512, avx512bf16 or neon: the best ISA dispatch may use; read once per process). */
 int rotary_isa_enabled(rotary_isa isa);
 
+/* Runs a rotation kernel with a call's settings (tuning.h). Operations call kernels only through this, so that the
+ * way settings reach kernels can change in one place. */
+struct rotary_tuning;
+static inline void rotary_rotate_run(const rotary_kernel *k, const struct rotary_tuning *tuning, const void *in,
+                                     ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads,
+                                     size_t head_dim, size_t rotary_dim, const float *cos, const float *sin) {
+  (void)tuning; /* the kernels still read the process-wide prefetch distance (prefetch.h) */
+  k->fn(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin);
+}
+
 /* The best enabled kernel for a dtype and pairing on this CPU; NULL for an unknown dtype or pairing. */
 const rotary_kernel *rotary_kernel_select(rotary_dtype dtype, rotary_pairing pairing);
 

@@ -1,0 +1,18 @@
+/* tuning.h: the settings a call runs with (prefetch distance, non-temporal store threshold), owned by a context. */
+#ifndef ROTARY_TUNING_H
+#define ROTARY_TUNING_H
+
+#include <stddef.h>
+
+#include "rotary.h"
+
+typedef struct rotary_tuning {
+  int prefetch_bytes;  /* bytes ahead of each head row the SIMD kernels prefetch; -1: no software prefetch */
+  size_t nt_min_bytes; /* out-of-place outputs of at least this many bytes use non-temporal stores; SIZE_MAX: never */
+} rotary_tuning;
+
+/* The settings calls on ctx run with; for NULL, the process defaults (the CPU's defaults with the documented
+ * environment overrides ROTARY_PREFETCH and ROTARY_STREAM_STORES, read once). Never NULL. */
+const rotary_tuning *rotary_context_tuning(const rotary_context *ctx);
+
+#endif /* ROTARY_TUNING_H */
