@@ -39,14 +39,14 @@ isa_caps() { # the dispatcher with features disabled in turn: every public-API t
   local rc=0 isa
   for isa in scalar avx2 avx512; do
     echo "ROTARY_ISA=$isa: $(ROTARY_ISA=$isa build-test/tools/rotary info | grep 'f32  half')"
-    (cd build-test && ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" -R 'apply|threads|errors|fuzz|fork|unaligned|example') ||
+    (cd build-test && ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" -R 'apply|threads|errors|fuzz|fork|unaligned|example|kv|convert') ||
       rc=1
   done
   for isa in avx2 avx512; do # every out-of-place call through the non-temporal-store kernels
     echo "ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa: $(ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa build-test/tools/rotary info |
       grep -A1 'non-temporal' | tail -1)"
     (cd build-test && ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" \
-      -R 'apply|threads|errors|fuzz|fork|unaligned') || rc=1
+      -R 'apply|threads|errors|fuzz|fork|unaligned|kv') || rc=1
   done
   for pf in off 4096; do # the software-prefetch knob changes timing only
     echo "ROTARY_PREFETCH=$pf: $(ROTARY_PREFETCH=$pf build-test/tools/rotary info | grep prefetch)"
@@ -74,7 +74,7 @@ tsan() { # tsan [ISA]: the thread tests under ThreadSanitizer, with dispatch cap
   local isa=${1:-}
   build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_SANITIZE=thread &&
     (cd build-tsan && if [ -n "$isa" ]; then export ROTARY_ISA=$isa; fi &&
-      TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" -R 'threads|apply|fork|example')
+      TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" -R 'threads|apply|fork|example|kv')
 }
 
 memcheck_one() { # memcheck_one PROGRAM: one test program under valgrind, in the quick mode, with its time
