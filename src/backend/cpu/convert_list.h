@@ -1,0 +1,9 @@
+/* convert_list.h: X-macro list of every compiled conversion kernel; included by the registry, tests and benchmarks. */
+/* ROTARY_CONVERT(from, FROM, to, TO, isa, ISA) names rotary_<from>_to_<to>_convert__<isa>, converting ROTARY_<FROM>
+ * to ROTARY_<TO>. Within one pair, later rows are better: dispatch takes the last enabled one. */
+ROTARY_CONVERT(f16, F16, f32, F32, scalar, SCALAR)
+ROTARY_CONVERT(bf16, BF16, f32, F32, scalar, SCALAR)
+ROTARY_CONVERT(fp8, FP8_E4M3, f32, F32, scalar, SCALAR)
+ROTARY_CONVERT(f32, F32, f16, F16, scalar, SCALAR)
+ROTARY_CONVERT(f32, F32, bf16, BF16, scalar, SCALAR)
+ROTARY_CONVERT(f32, F32, fp8, FP8_E4M3, scalar, SCALAR)
