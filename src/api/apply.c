@@ -5,9 +5,9 @@
 #include "check.h"
 #include "context.h"
 #include "kernels.h"
-#include "positions_load.h"
 #include "rope.h"
 #include "stream.h"
+#include "token_rows.h"
 #include "validate.h"
 
 /* Below this many bytes moved per thread a worker's wake-up costs more than its share of the work. */
@@ -70,56 +70,6 @@ rotary_status rotary_tensor_init(rotary_tensor *t, rotary_layout layout, const v
   return ROTARY_OK;
 }
 
-/* Points *c and *s at the cos/sin row of token t = (b, s_idx); buf (rotary_rope_row_floats, 64-byte aligned, sin at
- * sin_offset) holds computed rows and the negated sin of the inverse rotation. */
-static inline __attribute__((always_inline)) void token_row(const apply_job *job, size_t t, size_t b, size_t s_idx,
-                                                            float *buf, const float **c, const float **s) {
-  const rotary_rope *rope = job->rope;
-  const rotary_positions *p = &job->d->positions;
-  const size_t half = rope->rotary_dim / 2;
-  int64_t pos = 0;
-  switch (p->mode) {
-    case ROTARY_POSITIONS_OFFSET: pos = p->offset + (int64_t)s_idx; break;
-    case ROTARY_POSITIONS_OFFSETS: pos = rotary_load_i64(p->offsets, b) + (int64_t)s_idx; break;
-    case ROTARY_POSITIONS_IDS_I32:
-    case ROTARY_POSITIONS_IDS_I64: pos = rotary_load_id(p, t); break;
-    case ROTARY_POSITIONS_COS_SIN: {
-      const size_t bytes = (p->row_stride ? p->row_stride : half) * t * sizeof(float);
-      const char *cr = (const char *)p->cos + bytes, *sr = (const char *)p->sin + bytes;
-      if ((((uintptr_t)cr | (uintptr_t)sr) & (sizeof(float) - 1)) == 0) {
-        *c = (const float *)(const void *)cr;
-        *s = (const float *)(const void *)sr;
-      } else { /* a caller's rows off float alignment: kernels read float-aligned rows, so copy them */
-        memcpy(buf, cr, half * sizeof(float));
-        memcpy(buf + rope->sin_offset, sr, half * sizeof(float));
-        *c = buf;
-        *s = buf + rope->sin_offset;
-      }
-      break;
-    }
-  }
-  if (p->mode != ROTARY_POSITIONS_COS_SIN) {
-    if (rope->table) {
-      *c = rotary_rope_table_row(rope, pos);
-      *s = *c + rope->sin_offset;
-    } else {
-      rotary_rope_compute_row(rope, pos, buf, buf + rope->sin_offset);
-      *c = buf;
-      *s = buf + rope->sin_offset;
-    }
-  }
-  if (job->d->direction == ROTARY_INVERSE) {
-    /* rotating by -angle is the same kernel with sin negated; bit-identical to a dedicated kernel */
-    float *neg = buf + rope->sin_offset;
-    for (size_t i = 0; i < half; i++) neg[i] = -(*s)[i];
-    if (*c != buf) {
-      memcpy(buf, *c, half * sizeof(float));
-      *c = buf;
-    }
-    *s = neg;
-  }
-}
-
 /* Rotates heads [h0, h1) of tensor i for token (b, s_idx). */
 static void rotate_heads(const apply_job *job, int i, size_t b, size_t s_idx, size_t h0, size_t h1,
                          const float *c, const float *s) {
@@ -132,16 +82,6 @@ static void rotate_heads(const apply_job *job, int i, size_t b, size_t s_idx, si
   char *out = (char *)t->out + out_off * (ptrdiff_t)job->elem[i];
   job->kernel[i]->fn(in, t->stride_head, out, t->out_stride_head, h1 - h0, job->rope->head_dim,
                      job->rope->rotary_dim, c, s);
-}
-
-/* Asks for the table row of token t (if any) ahead of its use: decode positions are random, so the hardware
- * cannot guess them. */
-static void prefetch_row(const apply_job *job, size_t t) {
-  const rotary_positions *p = &job->d->positions;
-  if (p->mode != ROTARY_POSITIONS_IDS_I64 && p->mode != ROTARY_POSITIONS_IDS_I32) return; /* offsets: in order */
-  const int64_t pos = rotary_load_id(p, t);
-  const char *row = (const char *)rotary_rope_table_row(job->rope, pos);
-  for (size_t b = 0; b < rotary_rope_row_floats(job->rope) * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
 }
 
 /* The work is tokens x heads units, split into one contiguous range per task. Two orders:
@@ -164,8 +104,8 @@ static void run_task(void *arg, size_t index, size_t count) {
       const size_t t = u / per_token, h0 = u % per_token;
       const size_t h1 = end - u < per_token - h0 ? h0 + (end - u) : per_token;
       const size_t b = t / seq, s_idx = t % seq;
-      if (job->rows_in_table && t + 1 < job->tokens) prefetch_row(job, t + 1);
-      token_row(job, t, b, s_idx, buf, &c, &s);
+      if (job->rows_in_table && t + 1 < job->tokens) rotary_token_row_prefetch(job->rope, &job->d->positions, t + 1);
+      rotary_token_row(job->rope, &job->d->positions, job->d->direction, t, b, s_idx, buf, &c, &s);
       const size_t nq = job->heads[0];
       if (h0 < nq) rotate_heads(job, 0, b, s_idx, h0, h1 < nq ? h1 : nq, c, s);
       if (h1 > nq) rotate_heads(job, 1, b, s_idx, (h0 > nq ? h0 : nq) - nq, h1 - nq, c, s);
@@ -179,7 +119,7 @@ static void run_task(void *arg, size_t index, size_t count) {
     const size_t r = v % block, t = r / in_group, h0 = r % in_group;
     const size_t h1 = end - u < in_group - h0 ? h0 + (end - u) : in_group;
     const size_t b = t / seq, s_idx = t % seq;
-    token_row(job, t, b, s_idx, buf, &c, &s);
+    rotary_token_row(job->rope, &job->d->positions, job->d->direction, t, b, s_idx, buf, &c, &s);
     rotate_heads(job, i, b, s_idx, first + h0, first + h1, c, s);
     u += h1 - h0;
   }

@@ -1,0 +1,73 @@
+/* token_rows.h: the cos/sin row of one token (table, computed, or the caller's), for every operation's hot loop. */
+#ifndef ROTARY_TOKEN_ROWS_H
+#define ROTARY_TOKEN_ROWS_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "positions_load.h"
+#include "rope.h"
+#include "rotary.h"
+
+/* Points *c and *s at the cos/sin row of token t = (b, s_idx) (t = b * seq_len + s_idx) of positions p. buf
+ * (rotary_rope_row_floats(rope) floats, 64-byte aligned, sin at rope->sin_offset) holds computed rows, caller rows
+ * copied off float alignment, and for ROTARY_INVERSE the negated sin (rotating by -angle is the same kernel with sin
+ * negated; bit-identical to a dedicated kernel). Positions are assumed validated. */
+static inline __attribute__((always_inline)) void rotary_token_row(const rotary_rope *rope,
+                                                                   const rotary_positions *p,
+                                                                   rotary_direction dir, size_t t, size_t b,
+                                                                   size_t s_idx, float *buf, const float **c,
+                                                                   const float **s) {
+  const size_t half = rope->rotary_dim / 2;
+  int64_t pos = 0;
+  switch (p->mode) {
+    case ROTARY_POSITIONS_OFFSET: pos = p->offset + (int64_t)s_idx; break;
+    case ROTARY_POSITIONS_OFFSETS: pos = rotary_load_i64(p->offsets, b) + (int64_t)s_idx; break;
+    case ROTARY_POSITIONS_IDS_I32:
+    case ROTARY_POSITIONS_IDS_I64: pos = rotary_load_id(p, t); break;
+    case ROTARY_POSITIONS_COS_SIN: {
+      const size_t bytes = (p->row_stride ? p->row_stride : half) * t * sizeof(float);
+      const char *cr = (const char *)p->cos + bytes, *sr = (const char *)p->sin + bytes;
+      if ((((uintptr_t)cr | (uintptr_t)sr) & (sizeof(float) - 1)) == 0) {
+        *c = (const float *)(const void *)cr;
+        *s = (const float *)(const void *)sr;
+      } else { /* a caller's rows off float alignment: kernels read float-aligned rows, so copy them */
+        memcpy(buf, cr, half * sizeof(float));
+        memcpy(buf + rope->sin_offset, sr, half * sizeof(float));
+        *c = buf;
+        *s = buf + rope->sin_offset;
+      }
+      break;
+    }
+  }
+  if (p->mode != ROTARY_POSITIONS_COS_SIN) {
+    if (rope->table) {
+      *c = rotary_rope_table_row(rope, pos);
+      *s = *c + rope->sin_offset;
+    } else {
+      rotary_rope_compute_row(rope, pos, buf, buf + rope->sin_offset);
+      *c = buf;
+      *s = buf + rope->sin_offset;
+    }
+  }
+  if (dir == ROTARY_INVERSE) {
+    float *neg = buf + rope->sin_offset;
+    for (size_t i = 0; i < half; i++) neg[i] = -(*s)[i];
+    if (*c != buf) {
+      memcpy(buf, *c, half * sizeof(float));
+      *c = buf;
+    }
+    *s = neg;
+  }
+}
+
+/* Asks for the table row of token t ahead of its use when positions are ids (decode positions are random, so the
+ * hardware cannot guess them; offsets run in order). Only for a rope with a table. */
+static inline void rotary_token_row_prefetch(const rotary_rope *rope, const rotary_positions *p, size_t t) {
+  if (p->mode != ROTARY_POSITIONS_IDS_I64 && p->mode != ROTARY_POSITIONS_IDS_I32) return;
+  const int64_t pos = rotary_load_id(p, t);
+  const char *row = (const char *)rotary_rope_table_row(rope, pos);
+  for (size_t b = 0; b < rotary_rope_row_floats(rope) * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
+}
+
+#endif /* ROTARY_TOKEN_ROWS_H */
