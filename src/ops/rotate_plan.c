@@ -1,0 +1,109 @@
+/* rotate_plan.c: plans a rotary_apply call: kernel and store kind per tensor, walk order, task split, scratch. */
+#include "rotate_plan.h"
+
+#include <string.h>
+
+#include "check.h"
+#include "validate.h"
+
+/* Below this many bytes moved per thread a worker's wake-up costs more than its share of the work. */
+#define ROTARY_MIN_BYTES_PER_THREAD (64u * 1024u)
+/* Tasks per thread: threads claim tasks as they come, so one that starts late (woken slowly, preempted) leaves
+ * its share to the others instead of holding up the call. */
+#define ROTARY_TASKS_PER_THREAD 4
+/* Heads far apart (heads-major tensors such as BHSD: each head's tokens contiguous) are walked this many heads at
+ * a time, token by token: a token's rows for every head at once would be one memory stream per head, more than
+ * the hardware prefetchers follow (BHSD ran at half the speed of BSHD), and head by head would read the cos/sin
+ * row once per head. Measured on the article's shape: 4 and 8 heads ran at the streaming pass's speed, 16 at half. */
+#define ROTARY_HEAD_GROUP 8
+/* Heads at least this many bytes apart count as far apart. */
+#define ROTARY_FAR_HEADS_BYTES 4096
+
+/* Groups heads that lie far apart (see rotary_rotate_plan), when rows need no computing. */
+static void choose_order(rotary_rotate_plan *plan) {
+  const rotary_apply_desc *d = plan->d;
+  if (!plan->rows_in_table && d->positions.mode != ROTARY_POSITIONS_COS_SIN) return;
+  int far = 0;
+  for (int i = 0; i < 2; i++) {
+    const rotary_tensor *t = i ? &d->k : &d->q;
+    if (plan->heads[i] <= 1) continue; /* one head: its stride is never used and may be anything */
+    /* magnitudes in unsigned arithmetic (-PTRDIFF_MIN does not exist), compared without multiplying */
+    const size_t in = t->stride_head < 0 ? 0u - (size_t)t->stride_head : (size_t)t->stride_head;
+    const size_t out = t->out_stride_head < 0 ? 0u - (size_t)t->out_stride_head : (size_t)t->out_stride_head;
+    far |= (in > out ? in : out) >= ROTARY_FAR_HEADS_BYTES / plan->elem[i];
+  }
+  if (!far) return;
+  for (int i = 0; i < 2; i++)
+    plan->group[i] = plan->heads[i] < ROTARY_HEAD_GROUP ? plan->heads[i] : ROTARY_HEAD_GROUP;
+  if (!plan->group[1]) plan->group[1] = 1; /* k left out: never reached, but no zero divisor either */
+  if (!plan->group[0]) plan->group[0] = 1;
+}
+
+/* Bytes of tensor i (0: q, 1: k) the call covers: every element of every head, rotated or passed through. */
+static double tensor_bytes(const rotary_rotate_plan *plan, int i) {
+  return (double)plan->tokens * (double)plan->heads[i] * (double)plan->rope->head_dim * (double)plan->elem[i];
+}
+
+/* Out-of-place tensors take the kernels' non-temporal stores when the call writes the settings' nt_min_bytes or
+ * more: an output that large would leave the caches anyway, and those stores skip reading each line before
+ * writing it. */
+static void choose_stores(rotary_rotate_plan *plan) {
+  const rotary_apply_desc *d = plan->d;
+  double bytes = 0; /* every output element is written, rotated or passed through */
+  for (int i = 0; i < 2; i++) {
+    const rotary_tensor *t = i ? &d->k : &d->q;
+    if (t->in != t->out) bytes += tensor_bytes(plan, i); /* validated: out of place means no overlap */
+  }
+  if (bytes == 0 || bytes < (double)plan->tuning->nt_min_bytes) return;
+  for (int i = 0; i < 2; i++) {
+    const rotary_tensor *t = i ? &d->k : &d->q;
+    const rotary_kernel *nt = plan->heads[i] ? rotary_kernel_select_nt(t->dtype, plan->rope->pairing) : NULL;
+    if (nt && t->in != t->out) {
+      plan->kernel[i] = nt;
+      plan->nontemporal[i] = 1;
+    }
+  }
+}
+
+rotary_status rotary_rotate_plan_build(rotary_rotate_plan *plan, const rotary_rope *rope,
+                                       const rotary_apply_desc *desc, const rotary_tuning *tuning) {
+  rotary_rotate_plan p;
+  memset(&p, 0, sizeof p);
+  p.rope = rope;
+  p.d = desc;
+  p.tuning = tuning;
+  p.heads[0] = desc->q.n_heads;
+  p.heads[1] = desc->k.n_heads;
+  for (int i = 0; i < 2; i++) {
+    const rotary_tensor *t = i ? &desc->k : &desc->q;
+    if (!p.heads[i]) continue;
+    p.kernel[i] = rotary_kernel_select(t->dtype, rope->pairing);
+    p.elem[i] = rotary_dtype_size(t->dtype);
+  }
+  p.tokens = desc->batch * desc->seq_len;
+  ROTARY_RETURN_IF(rotary_mul_overflow_size(p.tokens, p.heads[0] + p.heads[1], &p.units), ROTARY_ERR_OVERFLOW);
+  p.rows_in_table = rope->table != NULL;
+  choose_stores(&p);
+  choose_order(&p);
+  *plan = p;
+  return ROTARY_OK;
+}
+
+/* Threads worth waking for this much work: each must get at least ROTARY_MIN_BYTES_PER_THREAD. */
+static size_t useful_threads(const rotary_rotate_plan *plan, size_t available) {
+  /* each element is read once and written once, in place or not */
+  const double bytes = 2.0 * (tensor_bytes(plan, 0) + tensor_bytes(plan, 1));
+  double n = bytes / ROTARY_MIN_BYTES_PER_THREAD;
+  size_t want = n < 1.0 ? 1 : n >= (double)available ? available : (size_t)n;
+  return want < plan->units ? want : plan->units;
+}
+
+void rotary_rotate_plan_split(rotary_rotate_plan *plan, size_t available) {
+  const size_t n = useful_threads(plan, available);
+  size_t tasks = n > 1 ? n * ROTARY_TASKS_PER_THREAD : 1; /* n <= 1024: within ROTARY_POOL_MAX_TASKS */
+  if (tasks > plan->units) tasks = plan->units;
+  plan->threads = n;
+  plan->tasks = tasks;
+  /* tasks <= 4096, row floats <= 65566: the executor's tasks * scratch_floats does not overflow */
+  plan->scratch_floats = rotary_rope_row_floats(plan->rope) > ROTARY_STACK_ROW ? rotary_rope_row_floats(plan->rope) : 0;
+}
