@@ -47,7 +47,9 @@ int main(int argc, char **argv) {
     row[i] = cosf(0.1f * (float)i);
     row[DIM / 2 + i] = sinf(0.1f * (float)i);
   }
-  printf("%ld heads x %d elements in place, one cos/sin row, best of 5 x %ld calls\n", heads, DIM, reps);
+  const int prefetch = rotary_tuning_defaults()->prefetch_bytes; /* what calls run with (ROTARY_PREFETCH) */
+  printf("%ld heads x %d elements in place, one cos/sin row, best of 5 x %ld calls, prefetch %d\n", heads, DIM, reps,
+         prefetch);
   for (size_t k = 0; k < rotary_kernel_count; k++) {
     const rotary_kernel *K = &rotary_kernel_list[k];
     if (!rotary_isa_supported(K->isa)) continue;
@@ -56,7 +58,7 @@ int main(int argc, char **argv) {
     for (int t = 0; t < 5; t++) {
       const double t0 = now_ns();
       for (long r = 0; r < reps; r++)
-        K->fn(buf, DIM, buf, DIM, (size_t)heads, DIM, DIM, row, row + DIM / 2);
+        K->fn(buf, DIM, buf, DIM, (size_t)heads, DIM, DIM, row, row + DIM / 2, prefetch);
       const double per = (now_ns() - t0) / (double)reps / (double)n;
       if (per < best) best = per;
     }

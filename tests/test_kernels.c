@@ -32,6 +32,7 @@ typedef struct kcase {
   row_kind rows;
   int64_t pos;
   uint64_t seed;
+  int prefetch; /* the kernel's prefetch_bytes: speed only, so every distance must give the same bits */
 } kcase;
 
 /* Head rows of one case in a guarded buffer; init keeps the bytes before the call. */
@@ -217,7 +218,7 @@ static void run_case(const kcase *kc, kstats *ks) {
   const kbuf *o = kc->inplace ? &in : &out;
   size_t es = tu_dtype_size(kc->k->dtype);
   kc->k->fn(in.g.ptr + in.base * (ptrdiff_t)es, kc->in_stride, o->g.ptr + o->base * (ptrdiff_t)es, kc->out_stride,
-            kc->n_heads, kc->head_dim, kc->rotary_dim, c, s);
+            kc->n_heads, kc->head_dim, kc->rotary_dim, c, s, kc->prefetch);
   check_case(kc, &in, o, c, s, ct, st, ks);
   kbuf_free(&in);
   if (!kc->inplace) kbuf_free(&out);
@@ -252,6 +253,8 @@ static void vary(kcase *kc, unsigned v, tu_rng *r) {
   kc->rows = (v % 5u == 4u) ? ROWS_ARBITRARY : ROWS_ROPE;
   kc->pos = (v % 13u == 0u) ? 0 : (v % 13u == 1u) ? (1 << 20) - 1 : (int64_t)tu_rng_below(r, 100000);
   kc->seed = tu_rng_u64(r);
+  static const int prefetch[4] = {-1, 0, 64, 2048};
+  kc->prefetch = prefetch[(v / 7u) & 3u];
 }
 
 static void sweep_kernel(const rotary_kernel *k, kstats *ks) {
@@ -268,7 +271,7 @@ static void sweep_kernel(const rotary_kernel *k, kstats *ks) {
         /* out of place forward and in place inverse always; the other two on the smaller head counts */
         for (int variant = 0; variant < (heads[z] <= 7 ? 4 : 2); variant++) {
           kcase kc = {k, hds[x], rds[y], heads[z], 0, 0, variant == 1 || variant == 2, variant == 1 || variant == 3,
-                      0, 0, TU_GUARD_END, ROWS_ROPE, 0, 0};
+                      0, 0, TU_GUARD_END, ROWS_ROPE, 0, 0, 0};
           vary(&kc, v++, &r);
           run_case(&kc, ks);
         }
@@ -327,7 +330,7 @@ static void test_special_values(void **state) {
         for (int inplace = 0; inplace < 2; inplace++) {
           kcase kc = {k, shapes[sh][0], shapes[sh][1], shapes[sh][2], (ptrdiff_t)shapes[sh][0],
                       (ptrdiff_t)shapes[sh][0], inplace, inplace, 1, 1, TU_GUARD_END, ROWS_ROPE, pos,
-                      0xABCDu + sh * 7 + (uint64_t)pos + (uint64_t)inplace};
+                      0xABCDu + sh * 7 + (uint64_t)pos + (uint64_t)inplace, 2048};
           run_case(&kc, &ks);
         }
     print_stats("special", k, &ks);
@@ -404,7 +407,7 @@ static void test_nan_bits(void **state) {
         assert_non_null(init);
         memcpy(init, in, n * es);
         unsigned char *dst = inplace ? in : out;
-        k->fn(in, (ptrdiff_t)hd, dst, (ptrdiff_t)hd, HEADS, hd, rd, c, sn);
+        k->fn(in, (ptrdiff_t)hd, dst, (ptrdiff_t)hd, HEADS, hd, rd, c, sn, 512);
         for (size_t h = 0; h < HEADS; h++)
           for (size_t i = 0; i < half; i++) {
             size_t a, b;

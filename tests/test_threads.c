@@ -12,7 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "context.h"
 #include "rotary.h"
+#include "rotate_plan.h"
+#include "tuning.h"
 
 /* One call's shape. seq is shrunk under ROTARY_TEST_QUICK. */
 typedef struct shape {
@@ -339,10 +342,53 @@ static void test_app_threads_no_context(void **state) {
   run_app_threads(NULL, 0);
 }
 
+/* A context's settings (tuning.h) start as the process defaults and change speed only: every prefetch distance and
+ * non-temporal threshold gives the reference's bits, and a threshold of 0 makes the plan store non-temporally
+ * wherever the chosen kernel has that variant. */
+static void test_context_settings(void **state) {
+  (void)state;
+  rotary_context *ctx;
+  assert_int_equal(rotary_context_create(3, &ctx), ROTARY_OK);
+  const rotary_tuning *def = rotary_tuning_defaults();
+  assert_ptr_equal(rotary_context_tuning(NULL), def);
+  assert_int_equal(rotary_context_tuning(ctx)->prefetch_bytes, def->prefetch_bytes);
+  assert_true(rotary_context_tuning(ctx)->nt_min_bytes == def->nt_min_bytes);
+  static const rotary_tuning variants[] = {{-1, 0}, {0, 0}, {4096, 0}, {512, SIZE_MAX}};
+  for (int s = 0; s < N_SHAPES; s++) {
+    problem p;
+    problem_init(&p, &shapes[s], 0x5eedull + (uint64_t)s);
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+      rotary_context_set_tuning(ctx, &variants[v]);
+      assert_int_equal(rotary_context_tuning(ctx)->prefetch_bytes, variants[v].prefetch_bytes);
+      for (int in_place = 0; in_place < 2; in_place++) {
+        int bad = problem_run(&p, ctx, in_place);
+        if (bad) fail_msg("%s, settings %zu, in place %d: result %d", shapes[s].name, v, in_place, bad);
+      }
+    }
+    /* the plan of an out-of-place call under a zero threshold */
+    unsigned char *q = malloc(p.nq * p.esize), *k = malloc(p.nk * p.esize);
+    assert_true(q && k);
+    rotary_apply_desc d;
+    assert_int_equal(problem_desc(&p, &d, p.q_in, q, p.k_in, k), ROTARY_OK);
+    rotary_rotate_plan plan;
+    assert_int_equal(rotary_rotate_plan_build(&plan, p.rope, &d, &variants[0]), ROTARY_OK);
+    const rotary_kernel *nt = rotary_kernel_select_nt(shapes[s].dtype, shapes[s].pairing);
+    assert_int_equal(plan.nontemporal[0], nt != NULL);
+    assert_ptr_equal(plan.kernel[0], nt ? nt : rotary_kernel_select(shapes[s].dtype, shapes[s].pairing));
+    assert_int_equal(rotary_rotate_plan_build(&plan, p.rope, &d, &variants[3]), ROTARY_OK);
+    assert_int_equal(plan.nontemporal[0] | plan.nontemporal[1], 0);
+    free(q), free(k);
+    problem_free(&p);
+  }
+  rotary_context_set_tuning(ctx, def);
+  rotary_context_destroy(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_thread_counts),
       cmocka_unit_test(test_bit_identical_across_thread_counts),
+      cmocka_unit_test(test_context_settings),
       cmocka_unit_test(test_create_destroy_loop),
       cmocka_unit_test(test_set_threads_loop),
       cmocka_unit_test(test_app_threads_own_contexts),

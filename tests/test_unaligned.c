@@ -42,12 +42,12 @@ static int kernel_case(const rotary_kernel *k, size_t hd, size_t rd, size_t oi, 
   unsigned char *b_in, *b_out = NULL;
   /* the aligned reference (malloc: 16-byte aligned) */
   unsigned char *in = at_offset(src, in_bytes, 0, &b_in), *out = inplace ? in : at_offset(NULL, out_bytes, 0, &b_out);
-  k->fn(in, in_stride, out, out_stride, HEADS, hd, rd, c, s);
+  k->fn(in, in_stride, out, out_stride, HEADS, hd, rd, c, s, rotary_tuning_defaults()->prefetch_bytes);
   memcpy(ref, out, inplace ? in_bytes : out_bytes);
   free(b_in), free(b_out), b_out = NULL;
   in = at_offset(src, in_bytes, oi, &b_in);
   out = inplace ? in : at_offset(NULL, out_bytes, oo, &b_out);
-  k->fn(in, in_stride, out, out_stride, HEADS, hd, rd, c, s);
+  k->fn(in, in_stride, out, out_stride, HEADS, hd, rd, c, s, rotary_tuning_defaults()->prefetch_bytes);
   int bad = memcmp(ref, out, inplace ? in_bytes : out_bytes) != 0;
   /* bytes around the output stay untouched */
   const unsigned char *ob = inplace ? b_in : b_out;

@@ -3,16 +3,21 @@
 #include <stdio.h>
 
 #include "bench.h"
+#include "context.h"
 #include "prefetch.h"
 
 static const int distances[BENCH_TUNE_COUNT] = {-1, 0, 512, 1024, 2048, 4096};
 
-/* Runs the fused call with distance d, then restores the process's setting. */
+/* Runs the fused call with distance d through the context's settings, then restores them. */
 static rotary_status run_with(bench_setup *s, int d) {
-  const int saved = rotary_prefetch_bytes;
-  rotary_prefetch_bytes = d; /* read by the kernels; the pool's hand-off orders it before the workers' reads */
+  rotary_context_lock(s->ctx); /* the settings are read under the context's lock */
+  const rotary_tuning saved = *rotary_context_tuning(s->ctx);
+  rotary_context_unlock(s->ctx);
+  rotary_tuning t = saved;
+  t.prefetch_bytes = d;
+  rotary_context_set_tuning(s->ctx, &t);
   const rotary_status st = rotary_apply(s->ctx, s->rope, &s->desc);
-  rotary_prefetch_bytes = saved;
+  rotary_context_set_tuning(s->ctx, &saved);
   return st;
 }
 
@@ -49,6 +54,6 @@ void bench_print_tune(const bench_result *r, size_t n) {
   printf("\ntune: fastest software prefetch on this run: ");
   if (best < 0) printf("off (ROTARY_PREFETCH=off)");
   else printf("%d bytes ahead (ROTARY_PREFETCH=%d)", best, best);
-  printf(", %.4f ms; this process ran with %d (default for this CPU %d). One run is noisy: repeat it.\n", best_ms,
-         rotary_prefetch_bytes, rotary_prefetch_default());
+  printf(", %.4f ms; calls otherwise run with %d (default for this CPU %d). One run is noisy: repeat it.\n",
+         best_ms, rotary_tuning_defaults()->prefetch_bytes, rotary_prefetch_default());
 }

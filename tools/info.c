@@ -8,6 +8,7 @@
 #include "prefetch.h"
 #include "sincos.h"
 #include "stream.h"
+#include "tuning.h"
 #include "rotary.h"
 
 void rotary_cli_info_usage(FILE *f) {
@@ -54,14 +55,15 @@ int rotary_cli_info(int argc, char **argv) {
     for (int p = 0; p < 2; p++)
       printf("  %-4s %-11s %s\n", dtype_names[d], pairing_names[p], rotary_kernel_name(dtypes[d], pairings[p]));
   printf("  cos/sin rows     %s\n", rotary_rows_select()->name);
-  if (rotary_prefetch_bytes < 0) printf("software prefetch: off (ROTARY_PREFETCH)\n");
+  const rotary_tuning *tuning = rotary_tuning_defaults(); /* what contexts start with */
+  if (tuning->prefetch_bytes < 0) printf("software prefetch: off (ROTARY_PREFETCH)\n");
   else printf("software prefetch: %d bytes ahead of each head row (default %d; ROTARY_PREFETCH, rotary bench --tune)\n",
-              rotary_prefetch_bytes, rotary_prefetch_default());
-  if (rotary_stream_min_bytes == SIZE_MAX) {
+              tuning->prefetch_bytes, rotary_prefetch_default());
+  if (tuning->nt_min_bytes == SIZE_MAX) {
     printf("non-temporal stores: off (ROTARY_STREAM_STORES)\n");
   } else {
     printf("non-temporal stores: out-of-place calls writing %zu bytes or more (default %zu; ROTARY_STREAM_STORES)\n",
-           rotary_stream_min_bytes, rotary_stream_default());
+           tuning->nt_min_bytes, rotary_stream_default());
     int any = 0;
     for (int d = 0; d < 3; d++)
       for (int p = 0; p < 2; p++) {

@@ -43,12 +43,13 @@ rotary_status rotary_tensor_init(rotary_tensor *t, rotary_layout layout, const v
 rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const rotary_apply_desc *desc) {
   rotary_status st = rotary_validate_apply(rope, desc);
   if (st != ROTARY_OK) return st;
+  if (ctx) rotary_context_lock(ctx); /* its settings, threads and pool stay as they are until the call ends */
   rotary_rotate_plan plan;
   st = rotary_rotate_plan_build(&plan, rope, desc, rotary_context_tuning(ctx));
-  if (st != ROTARY_OK) return st;
-  if (ctx) rotary_context_lock(ctx);
-  rotary_rotate_plan_split(&plan, ctx ? ctx->n_threads : 1);
-  st = rotary_execute_rotate(&plan, ctx ? ctx->pool : NULL);
+  if (st == ROTARY_OK) {
+    rotary_rotate_plan_split(&plan, ctx ? ctx->n_threads : 1);
+    st = rotary_execute_rotate(&plan, ctx ? ctx->pool : NULL);
+  }
   if (ctx) rotary_context_unlock(ctx);
   return st;
 }

@@ -1,4 +1,4 @@
-/* context.c: contexts own the persistent worker pool that calls split their work over; a forked child adopts them. */
+/* context.c: contexts own the worker pool that calls split their work over and the settings they run with. */
 #include "context.h"
 
 #include <sched.h>
@@ -65,6 +65,16 @@ void rotary_context_lock(rotary_context *ctx) {
 
 void rotary_context_unlock(rotary_context *ctx) { pthread_mutex_unlock(&ctx->lock); }
 
+const rotary_tuning *rotary_context_tuning(const rotary_context *ctx) {
+  return ctx ? &ctx->tuning : rotary_tuning_defaults();
+}
+
+void rotary_context_set_tuning(rotary_context *ctx, const rotary_tuning *tuning) {
+  rotary_context_lock(ctx);
+  ctx->tuning = *tuning;
+  rotary_context_unlock(ctx);
+}
+
 rotary_status rotary_context_create(size_t n_threads, rotary_context **out) {
   ROTARY_RETURN_IF(!out, ROTARY_ERR_NULL_POINTER);
   ROTARY_RETURN_IF(n_threads > ROTARY_MAX_THREADS, ROTARY_ERR_INVALID_ARGUMENT);
@@ -72,6 +82,7 @@ rotary_status rotary_context_create(size_t n_threads, rotary_context **out) {
   rotary_context *ctx = calloc(1, sizeof *ctx);
   ROTARY_RETURN_IF(!ctx, ROTARY_ERR_OUT_OF_MEMORY);
   ctx->n_threads = resolve_threads(n_threads);
+  ctx->tuning = *rotary_tuning_defaults();
   atomic_init(&ctx->fork_state, atomic_load(&fork_generation) << 1);
   rotary_status st = make_pool(ctx->n_threads, &ctx->pool);
   if (st != ROTARY_OK) {

@@ -1,7 +1,5 @@
 /* kernels.c: the registry of compiled kernels and the choice of the best one for this CPU. */
 #include "kernels.h"
-#include "prefetch.h"
-#include "stream.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -68,8 +66,6 @@ static void read_cap(void) {
 }
 
 static void choose(void) {
-  rotary_prefetch_init();
-  rotary_stream_init();
   for (size_t i = 0; i < rotary_kernel_count; i++) {
     const rotary_kernel *k = &rotary_kernel_list[i];
     if (!k->nt && rotary_isa_enabled(k->isa)) chosen[k->dtype][k->pairing] = k;

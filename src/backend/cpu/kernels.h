@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include "rotary.h"
+#include "tuning.h"
 
 /*
  * A rotation kernel rotates n_heads head rows of ONE token with one cos/sin row (the row is loaded once and
@@ -19,10 +20,12 @@
  * in and out may start at any byte address (no alignment to the element size); cos and sin are float-aligned.
  * Kernels assume valid input (validated once at the API boundary): rotary_dim even and >= 2, head_dim >= rotary_dim,
  * every head row either identical to its input row (in place) or disjoint from every input row.
+ * prefetch_bytes: how far ahead of each head row the SIMD kernels ask for memory (rotary_tuning.prefetch_bytes;
+ * -1: no software prefetch); the scalar kernels ignore it. It changes speed only, never results.
  */
 typedef void (*rotary_rotate_fn)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride,
                                  size_t n_heads, size_t head_dim, size_t rotary_dim, const float *cos,
-                                 const float *sin);
+                                 const float *sin, int prefetch_bytes);
 
 /* Instruction sets a kernel may need, in order of preference within an architecture. */
 typedef enum rotary_isa {
@@ -49,11 +52,13 @@ typedef struct rotary_kernel {
 #define ROTARY_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                                  \
   void rotary_##dtype##_rotate_##pairing##__##isa(const void *in, ptrdiff_t in_stride, void *out,               \
                                                   ptrdiff_t out_stride, size_t n_heads, size_t head_dim,        \
-                                                  size_t rotary_dim, const float *cos, const float *sin);
+                                                  size_t rotary_dim, const float *cos, const float *sin,        \
+                                                  int prefetch_bytes);
 #define ROTARY_KERNEL_NT(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                               \
   void rotary_##dtype##_rotate_##pairing##__##isa##_nt(const void *in, ptrdiff_t in_stride, void *out,          \
                                                        ptrdiff_t out_stride, size_t n_heads, size_t head_dim,   \
-                                                       size_t rotary_dim, const float *cos, const float *sin);
+                                                       size_t rotary_dim, const float *cos, const float *sin,   \
+                                                       int prefetch_bytes);
 #include "kernel_list.h"
 #undef ROTARY_KERNEL
 #undef ROTARY_KERNEL_NT
@@ -69,14 +74,12 @@ int rotary_isa_supported(rotary_isa isa);
  * (scalar, avx2, avx512, avx512bf16 or neon: the best ISA dispatch may use; read once per process). */
 int rotary_isa_enabled(rotary_isa isa);
 
-/* Runs a rotation kernel with a call's settings (tuning.h). Operations call kernels only through this, so that the
- * way settings reach kernels can change in one place. */
-struct rotary_tuning;
-static inline void rotary_rotate_run(const rotary_kernel *k, const struct rotary_tuning *tuning, const void *in,
+/* Runs a rotation kernel with a call's settings (tuning.h: rotary_context_tuning). Operations call kernels only
+ * through this, so that the way settings reach kernels can change in one place. */
+static inline void rotary_rotate_run(const rotary_kernel *k, const rotary_tuning *tuning, const void *in,
                                      ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads,
                                      size_t head_dim, size_t rotary_dim, const float *cos, const float *sin) {
-  (void)tuning; /* the kernels still read the process-wide prefetch distance (prefetch.h) */
-  k->fn(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin);
+  k->fn(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, tuning->prefetch_bytes);
 }
 
 /* The best enabled kernel for a dtype and pairing on this CPU; NULL for an unknown dtype or pairing. */

@@ -42,12 +42,14 @@ static inline void ROTARY_FN(heads)(const void *in, ptrdiff_t in_stride, void *o
 }
 
 void ROTARY_FN(half)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads,
-                     size_t head_dim, size_t rotary_dim, const float *cos, const float *sin) {
+                     size_t head_dim, size_t rotary_dim, const float *cos, const float *sin, int prefetch_bytes) {
+  (void)prefetch_bytes; /* no software prefetch in the portable kernels */
   ROTARY_FN(heads)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, 1, rotary_dim / 2);
 }
 
 void ROTARY_FN(interleaved)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads,
-                            size_t head_dim, size_t rotary_dim, const float *cos, const float *sin) {
+                            size_t head_dim, size_t rotary_dim, const float *cos, const float *sin, int prefetch_bytes) {
+  (void)prefetch_bytes; /* no software prefetch in the portable kernels */
   ROTARY_FN(heads)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, 2, 1);
 }
 

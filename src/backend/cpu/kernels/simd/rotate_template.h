@@ -31,16 +31,15 @@
 
 #ifndef RT_TEMPLATE_ONCE
 #define RT_TEMPLATE_ONCE
-/* Each head row asks for the memory rotary_prefetch_bytes ahead of it (prefetch.h: the distance that pays differs
- * between CPUs). A prefetch never faults, so running past the buffer is harmless. */
-#include "prefetch.h"
+/* Each head row asks for the memory `ahead` bytes ahead of it (the kernel's prefetch_bytes argument, from the call's
+ * settings: the distance that pays differs between CPUs, prefetch.h). A prefetch never faults, so running past the
+ * buffer is harmless. */
 /* Dims per chunk of arranged cos/sin: 2 x 1 KiB of floats. */
 #define RT_CHUNK 256
 
 /* Input ahead of the current row (read), and the output too when it is elsewhere (write), unless the kernel stores
  * non-temporally (nt): fetching the output line would cost the read those stores avoid. */
-static inline void rt_prefetch_rows(const void *in_row, const void *out_row, size_t bytes, int nt) {
-  const int ahead = rotary_prefetch_bytes;
+static inline void rt_prefetch_rows(const void *in_row, const void *out_row, size_t bytes, int nt, int ahead) {
   if (ahead < 0) return;
   for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)in_row + ahead + l, 0, 3);
   if (out_row != in_row && !nt)
@@ -72,8 +71,8 @@ __attribute__((noinline, cold)) ROTARY_TARGET static rv_f32 rt_nan_fix(rv_f32 x0
  * them (RT_HAS_NT) the _nt kernel: non-temporal stores, then a fence so that they are visible when it returns. */
 #define RT_ENTRY(name, pairing, nt)                                                                              \
   ROTARY_TARGET void name(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads, \
-                          size_t head_dim, size_t rotary_dim, const float *cos, const float *sin) {             \
-    RT_NAME(pairing##_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, nt);        \
+                          size_t head_dim, size_t rotary_dim, const float *cos, const float *sin, int ahead) {  \
+    RT_NAME(pairing##_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, nt, ahead); \
     RT_FENCE(nt);                                                                                                \
   }
 #if RT_HAS_NT
@@ -144,7 +143,8 @@ ROTARY_TARGET static inline void RT_NAME(copy_rest)(const RT_T *x, ptrdiff_t in_
  * Always inlined, so a constant half (and n) turns the loops into straight code: see RT_NAME(half). */
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_heads)(
     const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim,
-    size_t half, size_t i0, size_t n, const float *restrict c, const float *restrict s, const int nt) {
+    size_t half, size_t i0, size_t n, const float *restrict c, const float *restrict s, const int nt,
+    const int ahead) {
   const size_t vend = n - n % (2 * ROTARY_W);
   /* The vector part of the rows, loaded once for every head (n <= RT_CHUNK / 2): registers when n is constant. */
   rv_f32 cv[RT_CHUNK / 2 / ROTARY_W], sv[RT_CHUNK / 2 / ROTARY_W];
@@ -155,7 +155,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_hea
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride + i0;
     RT_T *y = out + (ptrdiff_t)h * out_stride + i0;
-    if (i0 == 0) rt_prefetch_rows(x, y, head_dim * sizeof(RT_T), nt);
+    if (i0 == 0) rt_prefetch_rows(x, y, head_dim * sizeof(RT_T), nt, ahead);
     size_t i = 0;
 #pragma GCC unroll 4 /* whole for the common head dims: the hoisted rows then stay in registers */
     for (; i < vend; i += 2 * ROTARY_W) {
@@ -193,7 +193,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_hea
 
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_body)(
     const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim,
-    size_t rotary_dim, const float *cos, const float *sin, const int nt) {
+    size_t rotary_dim, const float *cos, const float *sin, const int nt, const int ahead) {
   const size_t half = rotary_dim / 2;
   const RT_T *x = (const RT_T *)in;
   RT_T *y = (RT_T *)out;
@@ -210,11 +210,11 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_bod
     /* The common fully rotated head dims get loops with constant trip counts (a head of 128 f32 is only 2-4
      * vector steps, so the loop control of the general case was a large share of a decode call's work). */
     switch (half == n && head_dim == rotary_dim ? half : 0) {
-      case 32: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 64, 32, 0, 32, c, s, nt); break;
-      case 48: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 96, 48, 0, 48, c, s, nt); break;
-      case 64: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 128, 64, 0, 64, c, s, nt); break;
-      case 128: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 256, 128, 0, 128, c, s, nt); break;
-      default: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, head_dim, half, i0, n, c, s, nt); break;
+      case 32: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 64, 32, 0, 32, c, s, nt, ahead); break;
+      case 48: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 96, 48, 0, 48, c, s, nt, ahead); break;
+      case 64: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 128, 64, 0, 64, c, s, nt, ahead); break;
+      case 128: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, 256, 128, 0, 128, c, s, nt, ahead); break;
+      default: RT_NAME(half_heads)(x, in_stride, y, out_stride, n_heads, head_dim, half, i0, n, c, s, nt, ahead); break;
     }
   }
   RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
@@ -227,7 +227,7 @@ RT_ENTRIES(half)
  * plain cos/sin rows. Always inlined, so a constant n becomes straight code. */
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_heads)(
     const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t n,
-    const float *restrict c, const float *restrict s) {
+    const float *restrict c, const float *restrict s, const int ahead) {
   const size_t vend = n - n % (2 * ROTARY_W);
   /* The vector part of the rows, loaded once for every head when short enough (registers when n is constant). */
   enum { HOIST = RT_CHUNK / 2 / ROTARY_W };
@@ -240,7 +240,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_he
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride;
     RT_T *y = out + (ptrdiff_t)h * out_stride;
-    rt_prefetch_rows(x, y, n * sizeof(RT_T), 0);
+    rt_prefetch_rows(x, y, n * sizeof(RT_T), 0, ahead);
     size_t i = 0;
 #pragma GCC unroll 8 /* whole for the common head dims: the hoisted rows then stay in registers */
     for (; i < vend; i += 2 * ROTARY_W) {
@@ -261,12 +261,12 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_he
  * Bt holds B in plain order for the tail. Always inlined, so a constant n becomes straight code. */
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interleaved_heads)(
     const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t d0, size_t n,
-    const float *restrict B, const float *restrict D, const float *restrict Bt, const int nt) {
+    const float *restrict B, const float *restrict D, const float *restrict Bt, const int nt, const int ahead) {
   const size_t vend = n - n % (2 * ROTARY_W);
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride + d0;
     RT_T *y = out + (ptrdiff_t)h * out_stride + d0;
-    rt_prefetch_rows(x, y, n * sizeof(RT_T), nt);
+    rt_prefetch_rows(x, y, n * sizeof(RT_T), nt, ahead);
     size_t i = 0;
     for (; i < vend; i += 2 * ROTARY_W) {
       rv_f32 v0, v1;
@@ -297,7 +297,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
 
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interleaved_body)(
     const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim,
-    size_t rotary_dim, const float *cos, const float *sin, const int nt) {
+    size_t rotary_dim, const float *cos, const float *sin, const int nt, const int ahead) {
   /* Lanes hold [x0 x1 x0' x1' ...]; with a = even lanes duplicated, b = odd lanes duplicated,
    * B = [c s c' s' ...] and D = [-s c -s' c' ...], fma(a, B, b * D) is exactly the scalar pair formula. The lane
    * orders of RT_VLOAD2 keep pairs adjacent, so the duplication works in them too. */
@@ -305,11 +305,11 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
   RT_T *y = (RT_T *)out;
 #ifdef RT_PLOAD
   switch (rotary_dim) { /* constant trip counts for the common head dims, as in the half pairing */
-    case 64: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 64, cos, sin); break;
-    case 96: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 96, cos, sin); break;
-    case 128: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 128, cos, sin); break;
-    case 256: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 256, cos, sin); break;
-    default: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, rotary_dim, cos, sin); break;
+    case 64: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 64, cos, sin, ahead); break;
+    case 96: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 96, cos, sin, ahead); break;
+    case 128: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 128, cos, sin, ahead); break;
+    case 256: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 256, cos, sin, ahead); break;
+    default: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, rotary_dim, cos, sin, ahead); break;
   }
   RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
   return;
@@ -345,11 +345,11 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
 #endif
     /* constant trip counts for the common head dims, as in the half pairing */
     switch (n == rotary_dim ? n : 0) {
-      case 64: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 64, B, D, Bt, nt); break;
-      case 96: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 96, B, D, Bt, nt); break;
-      case 128: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 128, B, D, Bt, nt); break;
-      case 256: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 256, B, D, Bt, nt); break;
-      default: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, d0, n, B, D, Bt, nt); break;
+      case 64: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 64, B, D, Bt, nt, ahead); break;
+      case 96: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 96, B, D, Bt, nt, ahead); break;
+      case 128: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 128, B, D, Bt, nt, ahead); break;
+      case 256: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, 0, 256, B, D, Bt, nt, ahead); break;
+      default: RT_NAME(interleaved_heads)(x, in_stride, y, out_stride, n_heads, d0, n, B, D, Bt, nt, ahead); break;
     }
   }
   RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
