@@ -1,4 +1,4 @@
-/* rotary.c: entry point of the rotary tool; dispatches to its subcommands. Help goes to stdout with status 0;
+/* cli_main.c: entry point of the rotary tool; dispatches to its subcommands. Help goes to stdout with status 0;
  * usage errors go to stderr with status 2; a failed run exits 1. */
 #include <errno.h>
 #include <stdio.h>
