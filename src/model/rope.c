@@ -226,3 +226,17 @@ rotary_status rotary_rope_cos_sin(const rotary_rope *rope, const int64_t *positi
   }
   return ROTARY_OK;
 }
+
+void rotary_rope_delta_row(const rotary_rope *rope, int64_t delta, float *cos_out, float *sin_out) {
+  const size_t half = rope->rotary_dim / 2;
+  const int64_t mag = delta < 0 ? -delta : delta;
+  if (rope->table && rope->attention_scaling == 1.0 && mag < (int64_t)rope->max_positions) {
+    const float *row = rotary_rope_table_row(rope, mag);
+    memcpy(cos_out, row, half * sizeof(float));
+    memcpy(sin_out, row + rope->sin_offset, half * sizeof(float));
+  } else {
+    rope->rows(rope->inv_freq, half, 1.0, mag, cos_out, sin_out);
+  }
+  if (delta < 0)
+    for (size_t i = 0; i < half; i++) sin_out[i] = -sin_out[i];
+}

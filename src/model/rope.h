@@ -45,4 +45,11 @@ static inline const float *rotary_rope_table_row(const rotary_rope *rope, int64_
   return rope->table + (size_t)pos * rotary_rope_row_floats(rope);
 }
 
+/* The cos and sin row (rotary_dim/2 values each) that turns a row by delta positions, for re-rotating cached keys
+ * that carry the attention scaling already: cos and sin of the exact angle |delta| * inv_freq[i] in fp64, rounded
+ * once to fp32 WITHOUT attention scaling (the table's row when the rope's scaling is 1 and |delta| is in the
+ * table: the same bits), and sin negated when delta < 0 (sin is odd, cos even: exactly the row of -|delta|).
+ * |delta| <= ROTARY_MAX_POSITION (checked by the caller). */
+void rotary_rope_delta_row(const rotary_rope *rope, int64_t delta, float *cos, float *sin);
+
 #endif /* ROTARY_ROPE_H */

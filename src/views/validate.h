@@ -3,9 +3,7 @@
 #define ROTARY_VALIDATE_H
 
 #include "rotary.h"
-
-/* Bytes per element of a valid dtype (fp8: 1); 0 for an unknown one. */
-size_t rotary_dtype_size(rotary_dtype dtype);
+#include "strided_view.h"
 
 /* Checks every argument, every position and every buffer relation of a call; ROTARY_OK or the first problem. */
 rotary_status rotary_validate_apply(const rotary_rope *rope, const rotary_apply_desc *desc);

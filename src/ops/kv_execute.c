@@ -1,0 +1,173 @@
+/* kv_execute.c: the task walks of the KV-cache plans: token-major writes into the caches, slot-range re-rotation. */
+#include "kv_execute.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "token_rows.h"
+
+/* Address of element `off` (elements of `elem` bytes) from base. */
+static inline char *at(const void *base, ptrdiff_t off, size_t elem) {
+  return (char *)(uintptr_t)base + off * (ptrdiff_t)elem;
+}
+
+/* One k head row through f32 (kv_write_plan.h): in is the input row, out the cache row, row an f32 scratch row. */
+static void k_through_f32(const rotary_kv_path *k, const rotary_kv_write_plan *p, const void *in, void *out,
+                          const float *c, const float *s, float *row) {
+  const size_t hd = p->rope->head_dim, rd = p->rope->rotary_dim;
+  const void *src = in;
+  if (k->to_f32) {
+    k->to_f32(in, row, hd, 1.0f);
+    src = row;
+  }
+  if (!k->from_f32) { /* f32 cache: the kernel writes the result in place */
+    rotary_rotate_run(k->kernel, p->tuning, src, 0, out, 0, 1, hd, rd, c, s);
+    return;
+  }
+  rotary_rotate_run(k->kernel, p->tuning, src, 0, row, 0, 1, hd, rd, c, s);
+  k->from_f32(row, out, hd, k->scale);
+}
+
+/* One v head row through f32. */
+static void v_through_f32(const rotary_kv_path *v, size_t hd, const void *in, void *out, float *row) {
+  if (!v->to_f32) {
+    v->from_f32(in, out, hd, v->scale); /* f32 input */
+  } else if (!v->from_f32) {
+    v->to_f32(in, out, hd, 1.0f); /* f32 cache */
+  } else {
+    v->to_f32(in, row, hd, 1.0f);
+    v->from_f32(row, out, hd, v->scale);
+  }
+}
+
+/* k and v heads [h0, h1) of token (b, s_idx) into `slot` of the caches. */
+static void write_kv(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size_t slot, size_t h0, size_t h1,
+                     const float *c, const float *s, float *row) {
+  const rotary_kv_write_desc *d = p->d;
+  const rotary_cache_geom *g = &p->geom;
+  const size_t hd = p->rope->head_dim, nh = h1 - h0;
+  const ptrdiff_t off = rotary_cache_offset(g, slot, h0);
+  char *kc = at(d->cache.k, off, g->elem), *vc = at(d->cache.v, off, g->elem);
+  const char *kin = at(d->k.in, (ptrdiff_t)b * d->k.stride_batch + (ptrdiff_t)s_idx * d->k.stride_seq +
+                                    (ptrdiff_t)h0 * d->k.stride_head, p->k.in_elem);
+  const char *vin = at(d->v.in, (ptrdiff_t)b * d->v.stride_batch + (ptrdiff_t)s_idx * d->v.stride_seq +
+                                    (ptrdiff_t)h0 * d->v.stride_head, p->v.in_elem);
+  const ptrdiff_t kstep = d->k.stride_head * (ptrdiff_t)p->k.in_elem, vstep = d->v.stride_head * (ptrdiff_t)p->v.in_elem;
+  const ptrdiff_t cstep = g->head_stride * (ptrdiff_t)g->elem;
+  if (p->k.direct) {
+    rotary_rotate_run(p->k.kernel, p->tuning, kin, d->k.stride_head, kc, g->head_stride, nh, hd,
+                      p->rope->rotary_dim, c, s);
+  } else {
+    for (size_t h = 0; h < nh; h++)
+      k_through_f32(&p->k, p, kin + (ptrdiff_t)h * kstep, kc + (ptrdiff_t)h * cstep, c, s, row);
+  }
+  if (p->v.direct) {
+    const size_t bytes = hd * g->elem;
+    if ((size_t)vstep == bytes && (size_t)cstep == bytes) {
+      memcpy(vc, vin, nh * bytes); /* heads contiguous on both sides (NHD, packed rows) */
+    } else {
+      for (size_t h = 0; h < nh; h++) memcpy(vc + (ptrdiff_t)h * cstep, vin + (ptrdiff_t)h * vstep, bytes);
+    }
+  } else {
+    for (size_t h = 0; h < nh; h++) v_through_f32(&p->v, hd, vin + (ptrdiff_t)h * vstep, vc + (ptrdiff_t)h * cstep, row);
+  }
+}
+
+/* q heads [h0, h1) of token (b, s_idx). */
+static void rotate_q(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size_t h0, size_t h1, const float *c,
+                     const float *s) {
+  const rotary_tensor *q = &p->d->q;
+  const char *in = at(q->in, (ptrdiff_t)b * q->stride_batch + (ptrdiff_t)s_idx * q->stride_seq +
+                                 (ptrdiff_t)h0 * q->stride_head, p->q_elem);
+  char *out = at(q->out, (ptrdiff_t)b * q->out_stride_batch + (ptrdiff_t)s_idx * q->out_stride_seq +
+                             (ptrdiff_t)h0 * q->out_stride_head, p->q_elem);
+  rotary_rotate_run(p->q_kernel, p->tuning, in, q->stride_head, out, q->out_stride_head, h1 - h0,
+                    p->rope->head_dim, p->rope->rotary_dim, c, s);
+}
+
+/* Task `index` of `count`: units [u, end), token-major (kv_write_plan.h). */
+static void write_task(void *arg, size_t index, size_t count) {
+  const rotary_kv_write_plan *p = arg;
+  const rotary_kv_write_desc *d = p->d;
+  const size_t base = p->units / count, extra = p->units % count;
+  size_t u = index * base + (index < extra ? index : extra);
+  const size_t end = u + base + (index < extra);
+  float stack_row[ROTARY_KV_STACK_ROW] __attribute__((aligned(64)));
+  float *scratch = p->scratch ? p->scratch + index * p->scratch_floats : NULL;
+  const size_t row_floats = rotary_rope_row_floats(p->rope);
+  const int long_row = row_floats > ROTARY_KV_STACK_ROW;
+  float *buf = long_row ? scratch : stack_row;
+  float *head_row = scratch ? scratch + (long_row ? row_floats : 0) : NULL;
+  const size_t nq = d->q.n_heads, per = p->per_token, seq = d->seq_len;
+  while (u < end) {
+    const size_t t = u / per, h0 = u % per;
+    const size_t h1 = end - u < per - h0 ? h0 + (end - u) : per;
+    const size_t b = t / seq, s_idx = t % seq;
+    const float *c, *s;
+    if (p->rows_in_table && t + 1 < p->tokens) rotary_token_row_prefetch(p->rope, &d->positions, t + 1);
+    rotary_token_row(p->rope, &d->positions, ROTARY_FORWARD, t, b, s_idx, buf, &c, &s);
+    if (h0 < nq) rotate_q(p, b, s_idx, h0, h1 < nq ? h1 : nq, c, s);
+    if (h1 > nq) {
+      const int64_t slot = rotary_cache_slot(&d->cache, p->geom.block_size, seq, b, s_idx);
+      if (slot >= 0) write_kv(p, b, s_idx, (size_t)slot, (h0 > nq ? h0 : nq) - nq, h1 - nq, c, s, head_row);
+    }
+    u += h1 - h0;
+  }
+}
+
+/* tasks * floats floats, 64-byte aligned (floats is rounded up to whole lines); NULL when floats is 0. */
+static rotary_status alloc_scratch(float **out, size_t *floats, size_t tasks) {
+  *out = NULL;
+  if (!*floats) return ROTARY_OK;
+  *floats = (*floats + 15) / 16 * 16; /* bounded by a few head rows: no overflow */
+  *out = aligned_alloc(64, tasks * *floats * sizeof(float));
+  return *out ? ROTARY_OK : ROTARY_ERR_OUT_OF_MEMORY;
+}
+
+rotary_status rotary_kv_write_execute(rotary_kv_write_plan *plan, rotary_pool *pool) {
+  rotary_status st = alloc_scratch(&plan->scratch, &plan->scratch_floats, plan->tasks);
+  if (st != ROTARY_OK) return st;
+  rotary_pool_run(pool, write_task, plan, plan->tasks, plan->threads - 1);
+  free(plan->scratch);
+  plan->scratch = NULL;
+  return ROTARY_OK;
+}
+
+/* Task `index` of `count`: the plan's slots [i, end), each row's kv heads turned in place. */
+static void rerotate_task(void *arg, size_t index, size_t count) {
+  const rotary_kv_rerotate_plan *p = arg;
+  const rotary_kv_rerotate_desc *d = p->d;
+  const rotary_cache_geom *g = &p->geom;
+  const size_t base = d->n_slots / count, extra = d->n_slots % count;
+  size_t i = index * base + (index < extra ? index : extra);
+  const size_t end = i + base + (index < extra);
+  float *row = p->scratch ? p->scratch + index * p->scratch_floats : NULL;
+  const size_t hd = p->rope->head_dim, rd = p->rope->rotary_dim;
+  const ptrdiff_t cstep = g->head_stride * (ptrdiff_t)g->elem;
+  for (; i < end; i++) {
+    const int64_t slot = d->slots ? d->slots[i] : (int64_t)(d->first_slot + i);
+    if (slot < 0) continue;
+    char *k = at(d->cache.k, rotary_cache_offset(g, (size_t)slot, 0), g->elem);
+    if (p->k.direct) {
+      rotary_rotate_run(p->k.kernel, p->tuning, k, g->head_stride, k, g->head_stride, d->kv_heads, hd, rd, p->cos,
+                        p->sin);
+      continue;
+    }
+    /* fp8: only the rotary_dim elements that turn are decoded and encoded again; the rest stay as they are */
+    for (size_t h = 0; h < d->kv_heads; h++) {
+      char *r = k + (ptrdiff_t)h * cstep;
+      p->k.to_f32(r, row, rd, p->k.scale);
+      rotary_rotate_run(p->k.kernel, p->tuning, row, 0, row, 0, 1, rd, rd, p->cos, p->sin);
+      p->k.from_f32(row, r, rd, p->k.scale);
+    }
+  }
+}
+
+rotary_status rotary_kv_rerotate_execute(rotary_kv_rerotate_plan *plan, rotary_pool *pool) {
+  rotary_status st = alloc_scratch(&plan->scratch, &plan->scratch_floats, plan->tasks);
+  if (st != ROTARY_OK) return st;
+  rotary_pool_run(pool, rerotate_task, plan, plan->tasks, plan->threads - 1);
+  free(plan->scratch);
+  plan->scratch = NULL;
+  return ROTARY_OK;
+}

@@ -1,0 +1,97 @@
+/* kv_write_plan.c: plans the KV-cache operations: per tensor the kernels and conversions, task split, scratch. */
+#include "kv_write_plan.h"
+
+#include <string.h>
+
+#include "strided_view.h"
+
+/* Below this many bytes moved per thread a worker's wake-up costs more than its share of the work. */
+#define ROTARY_KV_MIN_BYTES_PER_THREAD (64u * 1024u)
+/* Tasks per thread: a thread that starts late leaves its share to the others. */
+#define ROTARY_KV_TASKS_PER_THREAD 4
+/* f32 head rows in the scratch are padded to whole 64-byte lines. */
+#define ROTARY_KV_LINE_FLOATS 16u
+
+static rotary_convert_fn convert_fn(rotary_dtype from, rotary_dtype to) {
+  if (from == to) return NULL; /* f32 -> f32: read or written in place */
+  const rotary_convert_kernel *k = rotary_convert_select(from, to);
+  return k ? k->fn : NULL; /* every pair the validation lets through has a kernel */
+}
+
+static void path_init(rotary_kv_path *p, rotary_dtype in, const rotary_kv_cache *c, rotary_pairing pairing,
+                      float scale) {
+  memset(p, 0, sizeof *p);
+  p->direct = in == c->dtype;
+  p->kernel = rotary_kernel_select(p->direct ? in : ROTARY_F32, pairing);
+  p->scale = c->dtype == ROTARY_FP8_E4M3 ? scale : 1.0f;
+  p->in_elem = rotary_dtype_size(in);
+  if (!p->direct) {
+    p->to_f32 = convert_fn(in, ROTARY_F32);
+    p->from_f32 = convert_fn(ROTARY_F32, c->dtype);
+  }
+}
+
+/* Threads worth waking for `bytes` of traffic, and tasks for them (at most `units`). */
+static void split(double bytes, size_t units, size_t available, size_t *threads, size_t *tasks) {
+  const double n = bytes / ROTARY_KV_MIN_BYTES_PER_THREAD;
+  size_t want = n < 1.0 ? 1 : n >= (double)available ? available : (size_t)n;
+  if (want > units) want = units;
+  size_t t = want > 1 ? want * ROTARY_KV_TASKS_PER_THREAD : 1; /* available <= 1024 */
+  if (t > units) t = units;
+  *threads = want;
+  *tasks = t;
+}
+
+/* Scratch floats per task: a cos/sin row too long for the stack, and an f32 head row when a path converts. */
+static size_t scratch_floats(const rotary_rope *rope, int row, int head_row) {
+  size_t n = 0;
+  if (row && rotary_rope_row_floats(rope) > ROTARY_KV_STACK_ROW) n += rotary_rope_row_floats(rope);
+  if (head_row) n += (rope->head_dim + ROTARY_KV_LINE_FLOATS - 1) / ROTARY_KV_LINE_FLOATS * ROTARY_KV_LINE_FLOATS;
+  return n;
+}
+
+void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *rope, const rotary_kv_write_desc *d,
+                                const rotary_cache_geom *geom, const rotary_tuning *tuning, size_t available) {
+  rotary_kv_write_plan p;
+  memset(&p, 0, sizeof p);
+  p.rope = rope;
+  p.d = d;
+  p.tuning = tuning;
+  p.geom = *geom;
+  if (d->q.n_heads) {
+    p.q_kernel = rotary_kernel_select(d->q.dtype, rope->pairing);
+    p.q_elem = rotary_dtype_size(d->q.dtype);
+  }
+  path_init(&p.k, d->k.dtype, &d->cache, rope->pairing, d->cache.k_scale);
+  path_init(&p.v, d->v.dtype, &d->cache, rope->pairing, d->cache.v_scale);
+  p.tokens = d->batch * d->seq_len;          /* validated: no overflow */
+  p.per_token = d->q.n_heads + d->k.n_heads; /* both bounded by their views' validated extents */
+  p.units = p.tokens * p.per_token;          /* at most the elements of the views, which fit */
+  p.rows_in_table = rope->table != NULL;
+  const double hd = (double)rope->head_dim, tokens = (double)p.tokens;
+  const double bytes = tokens * hd *
+                       ((double)d->q.n_heads * 2.0 * (double)p.q_elem +
+                        (double)d->k.n_heads * (double)(p.k.in_elem + p.v.in_elem + 2 * geom->elem));
+  split(bytes, p.units, available, &p.threads, &p.tasks);
+  p.scratch_floats = scratch_floats(rope, 1, !p.k.direct || !p.v.direct);
+  *plan = p;
+}
+
+void rotary_kv_rerotate_plan_build(rotary_kv_rerotate_plan *plan, const rotary_rope *rope,
+                                   const rotary_kv_rerotate_desc *d, const rotary_cache_geom *geom,
+                                   const rotary_tuning *tuning, size_t available) {
+  rotary_kv_rerotate_plan p;
+  memset(&p, 0, sizeof p);
+  p.rope = rope;
+  p.d = d;
+  p.tuning = tuning;
+  p.geom = *geom;
+  /* the cache is both input and output: fp8 goes through f32, every other dtype is rotated in place */
+  const rotary_dtype in = d->cache.dtype == ROTARY_FP8_E4M3 ? ROTARY_F32 : d->cache.dtype;
+  path_init(&p.k, in, &d->cache, rope->pairing, d->cache.k_scale);
+  if (d->cache.dtype == ROTARY_FP8_E4M3) p.k.to_f32 = convert_fn(ROTARY_FP8_E4M3, ROTARY_F32);
+  const double bytes = 2.0 * (double)d->n_slots * (double)d->kv_heads * (double)rope->head_dim * (double)geom->elem;
+  split(bytes, d->n_slots, available, &p.threads, &p.tasks);
+  p.scratch_floats = scratch_floats(rope, 0, !p.k.direct);
+  *plan = p;
+}
