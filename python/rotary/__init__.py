@@ -4,15 +4,19 @@
     rope = rotary.RoPE(head_dim=128)                      # LLaMA: base 10000, "half" pairing, 8192-position table
     q, k = rope.apply(q, k, positions=past_len)           # NumPy arrays or torch CPU tensors, (batch, seq, heads, dim)
 
+KV cache (one pass: rotate q, write rotated k and v into a cache in place): rotary.KVCache, rotary.kv_write,
+rotary.kv_write_qkv, rotary.kv_rerotate; rotary.vllm mirrors vLLM's rotary_embedding + reshape_and_cache_flash.
+
 Submodules: rotary.ops (torch custom ops), rotary.hf (Hugging Face patch), rotary.onnx (ONNX RotaryEmbedding).
 """
 from ._core import (DEFAULT_MAX_POSITIONS, LAYOUTS, RoPE, RotaryError, RotaryTypeError, get_num_threads, info,
                     set_num_threads, version)
 
+from .kv import KVCache, kv_rerotate, kv_write, kv_write_qkv  # noqa: E402
 from . import _torchhook  # noqa: E402
 
 _torchhook.install()  # registers torch.ops.rotary.* as soon as torch is imported (torch.export.load needs them)
 
 __version__ = "0.2.0"
 __all__ = ["RoPE", "RotaryError", "RotaryTypeError", "LAYOUTS", "DEFAULT_MAX_POSITIONS", "set_num_threads",
-           "get_num_threads", "info", "version"]
+           "get_num_threads", "info", "version", "KVCache", "kv_write", "kv_write_qkv", "kv_rerotate"]

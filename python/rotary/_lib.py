@@ -27,8 +27,12 @@ ERR_SCALING = 14
 ERR_CONFIG = 15
 ERR_IO = 16
 ERR_UNSUPPORTED = 17
+ERR_CACHE_INDEX = 18
+ERR_SCALE = 19
 
-F32, F16, BF16 = 0, 1, 2
+F32, F16, BF16, FP8_E4M3 = 0, 1, 2, 3
+CACHE_SEQUENCES, CACHE_SLOTS, CACHE_PAGES = 0, 1, 2
+CACHE_NHD, CACHE_HND = 0, 1
 PAIRING_HALF, PAIRING_INTERLEAVED = 0, 1
 FORWARD, INVERSE = 0, 1
 POS_OFFSET, POS_OFFSETS, POS_IDS_I32, POS_IDS_I64, POS_COS_SIN = 0, 1, 2, 3, 4
@@ -130,6 +134,54 @@ class ApplyDesc(ctypes.Structure):
     ]
 
 
+class KVCache(ctypes.Structure):
+    """rotary_kv_cache."""
+    _fields_ = [
+        ("index", ctypes.c_int),
+        ("layout", ctypes.c_int),
+        ("dtype", ctypes.c_int),
+        ("k", ctypes.c_void_p),
+        ("v", ctypes.c_void_p),
+        ("num_blocks", ctypes.c_size_t),
+        ("block_size", ctypes.c_size_t),
+        ("block_stride", ctypes.c_size_t),
+        ("lengths", ctypes.c_void_p),        # const int64_t *
+        ("slot_mapping", ctypes.c_void_p),   # const int64_t *
+        ("page_indptr", ctypes.c_void_p),    # const int32_t *
+        ("page_indices", ctypes.c_void_p),   # const int32_t *
+        ("last_page_len", ctypes.c_void_p),  # const int32_t *
+        ("k_scale", ctypes.c_float),
+        ("v_scale", ctypes.c_float),
+    ]
+
+
+class KVWriteDesc(ctypes.Structure):
+    """rotary_kv_write_desc."""
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("batch", ctypes.c_size_t),
+        ("seq_len", ctypes.c_size_t),
+        ("positions", Positions),
+        ("q", Tensor),
+        ("k", Tensor),
+        ("v", Tensor),
+        ("cache", KVCache),
+    ]
+
+
+class KVRerotateDesc(ctypes.Structure):
+    """rotary_kv_rerotate_desc."""
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("cache", KVCache),
+        ("kv_heads", ctypes.c_size_t),
+        ("first_slot", ctypes.c_size_t),
+        ("n_slots", ctypes.c_size_t),
+        ("slots", ctypes.c_void_p),  # const int64_t *
+        ("delta", ctypes.c_int64),
+    ]
+
+
 def _library_dirs():
     env = os.environ.get("ROTARY_LIBRARY_DIR")
     return ([env] if env else []) + [_HERE]
@@ -212,6 +264,22 @@ lib.rotary_cpu_features.argtypes = []
 lib.rotary_kernel_name.restype = ctypes.c_char_p
 lib.rotary_kernel_name.argtypes = [ctypes.c_int, ctypes.c_int]
 
+# The KV-cache entry points (issue 11). A librotary that predates them still loads: the KV functions then raise.
+HAS_KV = all(hasattr(lib, f) for f in ("rotary_kv_write_desc_init", "rotary_kv_write_desc_set_qkv",
+                                       "rotary_kv_write", "rotary_kv_rerotate_desc_init", "rotary_kv_rerotate"))
+if HAS_KV:
+    lib.rotary_kv_write_desc_init.restype = None
+    lib.rotary_kv_write_desc_init.argtypes = [_P(KVWriteDesc)]
+    lib.rotary_kv_write_desc_set_qkv.restype = ctypes.c_int
+    lib.rotary_kv_write_desc_set_qkv.argtypes = [_P(KVWriteDesc), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                                                 _sz, _sz, _sz, _sz]
+    lib.rotary_kv_write.restype = ctypes.c_int
+    lib.rotary_kv_write.argtypes = [ctypes.c_void_p, ctypes.c_void_p, _P(KVWriteDesc)]
+    lib.rotary_kv_rerotate_desc_init.restype = None
+    lib.rotary_kv_rerotate_desc_init.argtypes = [_P(KVRerotateDesc)]
+    lib.rotary_kv_rerotate.restype = ctypes.c_int
+    lib.rotary_kv_rerotate.argtypes = [ctypes.c_void_p, ctypes.c_void_p, _P(KVRerotateDesc)]
+
 if hf_lib is not None:
     hf_lib.rotary_hf_config_parse.restype = ctypes.c_int
     hf_lib.rotary_hf_config_parse.argtypes = [ctypes.c_char_p, _sz, _P(ctypes.c_void_p), ctypes.c_char_p, _sz]
@@ -245,7 +313,26 @@ def _check_layout():
                           "the binding's struct layout")
 
 
+
+
+def _check_kv_layout():
+    """Likewise for the KV descriptors (their init functions write sizeof into struct_size)."""
+    w = KVWriteDesc()
+    lib.rotary_kv_write_desc_init(ctypes.byref(w))
+    r = KVRerotateDesc()
+    lib.rotary_kv_rerotate_desc_init(ctypes.byref(r))
+    if w.struct_size != ctypes.sizeof(KVWriteDesc) or r.struct_size != ctypes.sizeof(KVRerotateDesc):
+        raise ImportError(f"rotary: struct layout mismatch with the loaded library (rotary_kv_write_desc "
+                          f"{w.struct_size} bytes, binding {ctypes.sizeof(KVWriteDesc)}; rotary_kv_rerotate_desc "
+                          f"{r.struct_size}, binding {ctypes.sizeof(KVRerotateDesc)})")
+    if w.batch != 1 or w.seq_len != 1 or w.positions.mode != POS_OFFSET or w.cache.k is not None:
+        raise ImportError("rotary: rotary_kv_write_desc_init defaults do not read back through the binding's "
+                          "struct layout")
+
+
 _check_layout()
+if HAS_KV:
+    _check_kv_layout()
 
 
 def status_string(status):

@@ -226,3 +226,7 @@ def _positions(positions):
         return ids, 0
     raise TypeError(f"positions: expected None, an int offset or an int32/int64 tensor of ids, "
                     f"got {type(positions).__name__}")
+
+
+# --- the KV-cache ops (torch.ops.rotary.kv_write_, kv_rerotate_): rotary.kv_write / kv_rerotate with tensors ------
+from ._torchkv import kv_rerotate, kv_write  # noqa: E402,F401
