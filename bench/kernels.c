@@ -50,15 +50,15 @@ int main(int argc, char **argv) {
   const int prefetch = rotary_tuning_defaults()->prefetch_bytes; /* what calls run with (ROTARY_PREFETCH) */
   printf("%ld heads x %d elements in place, one cos/sin row, best of 5 x %ld calls, prefetch %d\n", heads, DIM, reps,
          prefetch);
-  for (size_t k = 0; k < rotary_kernel_count; k++) {
-    const rotary_kernel *K = &rotary_kernel_list[k];
-    if (!rotary_isa_supported(K->isa)) continue;
+  for (size_t k = 0; k < rotary_kernel_registry_count; k++) {
+    const rotary_kernel_info *K = &rotary_kernel_registry[k];
+    if ((K->op != ROTARY_OP_ROTATE && K->op != ROTARY_OP_ROTATE_NT) || !rotary_isa_supported(K->isa)) continue;
     fill_ones(buf, K->dtype, n);
     double best = INFINITY;
     for (int t = 0; t < 5; t++) {
       const double t0 = now_ns();
       for (long r = 0; r < reps; r++)
-        K->fn(buf, DIM, buf, DIM, (size_t)heads, DIM, DIM, row, row + DIM / 2, prefetch);
+        K->fn.rotate(buf, DIM, buf, DIM, (size_t)heads, DIM, DIM, row, row + DIM / 2, prefetch);
       const double per = (now_ns() - t0) / (double)reps / (double)n;
       if (per < best) best = per;
     }

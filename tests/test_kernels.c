@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert_kernels.h"
 #include "kernels.h"
+#include "sincos.h"
 #include "oracle.h"
 #include "test_util.h"
 
@@ -478,9 +480,96 @@ static void test_registry(void **state) {
   }
 }
 
+/* The name part of every dtype, fp8 included (the conversion kernels'). */
+static const char *any_dtype_tag(rotary_dtype dt) {
+  switch (dt) {
+    case ROTARY_F32: return "f32";
+    case ROTARY_F16: return "f16";
+    case ROTARY_BF16: return "bf16";
+    case ROTARY_FP8_E4M3: return "fp8";
+  }
+  return "?";
+}
+
+/* The one registry (kernels.h): every name unique, found again by rotary_kernel_find, named by the rule of its
+ * operation and ISA, and the same function as its typed list's entry; every typed list entry and every kernel
+ * dispatch picks is in it. */
+static void test_kernel_registry(void **state) {
+  (void)state;
+  const size_t n = rotary_kernel_registry_count;
+  assert_int_equal(n, rotary_kernel_count + rotary_rows_count + rotary_convert_count);
+  size_t per_op[4] = {0};
+  for (size_t i = 0; i < n; i++) {
+    const rotary_kernel_info *e = &rotary_kernel_registry[i];
+    assert_non_null(e->name);
+    for (size_t j = 0; j < i; j++)
+      if (!strcmp(e->name, rotary_kernel_registry[j].name)) fail_msg("duplicate kernel name %s", e->name);
+    assert_ptr_equal(rotary_kernel_find(e->name), e);
+    char want[96];
+    const char *isa = rotary_isa_name(e->isa), *op = rotary_kernel_op_name(e->op);
+    switch (e->op) {
+      case ROTARY_OP_ROTATE:
+      case ROTARY_OP_ROTATE_NT:
+        assert_true(e->dtype == e->out_dtype);
+        snprintf(want, sizeof want, "rotary_%s_rotate_%s__%s%s", any_dtype_tag(e->dtype), e->variant, isa,
+                 e->op == ROTARY_OP_ROTATE_NT ? "_nt" : "");
+        break;
+      case ROTARY_OP_SINCOS_ROWS: snprintf(want, sizeof want, "rotary_sincos_rows__%s", isa); break;
+      case ROTARY_OP_CONVERT:
+        snprintf(want, sizeof want, "rotary_%s_to_%s_convert__%s", any_dtype_tag(e->dtype),
+                 any_dtype_tag(e->out_dtype), isa);
+        assert_string_equal(e->variant + 3, any_dtype_tag(e->out_dtype)); /* "to_<dtype>" */
+        break;
+      default: fail_msg("%s: unknown operation %d", e->name, (int)e->op);
+    }
+    assert_string_equal(e->name, want);
+    assert_string_not_equal(op, "unknown");
+    per_op[e->op]++;
+    const void *fn = NULL, *typed = NULL;
+    if (e->op == ROTARY_OP_ROTATE || e->op == ROTARY_OP_ROTATE_NT) {
+      fn = (const void *)(uintptr_t)e->fn.rotate;
+      for (size_t k = 0; k < rotary_kernel_count; k++)
+        if (!strcmp(rotary_kernel_list[k].name, e->name)) {
+          const rotary_kernel *t = &rotary_kernel_list[k];
+          assert_true(t->dtype == e->dtype && t->isa == e->isa && t->nt == (e->op == ROTARY_OP_ROTATE_NT));
+          assert_string_equal(t->pairing == ROTARY_PAIRING_HALF ? "half" : "interleaved", e->variant);
+          typed = (const void *)(uintptr_t)t->fn;
+        }
+    } else if (e->op == ROTARY_OP_SINCOS_ROWS) {
+      fn = (const void *)(uintptr_t)e->fn.sincos_rows;
+      for (size_t k = 0; k < rotary_rows_count; k++)
+        if (!strcmp(rotary_rows_list[k].name, e->name) && rotary_rows_list[k].isa == e->isa)
+          typed = (const void *)(uintptr_t)rotary_rows_list[k].fn;
+    } else {
+      fn = (const void *)(uintptr_t)e->fn.convert;
+      for (size_t k = 0; k < rotary_convert_count; k++)
+        if (!strcmp(rotary_convert_list[k].name, e->name) && rotary_convert_list[k].from == e->dtype &&
+            rotary_convert_list[k].to == e->out_dtype && rotary_convert_list[k].isa == e->isa)
+          typed = (const void *)(uintptr_t)rotary_convert_list[k].fn;
+    }
+    if (!fn || fn != typed) fail_msg("%s: not the function of its typed list", e->name);
+  }
+  assert_int_equal(per_op[ROTARY_OP_ROTATE] + per_op[ROTARY_OP_ROTATE_NT], rotary_kernel_count);
+  assert_int_equal(per_op[ROTARY_OP_SINCOS_ROWS], rotary_rows_count);
+  assert_int_equal(per_op[ROTARY_OP_CONVERT], rotary_convert_count);
+  for (int dt = ROTARY_F32; dt <= ROTARY_BF16; dt++)
+    for (int pr = 0; pr < 2; pr++) {
+      const rotary_kernel *k = rotary_kernel_select((rotary_dtype)dt, (rotary_pairing)pr);
+      const rotary_kernel *nt = rotary_kernel_select_nt((rotary_dtype)dt, (rotary_pairing)pr);
+      assert_non_null(rotary_kernel_find(k->name));
+      if (nt) assert_non_null(rotary_kernel_find(nt->name));
+    }
+  assert_non_null(rotary_kernel_find(rotary_rows_select()->name));
+  assert_null(rotary_kernel_find("rotary_f32_rotate_half__nosuchisa"));
+  printf("registry: %zu kernels (%zu rotate, %zu rotate_nt, %zu sincos_rows, %zu convert)\n", n,
+         per_op[ROTARY_OP_ROTATE], per_op[ROTARY_OP_ROTATE_NT], per_op[ROTARY_OP_SINCOS_ROWS],
+         per_op[ROTARY_OP_CONVERT]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_registry),
+      cmocka_unit_test(test_kernel_registry),
       cmocka_unit_test(test_special_values),
       cmocka_unit_test(test_nan_bits),
       cmocka_unit_test(test_sweep),

@@ -73,14 +73,11 @@ int rotary_cli_info(int argc, char **argv) {
       }
     if (!any) printf("  (none of the chosen kernels has a non-temporal variant)\n");
   }
-  printf("compiled kernels:\n");
-  for (size_t i = 0; i < rotary_kernel_count; i++) {
-    const rotary_kernel *k = &rotary_kernel_list[i];
-    printf("  %-40s %s\n", k->name, rotary_isa_supported(k->isa) ? "usable" : "not usable on this CPU");
-  }
-  for (size_t i = 0; i < rotary_rows_count; i++) {
-    const rotary_rows_kernel *k = &rotary_rows_list[i];
-    printf("  %-40s %s\n", k->name, rotary_isa_supported(k->isa) ? "usable" : "not usable on this CPU");
+  printf("compiled kernels (operation, dtype, variant, isa):\n");
+  for (size_t i = 0; i < rotary_kernel_registry_count; i++) {
+    const rotary_kernel_info *k = &rotary_kernel_registry[i];
+    printf("  %-40s %-11s %-10s %s\n", k->name, rotary_kernel_op_name(k->op), k->variant,
+           rotary_isa_supported(k->isa) ? "usable" : "not usable on this CPU");
   }
   return 0;
 }

@@ -1,10 +1,11 @@
-/* kernels.c: the registry of compiled kernels and the choice of the best one for this CPU. */
+/* kernels.c: the registries of compiled kernels (typed lists and the one registry of every kernel) and dispatch. */
 #include "kernels.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert_kernels.h"
 #include "cpu_features.h"
 #include "sincos.h"
 
@@ -27,6 +28,45 @@ const rotary_rows_kernel rotary_rows_list[] = {
 #undef ROTARY_ROWS
 };
 const size_t rotary_rows_count = sizeof rotary_rows_list / sizeof rotary_rows_list[0];
+
+const rotary_kernel_info rotary_kernel_registry[] = {
+#define ROTARY_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                             \
+  {"rotary_" #dtype "_rotate_" #pairing "__" #isa, ROTARY_OP_ROTATE, ROTARY_##DTYPE, ROTARY_##DTYPE, #pairing, \
+   ROTARY_ISA_##ISA, {.rotate = rotary_##dtype##_rotate_##pairing##__##isa}},
+#define ROTARY_KERNEL_NT(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                   \
+  {"rotary_" #dtype "_rotate_" #pairing "__" #isa "_nt", ROTARY_OP_ROTATE_NT, ROTARY_##DTYPE, ROTARY_##DTYPE, \
+   #pairing, ROTARY_ISA_##ISA, {.rotate = rotary_##dtype##_rotate_##pairing##__##isa##_nt}},
+#include "kernel_list.h"
+#undef ROTARY_KERNEL
+#undef ROTARY_KERNEL_NT
+#define ROTARY_ROWS(isa, ISA)                                                                           \
+  {"rotary_sincos_rows__" #isa, ROTARY_OP_SINCOS_ROWS, ROTARY_F32, ROTARY_F32, "", ROTARY_ISA_##ISA, \
+   {.sincos_rows = rotary_sincos_rows__##isa}},
+#include "rows_list.h"
+#undef ROTARY_ROWS
+#define ROTARY_CONVERT(from, FROM, to, TO, isa, ISA)                                                     \
+  {"rotary_" #from "_to_" #to "_convert__" #isa, ROTARY_OP_CONVERT, ROTARY_##FROM, ROTARY_##TO, "to_" #to, \
+   ROTARY_ISA_##ISA, {.convert = rotary_##from##_to_##to##_convert__##isa}},
+#include "convert_list.h"
+#undef ROTARY_CONVERT
+};
+const size_t rotary_kernel_registry_count = sizeof rotary_kernel_registry / sizeof rotary_kernel_registry[0];
+
+const rotary_kernel_info *rotary_kernel_find(const char *name) {
+  for (size_t i = 0; name && i < rotary_kernel_registry_count; i++)
+    if (!strcmp(rotary_kernel_registry[i].name, name)) return &rotary_kernel_registry[i];
+  return NULL;
+}
+
+const char *rotary_kernel_op_name(rotary_kernel_op op) {
+  switch (op) {
+    case ROTARY_OP_ROTATE: return "rotate";
+    case ROTARY_OP_ROTATE_NT: return "rotate_nt";
+    case ROTARY_OP_SINCOS_ROWS: return "sincos_rows";
+    case ROTARY_OP_CONVERT: return "convert";
+  }
+  return "unknown";
+}
 
 const char *rotary_isa_name(rotary_isa isa) {
   switch (isa) {

@@ -3,6 +3,8 @@
 #define ROTARY_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
+
 #include "rotary.h"
 #include "tuning.h"
 
@@ -66,6 +68,44 @@ typedef struct rotary_kernel {
 /* Every compiled kernel, usable on this CPU or not (tests run each one that is). */
 extern const rotary_kernel rotary_kernel_list[];
 extern const size_t rotary_kernel_count;
+
+/* The one registry of every compiled kernel, keyed by operation x dtype x variant x ISA: the rotation kernels
+ * (kernel_list.h), the cos/sin rows kernels (rows_list.h, sincos.h) and the conversion kernels (convert_list.h,
+ * convert_kernels.h). Tests check that every name is unique and found again; `rotary info` lists them. Dispatch
+ * keeps its typed functions (rotary_kernel_select, rotary_rows_select, rotary_convert_select). */
+typedef enum rotary_kernel_op {
+  ROTARY_OP_ROTATE = 0,      /* rotary_<dtype>_rotate_<pairing>__<isa>: rotary_rotate_fn */
+  ROTARY_OP_ROTATE_NT = 1,   /* rotary_<dtype>_rotate_<pairing>__<isa>_nt: the same with non-temporal stores */
+  ROTARY_OP_SINCOS_ROWS = 2, /* rotary_sincos_rows__<isa>: rotary_rows_fn (sincos.h) */
+  ROTARY_OP_CONVERT = 3      /* rotary_<from>_to_<to>_convert__<isa>: rotary_convert_fn (convert_kernels.h) */
+} rotary_kernel_op;
+
+/* "rotate", "rotate_nt", "sincos_rows", "convert". */
+const char *rotary_kernel_op_name(rotary_kernel_op op);
+
+/* A kernel's function, typed by its operation (the members' types are those of rotary_rows_fn and
+ * rotary_convert_fn, spelled out here because those headers include this one). */
+typedef union rotary_kernel_fn {
+  rotary_rotate_fn rotate; /* ROTATE, ROTATE_NT */
+  void (*sincos_rows)(const double *inv_freq, size_t half, double scaling, int64_t pos, float *cos, float *sin);
+  void (*convert)(const void *in, void *out, size_t n, float scale);
+} rotary_kernel_fn;
+
+typedef struct rotary_kernel_info {
+  const char *name;        /* the function's full name, as defined in src/ */
+  rotary_kernel_op op;
+  rotary_dtype dtype;      /* rotate: the tensors'; convert: the input's; sincos rows: ROTARY_F32 (the rows') */
+  rotary_dtype out_dtype;  /* convert: the output's; others: dtype */
+  const char *variant;     /* rotate: "half" or "interleaved"; convert: "to_<dtype>"; sincos rows: "" */
+  rotary_isa isa;
+  rotary_kernel_fn fn;
+} rotary_kernel_info;
+
+extern const rotary_kernel_info rotary_kernel_registry[];
+extern const size_t rotary_kernel_registry_count;
+
+/* The registry entry named `name`, or NULL. */
+const rotary_kernel_info *rotary_kernel_find(const char *name);
 
 /* Nonzero when this CPU and OS can run code of that ISA (whatever ROTARY_ISA says). */
 int rotary_isa_supported(rotary_isa isa);
