@@ -79,7 +79,8 @@ def _array_meta(x, name, writable):
             raise ValueError(f"{name}: tensor is on {x.device}; rotary runs on the CPU (move it with .cpu())")
         if x.layout != t.strided:
             raise TypeError(f"{name}: {x.layout} tensors are not supported (dense strided tensors only)")
-        if writable and x.is_inference() and not t.is_inference_mode_enabled():
+        if writable and not t.compiler.is_compiling() and x.is_inference() and not t.is_inference_mode_enabled():
+            # (while Dynamo traces, the op's kernel checks it when the graph runs)
             raise ValueError(f"{name}: an inference tensor is read-only outside torch.inference_mode() and would "
                              "be written; clone it first")
         return tuple(x.shape), tuple(x.stride())
