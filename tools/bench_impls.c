@@ -3,7 +3,7 @@
 
 #include "bench.h"
 #include "context.h"
-#include "stream.h"
+#include "tuning.h"
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
@@ -61,10 +61,10 @@ static pass_fn pass_for_cpu(int nt) {
   return pass_generic;
 }
 
-/* The library streams out-of-place outputs from rotary_stream_min_bytes on; so does the limit it is held to. */
+/* The library streams out-of-place outputs from its context's nt_min_bytes on; so does the limit it is held to. */
 static int pass_streams(const bench_setup *s) {
   const double out_bytes = (s->in[0] != s->out[0]) ? bench_qk_bytes(s) : 0;
-  return out_bytes > 0 && out_bytes >= (double)rotary_stream_min_bytes;
+  return out_bytes > 0 && out_bytes >= (double)rotary_context_tuning(s->ctx)->nt_min_bytes;
 }
 
 static void pass_words(const bench_setup *s, int t, size_t lo, size_t hi, uint32_t z) {
