@@ -1,5 +1,5 @@
 /* bench.c: `rotary bench`: times the composed, naive and fused RoPE, each in a block of rounds against a streaming
- * pass, and prints each row as its block ends. */
+ * pass, and prints each row as its block ends (--op kv-write goes to bench_kv.c, which times with the same blocks). */
 #include <stdlib.h>
 #include <time.h>
 
@@ -65,19 +65,19 @@ static int stream_round(size_t round) { return round % 2 == 0; }
 
 /* One row's block: warm-ups (and one of the streaming pass in the first block), then reps rounds of the row, with
  * the streaming pass after it every other round. Its samples go to t (reps) and to the pooled stream samples. */
-static rotary_status time_block(bench_setup *s, bench_result *r, int first, double *t, double *lim,
-                                double *pooled, size_t *npooled) {
+static rotary_status time_block(bench_setup *s, bench_result *r, const bench_impl *limit, int first, double *t,
+                                double *lim, double *pooled, size_t *npooled) {
   const size_t reps = s->o->reps;
   size_t nlim = 0;
   double ms;
   rotary_status st = ROTARY_OK;
   r->warmups = first ? BENCH_WARMUPS : BENCH_WARMUPS_NEXT;
-  if (first) st = time_one(s, &bench_impl_stream, &ms);
+  if (first) st = time_one(s, limit, &ms);
   for (int w = 0; w < r->warmups && st == ROTARY_OK; w++) st = time_one(s, r->impl, &ms);
   for (size_t round = 0; round < reps && st == ROTARY_OK; round++) {
     st = time_one(s, r->impl, &t[round]);
     if (st == ROTARY_OK && stream_round(round)) {
-      st = time_one(s, &bench_impl_stream, &lim[nlim]);
+      st = time_one(s, limit, &lim[nlim]);
       pooled[(*npooled)++] = lim[nlim++];
     }
   }
@@ -91,15 +91,15 @@ static rotary_status time_block(bench_setup *s, bench_result *r, int first, doub
 
 /* Every row but the last (the streaming pass) in its block, printed when done; then the streaming pass from the
  * samples of every block. */
-static rotary_status time_all(bench_setup *s, bench_result *r, size_t n) {
+rotary_status bench_time_all(bench_setup *s, bench_result *r, size_t n, bench_row_printer print) {
   const size_t reps = s->o->reps, per_block = (reps + 1) / 2;
   double *t = malloc(reps * sizeof *t), *lim = malloc(per_block * sizeof *lim);
   double *pooled = malloc(per_block * (n - 1) * sizeof *pooled);
   rotary_status st = t && lim && pooled ? ROTARY_OK : ROTARY_ERR_OUT_OF_MEMORY;
   size_t npooled = 0;
   for (size_t i = 0; i + 1 < n && st == ROTARY_OK; i++) {
-    st = time_block(s, &r[i], i == 0, t, lim, pooled, &npooled);
-    if (st == ROTARY_OK && !s->o->json) bench_print_row(s, &r[i], &r[0]);
+    st = time_block(s, &r[i], r[n - 1].impl, i == 0, t, lim, pooled, &npooled);
+    if (st == ROTARY_OK && print) print(s, &r[i], &r[0]);
   }
   if (st == ROTARY_OK) {
     bench_result *lr = &r[n - 1];
@@ -108,7 +108,7 @@ static rotary_status time_all(bench_setup *s, bench_result *r, size_t n) {
     lr->limit_min = lr->min;
     lr->limit_max = lr->max;
     if (lr->max - lr->min > lr->median) lr->flags |= BENCH_WIDE_RANGE;
-    if (!s->o->json) bench_print_row(s, lr, &r[0]);
+    if (print) print(s, lr, &r[0]);
   }
   free(t);
   free(lim);
@@ -129,7 +129,7 @@ static int run_bench(const bench_options *o, bench_torch *torch) {
   const size_t n = pick_impls(o, r);
   if (!o->json) bench_print_header(&s);
   st = bench_check(&s, r, n);
-  if (st == ROTARY_OK) st = time_all(&s, r, n);
+  if (st == ROTARY_OK) st = bench_time_all(&s, r, n, o->json ? NULL : bench_print_row);
   if (st == ROTARY_OK) {
     if (o->json && !bench_print_json(&s, r, n)) st = ROTARY_ERR_OUT_OF_MEMORY;
     if (!o->json) bench_print_notes(&s, r, n);
@@ -149,6 +149,11 @@ int rotary_cli_bench(int argc, char **argv) {
     return 0;
   }
   if (!parsed) return 2; /* said why */
+  if (o.op == BENCH_OP_KV_WRITE) {
+    const int rc = bench_kv_main(&o);
+    bench_options_free(&o);
+    return rc;
+  }
   bench_torch *torch = NULL;
   if (o.torch && !bench_torch_start(&o, &torch)) {
     bench_options_free(&o);

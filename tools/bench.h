@@ -12,7 +12,14 @@
 #define BENCH_WARMUPS_NEXT 1 /* before each later row's: the machine is warm and the check ran every row once */
 #define BENCH_NAIVE_MAX_DIM 1024 /* the naive loop's local head buffers (bench_naive.c) */
 
+/* --op: which operation the run times. */
+typedef enum bench_op {
+  BENCH_OP_ROPE = 0,    /* rotary_apply on q and k (the article's table) */
+  BENCH_OP_KV_WRITE = 1 /* rotary_kv_write from packed QKV into a KV cache (bench_kv.c) */
+} bench_op;
+
 typedef struct bench_options {
+  bench_op op;
   const char *model;  /* preset name, the --config file's model_type or path, or NULL */
   const char *config; /* --config: a Hugging Face config.json, or NULL */
   rotary_config rope; /* with --config: the model's rope (family, scaling, dims, pairing) */
@@ -29,6 +36,13 @@ typedef struct bench_options {
   const char *torch;  /* --torch[=PYTHON]: the Python that times real torch (bench_torch.c), or NULL */
   int table_free;     /* also time rotary_apply with a table-free rope (cos/sin computed per token) */
   rotary_layout layout; /* --layout: q and k as [batch, seq, heads, dim] (default) or [batch, heads, seq, dim] */
+  /* --op kv-write only */
+  rotary_cache_index cache; /* --cache contiguous (SEQUENCES) or paged (SLOTS); NHD either way */
+  rotary_dtype cache_dtype; /* --cache-dtype */
+  size_t block_size;        /* --block-size: rows per block of the paged cache */
+  int sweep;                /* --sweep: the issue's whole table (prefill and decode, both caches, bf16 and fp8,
+                               1 and 2 threads) */
+  int table_set;            /* --table was given (the sweep picks each mode's default otherwise) */
 } bench_options;
 
 /* A model's attention shape. */
@@ -57,6 +71,7 @@ typedef struct bench_setup {
   void *cos_full, *sin_full; /* [rows][rotary_dim] */
   void *rot, *tmp1, *tmp2, *sum; /* [rows][max heads][rotary_dim] */
   struct bench_torch *torch;     /* --torch: the child process (owned by rotary_cli_bench), else NULL */
+  struct bench_kv *kv;           /* --op kv-write: its buffers and calls (bench_kv_setup.c), else NULL */
 } bench_setup;
 
 /* One row of the table. run() does one call; bytes() counts what its loops read and write, per call. */
@@ -92,7 +107,16 @@ int bench_parse_options(int argc, char **argv, bench_options *o); /* 1 ok, 0 bad
 const bench_preset *bench_find_preset(const char *name);
 void bench_list_presets(FILE *f);
 
+/* bench.c: each row but the last in its block against the last row (the limit), printed by print as it ends
+ * (print NULL: nothing printed); the last row from the limit samples of every block. */
+typedef void (*bench_row_printer)(const bench_setup *s, const bench_result *r, const bench_result *first);
+rotary_status bench_time_all(bench_setup *s, bench_result *r, size_t n, bench_row_printer print);
+
+/* bench_kv.c: `rotary bench --op kv-write`; returns the exit status. */
+int bench_kv_main(const bench_options *o);
+
 /* bench_setup.c */
+rotary_status bench_setup_library(const bench_options *o, bench_setup *s); /* rope(s) and context */
 rotary_status bench_setup_create(const bench_options *o, bench_setup *s);
 void bench_setup_destroy(bench_setup *s);
 double bench_qk_bytes(const bench_setup *s);     /* q + k tensors */
@@ -111,10 +135,12 @@ rotary_status bench_check(bench_setup *s, bench_result *results, size_t n);
 void bench_print_header(const bench_setup *s);
 void bench_print_row(const bench_setup *s, const bench_result *r, const bench_result *first);
 void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n);
+void bench_print_flag_notes(unsigned flags); /* a blank line, then what the flags of the table's rows mean */
+double bench_sig6(double x);                 /* x rounded to 6 significant digits (for JSON) */
 int bench_print_json(const bench_setup *s, const bench_result *r, size_t n); /* 0: out of memory */
 
 static inline const char *bench_dtype_name(rotary_dtype d) {
-  return d == ROTARY_F32 ? "f32" : d == ROTARY_F16 ? "f16" : "bf16";
+  return d == ROTARY_F32 ? "f32" : d == ROTARY_F16 ? "f16" : d == ROTARY_FP8_E4M3 ? "fp8" : "bf16";
 }
 
 /* --tune: the fused call with each candidate prefetch distance (src/plan/prefetch.h), as rows of the table. */

@@ -15,7 +15,7 @@
 
 /* Options given explicitly (they override a --model preset, whatever the order). */
 enum { SET_HEADS = 1, SET_KV = 2, SET_DIM = 4, SET_ROT = 8, SET_BASE = 16, SET_BATCH = 32, SET_TOKENS = 64,
-       SET_TABLE = 128, SET_DECODE = 256, SET_PAIRING = 512 };
+       SET_TABLE = 128, SET_DECODE = 256, SET_PAIRING = 512, SET_DTYPE = 1024, SET_KV_ONLY = 2048 };
 
 void bench_usage(FILE *f, int full) {
   fprintf(f,
@@ -23,7 +23,9 @@ void bench_usage(FILE *f, int full) {
           "                    [--heads N] [--kv-heads N] [--head-dim N] [--rotary-dim N] [--base X] [--table N]\n"
           "                    [--dtype f32|f16|bf16] [--pairing half|interleaved] [--layout bshd|bhsd]\n"
           "                    [--threads N] [--reps N] [--out-of-place] [--table-free] [--tune]\n"
-          "                    [--torch[=PYTHON]] [--json] [--help]\n");
+          "                    [--torch[=PYTHON]] [--json] [--help]\n"
+          "       rotary bench --op kv-write [--cache contiguous|paged] [--cache-dtype f32|f16|bf16|fp8]\n"
+          "                    [--block-size N] [--sweep] [shape, --dtype, --threads, --reps, --json as above]\n");
   if (!full) {
     fprintf(f, "Try 'rotary bench --help' for more information.\n");
     return;
@@ -51,6 +53,17 @@ void bench_usage(FILE *f, int full) {
           "               frequency scaling of the model (for dynamic NTK and LongRoPE at seq_len = table size);\n"
           "               --heads, --kv-heads, --tokens, --table and --dtype may still be given\n"
           "  --json       one JSON object instead of the table (schema: docs/bench.md)\n"
+          "  --op         rope (default): the table above. kv-write: rotary_kv_write from one packed QKV buffer\n"
+          "               (q rotated in place, rotated k and v into a KV cache) against the unfused pair (rotary_apply\n"
+          "               in place, then a copy of k and v into the cache) and its own streaming pass; defaults\n"
+          "               then: --model llama3-8b, --dtype bf16, bf16 cache\n"
+          "  --cache      kv-write: contiguous (one [capacity, kv_heads, head_dim] block per sequence, capacity the\n"
+          "               table size, written at its length) or paged (vLLM slots, blocks in random order); NHD\n"
+          "  --cache-dtype kv-write: the cache's dtype (fp8: e4m3 with per-tensor scales)\n"
+          "  --block-size kv-write: rows per block of the paged cache (default 16)\n"
+          "  --sweep      kv-write: the issue's table, one line per case: prefill (--batch x --tokens) and decode\n"
+          "               (--decode N, default 64, at random cache lengths), contiguous and paged, bf16 and fp8\n"
+          "               caches, 1 and 2 threads (--threads is ignored); with --json an object per case\n"
           "models:\n",
           BENCH_WARMUPS, BENCH_WARMUPS_NEXT);
   bench_list_presets(f);
@@ -78,8 +91,8 @@ static int parse_size(const char *s, size_t *v) {
 
 /* getopt_long's values for the long options; the whole-number ones first, in the order of size_fields. */
 enum { OPT_TOKENS = 256, OPT_BATCH, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_REPS, OPT_DECODE, OPT_TABLE,
-       OPT_BASE, OPT_DTYPE, OPT_PAIRING, OPT_LAYOUT, OPT_MODEL, OPT_CONFIG, OPT_OOP, OPT_JSON, OPT_TUNE, OPT_FREE,
-       OPT_TORCH };
+       OPT_BLOCK, OPT_BASE, OPT_DTYPE, OPT_PAIRING, OPT_LAYOUT, OPT_MODEL, OPT_CONFIG, OPT_OOP, OPT_JSON, OPT_TUNE,
+       OPT_FREE, OPT_TORCH, OPT_OP, OPT_CACHE, OPT_CACHE_DTYPE, OPT_SWEEP };
 
 static const struct option long_options[] = {
     {"tokens", required_argument, NULL, OPT_TOKENS},     {"batch", required_argument, NULL, OPT_BATCH},
@@ -93,6 +106,9 @@ static const struct option long_options[] = {
     {"out-of-place", no_argument, NULL, OPT_OOP},        {"json", no_argument, NULL, OPT_JSON},
     {"tune", no_argument, NULL, OPT_TUNE},               {"table-free", no_argument, NULL, OPT_FREE},
     {"torch", optional_argument, NULL, OPT_TORCH},       {"help", no_argument, NULL, 'h'},
+    {"op", required_argument, NULL, OPT_OP},             {"cache", required_argument, NULL, OPT_CACHE},
+    {"cache-dtype", required_argument, NULL, OPT_CACHE_DTYPE}, {"block-size", required_argument, NULL, OPT_BLOCK},
+    {"sweep", no_argument, NULL, OPT_SWEEP},
     {NULL, 0, NULL, 0},
 };
 
@@ -102,6 +118,7 @@ static const struct { size_t offset; unsigned flag; } size_fields[OPT_BASE - OPT
     {offsetof(bench_options, head_dim), SET_DIM},    {offsetof(bench_options, rotary_dim), SET_ROT},
     {offsetof(bench_options, threads), 0},           {offsetof(bench_options, reps), 0},
     {offsetof(bench_options, decode), SET_DECODE},   {offsetof(bench_options, table), SET_TABLE},
+    {offsetof(bench_options, block_size), SET_KV_ONLY},
 };
 
 static const struct option *option_with(int val) {
@@ -110,7 +127,28 @@ static const struct option *option_with(int val) {
   return NULL;
 }
 
+/* --op, --cache and --cache-dtype. */
+static int parse_kv_enum(bench_options *o, int opt, const char *v) {
+  if (opt == OPT_OP) {
+    if (!strcmp(v, "rope")) o->op = BENCH_OP_ROPE;
+    else if (!strcmp(v, "kv-write")) o->op = BENCH_OP_KV_WRITE;
+    else return bad("--op wants rope or kv-write, got '%s'", v);
+  } else if (opt == OPT_CACHE) {
+    if (!strcmp(v, "contiguous")) o->cache = ROTARY_CACHE_SEQUENCES;
+    else if (!strcmp(v, "paged")) o->cache = ROTARY_CACHE_SLOTS;
+    else return bad("--cache wants contiguous or paged, got '%s'", v);
+  } else {
+    if (!strcmp(v, "f32")) o->cache_dtype = ROTARY_F32;
+    else if (!strcmp(v, "f16")) o->cache_dtype = ROTARY_F16;
+    else if (!strcmp(v, "bf16")) o->cache_dtype = ROTARY_BF16;
+    else if (!strcmp(v, "fp8")) o->cache_dtype = ROTARY_FP8_E4M3;
+    else return bad("--cache-dtype wants f32, f16, bf16 or fp8, got '%s'", v);
+  }
+  return 1;
+}
+
 static int parse_enum(bench_options *o, int opt, const char *v) {
+  if (opt == OPT_OP || opt == OPT_CACHE || opt == OPT_CACHE_DTYPE) return parse_kv_enum(o, opt, v);
   if (opt == OPT_DTYPE) {
     if (!strcmp(v, "f32")) o->dtype = ROTARY_F32;
     else if (!strcmp(v, "f16")) o->dtype = ROTARY_F16;
@@ -188,6 +226,10 @@ static int take(bench_options *o, int c, const char *v, unsigned *set) {
     case OPT_CONFIG: o->config = v; return 1;
     case OPT_BASE: *set |= SET_BASE; return parse_base(v, &o->base);
     case OPT_PAIRING: *set |= SET_PAIRING; return parse_enum(o, c, v);
+    case OPT_DTYPE: *set |= SET_DTYPE; return parse_enum(o, c, v);
+    case OPT_SWEEP: *set |= SET_KV_ONLY; o->sweep = 1; return 1;
+    case OPT_CACHE:
+    case OPT_CACHE_DTYPE: *set |= SET_KV_ONLY; return parse_enum(o, c, v);
     default: return parse_enum(o, c, v);
   }
 }
@@ -252,6 +294,23 @@ void bench_options_free(bench_options *o) {
   o->hf = NULL;
 }
 
+/* The options of one operation given to the other are refused. */
+static int check_op(const bench_options *o, unsigned set) {
+  if (o->op == BENCH_OP_ROPE) {
+    if (set & SET_KV_ONLY) return bad("--cache, --cache-dtype, --block-size and --sweep go with --op kv-write");
+    return 1;
+  }
+  const char *rope_only = o->out_of_place                   ? "--out-of-place"
+                          : o->tune                         ? "--tune"
+                          : o->torch                        ? "--torch"
+                          : o->table_free                   ? "--table-free"
+                          : o->layout != ROTARY_LAYOUT_BSHD ? "--layout"
+                                                            : NULL;
+  if (rope_only) return bad("%s goes with --op rope: kv-write rotates q in place in the packed QKV rows", rope_only);
+  if (!o->block_size) return bad("--block-size must be at least 1");
+  return 1;
+}
+
 static int check_shape(const bench_options *o, unsigned set) {
   if (!o->batch) return bad("--batch must be at least 1");
   if (!o->tokens) return bad("--tokens must be at least 1");
@@ -262,7 +321,7 @@ static int check_shape(const bench_options *o, unsigned set) {
   if ((set & SET_ROT) && (!o->rotary_dim || o->rotary_dim % 2 || o->rotary_dim > o->head_dim))
     return bad("--rotary-dim must be even, 2 to head_dim");
   if ((set & SET_DECODE) && !o->decode) return bad("--decode must be at least 1");
-  if (o->decode && (set & (SET_BATCH | SET_TOKENS)))
+  if (o->decode && !o->sweep && (set & (SET_BATCH | SET_TOKENS)))
     return bad("--decode N sets batch N and one token per sequence: drop %s", set & SET_BATCH ? "--batch" : "--tokens");
   if (o->threads > MAX_THREADS) return bad("--threads must be 0 (online CPUs) to 1024");
   if ((set & SET_TABLE) && !o->table) return bad("--table must be at least 1");
@@ -275,6 +334,11 @@ static int check_shape(const bench_options *o, unsigned set) {
  * tables (the rope's and the baselines'). */
 static double memory_needed(const bench_options *o) {
   const double e = o->dtype == ROTARY_F32 ? 4.0 : 2.0, rows = (double)o->batch * (double)o->tokens;
+  if (o->op == BENCH_OP_KV_WRITE) /* QKV three times (the check's copies), the written cache rows, the tables;
+                                     the caches' unwritten rows are never touched */
+    return rows * (double)(o->heads + 2 * o->kv_heads) * (double)o->head_dim * e * 3.0 +
+           rows * (double)o->kv_heads * (double)o->head_dim * 4.0 * 4.0 +
+           2.0 * (double)o->table * (double)o->rotary_dim * 4.0;
   const double maxh = (double)(o->heads > o->kv_heads ? o->heads : o->kv_heads);
   const double qk = rows * ((double)o->heads + (double)o->kv_heads) * (double)o->head_dim * e;
   const double tmp = 4.0 * rows * maxh * (double)o->rotary_dim * e + 2.0 * rows * (double)o->rotary_dim * e;
@@ -293,12 +357,17 @@ static int check_run(const bench_options *o) {
 int bench_parse_options(int argc, char **argv, bench_options *o) {
   *o = (bench_options){.batch = 1, .tokens = 2048, .heads = 32, .head_dim = 128, .reps = 30, .base = 10000.0,
                        .dtype = ROTARY_F32, .pairing = ROTARY_PAIRING_HALF,
-                       .layout = ROTARY_LAYOUT_BSHD};
+                       .layout = ROTARY_LAYOUT_BSHD, .cache = ROTARY_CACHE_SEQUENCES,
+                       .cache_dtype = ROTARY_BF16, .block_size = 16};
   unsigned set = 0;
   int r = parse_args(argc, argv, o, &set);
   if (r <= 0) return r;
+  if (o->op == BENCH_OP_KV_WRITE) { /* the shape: Llama 3 8B heads, bf16 */
+    if (!o->model && !o->config) o->model = "llama3-8b";
+    if (!(set & SET_DTYPE)) o->dtype = ROTARY_BF16;
+  }
   apply_preset(o, set);
-  if (!load_config(o, set) || !check_shape(o, set)) {
+  if (!check_op(o, set) || !load_config(o, set) || !check_shape(o, set)) {
     bench_options_free(o);
     return 0;
   }
@@ -308,11 +377,12 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
     bench_options_free(o);
     return bad("--head-dim %zu is below the rotary_dim of --model %s (%zu)", o->head_dim, o->model, o->rotary_dim);
   }
-  if (o->decode) {
+  if (o->decode && !o->sweep) { /* the sweep keeps both: its prefill and its decode cases */
     o->batch = o->decode;
     o->tokens = 1;
   }
-  if (!(set & SET_TABLE)) o->table = o->decode ? 4096 : o->tokens;
+  o->table_set = (set & SET_TABLE) != 0;
+  if (!(set & SET_TABLE)) o->table = o->decode && !o->sweep ? 4096 : o->tokens;
   if (!o->threads) o->threads = rotary_cpu_count();
   if (o->threads > MAX_THREADS) o->threads = MAX_THREADS;
   if (!check_run(o)) {

@@ -75,8 +75,7 @@ static unsigned all_flags(const bench_result *r, size_t n) {
   return f;
 }
 
-void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n) {
-  const unsigned flags = all_flags(r, n);
+void bench_print_flag_notes(unsigned flags) {
   printf("\n");
   if (flags & BENCH_BEATS_LIMIT)
     printf("!  more than 10%% faster than the fastest streaming pass of its rounds: beyond the pass's noise. Either\n"
@@ -85,6 +84,10 @@ void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n) {
   if (flags & BENCH_WIDE_RANGE)
     printf("~  its times range wider than its median: the machine was busy; compare the medians with care.\n");
   if (flags) printf("\n");
+}
+
+void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n) {
+  bench_print_flag_notes(all_flags(r, n));
   if (r[0].impl == &bench_impl_composed)
     printf("(a) is a C model of the ops PyTorch eager runs for Hugging Face's apply_rotary_pos_emb (gather cos/sin,\n"
            "rotate_half, two multiplies and an add through whole intermediates, one parallel loop per op): close to\n"
@@ -106,7 +109,7 @@ void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n) {
 }
 
 /* x rounded to 6 significant digits, so that the JSON holds 24.5967, not 24.596712345678901. */
-static double sig6(double x) {
+double bench_sig6(double x) {
   char buf[32];
   snprintf(buf, sizeof buf, "%.6g", x);
   return strtod(buf, NULL);
@@ -146,10 +149,10 @@ static cJSON *json_row(const bench_setup *s, const bench_result *r, const bench_
       {"limit_gb_per_s", d.limit_gb_per_s}, {"pct_of_stream", d.pct_of_stream}, {"passes", d.passes},
       {"bytes", d.bytes}};
   for (size_t i = 0; ok && i < sizeof nums / sizeof nums[0]; i++)
-    ok = cJSON_AddNumberToObject(row, nums[i].key, sig6(nums[i].v)) != NULL;
-  if (ok) ok = d.speedup > 0 ? cJSON_AddNumberToObject(row, "speedup_vs_composed", sig6(d.speedup)) != NULL
+    ok = cJSON_AddNumberToObject(row, nums[i].key, bench_sig6(nums[i].v)) != NULL;
+  if (ok) ok = d.speedup > 0 ? cJSON_AddNumberToObject(row, "speedup_vs_composed", bench_sig6(d.speedup)) != NULL
                              : cJSON_AddNullToObject(row, "speedup_vs_composed") != NULL;
-  if (ok) ok = r->max_rel_err >= 0 ? cJSON_AddNumberToObject(row, "max_rel_err_vs_fused", sig6(r->max_rel_err)) != NULL
+  if (ok) ok = r->max_rel_err >= 0 ? cJSON_AddNumberToObject(row, "max_rel_err_vs_fused", bench_sig6(r->max_rel_err)) != NULL
                                    : cJSON_AddNullToObject(row, "max_rel_err_vs_fused") != NULL;
   if (ok && (r->flags & BENCH_BEATS_LIMIT)) ok = cJSON_AddItemToArray(flags, cJSON_CreateString("beats_limit"));
   if (ok && (r->flags & BENCH_WIDE_RANGE)) ok = cJSON_AddItemToArray(flags, cJSON_CreateString("wide_range"));

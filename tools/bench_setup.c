@@ -63,7 +63,7 @@ static rotary_status make_tables(bench_setup *s) {
   return st;
 }
 
-static rotary_status make_library_objects(const bench_options *o, bench_setup *s) {
+rotary_status bench_setup_library(const bench_options *o, bench_setup *s) {
   rotary_config cfg;
   if (o->config) {
     cfg = o->rope; /* the model's family and scaling; dynamic NTK and LongRoPE as for a sequence of table size */
@@ -121,7 +121,7 @@ rotary_status bench_setup_create(const bench_options *o, bench_setup *s) {
   s->esize = o->dtype == ROTARY_F32 ? 4 : 2;
   s->heads[0] = o->heads;
   s->heads[1] = o->kv_heads;
-  rotary_status st = make_library_objects(o, s);
+  rotary_status st = bench_setup_library(o, s);
   if (st == ROTARY_OK) st = make_buffers(o, s);
   if (st == ROTARY_OK) st = make_tables(s);
   if (st == ROTARY_OK) st = make_desc(o, s);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_cli.sh: ctest checks of the rotary tool from outside: exit codes, where help and errors go, their wording,
 # and that `bench --json` is valid JSON whatever a config's model_type holds.
-# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help, torch, plot)
+# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help, torch, plot, kv)
 set -u
 ROTARY=$1
 CASE=$2
@@ -161,7 +161,85 @@ case_plot() {
   expect 1 '' 'no rotary bench --json output' -- "$PYTHON" "$plot" -o "$TMP/none.png" /dev/null
 }
 
+# --op kv-write at a tiny size: the shape of its table (rows in order, the columns), of its JSON and of the sweep,
+# and the options it refuses. Timings are not checked.
+case_kv() {
+  local KV=(--op kv-write --heads 2 --kv-heads 1 --head-dim 8 --reps 2 --threads 1)
+  local cache cd mode what rows copy where
+  for cache in contiguous paged; do
+    for cd in bf16 fp8; do
+      for mode in "--tokens 5" "--decode 3"; do
+        # shellcheck disable=SC2086
+        expect 0 '^rotary bench --op kv-write: ' '' -- "$ROTARY" bench "${KV[@]}" --cache $cache --cache-dtype $cd $mode
+        what="kv-write --cache $cache --cache-dtype $cd $mode"
+        grep -Eq '^implementation +median ms +min-max ms +passes +MiB moved +GB/s +x unfused +% of limit$' "$TMP/out" ||
+          fail "$what: header columns: $(grep '^implementation' "$TMP/out")"
+        rows=$(awk '/^implementation/ {t = 1; next} t && /^$/ {exit} t' "$TMP/out" | sed -E 's/ +[0-9].*//' | tr '\n' '|')
+        copy=cache; [ $cd = bf16 ] || copy=converting
+        [ "$rows" = "unfused: rope + $copy copy|fused rotary_kv_write|streaming pass (the limit)|" ] ||
+          fail "$what: rows '$rows'"
+        grep -Eq '^fused rotary_kv_write +[0-9.]+ +[0-9.]+-[0-9.]+ +([0-9.]+ +){3}[0-9.]+x +[0-9.]+%' "$TMP/out" ||
+          fail "$what: fused row: $(grep '^fused' "$TMP/out")"
+        where='contiguous NHD (capacity'; [ $cache = contiguous ] || where='paged NHD (vLLM slots, block 16,'
+        grep -qF "$where" "$TMP/out" || fail "$what: cache not in the header: $(head -1 "$TMP/out")"
+        grep -q 'Checked before timing: kv_unfused leaves what rotary_kv_write leaves' "$TMP/out" ||
+          fail "$what: no check note"
+      done
+    done
+  done
+  expect 0 '^\{' '' -- "$ROTARY" bench --json "${KV[@]}" --decode 3 --cache paged --cache-dtype fp8
+  "$PYTHON" - "$TMP/out" << 'EOF' || fail "bench --op kv-write --json schema"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for key in ("version", "op", "model", "mode", "shape", "dtype", "cache_dtype", "threads", "reps", "warmups",
+            "input_bytes", "ideal_bytes", "limit_stores", "rows", "stable"):
+    assert key in doc, key
+assert (doc["op"], doc["mode"], doc["dtype"], doc["cache_dtype"]) == ("kv-write", "decode", "bf16", "fp8"), doc
+assert doc["shape"]["cache"] == "paged" and doc["shape"]["block_size"] == 16 and doc["shape"]["batch"] == 3, doc
+assert [r["impl"] for r in doc["rows"]] == ["kv_unfused", "kv_fused", "kv_limit"], doc["rows"]
+for r in doc["rows"]:
+    for key in ("label", "median_ms", "min_ms", "max_ms", "gb_per_s", "limit_gb_per_s", "pct_of_limit", "x_unfused",
+                "passes", "bytes", "max_rel_err_vs_fused", "flags"):
+        assert key in r, (r["impl"], key)
+    assert r["min_ms"] <= r["median_ms"] <= r["max_ms"], r
+assert doc["rows"][0]["x_unfused"] == 1 and doc["rows"][0]["max_rel_err_vs_fused"] is not None, doc["rows"][0]
+EOF
+  # the sweep: a line per case, the 16 cases in their order
+  expect 0 '^rotary bench --op kv-write --sweep' '' -- "$ROTARY" bench "${KV[@]}" --sweep --tokens 4 --decode 2
+  local got want=""
+  got=$(grep -E '^\| (prefill|decode) ' "$TMP/out" | cut -d'|' -f2-5 | tr -d ' ' | tr '\n' ' ')
+  for mode in prefill decode; do
+    for cache in contiguous paged; do
+      for cd in bf16 fp8; do want+="$mode|$cache|$cd|1 $mode|$cache|$cd|2 "; done
+    done
+  done
+  [ "$got" = "$want" ] || fail "sweep cases: '$got'"
+  local num='[0-9.]+( [!~]+)?'
+  grep -Eq "^\| prefill \| contiguous \| bf16 \| 1 \| $num \| $num \| $num \| [0-9.]+ \| [0-9.]+% \| [0-9.]+x \|$" \
+    "$TMP/out" || fail "sweep line: $(grep -m1 '^| prefill' "$TMP/out")"
+  # --sweep --json: one object per case, one per line
+  expect 0 '^\{' '' -- "$ROTARY" bench "${KV[@]}" --sweep --json --tokens 4 --decode 2
+  "$PYTHON" - "$TMP/out" << 'EOF' || fail "bench --op kv-write --sweep --json"
+import json, sys
+docs = [json.loads(line) for line in open(sys.argv[1])]
+assert len(docs) == 16, len(docs)
+assert [(d["mode"], d["shape"]["cache"], d["cache_dtype"], d["threads"]) for d in docs[:3]] == [
+    ("prefill", "contiguous", "bf16", 1), ("prefill", "contiguous", "bf16", 2), ("prefill", "contiguous", "fp8", 1)]
+assert all(len(d["rows"]) == 3 for d in docs)
+EOF
+  # the options of one operation are refused with the other
+  expect 2 '' '--tune goes with --op rope' -- "$ROTARY" bench --op kv-write --tune
+  expect 2 '' '--out-of-place goes with --op rope' -- "$ROTARY" bench --op kv-write --out-of-place
+  expect 2 '' '--cache, --cache-dtype, --block-size and --sweep go with --op kv-write' -- "$ROTARY" bench --cache paged
+  expect 2 '' '--cache, --cache-dtype, --block-size and --sweep go with --op kv-write' -- "$ROTARY" bench --sweep
+  expect 2 '' "--op wants rope or kv-write, got 'kv'" -- "$ROTARY" bench --op kv
+  expect 2 '' "--cache-dtype wants f32, f16, bf16 or fp8, got 'f64'" -- "$ROTARY" bench --op kv-write --cache-dtype f64
+  expect 2 '' "--cache wants contiguous or paged, got 'hnd'" -- "$ROTARY" bench --op kv-write --cache hnd
+  expect 2 '' '--block-size must be at least 1' -- "$ROTARY" bench --op kv-write --block-size 0
+}
+
 case "$CASE" in
+  kv) case_kv ;;
   json) case_json ;;
   plot) case_plot ;;
   torch) case_torch ;;
