@@ -229,11 +229,75 @@ static void test_bad_inputs(void **state) {
   rotary_rope_destroy(rope);
 }
 
+/* One call split over several threads and tasks (units cut inside tokens) gives the bits of the one-thread call;
+ * q goes to a separate output, the cache is HND paged through a page table, k and v through f32 into fp8 and
+ * directly into bf16. */
+static void run_big(rotary_context *ctx, const rotary_rope *rope, rotary_dtype c_dt, const uint16_t *qkv,
+                    uint16_t *q_out, unsigned char *kc, unsigned char *vc) {
+  enum { B = 2, S = 100, NBIG = 16, BSZ = 16 };
+  static const int32_t indptr[B + 1] = {0, 7, 14}, pages[14] = {3, 1, 4, 15, 9, 2, 6, 5, 0, 8, 7, 10, 11, 12};
+  static const int32_t last[B] = {10, 16};
+  int64_t offsets[B] = {2, 12};
+  rotary_kv_write_desc d;
+  rotary_kv_write_desc_init(&d);
+  d.batch = B;
+  d.seq_len = S;
+  d.positions.mode = ROTARY_POSITIONS_OFFSETS;
+  d.positions.offsets = offsets;
+  assert_int_equal(rotary_kv_write_desc_set_qkv(&d, qkv, q_out, ROTARY_BF16, QH, KVH, HD, ROW + 8), ROTARY_OK);
+  d.cache.index = ROTARY_CACHE_PAGES;
+  d.cache.layout = ROTARY_CACHE_HND;
+  d.cache.dtype = c_dt;
+  d.cache.k = kc;
+  d.cache.v = vc;
+  d.cache.num_blocks = NBIG;
+  d.cache.block_size = BSZ;
+  d.cache.page_indptr = indptr;
+  d.cache.page_indices = pages;
+  d.cache.last_page_len = last;
+  d.cache.k_scale = 0.25f;
+  d.cache.v_scale = 0.125f;
+  assert_int_equal(rotary_kv_write(ctx, rope, &d), ROTARY_OK);
+}
+
+static void test_threads_identical(void **state) {
+  (void)state;
+  rotary_config cfg;
+  rotary_config_init(&cfg, HD);
+  rotary_rope *rope;
+  assert_int_equal(rotary_rope_create(&cfg, 0, &rope), ROTARY_OK); /* table-free: rows computed per token */
+  const size_t tokens = 200, qkv_elems = tokens * (ROW + 8), q_elems = tokens * QH * HD;
+  const size_t cache_bytes = 16 * 16 * KVH * HD * 2;
+  uint16_t *qkv = malloc(qkv_elems * 2), *q1 = calloc(q_elems, 2), *q2 = calloc(q_elems, 2);
+  unsigned char *k1 = calloc(cache_bytes, 1), *v1 = calloc(cache_bytes, 1);
+  unsigned char *k2 = calloc(cache_bytes, 1), *v2 = calloc(cache_bytes, 1);
+  tu_rng rng;
+  tu_rng_seed(&rng, 3);
+  for (size_t i = 0; i < qkv_elems; i++) qkv[i] = tu_f32_to_bf16(tu_rng_f32(&rng, -8.0f, 8.0f));
+  rotary_context *ctx;
+  assert_int_equal(rotary_context_create(3, &ctx), ROTARY_OK);
+  const rotary_dtype dts[2] = {ROTARY_BF16, ROTARY_FP8_E4M3};
+  for (int i = 0; i < 2; i++) {
+    run_big(NULL, rope, dts[i], qkv, q1, k1, v1);
+    run_big(ctx, rope, dts[i], qkv, q2, k2, v2);
+    assert_memory_equal(q1, q2, q_elems * 2);
+    assert_memory_equal(k1, k2, cache_bytes);
+    assert_memory_equal(v1, v2, cache_bytes);
+    size_t nonzero = 0;
+    for (size_t j = 0; j < cache_bytes; j++) nonzero += k1[j] != 0;
+    assert_true(nonzero > cache_bytes / 4); /* the calls did write */
+  }
+  rotary_context_destroy(ctx);
+  free(qkv), free(q1), free(q2), free(k1), free(v1), free(k2), free(v2);
+  rotary_rope_destroy(rope);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_write_all_dtypes),
       cmocka_unit_test(test_rerotate_matches_apply),
       cmocka_unit_test(test_bad_inputs),
+      cmocka_unit_test(test_threads_identical),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,6 +73,13 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
                        ((double)d->q.n_heads * 2.0 * (double)p.q_elem +
                         (double)d->k.n_heads * (double)(p.k.in_elem + p.v.in_elem + 2 * geom->elem));
   split(bytes, p.units, available, &p.threads, &p.tasks);
+  /* the cache writes take the kernel's non-temporal stores from the settings' size up, as rotary_apply's
+   * out-of-place outputs do: rows that large leave the caches anyway, and such stores skip reading each line */
+  const double cache_bytes = tokens * hd * (double)d->k.n_heads * 2.0 * (double)geom->elem;
+  if (p.k.direct && cache_bytes >= (double)tuning->nt_min_bytes) {
+    const rotary_kernel *nt = rotary_kernel_select_nt(d->k.dtype, rope->pairing);
+    if (nt) p.k.kernel = nt;
+  }
   p.scratch_floats = scratch_floats(rope, 1, !p.k.direct || !p.v.direct);
   *plan = p;
 }
