@@ -5,6 +5,11 @@
 #include "bench.h"
 #include "convert_kernels.h"
 
+/* How the limit writes k and v rows into the cache (bench_kv_pick_limit_stores). */
+enum { BENCH_KV_MEMCPY = 0, /* the C library's memcpy (equal element sizes) */
+       BENCH_KV_AVX2 = 1,   /* AVX2 loads and ordinary stores */
+       BENCH_KV_NT = 2      /* AVX2 loads and non-temporal stores */ };
+
 /* Everything the kv-write rows work on (bench_setup.kv); filled by bench_kv_setup_create. */
 typedef struct bench_kv {
   rotary_kv_write_desc desc; /* the fused call: q in place in qkv, k and v into the caches */
@@ -18,7 +23,7 @@ typedef struct bench_kv {
   size_t num_blocks, block_size, cache_bytes; /* cache_bytes: each of kc and vc */
   size_t *dst;               /* per token: element offset of its row in each cache */
   int64_t *lengths, *slots, *pos; /* per sequence; per token; per token (its position) */
-  int limit_nt;              /* the limit's cache stores: non-temporal (they ran faster at setup) or regular */
+  int limit_stores;          /* how the limit writes the cache rows: the kind that ran fastest at setup */
   const rotary_convert_kernel *to_f32, *from_f32; /* the unfused copy when the dtypes differ (NULL: f32 itself) */
 } bench_kv;
 
@@ -31,7 +36,8 @@ rotary_status bench_kv_check(bench_setup *s, bench_result *r, size_t n); /* each
 
 /* bench_kv_impls.c */
 extern const bench_impl bench_kv_fused, bench_kv_unfused, bench_kv_unfused_convert, bench_kv_limit;
-void bench_kv_pick_limit_stores(bench_setup *s); /* times both store kinds of the limit, keeps the faster */
+void bench_kv_pick_limit_stores(bench_setup *s); /* times each store kind of the limit, keeps the fastest */
+const char *bench_kv_limit_stores_name(const bench_kv *kv); /* "memcpy", "AVX2", "AVX2 non-temporal", ... */
 
 /* bench_kv_report.c */
 void bench_kv_print_header(const bench_setup *s);

@@ -17,7 +17,7 @@
 typedef struct kv_job {
   const bench_setup *s;
   uint32_t z;  /* a zero the compiler cannot see: the limit must load and store every word */
-  int nt;      /* the limit's cache stores are non-temporal */
+  int stores;  /* the limit's cache stores: BENCH_KV_MEMCPY, _AVX2 or _NT */
 } kv_job;
 
 static volatile uint32_t zero_word = 0;
@@ -106,15 +106,22 @@ __attribute__((target("avx2"))) static void touch_avx2(uint32_t *p, size_t n, ui
   for (; i < n; i++) p[i] += z;
 }
 
-/* Equal sizes with non-temporal stores (32-byte aligned destination from the first aligned byte on). */
-__attribute__((target("avx2"))) static void copy_nt_avx2(const uint8_t *in, uint8_t *out, size_t bytes) {
+/* Equal sizes, two vectors a step, with ordinary or non-temporal stores (these from the first 32-byte aligned
+ * destination byte on). */
+__attribute__((target("avx2"))) static void copy_avx2(const uint8_t *in, uint8_t *out, size_t bytes, int nt) {
   size_t i = 0;
-  for (; i < bytes && ((uintptr_t)(out + i) & 31); i++) out[i] = in[i];
+  if (nt)
+    for (; i < bytes && ((uintptr_t)(out + i) & 31); i++) out[i] = in[i];
   for (; i + 64 <= bytes; i += 64) {
     __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(in + i));
     __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(in + i + 32));
-    _mm256_stream_si256((__m256i *)(void *)(out + i), a);
-    _mm256_stream_si256((__m256i *)(void *)(out + i + 32), b);
+    if (nt) {
+      _mm256_stream_si256((__m256i *)(void *)(out + i), a);
+      _mm256_stream_si256((__m256i *)(void *)(out + i + 32), b);
+    } else {
+      _mm256_storeu_si256((__m256i *)(void *)(out + i), a);
+      _mm256_storeu_si256((__m256i *)(void *)(out + i + 32), b);
+    }
   }
   for (; i < bytes; i++) out[i] = in[i];
 }
@@ -145,21 +152,21 @@ static void touch(uint32_t *p, size_t n, uint32_t z) {
   touch_generic(p, n, z);
 }
 
-/* A token's k (or v) row into the cache: memcpy (glibc's, the fastest copy there is) or non-temporal stores. */
-static void move_row(const bench_kv *kv, const uint8_t *in, uint8_t *out, size_t n, int nt) {
+/* A token's k (or v) row into the cache: the C library's memcpy, or AVX2 with ordinary or non-temporal stores. */
+static void move_row(const bench_kv *kv, const uint8_t *in, uint8_t *out, size_t n, int stores) {
 #if KV_X86
   if (__builtin_cpu_supports("avx2")) {
-    if (kv->esize == kv->cache_esize && nt) {
-      copy_nt_avx2(in, out, n * kv->esize);
+    if (kv->esize == kv->cache_esize && stores != BENCH_KV_MEMCPY) {
+      copy_avx2(in, out, n * kv->esize, stores == BENCH_KV_NT);
       return;
     }
     if (kv->esize == 2 && kv->cache_esize == 1) {
-      narrow_avx2(in, out, n, nt);
+      narrow_avx2(in, out, n, stores == BENCH_KV_NT);
       return;
     }
   }
 #endif
-  (void)nt;
+  (void)stores;
   move_generic(in, out, n, kv->esize, kv->cache_esize);
 }
 
@@ -174,17 +181,17 @@ static void limit_task(void *arg, size_t index, size_t count) {
     if (R == D) touch((uint32_t *)(void *)row, H * D * es / 4, job->z);
     else
       for (size_t h = 0; h < H; h++) touch((uint32_t *)(void *)(row + h * D * es), R * es / 4, job->z);
-    move_row(kv, row + H * D * es, (uint8_t *)kv->kc + kv->dst[t] * kv->cache_esize, kv->kv_row, job->nt);
+    move_row(kv, row + H * D * es, (uint8_t *)kv->kc + kv->dst[t] * kv->cache_esize, kv->kv_row, job->stores);
     move_row(kv, row + (H * D + kv->kv_row) * es, (uint8_t *)kv->vc + kv->dst[t] * kv->cache_esize, kv->kv_row,
-             job->nt);
+             job->stores);
   }
 #if KV_X86
-  if (job->nt) _mm_sfence();
+  if (job->stores == BENCH_KV_NT) _mm_sfence();
 #endif
 }
 
 static rotary_status limit_run(bench_setup *s) {
-  kv_job job = {s, zero_word, s->kv->limit_nt};
+  kv_job job = {s, zero_word, s->kv->limit_stores};
   run_tasks(s, limit_task, &job);
   return ROTARY_OK;
 }
@@ -195,19 +202,32 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
-/* The limit is the fastest plain pass: both store kinds run 5 times each (interleaved, after one warm-up each),
- * and the faster best time is kept. */
+/* The limit is the fastest plain pass: each store kind runs 5 times (interleaved, after one warm-up each), and the
+ * kind with the best time is kept (a narrower cache has no memcpy kind: both ordinary kinds are one loop). */
 void bench_kv_pick_limit_stores(bench_setup *s) {
-  double best[2] = {1e300, 1e300};
+  double best[3] = {1e300, 1e300, 1e300};
+  const int first = s->kv->esize == s->kv->cache_esize ? BENCH_KV_MEMCPY : BENCH_KV_AVX2;
   for (int round = 0; round < 6; round++)
-    for (int nt = 0; nt < 2; nt++) {
-      s->kv->limit_nt = nt;
+    for (int k = first; k <= BENCH_KV_NT; k++) {
+      s->kv->limit_stores = k;
       const double t0 = now_ms();
       limit_run(s);
       const double ms = now_ms() - t0;
-      if (round > 0 && ms < best[nt]) best[nt] = ms;
+      if (round > 0 && ms < best[k]) best[k] = ms;
     }
-  s->kv->limit_nt = best[1] < best[0];
+  s->kv->limit_stores = first;
+  for (int k = first + 1; k <= BENCH_KV_NT; k++)
+    if (best[k] < best[s->kv->limit_stores]) s->kv->limit_stores = k;
+}
+
+const char *bench_kv_limit_stores_name(const bench_kv *kv) {
+  int avx2 = 0;
+#if KV_X86
+  avx2 = __builtin_cpu_supports("avx2");
+#endif
+  if (!avx2) return kv->esize == kv->cache_esize ? "memcpy" : "plain C loops";
+  if (kv->limit_stores == BENCH_KV_NT) return "AVX2 non-temporal stores";
+  return kv->limit_stores == BENCH_KV_MEMCPY && kv->esize == kv->cache_esize ? "memcpy" : "AVX2 stores";
 }
 
 /* Bytes each row's loops move per call (cos/sin rows: rotary_dim fp32 values per token). */

@@ -68,10 +68,10 @@ void bench_kv_print_header(const bench_setup *s) {
   printf(", %s pairing, %zu thread%s, %zu reps\n", o->pairing == ROTARY_PAIRING_HALF ? "half" : "interleaved",
          o->threads, o->threads == 1 ? "" : "s", o->reps);
   printf("QKV: %.2f MiB; GB/s = the ideal single pass (%.2f MiB: the QKV rows read once; rotated q, the k rows and\n"
-         "the v rows written once) / median; the limit's cache stores: %s (the faster kind at setup);\n"
+         "the v rows written once) / median; the limit writes the cache rows with %s (the fastest at setup);\n"
          "each row: %d warm-up%s (the first row %d), then %zu runs with the streaming pass after every other one\n"
          "(%% of limit compares the two medians; x unfused: the unfused pair's median / this median)\n\n",
-         bench_kv_input_bytes(s) / MIB, bench_kv_ideal_bytes(s) / MIB, s->kv->limit_nt ? "non-temporal" : "regular",
+         bench_kv_input_bytes(s) / MIB, bench_kv_ideal_bytes(s) / MIB, bench_kv_limit_stores_name(s->kv),
          BENCH_WARMUPS_NEXT, BENCH_WARMUPS_NEXT == 1 ? "" : "s", BENCH_WARMUPS, o->reps);
   printf("%-31s %10s %21s %7s %10s %8s %9s %11s\n", "implementation", "median ms", "min-max ms", "passes",
          "MiB moved", "GB/s", "x unfused", "% of limit");
@@ -175,7 +175,7 @@ static cJSON *json_doc(const bench_setup *s, const bench_result *r, size_t n) {
        cJSON_AddNumberToObject(doc, "input_bytes", bench_kv_input_bytes(s)) &&
        cJSON_AddNumberToObject(doc, "ideal_bytes", bench_kv_ideal_bytes(s)) &&
        cJSON_AddStringToObject(doc, "gb_per_s_basis", "ideal_bytes / median") &&
-       cJSON_AddStringToObject(doc, "limit_stores", s->kv->limit_nt ? "non-temporal" : "regular") &&
+       cJSON_AddStringToObject(doc, "limit_stores", bench_kv_limit_stores_name(s->kv)) &&
        cJSON_AddBoolToObject(doc, "stable", all_flags(r, n) == 0);
   for (size_t i = 0; ok && i < n; i++) {
     cJSON *row = json_row(s, &r[i], &r[0]);
