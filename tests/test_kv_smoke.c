@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -292,12 +293,88 @@ static void test_threads_identical(void **state) {
   rotary_rope_destroy(rope);
 }
 
+/* Rotating by d1 then d2 agrees with d1 + d2 within 3 (u + 5 * 2^-24) r + 3 a per element (docs/kv_cache.md: r the
+ * pair's norm, u the cache dtype's unit roundoff, a half its smallest subnormal step), and a row turned by d then
+ * -d comes back within the same bound. */
+static double pair_value(rotary_dtype dt, const void *p, size_t i, float scale) {
+  return dt == ROTARY_FP8_E4M3 ? (double)kvo_fp8_decode(((const unsigned char *)p)[i], scale)
+                               : (double)tu_load(dt, p, (ptrdiff_t)i);
+}
+
+static void rerotate(const rotary_rope *rope, rotary_dtype dt, void *cache, int64_t delta, float scale) {
+  rotary_kv_rerotate_desc r;
+  rotary_kv_rerotate_desc_init(&r);
+  r.cache.layout = ROTARY_CACHE_HND;
+  r.cache.dtype = dt;
+  r.cache.k = cache;
+  r.cache.num_blocks = NB;
+  r.cache.block_size = BS;
+  r.cache.k_scale = scale;
+  r.kv_heads = KVH;
+  r.first_slot = 0;
+  r.n_slots = NB * BS;
+  r.delta = delta;
+  assert_int_equal(rotary_kv_rerotate(NULL, rope, &r), ROTARY_OK);
+}
+
+static void test_rerotate_composition(void **state) {
+  (void)state;
+  rotary_config cfg;
+  rotary_config_init(&cfg, HD);
+  cfg.attention_scaling = 0.75; /* rows computed without it: never the table's */
+  rotary_rope *rope;
+  assert_int_equal(rotary_rope_create(&cfg, 64, &rope), ROTARY_OK);
+  const size_t elems = NB * BS * KVH * HD;
+  unsigned char *a = malloc(elems * 4), *b = malloc(elems * 4), *orig = malloc(elems * 4);
+  const rotary_dtype dts[4] = {ROTARY_F32, ROTARY_F16, ROTARY_BF16, ROTARY_FP8_E4M3};
+  const double units[4] = {0x1p-24, 0x1p-11, 0x1p-8, 0x1p-4}, halfsub[4] = {0x1p-150, 0x1p-25, 0x1p-134, 0x1p-10};
+  const char *names[4] = {"f32", "f16", "bf16", "fp8"};
+  const int64_t pairs[3][2] = {{30, 50}, {-20, 7}, {1000000007, -3}};
+  tu_rng rng;
+  tu_rng_seed(&rng, 9);
+  for (int k = 0; k < 4; k++) {
+    const rotary_dtype dt = dts[k];
+    const float scale = dt == ROTARY_FP8_E4M3 ? 0.0625f : 1.0f;
+    const size_t ce = kvo_dtype_size(dt);
+    for (size_t i = 0; i < elems; i++) {
+      const float v = tu_rng_f32(&rng, -10.0f, 10.0f);
+      if (dt == ROTARY_FP8_E4M3) orig[i] = kvo_fp8_encode(v, scale);
+      else tu_store(dt, orig, (ptrdiff_t)i, v);
+    }
+    for (int p = 0; p < 3; p++) {
+      memcpy(a, orig, elems * ce);
+      memcpy(b, orig, elems * ce);
+      rerotate(rope, dt, a, pairs[p][0], scale);
+      rerotate(rope, dt, a, pairs[p][1], scale);
+      rerotate(rope, dt, b, pairs[p][0] + pairs[p][1], scale);
+      double worst = 0;
+      for (size_t row = 0; row < elems; row += HD)
+        for (size_t i = 0; i < HD / 2; i++) {
+          const double x0 = pair_value(dt, orig, row + i, scale), x1 = pair_value(dt, orig, row + i + HD / 2, scale);
+          const double r = sqrt(x0 * x0 + x1 * x1);
+          const double bound = 3.0 * (units[k] + 5 * 0x1p-24) * r + 3.0 * halfsub[k] * scale;
+          for (size_t e = 0; e < 2; e++) {
+            const size_t at = row + i + e * HD / 2;
+            const double d = fabs(pair_value(dt, a, at, scale) - pair_value(dt, b, at, scale));
+            assert_true(d <= bound);
+            if (d / bound > worst) worst = d / bound;
+          }
+        }
+      print_message("%s d1 %lld d2 %lld: worst difference %.3f of the bound\n", names[k],
+                    (long long)pairs[p][0], (long long)pairs[p][1], worst);
+    }
+  }
+  free(a), free(b), free(orig);
+  rotary_rope_destroy(rope);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_write_all_dtypes),
       cmocka_unit_test(test_rerotate_matches_apply),
       cmocka_unit_test(test_bad_inputs),
       cmocka_unit_test(test_threads_identical),
+      cmocka_unit_test(test_rerotate_composition),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
