@@ -325,7 +325,7 @@ static int check_shape(const bench_options *o, unsigned set) {
     return bad("--decode N sets batch N and one token per sequence: drop %s", set & SET_BATCH ? "--batch" : "--tokens");
   if (o->threads > MAX_THREADS) return bad("--threads must be 0 (online CPUs) to 1024");
   if ((set & SET_TABLE) && !o->table) return bad("--table must be at least 1");
-  if (!o->decode && (set & SET_TABLE) && o->table < o->tokens)
+  if ((!o->decode || o->sweep) && (set & SET_TABLE) && o->table < o->tokens)
     return bad("--table must hold every position of the prefill: at least --tokens");
   return 1;
 }
