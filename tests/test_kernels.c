@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -566,10 +567,76 @@ static void test_kernel_registry(void **state) {
          per_op[ROTARY_OP_CONVERT]);
 }
 
+static int is_word_char(char c) { return c == '_' || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z'); }
+
+/* Nonzero when `name` occurs in text as a whole identifier. */
+static int has_identifier(const char *text, const char *name) {
+  const size_t n = strlen(name);
+  for (const char *p = strstr(text, name); p; p = strstr(p + 1, name)) {
+    const char before = p == text ? ' ' : p[-1], after = p[n];
+    if (!is_word_char(before) && !is_word_char(after)) return 1;
+  }
+  return 0;
+}
+
+/* Every kernel's definition is found by grepping its full name: each registry name occurs literally in a .c file
+ * of src/backend/cpu/kernels/ (the files whose templates build names by macros list them in a comment). The
+ * source tree is found from this file's path; a test binary moved away from it has nothing to check. */
+static void test_kernel_names_in_source(void **state) {
+  (void)state;
+  char root[4096];
+  snprintf(root, sizeof root, "%s", __FILE__);
+  char *cut = strstr(root, "tests/test_kernels.c");
+  if (!cut || root[0] != '/') {
+    printf("source tree not found from %s: names not checked\n", __FILE__);
+    return;
+  }
+  *cut = 0;
+  static const char *folders[] = {"generic", "x86", "arm"};
+  size_t cap = 1 << 16, len = 0;
+  char *all = malloc(cap);
+  assert_non_null(all);
+  for (size_t f = 0; f < sizeof folders / sizeof folders[0]; f++) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%ssrc/backend/cpu/kernels/%s", root, folders[f]);
+    DIR *d = opendir(dir);
+    if (!d) fail_msg("cannot open %s", dir);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+      const size_t nl = strlen(e->d_name);
+      if (nl < 3 || strcmp(e->d_name + nl - 2, ".c") != 0) continue;
+      char path[4500];
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      FILE *fp = fopen(path, "rb");
+      assert_non_null(fp);
+      for (size_t got; (got = fread(all + len, 1, cap - len - 1, fp)) > 0;) {
+        len += got;
+        if (cap - len < 4096) {
+          cap *= 2;
+          all = realloc(all, cap);
+          assert_non_null(all);
+        }
+      }
+      fclose(fp);
+      all[len++] = '\n';
+    }
+    closedir(d);
+  }
+  all[len] = 0;
+  int missing = 0;
+  for (size_t i = 0; i < rotary_kernel_registry_count; i++)
+    if (!has_identifier(all, rotary_kernel_registry[i].name)) {
+      printf("not found literally in src/backend/cpu/kernels/*/*.c: %s\n", rotary_kernel_registry[i].name);
+      missing++;
+    }
+  free(all);
+  assert_int_equal(missing, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_registry),
       cmocka_unit_test(test_kernel_registry),
+      cmocka_unit_test(test_kernel_names_in_source),
       cmocka_unit_test(test_special_values),
       cmocka_unit_test(test_nan_bits),
       cmocka_unit_test(test_sweep),

@@ -7,7 +7,7 @@
 #include "kernels.h"
 #include "prefetch.h"
 #include "sincos.h"
-#include "stream.h"
+#include "nontemporal.h"
 #include "tuning.h"
 #include "rotary.h"
 
@@ -63,7 +63,7 @@ int rotary_cli_info(int argc, char **argv) {
     printf("non-temporal stores: off (ROTARY_STREAM_STORES)\n");
   } else {
     printf("non-temporal stores: out-of-place calls writing %zu bytes or more (default %zu; ROTARY_STREAM_STORES)\n",
-           tuning->nt_min_bytes, rotary_stream_default());
+           tuning->nt_min_bytes, rotary_nt_default());
     int any = 0;
     for (int d = 0; d < 3; d++)
       for (int p = 0; p < 2; p++) {

@@ -13,7 +13,7 @@ typedef struct rotary_tuning {
 } rotary_tuning;
 
 /* The process defaults: the CPU's defaults with the documented environment overrides ROTARY_PREFETCH
- * (prefetch.h) and ROTARY_STREAM_STORES (stream.h), read once per process. A new context starts with these. */
+ * (prefetch.h) and ROTARY_STREAM_STORES (nontemporal.h), read once per process. A new context starts with these. */
 const rotary_tuning *rotary_tuning_defaults(void);
 
 /* The settings calls on ctx run with (a copy of the defaults unless rotary_context_set_tuning changed them); for

@@ -1,4 +1,7 @@
 /* generic/rotate_scalar.c: the portable kernels for f32, f16 and bf16: the fallback on every CPU. */
+/* Defines (names built by macros; listed so that grep finds every definition here):
+ * rotary_f32_rotate_half__scalar rotary_f32_rotate_interleaved__scalar rotary_f16_rotate_half__scalar
+ * rotary_f16_rotate_interleaved__scalar rotary_bf16_rotate_half__scalar rotary_bf16_rotate_interleaved__scalar */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>

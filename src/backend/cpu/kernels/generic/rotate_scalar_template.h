@@ -48,7 +48,8 @@ void ROTARY_FN(half)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t o
 }
 
 void ROTARY_FN(interleaved)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads,
-                            size_t head_dim, size_t rotary_dim, const float *cos, const float *sin, int prefetch_bytes) {
+                            size_t head_dim, size_t rotary_dim, const float *cos, const float *sin,
+                            int prefetch_bytes) {
   (void)prefetch_bytes; /* no software prefetch in the portable kernels */
   ROTARY_FN(heads)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, 2, 1);
 }

@@ -1,4 +1,6 @@
 /* generic/sincos_scalar.c: the portable cos/sin rows kernel (one lane), and the polynomial stage of the exact path. */
+/* Defines (names built by macros; listed so that grep finds every definition here):
+ * rotary_sincos_rows__scalar */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>

@@ -18,9 +18,9 @@
 #define RT_VSTORE(p, v) rv_storeu((p), (v))
 #define RT_SLOAD(e) (e)
 #define RT_SSTORE(f) (f)
-#ifdef ROTARY_HAS_STREAM
+#ifdef ROTARY_HAS_NT_STORES
 #define RT_NAME_NT(pairing) RT_PASTE_NT(f32, pairing, ROTARY_ISA_NAME)
-#define RT_VSTREAM(p, v) rv_stream((p), (v))
+#define RT_VSTORE_NT(p, v) rv_store_nt((p), (v))
 #endif
 #include "rotate_template.h"
 
@@ -30,9 +30,9 @@
 #define RT_VSTORE(p, v) rv_store_f16((p), (v))
 #define RT_SLOAD(e) rotary_f16_to_f32(e)
 #define RT_SSTORE(f) rotary_f32_to_f16(f)
-#ifdef ROTARY_HAS_STREAM
+#ifdef ROTARY_HAS_NT_STORES
 #define RT_NAME_NT(pairing) RT_PASTE_NT(f16, pairing, ROTARY_ISA_NAME)
-#define RT_VSTREAM(p, v) rv_stream_f16((p), (v))
+#define RT_VSTORE_NT(p, v) rv_store_nt_f16((p), (v))
 #endif
 #include "rotate_template.h"
 

@@ -14,7 +14,7 @@
  *                                           ROTARY_W pairs; the interleaved kernel then uses the cos/sin rows as
  *                                           they are, like the half pairing
  * and optionally, for a dtype in plain lane order whose ISA has non-temporal stores:
- *   RT_VSTREAM(p, v)  as RT_VSTORE, with a streaming store    RT_NAME_NT(pairing)  the name of those kernels
+ *   RT_VSTORE_NT(p, v)  as RT_VSTORE, with a non-temporal store   RT_NAME_NT(pairing)  the name of those kernels
  * The _nt kernels (for outputs far larger than the caches, out of place) store every full vector that way and end
  * with a store fence; their results are the same bits.
  * Every lane computes y0 = fma(x0, c, -(x1 * s)) and y1 = fma(x0, s, x1 * c), the scalar kernels' arithmetic, and
@@ -59,13 +59,13 @@ __attribute__((noinline, cold)) ROTARY_TARGET static rv_f32 rt_nan_fix(rv_f32 x0
 }
 #endif
 
-#ifdef RT_VSTREAM
+#ifdef RT_VSTORE_NT
 #define RT_HAS_NT 1
 #else
 #define RT_HAS_NT 0
-#define RT_VSTREAM(p, v) RT_VSTORE((p), (v))
+#define RT_VSTORE_NT(p, v) RT_VSTORE((p), (v))
 #endif
-#define RT_PUT(nt, p, v) ((nt) ? RT_VSTREAM((p), (v)) : RT_VSTORE((p), (v)))
+#define RT_PUT(nt, p, v) ((nt) ? RT_VSTORE_NT((p), (v)) : RT_VSTORE((p), (v)))
 
 /* The kernels of one pairing, around its always-inlined body: ordinary stores, and where the dtype and ISA have
  * them (RT_HAS_NT) the _nt kernel: non-temporal stores, then a fence so that they are visible when it returns. */
@@ -76,7 +76,7 @@ __attribute__((noinline, cold)) ROTARY_TARGET static rv_f32 rt_nan_fix(rv_f32 x0
     RT_FENCE(nt);                                                                                                \
   }
 #if RT_HAS_NT
-#define RT_FENCE(nt) ((nt) ? rv_stream_fence() : (void)0)
+#define RT_FENCE(nt) ((nt) ? rv_nt_fence() : (void)0)
 #define RT_ENTRIES(pairing) RT_ENTRY(RT_NAME(pairing), pairing, 0) RT_ENTRY(RT_NAME_NT(pairing), pairing, 1)
 #else
 #define RT_FENCE(nt) ((void)(nt))
@@ -85,7 +85,7 @@ __attribute__((noinline, cold)) ROTARY_TARGET static rv_f32 rt_nan_fix(rv_f32 x0
 
 #ifdef RT_VLOAD2
 #if RT_HAS_NT
-#error "streaming stores are for dtypes in plain lane order"
+#error "non-temporal stores are for dtypes in plain lane order"
 #endif
 #define RT_ARRANGED 1
 #else
@@ -171,10 +171,10 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_hea
         y01 = rt_nan_fix(a1, b1, y01), y11 = rt_nan_fix(a1, b1, y11);
       }
       if (RT_HAS_NT && nt) {
-        RT_VSTREAM(y + i, y00);
-        RT_VSTREAM(y + i + ROTARY_W, y01);
-        RT_VSTREAM(y + half + i, y10);
-        RT_VSTREAM(y + half + i + ROTARY_W, y11);
+        RT_VSTORE_NT(y + i, y00);
+        RT_VSTORE_NT(y + i + ROTARY_W, y01);
+        RT_VSTORE_NT(y + half + i, y10);
+        RT_VSTORE_NT(y + half + i + ROTARY_W, y11);
       } else {
         RT_VSTORE2X2(y + i, y00, y01, y + half + i, y10, y11);
       }
@@ -279,8 +279,8 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
         y1 = rt_nan_fix(rv_dup_even(v1), rv_dup_odd(v1), y1);
       }
       if (RT_HAS_NT && nt) {
-        RT_VSTREAM(y + i, y0);
-        RT_VSTREAM(y + i + ROTARY_W, y1);
+        RT_VSTORE_NT(y + i, y0);
+        RT_VSTORE_NT(y + i + ROTARY_W, y1);
       } else {
         RT_VSTORE2(y + i, y0, y1);
       }
@@ -359,7 +359,7 @@ RT_ENTRIES(interleaved)
 
 #undef RT_ARRANGED
 #undef RT_HAS_NT
-#undef RT_VSTREAM
+#undef RT_VSTORE_NT
 #undef RT_PUT
 #undef RT_ENTRY
 #undef RT_ENTRIES

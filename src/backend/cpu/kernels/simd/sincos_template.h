@@ -1,6 +1,6 @@
 /* simd/sincos_template.h: the cos/sin rows kernel, one body instantiated per ISA from an fp64 vocabulary. */
 /*
- * Expects an fp64 vocabulary (generic/sincos_scalar.c, x86/isa64_*.h, arm/isa64_neon.h) defining SD_W (lanes),
+ * Expects an fp64 vocabulary (generic/sincos_scalar.c, x86/f64_*.h, arm/f64_neon.h) defining SD_W (lanes),
  * SD_TARGET, SD_NAME(x) (x suffixed with the ISA), sd_v / sd_m (vector, lane mask) and
  *   sd_set1 sd_loadu sd_add sd_sub sd_mul sd_neg sd_abs   sd_fma(a, b, c) = a * b + c with one rounding
  *   sd_lt sd_gt (masks) sd_mand sd_mor sd_mbits (mask -> bit i for lane i)

@@ -29,19 +29,19 @@ ROTARY_TARGET static inline int rv_any_nan4(__m256 a, __m256 b, __m256 c, __m256
 #define rv_store_f16(p, v) \
   _mm_storeu_si128((__m128i *)(void *)(p), _mm256_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 
-/* Non-temporal ("streaming") stores for outputs too large to stay in cache: they skip reading the destination
+/* Non-temporal stores for outputs too large to stay in cache: they skip reading the destination
  * line before writing it. The instructions need aligned addresses; unaligned ones take an ordinary store. */
-#define ROTARY_HAS_STREAM 1
-ROTARY_TARGET static inline void rv_stream(float *p, __m256 v) {
+#define ROTARY_HAS_NT_STORES 1
+ROTARY_TARGET static inline void rv_store_nt(float *p, __m256 v) {
   if (((uintptr_t)p & 31) == 0) _mm256_stream_ps(p, v);
   else _mm256_storeu_ps(p, v);
 }
-ROTARY_TARGET static inline void rv_stream_f16(uint16_t *p, __m256 v) {
+ROTARY_TARGET static inline void rv_store_nt_f16(uint16_t *p, __m256 v) {
   const __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   if (((uintptr_t)p & 15) == 0) _mm_stream_si128((__m128i *)(void *)p, h);
   else _mm_storeu_si128((__m128i *)(void *)p, h);
 }
-#define rv_stream_fence() _mm_sfence()
+#define rv_nt_fence() _mm_sfence()
 
 /* 16 bf16 values as two vectors in the lane order of the unpack/pack instructions, which never cross 128-bit lanes:
  * lo holds elements 0-3 and 8-11, hi holds 4-7 and 12-15 (RT_SLOT below). Half the shuffles of one-vector

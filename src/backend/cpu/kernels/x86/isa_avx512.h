@@ -29,19 +29,19 @@ ROTARY_TARGET static inline int rv_any_nan4(__m512 a, __m512 b, __m512 c, __m512
 #define rv_store_f16(p, v) \
   _mm256_storeu_si256((__m256i *)(void *)(p), _mm512_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 
-/* Non-temporal ("streaming") stores for outputs too large to stay in cache: they skip reading the destination
+/* Non-temporal stores for outputs too large to stay in cache: they skip reading the destination
  * line before writing it. The instructions need aligned addresses; unaligned ones take an ordinary store. */
-#define ROTARY_HAS_STREAM 1
-ROTARY_TARGET static inline void rv_stream(float *p, __m512 v) {
+#define ROTARY_HAS_NT_STORES 1
+ROTARY_TARGET static inline void rv_store_nt(float *p, __m512 v) {
   if (((uintptr_t)p & 63) == 0) _mm512_stream_ps(p, v);
   else _mm512_storeu_ps(p, v);
 }
-ROTARY_TARGET static inline void rv_stream_f16(uint16_t *p, __m512 v) {
+ROTARY_TARGET static inline void rv_store_nt_f16(uint16_t *p, __m512 v) {
   const __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   if (((uintptr_t)p & 31) == 0) _mm256_stream_si256((__m256i *)(void *)p, h);
   else _mm256_storeu_si256((__m256i *)(void *)p, h);
 }
-#define rv_stream_fence() _mm_sfence()
+#define rv_nt_fence() _mm_sfence()
 
 #define rv_load_bf16(p) \
   _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))

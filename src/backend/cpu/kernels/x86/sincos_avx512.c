@@ -1,8 +1,10 @@
 /* x86/sincos_avx512.c: the cos/sin rows kernel built for AVX-512 F. */
+/* Defines (names built by macros; listed so that grep finds every definition here):
+ * rotary_sincos_rows__avx512 */
 #if defined(__x86_64__) || defined(__i386__)
 #include <stdint.h>
 
 #include "sincos.h"
-#include "isa64_avx512.h"
+#include "f64_avx512.h"
 #include "sincos_template.h"
 #endif

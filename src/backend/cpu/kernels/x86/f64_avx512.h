@@ -1,4 +1,4 @@
-/* x86/isa64_avx512.h: the fp64 vocabulary of the cos/sin rows template for AVX-512 F (8 doubles). */
+/* x86/f64_avx512.h: the fp64 vocabulary of the cos/sin rows template for AVX-512 F (8 doubles). */
 #include <immintrin.h>
 
 #define SD_W 8

@@ -1,4 +1,4 @@
-/* x86/isa64_avx2.h: the fp64 vocabulary of the cos/sin rows template for AVX2 + FMA (4 doubles). */
+/* x86/f64_avx2.h: the fp64 vocabulary of the cos/sin rows template for AVX2 + FMA (4 doubles). */
 #include <immintrin.h>
 
 #define SD_W 4

@@ -1,4 +1,4 @@
-/* arm/isa64_neon.h: the fp64 vocabulary of the cos/sin rows template for aarch64 Advanced SIMD (2 doubles). */
+/* arm/f64_neon.h: the fp64 vocabulary of the cos/sin rows template for aarch64 Advanced SIMD (2 doubles). */
 #include <arm_neon.h>
 #include <stdint.h>
 
