@@ -283,6 +283,15 @@ def _bad_cases():
                                     "last_page_len": np.array([3, 3])}, {}, 18),
         "last_page_len 0": ({"page_indptr": np.array([0, 1, 2]), "page_indices": np.array([0, 1]),
                              "last_page_len": np.array([0, 3])}, {}, 18),
+        "page table: fewer rows than seq_len": ({"page_indptr": np.array([0, 1, 2]), "page_indices": np.array([0, 1]),
+                                                 "last_page_len": np.array([2, 3])}, {}, 18),
+        "page table: indptr decreasing": ({"page_indptr": np.array([0, 2, 1]), "page_indices": np.array([0, 1]),
+                                           "last_page_len": np.array([3, 3])}, {}, 18),
+        "page table: two sequences one page": ({"page_indptr": np.array([0, 1, 2]), "page_indices": np.array([1, 1]),
+                                                "last_page_len": np.array([3, 3])}, {}, 18),
+        "negative page": ({"page_indptr": np.array([0, 1, 2]), "page_indices": np.array([0, -1]),
+                           "last_page_len": np.array([3, 3])}, {}, 18),
+        "more sequences than blocks": ({"lengths": np.zeros(2, np.int64)}, {"blocks": 1}, 18),
         "fp8 scale 0": (s, {"dtype": "fp8_e4m3", "k_scale": 0.0}, 19),
         "fp8 scale NaN": (s, {"dtype": "fp8_e4m3", "v_scale": float("nan")}, 19),
         "fp8 scale negative": (s, {"dtype": "fp8_e4m3", "k_scale": -1.0}, 19),
@@ -300,13 +309,52 @@ def test_errors_raise_and_write_nothing(ropes, case):
     q, k, v = inputs(rng)
     dtype = kw.pop("dtype", "float32")
     positions = kw.pop("positions", 3)
-    kc, vc = np_cache(dtype, "NHD"), np_cache(dtype, "NHD")
+    blocks = kw.pop("blocks", NB)
+    kc, vc = np_cache(dtype, "NHD")[:blocks].copy(), np_cache(dtype, "NHD")[:blocks].copy()
     kc0, vc0, q0 = kc.copy(), vc.copy(), q.copy()
     with pytest.raises(rotary.RotaryError) as e:
         rotary.kv_write(rope, q, k, v, rotary.KVCache(kc, vc, dtype=dtype, **kw), positions=positions, **ix)
     assert e.value.status == status
     assert _lib.status_string(status) in str(e.value) and "rotary_kv_write" in str(e.value)
     assert np.array_equal(kc, kc0) and np.array_equal(vc, vc0) and np.array_equal(q, q0)
+
+
+def test_overlaps_refused(ropes):
+    """A cache that overlaps an input, q's output or the other cache: OVERLAP, nothing written."""
+    rope = ropes["half"]
+    q, k, v = inputs(np.random.default_rng(11))
+    big = np.full((2, NB, BS, KH, D), 0.3, np.float32)
+    kc, vc = big[0], big[1]
+    ix = {"slot_mapping": np.arange(6) + 12}
+    cases = {"k cache is v cache": (q, k, v, kc, kc, None),
+             "k input inside the k cache": (q, kc[:2, :3], v, kc, vc, None),
+             "v input inside the v cache": (q, k, vc[:2, :3], kc, vc, None),
+             "q_out inside the v cache": (q, k, v, kc, vc, vc.reshape(-1)[:q.size].reshape(q.shape))}
+    for name, (qq, kk, vv, a, b, q_out) in cases.items():
+        before, q0 = big.copy(), qq.copy()
+        assert q_out is None or np.shares_memory(q_out, big)
+        with pytest.raises(rotary.RotaryError) as e:
+            rotary.kv_write(rope, qq, kk, vv, rotary.KVCache(a, b), positions=1, q_out=q_out, **ix)
+        assert e.value.status == _lib.ERR_OVERLAP, name
+        assert np.array_equal(big, before) and np.array_equal(qq, q0), name
+
+
+def test_fp8_special_values_and_block_sizes(ropes):
+    """fp8 bytes bit-exact for NaN (kept), saturation (+-448: 0x7E / 0xFE), the halfway case below the smallest
+    subnormal (to even: 0), -0 (0x80), the smallest subnormal; block sizes 1 and 128; tokens ("thd") with int32
+    ids."""
+    rope = ropes["half"]
+    x = np.zeros((1, KH, D), np.float32)
+    x[0, 0, :6] = [np.nan, 1e6, -1e6, 2.0 ** -10, -0.0, 2.0 ** -9]
+    for bs in (1, 128):
+        kc = np.zeros((3, bs, KH, D), np.uint8)
+        vc = kc.copy()
+        rotary.kv_write(rope, None, x, x, rotary.KVCache(kc, vc, dtype="fp8_e4m3"), positions=np.array([0], np.int32),
+                        slot_mapping=[3 * bs - 1], layout="thd")
+        row = vc.reshape(-1, KH, D)[3 * bs - 1, 0, :6]
+        assert [int(b) for b in row] == [0x7F, 0x7E, 0xFE, 0x00, 0x80, 0x01], (bs, [hex(b) for b in row])
+        assert not vc.reshape(-1, KH, D)[:3 * bs - 1].any() and not kc.reshape(-1, KH, D)[:3 * bs - 1].any()
+        assert np.isnan(FP8[kc.reshape(-1, KH, D)[3 * bs - 1, 0, 0]])  # k's NaN pair stays NaN
 
 
 def test_python_side_refusals(ropes):
