@@ -348,7 +348,9 @@ ROTARY_API rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *ro
  * rotated and written into the key cache, v is written unrotated into the value cache; nothing of k or v is
  * written anywhere else. A cache is a set of blocks; a block holds block_size token rows of kv_heads heads of
  * head_dim elements (head_dim of the rope; k and v heads have that length), arranged NHD or HND. A "slot" is
- * block * block_size + row.
+ * block * block_size + row. Tensors and caches may start at any byte address; the index arrays (lengths,
+ * slot_mapping, page tables, slots) must be aligned for their type. docs/kv_cache.md has the vLLM and FlashInfer
+ * mapping, the error table and the accuracy of re-rotation.
  */
 typedef enum rotary_cache_index {
   ROTARY_CACHE_SEQUENCES = 0, /* contiguous: block b is sequence b (num_blocks >= batch, block_size = capacity);
@@ -372,7 +374,10 @@ typedef enum rotary_cache_layout {
 } rotary_cache_layout;
 
 /* A key cache and a value cache of one layer. Separate caches, or one combined [num_blocks, 2, ...] buffer (k at its
- * start, v one half-block later, block_stride two half-blocks). */
+ * start, v one half-block later, block_stride two half-blocks). The whole extent of each cache (num_blocks blocks)
+ * counts for overlap, written rows or not. k and v may share a buffer only with interleaved blocks: they are taken
+ * as disjoint when their extents are, or when (v - k) mod (block_stride bytes) lies in [block bytes, block_stride
+ * bytes - block bytes], block bytes being block_size * kv_heads * head_dim elements. */
 typedef struct rotary_kv_cache {
   rotary_cache_index index;
   rotary_cache_layout layout;
@@ -398,9 +403,11 @@ typedef struct rotary_kv_write_desc {
   size_t batch;               /* >= 1 */
   size_t seq_len;             /* >= 1: new tokens per sequence */
   rotary_positions positions; /* as rotary_apply, every mode; the rotation is always forward */
-  rotary_tensor q;            /* rotated from q.in to q.out (equal: in place); n_heads 0 leaves q out */
+  rotary_tensor q;            /* rotated from q.in to q.out (equal: in place); n_heads 0 leaves q out; any head
+                                 count (GQA, MQA) */
   rotary_tensor k;            /* k.in is read (k.out and the out strides are ignored); n_heads = kv_heads >= 1 */
-  rotary_tensor v;            /* v.in is read (v.out ignored); n_heads equal to k's; written unrotated */
+  rotary_tensor v;            /* v.in is read (v.out ignored); n_heads equal to k's; written unrotated. q, k and v
+                                 dtypes (F32, F16, BF16) are independent of each other and of the cache's */
   rotary_kv_cache cache;
 } rotary_kv_write_desc;
 
@@ -412,8 +419,9 @@ ROTARY_API void rotary_kv_write_desc_init(rotary_kv_write_desc *desc);
  * row b * seq_len + s), row_stride elements apart (0: (q_heads + 2 * kv_heads) * head_dim), each row q_heads heads,
  * then kv_heads heads of k, then kv_heads heads of v, head_dim elements each. q_out NULL rotates q in place in the
  * buffer; otherwise q goes to q_out, a contiguous [batch, seq_len, q_heads, head_dim] tensor of the same dtype.
- * Set desc->batch and desc->seq_len first. Errors: NULL_POINTER, INVALID_ARGUMENT (kv_heads or head_dim 0,
- * row_stride smaller than a row), OVERFLOW.
+ * Set desc->batch and desc->seq_len first. k.out and v.out are set to NULL. Only desc->q, k and v change.
+ * Errors: NULL_POINTER (desc, qkv), INVALID_ARGUMENT (kv_heads or head_dim 0, row_stride smaller than a row), DTYPE
+ * (fp8 or unknown), OVERFLOW (the buffer's byte size above PTRDIFF_MAX). On error desc is unchanged.
  */
 ROTARY_API rotary_status rotary_kv_write_desc_set_qkv(rotary_kv_write_desc *desc, const void *qkv, void *q_out,
                                                       rotary_dtype dtype, size_t q_heads, size_t kv_heads,
@@ -423,14 +431,20 @@ ROTARY_API rotary_status rotary_kv_write_desc_set_qkv(rotary_kv_write_desc *desc
  * Rotates q, writes rotated k and unrotated v into the cache. Every element is computed as rotary_apply computes it
  * (fp32 math, the same bits for every kernel and thread count) and rounded once to its destination's dtype (fp8:
  * value / scale rounded to nearest even, saturated to +-448, NaN kept). Rows of the cache that no token writes are
- * never touched.
+ * never touched. Elements past rotary_dim are copied (converted once when the dtypes differ). Results are
+ * bit-identical for every thread count; ctx may be NULL.
  * Everything is checked before anything is written; on error nothing is written (q, the caches). Errors:
- * NULL_POINTER, INVALID_ARGUMENT (struct_size, batch or seq_len 0, unknown index or layout, k.n_heads 0 or != v's,
- * block_size or num_blocks 0), DTYPE (an input fp8 or unknown, an unknown cache dtype), POSITION, OVERFLOW, STRIDE,
- * OVERLAP (a cache overlaps an input, q's output or the other cache, or q's output overlaps an input it is not),
+ * NULL_POINTER (rope, desc, an input, q.out when q has heads, a cache, the index's or positions' arrays),
+ * INVALID_ARGUMENT (struct_size, batch or seq_len 0, unknown index, layout or position mode, k.n_heads 0 or != v's,
+ * block_size or num_blocks 0), DTYPE (an input fp8 or unknown, an unknown cache dtype), POSITION, OVERFLOW (sizes,
+ * offsets, a cache's extent in bytes above PTRDIFF_MAX), STRIDE (q's output writes an element twice, block_stride
+ * smaller than a block), OVERLAP (a cache overlaps an input, q's output, the other cache or an index or position
+ * array; q's output overlaps an input it is not),
  * CACHE_INDEX (a slot, block or page outside the cache; two tokens that write one slot; a page table whose indptr
  * is not non-decreasing from 0, whose sequence has no page or whose last_page_len is outside 1 .. block_size, or
- * whose sequence holds fewer than seq_len rows; lengths[b] negative or lengths[b] + seq_len above block_size),
+ * whose sequence holds fewer than seq_len rows; a page index negative or >= num_blocks; lengths[b] negative or
+ * lengths[b] + seq_len above block_size; SEQUENCES with num_blocks < batch; pages may be shared between sequences
+ * as long as no two tokens write one slot),
  * SCALE (fp8 cache with a scale that is zero, negative, NaN or infinite), OUT_OF_MEMORY.
  */
 ROTARY_API rotary_status rotary_kv_write(rotary_context *ctx, const rotary_rope *rope,
@@ -444,8 +458,9 @@ typedef struct rotary_kv_rerotate_desc {
                              and its arrays are not */
   size_t kv_heads;        /* >= 1 */
   size_t first_slot;      /* the rows rotated: slots first_slot .. first_slot + n_slots - 1 ... */
-  size_t n_slots;
-  const int64_t *slots;   /* ... or, when not NULL, these n_slots slots (negative ones skipped) */
+  size_t n_slots;         /* >= 1 */
+  const int64_t *slots;   /* ... or, when not NULL, these n_slots slots (negative ones skipped; first_slot is
+                             then not read) */
   int64_t delta;          /* every key's angle grows by delta * inv_freq: |delta| <= ROTARY_MAX_POSITION */
 } rotary_kv_rerotate_desc;
 
@@ -456,9 +471,16 @@ ROTARY_API void rotary_kv_rerotate_desc_init(rotary_kv_rerotate_desc *desc);
  * Rotates the keys of the chosen slots in place by delta positions, with the rope's frequencies and without its
  * attention scaling (the keys carry it already): each pair turns by delta * inv_freq[i], cos/sin from the exact
  * angle rounded once to fp32, math in fp32, one rounding to the cache dtype (fp8: decoded with k_scale, encoded
- * again). Rotating by d1 then d2 agrees with d1 + d2 within the rounding of the cache dtype (docs/kv_cache.md).
- * Checked before anything is written. Errors: NULL_POINTER, INVALID_ARGUMENT, DTYPE, OVERFLOW, POSITION (|delta|
- * too large), CACHE_INDEX (a slot outside the cache, a slot listed twice), SCALE.
+ * again). The cos/sin row is the table's row of |delta| when the rope's attention scaling is 1 and |delta| is in
+ * the table, else computed the same way (the same bits); sin negated for delta < 0. Elements past rotary_dim are
+ * not touched (fp8 included: only the rotated elements are decoded and encoded). Every head of a row is turned.
+ * Rotating by d1 then d2 agrees with d1 + d2 within 3 (u + 5 * 2^-24) r + 3 a per element, r the pair's norm, u the
+ * cache dtype's unit roundoff, a half its smallest subnormal step (times k_scale for fp8) (docs/kv_cache.md).
+ * Bit-identical for every thread count; ctx may be NULL. Checked before anything is written. Errors: NULL_POINTER
+ * (rope, desc, cache.k), INVALID_ARGUMENT (struct_size, kv_heads or n_slots 0, unknown layout, block_size or
+ * num_blocks 0), DTYPE, OVERFLOW, STRIDE (block_stride smaller than a block), POSITION (|delta| above
+ * ROTARY_MAX_POSITION), CACHE_INDEX (a slot outside the cache, a slot listed twice), OVERLAP (slots inside the
+ * key cache), SCALE (fp8 k_scale), OUT_OF_MEMORY.
  */
 ROTARY_API rotary_status rotary_kv_rerotate(rotary_context *ctx, const rotary_rope *rope,
                                             const rotary_kv_rerotate_desc *desc);

@@ -33,8 +33,9 @@ rotary_status rotary_kv_write_desc_set_qkv(rotary_kv_write_desc *desc, const voi
   const size_t elem = rotary_dtype_size(dtype);
   ROTARY_RETURN_IF(elem == 0 || dtype == ROTARY_FP8_E4M3, ROTARY_ERR_DTYPE);
   size_t heads, row, tokens, span, q_row;
-  ROTARY_RETURN_IF(rotary_add_overflow_size(q_heads, 2 * (kv_heads > SIZE_MAX / 2 ? SIZE_MAX : kv_heads), &heads) ||
-                       kv_heads > SIZE_MAX / 2 || rotary_mul_overflow_size(heads, head_dim, &row),
+  ROTARY_RETURN_IF(kv_heads > SIZE_MAX / 2, ROTARY_ERR_OVERFLOW);
+  ROTARY_RETURN_IF(rotary_add_overflow_size(q_heads, 2 * kv_heads, &heads) ||
+                       rotary_mul_overflow_size(heads, head_dim, &row),
                    ROTARY_ERR_OVERFLOW);
   if (row_stride == 0) row_stride = row;
   ROTARY_RETURN_IF(row_stride < row, ROTARY_ERR_INVALID_ARGUMENT);
