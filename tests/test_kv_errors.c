@@ -150,6 +150,22 @@ static void finish_test(void) {
 
 /* ---- valid calls first: the bad cases below differ from these in one thing ---- */
 
+/* Tensors and caches at odd byte addresses (allowed) give the bytes of the aligned call. */
+static void unaligned_same_bytes(void) {
+  static const size_t from[6] = {Q_IN, Q_OUT, K_IN, V_IN, KC, VC}, n[6] = {NQ, NQ, NKV, NKV, NC, NC};
+  static const size_t at[6] = {1, 601, 1203, 1501, 1801, 2901}; /* odd byte offsets in the long-call area */
+  unsigned char *scratch = (unsigned char *)(void *)(arena + LK_IN);
+  rotary_kv_write_desc d;
+  base(&d, ROTARY_CACHE_PAGES);
+  for (int i = 0; i < 6; i++) memcpy(scratch + at[i], arena + from[i], n[i] * 4);
+  assert_int_equal(rotary_kv_write(ctx3, rope, &d), ROTARY_OK);
+  d.q.in = scratch + at[0], d.q.out = scratch + at[1], d.k.in = scratch + at[2], d.v.in = scratch + at[3];
+  d.cache.k = scratch + at[4], d.cache.v = scratch + at[5];
+  check_status(rotary_kv_write(NULL, rope, &d), ROTARY_OK, "every tensor and cache at an odd byte address");
+  for (int i = 0; i < 6; i++)
+    check(memcmp(scratch + at[i], arena + from[i], n[i] * 4) == 0, "unaligned call: buffer %d differs", i);
+}
+
 static void test_valid_edges(void **state) {
   (void)state;
   rotary_kv_write_desc d;
@@ -174,6 +190,9 @@ static void test_valid_edges(void **state) {
   base(&d, ROTARY_CACHE_PAGES);
   last_len[1] = BS, indptr[2] = 2;
   expect_write(rope, &d, ROTARY_OK, "last_page_len == block_size");
+  base(&d, ROTARY_CACHE_PAGES); /* sequence 0: rows 0, 1 of page 2; sequence 1 (pages {1, 2}, 8 rows): rows 2, 3 */
+  indptr[1] = 1, indptr[2] = 3, indices[0] = 2, indices[1] = 1, indices[2] = 2, last_len[0] = 2, last_len[1] = 4;
+  expect_write(rope, &d, ROTARY_OK, "two sequences share a page, on different rows");
   base(&d, ROTARY_CACHE_SLOTS);
   d.cache.dtype = ROTARY_BF16, d.cache.k_scale = 0.0f, d.cache.v_scale = NAN;
   expect_write(rope, &d, ROTARY_OK, "scales 0 and NaN ignored by a bf16 cache");
@@ -187,6 +206,7 @@ static void test_valid_edges(void **state) {
   base(&d, ROTARY_CACHE_SLOTS);
   d.cache.block_size = 1, d.cache.num_blocks = 16;
   expect_write(rope, &d, ROTARY_OK, "block_size 1");
+  unaligned_same_bytes();
   finish_test();
 }
 
@@ -272,6 +292,20 @@ static void test_overlap(void **state) {
   expect_write(rope, &d, OV, "q's output is k's input");
   base(&d, ROTARY_CACHE_SLOTS), d.q.out = arena + VC + 16;
   expect_write(rope, &d, OV, "q's output overlaps the value cache");
+  base(&d, ROTARY_CACHE_SLOTS);
+  {
+    int64_t *inside = (int64_t *)(void *)(arena + VC + 8); /* slot_mapping stored inside the value cache */
+    memcpy(inside, slot_map, sizeof slot_map);
+    d.cache.slot_mapping = inside;
+    expect_write(rope, &d, OV, "slot_mapping lies inside the value cache");
+  }
+  base(&d, ROTARY_CACHE_PAGES);
+  {
+    int64_t *inside = (int64_t *)(void *)(arena + KC + 4); /* position ids stored inside the key cache */
+    for (int i = 0; i < B * S; i++) inside[i] = i;
+    d.positions.mode = ROTARY_POSITIONS_IDS_I64, d.positions.ids = inside;
+    expect_write(rope, &d, OV, "position ids lie inside the key cache");
+  }
   base(&d, ROTARY_CACHE_SEQUENCES), d.cache.k = arena + Q_IN;
   d.q.out = arena + Q_IN, d.q.out_stride_batch = d.q.stride_batch;
   expect_write(rope, &d, OV, "q in place, and the key cache on q's buffer");
@@ -393,28 +427,33 @@ static void test_sizes_positions(void **state) {
 
 /* ---- rotary_kv_write_desc_set_qkv ---- */
 
+/* One bad set_qkv call: its status, and the descriptor unchanged (documented: on error desc is unchanged). */
+static void expect_qkv(rotary_kv_write_desc *d, const void *qkv, rotary_dtype dt, size_t qh, size_t kvh, size_t hd,
+                       size_t rs, rotary_status want, const char *what) {
+  rotary_kv_write_desc before;
+  if (d) memcpy(&before, d, sizeof before);
+  check_status(rotary_kv_write_desc_set_qkv(d, qkv, NULL, dt, qh, kvh, hd, rs), want, what);
+  if (d) check(memcmp(&before, d, sizeof before) == 0, "set_qkv %s: the descriptor changed", what);
+  n_cases++;
+}
+
 static void test_set_qkv(void **state) {
   (void)state;
   rotary_kv_write_desc d;
   base(&d, ROTARY_CACHE_SLOTS);
   const size_t row = (HQ + 2 * HK) * D;
   assert_int_equal(rotary_kv_write_desc_set_qkv(&d, arena, NULL, ROTARY_F32, HQ, HK, D, 0), ROTARY_OK);
-  struct { rotary_status want; const char *what; rotary_status got; } r[] = {
-      {ROTARY_ERR_INVALID_ARGUMENT, "kv_heads 0", rotary_kv_write_desc_set_qkv(&d, arena, NULL, ROTARY_F32, HQ, 0, D, 0)},
-      {ROTARY_ERR_INVALID_ARGUMENT, "head_dim 0", rotary_kv_write_desc_set_qkv(&d, arena, NULL, ROTARY_F32, HQ, HK, 0, 0)},
-      {ROTARY_ERR_INVALID_ARGUMENT, "row_stride smaller than a row",
-       rotary_kv_write_desc_set_qkv(&d, arena, NULL, ROTARY_F32, HQ, HK, D, row - 1)},
-      {ROTARY_ERR_NULL_POINTER, "qkv NULL", rotary_kv_write_desc_set_qkv(&d, NULL, NULL, ROTARY_F32, HQ, HK, D, 0)},
-      {ROTARY_ERR_NULL_POINTER, "desc NULL", rotary_kv_write_desc_set_qkv(NULL, arena, NULL, ROTARY_F32, HQ, HK, D, 0)},
-      {ROTARY_ERR_OVERFLOW, "row_stride * tokens overflows",
-       rotary_kv_write_desc_set_qkv(&d, arena, NULL, ROTARY_F32, HQ, HK, D, SIZE_MAX / 2)},
-      {ROTARY_ERR_OVERFLOW, "heads * head_dim overflows",
-       rotary_kv_write_desc_set_qkv(&d, arena, NULL, ROTARY_F32, SIZE_MAX / 4, HK, D, 0)},
-  };
-  for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
-    check_status(r[i].got, r[i].want, r[i].what);
-    n_cases++;
-  }
+  check(d.k.out == NULL && d.v.out == NULL, "set_qkv: k.out and v.out are not NULL");
+  const rotary_status IA = ROTARY_ERR_INVALID_ARGUMENT;
+  expect_qkv(&d, arena, ROTARY_F32, HQ, 0, D, 0, IA, "kv_heads 0");
+  expect_qkv(&d, arena, ROTARY_F32, HQ, HK, 0, 0, IA, "head_dim 0");
+  expect_qkv(&d, arena, ROTARY_F32, HQ, HK, D, row - 1, IA, "row_stride smaller than a row");
+  expect_qkv(&d, NULL, ROTARY_F32, HQ, HK, D, 0, ROTARY_ERR_NULL_POINTER, "qkv NULL");
+  expect_qkv(NULL, arena, ROTARY_F32, HQ, HK, D, 0, ROTARY_ERR_NULL_POINTER, "desc NULL");
+  expect_qkv(&d, arena, ROTARY_FP8_E4M3, HQ, HK, D, 0, ROTARY_ERR_DTYPE, "dtype fp8");
+  expect_qkv(&d, arena, (rotary_dtype)9, HQ, HK, D, 0, ROTARY_ERR_DTYPE, "dtype unknown (9)");
+  expect_qkv(&d, arena, ROTARY_F32, HQ, HK, D, SIZE_MAX / 2, ROTARY_ERR_OVERFLOW, "row_stride * tokens overflows");
+  expect_qkv(&d, arena, ROTARY_F32, SIZE_MAX / 4, HK, D, 0, ROTARY_ERR_OVERFLOW, "heads * head_dim overflows");
   finish_test();
 }
 
@@ -473,6 +512,15 @@ static void test_rerotate(void **state) {
   base_rerotate(&d, slots);
   expect_rerotate(NULL, &d, ROTARY_ERR_NULL_POINTER, "rope NULL");
   expect_rerotate(rope, NULL, ROTARY_ERR_NULL_POINTER, "desc NULL");
+  base_rerotate(&d, slots), d.cache.block_stride = BS * HK * D - 1;
+  expect_rerotate(rope, &d, ROTARY_ERR_STRIDE, "block_stride smaller than a block");
+  base_rerotate(&d, slots);
+  {
+    int64_t *inside = (int64_t *)(void *)(arena + KC + 16); /* a slot list stored inside the key cache */
+    inside[0] = 0, inside[1] = 15;
+    d.slots = inside, d.n_slots = 2;
+    expect_rerotate(rope, &d, ROTARY_ERR_OVERLAP, "the slot list lies inside the key cache");
+  }
   base_rerotate(&d, slots), d.cache.num_blocks = SIZE_MAX / 8;
   expect_rerotate(rope, &d, ROTARY_ERR_OVERFLOW, "num_blocks * block_stride overflows");
   finish_test();

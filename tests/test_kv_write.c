@@ -179,7 +179,8 @@ static int setup_packed(krun *r, tu_rng *rng) {
   const rotary_kv_write_desc *d = &r->desc;
   int ok = d->k.in == base + r->k0 * es && d->v.in == base + r->v0 * es && d->k.stride_seq == is[1] &&
            d->k.stride_batch == is[0] && d->v.stride_head == is[2] && d->k.n_heads == kc->kv_heads &&
-           d->q.n_heads == kc->q_heads && d->k.dtype == kc->q_dt && d->v.n_heads == kc->kv_heads;
+           d->q.n_heads == kc->q_heads && d->k.dtype == kc->q_dt && d->v.n_heads == kc->kv_heads && !d->k.out &&
+           !d->v.out;
   if (kc->q_heads)
     ok = ok && d->q.in == base && d->q.out == (qo ? qo : (void *)r->reg[R_QKV].g.ptr) && d->q.stride_seq == is[1] &&
          d->q.out_stride_seq == r->qos[1] && d->q.out_stride_head == (ptrdiff_t)D;
