@@ -353,3 +353,55 @@ def test_contiguous_per_sequence_cache(layout):
             check_rows(kc[b, row], k_ref[b * S + s], torch.float32, 1.0, k[b * S + s])
             assert torch.equal(bits(vc[b, row]), bits(v[b * S + s]))
     assert torch.equal(bits(kc[~written]), bits(kc0[~written])) and torch.equal(bits(vc[~written]), bits(vc0[~written]))
+
+
+@pytest.mark.parametrize("neox", [True, False])
+@pytest.mark.parametrize("in_dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("kv_cache_dtype", ["auto", "fp8_e4m3"])
+def test_vllm_helper_of_the_python_package(neox, in_dtype, kv_cache_dtype):
+    """rotary.vllm.rotary_embedding_and_cache (the python package's vLLM-shaped helper) against the same reference:
+    vLLM's cos_sin_cache [max_position, rotary_dim] (cos half, then sin half), query rotated in place, key read
+    only (the helper's documented difference), a slot_mapping shorter than num_tokens (vLLM's padded batch)."""
+    import rotary.vllm  # the package from source: PYTHONPATH=python
+
+    T, H, KVH, D, bs, nb, max_pos = 11, 4, 2, 32, 16, 3, 512
+    g = torch.Generator().manual_seed(21)
+    inv = 1.0 / (10000.0 ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
+    ang = torch.arange(max_pos, dtype=torch.float64)[:, None] * inv[None, :]
+    cos_sin_cache = torch.cat([torch.cos(ang), torch.sin(ang)], -1).to(torch.float32)  # as vLLM builds it
+    query = (torch.randn(T, H * D, generator=g) * 2).to(in_dtype)
+    key = (torch.randn(T, KVH * D, generator=g) * 2).to(in_dtype)
+    value = (torch.randn(T, KVH * D, generator=g) * 2).to(in_dtype)
+    q_in, k_in = query.clone(), key.clone()
+    positions = torch.randint(0, max_pos, (T,), generator=g)
+    slot_mapping = torch.randperm(nb * bs, generator=g)[: T - 2]  # the last 2 tokens are padding
+    slot_mapping[1] = -1
+    cache_dtype = in_dtype if kv_cache_dtype == "auto" else torch.float8_e4m3fn
+    key_cache, value_cache = sentinel((nb, bs, KVH, D), cache_dtype, 8), sentinel((nb, bs, KVH, D), cache_dtype, 9)
+    kc0, vc0 = key_cache.clone(), value_cache.clone()
+    k_scale, v_scale = 0.05, 0.01
+    rotary.vllm.rotary_embedding_and_cache(positions, query, key, value, key_cache, value_cache, slot_mapping, D,
+                                           cos_sin_cache, neox, kv_cache_dtype, k_scale, v_scale)
+
+    def rotate(x):  # vLLM's rotary_embedding with the cache's fp32 rows, in fp64
+        x = x.view(T, -1, D).to(torch.float64)
+        c, s = (cos_sin_cache[positions].to(torch.float64)[:, None, : D // 2],
+                cos_sin_cache[positions].to(torch.float64)[:, None, D // 2:])
+        x0, x1 = (x[..., : D // 2], x[..., D // 2:]) if neox else (x[..., 0::2], x[..., 1::2])
+        y0, y1 = x0 * c - x1 * s, x0 * s + x1 * c
+        return torch.cat([y0, y1], -1) if neox else torch.stack([y0, y1], -1).flatten(-2)
+
+    check_rows(query.view(T, H, D), rotate(q_in), in_dtype, 1.0, q_in.view(T, H, D))
+    assert torch.equal(bits(key), bits(k_in)), "key was changed (documented: read only)"
+    k_ref = rotate(k_in)
+    written = torch.zeros(nb, bs, dtype=torch.bool)
+    for t in range(T - 2):
+        slot = int(slot_mapping[t])
+        if slot < 0:
+            continue
+        blk, off = divmod(slot, bs)
+        written[blk, off] = True
+        check_rows(key_cache[blk, off], k_ref[t], cache_dtype, k_scale, k_in.view(T, KVH, D)[t])
+        assert torch.equal(bits(value_cache[blk, off]), bits(to_cache(value.view(T, KVH, D)[t], cache_dtype, v_scale)))
+    assert torch.equal(bits(key_cache[~written]), bits(kc0[~written]))
+    assert torch.equal(bits(value_cache[~written]), bits(vc0[~written]))
