@@ -233,3 +233,26 @@ def test_vllm_helper_compiles():
     q2 = query.clone()
     torch.compile(f, fullgraph=True, backend="aot_eager")(pos, q2, key, value, kc, vc, slots)
     assert torch.equal(q1, q2) and torch.equal(kc1, kc) and torch.equal(vc1, vc)
+
+
+def test_packed_qkv_torch_eager_and_compiled(rope):
+    """kv_write_qkv on a torch GEMM output: q rotated in place inside the buffer (a mutated view beside the k and v
+    views it reads), eagerly and under torch.compile(fullgraph=True), with the bits of the separate form."""
+    row = (QH + 2 * KH) * D
+    g = torch.Generator().manual_seed(6)
+    qkv = torch.randn(2, 3, row, generator=g)
+    q, k, v = qkv[..., :QH * D].unflatten(-1, (QH, D)).clone(), qkv[..., QH * D:(QH + KH) * D].unflatten(
+        -1, (KH, D)), qkv[..., (QH + KH) * D:].unflatten(-1, (KH, D))
+    kc, vc = t_cache("float32"), t_cache("float32")
+    slots = torch.tensor([[1, 2, 3], [7, 6, 5]])
+    rotary.kv_write(rope, q, k, v, rotary.KVCache(kc, vc), positions=4, slot_mapping=slots)
+
+    def f(qkv, kc, vc, slots):
+        return rotary.kv_write_qkv(rope, qkv, rotary.KVCache(kc, vc), QH, positions=4, slot_mapping=slots) * 1
+
+    for run in (f, torch.compile(f, fullgraph=True, backend="aot_eager")):
+        buf, kc2, vc2 = qkv.clone(), t_cache("float32"), t_cache("float32")
+        out = run(buf, kc2, vc2, slots)
+        assert torch.equal(out, q) and torch.equal(buf[..., :QH * D].unflatten(-1, (QH, D)), q)
+        assert torch.equal(buf[..., QH * D:], qkv[..., QH * D:])
+        assert torch.equal(kc2, kc) and torch.equal(vc2, vc)
