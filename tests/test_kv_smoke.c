@@ -219,6 +219,10 @@ static void test_bad_inputs(void **state) {
   bad.cache.k = qkv; /* the cache overlaps the input */
   assert_int_equal(rotary_kv_write(NULL, rope, &bad), ROTARY_ERR_OVERLAP);
   bad = d;
+  bad.positions.mode = ROTARY_POSITIONS_IDS_I64; /* ids (all 0) read from inside the cache: flat vs flat */
+  bad.positions.ids = combined + 64;
+  assert_int_equal(rotary_kv_write(NULL, rope, &bad), ROTARY_ERR_OVERLAP);
+  bad = d;
   bad.k.dtype = ROTARY_FP8_E4M3;
   assert_int_equal(rotary_kv_write(NULL, rope, &bad), ROTARY_ERR_DTYPE);
   bad = d;

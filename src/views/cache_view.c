@@ -73,7 +73,8 @@ rotary_status rotary_check_slots_unique(int64_t (*slot)(size_t i, const void *ar
   slot_run local[64];
   slot_run *runs = local;
   if (n > 64) {
-    runs = malloc(n * sizeof *runs); /* n * 16 <= 2 * (tokens * 8 bytes of slot_mapping or page walk) */
+    ROTARY_RETURN_IF(n > SIZE_MAX / sizeof *runs, ROTARY_ERR_OUT_OF_MEMORY);
+    runs = malloc(n * sizeof *runs);
     if (!runs) return ROTARY_ERR_OUT_OF_MEMORY;
   }
   size_t m = 0;

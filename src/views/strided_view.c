@@ -76,7 +76,7 @@ static int same_stride(ptrdiff_t a, ptrdiff_t b, size_t count) { return count <=
  * within the token strides. Anything else is reported as overlapping: the check errs on the safe side. */
 int rotary_views_disjoint(const rotary_view *a, const rotary_view *b) {
   if (a->hi <= b->lo || b->hi <= a->lo) return 1;
-  if (a->elem != b->elem) return 0;
+  if (a->elem != b->elem || a->elem == 0) return 0; /* flat arrays: only their extents count */
   for (int d = 0; d < 2; d++)
     if (a->count[d] != b->count[d] || !same_stride(a->stride[d], b->stride[d], a->count[d])) return 0;
   const rotary_view *r[2] = {a, b};
