@@ -486,3 +486,16 @@ def test_struct_layout_matches_c(tmp_path):
         assert got[(c, "sizeof")] == ctypes.sizeof(py), c
         for f, _ in py._fields_:
             assert got[(c, f)] == getattr(py, f).offset, f"{c}.{f}"
+
+
+def test_rerotate_without_attention_scaling():
+    """Keys written by a rope with attention scaling 1.5 carry it; turning them by 7 gives the keys written at the
+    later positions (the scaling is not applied twice)."""
+    rope = rotary.RoPE(D, max_positions=64, attention_scaling=1.5)
+    k = np.random.default_rng(12).standard_normal((1, 4, KH, D)).astype(np.float32)
+    kc = np_cache("float32", "NHD")
+    cache = rotary.KVCache(kc, np_cache("float32", "NHD"))
+    rotary.kv_write(rope, None, k, k, cache, positions=3, slot_mapping=[0, 1, 2, 3])
+    rotary.kv_rerotate(rope, cache, 7, first=0, count=4)
+    ref, b32 = ref_rope(k.astype(np.float64), positions_2d(10, 1, 4), rope.inv_freq, scale=1.5)
+    assert_close(kc[0], ref[0], 8 * b32[0] + 8 * EPS32 * np.abs(ref).max(), "rerotate, attention scaling 1.5")
