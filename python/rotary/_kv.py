@@ -235,6 +235,8 @@ def fill_index(c, batch, seq_len, keep, lengths=None, slot_mapping=None, page_in
         c.page_indptr = indptr.ctypes.data
         # librotary reads page_indptr[batch] indices: at least one value is kept so the pointer is never NULL
         idx = index_array(page_indices, "page_indices", np.int32, None, keep)
+        if indptr[-1] > idx.size:  # librotary reads page_indptr[batch] of them: never past the array
+            raise ValueError(f"page_indices: {idx.size} values, page_indptr[batch] = {indptr[-1]} are used")
         if idx.size == 0:
             idx = np.zeros(1, dtype=np.int32)
             keep.append(idx)
@@ -252,9 +254,9 @@ def _fill_input(t, x, name, layout, head_dim):
     return g
 
 
-def fill_positions(p, positions, batch, seq_len, layout, keep, offsets=None, cos_sin=None):
+def fill_positions(p, positions, batch, seq_len, layout, keep, offsets=None, cos_sin=None, half=None):
     """rotary_positions from None / an int offset / ids (as RoPE.apply), or per-sequence offsets, or caller cos and
-    sin rows ((cos, sin), float32, batch * seq_len rows of rotary_dim/2 values)."""
+    sin rows ((cos, sin), float32, batch * seq_len rows of half = rotary_dim/2 values)."""
     if offsets is not None or cos_sin is not None:
         if positions is not None or (offsets is not None and cos_sin is not None):
             raise ValueError("positions: give one of positions=, offsets= or cos_sin=")
@@ -269,8 +271,9 @@ def fill_positions(p, positions, batch, seq_len, layout, keep, offsets=None, cos
             a = a.detach().numpy() if _core.is_torch(a) else np.asarray(a)
             if a.dtype != np.float32:
                 raise TypeError(f"{nm}: expected float32 rows, got {a.dtype}")
-            if a.ndim < 1 or a.size != batch * seq_len * a.shape[-1]:
-                raise ValueError(f"{nm}: shape {a.shape}, expected {batch * seq_len} rows of rotary_dim/2 values")
+            if a.ndim < 1 or a.shape[-1] != half or a.size != batch * seq_len * half:
+                raise ValueError(f"{nm}: shape {a.shape}, expected {batch * seq_len} rows of rotary_dim/2 = {half} "
+                                 "values")
             a = np.require(a, requirements=("C", "A"))
             keep.append(a)
             rows.append(a)
@@ -310,7 +313,7 @@ def write(r, q, k, v, k_cache, v_cache, q_out=None, positions=None, layout="bshd
     if kv_heads != gk[2]:
         raise ValueError(f"k: {gk[2]} heads, the cache holds {kv_heads} kv heads")
     keep = []
-    fill_positions(d.positions, positions, d.batch, d.seq_len, layout, keep, offsets, cos_sin)
+    fill_positions(d.positions, positions, d.batch, d.seq_len, layout, keep, offsets, cos_sin, r.rotary_dim // 2)
     fill_index(d.cache, d.batch, d.seq_len, keep, **index)
     if d.batch == 0 or d.seq_len == 0:
         return  # no token (librotary refuses zero counts)

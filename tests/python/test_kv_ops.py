@@ -384,7 +384,33 @@ def test_python_side_refusals(ropes):
         rotary.kv_write(rope, q, q, q, cache, **s)
     with pytest.raises(ValueError, match="head_dim"):
         rotary.kv_write(rope, None, k, v, rotary.KVCache(kc[..., :16].copy(), vc[..., :16].copy()), **s)
+    with pytest.raises(ValueError, match="page_indices"):  # fewer page indices than page_indptr[batch] names
+        rotary.kv_write(rope, q, k, v, cache, page_indptr=[0, 2, 4], page_indices=[0, 1, 2], last_page_len=[3, 3])
+    rows = np.zeros((6, ROT // 2 - 1), np.float32)  # cos/sin rows shorter than rotary_dim/2
+    with pytest.raises(ValueError, match="rotary_dim/2"):
+        rotary.kv_write(rope, q, k, v, cache, cos_sin=(rows, rows), **s)
+    with pytest.raises(TypeError, match="integers"):
+        rotary.kv_write(rope, q, k, v, cache, slot_mapping=np.arange(6.0))
+    with pytest.raises(ValueError, match="does not fit"):
+        rotary.kv_write(rope, q, k, v, cache, page_indptr=[0, 2 ** 31, 2 ** 31], page_indices=[0],
+                        last_page_len=[3, 3])
     assert np.all(kc == np.float32(0.3)) and np.all(vc == np.float32(0.3))
+
+
+def test_cos_sin_rows(ropes):
+    """Caller cos/sin rows (what vLLM's cos_sin_cache holds): the rope's own rows give the bits of positions=."""
+    rope = ropes["half"]
+    q, k, v = inputs(np.random.default_rng(13))
+    ids = np.array([[3, 9, 4], [0, 60, 2]])
+    cos, sin = rope.cos_sin(ids.reshape(-1))
+    caches = []
+    for kw in ({"positions": ids}, {"cos_sin": (cos, sin)}):
+        kc, vc = np_cache("float32", "NHD"), np_cache("float32", "NHD")
+        qq = q.copy()
+        rotary.kv_write(rope, qq, k, v, rotary.KVCache(kc, vc), slot_mapping=np.arange(6), **kw)
+        caches.append((qq, kc, vc))
+    for a, b in zip(*caches):
+        assert np.array_equal(a, b)
 
 
 # --- re-rotation ---------------------------------------------------------------------------------------------------
