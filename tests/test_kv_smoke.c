@@ -372,6 +372,71 @@ static void test_rerotate_composition(void **state) {
   rotary_rope_destroy(rope);
 }
 
+/* head_dim 2048: the cos/sin row and the f32 head row live in the per-call scratch, not on the stack. */
+static void test_long_heads(void **state) {
+  (void)state;
+  enum { LHD = 2048, LTOK = 3 };
+  rotary_config cfg;
+  rotary_config_init(&cfg, LHD);
+  rotary_rope *rope;
+  assert_int_equal(rotary_rope_create(&cfg, 0, &rope), ROTARY_OK);
+  uint16_t *k = malloc(LTOK * LHD * 2), *v = malloc(LTOK * LHD * 2);
+  float *k32 = malloc(LTOK * LHD * 4);
+  unsigned char *kc = calloc(8 * LHD, 1), *vc = calloc(8 * LHD, 1);
+  tu_rng rng;
+  tu_rng_seed(&rng, 17);
+  for (size_t i = 0; i < LTOK * LHD; i++) {
+    k[i] = tu_f32_to_f16(tu_rng_f32(&rng, -3.0f, 3.0f));
+    v[i] = tu_f32_to_f16(tu_rng_f32(&rng, -3.0f, 3.0f));
+    k32[i] = tu_f16_to_f32(k[i]);
+  }
+  rotary_apply_desc a;
+  rotary_apply_desc_init(&a);
+  a.seq_len = LTOK;
+  a.positions.offset = 5;
+  assert_int_equal(rotary_tensor_init(&a.q, ROTARY_LAYOUT_BSHD, k32, k32, ROTARY_F32, LTOK, 1, LHD), ROTARY_OK);
+  assert_int_equal(rotary_apply(NULL, rope, &a), ROTARY_OK);
+  const int64_t lengths[1] = {2};
+  rotary_kv_write_desc d;
+  rotary_kv_write_desc_init(&d);
+  d.seq_len = LTOK;
+  d.positions.offset = 5;
+  assert_int_equal(rotary_tensor_init(&d.k, ROTARY_LAYOUT_BSHD, k, NULL, ROTARY_F16, LTOK, 1, LHD), ROTARY_OK);
+  assert_int_equal(rotary_tensor_init(&d.v, ROTARY_LAYOUT_BSHD, v, NULL, ROTARY_F16, LTOK, 1, LHD), ROTARY_OK);
+  d.cache.index = ROTARY_CACHE_SEQUENCES;
+  d.cache.dtype = ROTARY_FP8_E4M3;
+  d.cache.k = kc;
+  d.cache.v = vc;
+  d.cache.num_blocks = 1;
+  d.cache.block_size = 8;
+  d.cache.lengths = lengths;
+  d.cache.k_scale = d.cache.v_scale = 0.5f;
+  assert_int_equal(rotary_kv_write(NULL, rope, &d), ROTARY_OK);
+  for (size_t t = 0; t < LTOK; t++)
+    for (size_t e = 0; e < LHD; e++) {
+      assert_int_equal(kc[(2 + t) * LHD + e], kvo_fp8_encode(k32[t * LHD + e], 0.5f));
+      assert_int_equal(vc[(2 + t) * LHD + e], kvo_fp8_encode(tu_f16_to_f32(v[t * LHD + e]), 0.5f));
+    }
+  for (size_t e = 0; e < 2 * LHD; e++) assert_int_equal(kc[e], 0);
+  rotary_kv_rerotate_desc r;
+  rotary_kv_rerotate_desc_init(&r);
+  r.cache = d.cache;
+  r.kv_heads = 1;
+  r.n_slots = 1;
+  for (size_t t = 0; t < LTOK; t++) { /* back to position 0: the f16 keys within two fp8 roundings */
+    r.first_slot = 2 + t;
+    r.delta = -(int64_t)(5 + t);
+    assert_int_equal(rotary_kv_rerotate(NULL, rope, &r), ROTARY_OK);
+  }
+  for (size_t t = 0; t < LTOK; t++)
+    for (size_t e = 0; e < LHD; e++) {
+      const double x = tu_f16_to_f32(k[t * LHD + e]), y = kvo_fp8_decode(kc[(2 + t) * LHD + e], 0.5f);
+      assert_true(fabs(x - y) <= 2.0 * 0x1p-4 * 3.0 * sqrt(2.0) + 0.01); /* 2 fp8 roundings, pair norm <= 3 sqrt 2 */
+    }
+  free(k), free(v), free(k32), free(kc), free(vc);
+  rotary_rope_destroy(rope);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_write_all_dtypes),
@@ -379,6 +444,7 @@ int main(void) {
       cmocka_unit_test(test_bad_inputs),
       cmocka_unit_test(test_threads_identical),
       cmocka_unit_test(test_rerotate_composition),
+      cmocka_unit_test(test_long_heads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,11 +93,12 @@ static void write_task(void *arg, size_t index, size_t count) {
   size_t u = index * base + (index < extra ? index : extra);
   const size_t end = u + base + (index < extra);
   float stack_row[ROTARY_KV_STACK_ROW] __attribute__((aligned(64)));
+  float stack_head[ROTARY_KV_STACK_ROW] __attribute__((aligned(64)));
   float *scratch = p->scratch ? p->scratch + index * p->scratch_floats : NULL;
   const size_t row_floats = rotary_rope_row_floats(p->rope);
   const int long_row = row_floats > ROTARY_KV_STACK_ROW;
   float *buf = long_row ? scratch : stack_row;
-  float *head_row = scratch ? scratch + (long_row ? row_floats : 0) : NULL;
+  float *head_row = p->rope->head_dim > ROTARY_KV_STACK_ROW ? scratch + (long_row ? row_floats : 0) : stack_head;
   const size_t nq = d->q.n_heads, per = p->per_token, seq = d->seq_len;
   while (u < end) {
     const size_t t = u / per, h0 = u % per;
@@ -141,7 +142,8 @@ static void rerotate_task(void *arg, size_t index, size_t count) {
   const size_t base = d->n_slots / count, extra = d->n_slots % count;
   size_t i = index * base + (index < extra ? index : extra);
   const size_t end = i + base + (index < extra);
-  float *row = p->scratch ? p->scratch + index * p->scratch_floats : NULL;
+  float stack_head[ROTARY_KV_STACK_ROW] __attribute__((aligned(64)));
+  float *row = p->rope->head_dim > ROTARY_KV_STACK_ROW ? p->scratch + index * p->scratch_floats : stack_head;
   const size_t hd = p->rope->head_dim, rd = p->rope->rotary_dim;
   const ptrdiff_t cstep = g->head_stride * (ptrdiff_t)g->elem;
   for (; i < end; i++) {

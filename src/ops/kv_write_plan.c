@@ -42,11 +42,13 @@ static void split(double bytes, size_t units, size_t available, size_t *threads,
   *tasks = t;
 }
 
-/* Scratch floats per task: a cos/sin row too long for the stack, and an f32 head row when a path converts. */
+/* Scratch floats per task: a cos/sin row too long for the stack, and an f32 head row when a path converts and the
+ * row is too long for the stack (ROTARY_KV_STACK_ROW each; the executor keeps both on the stack otherwise). */
 static size_t scratch_floats(const rotary_rope *rope, int row, int head_row) {
   size_t n = 0;
   if (row && rotary_rope_row_floats(rope) > ROTARY_KV_STACK_ROW) n += rotary_rope_row_floats(rope);
-  if (head_row) n += (rope->head_dim + ROTARY_KV_LINE_FLOATS - 1) / ROTARY_KV_LINE_FLOATS * ROTARY_KV_LINE_FLOATS;
+  if (head_row && rope->head_dim > ROTARY_KV_STACK_ROW)
+    n += (rope->head_dim + ROTARY_KV_LINE_FLOATS - 1) / ROTARY_KV_LINE_FLOATS * ROTARY_KV_LINE_FLOATS;
   return n;
 }
 
@@ -64,9 +66,9 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
   }
   path_init(&p.k, d->k.dtype, &d->cache, rope->pairing, d->cache.k_scale);
   path_init(&p.v, d->v.dtype, &d->cache, rope->pairing, d->cache.v_scale);
-  p.tokens = d->batch * d->seq_len;          /* validated: no overflow */
-  p.per_token = d->q.n_heads + d->k.n_heads; /* both bounded by their views' validated extents */
-  p.units = p.tokens * p.per_token;          /* at most the elements of the views, which fit */
+  p.tokens = d->batch * d->seq_len; /* rotary_validate_kv_write checked that these do not overflow */
+  p.per_token = d->q.n_heads + d->k.n_heads;
+  p.units = p.tokens * p.per_token;
   p.rows_in_table = rope->table != NULL;
   const double hd = (double)rope->head_dim, tokens = (double)p.tokens;
   const double bytes = tokens * hd *
