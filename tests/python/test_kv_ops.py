@@ -525,3 +525,29 @@ def test_rerotate_without_attention_scaling():
     rotary.kv_rerotate(rope, cache, 7, first=0, count=4)
     ref, b32 = ref_rope(k.astype(np.float64), positions_2d(10, 1, 4), rope.inv_freq, scale=1.5)
     assert_close(kc[0], ref[0], 8 * b32[0] + 8 * EPS32 * np.abs(ref).max(), "rerotate, attention scaling 1.5")
+
+
+def _unaligned(shape, dtype):
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    return np.zeros(n + 1, np.uint8)[1:].view(dtype).reshape(shape)
+
+
+def test_unaligned_arrays(ropes):
+    """q, k, v and both caches one byte off their element alignment (NumPy views can be): the bits of aligned
+    copies (librotary's convert and rotate kernels move elements at any byte address)."""
+    rope = ropes["half"]
+    q, k, v = inputs(np.random.default_rng(14))
+    ix = {"slot_mapping": np.array([[0, 5, 9], [2, 17, 23]])}
+    ua = [_unaligned(x.shape, x.dtype) for x in (q, k, v)]
+    for dst, src in zip(ua, (q, k, v)):
+        dst[:] = src
+    kc, vc = _unaligned((NB, BS, KH, D), np.float16), _unaligned((NB, BS, KH, D), np.float16)
+    assert not (kc.flags.aligned or ua[0].flags.aligned)
+    rotary.kv_write(rope, ua[0], ua[1], ua[2], rotary.KVCache(kc, vc), positions=3, **ix)
+    kc2, vc2 = np.zeros((NB, BS, KH, D), np.float16), np.zeros((NB, BS, KH, D), np.float16)
+    q2 = q.copy()
+    rotary.kv_write(rope, q2, k, v, rotary.KVCache(kc2, vc2), positions=3, **ix)
+    assert np.array_equal(ua[0], q2) and np.array_equal(kc, kc2) and np.array_equal(vc, vc2)
+    rotary.kv_rerotate(rope, rotary.KVCache(kc), 4, slots=ix["slot_mapping"].reshape(-1))
+    rotary.kv_rerotate(rope, rotary.KVCache(kc2), 4, slots=ix["slot_mapping"].reshape(-1))
+    assert np.array_equal(kc, kc2)
