@@ -706,7 +706,7 @@ static void test_sweep(void **state) {
 static void test_llama_shapes(void **state) {
   (void)state;
   kstats ks = {0};
-  for (unsigned v = 0; v < 20; v++) {
+  for (unsigned v = 0; v < (tu_quick() ? 6u : 20u); v++) {
     kcase kc = make_case(v * 12 + (v % 2 ? 8 : 6), 0x11a3aull + v); /* bf16 -> bf16 or fp8 caches */
     kc.head_dim = kc.rotary_dim = 128, kc.q_heads = 32, kc.kv_heads = 8;
     kc.batch = v % 2 ? 4 : 1, kc.seq = v % 2 ? 1 : 33;
@@ -722,7 +722,7 @@ static void test_mqa_and_block_sizes(void **state) {
   (void)state;
   static const size_t blocks[3] = {1, 16, 128};
   kstats ks = {0};
-  for (unsigned v = 0; v < 60; v++) {
+  for (unsigned v = 0; v < (tu_quick() ? 20u : 60u); v++) {
     kcase kc = make_case(v * 7, 0x3a9ull + v);
     kc.q_heads = v % 4 == 3 ? 0 : 8, kc.kv_heads = 1;
     if (kc.index != ROTARY_CACHE_SEQUENCES) kc.block_size = blocks[v % 3];
@@ -735,7 +735,7 @@ static void test_mqa_and_block_sizes(void **state) {
 static void test_special_values(void **state) {
   (void)state;
   kstats ks = {0};
-  for (unsigned v = 0; v < 120; v++) {
+  for (unsigned v = 0; v < (tu_quick() ? 40u : 120u); v++) {
     kcase kc = make_case(v, 0x5bec1a1ull + v);
     kc.specials = 1;
     run_case(&kc, &ks);
