@@ -41,7 +41,7 @@ def missing(needs):
 
 def test_every_page_has_snippets():
     names = {p.id.split(":")[0] for p in snippets()}
-    expected = {f"docs/integrations/{n}.md" for n in ("python", "pytorch", "huggingface", "onnx", "mindspore")}
+    expected = {f"docs/integrations/{n}.md" for n in ("python", "pytorch", "huggingface", "onnx", "mindspore", "kv_cache")}
     expected.add("integrations/mindspore/README.md")
     assert expected <= names, f"pages without a ```python block: {sorted(expected - names)}"
 
