@@ -26,7 +26,8 @@ static void test_replay_corpus(void **state) {
   char dir[4096];
   const int files = replay_corpus("ROTARY_FUZZ_KV_CORPUS", "corpus_kv_write", replay_file, NULL, dir, sizeof dir);
   if (files < 0) fail_msg("cannot open the corpus directory %s", dir);
-  printf("corpus: %d files from %s; written %lu, refused %lu\n", files, dir, kv_fuzz_ok, kv_fuzz_refused);
+  printf("corpus: %d files from %s; written %lu, refused %lu; re-rotations %lu (%lu refused)\n", files, dir,
+         kv_fuzz_ok, kv_fuzz_refused, kv_fuzz_rerotated, kv_fuzz_rerotate_refused);
   assert_true(files >= 8);
   assert_int_equal(kv_fuzz_failures, 0);
 }
@@ -37,7 +38,8 @@ static void test_replay_random(void **state) {
   const int n = getenv("ROTARY_TEST_QUICK") ? 400 : 4000;
   uint64_t seed = 20261127;
   uint8_t buf[128];
-  const unsigned long ok_before = kv_fuzz_ok, refused_before = kv_fuzz_refused;
+  const unsigned long ok_before = kv_fuzz_ok, refused_before = kv_fuzz_refused, rr_before = kv_fuzz_rerotated;
+  const unsigned long rr_refused_before = kv_fuzz_rerotate_refused;
   for (int i = 0; i < n; i++) {
     const size_t size = 8 + replay_splitmix(&seed) % (sizeof(buf) - 8);
     for (size_t j = 0; j < size; j++) buf[j] = (uint8_t)replay_splitmix(&seed);
@@ -51,10 +53,12 @@ static void test_replay_random(void **state) {
       printf("\n");
     }
   }
-  printf("random: %d inputs; written %lu, refused %lu\n", n, kv_fuzz_ok - ok_before, kv_fuzz_refused - refused_before);
+  printf("random: %d inputs; written %lu, refused %lu; re-rotations %lu (%lu refused)\n", n, kv_fuzz_ok - ok_before,
+         kv_fuzz_refused - refused_before, kv_fuzz_rerotated - rr_before, kv_fuzz_rerotate_refused - rr_refused_before);
   assert_int_equal(kv_fuzz_failures, 0);
   assert_true(kv_fuzz_ok - ok_before > (unsigned long)n / 20);
   assert_true(kv_fuzz_refused - refused_before > (unsigned long)n / 20);
+  assert_true(kv_fuzz_rerotated - rr_before > (unsigned long)n / 20);
 }
 
 int main(void) {

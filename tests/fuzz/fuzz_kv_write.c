@@ -1,5 +1,6 @@
 /* fuzz_kv_write.c: libFuzzer target: rotary_kv_write on small descriptors carved from the input (every cache index,
- * layout, dtype and position mode; slots, lengths and page tables possibly bad; scales, dtypes, overlaps hostile). */
+ * layout, dtype and position mode; slots, lengths and page tables possibly bad; scales, dtypes, overlaps hostile),
+ * then rotary_kv_rerotate on the same key cache (slot ranges and lists possibly bad). */
 // Build and run for 60 s, from the repository root (the corpus is copied so that the run does not add to it):
 //   mkdir -p build-fuzz/corpus_kv_write && cp tests/fuzz/corpus_kv_write/* build-fuzz/corpus_kv_write/
 //   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -Iinclude $(find src -type d -printf "-I%p ") tests/fuzz/fuzz_kv_write.c $(find src -name "*.c" -not -path "src/hf/*") -lm -lpthread -o build-fuzz/fuzz_kv_write
@@ -34,7 +35,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static unsigned long kv_fuzz_failures, kv_fuzz_ok, kv_fuzz_refused;
+static unsigned long kv_fuzz_failures, kv_fuzz_ok, kv_fuzz_refused, kv_fuzz_rerotated, kv_fuzz_rerotate_refused;
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
@@ -322,6 +323,77 @@ static void run_input(kv_input *in, const rotary_rope *rope, rotary_context *ctx
       kv_fail("a failed call (status %d) changed buffer %d", (int)st, i);
 }
 
+/* Then, when the input asks (a trailing byte), rotary_kv_rerotate on the same key cache: slots as a range or a list
+ * (possibly outside the cache, repeated, or stored inside the cache), a delta possibly too large. Faults predict
+ * the status as above; on failure no byte changes, on success only the chosen keys' rows of the key cache do. */
+static void run_rerotate(kv_input *in, carver *r, const rotary_rope *rope, rotary_context *ctx) {
+  const uint8_t sel = take(r);
+  if (!(sel & 1) || !in->b.p[B_KC] || in->d.cache.k != in->b.p[B_KC]) return;
+  const rotary_kv_cache *wc = &in->d.cache;
+  rotary_kv_rerotate_desc d;
+  rotary_kv_rerotate_desc_init(&d);
+  d.cache = *wc, d.cache.v = NULL, d.kv_heads = in->kvh;
+  unsigned faults = 0;
+  if (wc->layout > ROTARY_CACHE_HND) faults |= BIT(ROTARY_ERR_INVALID_ARGUMENT);
+  if (!kvo_dtype_size(wc->dtype)) faults |= BIT(ROTARY_ERR_DTYPE);
+  if (wc->dtype == ROTARY_FP8_E4M3 && !(isfinite(wc->k_scale) && wc->k_scale > 0.0f)) faults |= BIT(ROTARY_ERR_SCALE);
+  const uint64_t total = (uint64_t)wc->num_blocks * wc->block_size;
+  const uint8_t dl = take(r);
+  d.delta = dl >= 250 ? (dl & 1 ? ROTARY_MAX_POSITION + 1 : -ROTARY_MAX_POSITION) : (int64_t)(dl % 64) - 32;
+  if (dl >= 250 && (dl & 1)) faults |= BIT(ROTARY_ERR_POSITION);
+  int64_t list[8];
+  int64_t chosen[8];
+  size_t n_chosen = 0;
+  d.n_slots = take(r) % 6u;
+  if (d.n_slots == 0) faults |= BIT(ROTARY_ERR_INVALID_ARGUMENT);
+  if (sel & 2) { /* a list; bit 2: stored inside the key cache */
+    for (size_t i = 0; i < d.n_slots; i++) {
+      const uint8_t v = take(r);
+      list[i] = v >= 240 ? -1 : (int64_t)(v % (total + 1));
+      if (list[i] >= (int64_t)total) faults |= BIT(ROTARY_ERR_CACHE_INDEX);
+      for (size_t j = 0; j < i; j++)
+        if (list[i] >= 0 && list[j] == list[i]) faults |= BIT(ROTARY_ERR_CACHE_INDEX);
+      if (list[i] >= 0 && list[i] < (int64_t)total) chosen[n_chosen++] = list[i];
+    }
+    d.slots = list;
+    if ((sel & 4) && in->b.bytes[B_KC] >= sizeof list + 8) {
+      d.slots = (const int64_t *)(void *)(in->b.p[B_KC] + 8); /* aligned: malloc's alignment plus 8 */
+      memcpy(in->b.p[B_KC] + 8, list, d.n_slots * sizeof *list);
+      if (d.n_slots) faults |= BIT(ROTARY_ERR_OVERLAP);
+    }
+  } else {
+    d.first_slot = take(r) % (total + 1);
+    if (d.first_slot + d.n_slots > total) faults |= BIT(ROTARY_ERR_CACHE_INDEX);
+    for (size_t i = 0; i < d.n_slots && d.first_slot + i < total; i++) chosen[n_chosen++] = (int64_t)(d.first_slot + i);
+  }
+  for (int i = 0; i < B_COUNT; i++)
+    if (in->b.p[i]) memcpy(in->b.copy[i], in->b.p[i], in->b.bytes[i]);
+  const rotary_status st = rotary_kv_rerotate(ctx, rope, &d);
+  kv_fuzz_rerotated++;
+  if (st != ROTARY_OK) {
+    kv_fuzz_rerotate_refused++;
+    if (!faults) kv_fail("rerotate: status %d for a valid input", (int)st);
+    else if (!(faults & BIT(st))) kv_fail("rerotate: status %d, expected one of the faults 0x%x", (int)st, faults);
+    for (int i = 0; i < B_COUNT; i++)
+      if (in->b.p[i] && memcmp(in->b.p[i], in->b.copy[i], in->b.bytes[i])) kv_fail("rerotate: failed call wrote");
+    return;
+  }
+  if (faults) kv_fail("rerotate: status OK although the input has faults 0x%x", faults);
+  const size_t ce = kvo_dtype_size(wc->dtype);
+  const kvo_geom g = {wc->layout, wc->block_size, in->kvh, in->hd, wc->block_stride};
+  unsigned char *mask = calloc(in->b.bytes[B_KC] + 1, 1);
+  if (!mask) return;
+  for (size_t i = 0; i < n_chosen; i++)
+    for (size_t h = 0; h < in->kvh; h++) memset(mask + kvo_row_offset(&g, (uint64_t)chosen[i], h) * ce, 1, in->hd * ce);
+  for (size_t j = 0; j < in->b.bytes[B_KC]; j++)
+    if (!mask[j] && in->b.p[B_KC][j] != in->b.copy[B_KC][j]) {
+      kv_fail("rerotate: key cache byte %zu changed though no chosen slot holds it", j);
+      break;
+    }
+  if (in->b.p[B_VC] && memcmp(in->b.p[B_VC], in->b.copy[B_VC], in->b.bytes[B_VC])) kv_fail("rerotate: v changed");
+  free(mask);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   carver r = {data, size};
   kv_input in;
@@ -343,6 +415,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       carve_positions(&in, &r, &seed) == 0) {
     carve_hostile(&in, &r);
     run_input(&in, rope, threads ? pool[threads - 1] : NULL);
+    run_rerotate(&in, &r, rope, threads ? pool[threads - 1] : NULL);
   }
   rotary_rope_destroy(rope);
   for (int i = 0; i < B_COUNT; i++) free(in.b.p[i]), free(in.b.copy[i]);
