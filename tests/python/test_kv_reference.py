@@ -1,6 +1,7 @@
 """test_kv_reference.py: rotary_kv_write on vLLM-shaped and FlashInfer-shaped inputs against small PyTorch references
 written from their documentation (vLLM's reshape_and_cache_flash, FlashInfer's append_paged_kv_cache and
-get_batch_indices_positions), through ctypes on librotary (ROTARY_LIBRARY_DIR, else python/rotary/).
+get_batch_indices_positions), through ctypes on the librotary the rotary package loads (and through the package's
+rotary.vllm helper).
 
 What the references encode (from the projects' documented semantics, no code taken):
   vLLM   reshape_and_cache_flash(key, value, key_cache, value_cache, slot_mapping, kv_cache_dtype, k_scale, v_scale):
@@ -75,19 +76,30 @@ class KvWriteDesc(ctypes.Structure):
                 ("positions", Positions), ("q", Tensor), ("k", Tensor), ("v", Tensor), ("cache", KvCache)]
 
 
-def _load():
+def _library_path():
+    """The librotary the rotary package loads (an installed wheel's, or ROTARY_LIBRARY_DIR's), else the build folder
+    named by ROTARY_LIBRARY_DIR or python/rotary/ of this source tree."""
+    try:
+        from rotary import _lib as rotary_lib
+        return rotary_lib._lib_path
+    except ImportError:
+        pass
     for d in [os.environ.get("ROTARY_LIBRARY_DIR"), os.path.join(_HERE, "..", "..", "python", "rotary")]:
         if d and os.path.exists(os.path.join(d, "librotary.so")):
-            lib = ctypes.CDLL(os.path.join(d, "librotary.so"))
-            lib.rotary_rope_create.argtypes = [ctypes.POINTER(Config), ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)]
-            lib.rotary_rope_destroy.argtypes = [ctypes.c_void_p]
-            lib.rotary_config_init.argtypes = [ctypes.POINTER(Config), ctypes.c_size_t]
-            lib.rotary_rope_inv_freq.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-            lib.rotary_kv_write_desc_init.argtypes = [ctypes.POINTER(KvWriteDesc)]
-            lib.rotary_kv_write.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(KvWriteDesc)]
-            lib.rotary_status_string.restype = ctypes.c_char_p
-            return lib
+            return os.path.join(d, "librotary.so")
     raise RuntimeError("librotary.so not found: set ROTARY_LIBRARY_DIR to a CMake build's src folder")
+
+
+def _load():
+    lib = ctypes.CDLL(_library_path())
+    lib.rotary_rope_create.argtypes = [ctypes.POINTER(Config), ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)]
+    lib.rotary_rope_destroy.argtypes = [ctypes.c_void_p]
+    lib.rotary_config_init.argtypes = [ctypes.POINTER(Config), ctypes.c_size_t]
+    lib.rotary_rope_inv_freq.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.rotary_kv_write_desc_init.argtypes = [ctypes.POINTER(KvWriteDesc)]
+    lib.rotary_kv_write.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(KvWriteDesc)]
+    lib.rotary_status_string.restype = ctypes.c_char_p
+    return lib
 
 
 LIB = _load()
@@ -362,7 +374,7 @@ def test_vllm_helper_of_the_python_package(neox, in_dtype, kv_cache_dtype):
     """rotary.vllm.rotary_embedding_and_cache (the python package's vLLM-shaped helper) against the same reference:
     vLLM's cos_sin_cache [max_position, rotary_dim] (cos half, then sin half), query rotated in place, key read
     only (the helper's documented difference), a slot_mapping shorter than num_tokens (vLLM's padded batch)."""
-    import rotary.vllm  # the package from source: PYTHONPATH=python
+    rotary_vllm = pytest.importorskip("rotary.vllm")  # the package (installed, or from source: PYTHONPATH=python)
 
     T, H, KVH, D, bs, nb, max_pos = 11, 4, 2, 32, 16, 3, 512
     g = torch.Generator().manual_seed(21)
@@ -380,8 +392,8 @@ def test_vllm_helper_of_the_python_package(neox, in_dtype, kv_cache_dtype):
     key_cache, value_cache = sentinel((nb, bs, KVH, D), cache_dtype, 8), sentinel((nb, bs, KVH, D), cache_dtype, 9)
     kc0, vc0 = key_cache.clone(), value_cache.clone()
     k_scale, v_scale = 0.05, 0.01
-    rotary.vllm.rotary_embedding_and_cache(positions, query, key, value, key_cache, value_cache, slot_mapping, D,
-                                           cos_sin_cache, neox, kv_cache_dtype, k_scale, v_scale)
+    rotary_vllm.rotary_embedding_and_cache(positions, query, key, value, key_cache, value_cache, slot_mapping, D,
+                                          cos_sin_cache, neox, kv_cache_dtype, k_scale, v_scale)
 
     def rotate(x):  # vLLM's rotary_embedding with the cache's fp32 rows, in fp64
         x = x.view(T, -1, D).to(torch.float64)
