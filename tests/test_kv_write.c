@@ -48,7 +48,7 @@ typedef struct kcase {
   size_t max_positions; /* 0: table-free */
   double scaling;
   size_t batch, seq, q_heads, kv_heads;
-  rotary_dtype q_dt, kv_dt, cache_dt;
+  rotary_dtype q_dt, kv_dt, v_dt, cache_dt; /* kv_dt: k's input; v_dt: v's input (independent, as q's) */
   int packed;      /* one QKV buffer through rotary_kv_write_desc_set_qkv */
   size_t row_pad;  /* packed: elements after each row (0 passes row_stride 0) */
   int q_out;       /* q into a separate output */
@@ -219,7 +219,7 @@ static int setup_separate(krun *r, tu_rng *rng) {
   }
   if (setup_one(r, rng, R_K, kc->kv_dt, kc->kv_heads, r->kis, &r->desc.k) != 0) return -1;
   r->desc.k.out = NULL; /* ignored */
-  return setup_one(r, rng, R_V, kc->kv_dt, kc->kv_heads, r->vis, &r->desc.v);
+  return setup_one(r, rng, R_V, kc->v_dt, kc->kv_heads, r->vis, &r->desc.v);
 }
 
 /* ---- positions and the rows the call uses ---- */
@@ -409,7 +409,7 @@ static void expect_kv(krun *r, size_t t) {
     size_t crow = kvo_row_offset(&r->geom, (uint64_t)r->slots[t], h);
     rotate_row(r, t, kc->kv_dt, kin->init, krow, y);
     for (size_t d = 0; d < kc->head_dim; d++) {
-      float v = tu_load(kc->kv_dt, vin->init, (ptrdiff_t)(vrow + d));
+      float v = tu_load(kc->v_dt, vin->init, (ptrdiff_t)(vrow + d));
       put_bits(cd, kc_r->expect, crow + d, cache_bits(cd, y[d], kc->k_scale));
       put_bits(cd, vc_r->expect, r->vc0 + crow + d, cache_bits(cd, v, kc->v_scale));
       kc_r->wrote[crow + d] = 1, vc_r->wrote[r->vc0 + crow + d] = 1;
@@ -576,10 +576,10 @@ static void free_run(krun *r) {
 }
 
 static void print_case(const kcase *kc) {
-  printf("  case seed %llu: hd %zu rd %zu pairing %d B %zu S %zu qh %zu kvh %zu q %s kv %s cache %s packed %d pad %zu "
+  printf("  case seed %llu: hd %zu rd %zu pairing %d B %zu S %zu qh %zu kvh %zu q %s k %s v %s cache %s packed %d pad %zu "
          "qout %d in_layout %d index %d layout %d bs %zu extra %zu pad %zu combined %d mode %d maxpos %zu\n",
          (unsigned long long)kc->seed, kc->head_dim, kc->rotary_dim, (int)kc->pairing, kc->batch, kc->seq,
-         kc->q_heads, kc->kv_heads, tu_dtype_name(kc->q_dt), tu_dtype_name(kc->kv_dt),
+         kc->q_heads, kc->kv_heads, tu_dtype_name(kc->q_dt), tu_dtype_name(kc->kv_dt), tu_dtype_name(kc->v_dt),
          kc->cache_dt == ROTARY_FP8_E4M3 ? "fp8" : tu_dtype_name(kc->cache_dt), kc->packed, kc->row_pad, kc->q_out,
          kc->in_layout, (int)kc->index, (int)kc->layout, kc->block_size, kc->extra_blocks, kc->block_pad,
          kc->combined, (int)kc->mode, kc->max_positions);
@@ -587,7 +587,7 @@ static void print_case(const kcase *kc) {
 
 static void run_case(const kcase *kc_in, kstats *ks) {
   kcase norm = *kc_in, *kc = &norm;
-  if (kc->packed) kc->kv_dt = kc->q_dt; /* one buffer, one dtype */
+  if (kc->packed) kc->kv_dt = kc->v_dt = kc->q_dt; /* one buffer, one dtype */
   krun r;
   memset(&r, 0, sizeof r);
   r.kc = kc;
@@ -680,6 +680,8 @@ static kcase make_case(unsigned v, uint64_t seed) {
   kc.q_out = (int)tu_rng_below(&rng, 2);
   kc.in_layout = (int)tu_rng_below(&rng, 3);
   if (!kc.packed && tu_rng_below(&rng, 4) == 0) kc.kv_dt = (rotary_dtype)((kc.q_dt + 1 + tu_rng_below(&rng, 2)) % 3);
+  kc.v_dt = kc.kv_dt;
+  if (!kc.packed && tu_rng_below(&rng, 4) == 0) kc.v_dt = (rotary_dtype)((kc.kv_dt + 1 + tu_rng_below(&rng, 2)) % 3);
   kc.block_size = blocks[tu_rng_below(&rng, 3)];
   if (kc.index == ROTARY_CACHE_SEQUENCES && kc.block_size < kc.seq)
     kc.block_size = kc.seq + (size_t)tu_rng_below(&rng, 4);
