@@ -1,4 +1,4 @@
-/* kv_execute.c: the task walks of the KV-cache plans: token-major writes into the caches, slot-range re-rotation. */
+/* backend/cpu/kv_execute.c: the task walks of the KV-cache plans: token-major writes into the caches, slot-range re-rotation. */
 #include "kv_execute.h"
 
 #include <stdlib.h>
