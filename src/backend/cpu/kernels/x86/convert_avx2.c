@@ -45,9 +45,43 @@ ROTARY_TARGET static inline fp8_div fp8_div_init(float scale) {
   return d;
 }
 
-ROTARY_TARGET static inline __m256i fp8_scaled8(const unsigned char *p, fp8_div d) {
+/* The common case, 8 lanes with no NaN and |q| >= 2^-6: the magnitude's code (clamped to 448 first), no sign. */
+ROTARY_TARGET static inline __m256i fp8_normal8(__m256i a) {
+  const __m256i c = _mm256_min_epu32(a, _mm256_set1_epi32(0x43e00000));
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(c, 20), _mm256_set1_epi32(1));
+  return _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(c, _mm256_set1_epi32(0x7ffff - 0x3c000000)), odd), 20);
+}
+
+/* 32 codes in order from four vectors of 8 (one code per 32-bit lane, in 0 .. 0xff): the packs work within 128-bit
+ * lanes, so 4-byte groups come out as r0 lo, r1 lo, r2 lo, r3 lo, r0 hi, ... and one permute restores the order. */
+ROTARY_TARGET static inline __m256i fp8_pack32(__m256i r0, __m256i r1, __m256i r2, __m256i r3) {
+  const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
+  return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* 32 floats already divided: the fast path when no lane is NaN or below 2^-6 (tested for the four vectors at once:
+ * their unsigned minimum and one unordered compare per two vectors); signs come from packing the float bits with
+ * signed saturation (a negative word stays negative). Otherwise the full per-lane path. */
+ROTARY_TARGET static inline __m256i fp8_encode32(__m256 q0, __m256 q1, __m256 q2, __m256 q3) {
+  const __m256i abs = _mm256_set1_epi32(0x7fffffff);
+  const __m256i u0 = _mm256_castps_si256(q0), u1 = _mm256_castps_si256(q1);
+  const __m256i u2 = _mm256_castps_si256(q2), u3 = _mm256_castps_si256(q3);
+  const __m256i a0 = _mm256_and_si256(u0, abs), a1 = _mm256_and_si256(u1, abs);
+  const __m256i a2 = _mm256_and_si256(u2, abs), a3 = _mm256_and_si256(u3, abs);
+  const __m256i lo = _mm256_min_epu32(_mm256_min_epu32(a0, a1), _mm256_min_epu32(a2, a3));
+  const __m256 nan = _mm256_or_ps(_mm256_cmp_ps(q0, q1, _CMP_UNORD_Q), _mm256_cmp_ps(q2, q3, _CMP_UNORD_Q));
+  const __m256i bad = _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(0x3c800000), lo), _mm256_castps_si256(nan));
+  if (__builtin_expect(!_mm256_testz_si256(bad, bad), 0))
+    return fp8_pack32(fp8_encode8(q0), fp8_encode8(q1), fp8_encode8(q2), fp8_encode8(q3));
+  const __m256i mag = fp8_pack32(fp8_normal8(a0), fp8_normal8(a1), fp8_normal8(a2), fp8_normal8(a3));
+  const __m256i sign = _mm256_packs_epi16(_mm256_packs_epi32(u0, u1), _mm256_packs_epi32(u2, u3));
+  const __m256i sign_ordered = _mm256_permutevar8x32_epi32(sign, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  return _mm256_or_si256(mag, _mm256_and_si256(sign_ordered, _mm256_set1_epi8((char)0x80)));
+}
+
+ROTARY_TARGET static inline __m256 fp8_div8(const unsigned char *p, fp8_div d) {
   const __m256 x = _mm256_loadu_ps((const float *)(const void *)p);
-  return fp8_encode8(d.mul ? _mm256_mul_ps(x, d.by) : _mm256_div_ps(x, d.by));
+  return d.mul ? _mm256_mul_ps(x, d.by) : _mm256_div_ps(x, d.by);
 }
 
 void rotary_f32_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
@@ -55,17 +89,14 @@ void rotary_f32_to_fp8_convert__avx2(const void *in, void *out, size_t n, float 
   const unsigned char *src = in;
   unsigned char *dst = out;
   const fp8_div d = fp8_div_init(scale);
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m256i r0 = fp8_scaled8(src + 4 * i, d), r1 = fp8_scaled8(src + 4 * i + 32, d);
-    const __m256i r2 = fp8_scaled8(src + 4 * i + 64, d), r3 = fp8_scaled8(src + 4 * i + 96, d);
-    /* the packs work within 128-bit lanes: 4-byte groups come out as r0 lo, r1 lo, r2 lo, r3 lo, r0 hi, ... */
-    const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
-    _mm256_storeu_si256((__m256i *)(void *)(dst + i), _mm256_permutevar8x32_epi32(b, order));
+    const unsigned char *p = src + 4 * i;
+    const __m256i b = fp8_encode32(fp8_div8(p, d), fp8_div8(p + 32, d), fp8_div8(p + 64, d), fp8_div8(p + 96, d));
+    _mm256_storeu_si256((__m256i *)(void *)(dst + i), b);
   }
   for (; i + 8 <= n; i += 8) {
-    const __m256i r = fp8_scaled8(src + 4 * i, d);
+    const __m256i r = fp8_encode8(fp8_div8(src + 4 * i, d));
     const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
     _mm_storel_epi64((__m128i *)(void *)(dst + i), _mm_packus_epi16(w, w));
   }
