@@ -138,6 +138,28 @@ void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n);
 void bench_print_flag_notes(unsigned flags); /* a blank line, then what the flags of the table's rows mean */
 double bench_sig6(double x);                 /* x rounded to 6 significant digits (for JSON) */
 int bench_print_json(const bench_setup *s, const bench_result *r, size_t n); /* 0: out of memory */
+unsigned bench_all_flags(const bench_result *r, size_t n); /* the union of the rows' flags */
+/* The end of a --json document shared by every operation: "stable" (no row flagged), then "rows" from row() of
+ * each result (first: the reference row); ok is whether doc was filled so far. Returns doc, or NULL (doc and rows
+ * freed) when ok is 0 or memory runs out. */
+struct cJSON;
+struct cJSON *bench_json_finish(struct cJSON *doc, struct cJSON *rows, int ok, const bench_setup *s,
+                                const bench_result *r, size_t n,
+                                struct cJSON *(*row)(const bench_setup *, const bench_result *, const bench_result *));
+int bench_json_print(struct cJSON *doc); /* prints doc on one line and frees it; 0 when doc is NULL or on OOM */
+/* The figures of a --json row that every operation has, under the names each operation gives its percentage (of
+ * the streaming pass or of the limit) and its ratio (null when not above 0). */
+typedef struct bench_json_figures {
+  double gb_per_s, limit_gb_per_s;
+  const char *pct_key;
+  double pct, passes, bytes;
+  const char *ratio_key;
+  double ratio;
+} bench_json_figures;
+/* Adds the timings, f, max_rel_err_vs_fused and the flags to row (flags: an empty array for them); returns row, or
+ * NULL (row and flags freed) when ok is 0 or memory runs out. */
+struct cJSON *bench_json_row_finish(struct cJSON *row, struct cJSON *flags, int ok, const bench_result *r,
+                                    const bench_json_figures *f);
 
 static inline const char *bench_dtype_name(rotary_dtype d) {
   return d == ROTARY_F32 ? "f32" : d == ROTARY_F16 ? "f16" : d == ROTARY_FP8_E4M3 ? "fp8" : "bf16";

@@ -33,12 +33,6 @@ static const char *cache_name(const bench_options *o) {
   return o->cache == ROTARY_CACHE_SLOTS ? "paged" : "contiguous";
 }
 
-static unsigned all_flags(const bench_result *r, size_t n) {
-  unsigned f = 0;
-  for (size_t i = 0; i < n; i++) f |= r[i].flags;
-  return f;
-}
-
 static const char *flag_mark(unsigned flags) {
   return (flags & BENCH_BEATS_LIMIT) && (flags & BENCH_WIDE_RANGE) ? " !~"
          : flags & BENCH_BEATS_LIMIT                              ? " !"
@@ -89,7 +83,7 @@ void bench_kv_print_row(const bench_setup *s, const bench_result *r, const bench
 }
 
 void bench_kv_print_notes(const bench_setup *s, const bench_result *r, size_t n) {
-  bench_print_flag_notes(all_flags(r, n));
+  bench_print_flag_notes(bench_all_flags(r, n));
   printf("unfused: rotary_apply on q and k in place in the QKV rows, then each token's k and v rows copied into\n"
          "the cache (%s), as vLLM's rotary_embedding + reshape_and_cache_flash.\n"
          "streaming pass: the ideal pass's bytes with plain loops (AVX2 where the CPU has it): q loaded and stored in\n"
@@ -114,26 +108,9 @@ static cJSON *json_row(const bench_setup *s, const bench_result *r, const bench_
            cJSON_AddStringToObject(row, "cache", cache_name(s->o)) &&
            cJSON_AddNumberToObject(row, "threads", (double)s->o->threads) &&
            cJSON_AddNumberToObject(row, "warmups", r->warmups);
-  const struct { const char *key; double v; } nums[] = {
-      {"median_ms", r->median}, {"min_ms", r->min}, {"max_ms", r->max}, {"gb_per_s", d.gb_per_s},
-      {"limit_median_ms", r->limit_median}, {"limit_min_ms", r->limit_min}, {"limit_max_ms", r->limit_max},
-      {"limit_gb_per_s", d.limit_gb_per_s}, {"pct_of_limit", d.pct_of_limit}, {"passes", d.passes},
-      {"bytes", d.bytes}};
-  for (size_t i = 0; ok && i < sizeof nums / sizeof nums[0]; i++)
-    ok = cJSON_AddNumberToObject(row, nums[i].key, bench_sig6(nums[i].v)) != NULL;
-  if (ok) ok = d.x_unfused > 0 ? cJSON_AddNumberToObject(row, "x_unfused", bench_sig6(d.x_unfused)) != NULL
-                               : cJSON_AddNullToObject(row, "x_unfused") != NULL;
-  if (ok) ok = r->max_rel_err >= 0 ? cJSON_AddNumberToObject(row, "max_rel_err_vs_fused", bench_sig6(r->max_rel_err)) != NULL
-                                   : cJSON_AddNullToObject(row, "max_rel_err_vs_fused") != NULL;
-  if (ok && (r->flags & BENCH_BEATS_LIMIT)) ok = cJSON_AddItemToArray(flags, cJSON_CreateString("beats_limit"));
-  if (ok && (r->flags & BENCH_WIDE_RANGE)) ok = cJSON_AddItemToArray(flags, cJSON_CreateString("wide_range"));
-  if (ok) ok = cJSON_AddItemToObject(row, "flags", flags);
-  else cJSON_Delete(flags);
-  if (!ok) {
-    cJSON_Delete(row);
-    return NULL;
-  }
-  return row;
+  const bench_json_figures f = {d.gb_per_s, d.limit_gb_per_s, "pct_of_limit", d.pct_of_limit, d.passes, d.bytes,
+                                 "x_unfused", d.x_unfused};
+  return bench_json_row_finish(row, flags, ok, r, &f);
 }
 
 static cJSON *json_shape(const bench_setup *s) {
@@ -175,30 +152,12 @@ static cJSON *json_doc(const bench_setup *s, const bench_result *r, size_t n) {
        cJSON_AddNumberToObject(doc, "input_bytes", bench_kv_input_bytes(s)) &&
        cJSON_AddNumberToObject(doc, "ideal_bytes", bench_kv_ideal_bytes(s)) &&
        cJSON_AddStringToObject(doc, "gb_per_s_basis", "ideal_bytes / median") &&
-       cJSON_AddStringToObject(doc, "limit_stores", bench_kv_limit_stores_name(s->kv)) &&
-       cJSON_AddBoolToObject(doc, "stable", all_flags(r, n) == 0);
-  for (size_t i = 0; ok && i < n; i++) {
-    cJSON *row = json_row(s, &r[i], &r[0]);
-    ok = row && cJSON_AddItemToArray(rows, row);
-  }
-  if (ok) ok = cJSON_AddItemToObject(doc, "rows", rows);
-  else cJSON_Delete(rows);
-  if (!ok) {
-    cJSON_Delete(doc);
-    return NULL;
-  }
-  return doc;
+       cJSON_AddStringToObject(doc, "limit_stores", bench_kv_limit_stores_name(s->kv));
+  return bench_json_finish(doc, rows, ok, s, r, n, json_row);
 }
 
 int bench_kv_print_json(const bench_setup *s, const bench_result *r, size_t n) {
-  cJSON *doc = json_doc(s, r, n);
-  char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
-  cJSON_Delete(doc);
-  if (!text) return 0;
-  printf("%s\n", text);
-  fflush(stdout);
-  cJSON_free(text);
-  return 1;
+  return bench_json_print(json_doc(s, r, n));
 }
 
 /* The machine's load average (Linux), so that a table pasted elsewhere says how busy the machine was. */

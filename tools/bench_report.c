@@ -69,7 +69,7 @@ void bench_print_row(const bench_setup *s, const bench_result *r, const bench_re
   fflush(stdout);
 }
 
-static unsigned all_flags(const bench_result *r, size_t n) {
+unsigned bench_all_flags(const bench_result *r, size_t n) {
   unsigned f = 0;
   for (size_t i = 0; i < n; i++) f |= r[i].flags;
   return f;
@@ -87,7 +87,7 @@ void bench_print_flag_notes(unsigned flags) {
 }
 
 void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n) {
-  bench_print_flag_notes(all_flags(r, n));
+  bench_print_flag_notes(bench_all_flags(r, n));
   if (r[0].impl == &bench_impl_composed)
     printf("(a) is a C model of the ops PyTorch eager runs for Hugging Face's apply_rotary_pos_emb (gather cos/sin,\n"
            "rotate_half, two multiplies and an add through whole intermediates, one parallel loop per op): close to\n"
@@ -143,15 +143,20 @@ static cJSON *json_row(const bench_setup *s, const bench_result *r, const bench_
            cJSON_AddStringToObject(row, "dtype", bench_dtype_name(s->o->dtype)) &&
            cJSON_AddNumberToObject(row, "threads", (double)s->o->threads) &&
            cJSON_AddNumberToObject(row, "warmups", r->warmups);
+  const bench_json_figures f = {d.gb_per_s, d.limit_gb_per_s, "pct_of_stream", d.pct_of_stream, d.passes, d.bytes,
+                                 "speedup_vs_composed", d.speedup};
+  return bench_json_row_finish(row, flags, ok, r, &f);
+}
+
+cJSON *bench_json_row_finish(cJSON *row, cJSON *flags, int ok, const bench_result *r, const bench_json_figures *f) {
   const struct { const char *key; double v; } nums[] = {
-      {"median_ms", r->median}, {"min_ms", r->min}, {"max_ms", r->max}, {"gb_per_s", d.gb_per_s},
+      {"median_ms", r->median}, {"min_ms", r->min}, {"max_ms", r->max}, {"gb_per_s", f->gb_per_s},
       {"limit_median_ms", r->limit_median}, {"limit_min_ms", r->limit_min}, {"limit_max_ms", r->limit_max},
-      {"limit_gb_per_s", d.limit_gb_per_s}, {"pct_of_stream", d.pct_of_stream}, {"passes", d.passes},
-      {"bytes", d.bytes}};
+      {"limit_gb_per_s", f->limit_gb_per_s}, {f->pct_key, f->pct}, {"passes", f->passes}, {"bytes", f->bytes}};
   for (size_t i = 0; ok && i < sizeof nums / sizeof nums[0]; i++)
     ok = cJSON_AddNumberToObject(row, nums[i].key, bench_sig6(nums[i].v)) != NULL;
-  if (ok) ok = d.speedup > 0 ? cJSON_AddNumberToObject(row, "speedup_vs_composed", bench_sig6(d.speedup)) != NULL
-                             : cJSON_AddNullToObject(row, "speedup_vs_composed") != NULL;
+  if (ok) ok = f->ratio > 0 ? cJSON_AddNumberToObject(row, f->ratio_key, bench_sig6(f->ratio)) != NULL
+                            : cJSON_AddNullToObject(row, f->ratio_key) != NULL;
   if (ok) ok = r->max_rel_err >= 0 ? cJSON_AddNumberToObject(row, "max_rel_err_vs_fused", bench_sig6(r->max_rel_err)) != NULL
                                    : cJSON_AddNullToObject(row, "max_rel_err_vs_fused") != NULL;
   if (ok && (r->flags & BENCH_BEATS_LIMIT)) ok = cJSON_AddItemToArray(flags, cJSON_CreateString("beats_limit"));
@@ -182,11 +187,16 @@ static cJSON *json_doc(const bench_setup *s, const bench_result *r, size_t n) {
        cJSON_AddNumberToObject(doc, "warmups", BENCH_WARMUPS) &&
        cJSON_AddNumberToObject(doc, "qk_bytes", bench_qk_bytes(s)) &&
        cJSON_AddNumberToObject(doc, "ideal_bytes", bench_ideal_bytes(s)) &&
-       cJSON_AddStringToObject(doc, "gb_per_s_basis", "ideal_bytes / median") &&
-       cJSON_AddBoolToObject(doc, "stable", all_flags(r, n) == 0);
+       cJSON_AddStringToObject(doc, "gb_per_s_basis", "ideal_bytes / median");
+  return bench_json_finish(doc, rows, ok, s, r, n, json_row);
+}
+
+cJSON *bench_json_finish(cJSON *doc, cJSON *rows, int ok, const bench_setup *s, const bench_result *r, size_t n,
+                         cJSON *(*row)(const bench_setup *, const bench_result *, const bench_result *)) {
+  ok = ok && cJSON_AddBoolToObject(doc, "stable", bench_all_flags(r, n) == 0);
   for (size_t i = 0; ok && i < n; i++) {
-    cJSON *row = json_row(s, &r[i], &r[0]);
-    ok = row && cJSON_AddItemToArray(rows, row);
+    cJSON *one = row(s, &r[i], &r[0]);
+    ok = one && cJSON_AddItemToArray(rows, one);
   }
   if (ok) ok = cJSON_AddItemToObject(doc, "rows", rows);
   else cJSON_Delete(rows);
@@ -197,8 +207,7 @@ static cJSON *json_doc(const bench_setup *s, const bench_result *r, size_t n) {
   return doc;
 }
 
-int bench_print_json(const bench_setup *s, const bench_result *r, size_t n) {
-  cJSON *doc = json_doc(s, r, n);
+int bench_json_print(cJSON *doc) {
   char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
   cJSON_Delete(doc);
   if (!text) return 0;
@@ -206,4 +215,8 @@ int bench_print_json(const bench_setup *s, const bench_result *r, size_t n) {
   fflush(stdout);
   cJSON_free(text);
   return 1;
+}
+
+int bench_print_json(const bench_setup *s, const bench_result *r, size_t n) {
+  return bench_json_print(json_doc(s, r, n));
 }
