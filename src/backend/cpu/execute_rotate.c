@@ -31,7 +31,7 @@ static void run_task(void *arg, size_t index, size_t count) {
   float *buf = plan->scratch ? plan->scratch + index * plan->scratch_floats : stack_row;
   const size_t seq = plan->d->seq_len;
   while (u < end) {
-    const float *c, *s;
+    const float *c = NULL, *s = NULL; /* always set by rotary_token_row; gcc -O1 (TSan) cannot tell */
     if (!plan->group[0]) {
       const size_t per_token = plan->heads[0] + plan->heads[1];
       const size_t t = u / per_token, h0 = u % per_token;

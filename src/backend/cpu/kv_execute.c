@@ -104,7 +104,7 @@ static void write_task(void *arg, size_t index, size_t count) {
     const size_t t = u / per, h0 = u % per;
     const size_t h1 = end - u < per - h0 ? h0 + (end - u) : per;
     const size_t b = t / seq, s_idx = t % seq;
-    const float *c, *s;
+    const float *c = NULL, *s = NULL; /* always set by rotary_token_row; gcc -O1 (TSan) cannot tell */
     if (p->rows_in_table && t + 1 < p->tokens) rotary_token_row_prefetch(p->rope, &d->positions, t + 1);
     rotary_token_row(p->rope, &d->positions, ROTARY_FORWARD, t, b, s_idx, buf, &c, &s);
     if (h0 < nq) rotate_q(p, b, s_idx, h0, h1 < nq ? h1 : nq, c, s);
