@@ -85,9 +85,13 @@ memcheck_one() { # memcheck_one PROGRAM: one test program under valgrind, in the
 }
 export -f memcheck_one
 
-memcheck() { # valgrind on every test program of the release build, one per core at a time
+memcheck() { # valgrind on every test program of the release build, one per core at a time; the fuzz corpus
+  # replays are left to the ASan + UBSan stage, which runs them with the sanitizers the fuzzers were built with
   local t progs=()
-  for t in build-test/tests/test_* build-test/examples/readme_example; do [ -x "$t" ] && progs+=("$t"); done
+  for t in build-test/tests/test_* build-test/examples/readme_example; do
+    case $t in */test_fuzz_*_replay) continue ;; esac
+    [ -x "$t" ] && progs+=("$t")
+  done
   printf '%s\n' "${progs[@]}" | xargs -P "$jobs" -I{} bash -c 'memcheck_one "$1"' _ {}
 }
 
@@ -191,13 +195,13 @@ fuzz_one() { # fuzz_one NAME: tests/fuzz/NAME.c with libFuzzer + ASan + UBSan, r
   rm -rf "$work" && mkdir -p "$work" && { [ ! -d "$corpus" ] || cp -r "$corpus"/. "$work"/; } &&
     clang "${fuzz_cflags[@]}" -fsanitize=fuzzer "tests/fuzz/$name.c" build-fuzz/librotary_fuzz.a -lm -lpthread \
       -o "build-fuzz/$name" || { echo "$name: build failed"; return 1; }
-  "build-fuzz/$name" -max_total_time="${ROTARY_FUZZ_SECONDS:-20}" "${opts[@]}" -artifact_prefix="build-fuzz/$name-" \
+  "build-fuzz/$name" -max_total_time="${ROTARY_FUZZ_SECONDS:-10}" "${opts[@]}" -artifact_prefix="build-fuzz/$name-" \
     -print_final_stats=1 "$work" >"build-fuzz/$name.log" 2>&1 || { tail -n 40 "build-fuzz/$name.log"; return 1; }
   echo "$name: $(grep -E 'stat::number_of_executed_units' "build-fuzz/$name.log")," \
     "$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "build-fuzz/$name.log" | tail -n1), corpus $(ls "$work" | wc -l)"
 }
 
-fuzz() { # every tests/fuzz/fuzz_*.c target, ROTARY_FUZZ_SECONDS each (20); ctest replays the corpora in every build
+fuzz() { # every tests/fuzz/fuzz_*.c target, ROTARY_FUZZ_SECONDS each (10); ctest replays the corpora in every build
   local rc=0 src
   mkdir -p build-fuzz && fuzz_lib || { echo "fuzz: library build failed"; return 1; }
   for src in tests/fuzz/fuzz_*.c; do
