@@ -4,11 +4,8 @@
 #include <string.h>
 
 #include "strided_view.h"
+#include "task_split.h"
 
-/* Below this many bytes moved per thread a worker's wake-up costs more than its share of the work. */
-#define ROTARY_KV_MIN_BYTES_PER_THREAD (64u * 1024u)
-/* Tasks per thread: a thread that starts late leaves its share to the others. */
-#define ROTARY_KV_TASKS_PER_THREAD 4
 /* f32 head rows in the scratch are padded to whole 64-byte lines. */
 #define ROTARY_KV_LINE_FLOATS 16u
 
@@ -29,17 +26,6 @@ static void path_init(rotary_kv_path *p, rotary_dtype in, const rotary_kv_cache 
     p->to_f32 = convert_fn(in, ROTARY_F32);
     p->from_f32 = convert_fn(ROTARY_F32, c->dtype);
   }
-}
-
-/* Threads worth waking for `bytes` of traffic, and tasks for them (at most `units`). */
-static void split(double bytes, size_t units, size_t available, size_t *threads, size_t *tasks) {
-  const double n = bytes / ROTARY_KV_MIN_BYTES_PER_THREAD;
-  size_t want = n < 1.0 ? 1 : n >= (double)available ? available : (size_t)n;
-  if (want > units) want = units;
-  size_t t = want > 1 ? want * ROTARY_KV_TASKS_PER_THREAD : 1; /* available <= 1024 */
-  if (t > units) t = units;
-  *threads = want;
-  *tasks = t;
 }
 
 /* Scratch floats per task: a cos/sin row too long for the stack, and an f32 head row when a path converts and the
@@ -74,7 +60,7 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
   const double bytes = tokens * hd *
                        ((double)d->q.n_heads * 2.0 * (double)p.q_elem +
                         (double)d->k.n_heads * (double)(p.k.in_elem + p.v.in_elem + 2 * geom->elem));
-  split(bytes, p.units, available, &p.threads, &p.tasks);
+  rotary_task_split(bytes, p.units, available, &p.threads, &p.tasks);
   /* the cache writes take the kernel's non-temporal stores from the settings' size up, as rotary_apply's
    * out-of-place outputs do: rows that large leave the caches anyway, and such stores skip reading each line */
   const double cache_bytes = tokens * hd * (double)d->k.n_heads * 2.0 * (double)geom->elem;
@@ -100,7 +86,7 @@ void rotary_kv_rerotate_plan_build(rotary_kv_rerotate_plan *plan, const rotary_r
   path_init(&p.k, in, &d->cache, rope->pairing, d->cache.k_scale);
   if (d->cache.dtype == ROTARY_FP8_E4M3) p.k.to_f32 = convert_fn(ROTARY_FP8_E4M3, ROTARY_F32);
   const double bytes = 2.0 * (double)d->n_slots * (double)d->kv_heads * (double)rope->head_dim * (double)geom->elem;
-  split(bytes, d->n_slots, available, &p.threads, &p.tasks);
+  rotary_task_split(bytes, d->n_slots, available, &p.threads, &p.tasks);
   p.scratch_floats = scratch_floats(rope, 0, !p.k.direct);
   *plan = p;
 }

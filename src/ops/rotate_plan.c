@@ -4,13 +4,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "task_split.h"
 #include "validate.h"
 
-/* Below this many bytes moved per thread a worker's wake-up costs more than its share of the work. */
-#define ROTARY_MIN_BYTES_PER_THREAD (64u * 1024u)
-/* Tasks per thread: threads claim tasks as they come, so one that starts late (woken slowly, preempted) leaves
- * its share to the others instead of holding up the call. */
-#define ROTARY_TASKS_PER_THREAD 4
 /* Heads far apart (heads-major tensors such as BHSD: each head's tokens contiguous) are walked this many heads at
  * a time, token by token: a token's rows for every head at once would be one memory stream per head, more than
  * the hardware prefetchers follow (BHSD ran at half the speed of BSHD), and head by head would read the cos/sin
@@ -89,21 +85,10 @@ rotary_status rotary_rotate_plan_build(rotary_rotate_plan *plan, const rotary_ro
   return ROTARY_OK;
 }
 
-/* Threads worth waking for this much work: each must get at least ROTARY_MIN_BYTES_PER_THREAD. */
-static size_t useful_threads(const rotary_rotate_plan *plan, size_t available) {
+void rotary_rotate_plan_split(rotary_rotate_plan *plan, size_t available) {
   /* each element is read once and written once, in place or not */
   const double bytes = 2.0 * (tensor_bytes(plan, 0) + tensor_bytes(plan, 1));
-  double n = bytes / ROTARY_MIN_BYTES_PER_THREAD;
-  size_t want = n < 1.0 ? 1 : n >= (double)available ? available : (size_t)n;
-  return want < plan->units ? want : plan->units;
-}
-
-void rotary_rotate_plan_split(rotary_rotate_plan *plan, size_t available) {
-  const size_t n = useful_threads(plan, available);
-  size_t tasks = n > 1 ? n * ROTARY_TASKS_PER_THREAD : 1; /* n <= 1024: within ROTARY_POOL_MAX_TASKS */
-  if (tasks > plan->units) tasks = plan->units;
-  plan->threads = n;
-  plan->tasks = tasks;
+  rotary_task_split(bytes, plan->units, available, &plan->threads, &plan->tasks);
   /* tasks <= 4096, row floats <= 65566: the executor's tasks * scratch_floats does not overflow */
   plan->scratch_floats = rotary_rope_row_floats(plan->rope) > ROTARY_STACK_ROW ? rotary_rope_row_floats(plan->rope) : 0;
 }
