@@ -74,7 +74,11 @@ typedef enum rotary_status {
   ROTARY_ERR_UNSUPPORTED = 17,     /* the library was built without this feature (config.json without cJSON) */
   ROTARY_ERR_CACHE_INDEX = 18,     /* a KV-cache slot, block or page is outside the cache, two tokens write one
                                       slot, a page table disagrees with its indptr, or a sequence would overflow */
-  ROTARY_ERR_SCALE = 19            /* an fp8 quantization scale is zero, negative, NaN or infinite */
+  ROTARY_ERR_SCALE = 19,           /* an fp8 quantization scale is zero, negative, NaN or infinite */
+  ROTARY_ERR_STREAMS = 20,         /* a multi-stream layout is inconsistent (sections that do not cover
+                                      rotary_dim/2 frequencies, a map entry beyond n_streams, a vision layout with
+                                      rotary_dim not a multiple of 4), or a call's stream count is not the rope's */
+  ROTARY_ERR_LAYER = 21            /* a layer index beyond the model's layers, or a layer type with no rope */
 } rotary_status;
 
 /* The text of a status, e.g. "rotary_dim is odd or greater than head_dim". Never NULL; unknown codes give
@@ -142,6 +146,42 @@ typedef struct rotary_scaling {
   const double *long_factor;  /* LONGROPE: rotary_dim/2 values, required; copied by rotary_rope_create */
 } rotary_scaling;
 
+/*
+ * Multi-stream positions (multimodal mRoPE, 2-D vision RoPE): each token carries n_streams position ids (temporal,
+ * height, width for Qwen2-VL; row, column for a vision encoder), and frequency i of the rope turns by the id of one
+ * stream, stream_of(i). Every row a call uses is still the exact one: cos(id * inv_freq[i]) * attention_scaling of
+ * the stream's id, the very value the table (or the table-free path) holds for that id; a call gathers it from one
+ * table row per stream, with no new trigonometry. A token whose streams agree gets the plain 1-D row.
+ */
+#define ROTARY_MAX_STREAMS 4
+
+/* Which stream each frequency i < n = rotary_dim/2 turns by. */
+typedef enum rotary_stream_layout {
+  ROTARY_STREAMS_NONE = 0,        /* one position per token (the default) */
+  ROTARY_STREAMS_SECTIONS = 1,    /* contiguous sections (Qwen2-VL, Qwen2.5-VL "mrope_section"): frequencies
+                                     [0, sections[0]) by stream 0, the next sections[1] by stream 1, ... */
+  ROTARY_STREAMS_INTERLEAVED = 2, /* Qwen3-VL ("mrope_interleaved"): frequency i by stream j = i mod n_streams when
+                                     j > 0 and i < n_streams * sections[j], else by stream 0 */
+  ROTARY_STREAMS_VISION_2D = 3,   /* Qwen2-VL / Qwen2.5-VL vision encoder, 2 streams (row, column): frequency i < n/2
+                                     turns by the row at base^(-4i/rotary_dim), frequency n/2 + i by the column at
+                                     the same frequency; with half pairing this is their cat(row, col) cos/sin */
+  ROTARY_STREAMS_VISION_2D_PIXTRAL = 4, /* Pixtral, 2 streams: frequency i < n/2 by the row at base^(-4i/rotary_dim),
+                                     frequency n/2 + i by the column at base^(-(4i+2)/rotary_dim) */
+  ROTARY_STREAMS_MAP = 5          /* any other split: map[i] is the stream of frequency i */
+} rotary_stream_layout;
+
+/* The frequency-to-stream map of a rope. Zeroed (rotary_config_init) it is one stream. */
+typedef struct rotary_streams {
+  rotary_stream_layout layout;
+  size_t n_streams;                    /* SECTIONS, INTERLEAVED, MAP: 2..ROTARY_MAX_STREAMS; VISION_*: 2 (0 means 2);
+                                          NONE: 0 or 1 */
+  size_t sections[ROTARY_MAX_STREAMS]; /* SECTIONS, INTERLEAVED: frequencies per stream, summing to rotary_dim/2
+                                          (INTERLEAVED: stream j > 0 takes exactly sections[j] frequencies, so
+                                          n_streams * (sections[j] - 1) + j < rotary_dim/2); entries from n_streams
+                                          on are 0. Hugging Face's mrope_section. */
+  const uint8_t *map;                  /* MAP: rotary_dim/2 entries, each < n_streams; copied at creation */
+} rotary_streams;
+
 /* Frequencies of one rotary embedding. Fill it with rotary_config_init, then change what differs. */
 typedef struct rotary_config {
   size_t struct_size;        /* sizeof(rotary_config), set by rotary_config_init; lets the struct grow */
@@ -157,6 +197,10 @@ typedef struct rotary_config {
   rotary_scaling scaling;    /* default: type NONE */
   size_t seq_len;            /* the current sequence length, for the families that depend on it (DYNAMIC,
                                 LONGROPE); 0 means "within the original length". See rotary_rope_derive. */
+  rotary_streams streams;    /* multi-stream positions (mRoPE, 2-D vision); default one stream. Every scaling
+                                family applies to the SECTIONS, INTERLEAVED and MAP layouts (frequency i is the
+                                family's i-th); the VISION layouts take scaling type NONE (else SCALING). A given
+                                inv_freq replaces the derived frequencies for every layout. */
 } rotary_config;
 
 /* Sets every field to its default: rotary_dim = head_dim, half pairing, base 10000, no inv_freq, scaling 1,
@@ -168,7 +212,8 @@ ROTARY_API void rotary_config_init(rotary_config *config, size_t head_dim);
  * field as spelled in this header ("scaling.factor", "rotary_dim", ...); a static string.
  * Errors: NULL_POINTER (config), INVALID_ARGUMENT (struct_size), HEAD_DIM, ROTARY_DIM, PAIRING, FREQUENCY,
  * SCALING (including scaled frequencies that come out not finite and positive, and an attention factor whose
- * product with attention_scaling exceeds FLT_MAX: every cos/sin row must be finite in fp32).
+ * product with attention_scaling exceeds FLT_MAX: every cos/sin row must be finite in fp32), STREAMS (field
+ * "streams.layout", "streams.n_streams", "streams.sections" or "streams.map").
  */
 ROTARY_API rotary_status rotary_config_check(const rotary_config *config, const char **field);
 
@@ -232,6 +277,13 @@ ROTARY_API double rotary_rope_attention_scaling(const rotary_rope *rope);
 /* Copies the rotary_dim/2 inverse frequencies (fp64) into inv_freq. Errors: NULL_POINTER. */
 ROTARY_API rotary_status rotary_rope_inv_freq(const rotary_rope *rope, double *inv_freq);
 
+/* Position streams per token: 1 for a one-stream rope, else the config's n_streams (2 for VISION layouts);
+ * 0 for NULL. */
+ROTARY_API size_t rotary_rope_streams(const rotary_rope *rope);
+
+/* Writes the stream of each of the rotary_dim/2 frequencies (all 0 for a one-stream rope). Errors: NULL_POINTER. */
+ROTARY_API rotary_status rotary_rope_stream_map(const rotary_rope *rope, uint8_t *map);
+
 /*
  * Writes the cos and sin rows of n positions: cos[j * rotary_dim/2 + i] for positions[j], the exact values a call
  * uses (attention_scaling included). Works with and without a table. Errors: NULL_POINTER (n > 0 and a pointer is
@@ -240,6 +292,15 @@ ROTARY_API rotary_status rotary_rope_inv_freq(const rotary_rope *rope, double *i
  */
 ROTARY_API rotary_status rotary_rope_cos_sin(const rotary_rope *rope, const int64_t *positions, size_t n,
                                              float *cos, float *sin);
+
+/*
+ * The multi-stream rows of n tokens: stream j of token t has id ids[j * stream_stride + t] (stream_stride 0 means
+ * n), j < rotary_rope_streams(rope); cos[t * rotary_dim/2 + i] is the row of stream_of(i)'s id at frequency i,
+ * exactly what a call with ROTARY_POSITIONS_STREAMS_I64 uses. For a one-stream rope this is rotary_rope_cos_sin.
+ * Errors: as rotary_rope_cos_sin (POSITION for any id of any stream), OVERFLOW (the ids' extent), nothing written.
+ */
+ROTARY_API rotary_status rotary_rope_cos_sin_streams(const rotary_rope *rope, const int64_t *ids,
+                                                     size_t stream_stride, size_t n, float *cos, float *sin);
 
 /* A persistent pool of worker threads that a call splits its work over. */
 typedef struct rotary_context rotary_context;
@@ -263,10 +324,17 @@ typedef enum rotary_position_mode {
   ROTARY_POSITIONS_OFFSETS = 1, /* position of (b, s) = offsets[b] + s; a batch whose sequences have different lengths */
   ROTARY_POSITIONS_IDS_I32 = 2, /* position of (b, s) = ids[b * seq_len + s], int32 */
   ROTARY_POSITIONS_IDS_I64 = 3, /* position of (b, s) = ids[b * seq_len + s], int64 (Hugging Face position_ids) */
-  ROTARY_POSITIONS_COS_SIN = 4  /* the caller supplies fp32 rows: cos of (b, s) at cos + (b * seq_len + s) *
+  ROTARY_POSITIONS_COS_SIN = 4,  /* the caller supplies fp32 rows: cos of (b, s) at cos + (b * seq_len + s) *
                                    row_stride, rotary_dim/2 values, sin likewise; attention_scaling is not applied
                                    (as ONNX RotaryEmbedding without position_ids) */
+  ROTARY_POSITIONS_STREAMS_I32 = 5, /* multi-stream (see rotary_streams): id of stream j of (b, s) =
+                                   ids[j * stream_stride + b * seq_len + s], int32; n_streams must equal
+                                   rotary_rope_streams(rope) (else STREAMS). vLLM's [n_streams, tokens] positions,
+                                   Hugging Face's [n_streams, batch, seq] position_ids */
+  ROTARY_POSITIONS_STREAMS_I64 = 6  /* as STREAMS_I32 with int64 ids */
 } rotary_position_mode;
+/* With a multi-stream rope, the one-id modes (OFFSET, OFFSETS, IDS_*) give every stream the token's one position:
+ * the text tokens of an mRoPE model, whose rows equal a one-stream rope's with the same frequencies. */
 
 typedef struct rotary_positions {
   rotary_position_mode mode;
@@ -276,6 +344,9 @@ typedef struct rotary_positions {
   const float *cos;        /* COS_SIN */
   const float *sin;        /* COS_SIN */
   size_t row_stride;       /* COS_SIN: elements between the rows of consecutive tokens; 0 means rotary_dim/2 */
+  size_t n_streams;        /* STREAMS_*: ids per token, 1..ROTARY_MAX_STREAMS */
+  size_t stream_stride;    /* STREAMS_*: elements between streams in ids; 0 means batch * seq_len. At least
+                              batch * seq_len (streams may not interleave) */
 } rotary_positions;
 
 /*
@@ -533,6 +604,21 @@ ROTARY_API size_t rotary_hf_config_heads(const rotary_hf_config *config);
 ROTARY_API size_t rotary_hf_config_kv_heads(const rotary_hf_config *config);
 /* max_position_embeddings; 0 when absent or NULL. */
 ROTARY_API size_t rotary_hf_config_max_positions(const rotary_hf_config *config);
+/* num_hidden_layers (or the length of layer_types); 0 when absent or NULL. */
+ROTARY_API size_t rotary_hf_config_layers(const rotary_hf_config *config);
+/* Ropes per layer type. 1 for a model whose layers share one rope; Gemma 3 (rope_local_base_freq) and configs with
+ * per-layer-type rope_parameters (transformers 5) have one per layer type, rope 0 being the full-attention one
+ * (what rotary_hf_config_rope returns). 0 for NULL. */
+ROTARY_API size_t rotary_hf_config_rope_count(const rotary_hf_config *config);
+/* Rope `index` (< rotary_hf_config_rope_count), ready for rotary_rope_create; NULL for NULL or beyond. */
+ROTARY_API const rotary_config *rotary_hf_config_rope_at(const rotary_hf_config *config, size_t index);
+/* The layer type of rope `index` ("full_attention", "sliding_attention", ...; "default" for a single rope);
+ * "" for NULL or beyond. */
+ROTARY_API const char *rotary_hf_config_rope_name(const rotary_hf_config *config, size_t index);
+/* The rope index of layer `layer` (from layer_types, or Gemma's sliding-window pattern). Errors: NULL_POINTER
+ * (config or index), LAYER (layer >= rotary_hf_config_layers, or the layers are unknown and there is more than one
+ * rope). A single-rope config with unknown layer count gives 0 for every layer. */
+ROTARY_API rotary_status rotary_hf_config_layer_rope(const rotary_hf_config *config, size_t layer, size_t *index);
 /* The scaling family's Hugging Face name ("default", "llama3", ...) and the model_type ("" when absent). */
 ROTARY_API const char *rotary_hf_config_rope_type(const rotary_hf_config *config);
 ROTARY_API const char *rotary_hf_config_model_type(const rotary_hf_config *config);

@@ -25,6 +25,8 @@ static inline __attribute__((always_inline)) void rotary_token_row(const rotary_
     case ROTARY_POSITIONS_OFFSETS: pos = rotary_load_i64(p->offsets, b) + (int64_t)s_idx; break;
     case ROTARY_POSITIONS_IDS_I32:
     case ROTARY_POSITIONS_IDS_I64: pos = rotary_load_id(p, t); break;
+    case ROTARY_POSITIONS_STREAMS_I32:
+    case ROTARY_POSITIONS_STREAMS_I64: break; /* refused by validation until implemented (issue 12, in progress) */
     case ROTARY_POSITIONS_COS_SIN: {
       const size_t bytes = (p->row_stride ? p->row_stride : half) * t * sizeof(float);
       const char *cr = (const char *)p->cos + bytes, *sr = (const char *)p->sin + bytes;

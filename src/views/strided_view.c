@@ -145,6 +145,8 @@ rotary_status rotary_check_position_args(const rotary_positions *p) {
     case ROTARY_POSITIONS_IDS_I32:
     case ROTARY_POSITIONS_IDS_I64: return p->ids ? ROTARY_OK : ROTARY_ERR_NULL_POINTER;
     case ROTARY_POSITIONS_COS_SIN: return p->cos && p->sin ? ROTARY_OK : ROTARY_ERR_NULL_POINTER;
+    case ROTARY_POSITIONS_STREAMS_I32:
+    case ROTARY_POSITIONS_STREAMS_I64: return ROTARY_ERR_STREAMS; /* not implemented yet (issue 12, in progress) */
   }
   return ROTARY_ERR_INVALID_ARGUMENT;
 }
@@ -197,6 +199,8 @@ rotary_status rotary_check_positions(const rotary_rope *rope, const rotary_posit
       if ((st = rotary_view_flat(&arrays[(*n)++], p->cos, bytes)) != ROTARY_OK) return st;
       return rotary_view_flat(&arrays[(*n)++], p->sin, bytes);
     }
+    case ROTARY_POSITIONS_STREAMS_I32:
+    case ROTARY_POSITIONS_STREAMS_I64: return ROTARY_ERR_STREAMS; /* not implemented yet (issue 12, in progress) */
   }
   return ROTARY_ERR_INVALID_ARGUMENT;
 }
