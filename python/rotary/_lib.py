@@ -81,6 +81,16 @@ class Scaling(ctypes.Structure):
     ]
 
 
+class Streams(ctypes.Structure):
+    """rotary_streams: which position stream each frequency turns by."""
+    _fields_ = [
+        ("layout", ctypes.c_int),
+        ("n_streams", ctypes.c_size_t),
+        ("sections", ctypes.c_size_t * 4),
+        ("map", ctypes.POINTER(ctypes.c_uint8)),
+    ]
+
+
 class Config(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_size_t),
@@ -92,6 +102,7 @@ class Config(ctypes.Structure):
         ("attention_scaling", ctypes.c_double),
         ("scaling", Scaling),
         ("seq_len", ctypes.c_size_t),
+        ("streams", Streams),
     ]
 
 
@@ -104,6 +115,8 @@ class Positions(ctypes.Structure):
         ("cos", ctypes.POINTER(ctypes.c_float)),
         ("sin", ctypes.POINTER(ctypes.c_float)),
         ("row_stride", ctypes.c_size_t),
+        ("n_streams", ctypes.c_size_t),
+        ("stream_stride", ctypes.c_size_t),
     ]
 
 
