@@ -149,8 +149,8 @@ int rotary_cli_bench(int argc, char **argv) {
     return 0;
   }
   if (!parsed) return 2; /* said why */
-  if (o.op == BENCH_OP_KV_WRITE) {
-    const int rc = bench_kv_main(&o);
+  if (o.op == BENCH_OP_KV_WRITE || o.streams) {
+    const int rc = o.streams ? bench_streams_main(&o) : bench_kv_main(&o);
     bench_options_free(&o);
     return rc;
   }

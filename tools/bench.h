@@ -18,6 +18,13 @@ typedef enum bench_op {
   BENCH_OP_KV_WRITE = 1 /* rotary_kv_write from packed QKV into a KV cache (bench_kv.c) */
 } bench_op;
 
+/* --streams: which multi-stream ids the comparison with 1-D ids uses. */
+typedef enum bench_streams_pattern {
+  BENCH_STREAMS_OFF = 0,
+  BENCH_STREAMS_TEXT = 1, /* every stream holds the token's 1-D id: text tokens of an mRoPE model (the fast path) */
+  BENCH_STREAMS_IMAGE = 2 /* image patches: (t, h, w) of a grid (vision layouts: (row, col)); decode: random ids */
+} bench_streams_pattern;
+
 typedef struct bench_options {
   bench_op op;
   const char *model;  /* preset name, the --config file's model_type or path, or NULL */
@@ -43,6 +50,10 @@ typedef struct bench_options {
   int sweep;                /* --sweep: the issue's whole table (prefill and decode, both caches, bf16 and fp8,
                                1 and 2 threads) */
   int table_set;            /* --table was given (the sweep picks each mode's default otherwise) */
+  /* --streams: the fused call with 1-D ids against the same call with multi-stream ids (bench_streams.c) */
+  bench_streams_pattern streams;    /* BENCH_STREAMS_OFF, TEXT (streams agree) or IMAGE (a t,h,w or row,col grid) */
+  rotary_streams stream_layout;     /* the rope's frequency-to-stream map: --stream-layout, the --model preset or
+                                       the --config's; layout NONE when none */
 } bench_options;
 
 /* A model's attention shape. */
@@ -51,6 +62,8 @@ typedef struct bench_preset {
   size_t heads, kv_heads, head_dim, rotary_dim;
   double base;
   const char *note;
+  rotary_stream_layout stream_layout; /* NONE for one-stream models */
+  size_t sections[ROTARY_MAX_STREAMS]; /* SECTIONS and INTERLEAVED: mrope_section; n_streams = entries above 0 */
 } bench_preset;
 
 /* Everything the implementations work on; filled by bench_setup_create, every buffer written once. */
@@ -111,6 +124,12 @@ void bench_list_presets(FILE *f);
  * (print NULL: nothing printed); the last row from the limit samples of every block. */
 typedef void (*bench_row_printer)(const bench_setup *s, const bench_result *r, const bench_result *first);
 rotary_status bench_time_all(bench_setup *s, bench_result *r, size_t n, bench_row_printer print);
+
+/* bench_streams.c: `rotary bench --streams text|image`; returns the exit status. */
+int bench_streams_main(const bench_options *o);
+/* The stream of each of the rope's rotary_dim/2 frequencies by the header's rules for o->stream_layout. */
+void bench_stream_of(const bench_options *o, uint8_t *map);
+size_t bench_stream_count(const rotary_streams *st); /* ids per token: 1 for NONE, 2 for VISION_* */
 
 /* bench_kv.c: `rotary bench --op kv-write`; returns the exit status. */
 int bench_kv_main(const bench_options *o);

@@ -15,7 +15,8 @@
 
 /* Options given explicitly (they override a --model preset, whatever the order). */
 enum { SET_HEADS = 1, SET_KV = 2, SET_DIM = 4, SET_ROT = 8, SET_BASE = 16, SET_BATCH = 32, SET_TOKENS = 64,
-       SET_TABLE = 128, SET_DECODE = 256, SET_PAIRING = 512, SET_DTYPE = 1024, SET_KV_ONLY = 2048 };
+       SET_TABLE = 128, SET_DECODE = 256, SET_PAIRING = 512, SET_DTYPE = 1024, SET_KV_ONLY = 2048,
+       SET_STREAM_LAYOUT = 4096 };
 
 void bench_usage(FILE *f, int full) {
   fprintf(f,
@@ -23,7 +24,7 @@ void bench_usage(FILE *f, int full) {
           "                    [--heads N] [--kv-heads N] [--head-dim N] [--rotary-dim N] [--base X] [--table N]\n"
           "                    [--dtype f32|f16|bf16] [--pairing half|interleaved] [--layout bshd|bhsd]\n"
           "                    [--threads N] [--reps N] [--out-of-place] [--table-free] [--tune]\n"
-          "                    [--torch[=PYTHON]] [--json] [--help]\n"
+          "                    [--torch[=PYTHON]] [--streams text|image [--stream-layout L]] [--json] [--help]\n"
           "       rotary bench --op kv-write [--cache contiguous|paged] [--cache-dtype f32|f16|bf16|fp8]\n"
           "                    [--block-size N] [--sweep] [shape, --dtype, --threads, --reps, --json as above]\n");
   if (!full) {
@@ -52,6 +53,14 @@ void bench_usage(FILE *f, int full) {
           "  --config F   a Hugging Face config.json: heads, kv heads, head_dim, rotary_dim, pairing, base and the\n"
           "               frequency scaling of the model (for dynamic NTK and LongRoPE at seq_len = table size);\n"
           "               --heads, --kv-heads, --tokens, --table and --dtype may still be given\n"
+          "  --streams    text|image: the fused call with 1-D int64 ids against the same call with multi-stream\n"
+          "               int64 ids ([n_streams, tokens]), in the same rounds, alternating; prints both medians and\n"
+          "               the streams call's speed as a share of the 1-D call's. text: every stream holds the 1-D id\n"
+          "               (text tokens of an mRoPE model); image: a (t, h, w) grid of patches, (row, column) for a\n"
+          "               vision layout; with --decode random ids. Needs a multi-stream rope (--model qwen2-vl-7b,\n"
+          "               qwen3-vl-8b or qwen2-vl-vit, a --config with mrope_section, or --stream-layout)\n"
+          "  --stream-layout sections=A,B[,C[,D]] | interleaved=A,B[,C[,D]] | vision | pixtral: the rope's\n"
+          "               frequency-to-stream map (Hugging Face's mrope_section; rotary_streams in rotary.h)\n"
           "  --json       one JSON object instead of the table (schema: docs/bench.md)\n"
           "  --op         rope (default): the table above. kv-write: rotary_kv_write from one packed QKV buffer\n"
           "               (q rotated in place, rotated k and v into a KV cache) against the unfused pair (rotary_apply\n"
@@ -92,7 +101,7 @@ static int parse_size(const char *s, size_t *v) {
 /* getopt_long's values for the long options; the whole-number ones first, in the order of size_fields. */
 enum { OPT_TOKENS = 256, OPT_BATCH, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_REPS, OPT_DECODE, OPT_TABLE,
        OPT_BLOCK, OPT_BASE, OPT_DTYPE, OPT_PAIRING, OPT_LAYOUT, OPT_MODEL, OPT_CONFIG, OPT_OOP, OPT_JSON, OPT_TUNE,
-       OPT_FREE, OPT_TORCH, OPT_OP, OPT_CACHE, OPT_CACHE_DTYPE, OPT_SWEEP };
+       OPT_FREE, OPT_TORCH, OPT_OP, OPT_CACHE, OPT_CACHE_DTYPE, OPT_SWEEP, OPT_STREAMS, OPT_STREAM_LAYOUT };
 
 static const struct option long_options[] = {
     {"tokens", required_argument, NULL, OPT_TOKENS},     {"batch", required_argument, NULL, OPT_BATCH},
@@ -108,7 +117,8 @@ static const struct option long_options[] = {
     {"torch", optional_argument, NULL, OPT_TORCH},       {"help", no_argument, NULL, 'h'},
     {"op", required_argument, NULL, OPT_OP},             {"cache", required_argument, NULL, OPT_CACHE},
     {"cache-dtype", required_argument, NULL, OPT_CACHE_DTYPE}, {"block-size", required_argument, NULL, OPT_BLOCK},
-    {"sweep", no_argument, NULL, OPT_SWEEP},
+    {"sweep", no_argument, NULL, OPT_SWEEP},             {"streams", required_argument, NULL, OPT_STREAMS},
+    {"stream-layout", required_argument, NULL, OPT_STREAM_LAYOUT},
     {NULL, 0, NULL, 0},
 };
 
@@ -173,6 +183,29 @@ static int parse_enum(bench_options *o, int opt, const char *v) {
   return 1;
 }
 
+/* --stream-layout: "vision", "pixtral", or "sections=" / "interleaved=" and 2 to 4 whole numbers. */
+static int parse_stream_layout(const char *v, rotary_streams *st) {
+  memset(st, 0, sizeof *st);
+  if (!strcmp(v, "vision") || !strcmp(v, "pixtral")) {
+    st->layout = v[0] == 'v' ? ROTARY_STREAMS_VISION_2D : ROTARY_STREAMS_VISION_2D_PIXTRAL;
+    st->n_streams = 2;
+    return 1;
+  }
+  const char *list = !strncmp(v, "sections=", 9) ? v + 9 : !strncmp(v, "interleaved=", 12) ? v + 12 : NULL;
+  st->layout = v[0] == 's' ? ROTARY_STREAMS_SECTIONS : ROTARY_STREAMS_INTERLEAVED;
+  while (list && *list && st->n_streams < ROTARY_MAX_STREAMS) {
+    char *end;
+    errno = 0;
+    const unsigned long long x = strtoull(list, &end, 10);
+    if (end == list || *list == '-' || *list == '+' || errno || x > 65536 || (*end && *end != ',')) break;
+    st->sections[st->n_streams++] = (size_t)x;
+    list = *end ? end + 1 : end;
+  }
+  if (!list || *list || st->n_streams < 2)
+    return bad("--stream-layout wants vision, pixtral, sections=A,B[,C[,D]] or interleaved=A,B[,C[,D]], got '%s'", v);
+  return 1;
+}
+
 static int parse_base(const char *v, double *base) {
   char *end;
   errno = 0;
@@ -228,6 +261,12 @@ static int take(bench_options *o, int c, const char *v, unsigned *set) {
     case OPT_PAIRING: *set |= SET_PAIRING; return parse_enum(o, c, v);
     case OPT_DTYPE: *set |= SET_DTYPE; return parse_enum(o, c, v);
     case OPT_SWEEP: *set |= SET_KV_ONLY; o->sweep = 1; return 1;
+    case OPT_STREAMS:
+      if (!strcmp(v, "text")) o->streams = BENCH_STREAMS_TEXT;
+      else if (!strcmp(v, "image")) o->streams = BENCH_STREAMS_IMAGE;
+      else return bad("--streams wants text or image, got '%s'", v);
+      return 1;
+    case OPT_STREAM_LAYOUT: *set |= SET_STREAM_LAYOUT; return parse_stream_layout(v, &o->stream_layout);
     case OPT_CACHE:
     case OPT_CACHE_DTYPE: *set |= SET_KV_ONLY; return parse_enum(o, c, v);
     default: return parse_enum(o, c, v);
@@ -261,6 +300,14 @@ static void apply_preset(bench_options *o, unsigned set) {
   if (!(set & SET_DIM)) o->head_dim = p->head_dim;
   if (!(set & SET_ROT)) o->rotary_dim = p->rotary_dim;
   if (!(set & SET_BASE)) o->base = p->base;
+  if (!(set & SET_STREAM_LAYOUT) && p->stream_layout != ROTARY_STREAMS_NONE) {
+    o->stream_layout.layout = p->stream_layout;
+    for (size_t j = 0; j < ROTARY_MAX_STREAMS; j++) {
+      o->stream_layout.sections[j] = p->sections[j];
+      o->stream_layout.n_streams += p->sections[j] > 0;
+    }
+    if (!o->stream_layout.n_streams) o->stream_layout.n_streams = 2; /* the vision layouts */
+  }
 }
 
 /* --config: the model's shape and rope; the options that would contradict it are refused. */
@@ -286,6 +333,7 @@ static int load_config(bench_options *o, unsigned set) {
   o->rotary_dim = o->rope.rotary_dim;
   o->base = o->rope.base;
   o->pairing = o->rope.pairing;
+  if (!(set & SET_STREAM_LAYOUT)) o->stream_layout = o->rope.streams;
   return 1;
 }
 
@@ -298,8 +346,11 @@ void bench_options_free(bench_options *o) {
 static int check_op(const bench_options *o, unsigned set) {
   if (o->op == BENCH_OP_ROPE) {
     if (set & SET_KV_ONLY) return bad("--cache, --cache-dtype, --block-size and --sweep go with --op kv-write");
+    if (o->streams && (o->tune || o->torch))
+      return bad("%s does not go with --streams: it times the fused call only", o->tune ? "--tune" : "--torch");
     return 1;
   }
+  if (o->streams || (set & SET_STREAM_LAYOUT)) return bad("--streams and --stream-layout go with --op rope");
   const char *rope_only = o->out_of_place                   ? "--out-of-place"
                           : o->tune                         ? "--tune"
                           : o->torch                        ? "--torch"
@@ -345,6 +396,24 @@ static double memory_needed(const bench_options *o) {
   return qk * (o->out_of_place ? 4.0 : 3.0) + tmp + 2.0 * (double)o->table * (double)o->rotary_dim * 4.0;
 }
 
+/* --streams needs a multi-stream rope whose sections cover the rotary_dim/2 frequencies (said here in the
+ * options' words; the library checks the same when the rope is made). */
+static int check_streams(const bench_options *o) {
+  const rotary_streams *st = &o->stream_layout;
+  if (!o->streams) return 1;
+  if (st->layout == ROTARY_STREAMS_NONE)
+    return bad("--streams needs a multi-stream rope: --model qwen2-vl-7b, qwen3-vl-8b or qwen2-vl-vit, "
+               "--stream-layout, or a --config with mrope_section");
+  if (st->layout == ROTARY_STREAMS_SECTIONS || st->layout == ROTARY_STREAMS_INTERLEAVED) {
+    size_t sum = 0;
+    for (size_t j = 0; j < st->n_streams; j++) sum += st->sections[j];
+    if (sum != o->rotary_dim / 2)
+      return bad("--stream-layout: the sections sum to %zu, rotary_dim/2 is %zu", sum, o->rotary_dim / 2);
+  }
+  if (o->table < 2) return bad("--streams needs a table of 2 positions at least");
+  return 1;
+}
+
 static int check_run(const bench_options *o) {
   if (!o->reps || o->reps > MAX_REPS) return bad("--reps must be 1 to 1000000");
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
@@ -385,7 +454,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
   if (!(set & SET_TABLE)) o->table = o->decode && !o->sweep ? 4096 : o->tokens;
   if (!o->threads) o->threads = rotary_cpu_count();
   if (o->threads > MAX_THREADS) o->threads = MAX_THREADS;
-  if (!check_run(o)) {
+  if (!check_run(o) || !check_streams(o)) {
     bench_options_free(o);
     return 0;
   }

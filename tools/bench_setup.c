@@ -74,6 +74,7 @@ rotary_status bench_setup_library(const bench_options *o, bench_setup *s) {
     cfg.pairing = o->pairing;
     cfg.base = o->base;
   }
+  cfg.streams = o->stream_layout; /* the preset's, --stream-layout's or the config's own */
   rotary_status st = rotary_rope_create(&cfg, o->table, &s->rope);
   if (st == ROTARY_OK && o->table_free) st = rotary_rope_create(&cfg, 0, &s->rope_free);
   if (st == ROTARY_OK) st = rotary_context_create(o->threads, &s->ctx);

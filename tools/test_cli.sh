@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_cli.sh: ctest checks of the rotary tool from outside: exit codes, where help and errors go, their wording,
 # and that `bench --json` is valid JSON whatever a config's model_type holds.
-# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help, torch, plot, kv)
+# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help, torch, plot, kv, streams)
 set -u
 ROTARY=$1
 CASE=$2
@@ -238,7 +238,48 @@ EOF
   expect 2 '' '--block-size must be at least 1' -- "$ROTARY" bench --op kv-write --block-size 0
 }
 
+# --streams: the 1-D and multi-stream calls of each preset and pattern, their rows in --json (the ratio is the
+# medians' ratio), and the option errors.
+case_streams() {
+  local model pattern
+  for model in qwen2-vl-7b qwen3-vl-8b qwen2-vl-vit; do
+    for pattern in text image; do
+      expect 0 '^\{' '' -- "$ROTARY" bench --json --streams "$pattern" --model "$model" --tokens 40 --heads 2 \
+        --kv-heads 1 --reps 3 --threads 2 --table-free --dtype bf16
+      "$PYTHON" - "$TMP/out" "$model" "$pattern" << 'EOF' || fail "bench --streams $pattern --model $model --json"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["model"] == sys.argv[2] and doc["streams"]["pattern"] == sys.argv[3], doc
+assert doc["streams"]["n_streams"] == (2 if sys.argv[2] == "qwen2-vl-vit" else 3), doc["streams"]
+rows = doc["rows"]
+assert [r["impl"] for r in rows] == ["fused_ids", "fused_streams", "fused_ids_table_free",
+                                     "fused_streams_table_free"], rows
+for r in rows:
+    assert r["min_ms"] <= r["median_ms"] <= r["max_ms"], r
+    assert r["max_rel_err_vs_reference"] <= 1.6e-2, r
+for one, multi in ((rows[0], rows[1]), (rows[2], rows[3])):
+    assert abs(multi["speed_vs_ids"] - one["median_ms"] / multi["median_ms"]) <= 1e-4 * multi["speed_vs_ids"]
+    assert multi["round_ratio_min"] <= multi["round_ratio_median"] <= multi["round_ratio_max"], multi
+if sys.argv[3] == "text":  # streams that agree give the 1-D rows: the same bits
+    assert rows[1]["same_bits_as_reference"] and rows[3]["same_bits_as_reference"], rows
+EOF
+    done
+  done
+  expect 0 'per round' '' -- "$ROTARY" bench --streams image --stream-layout interleaved=8,4,4 --head-dim 32 \
+    --decode 3 --heads 2 --reps 2 --threads 1
+  grep -Eq '^table +[0-9.]+ ' "$TMP/out" || fail "bench --streams (decode): no table row: $(cat "$TMP/out")"
+  expect 2 '' "--streams wants text or image, got 'video'" -- "$ROTARY" bench --streams video
+  expect 2 '' '--streams needs a multi-stream rope' -- "$ROTARY" bench --streams text --model llama3-8b
+  expect 2 '' 'the sections sum to 40, rotary_dim/2 is 64' -- "$ROTARY" bench --streams text \
+    --stream-layout sections=16,24
+  expect 2 '' "--stream-layout wants vision, pixtral" -- "$ROTARY" bench --stream-layout sections=16
+  expect 2 '' "--stream-layout wants vision, pixtral" -- "$ROTARY" bench --stream-layout interleaved=1,2,3,4,5
+  expect 2 '' '--tune does not go with --streams' -- "$ROTARY" bench --streams text --model qwen3-vl-8b --tune
+  expect 2 '' '--streams and --stream-layout go with --op rope' -- "$ROTARY" bench --op kv-write --streams text
+}
+
 case "$CASE" in
+  streams) case_streams ;;
   kv) case_kv ;;
   json) case_json ;;
   plot) case_plot ;;
