@@ -5,7 +5,9 @@ Each cell is the median over the runs of that option set, with the range in brac
 the fused call's median time and its percent of the same run's streaming pass; where the run has them, the fused
 call's speed against the copy, the table-free row's percent of the streaming pass, the real torch row (--torch)
 against the fused call, and how many runs the bench flagged as unstable (a row faster than its limit, or times
-ranging wider than their median; docs/bench.md).
+ranging wider than their median; docs/bench.md). Runs of `rotary bench --streams` get a table of their own: per
+rope (table, table-free) the 1-D call's and the streams call's median times and the streams call's speed as a
+share of the 1-D call's (the ratio of the two medians of each run).
 Usage: scripts/bench_summary.py bench-all-output.txt"""
 import json
 import statistics
@@ -19,8 +21,25 @@ def cell(values, fmt):
     return "%s [%s-%s]" % (mid, fmt % min(values), fmt % max(values))
 
 
+def streams_table(runs):
+    print("| options | runs | rope | 1-D ids ms | streams ms | streams speed / 1-D |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for options, results in runs.items():
+        for rope, one, multi in (("table", "fused_ids", "fused_streams"),
+                                 ("table-free", "fused_ids_table_free", "fused_streams_table_free")):
+            if multi not in results[0]:
+                continue
+            one_ms = [r[one]["median_ms"] for r in results]
+            multi_ms = [r[multi]["median_ms"] for r in results]
+            ratio = [r[multi]["speed_vs_ids"] * 100 for r in results]
+            fmt = "%.4f" if max(one_ms) < 0.1 else "%.3f"
+            print("| `%s` | %d | %s | %s | %s | %s%% |" % (options, len(results), rope, cell(one_ms, fmt),
+                                                        cell(multi_ms, fmt), cell(ratio, "%.1f")))
+
+
 def main(path):
     runs = {}  # options -> list of {impl: row}
+    streams = {}  # the same for --streams runs
     options = None
     with open(path) as f:
         for line in f:
@@ -28,8 +47,15 @@ def main(path):
             if line.startswith("### "):
                 options = line[4:]
             elif line.startswith("{") and options is not None:
-                rows = {r["impl"]: r for r in json.loads(line)["rows"]}
-                runs.setdefault(options, []).append(rows)
+                doc = json.loads(line)
+                rows = {r["impl"]: r for r in doc["rows"]}
+                (streams if "streams" in doc else runs).setdefault(options, []).append(rows)
+    if streams:
+        streams_table(streams)
+        if runs:
+            print()
+    if not runs:
+        return
     print("| options | runs | fused ms | fused % stream | other rows, % stream |")
     print("| --- | --- | --- | --- | --- |")
     for options, results in runs.items():
