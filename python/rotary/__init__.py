@@ -7,10 +7,13 @@
 KV cache (one pass: rotate q, write rotated k and v into a cache in place): rotary.KVCache, rotary.kv_write,
 rotary.kv_write_qkv, rotary.kv_rerotate; rotary.vllm mirrors vLLM's rotary_embedding + reshape_and_cache_flash.
 
+Multi-stream positions (mRoPE, 2-D vision): RoPE(..., mrope_section=[16, 24, 24]), RoPE.vision_2d(...), ids of
+shape [n_streams, batch, seq]; per-layer ropes of a Hugging Face config: rotary.hf_ropes(config).
+
 Submodules: rotary.ops (torch custom ops), rotary.hf (Hugging Face patch), rotary.onnx (ONNX RotaryEmbedding).
 """
-from ._core import (DEFAULT_MAX_POSITIONS, LAYOUTS, RoPE, RotaryError, RotaryTypeError, get_num_threads, info,
-                    set_num_threads, version)
+from ._core import (DEFAULT_MAX_POSITIONS, LAYOUTS, RoPE, RotaryError, RotaryTypeError, get_num_threads, hf_ropes,
+                    info, set_num_threads, version)
 
 from .kv import KVCache, kv_rerotate, kv_write, kv_write_qkv  # noqa: E402
 from . import _torchhook  # noqa: E402
@@ -19,4 +22,4 @@ _torchhook.install()  # registers torch.ops.rotary.* as soon as torch is importe
 
 __version__ = "0.2.0"
 __all__ = ["RoPE", "RotaryError", "RotaryTypeError", "LAYOUTS", "DEFAULT_MAX_POSITIONS", "set_num_threads",
-           "get_num_threads", "info", "version", "KVCache", "kv_write", "kv_write_qkv", "kv_rerotate"]
+           "get_num_threads", "info", "version", "hf_ropes", "KVCache", "kv_write", "kv_write_qkv", "kv_rerotate"]

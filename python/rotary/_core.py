@@ -8,7 +8,7 @@ import weakref
 
 import numpy as np
 
-from . import _lib
+from . import _lib, _streams
 from ._lib import lib
 
 LAYOUTS = ("bshd", "bhsd", "thd")
@@ -256,8 +256,9 @@ def _check_torch_ids(positions):
         raise ValueError(f"positions: ids are on {positions.device}; rotary runs on the CPU")
 
 
-def _fill_positions(p, positions, batch, seq_len, layout, keep):
-    """Fills a rotary_positions from None, an int offset or an int id array; keep holds arrays alive."""
+def _fill_positions(p, positions, batch, seq_len, layout, keep, n_streams=None):
+    """Fills a rotary_positions from None, an int offset or an int id array (one more leading axis: stream ids,
+    as many as n_streams, the rope's, when given); keep holds arrays alive."""
     off = _offset(positions, "array")
     if off is not None:
         p.mode = _lib.POS_OFFSET
@@ -269,9 +270,15 @@ def _fill_positions(p, positions, batch, seq_len, layout, keep):
     elif not isinstance(positions, (np.ndarray, list, tuple, range)):
         raise TypeError(f"positions: expected None, an int offset or an int32/int64 array of ids, "
                         f"got {type(positions).__name__}")
-    a = _ids_array(positions, batch, seq_len, layout)
+    a = np.asarray(positions)
+    if _streams.is_stream_ids(a.ndim, layout):
+        if a.dtype not in (np.int32, np.int64):
+            raise TypeError(f"positions: stream ids must be int32 or int64, got {a.dtype}")
+        p.mode, a, p.n_streams, p.stream_stride = _streams.numpy_ids(a, batch, seq_len, layout, n_streams)
+    else:
+        a = _ids_array(a, batch, seq_len, layout)
+        p.mode = _lib.POS_IDS_I64 if a.dtype == np.int64 else _lib.POS_IDS_I32
     keep.append(a)
-    p.mode = _lib.POS_IDS_I64 if a.dtype == np.int64 else _lib.POS_IDS_I32
     p.ids = a.ctypes.data
 
 
@@ -314,7 +321,8 @@ class RoPE:
     """Rotary Position Embedding: frequencies and an fp32 cos/sin table held by librotary (rotary_rope).
 
     RoPE(head_dim, rotary_dim=None, base=10000.0, pairing="half", scaling=None, max_positions=8192,
-         attention_scaling=1.0, inv_freq=None, seq_len=0)
+         attention_scaling=1.0, inv_freq=None, seq_len=0, *, mrope_section=None, mrope_interleaved=False,
+         streams=None)
 
     head_dim: elements per head (even). rotary_dim: leading dims that rotate (default head_dim; the rest pass
     through unchanged). pairing: "half" (dims i and i + rotary_dim/2: Hugging Face LLaMA, Qwen, Mistral, GPT-NeoX)
@@ -322,10 +330,19 @@ class RoPE:
     names, e.g. {"rope_type": "llama3", "factor": 8.0, ...}. max_positions: size of the cos/sin table; positions at
     or past it raise; 0 computes cos/sin per token instead, for any position. inv_freq: rotary_dim/2 caller inverse
     frequencies that replace base and scaling. seq_len: current sequence length for "dynamic" and "longrope".
+
+    Multi-stream positions (each token carries n_streams ids; frequency i turns by the id of stream_map[i]):
+    mrope_section: Hugging Face's mrope_section, frequencies per stream summing to rotary_dim/2, e.g. [16, 24, 24]
+    (Qwen2-VL, Qwen2.5-VL: contiguous sections; with mrope_interleaved=True Qwen3-VL's interleaved rule).
+    streams: any other split: rotary_dim/2 stream indices (a map), or a dict like rotary_streams {"layout":
+    "sections" | "interleaved" | "vision_2d" | "vision_2d_pixtral" | "map", "n_streams", "sections", "map"}.
+    RoPE.vision_2d makes the 2-D (row, column) rope of a vision encoder. Stream ids go to apply() with one more
+    leading axis than 1-D ids: [n_streams, batch, seq] ("bshd", "bhsd") or [n_streams, tokens] ("thd").
     """
 
     def __init__(self, head_dim, rotary_dim=None, base=10000.0, pairing="half", scaling=None,
-                 max_positions=DEFAULT_MAX_POSITIONS, attention_scaling=1.0, inv_freq=None, seq_len=0):
+                 max_positions=DEFAULT_MAX_POSITIONS, attention_scaling=1.0, inv_freq=None, seq_len=0, *,
+                 mrope_section=None, mrope_interleaved=False, streams=None):
         if pairing not in _PAIRINGS:
             raise ValueError(f"pairing must be 'half' or 'interleaved', got {pairing!r}")
         head_dim = _lib.c_int_arg(head_dim, "head_dim")
@@ -347,8 +364,22 @@ class RoPE:
                 raise ValueError(f"inv_freq: expected {c.rotary_dim // 2} values (rotary_dim/2), got shape {f.shape}")
             keep.append(f)
             c.inv_freq = f.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        _streams.fill(c, mrope_section, mrope_interleaved, streams, keep)
         self._init_from_config(c, max_positions)
         self.hf = None
+
+    @classmethod
+    def vision_2d(cls, head_dim, base=10000.0, style="qwen2_vl", max_positions=DEFAULT_MAX_POSITIONS,
+                  pairing="half"):
+        """The 2-D rope of a vision encoder's patch tokens: 2 streams, (row, column) ids per token, e.g.
+        rope.apply(q, k, positions=ids, layout="thd") with ids of shape [2, tokens]. style "qwen2_vl" (Qwen2-VL,
+        Qwen2.5-VL, Qwen3-VL ViT: frequency i < rotary_dim/4 turns by the row at base^(-4i/head_dim), frequency
+        rotary_dim/4 + i by the column at the same frequency) or "pixtral" (the column at base^(-(4i+2)/head_dim)).
+        Hugging Face's vision position_ids (tokens, 2) are ids.T. head_dim: a multiple of 4."""
+        if style not in _streams.VISION_STYLES:
+            raise ValueError(f"style must be one of {sorted(_streams.VISION_STYLES)}, got {style!r}")
+        return cls(head_dim, base=base, pairing=pairing, max_positions=max_positions,
+                   streams={"layout": _streams.VISION_STYLES[style], "n_streams": 2})
 
     @classmethod
     def _from_handle(cls, handle, hf=None):
@@ -384,6 +415,7 @@ class RoPE:
         inv = np.empty(self._rotary_dim // 2, dtype=np.float64)
         lib.rotary_rope_inv_freq(h, inv.ctypes.data_as(ctypes.POINTER(ctypes.c_double)))
         self._inv_freq = tuple(inv.tolist())
+        self._n_streams, self._stream_map = _streams.rope_streams(h, self._rotary_dim // 2)
 
     def __del__(self):
         h = getattr(self, "_handle", None)
@@ -393,13 +425,16 @@ class RoPE:
 
     # --- Hugging Face config.json -------------------------------------------------------------------------
     @classmethod
-    def from_hf_config(cls, config, max_positions=None):
+    def from_hf_config(cls, config, max_positions=None, *, layer=None, layer_type=None):
         """A RoPE from a Hugging Face config: a dict, a path to config.json (or its folder), or a transformers
         PretrainedConfig. librotary_hf parses it (rotary_hf_config_parse): rope_theta, head_dim,
-        partial_rotary_factor, rope_scaling / rope_parameters and the rest, with transformers' semantics.
-        max_positions defaults to the config's max_position_embeddings."""
+        partial_rotary_factor, rope_scaling / rope_parameters, mRoPE sections and the rest, with transformers'
+        semantics. max_positions defaults to the config's max_position_embeddings. A config with a rope per layer
+        type (Gemma 3, transformers 5 layer_types): the full-attention rope by default, layer=i the rope of layer
+        i, layer_type="sliding_attention" that type's (rotary.hf_ropes gives them all). rope.hf is a dict of what
+        the config said (model_type, rope_type, heads, num_hidden_layers, layer_type: this rope's type)."""
         from . import _hfconfig
-        return _hfconfig.rope_from_hf_config(cls, config, max_positions)
+        return _hfconfig.rope_from_hf_config(cls, config, max_positions, layer, layer_type)
 
     def derive(self, seq_len, max_positions=None):
         """The same rope for another current sequence length (dynamic NTK, LongRoPE) and/or table size
@@ -432,6 +467,16 @@ class RoPE:
         return self._pairing
 
     @property
+    def n_streams(self):
+        """Position ids per token: 1 for a plain rope, else the streams of its map (2 for vision_2d)."""
+        return self._n_streams
+
+    @property
+    def stream_map(self):
+        """The stream each of the rotary_dim/2 frequencies turns by (uint8; all 0 for a plain rope)."""
+        return np.array(self._stream_map, dtype=np.uint8)
+
+    @property
     def seq_len(self):
         return int(lib.rotary_rope_seq_len(self._handle))
 
@@ -453,17 +498,31 @@ class RoPE:
         return out
 
     def __repr__(self):
+        streams = f", n_streams={self.n_streams}" if self.n_streams > 1 else ""
         return (f"RoPE(head_dim={self.head_dim}, rotary_dim={self.rotary_dim}, pairing={self.pairing!r}, "
-                f"max_positions={self.max_positions}, seq_len={self.seq_len})")
+                f"max_positions={self.max_positions}, seq_len={self.seq_len}{streams})")
 
     # --- cos/sin ------------------------------------------------------------------------------------------
     def cos_sin(self, positions):
         """cos and sin rows (float32, shape (n, rotary_dim/2), attention scaling included) of positions: an int,
         a sequence or an int array/tensor. These are the exact values apply() uses. Returns NumPy arrays, or
-        torch tensors when positions is a tensor."""
+        torch tensors when positions is a tensor. For a multi-stream rope, ids with two or more dimensions are
+        [n_streams, ...] (the streams first; rows for every token of the rest, flattened,
+        rotary_rope_cos_sin_streams); fewer dimensions give every stream the same id."""
         as_torch = is_torch(positions)
         if as_torch:
             positions = positions.cpu().numpy()
+        if self.n_streams > 1 and np.ndim(positions) >= 2:
+            ids = np.asarray(positions)
+            if ids.dtype == np.bool_ or ids.dtype.kind not in "iu":
+                raise TypeError(f"positions: expected integers, got {ids.dtype}")
+            if ids.dtype.kind == "u" and ids.size and ids.max() >= (1 << 63):
+                raise ValueError("positions: a value does not fit in int64")
+            cos, sin = _streams.cos_sin(self, ids)
+            if as_torch:
+                t = _torch()
+                return t.from_numpy(cos), t.from_numpy(sin)
+            return cos, sin
         if isinstance(positions, (int, np.integer)) and not isinstance(positions, (bool, np.bool_)):
             positions = _lib.c_int_arg(positions, "positions", _lib.INT64_MIN, _lib.INT64_MAX)
         pos = np.atleast_1d(np.asarray(positions))
@@ -494,7 +553,10 @@ class RoPE:
         dimension (head_dim) is contiguous; k may have fewer heads (GQA) and another dtype. layout: "bshd"
         (batch, seq, heads, head_dim), "bhsd" (batch, heads, seq, head_dim) or "thd" (tokens, heads, head_dim).
         positions: None (0, 1, ...), an int offset (offset, offset + 1, ...), or int32/int64 ids per token
-        ((batch, seq) like Hugging Face's position_ids, (1, seq) or (seq,) broadcast over the batch).
+        ((batch, seq) like Hugging Face's position_ids, (1, seq) or (seq,) broadcast over the batch); for a
+        multi-stream rope, stream ids [n_streams, batch, seq] (Hugging Face's mRoPE position_ids; [n_streams, 1,
+        seq] broadcasts) or [n_streams, tokens] for "thd" (vLLM's), n_streams == rope.n_streams; one-id positions
+        give every stream the same id.
         inplace: rotate q and k in their own memory and return them; otherwise new arrays are returned (same
         memory order as the inputs). inverse: rotate by the opposite angles (the backward pass).
         out (NumPy only): caller arrays for the results, q_out or (q_out, k_out), same shapes and dtypes as q and
@@ -534,7 +596,7 @@ class RoPE:
         lib.rotary_apply_desc_init(ctypes.byref(d))
         _fill_qk(d, q, q_out, k, k_out, layout, self.head_dim)
         keep = []
-        _fill_positions(d.positions, positions, d.batch, d.seq_len, layout, keep)
+        _fill_positions(d.positions, positions, d.batch, d.seq_len, layout, keep, self.n_streams)
         d.direction = _lib.INVERSE if inverse else _lib.FORWARD
         if d.batch == 0 or d.seq_len == 0 or (d.q.n_heads == 0 and d.k.n_heads == 0):
             return  # nothing to rotate (librotary refuses zero counts; an empty tensor is a no-op here)
@@ -553,6 +615,8 @@ class RoPE:
             return f"ids in [{a.min()}, {a.max()}], {table}"
         if st in (_lib.ERR_OVERLAP, _lib.ERR_STRIDE):
             return "outputs must not overlap each other or an input other than their own (in place)"
+        if st == _lib.ERR_STREAMS:
+            return f"{d.positions.n_streams or 1} streams of ids, the rope has {self.n_streams}"
         return None
 
     def apply_cos_sin(self, q, cos, sin, k=None, layout="bshd", inplace=False, inverse=False):
@@ -587,6 +651,15 @@ class RoPE:
             if st != _lib.OK:
                 _raise(st, "rotary_apply", self._apply_detail(st, d, None))
         return q_out if k is None else (q_out, k_out)
+
+
+def hf_ropes(config, max_positions=None):
+    """Every rope of a Hugging Face config from one parse: (ropes, layer_types), ropes a dict {layer type: RoPE}
+    ("default" for a model whose layers share one rope; "full_attention", "sliding_attention", ... otherwise) and
+    layer_types the type of each layer (num_hidden_layers entries; [] when the config gives no layer count), so
+    that ropes[layer_types[i]] is layer i's rope. config and max_positions as RoPE.from_hf_config."""
+    from . import _hfconfig
+    return _hfconfig.hf_ropes(RoPE, config, max_positions)
 
 
 def rope_by_id(handle):

@@ -254,9 +254,11 @@ def _fill_input(t, x, name, layout, head_dim):
     return g
 
 
-def fill_positions(p, positions, batch, seq_len, layout, keep, offsets=None, cos_sin=None, half=None):
-    """rotary_positions from None / an int offset / ids (as RoPE.apply), or per-sequence offsets, or caller cos and
-    sin rows ((cos, sin), float32, batch * seq_len rows of half = rotary_dim/2 values)."""
+def fill_positions(p, positions, batch, seq_len, layout, keep, offsets=None, cos_sin=None, half=None,
+                   n_streams=None):
+    """rotary_positions from None / an int offset / ids (as RoPE.apply; stream ids for a rope of n_streams), or
+    per-sequence offsets, or caller cos and sin rows ((cos, sin), float32, batch * seq_len rows of half =
+    rotary_dim/2 values)."""
     if offsets is not None or cos_sin is not None:
         if positions is not None or (offsets is not None and cos_sin is not None):
             raise ValueError("positions: give one of positions=, offsets= or cos_sin=")
@@ -284,7 +286,7 @@ def fill_positions(p, positions, batch, seq_len, layout, keep, offsets=None, cos
         p.cos, p.sin = rows[0].ctypes.data_as(fp), rows[1].ctypes.data_as(fp)
         p.row_stride = rows[0].shape[-1]
         return
-    _core._fill_positions(p, positions, batch, seq_len, layout, keep)
+    _core._fill_positions(p, positions, batch, seq_len, layout, keep, n_streams)
 
 
 def write(r, q, k, v, k_cache, v_cache, q_out=None, positions=None, layout="bshd", cache_layout="NHD",
@@ -313,7 +315,8 @@ def write(r, q, k, v, k_cache, v_cache, q_out=None, positions=None, layout="bshd
     if kv_heads != gk[2]:
         raise ValueError(f"k: {gk[2]} heads, the cache holds {kv_heads} kv heads")
     keep = []
-    fill_positions(d.positions, positions, d.batch, d.seq_len, layout, keep, offsets, cos_sin, r.rotary_dim // 2)
+    fill_positions(d.positions, positions, d.batch, d.seq_len, layout, keep, offsets, cos_sin, r.rotary_dim // 2,
+                   r.n_streams)
     fill_index(d.cache, d.batch, d.seq_len, keep, **index)
     if d.batch == 0 or d.seq_len == 0:
         return  # no token (librotary refuses zero counts)

@@ -29,6 +29,8 @@ ERR_IO = 16
 ERR_UNSUPPORTED = 17
 ERR_CACHE_INDEX = 18
 ERR_SCALE = 19
+ERR_STREAMS = 20
+ERR_LAYER = 21
 
 F32, F16, BF16, FP8_E4M3 = 0, 1, 2, 3
 CACHE_SEQUENCES, CACHE_SLOTS, CACHE_PAGES = 0, 1, 2
@@ -36,6 +38,9 @@ CACHE_NHD, CACHE_HND = 0, 1
 PAIRING_HALF, PAIRING_INTERLEAVED = 0, 1
 FORWARD, INVERSE = 0, 1
 POS_OFFSET, POS_OFFSETS, POS_IDS_I32, POS_IDS_I64, POS_COS_SIN = 0, 1, 2, 3, 4
+POS_STREAMS_I32, POS_STREAMS_I64 = 5, 6
+MAX_STREAMS = 4
+STREAM_LAYOUTS = {"none": 0, "sections": 1, "interleaved": 2, "vision_2d": 3, "vision_2d_pixtral": 4, "map": 5}
 
 SCALING_TYPES = {"default": 0, "none": 0, "linear": 1, "dynamic": 2, "ntk": 3, "yarn": 4, "llama3": 5,
                  "longrope": 6, "su": 6}
@@ -258,6 +263,16 @@ lib.rotary_rope_inv_freq.restype = ctypes.c_int
 lib.rotary_rope_inv_freq.argtypes = [ctypes.c_void_p, _P(ctypes.c_double)]
 lib.rotary_rope_cos_sin.restype = ctypes.c_int
 lib.rotary_rope_cos_sin.argtypes = [ctypes.c_void_p, _i64p, _sz, _fp, _fp]
+# Multi-stream positions (issue 12). A librotary that predates them still loads: every rope then has one stream.
+HAS_STREAMS = all(hasattr(lib, f) for f in ("rotary_rope_streams", "rotary_rope_stream_map",
+                                            "rotary_rope_cos_sin_streams"))
+if HAS_STREAMS:
+    lib.rotary_rope_streams.restype = _sz
+    lib.rotary_rope_streams.argtypes = [ctypes.c_void_p]
+    lib.rotary_rope_stream_map.restype = ctypes.c_int
+    lib.rotary_rope_stream_map.argtypes = [ctypes.c_void_p, _P(ctypes.c_uint8)]
+    lib.rotary_rope_cos_sin_streams.restype = ctypes.c_int
+    lib.rotary_rope_cos_sin_streams.argtypes = [ctypes.c_void_p, _i64p, _sz, _sz, _fp, _fp]
 lib.rotary_context_create.restype = ctypes.c_int
 lib.rotary_context_create.argtypes = [_sz, _P(ctypes.c_void_p)]
 lib.rotary_context_destroy.restype = None
@@ -308,6 +323,20 @@ if hf_lib is not None:
     for _f in ("rope_type", "model_type"):
         getattr(hf_lib, "rotary_hf_config_" + _f).restype = ctypes.c_char_p
         getattr(hf_lib, "rotary_hf_config_" + _f).argtypes = [ctypes.c_void_p]
+
+# Per-layer ropes of a config (issue 12); an older librotary_hf has one rope per config.
+HAS_HF_LAYERS = hf_lib is not None and all(
+    hasattr(hf_lib, "rotary_hf_config_" + f) for f in ("layers", "rope_count", "rope_at", "rope_name", "layer_rope"))
+if HAS_HF_LAYERS:
+    for _f in ("layers", "rope_count"):
+        getattr(hf_lib, "rotary_hf_config_" + _f).restype = _sz
+        getattr(hf_lib, "rotary_hf_config_" + _f).argtypes = [ctypes.c_void_p]
+    hf_lib.rotary_hf_config_rope_at.restype = _P(Config)
+    hf_lib.rotary_hf_config_rope_at.argtypes = [ctypes.c_void_p, _sz]
+    hf_lib.rotary_hf_config_rope_name.restype = ctypes.c_char_p
+    hf_lib.rotary_hf_config_rope_name.argtypes = [ctypes.c_void_p, _sz]
+    hf_lib.rotary_hf_config_layer_rope.restype = ctypes.c_int
+    hf_lib.rotary_hf_config_layer_rope.argtypes = [ctypes.c_void_p, _sz, _P(_sz)]
 
 
 def _check_layout():

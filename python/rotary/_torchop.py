@@ -11,21 +11,30 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
-from . import _core, _lib
+from . import _core, _lib, _streams
 from ._lib import lib
 
 # --- the rope tensor -----------------------------------------------------------------------------------------
-# float64, 1-D: [head_dim, max_positions, pairing (0 half, 1 interleaved), attention_scaling, inv_freq[0..d/2)].
-# Every value a call's result depends on; integers are exact in fp64 (max_positions <= 2^53 in librotary).
+# float64, 1-D: [head_dim, max_positions, code, attention_scaling, inv_freq[0..d/2)], then for a multi-stream rope
+# its stream map (d/2 values); code = pairing (0 half, 1 interleaved) + 2 * (n_streams - 1), so that a one-stream
+# rope's tensor is the same as before streams existed. Every value a call's result depends on; integers are exact in
+# fp64 (max_positions <= 2^53 in librotary).
 HEADER = 4
 _PAIRING_CODES = {"half": _lib.PAIRING_HALF, "interleaved": _lib.PAIRING_INTERLEAVED}
 _PAIRING_NAMES = {v: k for k, v in _PAIRING_CODES.items()}
 
 
+def values_of(head_dim, max_positions, pairing, attention_scaling, inv_freq, n_streams, stream_map):
+    """The rope tensor's values from a rope's parameters (no librotary call: traceable)."""
+    code = _PAIRING_CODES[pairing] + 2 * (n_streams - 1)
+    tail = tuple(float(v) for v in stream_map) if n_streams > 1 else ()
+    return (float(head_dim), float(max_positions), float(code), float(attention_scaling), *inv_freq, *tail)
+
+
 def rope_values(r):
     """The rope tensor's values for a RoPE (reads librotary: not traceable)."""
-    return (float(r.head_dim), float(r.max_positions), float(_PAIRING_CODES[r.pairing]), r.attention_scaling,
-            *r.inv_freq.tolist())
+    return values_of(r.head_dim, r.max_positions, r.pairing, r.attention_scaling, r.inv_freq.tolist(), r.n_streams,
+                     r.stream_map.tolist())
 
 
 def rope_tensor(r):
@@ -107,15 +116,30 @@ def _describe(t):
 
 
 def _build(values):
-    head_dim, max_positions, pairing, scaling = values[:HEADER]
-    for name, v in (("head_dim", head_dim), ("max_positions", max_positions), ("pairing", pairing)):
+    head_dim, max_positions, code, scaling = values[:HEADER]
+    for name, v in (("head_dim", head_dim), ("max_positions", max_positions), ("pairing", code)):
         if not (np.isfinite(v) and v == int(v) and 0 <= v < 2.0 ** 53):
             raise ValueError(f"rope: {name} {v!r} is not a non-negative integer")
-    if int(pairing) not in _PAIRING_NAMES:
-        raise ValueError(f"rope: pairing {int(pairing)} is not 0 (half) or 1 (interleaved)")
-    inv_freq = values[HEADER:]
-    return _core.RoPE(int(head_dim), rotary_dim=2 * inv_freq.size, pairing=_PAIRING_NAMES[int(pairing)],
-                      max_positions=int(max_positions), attention_scaling=float(scaling), inv_freq=inv_freq)
+    pairing, n_streams = int(code) % 2, int(code) // 2 + 1
+    if n_streams > _lib.MAX_STREAMS:
+        raise ValueError(f"rope: code {int(code)} is not a pairing (0 half, 1 interleaved) + 2 * (n_streams - 1) "
+                         f"with at most {_lib.MAX_STREAMS} streams")
+    rest = values[HEADER:]
+    streams = None
+    if n_streams > 1:
+        if rest.size % 2:
+            raise ValueError(f"rope: pairing code {int(code)} (pairing + 2 * (n_streams - 1)) means {n_streams} "
+                             f"streams: inv_freq and a stream map of equal lengths, got {rest.size} values after "
+                             "the header")
+        inv_freq, stream_map = rest[:rest.size // 2], rest[rest.size // 2:]
+        if not np.all((stream_map >= 0) & (stream_map < n_streams) & (stream_map == np.floor(stream_map))):
+            raise ValueError(f"rope: the stream map holds values that are not streams 0..{n_streams - 1}")
+        streams = {"layout": "map", "n_streams": n_streams, "map": stream_map.astype(np.int64)}
+    else:
+        inv_freq = rest
+    return _core.RoPE(int(head_dim), rotary_dim=2 * inv_freq.size, pairing=_PAIRING_NAMES[pairing],
+                      max_positions=int(max_positions), attention_scaling=float(scaling), inv_freq=inv_freq,
+                      streams=streams)
 
 
 def cached_count():
@@ -136,7 +160,8 @@ def _desc_format(fields):
 
 
 # rotary_apply_desc flattened: struct_size, batch, seq_len, positions (mode, offset, offsets, ids, cos, sin,
-# row_stride), direction, q and k (in, out, dtype, n_heads, 3 input strides, 3 output strides).
+# row_stride, n_streams, stream_stride), direction, q and k (in, out, dtype, n_heads, 3 input strides, 3 output
+# strides).
 _DESC = struct.Struct("@" + _desc_format(_lib.ApplyDesc._fields_))
 
 
@@ -151,7 +176,7 @@ def _check_desc_layout():
     got += [ctypes.cast(getattr(d.positions, f), ctypes.c_void_p).value or 0 for f in ("offsets",)]
     got += [d.positions.ids]
     got += [ctypes.cast(getattr(d.positions, f), ctypes.c_void_p).value or 0 for f in ("cos", "sin")]
-    got += [d.positions.row_stride, d.direction]
+    got += [d.positions.row_stride, d.positions.n_streams, d.positions.stream_stride, d.direction]
     for t in (d.q, d.k):
         got += [t.in_, t.out, t.dtype, t.n_heads, t.stride_batch, t.stride_seq, t.stride_head,
                 t.out_stride_batch, t.out_stride_seq, t.out_stride_head]
@@ -239,10 +264,11 @@ def rotate(r, q, k, ids, offset, layout, inverse, inplace):
         if gk[:2] != gq[:2]:
             raise ValueError(f"k: (batch, seq_len) {gk[:2]} differ from q's {gq[:2]}")
     batch, seq = gq[0], gq[1]
+    n_streams = stream_stride = 0
     if ids is None:
         mode, ids_ptr = _lib.POS_OFFSET, 0
     else:
-        mode, ids = _ids(ids, batch, seq, layout)
+        mode, ids, n_streams, stream_stride = _ids(ids, batch, seq, layout, r.n_streams)
         ids_ptr = ids.data_ptr()
     if inplace:
         q_out, oq = q, (gq[6], gq[3], gq[4], gq[5])
@@ -262,7 +288,7 @@ def rotate(r, q, k, ids, offset, layout, inverse, inplace):
         kt = (gk[6], ok[0], gk[7], gk[2], gk[3], gk[4], gk[5], ok[1], ok[2], ok[3])
     buf, addr = _buffer()
     try:
-        _DESC.pack_into(buf, 0, _STRUCT_SIZE, batch, seq, mode, offset, 0, ids_ptr, 0, 0, 0,
+        _DESC.pack_into(buf, 0, _STRUCT_SIZE, batch, seq, mode, offset, 0, ids_ptr, 0, 0, 0, n_streams, stream_stride,
                         _lib.INVERSE if inverse else _lib.FORWARD,
                         gq[6], oq[0], gq[7], gq[2], gq[3], gq[4], gq[5], oq[1], oq[2], oq[3], *kt)
     except struct.error:
@@ -273,19 +299,19 @@ def rotate(r, q, k, ids, offset, layout, inverse, inplace):
     return q_out, k_out
 
 
-def _ids(ids, batch, seq, layout):
-    """(mode, ids of shape (batch, seq_len) or (seq_len,) for "thd", contiguous); ids broadcastable to it
-    ((1, seq_len), (seq_len,)) are expanded and copied."""
+def _ids(ids, batch, seq, layout, n_streams):
+    """(mode, ids of shape (batch, seq_len) or (seq_len,) for "thd", contiguous, 0, 0); ids broadcastable to it
+    ((1, seq_len), (seq_len,)) are expanded and copied. Stream ids (one more leading axis): (mode, ids, their
+    count, stream_stride), n_streams of them (the rope's)."""
     if not isinstance(ids, torch.Tensor):
         raise TypeError(f"positions: expected an int32/int64 tensor of ids, got {type(ids).__name__}")
-    if ids.dtype == torch.int64:
-        mode = _lib.POS_IDS_I64
-    elif ids.dtype == torch.int32:
-        mode = _lib.POS_IDS_I32
-    else:
+    if ids.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"positions: ids must be int32 or int64, got {ids.dtype}")
     if not ids.is_cpu or ids.layout is not _STRIDED:
         raise ValueError(f"positions: ids must be a dense CPU tensor, got {ids.layout} on {ids.device}")
+    if _streams.is_stream_ids(ids.dim(), layout):
+        return _stream_ids(ids, batch, seq, layout, n_streams)
+    mode = _lib.POS_IDS_I64 if ids.dtype == torch.int64 else _lib.POS_IDS_I32
     want = (seq,) if layout == "thd" else (batch, seq)
     if ids.shape != want:
         try:
@@ -295,7 +321,28 @@ def _ids(ids, batch, seq, layout):
                              f"of layout {layout!r}") from None
     if not ids.is_contiguous() or ids.is_neg():
         ids = ids.contiguous().resolve_neg()
-    return mode, ids
+    return mode, ids, 0, 0
+
+
+def _stream_ids(ids, batch, seq, layout, n_streams):
+    n = ids.shape[0]
+    _streams.check_count(n, n_streams)
+    want = (n, seq) if layout == "thd" else (n, batch, seq)
+    if ids.shape != want:
+        try:
+            ids = ids.expand(want)
+        except RuntimeError:
+            raise ValueError(f"positions: stream ids of shape {tuple(ids.shape)} do not match {want} (n_streams, "
+                             f"{'tokens' if layout == 'thd' else 'batch, seq_len'}) of layout {layout!r}") from None
+    mode = _lib.POS_STREAMS_I64 if ids.dtype == torch.int64 else _lib.POS_STREAMS_I32
+    if ids.is_neg():
+        ids = ids.resolve_neg()
+    if ids.is_contiguous():
+        return mode, ids, n, 0
+    s0 = ids.stride(0)
+    if ids[0].is_contiguous() and s0 >= batch * seq:
+        return mode, ids, n, s0  # streams apart in a longer buffer (a slice of vLLM's positions): no copy
+    return mode, ids.contiguous(), n, 0
 
 
 def _detail(st, r, mode, offset, seq, ids):
@@ -306,4 +353,6 @@ def _detail(st, r, mode, offset, seq, ids):
         return f"ids in [{int(ids.min())}, {int(ids.max())}], {table}"
     if st in (_lib.ERR_OVERLAP, _lib.ERR_STRIDE):
         return "outputs must not overlap each other or an input other than their own (in place)"
+    if st == _lib.ERR_STREAMS:
+        return f"stream ids for a rope of {r.n_streams} stream(s)"
     return None

@@ -2,9 +2,9 @@
 and torch.ops.rotary.rope_ (in place), with fake implementations so torch.compile and torch.export trace them.
 
 The ops take the rope as a tensor of its parameters (rope_tensor(r): float64 [head_dim, max_positions, pairing,
-attention_scaling, inv_freq...]), never a handle: a program exported with them, saved and loaded in another process
-rebuilds the same librotary rope from that tensor (cached by content) and gives the same bits. `import rotary`
-registers the ops whenever torch is imported."""
+attention_scaling, inv_freq..., a multi-stream rope's stream map]), never a handle: a program exported with them,
+saved and loaded in another process rebuilds the same librotary rope from that tensor (cached by content) and gives
+the same bits. `import rotary` registers the ops whenever torch is imported."""
 import numpy as np
 import torch
 
@@ -28,8 +28,9 @@ _increment_version = torch._C._increment_version
 # --- kernels ---------------------------------------------------------------------------------------------------
 def _rope_cpu(q, k, ids, offset, rope, layout, inverse):
     """q' and k' (an empty tensor when k is None) rotated out of place; outputs keep the inputs' memory order.
-    ids: int32/int64 position ids of shape (batch, seq_len) ((seq_len,) for "thd") or broadcastable to it, or
-    None for offset, offset + 1, ..."""
+    ids: int32/int64 position ids of shape (batch, seq_len) ((seq_len,) for "thd") or broadcastable to it, stream
+    ids of a multi-stream rope [n_streams, batch, seq_len] ([n_streams, tokens] for "thd"), or None for offset,
+    offset + 1, ..."""
     q_out, k_out = _torchop.rotate(_torchop.rope_for(rope), q, k, ids, offset, layout, inverse, False)
     return q_out, (k_out if k_out is not None else q.new_empty(0))
 
@@ -75,6 +76,9 @@ def _check_fake(q, k, ids, layout):
                             "torch.bfloat16)")
     if ids is not None and ids.dtype not in (torch.int32, torch.int64):
         raise TypeError(f"positions: ids must be int32 or int64, got {ids.dtype}")
+    if ids is not None and ids.dim() > (2 if layout == "thd" else 3):
+        raise ValueError(f"positions: ids of {ids.dim()} dimensions for layout {layout!r} (at most "
+                         f"{'[n_streams, tokens]' if layout == 'thd' else '[n_streams, batch, seq_len]'})")
 
 
 # --- autograd --------------------------------------------------------------------------------------------------
@@ -140,8 +144,8 @@ def _traced_values(r):
     inv = getattr(r, "_inv_freq", None)
     if inv is None:
         return _rope_values_by_id(r.id)
-    return (float(r._head_dim), float(r._max_positions), float(_torchop._PAIRING_CODES[r._pairing]),
-            float(r._attention_scaling), *inv)
+    return _torchop.values_of(r._head_dim, r._max_positions, r._pairing, r._attention_scaling, inv,
+                              r._n_streams, r._stream_map)
 
 
 def rope_tensor(r):
