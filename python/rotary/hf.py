@@ -1,39 +1,45 @@
-"""hf.py: makes Hugging Face transformers models (Llama, Qwen2, Mistral) apply their attention RoPE with rotary.
+"""hf.py: makes Hugging Face transformers models apply their attention RoPE with rotary: Llama, Mistral, Qwen2,
+Qwen3, Gemma, Gemma 2, Gemma 3 (text), Phi-3, GPT-NeoX, StableLM, GLM / GLM-4, Qwen2-VL and Qwen2.5-VL (the
+language model).
 
 How a transformers 5 model applies RoPE: the model's rotary embedding module (model.model.rotary_emb) turns the
-position_ids into cos/sin once per forward, every decoder layer passes that pair to its attention, and the attention
-calls its modeling module's apply_rotary_pos_emb(q, k, cos, sin) on q and k of shape (batch, heads, seq, head_dim).
+position_ids into cos/sin once per forward (Gemma 3: once per layer type; Qwen2-VL: from [3, batch, seq] ids, one
+stream per mRoPE section), every decoder layer passes that pair to its attention, and the attention calls its
+modeling module's apply_rotary_pos_emb(q, k, cos, sin) on q and k of shape (batch, heads, seq, head_dim) (StableLM
+first cuts q[..., :rotary_dim]; GPT-NeoX, Phi-3 and GLM cut it inside apply_rotary_pos_emb by cos's width).
 
 patch(model) works at those two points and nowhere else:
   - the model's rotary embedding module returns, instead of cos/sin tensors, a small object carrying HF's own
     position_ids and the rope to use (a RoPE built from the model config by librotary_hf, so rope_theta, head_dim,
-    rope_scaling / rope_parameters are the model's; dynamic NTK and LongRoPE follow the sequence length the way
-    HF's dynamic_rope_update does, through rotary_rope_derive);
+    partial_rotary_factor, rope_scaling / rope_parameters are the model's; dynamic NTK and LongRoPE follow the
+    sequence length the way HF's dynamic_rope_update does, through rotary_rope_derive);
   - the modeling module's apply_rotary_pos_emb is wrapped once: given that object it rotates q and k with rotary
-    (ids per token, one call for q and k, GQA head counts), otherwise it calls HF's function unchanged, so models
-    that were not patched behave exactly as before.
+    (ids per token, one call for q and k, GQA head counts, partial rotary and GLM's interleaved pairs natively),
+    otherwise it calls HF's function unchanged, so models that were not patched behave exactly as before.
 q and k are rotated in place when no gradient is needed (they are the fresh outputs of q_proj/k_proj), out of place
-through the autograd custom op otherwise. unpatch(model) restores HF's rotary embedding.
+through the autograd custom op otherwise. unpatch(model) restores HF's rotary embedding. _hfrope.py holds what
+each family expects (pairing, partial rotary, per-layer ropes, position streams) and the rope state.
 """
 import sys
 
 import torch
 
 from . import ops
-from ._core import RoPE
-
-SUPPORTED = ("llama", "qwen2", "mistral")
+from ._hfrope import SUPPORTED, build_states  # noqa: F401  (SUPPORTED: the model types patch takes)
 
 
 class RotaryPositions:
     """Stands in for HF's (cos, sin) pair: the rope (a RoPE, or its tensor chosen in a traced graph) and the
-    position_ids of this forward."""
-    __slots__ = ("rope", "position_ids", "inplace")
+    position_ids of this forward ([batch, seq], or [3, batch, seq] for mRoPE). split: rotate q and k in place by
+    two calls, for attentions whose q and k heads interleave in one buffer (GPT-NeoX's per-head fused QKV), which
+    librotary's overlap check, per token, cannot tell apart from overlapping memory."""
+    __slots__ = ("rope", "position_ids", "inplace", "split")
 
-    def __init__(self, rope, position_ids, inplace):
+    def __init__(self, rope, position_ids, inplace, split=False):
         self.rope = rope
         self.position_ids = position_ids
         self.inplace = inplace
+        self.split = split
 
     def apply(self, q, k, unsqueeze_dim=1):
         layout = {1: "bhsd", 2: "bshd"}.get(unsqueeze_dim)
@@ -42,58 +48,13 @@ class RotaryPositions:
         grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)
         inplace = self.inplace and not grad
         if isinstance(self.rope, torch.Tensor):
-            return ops.apply_tensor(self.rope, q, k, self.position_ids, layout, inplace, False)
-        return ops.apply(self.rope, q, k, self.position_ids, layout, inplace, False)
-
-
-class _RopeState:
-    """The rope of one model, for the current sequence length (dynamic NTK, LongRoPE), as HF's
-    dynamic_rope_update chooses its inverse frequencies."""
-
-    def __init__(self, rope, n_layers):
-        self.rope = rope
-        self.current = rope
-        self.kind = rope.hf["rope_type"]
-        self.n_layers = max(1, n_layers)
-        self.original_max = rope.hf["max_position_embeddings"]          # HF: original_max_seq_len
-        self.max_cached = self.original_max                             # HF: max_seq_len_cached
-        self.longrope_original = rope.hf["original_max_position_embeddings"]
-        # LongRoPE's long-factor rope exists up front: a traced forward picks it or the short one per call.
-        self.long = rope.derive(self.longrope_original + 1) if self.kind == "longrope" else None
-
-    def update(self, position_ids):
-        """The rope for this forward. Eager: HF's choice, from the largest position (a data-dependent read).
-        Traced (torch.compile, torch.export): no Python branch on position values, so the forward traces without
-        a graph break; the tables keep their size and librotary checks the positions when the graph runs."""
-        if torch.compiler.is_compiling():
-            if self.kind == "longrope":  # HF's own traceable choice: long factors past the original length
-                longer = position_ids.max() + 1 > self.longrope_original
-                return torch.where(longer, ops.rope_tensor(self.long), ops.rope_tensor(self.rope))
-            if "dynamic" not in self.kind:
-                return self.rope
-            # dynamic NTK: frequencies recomputed per length, by data-dependent control flow as in HF itself
-        seq_len = int(position_ids.max()) + 1 if position_ids.numel() else 0
-        if "dynamic" not in self.kind and self.kind != "longrope":
-            # HF computes cos/sin for any position: past the table, grow it (derive copies the rows it has).
-            if self.rope.max_positions and seq_len > self.rope.max_positions:
-                self.rope = self.rope.derive(self.rope.seq_len, max(seq_len, 2 * self.rope.max_positions))
-            return self.rope
-        if "dynamic" in self.kind:
-            if seq_len > self.max_cached:  # growth: frequencies for this length
-                # A table of seq_len rows is worth it when this forward rotates more tokens over all layers than
-                # the table has rows; for a decode step the table-free rope computes the few rows it needs.
-                tokens = position_ids.numel() * self.n_layers
-                self.current = self.rope.derive(seq_len, seq_len if tokens >= seq_len else 0)
-                self.max_cached = seq_len
-            if seq_len < self.original_max and self.max_cached > self.original_max:  # back to the original scale
-                self.current = self.rope
-                self.max_cached = self.original_max
-            return self.current
-        if seq_len > self.longrope_original:  # LongRoPE: the long factors past the original length
-            if seq_len > self.long.max_positions:
-                self.long = self.long.derive(self.longrope_original + 1, seq_len)
-            return self.long
-        return self.rope
+            rope, apply = self.rope, ops.apply_tensor
+        else:
+            rope, apply = self.rope, ops.apply
+        if inplace and self.split:
+            return (apply(rope, q, None, self.position_ids, layout, True, False),
+                    apply(rope, k, None, self.position_ids, layout, True, False))
+        return apply(rope, q, k, self.position_ids, layout, inplace, False)
 
 
 def _install_dispatch(modeling):
@@ -113,27 +74,21 @@ def _install_dispatch(modeling):
 
 
 def patch(model, inplace=True, max_positions=None):
-    """Makes a Llama, Qwen2 or Mistral model (any head: CausalLM, bare model, ...) use rotary for its attention
-    RoPE. Returns the model. The rope comes from the model's config (RoPE.from_hf_config); max_positions sizes its
-    table (default: max_position_embeddings). inplace: rotate q and k in their own memory when no gradient is
-    needed (default). Calling patch twice re-patches with the new arguments."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    model_type = getattr(config, "model_type", "")
-    if model_type not in SUPPORTED:
-        raise ValueError(f"rotary.hf.patch: model_type {model_type!r} is not supported (one of {SUPPORTED})")
-    rope = RoPE.from_hf_config(config, max_positions=max_positions)
-    if rope.pairing != "half" or rope.rotary_dim != rope.head_dim:
-        raise ValueError(f"rotary.hf.patch: {model_type} with {rope} is not the half-pairing full-rotary RoPE "
-                         "these models' attention expects")
-    state = _RopeState(rope, getattr(config, "num_hidden_layers", 1))
-    for r in (state.rope, state.long):
-        if r is not None:
-            ops.rope_tensor(r)  # made now, so that a traced forward reads it instead of building it in the graph
+    """Makes a model of one of the SUPPORTED types (any head: CausalLM, bare model, the multimodal wrapper of Gemma 3
+    and Qwen2-VL, ...) use rotary for its language model's attention RoPE. Returns the model. The rope comes from
+    the model's config (RoPE.from_hf_config; Gemma 3: one per layer type); max_positions sizes its table (default:
+    max_position_embeddings). inplace: rotate q and k in their own memory when no gradient is needed (default).
+    Calling patch twice re-patches with the new arguments. A config whose rope differs from what the family's
+    attention computes (pairing, partial rotary) raises ValueError."""
+    fam, states = build_states(model.config, max_positions)
+    split = fam.fused_qkv
     found = 0
     for module in model.modules():
         name = type(module).__name__
-        if name.endswith("RotaryEmbedding") and hasattr(module, "inv_freq"):
-            _patch_embedding(module, state, inplace)
+        if "Vision" in name:  # a multimodal model's vision tower keeps HF's own 2-D rope
+            continue
+        if name.endswith("RotaryEmbedding") and hasattr(module, "inv_freq") or _is_layered_embedding(module, states):
+            _patch_embedding(module, states, inplace, split)
             found += 1
         elif name.endswith("Attention"):
             modeling = sys.modules[type(module).__module__]
@@ -141,15 +96,23 @@ def patch(model, inplace=True, max_positions=None):
                 _install_dispatch(modeling)
     if not found:
         raise ValueError("rotary.hf.patch: no rotary embedding module found in the model")
-    model._rotary_state = state
+    model._rotary_state = states
     return model
 
 
-def _patch_embedding(module, state, inplace):
+def _is_layered_embedding(module, states):
+    """Gemma 3's rotary embedding keeps one inv_freq per layer type ({layer_type}_inv_freq) and none plain."""
+    return (None not in states and type(module).__name__.endswith("RotaryEmbedding")
+            and all(hasattr(module, f"{lt}_inv_freq") for lt in states))
+
+
+def _patch_embedding(module, states, inplace, split):
     def forward(x, position_ids, layer_type=None):
-        if layer_type is not None:
-            raise ValueError("rotary.hf: per-layer-type rope parameters are not supported")
-        return (RotaryPositions(state.update(position_ids), position_ids, inplace),) * 2
+        state = states.get(layer_type)
+        if state is None:
+            raise ValueError(f"rotary.hf: no rope for layer type {layer_type!r} (the config has "
+                             f"{sorted(k for k in states if k is not None) or 'one rope'})")
+        return (RotaryPositions(state.update(position_ids), position_ids, inplace, split),) * 2
 
     module.forward = forward
     module._rotary_patched = True
