@@ -238,8 +238,8 @@ static void test_errors_name_the_field(void **state) {
             "num_key_value_heads: 5 does not divide");
   parse_bad("{\"head_dim\":7}", ROTARY_ERR_CONFIG, "rotary_dim 7");
   parse_bad("{\"model_type\":\"deepseek_v3\",\"head_dim\":192}", ROTARY_ERR_CONFIG, "qk_rope_head_dim: missing");
-  parse_bad("{" HEAD ",\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"default\"}}}", ROTARY_ERR_CONFIG,
-            "rope_parameters.full_attention: per-layer rope parameters are not supported");
+  parse_bad("{" HEAD ",\"rope_parameters\":{\"rope_theta\":1e4,\"full_attention\":{\"rope_type\":\"default\"}}}",
+            ROTARY_ERR_CONFIG, "rope_parameters.rope_theta: a flat parameter next to per-layer-type ones");
   parse_bad("{" HEAD ",\"rope_scaling\":[1,2]}", ROTARY_ERR_CONFIG, "rope_scaling: expected an object");
   parse_bad("[1,2,3]", ROTARY_ERR_CONFIG, "config: expected a JSON object");
   parse_bad("{\"hidden_size\":4096,", ROTARY_ERR_CONFIG, "not valid JSON");

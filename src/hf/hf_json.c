@@ -204,7 +204,7 @@ rotary_status hf_number_in(hf_parse *p, const cJSON *root, const scaling_src *sr
   rotary_status st = hf_number(p, root, "", name, &top, &have_top);
   if (st == ROTARY_OK && src->obj) st = hf_number(p, src->obj, src->name, name, &inner, &have_inner);
   if (st != ROTARY_OK) return st;
-  if (have_top && have_inner && top != inner)
+  if (have_top && have_inner && top != inner && !src->nested)
     return hf_fail(p, "%s.%s: %.17g contradicts the top-level %s %.17g", src->name, name, inner, name, top);
   if (have_inner || have_top) {
     *out = have_inner ? inner : top;

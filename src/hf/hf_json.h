@@ -49,13 +49,19 @@ rotary_status hf_bool(hf_parse *p, const cJSON *obj, const char *prefix, const c
 rotary_status hf_array_check(hf_parse *p, const cJSON *obj, const char *prefix, const char *name, size_t n);
 void hf_array_read(const cJSON *obj, const char *name, double *out);
 
-/* A number that may sit at the top level or inside the scaling object (transformers 5 moves rope_theta and
- * partial_rotary_factor there); both present with different values is a contradiction. A null inside the scaling
- * object fails (transformers would compute with None), and at the top level unless top_null_ok. */
+/* Where one rope's parameters come from. A number may sit at the top level or inside the scaling object
+ * (transformers 5 moves rope_theta and partial_rotary_factor there); in a single flat rope both present with
+ * different values is a contradiction (hf_number_in). In a per-layer-type rope (nested) the top-level value is only
+ * the default of the nested one, as transformers' setdefault. A null inside the scaling object fails (transformers
+ * would compute with None), and at the top level unless top_null_ok. */
 typedef struct scaling_src {
-  const cJSON *obj;  /* the scaling object, or NULL */
-  const char *name;  /* "rope_scaling" or "rope_parameters" */
-  char type[32];     /* the family's Hugging Face name */
+  const cJSON *obj;        /* the scaling object, or NULL (default parameters) */
+  char name[80];           /* "rope_scaling", "rope_parameters" or "rope_parameters.<layer type>", for messages */
+  char type[32];           /* the family's Hugging Face name */
+  int nested;              /* per-layer-type parameters: top-level values are defaults only */
+  int mrope;               /* rope_type (or type) "mrope": default frequencies with mrope_section */
+  const char *theta_key;   /* the top-level key of the base: "rope_theta" (Gemma 3 sliding: "rope_local_base_freq") */
+  double theta_default;    /* the base when neither the object nor the top level gives one */
 } scaling_src;
 rotary_status hf_number_in(hf_parse *p, const cJSON *root, const scaling_src *src, const char *name, int top_null_ok,
                            double *out, int *have);
