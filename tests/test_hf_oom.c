@@ -81,12 +81,9 @@ static char *slurp(const char *path, size_t *n) {
   return buf;
 }
 
-/* One file, parsed from memory and loaded from disk, with allocation N failing for N = 1.. until it succeeds. */
-static void sweep(const char *name, int fail_all, int load) {
-  char path[4096], err[256];
-  snprintf(path, sizeof path, "%s/%s", ROTARY_EXAMPLES_DIR, name);
-  size_t n = 0;
-  char *text = slurp(path, &n);
+/* One text, parsed from memory (or loaded from path), with allocation N failing for N = 1.. until it succeeds. */
+static void sweep_text(const char *name, const char *path, const char *text, size_t n, int fail_all, int load) {
+  char err[256];
   long oom = 0;
   for (long at = 1;; at++) {
     rotary_hf_config *h = (rotary_hf_config *)(void *)&h;
@@ -114,6 +111,14 @@ static void sweep(const char *name, int fail_all, int load) {
   }
   printf("%-34s %s%s: %ld failure points, each OUT_OF_MEMORY with a message\n", name, load ? "load " : "parse",
          fail_all ? " (all after N)" : "              ", oom);
+}
+
+static void sweep(const char *name, int fail_all, int load) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", ROTARY_EXAMPLES_DIR, name);
+  size_t n = 0;
+  char *text = slurp(path, &n);
+  sweep_text(name, path, text, n, fail_all, load);
   __real_free(text);
 }
 
@@ -125,6 +130,28 @@ static void test_parse_oom(void **state) {
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     sweep(files[i], 0, 0);
     sweep(files[i], 1, 0);
+  }
+}
+
+/* Per-layer ropes (one LongRoPE factor block per layer type, the layer map of layer_types) and mRoPE sections. */
+static void test_layers_oom(void **state) {
+  (void)state;
+  static const char *const texts[][2] = {
+      {"layer_types, two LongRoPE ropes",
+       "{\"head_dim\":8,\"max_position_embeddings\":4096,\"layer_types\":[\"sliding_attention\",\"full_attention\"],"
+       "\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"longrope\",\"short_factor\":[1,1,1,1],"
+       "\"long_factor\":[2,2,2,2]},\"sliding_attention\":{\"rope_type\":\"longrope\",\"short_factor\":[1,1,1,1],"
+       "\"long_factor\":[3,3,3,3]}}}"},
+      {"gemma3 composite",
+       "{\"model_type\":\"gemma3\",\"text_config\":{\"model_type\":\"gemma3_text\",\"num_hidden_layers\":34,"
+       "\"rope_scaling\":{\"factor\":8.0,\"rope_type\":\"linear\"}}}"},
+      {"qwen2_vl mrope",
+       "{\"model_type\":\"qwen2_vl\",\"hidden_size\":3584,\"num_attention_heads\":28,\"rope_theta\":1e6,"
+       "\"rope_scaling\":{\"type\":\"mrope\",\"mrope_section\":[16,24,24]}}"},
+  };
+  for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+    sweep_text(texts[i][0], "", texts[i][1], strlen(texts[i][1]), 0, 0);
+    sweep_text(texts[i][0], "", texts[i][1], strlen(texts[i][1]), 1, 0);
   }
 }
 
@@ -169,6 +196,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_oom),
       cmocka_unit_test(test_load_oom),
+      cmocka_unit_test(test_layers_oom),
       cmocka_unit_test(test_syntax_error_is_config),
       cmocka_unit_test(test_no_large_allocation),
   };
