@@ -560,13 +560,46 @@ ROTARY_API rotary_status rotary_kv_rerotate(rotary_context *ctx, const rotary_ro
  * Hugging Face config.json. These live in librotary_hf, a companion library that carries its own private copy of
  * cJSON (librotary itself needs only libc, libm and pthreads).
  * Fields read: model_type, hidden_size, num_attention_heads, num_key_value_heads, head_dim, max_position_embeddings,
- * original_max_position_embeddings, rope_theta, partial_rotary_factor (GPT-NeoX: rotary_pct, rotary_emb_base;
- * GPT-J: rotary_dim, interleaved pairing; DeepSeek-V2/V3: qk_rope_head_dim, interleaved pairing), and the
- * scaling in either layout: "rope_scaling" (transformers 4: "type" or "rope_type") or "rope_parameters"
+ * original_max_position_embeddings, num_hidden_layers, layer_types, rope_theta, partial_rotary_factor (GPT-NeoX:
+ * rotary_pct, rotary_emb_base; GPT-J: rotary_dim, interleaved pairing; DeepSeek-V2/V3: qk_rope_head_dim,
+ * interleaved pairing; GLM and GLM-4 ("glm", "glm4"): interleaved pairing over head_dim * partial_rotary_factor),
+ * and the scaling in either layout: "rope_scaling" (transformers 4: "type" or "rope_type") or "rope_parameters"
  * (transformers 5, which also carries rope_theta). Families: default, linear, dynamic, yarn, llama3, longrope
- * (also "su" as longrope), plus "ntk" (static NTK-aware, factor = alpha). Defaults and precedence follow
- * transformers 5: a top-level original_max_position_embeddings wins over the one in the scaling (Phi-3), and
- * YaRN, Llama 3 and LongRoPE fall back to max_position_embeddings when it is absent. Required keys and JSON null
+ * (also "su" as longrope; Phi-3 also reads "yarn" as longrope), plus "ntk" (static NTK-aware, factor = alpha).
+ * Defaults and precedence follow transformers 5: a top-level original_max_position_embeddings wins over the one
+ * in the scaling (Phi-3), and YaRN, Llama 3 and LongRoPE fall back to max_position_embeddings when it is absent.
+ * Family defaults of transformers 5.24's configuration classes apply when a key is absent: head_dim 256 (gemma,
+ * gemma2, gemma3, gemma3_text) or 128 (qwen3, qwen3_vl, qwen3_vl_text, glm, glm4) instead of hidden_size /
+ * num_attention_heads (a null head_dim derives it); partial_rotary_factor 0.5 (glm, glm4), 0.25 (stablelm,
+ * gpt_neox); rope_theta 1e6 (qwen2_vl, qwen2_5_vl and their _text types, gemma3), 5e5 (qwen3_vl, qwen3_vl_moe),
+ * else 10000.
+ * Composite configs: when "text_config" is an object (Qwen2-VL in transformers 5, Qwen3-VL, Gemma 3) every field
+ * above is read from it, else from the top level (Qwen2-VL as first published); its model_type (else the top
+ * level's) selects the family rules; rotary_hf_config_model_type gives the top level's.
+ * mRoPE: "mrope_section" (2..4 integer sections, in frequencies, summing to rotary_dim/2) and "mrope_interleaved"
+ * (true or false) inside the scaling object give streams.layout SECTIONS (n_streams = the number of sections;
+ * a 4th section turns by stream 3, as vLLM and ggml, where transformers' Qwen2-VL code would use stream 0) or
+ * INTERLEAVED (exactly 3 sections, stream j > 0 taking frequencies j, j+3, ... below 3 * sections[j], as
+ * transformers' Qwen3-VL code). rope_type (or type) "mrope" (transformers 4) means default frequencies with
+ * mrope_section ("type": "mrope" next to "rope_type": "default", as transformers' Qwen2-VL config object writes,
+ * is the same); sections combine with any family (YaRN...). model_type qwen2_vl, qwen2_5_vl (and _text) always
+ * use sections, default [16, 24, 24]; qwen3_vl, qwen3_vl_moe (and _text) always interleave, default [24, 20, 20];
+ * a mrope_interleaved flag that contradicts the model type is an error.
+ * Per-layer ropes: rope_parameters whose members are objects keyed by layer type ({"full_attention": {...},
+ * "sliding_attention": {...}}; with layer_types given only its types count, as transformers' nested keys) give one
+ * rope per layer type: rope 0 is full_attention's (when it has one), then the others in the order rope_parameters
+ * lists them. Each nested object is read as a scaling object of its own (errors name "rope_parameters.<type>.<key>");
+ * top-level rope_theta and partial_rotary_factor are only its defaults there. A null member whose key is in
+ * layer_types is a layer type without rope (rotary_hf_config_layer_rope gives LAYER for its layers). Gemma 3
+ * (gemma3, gemma3_text) always has two: full_attention (rope_theta, default 1e6, with rope_scaling or
+ * rope_parameters.full_attention) and sliding_attention (rope_local_base_freq, default 1e4, default scaling, or
+ * rope_parameters.sliding_attention); without layer_types its layers follow sliding_window_pattern (default 6:
+ * layer i is full attention when (i + 1) % pattern == 0) over num_hidden_layers (default 26). Errors naming the
+ * field: a layer type in layer_types with no entry in per-layer-type rope_parameters ("rope_parameters.<type>:
+ * missing (layer_types[i] is ...)"; null marks one without rope), an object member that is not a layer type of
+ * layer_types, flat parameters next to per-layer-type ones, rope_scaling next to per-layer-type rope_parameters
+ * (Gemma 3: next to rope_parameters.full_attention), layer_types not an array of strings or not as long as
+ * num_hidden_layers, sliding_window_pattern 0, more than 8 layer types, a layer type name over 31 bytes. Required keys and JSON null
  * follow transformers 5.24: YaRN requires "factor" (null derives it as max_position_embeddings /
  * original_max_position_embeddings; an absent key is an error, as transformers' KeyError); LongRoPE's factor is
  * optional (absent or null derive it) and short_factor and long_factor are required; linear, dynamic, ntk and
@@ -604,22 +637,26 @@ ROTARY_API size_t rotary_hf_config_heads(const rotary_hf_config *config);
 ROTARY_API size_t rotary_hf_config_kv_heads(const rotary_hf_config *config);
 /* max_position_embeddings; 0 when absent or NULL. */
 ROTARY_API size_t rotary_hf_config_max_positions(const rotary_hf_config *config);
-/* num_hidden_layers (or the length of layer_types); 0 when absent or NULL. */
+/* num_hidden_layers (or the length of layer_types; Gemma 3: default 26); 0 when absent or NULL. */
 ROTARY_API size_t rotary_hf_config_layers(const rotary_hf_config *config);
 /* Ropes per layer type. 1 for a model whose layers share one rope; Gemma 3 (rope_local_base_freq) and configs with
- * per-layer-type rope_parameters (transformers 5) have one per layer type, rope 0 being the full-attention one
- * (what rotary_hf_config_rope returns). 0 for NULL. */
+ * per-layer-type rope_parameters (transformers 5) have one per layer type that has a rope, rope 0 being the
+ * full-attention one (what rotary_hf_config_rope returns). 0 for NULL. */
 ROTARY_API size_t rotary_hf_config_rope_count(const rotary_hf_config *config);
 /* Rope `index` (< rotary_hf_config_rope_count), ready for rotary_rope_create; NULL for NULL or beyond. */
 ROTARY_API const rotary_config *rotary_hf_config_rope_at(const rotary_hf_config *config, size_t index);
 /* The layer type of rope `index` ("full_attention", "sliding_attention", ...; "default" for a single rope);
  * "" for NULL or beyond. */
 ROTARY_API const char *rotary_hf_config_rope_name(const rotary_hf_config *config, size_t index);
-/* The rope index of layer `layer` (from layer_types, or Gemma's sliding-window pattern). Errors: NULL_POINTER
- * (config or index), LAYER (layer >= rotary_hf_config_layers, or the layers are unknown and there is more than one
- * rope). A single-rope config with unknown layer count gives 0 for every layer. */
+/* The rope index of layer `layer` (from layer_types, or Gemma 3's sliding-window pattern). Errors: NULL_POINTER
+ * (config or index), LAYER (layer >= rotary_hf_config_layers, the layer's type has no rope (its rope_parameters
+ * entry is null), or the layers are unknown and there is more than one rope); *index is written only on success.
+ * A single-rope config gives 0 for every layer below rotary_hf_config_layers, or for every layer when that is 0.
+ * A layer type listed in layer_types without any entry in per-layer-type rope_parameters is refused when the
+ * config is parsed (CONFIG, naming the field), not here. */
 ROTARY_API rotary_status rotary_hf_config_layer_rope(const rotary_hf_config *config, size_t layer, size_t *index);
-/* The scaling family's Hugging Face name ("default", "llama3", ...) and the model_type ("" when absent). */
+/* The scaling family's Hugging Face name of rope 0 ("default", "llama3", ...; "default" for rope_type "mrope") and
+ * the top level's model_type ("" when absent). */
 ROTARY_API const char *rotary_hf_config_rope_type(const rotary_hf_config *config);
 ROTARY_API const char *rotary_hf_config_model_type(const rotary_hf_config *config);
 
