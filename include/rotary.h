@@ -234,10 +234,12 @@ typedef struct rotary_rope rotary_rope;
  * CPUs' instruction sets.
  * The inverse frequencies come from config->inv_freq when given, else from base and config->scaling at
  * config->seq_len (base^(-2i/d) correctly rounded to fp64, then the family's fp64 operations as Hugging Face
- * orders them); the attention factor of the family multiplies attention_scaling.
+ * orders them; the VISION layouts' base^(-4i/d) and base^(-(4i+2)/d) correctly rounded the same way); the
+ * attention factor of the family multiplies attention_scaling. The table holds 1-D rows (every frequency at the
+ * same position) whatever the streams: a multi-stream token's row is gathered from the rows of its streams' ids.
  * Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size), HEAD_DIM, ROTARY_DIM, PAIRING, FREQUENCY, SCALING,
- * OVERFLOW (table size), POSITION (max_positions - 1 above ROTARY_MAX_POSITION), OUT_OF_MEMORY. *out is set only
- * on success.
+ * STREAMS, OVERFLOW (table size), POSITION (max_positions - 1 above ROTARY_MAX_POSITION), OUT_OF_MEMORY. *out is
+ * set only on success.
  */
 ROTARY_API rotary_status rotary_rope_create(const rotary_config *config, size_t max_positions, rotary_rope **out);
 
@@ -245,7 +247,10 @@ ROTARY_API rotary_status rotary_rope_create(const rotary_config *config, size_t 
 ROTARY_API void rotary_rope_destroy(rotary_rope *rope);
 
 /* Bytes of heap the rope holds: the object itself, the inverse frequencies (rotary_dim/2 doubles), its copy of the
- * caller's inverse frequencies or LongRoPE factors (rotary_dim/2 doubles each) and the table
+ * caller's inverse frequencies or LongRoPE factors (rotary_dim/2 doubles each) and of a MAP layout's map, a
+ * multi-stream rope's stream map (rotary_dim/2 bytes) and, for maps of more than 8 runs of one stream (interleaved,
+ * scattered), its gather masks ((n_streams - 1) * rotary_dim/2 words, with a table) or its stream-sorted
+ * frequencies (rotary_dim/2 doubles and indices, table-free), and the table
  * (max_positions * rotary_dim * 4 bytes; from rotary_dim 32 up, the cos and sin halves of each row are padded to
  * whole 64-byte cache lines). 0 for NULL. */
 ROTARY_API size_t rotary_rope_memory_bytes(const rotary_rope *rope);
@@ -297,7 +302,9 @@ ROTARY_API rotary_status rotary_rope_cos_sin(const rotary_rope *rope, const int6
  * The multi-stream rows of n tokens: stream j of token t has id ids[j * stream_stride + t] (stream_stride 0 means
  * n), j < rotary_rope_streams(rope); cos[t * rotary_dim/2 + i] is the row of stream_of(i)'s id at frequency i,
  * exactly what a call with ROTARY_POSITIONS_STREAMS_I64 uses. For a one-stream rope this is rotary_rope_cos_sin.
- * Errors: as rotary_rope_cos_sin (POSITION for any id of any stream), OVERFLOW (the ids' extent), nothing written.
+ * Errors: as rotary_rope_cos_sin (POSITION for any id of any stream; OVERLAP when the ids' extent meets cos or
+ * sin), INVALID_ARGUMENT (stream_stride nonzero and below n), OVERFLOW (the ids' extent), OUT_OF_MEMORY (a
+ * table-free rope with more than 8 runs of one stream, for a scratch row); nothing written.
  */
 ROTARY_API rotary_status rotary_rope_cos_sin_streams(const rotary_rope *rope, const int64_t *ids,
                                                      size_t stream_stride, size_t n, float *cos, float *sin);
@@ -344,9 +351,12 @@ typedef struct rotary_positions {
   const float *cos;        /* COS_SIN */
   const float *sin;        /* COS_SIN */
   size_t row_stride;       /* COS_SIN: elements between the rows of consecutive tokens; 0 means rotary_dim/2 */
-  size_t n_streams;        /* STREAMS_*: ids per token, 1..ROTARY_MAX_STREAMS */
+  size_t n_streams;        /* STREAMS_*: ids per token, equal to rotary_rope_streams(rope) (else STREAMS; 1 with
+                              a one-stream rope: as IDS_*) */
   size_t stream_stride;    /* STREAMS_*: elements between streams in ids; 0 means batch * seq_len. At least
-                              batch * seq_len (streams may not interleave) */
+                              batch * seq_len (streams may not interleave; else INVALID_ARGUMENT). The ids span
+                              (n_streams - 1) * stream_stride + batch * seq_len elements: every stream's ids are
+                              range-checked, the span takes part in the overlap checks */
 } rotary_positions;
 
 /*
@@ -403,9 +413,14 @@ ROTARY_API void rotary_apply_desc_init(rotary_apply_desc *desc);
  * Rotates q and (optionally) k in one pass: the cos/sin row of a token is read once and used for every head of
  * both. ctx may be NULL (the calling thread does all the work). Everything is validated, every position included,
  * before the first byte is written; on error no output byte changes.
- * Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, zero batch/seq_len/q heads, unknown mode or direction),
- * DTYPE, POSITION, OVERFLOW (an element offset, a byte size above PTRDIFF_MAX, or offset + seq_len - 1 overflows),
- * STRIDE, OVERLAP, OUT_OF_MEMORY (only when rotary_dim > 1024, for a per-call row buffer).
+ * Errors: NULL_POINTER, INVALID_ARGUMENT (struct_size, zero batch/seq_len/q heads, unknown mode or direction,
+ * stream_stride below batch * seq_len), DTYPE, POSITION, OVERFLOW (an element offset, a byte size above
+ * PTRDIFF_MAX, offset + seq_len - 1 or the stream ids' extent overflows), STREAMS (n_streams is not
+ * rotary_rope_streams(rope)), STRIDE, OVERLAP, OUT_OF_MEMORY (only when rotary_dim > 1024, for a per-call row
+ * buffer).
+ * Multi-stream positions: a token whose streams hold one id uses the 1-D row (the table's, as IDS_*); any other
+ * token's row is gathered per frequency from its streams' rows (copied from the table, or computed per stream
+ * table-free: the same bits), so results equal rotating with rotary_rope_cos_sin_streams's rows.
  * Each pair (x0, x1) becomes fmaf(x0, c, -(x1 * s)) and fmaf(x0, s, x1 * c) in fp32, rounded once to the dtype.
  * Results are bit-identical for every thread count and every kernel (scalar, AVX2, AVX-512, NEON), NaNs included:
  * an output that is NaN is x0 quieted when x0 is NaN (its sign and payload kept), else x1 quieted when x1 is NaN,
@@ -507,7 +522,8 @@ ROTARY_API rotary_status rotary_kv_write_desc_set_qkv(rotary_kv_write_desc *desc
  * Everything is checked before anything is written; on error nothing is written (q, the caches). Errors:
  * NULL_POINTER (rope, desc, an input, q.out when q has heads, a cache, the index's or positions' arrays),
  * INVALID_ARGUMENT (struct_size, batch or seq_len 0, unknown index, layout or position mode, k.n_heads 0 or != v's,
- * block_size or num_blocks 0), DTYPE (an input fp8 or unknown, an unknown cache dtype), POSITION, OVERFLOW (sizes,
+ * block_size or num_blocks 0, stream_stride below batch * seq_len), STREAMS (n_streams is not
+ * rotary_rope_streams(rope)), DTYPE (an input fp8 or unknown, an unknown cache dtype), POSITION, OVERFLOW (sizes,
  * offsets, a cache's extent in bytes above PTRDIFF_MAX), STRIDE (q's output writes an element twice, block_stride
  * smaller than a block), OVERLAP (a cache overlaps an input, q's output, the other cache or an index or position
  * array; q's output overlaps an input it is not),
@@ -547,6 +563,9 @@ ROTARY_API void rotary_kv_rerotate_desc_init(rotary_kv_rerotate_desc *desc);
  * not touched (fp8 included: only the rotated elements are decoded and encoded). Every head of a row is turned.
  * Rotating by d1 then d2 agrees with d1 + d2 within 3 (u + 5 * 2^-24) r + 3 a per element, r the pair's norm, u the
  * cache dtype's unit roundoff, a half its smallest subnormal step (times k_scale for fp8) (docs/kv_cache.md).
+ * A multi-stream rope (mRoPE, vision) turns every frequency by the same delta: every stream's position shifted by
+ * delta, which is what shifting text tokens (StreamingLLM, a context shift) means; the row is the 1-D row of
+ * delta, as for a one-stream rope with the same frequencies.
  * Bit-identical for every thread count; ctx may be NULL. Checked before anything is written. Errors: NULL_POINTER
  * (rope, desc, cache.k), INVALID_ARGUMENT (struct_size, kv_heads or n_slots 0, unknown layout, block_size or
  * num_blocks 0), DTYPE, OVERFLOW, STRIDE (block_stride smaller than a block), POSITION (|delta| above

@@ -441,8 +441,8 @@ static void test_apply_invalid(void **state) {
   expect_apply(rope_tab, &d, ROTARY_ERR_INVALID_ARGUMENT, "apply: seq_len 0");
   base_desc(&d), d.q.n_heads = 0;
   expect_apply(rope_tab, &d, ROTARY_ERR_INVALID_ARGUMENT, "apply: q.n_heads 0");
-  base_desc(&d), d.positions.mode = (rotary_position_mode)5;
-  expect_apply(rope_tab, &d, ROTARY_ERR_INVALID_ARGUMENT, "apply: position mode 5");
+  base_desc(&d), d.positions.mode = (rotary_position_mode)7;
+  expect_apply(rope_tab, &d, ROTARY_ERR_INVALID_ARGUMENT, "apply: position mode 7");
   base_desc(&d), d.direction = (rotary_direction)2;
   expect_apply(rope_tab, &d, ROTARY_ERR_INVALID_ARGUMENT, "apply: direction 2");
   base_desc(&d), d.q.dtype = (rotary_dtype)3;

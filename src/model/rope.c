@@ -43,6 +43,8 @@ rotary_status rotary_config_check(const rotary_config *c, const char **field) {
   /* Every cos and sin is (float)(value * attention): above FLT_MAX the rows would hold infinities. */
   FAIL_IF(!finite_positive(c->attention_scaling) || c->attention_scaling > FLT_MAX, "attention_scaling",
           ROTARY_ERR_FREQUENCY);
+  const rotary_status streams = rotary_streams_check(c, field);
+  if (streams != ROTARY_OK) return streams;
   if (c->inv_freq) {
     for (size_t i = 0; i < c->rotary_dim / 2; i++) FAIL_IF(!finite_positive(c->inv_freq[i]), "inv_freq",
                                                            ROTARY_ERR_FREQUENCY);
@@ -106,11 +108,20 @@ static rotary_status copy_config(rotary_rope *rope, const rotary_config *c) {
   const size_t half = c->rotary_dim / 2;
   const int longrope = !c->inv_freq && c->scaling.type == ROTARY_SCALING_LONGROPE;
   const size_t n = c->inv_freq ? half : longrope ? 2 * half : 0;
+  const int map = c->streams.layout == ROTARY_STREAMS_MAP;
   rope->config = *c;
-  if (!n) return ROTARY_OK;
-  rope->owned = malloc(n * sizeof(double));
+  if (!map) rope->config.streams.map = NULL; /* only MAP reads it: no pointer into the caller's memory is kept */
+  if (!n && !map) return ROTARY_OK;
+  const size_t bytes = n * sizeof(double) + (map ? half : 0); /* the map's bytes after the doubles */
+  rope->owned = malloc(bytes);
   ROTARY_RETURN_IF(!rope->owned, ROTARY_ERR_OUT_OF_MEMORY);
-  rope->memory_bytes += n * sizeof(double);
+  rope->memory_bytes += bytes;
+  if (map) {
+    uint8_t *copy = (uint8_t *)(rope->owned + n);
+    memcpy(copy, c->streams.map, half);
+    rope->config.streams.map = copy;
+  }
+  if (!n) return ROTARY_OK;
   if (c->inv_freq) {
     memcpy(rope->owned, c->inv_freq, half * sizeof(double));
     rope->config.inv_freq = rope->owned;
@@ -148,6 +159,10 @@ static rotary_status create_rope(const rotary_config *config, size_t max_positio
       reuse = NULL; /* the values changed: nothing to copy */
     if (max_positions) st = build_table(rope, reuse);
   }
+  if (st == ROTARY_OK) {
+    st = rotary_stream_info_build(&rope->streams, &rope->config, rope->inv_freq, max_positions != 0);
+    rope->memory_bytes += rope->streams.bytes;
+  }
   if (st != ROTARY_OK) {
     rotary_rope_destroy(rope);
     return st;
@@ -178,6 +193,7 @@ void rotary_rope_destroy(rotary_rope *rope) {
   free(rope->table);
   free(rope->inv_freq);
   free(rope->owned);
+  rotary_stream_info_free(&rope->streams);
   free(rope);
 }
 

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "rope_streams.h"
 #include "rotary.h"
 #include "sincos.h"
 
@@ -23,6 +24,7 @@ struct rotary_rope {
                                 cos and sin row starts on a line, so the kernels' vector loads never split; the
                                 rows a call computes (table-free, inverse) are laid out the same way */
   rotary_rows_fn rows;       /* the cos/sin rows kernel chosen at creation: builds the table and table-free rows */
+  rotary_stream_info streams; /* multi-stream positions: n = 1 for a one-stream rope (rope_streams.h) */
   size_t memory_bytes;
 };
 
@@ -44,6 +46,16 @@ static inline size_t rotary_rope_row_floats(const rotary_rope *rope) { return 2 
 static inline const float *rotary_rope_table_row(const rotary_rope *rope, int64_t pos) {
   return rope->table + (size_t)pos * rotary_rope_row_floats(rope);
 }
+
+/* Floats of the per-task buffer that rotary_token_row needs: a row, and the scratch of a table-free gather. */
+static inline size_t rotary_rope_task_floats(const rotary_rope *rope) {
+  return rotary_rope_row_floats(rope) + rope->streams.tmp_floats;
+}
+
+/* Writes the cos and sin row (rotary_dim/2 values each) of a token of a multi-stream rope whose stream j has id
+ * ids[j] (valid positions; j < rope->streams.n): frequency i takes the row of ids[map[i]], the very values the
+ * table (or the rows kernel) holds for that id. tmp: rope->streams.tmp_floats floats (unused when 0). */
+void rotary_rope_stream_row(const rotary_rope *rope, const int64_t *ids, float *cos, float *sin, float *tmp);
 
 /* The cos and sin row (rotary_dim/2 values each) that turns a row by delta positions, for re-rotating cached keys
  * that carry the attention scaling already: cos and sin of the exact angle |delta| * inv_freq[i] in fp64, rounded

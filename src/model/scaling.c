@@ -322,12 +322,30 @@ static void rebased(const rotary_config *c, double base, double *inv_freq) {
   for (size_t i = 0; i < c->rotary_dim / 2; i++) inv_freq[i] = default_freq(&pb, i, c->rotary_dim);
 }
 
+/* The 2-D vision layouts (rotary_dim % 4 == 0, scaling NONE): frequency i < n/2 (n = rotary_dim/2) is the row's
+ * base^(-4i/d), frequency n/2 + i the column's: the same value (Qwen2-VL's ViT), or base^(-(4i+2)/d) (Pixtral);
+ * each correctly rounded as the default family's base^(-2i/d). */
+static void vision(const rotary_config *c, double *inv_freq) {
+  const size_t d = c->rotary_dim, quarter = d / 4;
+  const int pixtral = c->streams.layout == ROTARY_STREAMS_VISION_2D_PIXTRAL;
+  const pow_base pb = pow_base_of(c->base);
+  int how;
+  for (size_t i = 0; i < quarter; i++) {
+    inv_freq[i] = pow_cr(&pb, 4 * i, d, 0, &how);
+    inv_freq[quarter + i] = pixtral ? pow_cr(&pb, 4 * i + 2, d, 0, &how) : inv_freq[i];
+  }
+}
+
 double rotary_scaling_frequencies(const rotary_config *c, size_t seq_len, double *inv_freq) {
   const rotary_scaling *s = &c->scaling;
   const size_t d = c->rotary_dim, half = d / 2;
   const double exponent = (double)d / ((double)d - 2.0);
   if (c->inv_freq) {
     for (size_t i = 0; i < half; i++) inv_freq[i] = c->inv_freq[i];
+    return 1.0;
+  }
+  if (c->streams.layout == ROTARY_STREAMS_VISION_2D || c->streams.layout == ROTARY_STREAMS_VISION_2D_PIXTRAL) {
+    vision(c, inv_freq); /* rotary_streams_check allows these only with scaling NONE */
     return 1.0;
   }
   switch (s->type) {

@@ -9,10 +9,12 @@
 #include "rope.h"
 #include "rotary.h"
 
-/* Points *c and *s at the cos/sin row of token t = (b, s_idx) (t = b * seq_len + s_idx) of positions p. buf
- * (rotary_rope_row_floats(rope) floats, 64-byte aligned, sin at rope->sin_offset) holds computed rows, caller rows
- * copied off float alignment, and for ROTARY_INVERSE the negated sin (rotating by -angle is the same kernel with sin
- * negated; bit-identical to a dedicated kernel). Positions are assumed validated. */
+/* Points *c and *s at the cos/sin row of token t = (b, s_idx) (t = b * seq_len + s_idx) of positions p (for
+ * STREAMS_*, stream_stride resolved: nonzero). buf (rotary_rope_task_floats(rope) floats, 64-byte aligned, sin at
+ * rope->sin_offset) holds computed rows, gathered multi-stream rows (then the scratch of a table-free gather
+ * follows the row), caller rows copied off float alignment, and for ROTARY_INVERSE the negated sin (rotating by
+ * -angle is the same kernel with sin negated; bit-identical to a dedicated kernel). A token whose streams agree
+ * takes the 1-D row (the table's, no copy). Positions are assumed validated. */
 static inline __attribute__((always_inline)) void rotary_token_row(const rotary_rope *rope,
                                                                    const rotary_positions *p,
                                                                    rotary_direction dir, size_t t, size_t b,
@@ -20,13 +22,25 @@ static inline __attribute__((always_inline)) void rotary_token_row(const rotary_
                                                                    const float **s) {
   const size_t half = rope->rotary_dim / 2;
   int64_t pos = 0;
+  int have_row = 0; /* *c and *s already set (caller rows, a gathered row) */
   switch (p->mode) {
     case ROTARY_POSITIONS_OFFSET: pos = p->offset + (int64_t)s_idx; break;
     case ROTARY_POSITIONS_OFFSETS: pos = rotary_load_i64(p->offsets, b) + (int64_t)s_idx; break;
     case ROTARY_POSITIONS_IDS_I32:
     case ROTARY_POSITIONS_IDS_I64: pos = rotary_load_id(p, t); break;
     case ROTARY_POSITIONS_STREAMS_I32:
-    case ROTARY_POSITIONS_STREAMS_I64: break; /* refused by validation until implemented (issue 12, in progress) */
+    case ROTARY_POSITIONS_STREAMS_I64: {
+      int64_t ids[ROTARY_MAX_STREAMS];
+      if (rotary_load_stream_ids(p, t, ids)) {
+        pos = ids[0];
+        break;
+      }
+      rotary_rope_stream_row(rope, ids, buf, buf + rope->sin_offset, buf + rotary_rope_row_floats(rope));
+      *c = buf;
+      *s = buf + rope->sin_offset;
+      have_row = 1;
+      break;
+    }
     case ROTARY_POSITIONS_COS_SIN: {
       const size_t bytes = (p->row_stride ? p->row_stride : half) * t * sizeof(float);
       const char *cr = (const char *)p->cos + bytes, *sr = (const char *)p->sin + bytes;
@@ -39,10 +53,11 @@ static inline __attribute__((always_inline)) void rotary_token_row(const rotary_
         *c = buf;
         *s = buf + rope->sin_offset;
       }
+      have_row = 1;
       break;
     }
   }
-  if (p->mode != ROTARY_POSITIONS_COS_SIN) {
+  if (!have_row) {
     if (rope->table) {
       *c = rotary_rope_table_row(rope, pos);
       *s = *c + rope->sin_offset;
@@ -66,10 +81,19 @@ static inline __attribute__((always_inline)) void rotary_token_row(const rotary_
 /* Asks for the table row of token t ahead of its use when positions are ids (decode positions are random, so the
  * hardware cannot guess them; offsets run in order). Only for a rope with a table. */
 static inline void rotary_token_row_prefetch(const rotary_rope *rope, const rotary_positions *p, size_t t) {
-  if (p->mode != ROTARY_POSITIONS_IDS_I64 && p->mode != ROTARY_POSITIONS_IDS_I32) return;
-  const int64_t pos = rotary_load_id(p, t);
-  const char *row = (const char *)rotary_rope_table_row(rope, pos);
-  for (size_t b = 0; b < rotary_rope_row_floats(rope) * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
+  int64_t ids[ROTARY_MAX_STREAMS];
+  size_t n = 1;
+  if (p->mode == ROTARY_POSITIONS_IDS_I64 || p->mode == ROTARY_POSITIONS_IDS_I32) {
+    ids[0] = rotary_load_id(p, t);
+  } else if (p->mode == ROTARY_POSITIONS_STREAMS_I64 || p->mode == ROTARY_POSITIONS_STREAMS_I32) {
+    if (!rotary_load_stream_ids(p, t, ids)) n = p->n_streams; /* streams that agree share one row */
+  } else {
+    return;
+  }
+  for (size_t j = 0; j < n; j++) {
+    const char *row = (const char *)rotary_rope_table_row(rope, ids[j]);
+    for (size_t b = 0; b < rotary_rope_row_floats(rope) * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
+  }
 }
 
 #endif /* ROTARY_TOKEN_ROWS_H */

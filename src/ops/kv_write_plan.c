@@ -28,11 +28,14 @@ static void path_init(rotary_kv_path *p, rotary_dtype in, const rotary_kv_cache 
   }
 }
 
-/* Scratch floats per task: a cos/sin row too long for the stack, and an f32 head row when a path converts and the
- * row is too long for the stack (ROTARY_KV_STACK_ROW each; the executor keeps both on the stack otherwise). */
+/* Scratch floats per task: a row buffer too long for the stack (ROTARY_KV_STACK_ROWS), and an f32 head row when a
+ * path converts and the row is too long for the stack (ROTARY_KV_STACK_ROW; the executor keeps both on the stack
+ * otherwise). The row buffer comes first, rounded up to whole lines, so the head row starts on a line. */
 static size_t scratch_floats(const rotary_rope *rope, int row, int head_row) {
   size_t n = 0;
-  if (row && rotary_rope_row_floats(rope) > ROTARY_KV_STACK_ROW) n += rotary_rope_row_floats(rope);
+  const size_t task = rotary_rope_task_floats(rope);
+  if (row && task > ROTARY_KV_STACK_ROWS)
+    n += (task + ROTARY_KV_LINE_FLOATS - 1) / ROTARY_KV_LINE_FLOATS * ROTARY_KV_LINE_FLOATS;
   if (head_row && rope->head_dim > ROTARY_KV_STACK_ROW)
     n += (rope->head_dim + ROTARY_KV_LINE_FLOATS - 1) / ROTARY_KV_LINE_FLOATS * ROTARY_KV_LINE_FLOATS;
   return n;
@@ -53,6 +56,8 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
   path_init(&p.k, d->k.dtype, &d->cache, rope->pairing, d->cache.k_scale);
   path_init(&p.v, d->v.dtype, &d->cache, rope->pairing, d->cache.v_scale);
   p.tokens = d->batch * d->seq_len; /* rotary_validate_kv_write checked that these do not overflow */
+  p.positions = d->positions;
+  if (p.positions.stream_stride == 0) p.positions.stream_stride = p.tokens;
   p.per_token = d->q.n_heads + d->k.n_heads;
   p.units = p.tokens * p.per_token;
   p.rows_in_table = rope->table != NULL;

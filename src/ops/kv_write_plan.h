@@ -11,8 +11,11 @@
 #include "rotary.h"
 #include "tuning.h"
 
-/* cos/sin rows up to this many floats live on the executing task's stack; longer ones in the task's scratch. */
+/* f32 head rows up to this many floats live on the executing task's stack; longer ones in the task's scratch. */
 #define ROTARY_KV_STACK_ROW 1024
+/* A task's row buffer (rotary_rope_task_floats: a cos/sin row, and the scratch of a table-free multi-stream
+ * gather) up to this many floats lives on the stack too: every rope with rotary_dim <= 1024 fits. */
+#define ROTARY_KV_STACK_ROWS 2048
 
 /* How one of k and v reaches its cache:
  * - direct (input dtype == cache dtype): k rotated by the dtype's kernel straight from the input head row into the
@@ -36,6 +39,7 @@ typedef struct rotary_kv_path {
 typedef struct rotary_kv_write_plan {
   const rotary_rope *rope;
   const rotary_kv_write_desc *d;  /* validated */
+  rotary_positions positions;     /* d->positions with stream_stride resolved (0 -> tokens) */
   const rotary_tuning *tuning;
   rotary_cache_geom geom;
   const rotary_kernel *q_kernel;  /* NULL when q is left out */
@@ -44,7 +48,7 @@ typedef struct rotary_kv_write_plan {
   size_t tokens, per_token, units;
   int rows_in_table;              /* the next token's table row can be prefetched (ids) */
   size_t threads, tasks;
-  size_t scratch_floats;          /* per task: a long cos/sin row and/or a head row in f32; 0: none */
+  size_t scratch_floats;          /* per task: a long row buffer and/or a head row in f32; 0: none */
   float *scratch;
 } rotary_kv_write_plan;
 

@@ -77,6 +77,8 @@ rotary_status rotary_rotate_plan_build(rotary_rotate_plan *plan, const rotary_ro
     p.elem[i] = rotary_dtype_size(t->dtype);
   }
   p.tokens = desc->batch * desc->seq_len;
+  p.positions = desc->positions;
+  if (p.positions.stream_stride == 0) p.positions.stream_stride = p.tokens;
   ROTARY_RETURN_IF(rotary_mul_overflow_size(p.tokens, p.heads[0] + p.heads[1], &p.units), ROTARY_ERR_OVERFLOW);
   p.rows_in_table = rope->table != NULL;
   choose_stores(&p);
@@ -89,6 +91,7 @@ void rotary_rotate_plan_split(rotary_rotate_plan *plan, size_t available) {
   /* each element is read once and written once, in place or not */
   const double bytes = 2.0 * (tensor_bytes(plan, 0) + tensor_bytes(plan, 1));
   rotary_task_split(bytes, plan->units, available, &plan->threads, &plan->tasks);
-  /* tasks <= 4096, row floats <= 65566: the executor's tasks * scratch_floats does not overflow */
-  plan->scratch_floats = rotary_rope_row_floats(plan->rope) > ROTARY_STACK_ROW ? rotary_rope_row_floats(plan->rope) : 0;
+  /* tasks <= 4096, task floats <= 2 * 65566: the executor's tasks * scratch_floats does not overflow */
+  const size_t floats = rotary_rope_task_floats(plan->rope);
+  plan->scratch_floats = floats > ROTARY_STACK_ROW ? floats : 0;
 }

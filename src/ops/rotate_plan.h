@@ -9,9 +9,10 @@
 #include "rotary.h"
 #include "tuning.h"
 
-/* cos/sin rows up to this many floats (rotary_rope_row_floats) live on the executing task's stack; longer ones in
- * a per-call scratch buffer. */
-#define ROTARY_STACK_ROW 1024
+/* A task's row buffer (rotary_rope_task_floats: a cos/sin row, and the scratch of a table-free multi-stream
+ * gather) up to this many floats lives on the executing task's stack; a longer one in a per-call scratch buffer.
+ * Every rope with rotary_dim <= 1024 fits. */
+#define ROTARY_STACK_ROW 2048
 
 /* The work of rotating q and k (tensor 0 and 1): tokens x heads units, split into `tasks` contiguous ranges. Two
  * walk orders:
@@ -22,6 +23,7 @@
 typedef struct rotary_rotate_plan {
   const rotary_rope *rope;
   const rotary_apply_desc *d;     /* validated */
+  rotary_positions positions;     /* d->positions with stream_stride resolved (0 -> tokens) */
   const rotary_tuning *tuning;    /* the settings the kernels run with */
   const rotary_kernel *kernel[2]; /* q, k; NULL for a tensor without heads */
   int nontemporal[2];             /* store kind: kernel[i] is the non-temporal-store variant */
@@ -33,7 +35,7 @@ typedef struct rotary_rotate_plan {
   int rows_in_table;              /* positions come from the table: the next token's row can be prefetched */
   size_t threads;                 /* threads that run the tasks, the caller included (rotary_rotate_plan_split) */
   size_t tasks;                   /* 1 .. units (rotary_rotate_plan_split) */
-  size_t scratch_floats;          /* floats of scratch per task; 0 when a row fits the stack (ROTARY_STACK_ROW) */
+  size_t scratch_floats;          /* floats of scratch per task; 0 when the buffer fits the stack (ROTARY_STACK_ROW) */
   float *scratch;                 /* tasks * scratch_floats floats, owned by the executor; NULL until it runs */
 } rotary_rotate_plan;
 

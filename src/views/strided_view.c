@@ -146,7 +146,7 @@ rotary_status rotary_check_position_args(const rotary_positions *p) {
     case ROTARY_POSITIONS_IDS_I64: return p->ids ? ROTARY_OK : ROTARY_ERR_NULL_POINTER;
     case ROTARY_POSITIONS_COS_SIN: return p->cos && p->sin ? ROTARY_OK : ROTARY_ERR_NULL_POINTER;
     case ROTARY_POSITIONS_STREAMS_I32:
-    case ROTARY_POSITIONS_STREAMS_I64: return ROTARY_ERR_STREAMS; /* not implemented yet (issue 12, in progress) */
+    case ROTARY_POSITIONS_STREAMS_I64: return p->ids ? ROTARY_OK : ROTARY_ERR_NULL_POINTER;
   }
   return ROTARY_ERR_INVALID_ARGUMENT;
 }
@@ -158,6 +158,27 @@ static rotary_status check_run(int64_t first, size_t seq_len, int64_t max_pos) {
   ROTARY_RETURN_IF(seq_len - 1 > INT64_MAX, ROTARY_ERR_OVERFLOW);
   ROTARY_RETURN_IF(rotary_add_overflow_i64(first, (int64_t)(seq_len - 1), &last), ROTARY_ERR_OVERFLOW);
   ROTARY_RETURN_IF(last > max_pos, ROTARY_ERR_POSITION);
+  return ROTARY_OK;
+}
+
+/* STREAMS_*: the rope's stream count, a stride of at least `tokens`, the ids' extent as a flat view, every id of
+ * every stream in range. */
+static rotary_status check_stream_ids(const rotary_rope *rope, const rotary_positions *p, size_t tokens,
+                                      rotary_view *array) {
+  ROTARY_RETURN_IF(p->n_streams != rope->streams.n, ROTARY_ERR_STREAMS);
+  const size_t stride = p->stream_stride ? p->stream_stride : tokens;
+  ROTARY_RETURN_IF(stride < tokens, ROTARY_ERR_INVALID_ARGUMENT);
+  const size_t size = p->mode == ROTARY_POSITIONS_STREAMS_I64 ? 8 : 4;
+  size_t bytes;
+  rotary_status st = rotary_stream_ids_bytes(p->n_streams, stride, tokens, size, &bytes);
+  if (st != ROTARY_OK || (st = rotary_view_flat(array, p->ids, bytes)) != ROTARY_OK) return st;
+  const int64_t max_pos = rotary_rope_max_position(rope);
+  for (size_t j = 0; j < p->n_streams; j++) {
+    for (size_t t = 0; t < tokens; t++) {
+      const int64_t id = rotary_load_index(p->ids, size == 8, j * stride + t);
+      ROTARY_RETURN_IF(id < 0 || id > max_pos, ROTARY_ERR_POSITION);
+    }
+  }
   return ROTARY_OK;
 }
 
@@ -200,7 +221,7 @@ rotary_status rotary_check_positions(const rotary_rope *rope, const rotary_posit
       return rotary_view_flat(&arrays[(*n)++], p->sin, bytes);
     }
     case ROTARY_POSITIONS_STREAMS_I32:
-    case ROTARY_POSITIONS_STREAMS_I64: return ROTARY_ERR_STREAMS; /* not implemented yet (issue 12, in progress) */
+    case ROTARY_POSITIONS_STREAMS_I64: return check_stream_ids(rope, p, tokens, &arrays[(*n)++]);
   }
   return ROTARY_ERR_INVALID_ARGUMENT;
 }

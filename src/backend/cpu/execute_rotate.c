@@ -23,7 +23,7 @@ static void rotate_heads(const rotary_rotate_plan *plan, int i, size_t b, size_t
 /* Task `index` of `count`: units [u, end) in the plan's walk order (rotate_plan.h). */
 static void run_task(void *arg, size_t index, size_t count) {
   const rotary_rotate_plan *plan = arg;
-  const rotary_positions *pos = &plan->d->positions;
+  const rotary_positions *pos = &plan->positions;
   const size_t base = plan->units / count, extra = plan->units % count;
   size_t u = index * base + (index < extra ? index : extra);
   const size_t end = u + base + (index < extra);

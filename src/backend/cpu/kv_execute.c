@@ -92,21 +92,22 @@ static void write_task(void *arg, size_t index, size_t count) {
   const size_t base = p->units / count, extra = p->units % count;
   size_t u = index * base + (index < extra ? index : extra);
   const size_t end = u + base + (index < extra);
-  float stack_row[ROTARY_KV_STACK_ROW] __attribute__((aligned(64)));
+  float stack_row[ROTARY_KV_STACK_ROWS] __attribute__((aligned(64)));
   float stack_head[ROTARY_KV_STACK_ROW] __attribute__((aligned(64)));
   float *scratch = p->scratch ? p->scratch + index * p->scratch_floats : NULL;
-  const size_t row_floats = rotary_rope_row_floats(p->rope);
-  const int long_row = row_floats > ROTARY_KV_STACK_ROW;
+  const size_t task_floats = rotary_rope_task_floats(p->rope);
+  const int long_row = task_floats > ROTARY_KV_STACK_ROWS;
+  const size_t row_part = long_row ? (task_floats + 15) / 16 * 16 : 0; /* as kv_write_plan.c lays it out */
   float *buf = long_row ? scratch : stack_row;
-  float *head_row = p->rope->head_dim > ROTARY_KV_STACK_ROW ? scratch + (long_row ? row_floats : 0) : stack_head;
+  float *head_row = p->rope->head_dim > ROTARY_KV_STACK_ROW ? scratch + row_part : stack_head;
   const size_t nq = d->q.n_heads, per = p->per_token, seq = d->seq_len;
   while (u < end) {
     const size_t t = u / per, h0 = u % per;
     const size_t h1 = end - u < per - h0 ? h0 + (end - u) : per;
     const size_t b = t / seq, s_idx = t % seq;
     const float *c = NULL, *s = NULL; /* always set by rotary_token_row; gcc -O1 (TSan) cannot tell */
-    if (p->rows_in_table && t + 1 < p->tokens) rotary_token_row_prefetch(p->rope, &d->positions, t + 1);
-    rotary_token_row(p->rope, &d->positions, ROTARY_FORWARD, t, b, s_idx, buf, &c, &s);
+    if (p->rows_in_table && t + 1 < p->tokens) rotary_token_row_prefetch(p->rope, &p->positions, t + 1);
+    rotary_token_row(p->rope, &p->positions, ROTARY_FORWARD, t, b, s_idx, buf, &c, &s);
     if (h0 < nq) rotate_q(p, b, s_idx, h0, h1 < nq ? h1 : nq, c, s);
     if (h1 > nq) {
       const int64_t slot = rotary_cache_slot(&d->cache, p->geom.block_size, seq, b, s_idx);
