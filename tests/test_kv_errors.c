@@ -369,7 +369,7 @@ static void test_arguments(void **state) {
   expect_write(rope, &d, IA, "block_size 0");
   base(&d, ROTARY_CACHE_SLOTS), d.cache.num_blocks = 0;
   expect_write(rope, &d, IA, "num_blocks 0");
-  base(&d, ROTARY_CACHE_SLOTS), d.positions.mode = (rotary_position_mode)5;
+  base(&d, ROTARY_CACHE_SLOTS), d.positions.mode = (rotary_position_mode)7;
   expect_write(rope, &d, IA, "unknown position mode");
   base(&d, ROTARY_CACHE_SLOTS);
   expect_write(NULL, &d, NP, "rope NULL");
