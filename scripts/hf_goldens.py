@@ -28,6 +28,12 @@ Per model and case, the file holds:
     rotate_half layout; DeepSeek-V2 returns complex freqs_cis, whose real/imag parts are given);
   * hf_fp32_vs_truth: HF's fp32 cos/sin over every position 0..2^20-1 against cos(p * inv_freq_fp64) *
     attention_factor in float64.
+
+Issue 12 adds "format": 2 files (STREAM_MODELS): ropes per layer type (Gemma 3), multi-stream mRoPE (Qwen2-VL,
+Qwen2.5-VL, Qwen3-VL: ids from HF's own get_rope_index for text, image and video layouts), GLM-4's partial
+interleaved rope, and the 2-D vision ropes of the Qwen2-VL encoder and Pixtral. cos/sin there are HF's rows after its
+stream split (recomposition_frequencies), i.e. the rows a token uses; each rope also states its parameters as a
+librotary caller gives them ("rotary"), checked here against HF's fp64 frequencies and rows. See the README.
 """
 
 from __future__ import annotations
@@ -75,6 +81,14 @@ PHI3_SHORT_FACTOR = [
     2.1000000000000005, 2.1500000000000004, 2.25, 2.25, 2.25, 2.25, 2.25, 2.3999999999999995,
     2.4499999999999993, 2.499999999999999, 2.6999999999999984, 2.6999999999999984, 2.7499999999999982,
     2.799999999999998, 2.8999999999999977, 3.049999999999997,
+]
+
+PHI4_MINI_LONG_FACTOR = [
+    1, 1.118320672, 1.250641126, 1.398617824, 1.564103225, 1.74916897, 1.956131817, 2.187582649, 2.446418898,
+    2.735880826, 3.059592084, 3.421605075, 3.826451687, 4.279200023, 4.785517845, 5.351743533, 5.984965424,
+    6.693110555, 7.485043894, 8.370679318, 9.36110372, 10.4687158, 11.70738129, 13.09260651, 14.64173252,
+    16.37415215, 18.31155283, 20.47818807, 22.90118105, 25.61086418, 28.64115884, 32.03, 32.1, 32.13, 32.23,
+    32.6, 32.61, 32.64, 32.66, 32.7, 32.71, 32.93, 32.97, 33.28, 33.49, 33.5, 44.16, 47.77,
 ]
 
 LLAMA2_7B = {
@@ -219,6 +233,59 @@ MODELS = [
         "source": SRC_LLAMA2 + "; rope_scaling {type linear, factor 4.0} added (synthetic)",
         "config": dict(LLAMA2_7B, rope_scaling={"type": "linear", "factor": 4.0}),
     },
+    # issue 12: one-rope text families the config loader already reads (written compactly: fp32 values as the
+    # shortest decimal that reads back to them)
+    {
+        "name": "gemma-7b", "model": "google/gemma-7b", "compact": True,
+        "source": ("google/gemma-7b config.json (hidden_size 3072, 16 heads, 16 kv heads, head_dim 256, "
+                   "max_position_embeddings 8192, rope_theta 10000.0): head_dim 256 is not hidden_size / heads"),
+        "config": {
+            "model_type": "gemma", "hidden_size": 3072, "num_attention_heads": 16, "num_key_value_heads": 16,
+            "head_dim": 256, "max_position_embeddings": 8192, "rope_theta": 10000.0,
+        },
+    },
+    {
+        "name": "gemma-2-9b", "model": "google/gemma-2-9b", "compact": True,
+        "source": ("google/gemma-2-9b config.json (hidden_size 3584, 16 heads, 8 kv heads, head_dim 256, "
+                   "max_position_embeddings 8192, rope_theta 10000.0, sliding_window 4096; every layer one rope)"),
+        "config": {
+            "model_type": "gemma2", "hidden_size": 3584, "num_attention_heads": 16, "num_key_value_heads": 8,
+            "head_dim": 256, "max_position_embeddings": 8192, "rope_theta": 10000.0, "sliding_window": 4096,
+        },
+    },
+    {
+        "name": "qwen3-8b", "model": "Qwen/Qwen3-8B", "compact": True,
+        "source": ("Qwen/Qwen3-8B config.json (hidden_size 4096, 32 heads, 8 kv heads, head_dim 128, "
+                   "max_position_embeddings 40960, rope_theta 1000000, rope_scaling null)"),
+        "config": {
+            "model_type": "qwen3", "hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8,
+            "head_dim": 128, "max_position_embeddings": 40960, "rope_theta": 1000000, "rope_scaling": None,
+        },
+    },
+    {
+        "name": "stablelm-2-1.6b", "model": "stabilityai/stablelm-2-1_6b", "compact": True,
+        "source": ("stabilityai/stablelm-2-1_6b config.json (hidden_size 2048, 32 heads, max_position_embeddings "
+                   "4096, partial_rotary_factor 0.25, rope_theta 10000); partial 0.25 with rope_theta 10000 as "
+                   "in the StableLM configs quoted in public tests"),
+        "config": {
+            "model_type": "stablelm", "hidden_size": 2048, "num_attention_heads": 32, "num_key_value_heads": 32,
+            "max_position_embeddings": 4096, "partial_rotary_factor": 0.25, "rope_theta": 10000,
+        },
+    },
+    {
+        "name": "phi-4-mini-instruct", "model": "microsoft/Phi-4-mini-instruct", "compact": True,
+        "source": ("microsoft/Phi-4-mini-instruct config.json as quoted in a public Swift test (mlx 4-bit copy): "
+                   "hidden_size 3072, 24 heads, 8 kv heads, partial_rotary_factor 0.75, max_position_embeddings "
+                   "131072, original_max_position_embeddings 4096, rope_theta 10000.0, rope_scaling longrope "
+                   "with the 48 long factors below and 48 short factors of 1.0"),
+        "config": {
+            "model_type": "phi3", "hidden_size": 3072, "num_attention_heads": 24, "num_key_value_heads": 8,
+            "partial_rotary_factor": 0.75, "max_position_embeddings": 131072,
+            "original_max_position_embeddings": 4096, "rope_theta": 10000.0,
+            "rope_scaling": {"long_factor": PHI4_MINI_LONG_FACTOR, "short_factor": [1.0] * 48, "type": "longrope"},
+        },
+        "seq_lens": [4096, 131072],
+    },
 ]
 
 ROTARY_CLASSES = {
@@ -229,6 +296,10 @@ ROTARY_CLASSES = {
     "phi3": ("phi3", "Phi3RotaryEmbedding"),
     "phi": ("phi", "PhiRotaryEmbedding"),
     "gpt_neox": ("gpt_neox", "GPTNeoXRotaryEmbedding"),
+    "gemma": ("gemma", "GemmaRotaryEmbedding"),
+    "gemma2": ("gemma2", "Gemma2RotaryEmbedding"),
+    "qwen3": ("qwen3", "Qwen3RotaryEmbedding"),
+    "stablelm": ("stablelm", "StableLmRotaryEmbedding"),
 }
 
 # --------------------------------------------------------------------------------------------------------------
@@ -410,6 +481,10 @@ def generate(entry):
         note += f" Measured with the state for seq_len {case['seq_len']} (the long-context case)."
     note += (" inv_freq_fp64: HF's own init function with torch.float/torch.float32/Tensor.float()/default dtype "
              "redirected to float64 while it runs (no hand transcription was needed).")
+    if entry.get("compact"):
+        for c in cases:
+            for key in ("inv_freq_fp32", "cos", "sin"):
+                c[key] = f32_tree(c[key])
     return {
         "model": entry["model"],
         "source": entry["source"],
@@ -426,11 +501,446 @@ def generate(entry):
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Issue 12: families with several ropes, multi-stream (mRoPE) and 2-D vision positions ("format": 2 files).
+# Each file holds one or more ropes; each rope the parameters as librotary states them ("rotary": what a caller
+# puts in rotary_config by hand), HF's frequencies per rotated frequency, and HF's cos/sin rows for position
+# patterns, taken from HF's forward AFTER its stream split (recomposition_frequencies): the rows a token uses.
+
+QWEN2_VL_TEXT = {
+    "hidden_size": 3584, "num_attention_heads": 28, "num_key_value_heads": 4, "max_position_embeddings": 32768,
+    "rope_theta": 1000000.0, "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
+}
+QWEN2_VL_VISION = {"depth": 32, "embed_dim": 1280, "mlp_ratio": 4, "num_heads": 16, "hidden_size": 3584,
+                   "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+QWEN25_VL_VISION = {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                    "out_hidden_size": 3584, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+                    "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31], "tokens_per_second": 2}
+QWEN3_VL_8B_TEXT = {
+    "model_type": "qwen3_vl_text", "head_dim": 128, "hidden_size": 4096, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "max_position_embeddings": 262144, "rope_theta": 5000000,
+    "rope_scaling": {"mrope_interleaved": True, "mrope_section": [24, 20, 20], "rope_type": "default"},
+}
+QWEN3_VL_8B_VISION = {"model_type": "qwen3_vl", "depth": 27, "hidden_size": 1152, "intermediate_size": 4304,
+                      "num_heads": 16, "out_hidden_size": 4096, "patch_size": 16, "spatial_merge_size": 2,
+                      "temporal_patch_size": 2, "deepstack_visual_indexes": [8, 16, 24],
+                      "num_position_embeddings": 2304}
+GEMMA3_27B_TEXT = {
+    "model_type": "gemma3_text", "head_dim": 128, "hidden_size": 5376, "num_attention_heads": 32,
+    "num_key_value_heads": 16, "num_hidden_layers": 62, "max_position_embeddings": 131072,
+    "query_pre_attn_scalar": 168, "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "rope_theta": 1000000.0,
+    "rope_local_base_freq": 10000.0, "sliding_window": 1024, "sliding_window_pattern": 6,
+}
+
+# Token layouts for HF's get_rope_index: runs of (modality, count), 0 text, 1 image, 2 video.
+MROPE_MIXED = [(0, 2), (1, 6), (0, 1), (2, 12), (0, 1)]          # image grid (1, 4, 6), video grid (3, 4, 4)
+MROPE_MIXED_QWEN3 = [(0, 2), (1, 6), (0, 1), (2, 4), (0, 2), (2, 4), (0, 2), (2, 4), (0, 1)]  # video per frame
+LATE_TEXT = 30000  # text tokens before a late image: larger ids in every stream
+
+STREAM_MODELS = [
+    {
+        "name": "qwen2-vl-7b-instruct", "model": "Qwen/Qwen2-VL-7B-Instruct", "kind": "mrope",
+        "source": ("Qwen/Qwen2-VL-7B-Instruct config.json (flat text fields: hidden_size 3584, 28 heads, 4 kv heads, "
+                   "max_position_embeddings 32768, rope_theta 1000000.0, rope_scaling {type mrope, mrope_section "
+                   "[16, 24, 24]}; vision_config depth 32, embed_dim 1280, num_heads 16, patch_size 14, "
+                   "spatial_merge_size 2), as quoted in public test code that builds Qwen2VLConfig from it"),
+        "config": dict(QWEN2_VL_TEXT, model_type="qwen2_vl", vision_config=QWEN2_VL_VISION),
+        "module": "qwen2_vl", "model_class": "Qwen2VLModel", "text_class": "Qwen2VLRotaryEmbedding",
+        "rotary": {"head_dim": 128, "rotary_dim": 128, "pairing": "half", "base": 1000000.0,
+                   "streams": {"layout": "sections", "n_streams": 3, "sections": [16, 24, 24]}},
+        "video": {"grid": [3, 4, 4]}, "layout": MROPE_MIXED,
+    },
+    {
+        "name": "qwen2.5-vl-7b-instruct", "model": "Qwen/Qwen2.5-VL-7B-Instruct", "kind": "mrope",
+        "source": ("Qwen/Qwen2.5-VL-7B-Instruct config.json (hidden_size 3584, 28 heads, 4 kv heads, "
+                   "max_position_embeddings 128000, rope_theta 1000000.0, rope_scaling {type mrope, mrope_section "
+                   "[16, 24, 24]}; vision_config hidden_size 1280, 16 heads, window_size 112, tokens_per_second 2), "
+                   "as quoted in public tests (a Rust fixture and TensorRT-LLM's Qwen2.5-VL test)"),
+        "config": dict(QWEN2_VL_TEXT, model_type="qwen2_5_vl", max_position_embeddings=128000,
+                       vision_config=QWEN25_VL_VISION),
+        "module": "qwen2_5_vl", "model_class": "Qwen2_5_VLModel", "text_class": "Qwen2_5_VLRotaryEmbedding",
+        "rotary": {"head_dim": 128, "rotary_dim": 128, "pairing": "half", "base": 1000000.0,
+                   "streams": {"layout": "sections", "n_streams": 3, "sections": [16, 24, 24]}},
+        "video": {"grid": [3, 4, 4], "second_per_grid_ts": [1.0]}, "layout": MROPE_MIXED,
+    },
+    {
+        "name": "qwen3-vl-8b-instruct", "model": "Qwen/Qwen3-VL-8B-Instruct", "kind": "mrope",
+        "source": ("Qwen/Qwen3-VL-8B-Instruct config.json (text_config: head_dim 128, hidden_size 4096, 32 heads, "
+                   "8 kv heads, max_position_embeddings 262144, rope_theta 5000000, rope_scaling {mrope_interleaved "
+                   "true, mrope_section [24, 20, 20], rope_type default}; vision_config hidden_size 1152, depth 27, "
+                   "patch_size 16), as quoted in public code (the 4B's config verbatim with the same text rope, and "
+                   "code that sets the 8B's vision fields)"),
+        "config": {"model_type": "qwen3_vl", "text_config": QWEN3_VL_8B_TEXT, "vision_config": QWEN3_VL_8B_VISION},
+        "module": "qwen3_vl", "model_class": "Qwen3VLModel", "text_class": "Qwen3VLTextRotaryEmbedding",
+        "rotary": {"head_dim": 128, "rotary_dim": 128, "pairing": "half", "base": 5000000.0,
+                   "streams": {"layout": "interleaved", "n_streams": 3, "sections": [24, 20, 20]}},
+        "video": {"grid": [3, 4, 4]}, "layout": MROPE_MIXED_QWEN3,
+    },
+    {
+        "name": "gemma-3-27b-it", "model": "google/gemma-3-27b-it", "kind": "layers",
+        "source": ("google/gemma-3-27b-it config.json text_config (head_dim 128, hidden_size 5376, 32 heads, 16 kv "
+                   "heads, 62 layers, max_position_embeddings 131072, rope_theta 1000000.0, rope_local_base_freq "
+                   "10000.0, rope_scaling {factor 8.0, rope_type linear}, sliding_window 1024, sliding_window_pattern "
+                   "6), as quoted in public code and posts (the 27B's pattern: 5 local layers, then 1 global)"),
+        "config": {"model_type": "gemma3", "text_config": GEMMA3_27B_TEXT},
+        "module": "gemma3", "text_class": "Gemma3RotaryEmbedding",
+        "ropes": {
+            "full_attention": {"head_dim": 128, "rotary_dim": 128, "pairing": "half", "base": 1000000.0,
+                               "scaling": {"type": "linear", "factor": 8.0}},
+            "sliding_attention": {"head_dim": 128, "rotary_dim": 128, "pairing": "half", "base": 10000.0},
+        },
+    },
+    {
+        "name": "glm-4-9b-0414", "model": "THUDM/GLM-4-9B-0414", "kind": "text",
+        "source": ("THUDM/GLM-4-9B-0414 config.json (model_type glm4: hidden_size 4096, 32 heads, 2 kv heads, "
+                   "head_dim 128, partial_rotary_factor 0.5, rope_theta 10000.0, max_position_embeddings 32768); "
+                   "transformers' glm4 apply_rotary_pos_emb repeats each of the rotary_dim/2 cos/sin entries twice "
+                   "and rotates pairs (2i, 2i+1) of the first rotary_dim dims: librotary's interleaved pairing"),
+        "config": {"model_type": "glm4", "hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 2,
+                   "head_dim": 128, "partial_rotary_factor": 0.5, "rope_theta": 10000.0,
+                   "max_position_embeddings": 32768},
+        "module": "glm4", "text_class": "Glm4RotaryEmbedding",
+        "rotary": {"head_dim": 128, "rotary_dim": 64, "pairing": "interleaved", "base": 10000.0},
+    },
+    {
+        "name": "qwen2-vl-7b-vision", "model": "Qwen/Qwen2-VL-7B-Instruct (vision encoder)", "kind": "vision",
+        "source": ("Qwen/Qwen2-VL-7B-Instruct vision_config (embed_dim 1280, num_heads 16: head_dim 80, "
+                   "spatial_merge_size 2, patch_size 14); rope_theta 10000 (transformers' axial default)"),
+        "config": dict(QWEN2_VL_VISION, model_type="qwen2_vl"),
+        "module": "qwen2_vl", "vision_class": "Qwen2VLVisionRotaryEmbedding",
+        "rotary": {"head_dim": 80, "rotary_dim": 80, "pairing": "half", "base": 10000.0,
+                   "streams": {"layout": "vision_2d", "n_streams": 2}},
+        "grids": {"small": [1, 4, 6], "large": [1, 98, 146]},
+    },
+    {
+        "name": "pixtral-12b-vision", "model": "mistral-community/pixtral-12b (vision encoder)", "kind": "vision",
+        "source": ("Pixtral-12B vision_config (hidden_size 1024, 16 heads: head_dim 64, image_size 1024, patch_size "
+                   "16, rope_theta 10000.0)"),
+        "config": {"model_type": "pixtral", "hidden_size": 1024, "num_attention_heads": 16, "image_size": 1024,
+                   "patch_size": 16, "rope_theta": 10000.0},
+        "module": "pixtral", "vision_class": "PixtralVisionRotaryEmbedding",
+        "rotary": {"head_dim": 64, "rotary_dim": 64, "pairing": "half", "base": 10000.0,
+                   "streams": {"layout": "vision_2d_pixtral", "n_streams": 2}},
+        "grids": {"small": [3, 5], "large": [64, 64]},
+    },
+]
+
+
+def hf_attr(module, name):
+    return getattr(importlib.import_module(f"transformers.models.{module}.modeling_{module}"), name)
+
+
+def first_half(cos, sin):
+    import torch
+
+    assert cos.dtype == torch.float32 and sin.dtype == torch.float32
+    n = cos.shape[-1] // 2
+    c, s = cos.reshape(-1, 2 * n).numpy(), sin.reshape(-1, 2 * n).numpy()
+    assert np.array_equal(c[:, :n], c[:, n:]) and np.array_equal(s[:, :n], s[:, n:])
+    return c[:, :n], s[:, :n]
+
+
+def f32_rows(a):
+    return [[F32(v) for v in row] for row in np.asarray(a, dtype=np.float32).astype(np.float64).tolist()]
+
+
+def stream_of(rotary, n):
+    """Our stream map (include/rotary.h, rotary_stream_layout) for frequency i < n."""
+    st = rotary.get("streams", {"layout": "none"})
+    lay, ns = st["layout"], st.get("n_streams", 1)
+    if lay == "sections":
+        return np.repeat(np.arange(ns), st["sections"])
+    if lay == "interleaved":
+        m = np.zeros(n, dtype=np.int64)
+        for j in range(1, ns):
+            m[j:ns * st["sections"][j]:ns] = j
+        return m
+    if lay in ("vision_2d", "vision_2d_pixtral"):
+        return np.repeat([0, 1], n // 2)
+    return np.zeros(n, dtype=np.int64)
+
+
+def our_inv_freq(rotary, n):
+    """Our frequencies in fp64 for a rope without scaling (as include/rotary.h states them)."""
+    base, d = rotary["base"], rotary["rotary_dim"]
+    lay = rotary.get("streams", {}).get("layout")
+    i = np.arange(n // 2, dtype=np.float64)
+    if lay == "vision_2d":
+        return np.concatenate([base ** (-4 * i / d)] * 2)
+    if lay == "vision_2d_pixtral":
+        return np.concatenate([base ** (-4 * i / d), base ** (-(4 * i + 2) / d)])
+    return base ** (-2 * np.arange(n, dtype=np.float64) / d)
+
+
+def rope_record(name, rope_type, rotary, inv32, inv64, att, patterns, note):
+    """One rope of a format-2 file, with a sanity check of the stated parameters against HF's rows."""
+    n = len(inv32)
+    assert rotary["rotary_dim"] == 2 * n, (name, rotary["rotary_dim"], n)
+    smap = stream_of(rotary, n)
+    if rotary.get("scaling", {}).get("type", "none") == "none":
+        ours = our_inv_freq(rotary, n)
+        assert np.allclose(ours, inv64, rtol=1e-14, atol=0), (name, np.max(np.abs(ours / inv64 - 1)))
+    for p in patterns:
+        ids = np.asarray(p["ids"], dtype=np.int64)
+        assert ids.shape[0] == max(1, rotary.get("streams", {}).get("n_streams", 1)), name
+        ang = ids[smap, :].T.astype(np.float64) * np.asarray(inv64)[None, :]
+        for key, fn in (("cos", np.cos), ("sin", np.sin)):
+            # HF's angle is fp32(id) * fp32(inv_freq) rounded to fp32: a few 2^-24 |angle| off
+            err = np.abs(np.asarray(p[key], dtype=np.float64) - fn(ang) * att) - np.abs(ang) * 2.0 ** -21
+            assert err.max() < 1e-6, (name, p["name"], key, err.max())
+        p["cos"], p["sin"] = f32_rows(p["cos"]), f32_rows(p["sin"])
+    return {
+        "name": name, "rope_type": rope_type, "rotary": rotary, "stream_of_frequency": [int(v) for v in smap],
+        "inv_freq_fp32": [F32(v) for v in inv32], "inv_freq_fp64": [float(v) for v in inv64],
+        "attention_factor": float(att), "note": note, "patterns": patterns,
+    }
+
+
+def fp64_of(fn, inv32):
+    """fn() (an HF init function) run with float32 redirected to float64; fn() as is must give inv32."""
+    import torch
+
+    again, _ = fn()
+    assert again.dtype == torch.float32 and torch.equal(again, inv32)
+    with float64_redirect():
+        inv64, _ = fn()
+    assert inv64.dtype == torch.float64 and not torch.equal(inv64, inv32.double())
+    return inv64
+
+
+TEXT_POSITIONS_NOTE = "text: ids of every stream equal, at the fixed positions of the one-stream goldens"
+
+
+def text_pattern(rows_fn, n_streams):
+    ids = np.asarray([POSITIONS] * n_streams, dtype=np.int64)
+    c, s = rows_fn(ids)
+    return {"name": "text", "note": TEXT_POSITIONS_NOTE, "ids": ids.tolist(), "cos": c, "sin": s}
+
+
+def mrope_ids(entry, text_cfg_parent, runs, prefix=0):
+    """HF's own get_rope_index for a token layout (model class method on a stand-in self)."""
+    import functools
+    import types
+
+    import torch
+
+    cls = hf_attr(entry["module"], entry["model_class"])
+    me = types.SimpleNamespace(config=text_cfg_parent)
+    me.get_vision_position_ids = functools.partial(cls.get_vision_position_ids, me)
+    types_ = [0] * prefix + [m for m, k in runs for _ in range(k)]
+    n_img = sum(1 for m, _ in runs if m == 1)
+    vid = entry["video"]
+    kw = {"image_grid_thw": torch.tensor([[1, 4, 6]] * n_img) if n_img else None}
+    if any(m == 2 for m, _ in runs):
+        kw["video_grid_thw"] = torch.tensor([vid["grid"]])
+        if "second_per_grid_ts" in vid:
+            kw["second_per_grid_ts"] = torch.tensor(vid["second_per_grid_ts"])
+    ids = torch.zeros(1, len(types_), dtype=torch.long)
+    pos, _ = cls.get_rope_index(me, ids, torch.tensor([types_]), **kw)
+    return pos[:, 0, :].numpy()
+
+
+def gen_mrope(entry):
+    import torch
+
+    parent = build_config(entry["config"])
+    config = parent.text_config
+    rope = hf_attr(entry["module"], entry["text_class"])(config)
+    rope.eval()
+    fwd = type(rope).forward.__wrapped__
+
+    def rows(ids):
+        with torch.no_grad():
+            c, s = fwd(rope, torch.zeros(1), torch.as_tensor(ids, dtype=torch.int64).reshape(3, 1, -1))
+        return first_half(c, s)
+
+    inv32 = rope.inv_freq.detach().clone()
+    inv64 = fp64_of(lambda: type(rope).compute_default_rope_parameters(config), inv32)
+    mixed = mrope_ids(entry, parent, entry["layout"])
+    late = mrope_ids(entry, parent, [(0, LATE_TEXT), (1, 6), (0, 1)])[:, LATE_TEXT - 1:]
+    pats = [text_pattern(rows, 3)]
+    for name, ids, note in (
+        ("image_video", mixed, "HF get_rope_index of text 2, image grid_thw (1, 4, 6), text, video grid_thw "
+                               f"{tuple(entry['video']['grid'])}, text (layout {entry['layout']})"),
+        ("late_image", late, f"get_rope_index of {LATE_TEXT} text tokens, image (1, 4, 6), text 1: the last 8 tokens"),
+    ):
+        c, s = rows(ids)
+        pats.append({"name": name, "note": note, "ids": ids.tolist(), "cos": c, "sin": s})
+    rec = rope_record("default", rope.rope_type, entry["rotary"], inv32.tolist(), inv64.tolist(),
+                      rope.attention_scaling, pats, "cos/sin: HF's forward after recomposition_frequencies")
+    return [rec], {"mrope_section": list(rope.mrope_section)}
+
+
+def gen_layers(entry):
+    import torch
+
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    config = build_config(entry["config"]).text_config
+    rope = hf_attr(entry["module"], entry["text_class"])(config)
+    rope.eval()
+    fwd = type(rope).forward.__wrapped__
+    recs = []
+    for lt in ("full_attention", "sliding_attention"):
+        rt = rope.rope_type[lt]
+        inv32 = getattr(rope, f"{lt}_inv_freq").detach().clone()
+        if rt == "default":
+            fn = functools_partial(type(rope).compute_default_rope_parameters, config, None, layer_type=lt)
+        else:
+            fn = functools_partial(ROPE_INIT_FUNCTIONS[rt], config, None, layer_type=lt)
+        inv64 = fp64_of(fn, inv32)
+
+        def rows(ids, lt=lt):
+            with torch.no_grad():
+                c, s = fwd(rope, torch.zeros(1), torch.as_tensor(ids, dtype=torch.int64).reshape(1, -1), lt)
+            return first_half(c, s)
+
+        pats = [text_pattern(rows, 1)]
+        recs.append(rope_record(lt, rt, entry["ropes"][lt], inv32.tolist(), inv64.tolist(),
+                                getattr(rope, f"{lt}_attention_scaling"), pats,
+                                f"HF's Gemma3RotaryEmbedding forward with layer_type {lt}"))
+    return recs, {"layer_types": list(config.layer_types)}
+
+
+def functools_partial(fn, *a, **k):
+    return lambda: fn(*a, **k)
+
+
+def gen_text(entry):
+    import torch
+
+    config = build_config(entry["config"])
+    rope = hf_attr(entry["module"], entry["text_class"])(config)
+    rope.eval()
+    fwd = type(rope).forward.__wrapped__
+
+    def rows(ids):
+        with torch.no_grad():
+            c, s = fwd(rope, torch.zeros(1), torch.as_tensor(ids, dtype=torch.int64).reshape(1, -1))
+        return first_half(c, s)
+
+    inv32 = rope.inv_freq.detach().clone()
+    inv64 = fp64_of(lambda: type(rope).compute_default_rope_parameters(config), inv32)
+    rec = rope_record("default", rope.rope_type, entry["rotary"], inv32.tolist(), inv64.tolist(),
+                      rope.attention_scaling, [text_pattern(rows, 1)],
+                      "cos/sin: the first rotary_dim/2 entries of HF's forward (glm4's apply_rotary_pos_emb "
+                      "repeats each twice: cos[..., :d/2].repeat_interleave(2))")
+    return [rec], {}
+
+
+def vision_grid_ids(entry, key):
+    import torch
+
+    from transformers.vision_utils import get_vision_position_ids
+
+    g = entry["grids"][key]
+    if entry["module"] == "pixtral":  # PixtralVisionModel.forward: meshgrid of the patch grid, row-major
+        h, w = torch.meshgrid(torch.arange(g[0]), torch.arange(g[1]), indexing="ij")
+        ids = torch.stack([h.flatten(), w.flatten()]).numpy()
+    else:
+        ids = get_vision_position_ids(torch.tensor([g]), entry["config"]["spatial_merge_size"]).T.numpy()
+    if key == "large":  # a few patches of a large image: the first, then spread, then the last
+        n = ids.shape[1]
+        ids = ids[:, sorted({0, 1, n // 3, n // 2, (2 * n) // 3, n - 2, n - 1})]
+    return ids
+
+
+def gen_vision(entry):
+    import torch
+
+    cfg = dict(entry["config"])
+    config = build_config(cfg)
+    if hasattr(config, "vision_config"):
+        config = config.vision_config
+    rope = hf_attr(entry["module"], entry["vision_class"])(config)
+    rope.eval()
+
+    def rows(ids):
+        with torch.no_grad():
+            c, s = rope(torch.zeros(1), torch.as_tensor(ids, dtype=torch.int64).T.contiguous())
+        return first_half(c, s)
+
+    inv32 = rope.inv_freq.detach().clone()
+    inv64 = fp64_of(lambda: type(rope).compute_axial_rope_parameters(config), inv32)
+    if entry["module"] != "pixtral":  # Qwen2-VL: row and column share the frequencies: cat(row, col)
+        inv32, inv64 = torch.cat([inv32, inv32]), torch.cat([inv64, inv64])
+    pats = []
+    for key in ("small", "large"):
+        ids = vision_grid_ids(entry, key)
+        c, s = rows(ids)
+        pats.append({"name": f"grid_{key}", "note": f"(row, col) ids of patch grid {entry['grids'][key]}"
+                     + (" (a few patches)" if key == "large" else ""), "ids": ids.tolist(), "cos": c, "sin": s})
+    rec = rope_record("vision", rope.rope_type, entry["rotary"], inv32.tolist(), inv64.tolist(),
+                      rope.attention_scaling, pats, "cos/sin: HF's vision rotary forward after "
+                      "recomposition_frequencies; inv_freq_*: the frequency of each of the rotary_dim/2 entries")
+    return [rec], {}
+
+
+GENERATORS = {"mrope": gen_mrope, "layers": gen_layers, "text": gen_text, "vision": gen_vision}
+
+
+def generate_v2(entry):
+    import torch
+    import transformers
+
+    ropes, extra = GENERATORS[entry["kind"]](entry)
+    out = {
+        "format": 2, "model": entry["model"], "source": entry["source"], "transformers": transformers.__version__,
+        "torch": torch.__version__.split("+")[0], "kind": entry["kind"], "config": entry["config"],
+    }
+    out.update(extra)
+    out["ropes"] = ropes
+    return out
+
+
+def compare_v2(new, old, ulp_tol, path=""):
+    """Everything equal, except cos/sin rows within ulp_tol fp32 ulps."""
+    if isinstance(new, dict):
+        if not isinstance(old, dict) or set(new) != set(old):
+            return [f"{path}: keys differ"]
+        errs = []
+        for k in new:
+            if k in ("transformers", "torch"):
+                continue
+            if k in ("cos", "sin"):
+                d = int(ulp_diff32(new[k], old[k]).max()) if np.shape(new[k]) == np.shape(old[k]) else -1
+                if d < 0 or d > ulp_tol:
+                    errs.append(f"{path}.{k}: differs by {d} fp32 ulp")
+            else:
+                errs += compare_v2(new[k], old[k], ulp_tol, f"{path}.{k}")
+        return errs
+    if isinstance(new, list):
+        if not isinstance(old, list) or len(new) != len(old):
+            return [f"{path}: length differs"]
+        return [e for i, (a, b) in enumerate(zip(new, old)) for e in compare_v2(a, b, ulp_tol, f"{path}[{i}]")]
+    return [] if new == old else [f"{path}: {new!r} vs {old!r}"]
+
+
+# --------------------------------------------------------------------------------------------------------------
 # compact JSON: objects indented, lists of numbers on one line
+
+
+class F32(float):
+    """A float that is exactly an fp32 value: written as the shortest decimal that reads back to it (through a
+    double, as strtod then a cast to float does; checked for every value)."""
+
+
+def f32_text(v):
+    s = str(np.float32(v))
+    assert np.float32(float(s)) == np.float32(v) and float(np.float32(v)) == float(v), (v, s)
+    return s
+
+
+def f32_tree(obj):
+    if isinstance(obj, list):
+        return [f32_tree(v) for v in obj]
+    return F32(obj)
 
 
 def dumps(obj, indent=0):
     pad = " " * indent
+    if isinstance(obj, F32):
+        assert math.isfinite(obj)
+        return f32_text(obj)
     if isinstance(obj, dict):
         if not obj:
             return "{}"
@@ -527,6 +1037,24 @@ def hand_checks(results):
             sl = c["seq_len"]
             base = 10000.0 * ((2.0 * max(sl, 4096) / 4096) - 1.0) ** (128 / 126)
             assert math.isclose(c["inv_freq_fp64"][-1], base ** (-126 / 128), rel_tol=1e-13), sl
+    g3 = results.get("gemma-3-27b-it")
+    if g3:
+        full, slide = g3["ropes"]
+        assert math.isclose(full["inv_freq_fp64"][1], 1e6 ** (-2 / 128) / 8, rel_tol=1e-15)
+        assert math.isclose(slide["inv_freq_fp64"][1], 1e4 ** (-2 / 128), rel_tol=1e-15)
+        assert [i for i, t in enumerate(g3["layer_types"]) if t == "full_attention"] == list(range(5, 62, 6))
+    q3 = results.get("qwen3-vl-8b-instruct")
+    if q3:  # interleaved: t h w t h w ... for 20 triples, then t for the last 4
+        m = q3["ropes"][0]["stream_of_frequency"]
+        assert m == [0, 1, 2] * 20 + [0] * 4 and [m.count(j) for j in range(3)] == [24, 20, 20]
+    q2 = results.get("qwen2-vl-7b-instruct")
+    if q2:
+        assert q2["ropes"][0]["stream_of_frequency"] == [0] * 16 + [1] * 24 + [2] * 24
+    pix = results.get("pixtral-12b-vision")
+    if pix:  # column frequencies are the odd ones of the 64-dim rope
+        w = pix["ropes"][0]["inv_freq_fp64"]
+        assert math.isclose(w[16], 1e4 ** (-2 / 64), rel_tol=1e-15)
+        assert math.isclose(w[1], 1e4 ** (-4 / 64), rel_tol=1e-15)
     lin = results.get("llama-2-7b-linear-4")
     if lin:
         assert math.isclose(lin["cases"][0]["inv_freq_fp64"][1], 10000.0 ** (-2 / 128) / 4, rel_tol=1e-15)
@@ -545,18 +1073,25 @@ def main():
     torch.manual_seed(0)
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
 
-    entries = [e for e in MODELS if not args.only or e["name"] in args.only]
+    every = MODELS + STREAM_MODELS
+    entries = [e for e in every if not args.only or e["name"] in args.only]
     if not entries:
-        sys.exit(f"no model named {args.only}; have: {', '.join(e['name'] for e in MODELS)}")
+        sys.exit(f"no model named {args.only}; have: {', '.join(e['name'] for e in every)}")
     results, failed = {}, False
     for e in entries:
         print(f"{e['name']} ...", flush=True)
-        res = generate(e)
+        v2 = "kind" in e
+        res = generate_v2(e) if v2 else generate(e)
         results[e["name"]] = res
-        t = res["hf_fp32_vs_truth"]
-        print(f"  {res['rope_type']}, rotary_dim {res['rotary_dim']}, attention_factor "
-              f"{res['cases'][-1]['attention_factor']!r}, max abs {t['max_abs_cos_sin']:.3g}, max ulp "
-              f"{t['max_ulp_cos_sin']:.3g}, median ulp {t['median_ulp']:.3g}", flush=True)
+        if v2:
+            for r in res["ropes"]:
+                print(f"  {r['name']}: {r['rope_type']}, rotary_dim {r['rotary']['rotary_dim']}, patterns "
+                      f"{', '.join(p['name'] for p in r['patterns'])}", flush=True)
+        else:
+            t = res["hf_fp32_vs_truth"]
+            print(f"  {res['rope_type']}, rotary_dim {res['rotary_dim']}, attention_factor "
+                  f"{res['cases'][-1]['attention_factor']!r}, max abs {t['max_abs_cos_sin']:.3g}, max ulp "
+                  f"{t['max_ulp_cos_sin']:.3g}, median ulp {t['median_ulp']:.3g}", flush=True)
         path = os.path.join(args.out, e["name"] + ".json")
         if args.check:
             try:
@@ -566,7 +1101,10 @@ def main():
                 print(f"  MISMATCH: cannot read {path}: {exc}")
                 failed = True
                 continue
-            errs = compare(e["name"], res, old, args.ulp_tol)
+            if v2:  # through JSON text, as the file holds it
+                errs = compare_v2(json.loads(dumps(res)), old, args.ulp_tol, e["name"])
+            else:
+                errs = compare(e["name"], res, old, args.ulp_tol)
             for msg in errs:
                 print(f"  MISMATCH: {msg}")
             failed |= bool(errs)
