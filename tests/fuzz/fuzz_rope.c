@@ -1,5 +1,6 @@
 /* fuzz_rope.c: libFuzzer target: rotary_config_check, rotary_rope_create, rotary_rope_derive and rotary_rope_cos_sin
- * on configs carved from the input (every family, hostile doubles and sizes); statuses and values checked. */
+ * on configs carved from the input (every family, hostile doubles and sizes), then the same config with multi-stream
+ * positions (fuzz_rope_streams.h); statuses and values checked. */
 // Build and run for 60 s, from the repository root (the corpus is copied so that the run does not add to it):
 //   mkdir -p build-fuzz/corpus_rope && cp tests/fuzz/corpus_rope/* build-fuzz/corpus_rope/
 //   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -Iinclude $(find src -type d -printf "-I%p ") tests/fuzz/fuzz_rope.c $(find src -name "*.c" -not -path "src/hf/*") -lm -lpthread -o build-fuzz/fuzz_rope
@@ -14,6 +15,8 @@
  * config at the new seq_len, and on success hold the same bits. On success every inverse frequency is finite and
  * positive, the attention scaling at most FLT_MAX, and every cos/sin value finite with |value| <= the attention
  * scaling rounded to fp32; table and table-free ropes give the same bits. On error no output byte changes.
+ * The rest of the input gives the same config a streams field (fuzz_rope_streams.h: its checks are described
+ * there): layouts, sections, maps, rotary_rope_cos_sin_streams and rotary_apply with STREAMS positions.
  */
 #include <float.h>
 #include <math.h>
@@ -336,6 +339,8 @@ static void check_derive(const rotary_config *base_cfg, const rotary_rope *from,
   if (sc == ROTARY_OK) rotary_rope_destroy(fresh);
 }
 
+#include "fuzz_rope_streams.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   carver r = {data, size};
   rope_input in;
@@ -353,6 +358,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if ((cst != ROTARY_OK) != (rope == SENTINEL)) rope_fail("create: *out set on error or left on success");
   if (cst != ROTARY_OK) {
     rope_fuzz_refused++;
+    if (cst == st) check_streams_stage(&in.c, st, &r); /* the config refused; a streams field on it too */
     free_input(&in);
     return 0;
   }
@@ -365,6 +371,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (in.c.rotary_dim <= 256) check_derive(&in.c, rope, &r); /* a second length: growing, then shrinking */
   rotary_rope_destroy(twin);
   rotary_rope_destroy(rope);
+  check_streams_stage(&in.c, st, &r); /* the rest of the input: the same config with a streams field */
   free_input(&in);
   return 0;
 }
