@@ -1,6 +1,7 @@
 /* test_family_accuracy.c: every frequency-scaling family's cos/sin (the rope's own inverse frequencies and
  * attention factor) within 1 fp32 ulp of the true value cos/sin(pos * inv_freq) * attention for every position below
- * 2^20 (quick mode: a sample), with an exact oracle (tests/util/true_sweep.h). */
+ * 2^20 (quick mode: a sample), with an exact oracle (tests/util/true_sweep.h). An argument "K/N" checks only the
+ * K-th of N equal slices of the positions (ctest runs two slices side by side); none checks them all. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "rotary.h"
+#include "test_util.h"
 #include "true_sweep.h"
 
 /* Phi-3-mini-128k-instruct's LongRoPE factors (examples/configs/phi-3-mini-128k-instruct.json). */
@@ -79,6 +81,22 @@ static size_t make_cases(family_case *fc) {
   return n;
 }
 
+enum { N_POSITIONS = 1 << 20, QUICK_HEAD = 4096, QUICK_STEP = 997 };
+static int64_t g_begin = 0, g_end = N_POSITIONS; /* this run's slice of the positions */
+
+/* The positions of [g_begin, g_end) that tu_true_sweep would check over [0, N_POSITIONS) (quick mode: the first
+ * QUICK_HEAD and every QUICK_STEP-th after), so that the slices together check exactly what one run checks. */
+static int sweep_slice(const double *inv, size_t half, double att, tu_true_stats *st) {
+  if (!tu_quick()) return tu_true_sweep_range(inv, half, att, g_begin, g_end, 1, st);
+  int rc = 0;
+  if (g_begin < QUICK_HEAD)
+    rc = tu_true_sweep_range(inv, half, att, g_begin, g_end < QUICK_HEAD ? g_end : QUICK_HEAD, 1, st);
+  int64_t first = g_begin > QUICK_HEAD ? g_begin : QUICK_HEAD;
+  first = QUICK_HEAD + (first - QUICK_HEAD + QUICK_STEP - 1) / QUICK_STEP * QUICK_STEP;
+  if (rc == 0 && first < g_end) rc = tu_true_sweep_range(inv, half, att, first, g_end, QUICK_STEP, st);
+  return rc;
+}
+
 static void test_every_family(void **state) {
   (void)state;
   family_case fc[16];
@@ -93,7 +111,7 @@ static void test_every_family(void **state) {
     const double att = rotary_rope_attention_scaling(rope);
     rotary_rope_destroy(rope);
     tu_true_stats st = {0};
-    assert_int_equal(tu_true_sweep(inv, half, att, 1 << 20, &st), 0);
+    assert_int_equal(sweep_slice(inv, half, att, &st), 0);
     tu_true_print(fc[k].name, &st);
     if (st.over_1ulp) fail_msg("%s: %llu values more than 1 ulp from the truth", fc[k].name,
                                (unsigned long long)st.over_1ulp);
@@ -104,7 +122,14 @@ static void test_every_family(void **state) {
   assert_int_equal(all.over_1ulp, 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  unsigned k = 0, n = 1;
+  if (argc > 1 && (sscanf(argv[1], "%u/%u", &k, &n) != 2 || n == 0 || k >= n)) {
+    fprintf(stderr, "usage: %s [K/N]  (the K-th of N slices of the positions, 0 <= K < N)\n", argv[0]);
+    return 2;
+  }
+  g_begin = (int64_t)k * N_POSITIONS / n, g_end = (int64_t)(k + 1) * N_POSITIONS / n;
+  if (n > 1) printf("[slice %u/%u] positions %lld to %lld\n", k, n, (long long)g_begin, (long long)g_end - 1);
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_every_family)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
