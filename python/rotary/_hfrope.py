@@ -16,7 +16,7 @@ import collections
 import torch
 
 from . import ops
-from ._core import RoPE
+from ._core import RoPE, hf_ropes
 
 Family = collections.namedtuple("Family", "pairing partial sliced layered streams fused_qkv", defaults=(False,))
 _PLAIN = Family("half", False, False, False, False)
@@ -60,43 +60,36 @@ def _check(rope, model_type, fam, what=""):
 def _sliced_config(config, rotary_dim):
     """The config as a dict whose head is only the rotated part: what StableLM's attention hands
     apply_rotary_pos_emb (q[..., :rotary_dim]). Every scaling family computes its frequencies from
-    int(head_dim * partial_rotary_factor), which is then head_dim itself."""
+    int(head_dim * partial_rotary_factor), which is then head_dim itself. The factor is set to 1 rather than
+    removed: librotary_hf gives a family its default factor when the config has none (StableLM's is 1/4)."""
     d = text_config(config).to_dict()
     d["head_dim"] = rotary_dim
-    for holder in (d, d.get("rope_parameters"), d.get("rope_scaling")):
-        if isinstance(holder, dict):
-            holder.pop("partial_rotary_factor", None)
-            holder.pop("rotary_pct", None)
+    d.pop("rotary_pct", None)
+    d["partial_rotary_factor"] = 1.0
+    for holder in (d.get("rope_parameters"), d.get("rope_scaling")):
+        if isinstance(holder, dict) and "partial_rotary_factor" in holder:
+            holder["partial_rotary_factor"] = 1.0
     return d
 
 
-def _layer_configs(config):
-    """{layer type: config dict with that type's rope_parameters} of a config with per-layer-type parameters."""
-    d = text_config(config).to_dict()
-    params = d.get("rope_parameters") or {}
-    types = sorted(set(d.get("layer_types") or ()))
-    out = {}
-    for lt in types:
-        p = params.get(lt)
-        if not isinstance(p, dict):
-            raise ValueError(f"rotary.hf.patch: layer type {lt!r} has no rope_parameters")
-        one = {k: v for k, v in d.items() if k not in ("rope_parameters", "rope_scaling", "layer_types",
-                                                       "rope_theta", "rope_local_base_freq")}
-        one["rope_parameters"] = dict(p)
-        out[lt] = one
-    return out
-
-
 def build_states(config, max_positions):
-    """(family, {layer type or None: _RopeState}) for a model config."""
+    """(family, {layer type or None: RopeState}) for a model config."""
     model_type, fam = family_of(config)
-    layers = getattr(text_config(config), "num_hidden_layers", 1)
+    text = text_config(config)
+    layers = getattr(text, "num_hidden_layers", 1)
     if fam.layered:
+        # one parse of the config by librotary_hf, a rope per layer type; HF's embedding holds one per type that
+        # layer_types uses (rotary_emb(x, position_ids, layer_type)), each with its own dynamic_rope_update state
+        ropes, _ = hf_ropes(config, max_positions)
+        params = getattr(text, "rope_parameters", None) or {}
         states = {}
-        for lt, d in _layer_configs(config).items():
-            rope = RoPE.from_hf_config(d, max_positions=max_positions)
-            _check(rope, model_type, fam, f" ({lt})")
-            states[lt] = RopeState(rope, layers)
+        for lt in sorted(set(getattr(text, "layer_types", None) or ())):
+            if lt not in ropes:
+                raise ValueError(f"rotary.hf.patch: {model_type}: no rope for layer type {lt!r} in the config "
+                                 f"(it has {sorted(ropes)})")
+            _check(ropes[lt], model_type, fam, f" ({lt})")
+            kind = (params.get(lt) or {}).get("rope_type")  # this type's own (rope.hf names the config's)
+            states[lt] = RopeState(ropes[lt], layers, kind)
         return fam, states
     rope = RoPE.from_hf_config(config, max_positions=max_positions)
     _check(rope, model_type, fam)
@@ -109,10 +102,10 @@ class RopeState:
     """The rope of one model (or one layer type), for the current sequence length (dynamic NTK, LongRoPE), as HF's
     dynamic_rope_update chooses its inverse frequencies."""
 
-    def __init__(self, rope, n_layers):
+    def __init__(self, rope, n_layers, kind=None):
         self.rope = rope
         self.current = rope
-        self.kind = rope.hf["rope_type"]
+        self.kind = kind or rope.hf["rope_type"]
         self.n_layers = max(1, n_layers)
         self.original_max = rope.hf["max_position_embeddings"]          # HF: original_max_seq_len
         self.max_cached = self.original_max                             # HF: max_seq_len_cached

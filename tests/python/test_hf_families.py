@@ -92,10 +92,13 @@ class _Counter:
 
     def __init__(self, monkeypatch):
         self.calls = 0
+        self.position_ids = None  # of the first call
         original = rotary.hf.RotaryPositions.apply
 
         def counted(positions, *args, **kwargs):
             self.calls += 1
+            if self.position_ids is None:
+                self.position_ids = positions.position_ids
             return original(positions, *args, **kwargs)
 
         monkeypatch.setattr(rotary.hf.RotaryPositions, "apply", counted)
@@ -107,7 +110,8 @@ def _grads(model, ids, extra):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-FAMILIES = ["gemma", "gemma2", "gemma3", "qwen3", "phi3", "gpt_neox", "stablelm"]
+FAMILIES = ["gemma", "gemma2", "gemma3", "qwen3", "phi3", "gpt_neox", "stablelm", "glm", "glm4", "qwen2_vl",
+            "qwen2_5_vl"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -125,6 +129,9 @@ def test_patch_family(family, monkeypatch):
     with torch.no_grad():
         got = model(ids, **extra).logits
         assert counter.calls == LAYERS  # every attention layer rotated by rotary
+        if family.endswith("_vl"):  # mRoPE: 3 streams that differ on the image tokens
+            pos = counter.position_ids
+            assert pos.shape == (3, *ids.shape) and not torch.equal(pos[1], pos[2]) and not torch.equal(pos[0], pos[1])
         gen = model.generate(ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, **extra)
     grad = _grads(model, ids, extra)
     rotary.hf.unpatch(model)
