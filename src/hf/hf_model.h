@@ -44,4 +44,22 @@ typedef struct hf_model {
   size_t max_positions;
 } hf_model;
 
+/* Whether s is one of names (model_type lists). */
+int hf_is_one_of(const char *s, const char *const *names, size_t n);
+#define HF_IS_ONE_OF(s, ...) \
+  hf_is_one_of((s), (const char *const[]){__VA_ARGS__}, sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *))
+int hf_is_gemma3(const char *family);
+/* 1: model types whose transformers code splits the frequencies into contiguous mRoPE sections (Qwen2-VL,
+ * Qwen2.5-VL); 2: those that interleave them (Qwen3-VL); 0: others (hf_mrope.c). */
+int hf_mrope_family(const char *family);
+
+/* The streams of one rope from its scaling object (hf_mrope.c); c->rotary_dim is set. */
+rotary_status hf_rope_streams(hf_parse *p, const hf_model *m, const scaling_src *src, rotary_config *c);
+/* One rope from one source, checked with rotary_config_check (hf_rope.c). */
+rotary_status hf_parse_rope(hf_parse *p, const hf_model *m, scaling_src *src, hf_rope *out);
+/* num_hidden_layers and layer_types (or Gemma 3's pattern) into out; *types is the layer_types array or NULL. */
+rotary_status hf_read_layers(hf_parse *p, const hf_model *m, rotary_hf_config *out, const cJSON **types);
+/* Every rope of the config and the layers' map (hf_layers.c). */
+rotary_status hf_parse_ropes(hf_parse *p, const hf_model *m, const cJSON *types, rotary_hf_config *out);
+
 #endif /* ROTARY_HF_MODEL_H */
