@@ -188,10 +188,19 @@ static size_t compare(const rcache *c, const unsigned char *exp, const unsigned 
   return bad;
 }
 
-static rotary_rope *make_rope(size_t hd, size_t rd, rotary_pairing pairing, int yarn, double scaling) {
+/* A rope; layout (not NONE) makes it multi-stream: 2 streams, sections or interleaved [half - half/2, half/2],
+ * or a vision layout when rotary_dim allows (else sections). */
+static rotary_rope *make_rope(size_t hd, size_t rd, rotary_pairing pairing, int yarn, double scaling,
+                              rotary_stream_layout layout) {
   rotary_config cfg;
   rotary_config_init(&cfg, hd);
   cfg.rotary_dim = rd, cfg.pairing = pairing, cfg.attention_scaling = scaling;
+  const int vision = layout == ROTARY_STREAMS_VISION_2D || layout == ROTARY_STREAMS_VISION_2D_PIXTRAL;
+  cfg.streams.layout = vision && (rd % 4 || yarn) ? ROTARY_STREAMS_SECTIONS : layout;
+  if (cfg.streams.layout == ROTARY_STREAMS_SECTIONS || cfg.streams.layout == ROTARY_STREAMS_INTERLEAVED) {
+    cfg.streams.n_streams = 2;
+    cfg.streams.sections[0] = rd / 2 - rd / 4, cfg.streams.sections[1] = rd / 4;
+  }
   if (yarn) {
     cfg.scaling.type = ROTARY_SCALING_YARN, cfg.scaling.factor = 4.0;
     cfg.scaling.original_max_position_embeddings = 2048;
@@ -252,14 +261,15 @@ static int64_t random_delta(tu_rng *r) {
 }
 
 /* Bits against the formula, untouched elements, thread counts; ropes with and without attention scaling. */
-static void run_bits(int yarn, double scaling, unsigned cases, uint64_t seed) {
+static void run_bits(int yarn, double scaling, unsigned cases, uint64_t seed, rotary_stream_layout layout) {
   tu_rng r;
   tu_rng_seed(&r, seed);
   size_t bad = 0, rotated = 0;
   int64_t *list = malloc(4096 * sizeof *list);
   for (unsigned v = 0; v < cases; v++) {
     rcase rc = random_case(&r, v);
-    rotary_rope *rope = make_rope(rc.head_dim, rc.rotary_dim, rc.pairing, yarn, scaling), *plain = plain_rope(rope);
+    rotary_rope *rope = make_rope(rc.head_dim, rc.rotary_dim, rc.pairing, yarn, scaling, layout);
+    rotary_rope *plain = plain_rope(rope);
     assert_non_null(plain);
     if (yarn || scaling != 1.0) assert_true(rotary_rope_attention_scaling(rope) != 1.0);
     rcache c;
@@ -282,22 +292,34 @@ static void run_bits(int yarn, double scaling, unsigned cases, uint64_t seed) {
     rotary_rope_destroy(rope), rotary_rope_destroy(plain);
   }
   free(list);
-  printf("rerotate bits (%s, attention scaling %g): %u caches, %zu elements rotated, %zu failures\n",
-         yarn ? "yarn" : "default", scaling, cases, rotated, bad);
+  printf("rerotate bits (%s, attention scaling %g, stream layout %d): %u caches, %zu elements rotated, %zu "
+         "failures\n", yarn ? "yarn" : "default", scaling, (int)layout, cases, rotated, bad);
   assert_int_equal(bad, 0);
   assert_true(rotated > 0);
 }
 
 static void test_bits(void **state) {
   (void)state;
-  run_bits(0, 1.0, tu_quick() ? 64 : 400, 0xb175ull);
+  run_bits(0, 1.0, tu_quick() ? 64 : 400, 0xb175ull, ROTARY_STREAMS_NONE);
 }
 
 /* YaRN's attention factor (1.139 here) and a plain attention_scaling of 1.5 are not applied again. */
 static void test_scaled_ropes(void **state) {
   (void)state;
-  run_bits(1, 1.0, 64, 0x7a4aull);
-  run_bits(0, 1.5, 64, 0x15ull);
+  run_bits(1, 1.0, 64, 0x7a4aull, ROTARY_STREAMS_NONE);
+  run_bits(0, 1.5, 64, 0x15ull, ROTARY_STREAMS_NONE);
+}
+
+/* A multi-stream rope (mRoPE sections, interleaved, 2-D vision) turns every frequency by the same delta: the row
+ * of a one-stream rope with the same frequencies (rotary.h, rotary_kv_rerotate). */
+static void test_multi_stream_ropes(void **state) {
+  (void)state;
+  const rotary_stream_layout layouts[4] = {ROTARY_STREAMS_SECTIONS, ROTARY_STREAMS_INTERLEAVED,
+                                           ROTARY_STREAMS_VISION_2D, ROTARY_STREAMS_VISION_2D_PIXTRAL};
+  for (int k = 0; k < 4; k++) {
+    run_bits(0, 1.0, tu_quick() ? 16 : 48, 0x5e0ull + (uint64_t)k, layouts[k]);
+    run_bits(k < 2, k < 2 ? 1.0 : 1.5, 16, 0x5f0ull + (uint64_t)k, layouts[k]);
+  }
 }
 
 /* ---- composition against the fp64 oracle ---- */
@@ -356,7 +378,7 @@ static void test_composition(void **state) {
   const unsigned cases = tu_quick() ? 64 : 320;
   for (unsigned v = 0; v < cases; v++) {
     rcase rc = random_case(&r, v);
-    rotary_rope *rope = make_rope(rc.head_dim, rc.rotary_dim, rc.pairing, v % 5 == 0, 1.0);
+    rotary_rope *rope = make_rope(rc.head_dim, rc.rotary_dim, rc.pairing, v % 5 == 0, 1.0, ROTARY_STREAMS_NONE);
     double inv[512];
     assert_int_equal(rotary_rope_inv_freq(rope, inv), ROTARY_OK);
     rcache c;
@@ -392,7 +414,7 @@ static void test_delta_zero(void **state) {
   size_t changed = 0, checked = 0;
   for (unsigned v = 0; v < 64; v++) {
     rcase rc = random_case(&r, v);
-    rotary_rope *rope = make_rope(rc.head_dim, rc.rotary_dim, rc.pairing, v % 2, 1.0);
+    rotary_rope *rope = make_rope(rc.head_dim, rc.rotary_dim, rc.pairing, v % 2, 1.0, ROTARY_STREAMS_NONE);
     rcache c;
     assert_int_equal(cache_alloc(&c, &rc, &r, 0), 0); /* no NaN: a NaN's partner becomes NaN (documented) */
     c.d.first_slot = 0, c.d.n_slots = rc.num_blocks * rc.block_size, c.d.delta = 0;
@@ -432,6 +454,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bits),
       cmocka_unit_test(test_scaled_ropes),
+      cmocka_unit_test(test_multi_stream_ropes),
       cmocka_unit_test(test_composition),
       cmocka_unit_test(test_delta_zero),
   };
