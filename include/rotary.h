@@ -605,26 +605,28 @@ ROTARY_API rotary_status rotary_kv_rerotate(rotary_context *ctx, const rotary_ro
  * use sections, default [16, 24, 24]; qwen3_vl, qwen3_vl_moe (and _text) always interleave, default [24, 20, 20];
  * a mrope_interleaved flag that contradicts the model type is an error.
  * Per-layer ropes: rope_parameters whose members are objects keyed by layer type ({"full_attention": {...},
- * "sliding_attention": {...}}; with layer_types given only its types count, as transformers' nested keys) give one
- * rope per layer type: rope 0 is full_attention's (when it has one), then the others in the order rope_parameters
- * lists them. Each nested object is read as a scaling object of its own (errors name "rope_parameters.<type>.<key>");
- * top-level rope_theta and partial_rotary_factor are only its defaults there. A null member whose key is in
- * layer_types is a layer type without rope (rotary_hf_config_layer_rope gives LAYER for its layers). Gemma 3
- * (gemma3, gemma3_text) always has two: full_attention (rope_theta, default 1e6, with rope_scaling or
+ * "sliding_attention": {...}}) give one rope per layer type that some layer has (with layer_types, or Gemma 3's
+ * pattern, known: entries of types no layer has are ignored, as transformers reads only the types that occur; layers
+ * unknown: every object member): rope 0 is full_attention's (when it has one), then the others in the order
+ * rope_parameters lists them. Each nested object is read as a scaling object of its own (errors name
+ * "rope_parameters.<type>.<key>"); top-level rope_theta and partial_rotary_factor are only its defaults there. A
+ * null member whose key is in layer_types is a layer type without rope (rotary_hf_config_layer_rope gives LAYER for
+ * its layers). Gemma 3 (gemma3, gemma3_text) has full_attention (rope_theta, default 1e6, with rope_scaling or
  * rope_parameters.full_attention) and sliding_attention (rope_local_base_freq, default 1e4, default scaling, or
- * rope_parameters.sliding_attention); without layer_types its layers follow sliding_window_pattern (default 6:
- * layer i is full attention when (i + 1) % pattern == 0) over num_hidden_layers (default 26). Errors naming the
- * field: a layer type in layer_types with no entry in per-layer-type rope_parameters ("rope_parameters.<type>:
- * missing (layer_types[i] is ...)"; null marks one without rope), an object member that is not a layer type of
- * layer_types, flat parameters next to per-layer-type ones, rope_scaling next to per-layer-type rope_parameters
- * (Gemma 3: next to rope_parameters.full_attention), layer_types not an array of strings or not as long as
- * num_hidden_layers, sliding_window_pattern 0, more than 8 layer types, a layer type name over 31 bytes. Required keys and JSON null
- * follow transformers 5.24: YaRN requires "factor" (null derives it as max_position_embeddings /
- * original_max_position_embeddings; an absent key is an error, as transformers' KeyError); LongRoPE's factor is
- * optional (absent or null derive it) and short_factor and long_factor are required; linear, dynamic, ntk and
- * llama3 require a numeric factor (llama3 also low_freq_factor and high_freq_factor); an explicit 0 factor or
- * attention_factor is refused; YaRN's "truncate": null means false. A null where transformers would compute with
- * None (rope_theta, original_max_position_embeddings, the factors) is an error naming the field.
+ * rope_parameters.sliding_attention), each when some layer has that type (a null entry: the defaults); without
+ * layer_types its layers follow sliding_window_pattern (default 6: layer i is full attention when (i + 1) % pattern
+ * == 0) over num_hidden_layers (default 26). Errors naming the field: a layer type in layer_types with no entry in
+ * per-layer-type rope_parameters ("rope_parameters.<type>: missing (layer_types[i] is ...)"; null marks one without
+ * rope), flat parameters (not objects, not null) next to per-layer-type ones (transformers would ignore them),
+ * rope_scaling next to per-layer-type rope_parameters (Gemma 3: next to rope_parameters.full_attention), layer_types
+ * not an array of strings or not as long as num_hidden_layers, sliding_window_pattern 0, more than 8 layer types, a
+ * layer type name over 31 bytes.
+ * Required keys and JSON null follow transformers 5.24: YaRN requires "factor" (null derives it as
+ * max_position_embeddings / original_max_position_embeddings; an absent key is an error, as transformers' KeyError);
+ * LongRoPE's factor is optional (absent or null derive it) and short_factor and long_factor are required; linear,
+ * dynamic, ntk and llama3 require a numeric factor (llama3 also low_freq_factor and high_freq_factor); an explicit 0
+ * factor or attention_factor is refused; YaRN's "truncate": null means false. A null where transformers would
+ * compute with None (rope_theta, original_max_position_embeddings, the factors) is an error naming the field.
  * JSON as Python's json reads it: a key given twice counts with its LAST value, everywhere; text after the object,
  * control characters and an escaped NUL (backslash u0000: cJSON would end the string there) are refused.
  * Dimensions are bounded (head_dim, or hidden_size / num_attention_heads, or qk_rope_head_dim, at most
