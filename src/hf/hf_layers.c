@@ -44,10 +44,18 @@ static rotary_status flat_source(hf_parse *p, const hf_model *m, const cJSON *pa
   return ROTARY_OK;
 }
 
-static int in_types(const cJSON *types, const char *name, int gemma3) {
-  if (!types) return gemma3 && (!strcmp(name, "full_attention") || !strcmp(name, "sliding_attention"));
-  for (const cJSON *e = types->child; e; e = e->next)
-    if (cJSON_IsString(e) && !strcmp(e->valuestring, name)) return 1;
+/* Whether some layer has type `name`: it is in layer_types; Gemma 3 without layer_types: its pattern over its layers
+ * makes full_attention layers when there are at least `pattern` of them, sliding_attention ones when pattern > 1;
+ * otherwise (layers unknown) any type may be used. transformers reads only the entries of types that occur. */
+static int used_type(const rotary_hf_config *out, const cJSON *types, const char *name, int gemma3) {
+  if (types) {
+    for (const cJSON *e = types->child; e; e = e->next)
+      if (!strcmp(e->valuestring, name)) return 1;
+    return 0;
+  }
+  if (!gemma3) return 1;
+  if (!strcmp(name, "full_attention")) return out->n_layers >= out->pattern;
+  if (!strcmp(name, "sliding_attention")) return out->n_layers > 0 && out->pattern > 1;
   return 0;
 }
 
@@ -70,12 +78,13 @@ static rotary_status add_source(hf_parse *p, const hf_model *m, hf_sources *s, c
   return ROTARY_OK;
 }
 
-/* rope_parameters keyed by layer type (transformers 5: the keys that are layer types in layer_types), and Gemma 3,
- * whose config class always makes full_attention (rope_theta, default 1e6, and rope_scaling) and
- * sliding_attention (rope_local_base_freq, default 1e4) ropes. */
-static rotary_status select_sources(hf_parse *p, const hf_model *m, const cJSON *types, hf_sources *s) {
+/* rope_parameters keyed by layer type (transformers 5: the keys that are types of some layer; entries of types no
+ * layer has are ignored, as transformers does), and Gemma 3, whose config class always makes full_attention
+ * (rope_theta, default 1e6, and rope_scaling) and sliding_attention (rope_local_base_freq, default 1e4) ropes. */
+static rotary_status select_sources(hf_parse *p, const hf_model *m, const cJSON *types, const rotary_hf_config *out,
+                                    hf_sources *s) {
   const cJSON *params = hf_get(m->root, "rope_parameters"), *legacy = hf_get(m->root, "rope_scaling");
-  const int gemma3 = hf_is_gemma3(m->family);
+  const int gemma3 = hf_is_gemma3(m->family), known = types || gemma3;
   const cJSON *flat = NULL, *full = NULL;
   size_t nested = 0;
   if (params && !cJSON_IsNull(params) && !cJSON_IsObject(params))
@@ -85,14 +94,13 @@ static rotary_status select_sources(hf_parse *p, const hf_model *m, const cJSON 
   s->n = 0;
   for (const cJSON *c = cJSON_IsObject(params) ? params->child : NULL; c; c = c->next) {
     if (hf_get(params, c->string) != c) continue; /* a duplicate key counts with its last value */
-    const int layer_type = in_types(types, c->string, gemma3);
-    if (cJSON_IsObject(c) && !layer_type && (types || gemma3))
-      return hf_fail(p, "rope_parameters.%.40s: not a layer type of layer_types", c->string);
-    if (cJSON_IsObject(c) || (cJSON_IsNull(c) && layer_type)) {
+    const int used = used_type(out, types, c->string, gemma3);
+    if (cJSON_IsObject(c) || (cJSON_IsNull(c) && used && known)) {
+      if (known && !used) continue;
       nested++;
       if (!strcmp(c->string, "full_attention")) full = c;
-    } else if (!flat) {
-      flat = c;
+    } else if (!flat && !cJSON_IsNull(c)) {
+      flat = c; /* a null that is no layer type's entry counts only in a flat rope */
     }
   }
   if (nested && flat)
@@ -104,15 +112,19 @@ static rotary_status select_sources(hf_parse *p, const hf_model *m, const cJSON 
     return hf_fail(p, "rope_scaling: given next to per-layer-type rope_parameters%s", gemma3 ? ".full_attention" : "");
   s->nested = 1;
   rotary_status st = ROTARY_OK;
-  if (full || gemma3) st = add_source(p, m, s, "full_attention", full);
-  if (st == ROTARY_OK && gemma3 && !cJSON_IsObject(full) && cJSON_IsObject(legacy)) {
-    s->src[0].obj = legacy; /* Gemma 3: rope_scaling is the full-attention rope's */
-    snprintf(s->src[0].name, sizeof s->src[0].name, "rope_scaling");
+  if (full || (gemma3 && used_type(out, types, "full_attention", 1))) {
+    st = add_source(p, m, s, "full_attention", full);
+    if (st == ROTARY_OK && gemma3 && !cJSON_IsObject(full) && cJSON_IsObject(legacy)) {
+      s->src[0].obj = legacy; /* Gemma 3: rope_scaling is the full-attention rope's */
+      snprintf(s->src[0].name, sizeof s->src[0].name, "rope_scaling");
+    }
   }
-  if (st == ROTARY_OK && gemma3 && !cJSON_IsObject(hf_get(params, "sliding_attention")))
+  if (st == ROTARY_OK && gemma3 && used_type(out, types, "sliding_attention", 1) &&
+      !cJSON_IsObject(hf_get(params, "sliding_attention")))
     st = add_source(p, m, s, "sliding_attention", NULL);
   for (const cJSON *c = cJSON_IsObject(params) ? params->child : NULL; c && st == ROTARY_OK; c = c->next)
-    if (hf_get(params, c->string) == c && c != full && (cJSON_IsObject(c) || cJSON_IsNull(c)))
+    if (hf_get(params, c->string) == c && c != full && (cJSON_IsObject(c) || (cJSON_IsNull(c) && known)) &&
+        used_type(out, types, c->string, gemma3))
       st = add_source(p, m, s, c->string, c);
   return st;
 }
@@ -169,7 +181,7 @@ rotary_status hf_parse_ropes(hf_parse *p, const hf_model *m, const cJSON *types,
   hf_sources s;
   memset(&s, 0, sizeof s);
   size_t rope_of[HF_MAX_ROPES];
-  rotary_status st = select_sources(p, m, types, &s);
+  rotary_status st = select_sources(p, m, types, out, &s);
   for (size_t k = 0; k < s.n && st == ROTARY_OK; k++) {
     rope_of[k] = HF_NO_ROPE;
     if (s.none[k]) continue;
