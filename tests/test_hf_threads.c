@@ -19,14 +19,19 @@ static const char *const texts[] = {
     "{\"head_dim\": 128, \"rope_theta\": ",
     "{\"hidden_size\": 4096, \"num_attention_heads\": 32, \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 4}}",
     "[1, 2",
+    "{\"model_type\": \"gemma3\", \"text_config\": {\"model_type\": \"gemma3_text\", \"num_hidden_layers\": 34, "
+    "\"rope_scaling\": {\"factor\": 8.0, \"rope_type\": \"linear\"}}}",
+    "{\"hidden_size\": 4096, \"num_attention_heads\": 32, \"rope_scaling\": {\"type\": \"mrope\", \"mrope_section\": [16, 24]}}",
 };
-static const rotary_status expected[] = {ROTARY_OK, ROTARY_ERR_CONFIG, ROTARY_OK, ROTARY_ERR_CONFIG};
+static const rotary_status expected[] = {ROTARY_OK, ROTARY_ERR_CONFIG, ROTARY_OK,
+                                         ROTARY_ERR_CONFIG, ROTARY_OK, ROTARY_ERR_CONFIG};
+enum { TEXTS = sizeof texts / sizeof texts[0] };
 
 static void *parse_many(void *arg) {
   const size_t first = (size_t)(uintptr_t)arg;
   size_t wrong = 0;
   for (size_t r = 0; r < ROUNDS; r++) {
-    const size_t i = (first + r) % 4;
+    const size_t i = (first + r) % TEXTS;
     rotary_hf_config *h = NULL;
     char err[256];
     const rotary_status st = rotary_hf_config_parse(texts[i], strlen(texts[i]), &h, err, sizeof err);
