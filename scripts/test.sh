@@ -4,6 +4,10 @@
 # run per fuzz target, the aarch64 (NEON) build under qemu-user, the Python package (a wheel checked by auditwheel,
 # in a venv with torch, transformers, onnx, onnxruntime) and the MindSpore Custom op (a venv with MindSpore).
 # ROTARY_SKIP_ARM=1 and ROTARY_SKIP_PYTHON=1 leave out the stages that need those downloads.
+# Time on a 2-core machine (landing must stay under 20 minutes): the release stage runs every sweep in full; the
+# slow tools (valgrind, qemu, TSan) and the repeated runs (ISA caps) run the quick sizes (ROTARY_TEST_QUICK=1: fewer
+# sizes and positions, every kernel variant and code path); the Python and MindSpore venvs are installed in the
+# background (network and disk) while the C stages use the cores.
 # Usage: scripts/test.sh [--quick]
 #   --quick: installs only cmake, a C compiler, cmocka and MPFR, and runs the release suite in its quick sizes
 #            (ROTARY_TEST_QUICK=1: the 2^20-position sweeps sampled); about a minute from a clean build.
@@ -35,23 +39,26 @@ release() { # quick mode: ROTARY_TEST_QUICK=1 (the tests' reduced sizes)
     (cd build-test && if [ $quick = 1 ]; then export ROTARY_TEST_QUICK=1; fi && ctest --output-on-failure -j"$jobs")
 }
 
-isa_caps() { # the dispatcher with features disabled in turn: every public-API test on each lower ISA
+isa_caps() { # the dispatcher with features disabled in turn: every public-API test on each lower ISA, in the quick
+  # sizes (the release stage ran the full sizes on the best ISA; test_kernels runs every kernel variant directly)
   local rc=0 isa
+  export ROTARY_TEST_QUICK=1
   for isa in scalar avx2 avx512; do
     echo "ROTARY_ISA=$isa: $(ROTARY_ISA=$isa build-test/tools/rotary info | grep 'f32  half')"
-    (cd build-test && ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" -R 'apply|threads|errors|fuzz|fork|unaligned|example|kv|convert') ||
-      rc=1
+    (cd build-test && ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" \
+      -R 'apply|threads|errors|fuzz|fork|unaligned|example|kv|convert|streams') || rc=1
   done
   for isa in avx2 avx512; do # every out-of-place call through the non-temporal-store kernels
     echo "ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa: $(ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa build-test/tools/rotary info |
       grep -A1 'non-temporal' | tail -1)"
     (cd build-test && ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" \
-      -R 'apply|threads|errors|fuzz|fork|unaligned|kv') || rc=1
+      -R 'apply|threads|errors|fuzz|fork|unaligned|kv|streams') || rc=1
   done
   for pf in off 4096; do # the software-prefetch knob changes timing only
     echo "ROTARY_PREFETCH=$pf: $(ROTARY_PREFETCH=$pf build-test/tools/rotary info | grep prefetch)"
-    (cd build-test && ROTARY_PREFETCH=$pf ctest --output-on-failure -j"$jobs" -R 'apply|kernels') || rc=1
+    (cd build-test && ROTARY_PREFETCH=$pf ctest --output-on-failure -j"$jobs" -R 'apply|kernels|streams') || rc=1
   done
+  unset ROTARY_TEST_QUICK
   return $rc
 }
 
@@ -62,19 +69,24 @@ aarch64() { # cross-compiled NEON build, every test under qemu-user (quick sizes
     (cd build-aarch64 && ROTARY_TEST_QUICK=1 ctest --output-on-failure -j"$jobs")
 }
 
-asan() { # the whole suite; the family sweep (every position below 2^20, 160 s, run in full by the release stage)
-  # in its quick sizes, which take the same code paths
+asan() { # the whole suite; the pure numeric sweeps (family: every position below 2^20; table: 200000 positions;
+  # sincos; kernels: a third head count), run in full by the release stage, in their quick sizes, which take the same
+  # code paths
+  local sweeps='family_accuracy|test_table|test_sincos|test_kernels'
   build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_SANITIZE=address,undefined &&
     (cd build-asan && export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 &&
-       ctest --output-on-failure -j"$jobs" -E family_accuracy &&
-       ROTARY_TEST_QUICK=1 ctest --output-on-failure -R family_accuracy)
+       ctest --output-on-failure -j"$jobs" -E "$sweeps" &&
+       ROTARY_TEST_QUICK=1 ctest --output-on-failure -j"$jobs" -R "$sweeps")
 }
 
-tsan() { # tsan [ISA]: the thread tests under ThreadSanitizer, with dispatch capped to ISA when given
-  local isa=${1:-}
+tsan() { # tsan [ISA]: the thread tests under ThreadSanitizer, with dispatch capped to ISA when given, in the quick
+  # sizes (the quick shapes still split over several threads); with the scalar kernels, where TSan sees every access,
+  # test_threads (the pool's stress test: 200 rounds instead of 20, 1024 threads) also in full
+  local isa=${1:-} tests='threads|apply|fork|example|kv|streams'
   build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_SANITIZE=thread &&
-    (cd build-tsan && if [ -n "$isa" ]; then export ROTARY_ISA=$isa; fi &&
-      TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" -R 'threads|apply|fork|example|kv')
+    (cd build-tsan && if [ -n "$isa" ]; then export ROTARY_ISA=$isa; fi && export TSAN_OPTIONS=halt_on_error=1 &&
+      ROTARY_TEST_QUICK=1 ctest --output-on-failure -j"$jobs" -R "$tests" &&
+      if [ "$isa" = scalar ]; then ctest --output-on-failure -R '^test_threads$'; fi)
 }
 
 memcheck_one() { # memcheck_one PROGRAM: one test program under valgrind, in the quick mode, with its time
@@ -85,11 +97,14 @@ memcheck_one() { # memcheck_one PROGRAM: one test program under valgrind, in the
 }
 export -f memcheck_one
 
-memcheck() { # valgrind on every test program of the release build, one per core at a time; the fuzz corpus
-  # replays are left to the ASan + UBSan stage, which runs them with the sanitizers the fuzzers were built with
-  local t progs=()
+memcheck() { # valgrind on every test program of the release build, one per core at a time, the slowest first;
+  # the fuzz corpus replays are left to the ASan + UBSan stage, which runs them with the sanitizers the fuzzers were
+  # built with
+  local t s progs=() slow=(apply scaling kv_write streams family_accuracy kernels table convert)
+  for s in "${slow[@]}"; do [ -x "build-test/tests/test_$s" ] && progs+=("build-test/tests/test_$s"); done
   for t in build-test/tests/test_* build-test/examples/readme_example; do
     case $t in */test_fuzz_*_replay) continue ;; esac
+    for s in "${slow[@]}"; do [ "$t" = "build-test/tests/test_$s" ] && continue 2; done
     [ -x "$t" ] && progs+=("$t")
   done
   printf '%s\n' "${progs[@]}" | xargs -P "$jobs" -I{} bash -c 'memcheck_one "$1"' _ {}
@@ -201,18 +216,55 @@ fuzz_one() { # fuzz_one NAME: tests/fuzz/NAME.c with libFuzzer + ASan + UBSan, r
     "$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "build-fuzz/$name.log" | tail -n1), corpus $(ls "$work" | wc -l)"
 }
 
-fuzz() { # every tests/fuzz/fuzz_*.c target, ROTARY_FUZZ_SECONDS each (10); ctest replays the corpora in every build
-  local rc=0 src
+fuzz() { # every tests/fuzz/fuzz_*.c target, ROTARY_FUZZ_SECONDS each (10), one per core at a time (each fuzzer is
+  # one process); ctest replays the corpora in every build
+  local rc=0 src i j names=() pids=()
   mkdir -p build-fuzz && fuzz_lib || { echo "fuzz: library build failed"; return 1; }
-  for src in tests/fuzz/fuzz_*.c; do
-    fuzz_one "$(basename "$src" .c)" || rc=1
+  for src in tests/fuzz/fuzz_*.c; do names+=("$(basename "$src" .c)"); done
+  for ((i = 0; i < ${#names[@]}; i += jobs)); do
+    pids=()
+    for ((j = i; j < i + jobs && j < ${#names[@]}; j++)); do
+      fuzz_one "${names[j]}" >"build-fuzz/${names[j]}.summary" 2>&1 &
+      pids+=($!)
+    done
+    for ((j = 0; j < ${#pids[@]}; j++)); do
+      wait "${pids[j]}" || rc=1
+      cat "build-fuzz/${names[i + j]}.summary"
+    done
   done
   return $rc
+}
+
+venvs_pid=""
+venvs() { # the Python and MindSpore venvs, installed in the background (mostly download and unpacking, ~3.5 min)
+  mkdir -p build-py build-ms
+  bash scripts/test-python.sh --deps-only >build-py/deps.log 2>&1
+  echo $? >build-py/deps.rc
+  bash scripts/test-mindspore.sh --deps-only >build-ms/deps.log 2>&1
+  echo $? >build-ms/deps.rc
+}
+
+with_venv() { # with_venv DIR SCRIPT: waits for the background venvs, shows DIR's install log, then runs SCRIPT
+  local dir=$1 script=$2
+  if [ -n "$venvs_pid" ]; then
+    local t0=$SECONDS
+    wait "$venvs_pid"
+    venvs_pid=""
+    echo "(waited $((SECONDS - t0)) s for the background venv installs)"
+  fi
+  [ -f "$dir/deps.log" ] && cat "$dir/deps.log"
+  if [ -f "$dir/deps.rc" ] && [ "$(cat "$dir/deps.rc")" != 0 ]; then echo "$dir: venv install failed"; return 1; fi
+  bash "$script"
 }
 
 if [ $quick = 1 ]; then
   stage "release build and ctest (quick sizes)" release
 else
+  if [ "${ROTARY_SKIP_PYTHON:-0}" != 1 ]; then
+    rm -f build-py/deps.rc build-ms/deps.rc
+    venvs &
+    venvs_pid=$!
+  fi
   stage "release build and ctest" release
   stage "dispatch capped by ROTARY_ISA, prefetch knob" isa_caps
   stage "AddressSanitizer + UndefinedBehaviorSanitizer" asan
@@ -225,8 +277,9 @@ else
   stage "libFuzzer runs, every fuzz target" fuzz
   [ "${ROTARY_SKIP_ARM:-0}" = 1 ] || stage "aarch64 NEON build under qemu-user" aarch64
   if [ "${ROTARY_SKIP_PYTHON:-0}" != 1 ]; then
-    stage "Python package: pip install ., pytest (NumPy, torch, Hugging Face, ONNX)" bash scripts/test-python.sh
-    stage "MindSpore Custom op (venv with MindSpore)" bash scripts/test-mindspore.sh
+    stage "Python package: pip install ., pytest (NumPy, torch, Hugging Face, ONNX)" \
+      with_venv build-py scripts/test-python.sh
+    stage "MindSpore Custom op (venv with MindSpore)" with_venv build-ms scripts/test-mindspore.sh
   fi
 fi
 echo
