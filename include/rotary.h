@@ -591,7 +591,8 @@ ROTARY_API rotary_status rotary_kv_rerotate(rotary_context *ctx, const rotary_ro
  * gemma2, gemma3, gemma3_text) or 128 (qwen3, qwen3_vl, qwen3_vl_text, glm, glm4) instead of hidden_size /
  * num_attention_heads (a null head_dim derives it); partial_rotary_factor 0.5 (glm, glm4), 0.25 (stablelm,
  * gpt_neox); rope_theta 1e6 (qwen2_vl, qwen2_5_vl and their _text types, gemma3), 5e5 (qwen3_vl, qwen3_vl_moe),
- * else 10000.
+ * else 10000. model_type gpt_neox reads rotary_pct and rotary_emb_base only: a top-level partial_rotary_factor or
+ * rope_theta is not read (as GPTNeoXConfig; inside rope_parameters they are).
  * Composite configs: when "text_config" is an object (Qwen2-VL in transformers 5, Qwen3-VL, Gemma 3) every field
  * above is read from it, else from the top level (Qwen2-VL as first published); its model_type (else the top
  * level's) selects the family rules; rotary_hf_config_model_type gives the top level's.

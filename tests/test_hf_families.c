@@ -456,6 +456,11 @@ static void test_text_families(void **state) {
       {"{\"model_type\":\"gpt_neox\",\"hidden_size\":1024,\"num_attention_heads\":16,\"rotary_pct\":0.25,"
        "\"rotary_emb_base\":10000,\"max_position_embeddings\":2048}", 64, 16, ROTARY_PAIRING_HALF, 1e4},
       {"{\"model_type\":\"gpt_neox\",\"hidden_size\":512,\"num_attention_heads\":8}", 64, 16, ROTARY_PAIRING_HALF, 1e4},
+      /* GPTNeoXConfig ignores top-level rope_theta and partial_rotary_factor (checked: 1e4 and 0.25 stay) */
+      {"{\"model_type\":\"gpt_neox\",\"hidden_size\":512,\"num_attention_heads\":8,\"rope_theta\":5e5,"
+       "\"partial_rotary_factor\":0.5}", 64, 16, ROTARY_PAIRING_HALF, 1e4},
+      {"{\"model_type\":\"gpt_neox\",\"hidden_size\":512,\"num_attention_heads\":8,\"rope_parameters\":{"
+       "\"rope_type\":\"default\",\"rope_theta\":3e4,\"partial_rotary_factor\":0.5}}", 64, 32, ROTARY_PAIRING_HALF, 3e4},
       /* StableLM-2-1.6B (partial_rotary_factor 0.25), and its default */
       {"{\"model_type\":\"stablelm\",\"hidden_size\":2048,\"num_attention_heads\":32,\"num_key_value_heads\":32,"
        "\"partial_rotary_factor\":0.25,\"rope_theta\":10000}", 64, 16, ROTARY_PAIRING_HALF, 1e4},

@@ -47,7 +47,9 @@ static rotary_status rope_dims(hf_parse *p, const hf_model *m, const scaling_src
   int have_partial = 0, have_pct = 0;
   size_t rope_dim = m->fixed_rotary_dim;
   rotary_status st;
-  if ((st = hf_number_in(p, m->root, src, "partial_rotary_factor", 1, &partial, &have_partial)) != ROTARY_OK) return st;
+  /* transformers' GPT-NeoX reads rotary_pct (default 0.25) and rotary_emb_base, never their top-level names */
+  const cJSON *top = strcmp(m->family, "gpt_neox") ? m->root : NULL;
+  if ((st = hf_number_in(p, top, src, "partial_rotary_factor", 1, &partial, &have_partial)) != ROTARY_OK) return st;
   if ((st = hf_number(p, m->root, "", "rotary_pct", &pct, &have_pct)) != ROTARY_OK) return st;
   if (have_pct && have_partial && pct != partial && !src->nested)
     return hf_fail(p, "rotary_pct: %g contradicts partial_rotary_factor %g", pct, partial);
@@ -84,7 +86,8 @@ static rotary_status rope_base(hf_parse *p, const hf_model *m, const scaling_src
     if (!have_theta) c->base = src->theta_default;
     return ROTARY_OK;
   }
-  if ((st = hf_number_in(p, m->root, src, "rope_theta", 0, &c->base, &have_theta)) != ROTARY_OK) return st;
+  const cJSON *top = strcmp(m->family, "gpt_neox") ? m->root : NULL; /* GPT-NeoX: rotary_emb_base only */
+  if ((st = hf_number_in(p, top, src, "rope_theta", 0, &c->base, &have_theta)) != ROTARY_OK) return st;
   if ((st = hf_number(p, m->root, "", "rotary_emb_base", &base, &have_base)) != ROTARY_OK) return st; /* GPT-NeoX */
   if (have_base && have_theta && base != c->base)
     return hf_fail(p, "rotary_emb_base: %g contradicts rope_theta %g", base, c->base);
