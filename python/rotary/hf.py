@@ -1,6 +1,6 @@
 """hf.py: makes Hugging Face transformers models apply their attention RoPE with rotary: Llama, Mistral, Qwen2,
 Qwen3, Gemma, Gemma 2, Gemma 3 (text), Phi-3, GPT-NeoX, StableLM, GLM / GLM-4, Qwen2-VL and Qwen2.5-VL (the
-language model).
+language model's mRoPE and the vision tower's 2-D rope, _hfvision.py).
 
 How a transformers 5 model applies RoPE: the model's rotary embedding module (model.model.rotary_emb) turns the
 position_ids into cos/sin once per forward (Gemma 3: once per layer type; Qwen2-VL: from [3, batch, seq] ids, one
@@ -24,7 +24,7 @@ import sys
 
 import torch
 
-from . import ops
+from . import _hfvision, ops
 from ._hfrope import SUPPORTED, build_states  # noqa: F401  (SUPPORTED: the model types patch takes)
 
 
@@ -32,17 +32,19 @@ class RotaryPositions:
     """Stands in for HF's (cos, sin) pair: the rope (a RoPE, or its tensor chosen in a traced graph) and the
     position_ids of this forward ([batch, seq], or [3, batch, seq] for mRoPE). split: rotate q and k in place by
     two calls, for attentions whose q and k heads interleave in one buffer (GPT-NeoX's per-head fused QKV), which
-    librotary's overlap check, per token, cannot tell apart from overlapping memory."""
-    __slots__ = ("rope", "position_ids", "inplace", "split")
+    librotary's overlap check, per token, cannot tell apart from overlapping memory. layout: "thd" for a vision
+    tower's patch tokens (q, k of (tokens, heads, head_dim), ids [2, tokens]); None: from unsqueeze_dim."""
+    __slots__ = ("rope", "position_ids", "inplace", "split", "layout")
 
-    def __init__(self, rope, position_ids, inplace, split=False):
+    def __init__(self, rope, position_ids, inplace, split=False, layout=None):
         self.rope = rope
         self.position_ids = position_ids
         self.inplace = inplace
         self.split = split
+        self.layout = layout
 
     def apply(self, q, k, unsqueeze_dim=1):
-        layout = {1: "bhsd", 2: "bshd"}.get(unsqueeze_dim)
+        layout = self.layout or {1: "bhsd", 2: "bshd"}.get(unsqueeze_dim)
         if layout is None:
             raise ValueError(f"rotary.hf: unsqueeze_dim={unsqueeze_dim} is not supported (1: bhsd, 2: bshd)")
         grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)
@@ -73,19 +75,20 @@ def _install_dispatch(modeling):
     modeling.apply_rotary_pos_emb = apply_rotary_pos_emb
 
 
-def patch(model, inplace=True, max_positions=None):
+def patch(model, inplace=True, max_positions=None, vision=True):
     """Makes a model of one of the SUPPORTED types (any head: CausalLM, bare model, the multimodal wrapper of Gemma 3
     and Qwen2-VL, ...) use rotary for its language model's attention RoPE. Returns the model. The rope comes from
     the model's config (RoPE.from_hf_config; Gemma 3: one per layer type); max_positions sizes its table (default:
     max_position_embeddings). inplace: rotate q and k in their own memory when no gradient is needed (default).
     Calling patch twice re-patches with the new arguments. A config whose rope differs from what the family's
-    attention computes (pairing, partial rotary) raises ValueError."""
+    attention computes (pairing, partial rotary) raises ValueError. vision: also the vision tower's 2-D rope
+    (Qwen2-VL, Qwen2.5-VL; see _hfvision.py)."""
     fam, states = build_states(model.config, max_positions)
     split = fam.fused_qkv
     found = 0
     for module in model.modules():
         name = type(module).__name__
-        if "Vision" in name:  # a multimodal model's vision tower keeps HF's own 2-D rope
+        if "Vision" in name:  # a multimodal model's vision tower: below
             continue
         if name.endswith("RotaryEmbedding") and hasattr(module, "inv_freq") or _is_layered_embedding(module, states):
             _patch_embedding(module, states, inplace, split)
@@ -96,6 +99,8 @@ def patch(model, inplace=True, max_positions=None):
                 _install_dispatch(modeling)
     if not found:
         raise ValueError("rotary.hf.patch: no rotary embedding module found in the model")
+    if vision and fam.streams:
+        _hfvision.patch_tower(model, inplace, RotaryPositions)
     model._rotary_state = states
     return model
 
@@ -124,6 +129,7 @@ def unpatch(model):
         if getattr(module, "_rotary_patched", False):
             del module.forward
             del module._rotary_patched
+        _hfvision.unpatch_module(module)
     if hasattr(model, "_rotary_state"):
         del model._rotary_state
     return model

@@ -88,20 +88,27 @@ def _inputs(model, family):
 
 
 class _Counter:
-    """Counts the attention calls rotary served (RotaryPositions.apply)."""
+    """Counts the attention calls rotary served (RotaryPositions.apply) and keeps the position ids of the first
+    language-model call and of the first vision-tower call ("thd")."""
 
     def __init__(self, monkeypatch):
         self.calls = 0
-        self.position_ids = None  # of the first call
+        self.position_ids = {}
         original = rotary.hf.RotaryPositions.apply
 
         def counted(positions, *args, **kwargs):
             self.calls += 1
-            if self.position_ids is None:
-                self.position_ids = positions.position_ids
+            self.position_ids.setdefault(positions.layout, positions.position_ids)
             return original(positions, *args, **kwargs)
 
         monkeypatch.setattr(rotary.hf.RotaryPositions, "apply", counted)
+
+
+def _tower(model, extra):
+    """The VL models' vision tower output for the prompts' images (None for text models)."""
+    if "pixel_values" not in extra:
+        return None
+    return model.model.visual(extra["pixel_values"], grid_thw=extra["image_grid_thw"]).last_hidden_state
 
 
 def _grads(model, ids, extra):
@@ -120,6 +127,7 @@ def test_patch_family(family, monkeypatch):
     ids, extra = _inputs(model, family)
     with torch.no_grad():
         ref = model(ids, **extra).logits
+        tower_ref = _tower(model, extra)
         gen_ref = model.generate(ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, **extra)
     grad_ref = _grads(model, ids, extra)
 
@@ -128,11 +136,15 @@ def test_patch_family(family, monkeypatch):
     assert rotary.hf.is_patched(model)
     with torch.no_grad():
         got = model(ids, **extra).logits
-        assert counter.calls == LAYERS  # every attention layer rotated by rotary
-        if family.endswith("_vl"):  # mRoPE: 3 streams that differ on the image tokens
-            pos = counter.position_ids
+        vision = model.config.vision_config.depth if family.endswith("_vl") else 0
+        assert counter.calls == LAYERS + vision  # every attention layer rotated by rotary
+        if vision:
+            pos = counter.position_ids[None]  # mRoPE: 3 streams that differ on the image tokens
             assert pos.shape == (3, *ids.shape) and not torch.equal(pos[1], pos[2]) and not torch.equal(pos[0], pos[1])
+            patches = counter.position_ids["thd"]  # the vision tower's (row, column) ids, [2, patches]
+            assert patches.shape == (2, sum(t * h * w for t, h, w in GRIDS)) and not torch.equal(patches[0], patches[1])
         gen = model.generate(ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, **extra)
+        tower = _tower(model, extra)
     grad = _grads(model, ids, extra)
     rotary.hf.unpatch(model)
     with torch.no_grad():
@@ -147,6 +159,9 @@ def test_patch_family(family, monkeypatch):
     worst = max((grad[n] - grad_ref[n]).abs().max().item() for n in grad_ref)
     assert worst <= GRAD_RTOL * scale, f"{family}: max |grad diff| {worst:.3g}, largest gradient {scale:.3g}"
     assert torch.equal(again, ref)  # unpatch restores HF's RoPE exactly
+    if tower is not None:  # the vision tower's own output: its rope's effect is diluted in the logits
+        diff = (tower - tower_ref).abs().max().item()
+        assert diff <= LOGITS_ATOL * tower_ref.abs().max().item(), f"{family}: vision tower max |diff| {diff:.3g}"
 
 
 def test_patch_refuses_a_rope_the_attention_does_not_compute():
