@@ -33,8 +33,8 @@ static void pattern_text(const streams_run *b, char *buf, size_t size) {
     snprintf(buf, size, "image ((row, column) of a %zu-column grid)", b->grid_w);
   } else {
     const size_t frame = b->grid_w * b->grid_h;
-    snprintf(buf, size, "image ((t, h, w) of %zu frame%s of %zu x %zu patches%s)", (o->tokens + frame - 1) / frame,
-             o->tokens > frame ? "s" : "", b->grid_h, b->grid_w, b->n_streams == 4 ? "; stream 3 repeats t" : "");
+    snprintf(buf, size, "image ((t, h, w) of frames of %zu x %zu patches, w fastest: %.3g frames%s)", b->grid_h,
+             b->grid_w, (double)o->tokens / (double)frame, b->n_streams == 4 ? "; stream 3 repeats t" : "");
   }
 }
 
