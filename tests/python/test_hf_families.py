@@ -3,11 +3,13 @@ GLM-4, Qwen2-VL and Qwen2.5-VL, each a tiny model built from a config with rando
 logits, greedy generation and gradients of the patched model against the unpatched one, and the number of
 attention calls rotary served (a patch that left HF's code in charge would still agree with HF).
 
-What each family exercises: partial rotary (Phi-3 1/2 with LongRoPE crossing its original length, GPT-NeoX 1/2,
-StableLM 1/4 with q sliced by the attention, GLM / GLM-4 1/2 with interleaved pairs), per-layer-type ropes (Gemma 3:
-a sliding layer at base 1e4 and a full layer at base 1e6 with linear scaling), mRoPE (Qwen2-VL, Qwen2.5-VL: an image
-in each prompt, so position_ids [3, batch, seq] come from the models' own get_rope_index with temporal, height and
-width ids that differ), and q/k norms or soft-capping that sit around the rotation (Qwen3, Gemma 2).
+What each family exercises: partial rotary (Phi-3 1/2 with LongRoPE, the prompt of 24 within its original length 28
+and generation past it; GPT-NeoX 1/2 with q and k heads interleaved in one QKV buffer; StableLM 1/4 with q sliced by
+the attention; GLM / GLM-4 1/2 with interleaved pairs), per-layer-type ropes (Gemma 3: a sliding layer at base 1e4
+and a full layer at base 1e6 with linear scaling), mRoPE (Qwen2-VL, Qwen2.5-VL: an image in each prompt, so
+position_ids [3, batch, seq] come from the models' own get_rope_index with temporal, height and width ids that
+differ; the vision tower's 2-D rope, with Qwen2.5-VL's window reordering, checked on the tower's own output), and
+q/k norms or soft-capping around the rotation (Qwen3, Gemma 2).
 
 Tolerance as in test_hf.py: rotary's cos/sin are fp32 roundings of fp64 angles, HF's come from fp32 angles.
 """
@@ -20,7 +22,7 @@ import rotary.hf  # noqa: E402
 
 LOGITS_ATOL = 1e-4
 GRAD_RTOL = 1e-4   # of the largest gradient of the unpatched model
-NEW_TOKENS = 12
+NEW_TOKENS = 8
 PROMPT = 24
 LAYERS = 2
 COMMON = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=LAYERS, num_attention_heads=4,
@@ -45,7 +47,7 @@ def _build(family):
             **COMMON)),
         "qwen3": lambda: (T.Qwen3ForCausalLM, T.Qwen3Config(head_dim=16, **COMMON)),
         "phi3": lambda: (T.Phi3ForCausalLM, T.Phi3Config(
-            partial_rotary_factor=0.5, original_max_position_embeddings=16,
+            partial_rotary_factor=0.5, original_max_position_embeddings=28,
             rope_scaling={"rope_type": "longrope", "short_factor": half, "long_factor": [4 * f for f in half]},
             **COMMON)),
         "gpt_neox": lambda: (T.GPTNeoXForCausalLM, T.GPTNeoXConfig(
