@@ -55,6 +55,9 @@ def _check(rope, model_type, fam, what=""):
     if not fam.partial and rope.rotary_dim != rope.head_dim:
         raise ValueError(f"rotary.hf.patch: {model_type}{what}: the config gives {rope} (partial rotary), but this "
                          "family's attention rotates the whole head")
+    if fam.streams and rope.n_streams != 3:  # HF's rotary embedding always takes [3, batch, seq] ids
+        raise ValueError(f"rotary.hf.patch: {model_type}{what}: the config gives {rope}, but this family's rotary "
+                         "embedding turns 3 position streams (mrope_section)")
 
 
 def _sliced_config(config, rotary_dim):
