@@ -639,8 +639,9 @@ ROTARY_API rotary_status rotary_kv_rerotate(rotary_context *ctx, const rotary_ro
 typedef struct rotary_hf_config rotary_hf_config;
 
 /* Parses length bytes of JSON text (no NUL needed; only whitespace may follow the object). Errors: NULL_POINTER,
- * CONFIG (the message says what), SCALING, ROTARY_DIM, HEAD_DIM, FREQUENCY (the config's values fail
- * rotary_config_check), OUT_OF_MEMORY (also when an allocation inside the JSON parser fails). */
+ * CONFIG (the message says what), SCALING, ROTARY_DIM, HEAD_DIM, FREQUENCY, STREAMS (a rope's values fail
+ * rotary_config_check; a streams field is reported as "<scaling object>.mrope_section"), OUT_OF_MEMORY (also when an
+ * allocation inside the JSON parser fails). */
 ROTARY_API rotary_status rotary_hf_config_parse(const char *json, size_t length, rotary_hf_config **out,
                                                 char *error, size_t error_size);
 /* Reads and parses a file. Only a regular file of at most 64 MiB is read: a FIFO, device or socket is refused

@@ -53,6 +53,14 @@ static void expect_rope(const rotary_config *c, size_t head_dim, size_t rotary_d
 
 static const size_t qwen2_sections[3] = {16, 24, 24}, qwen3_sections[3] = {24, 20, 20};
 
+/* librotary accepts the rope (its own streams check included) with the config's stream count. */
+static void expect_creates(const rotary_config *c, size_t n_streams) {
+  rotary_rope *r = NULL;
+  assert_int_equal(rotary_rope_create(c, 16, &r), ROTARY_OK);
+  assert_int_equal(rotary_rope_streams(r), n_streams);
+  rotary_rope_destroy(r);
+}
+
 /* Qwen2-VL-7B-Instruct as published (text fields at the top level, rope_scaling type "mrope"), Qwen2-VL-2B in the
  * transformers 5 layout (text_config, rope_parameters with both "type": "mrope" and "rope_type": "default", as a
  * config object's to_dict() gives), Qwen2.5-VL-7B (type "default" and the family's default sections). */
@@ -67,6 +75,7 @@ static void test_qwen2_vl(void **state) {
   const rotary_config *c = rotary_hf_config_rope(h);
   expect_rope(c, 128, 128, ROTARY_PAIRING_HALF, 1e6, ROTARY_SCALING_NONE);
   expect_streams(c, ROTARY_STREAMS_SECTIONS, 3, qwen2_sections);
+  expect_creates(c, 3);
   assert_string_equal(rotary_hf_config_rope_type(h), "default");
   assert_string_equal(rotary_hf_config_model_type(h), "qwen2_vl");
   assert_int_equal(rotary_hf_config_heads(h), 28);
@@ -109,6 +118,7 @@ static void test_qwen2_vl(void **state) {
                "\"mrope_section\":[8,8,8,8]}}");
   const size_t four[4] = {8, 8, 8, 8};
   expect_streams(rotary_hf_config_rope(h), ROTARY_STREAMS_SECTIONS, 4, four);
+  expect_creates(rotary_hf_config_rope(h), 4);
   assert_true(rotary_hf_config_rope(h)->base == 10000.0);
   rotary_hf_config_destroy(h);
 }
@@ -124,6 +134,7 @@ static void test_qwen3_vl(void **state) {
   const rotary_config *c = rotary_hf_config_rope(h);
   expect_rope(c, 128, 128, ROTARY_PAIRING_HALF, 5e6, ROTARY_SCALING_NONE);
   expect_streams(c, ROTARY_STREAMS_INTERLEAVED, 3, qwen3_sections);
+  expect_creates(c, 3);
   assert_int_equal(rotary_hf_config_layers(h), 36);
   assert_int_equal(rotary_hf_config_kv_heads(h), 8);
   assert_string_equal(rotary_hf_config_model_type(h), "qwen3_vl");

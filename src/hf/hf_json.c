@@ -219,6 +219,10 @@ const char *hf_field_name(const char *field, const char *scaling_name, char *buf
     snprintf(buf, size, "%s%s", scaling_name, field + 7);
     return buf;
   }
+  if (!strncmp(field, "streams", 7)) { /* the layout comes from mrope_section and mrope_interleaved */
+    snprintf(buf, size, "%s.mrope_section", scaling_name);
+    return buf;
+  }
   if (!strcmp(field, "base")) return "rope_theta";
   if (!strcmp(field, "rotary_dim")) return "partial_rotary_factor";
   return field;
