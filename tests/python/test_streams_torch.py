@@ -9,6 +9,8 @@ Tolerance against transformers (HF_BOUND): HF rounds inv_freq and the angle id *
 2^-24, so the angle is off by up to |angle| * 2^-23) and takes fp32 cos/sin (2^-24); librotary's rows are the fp32
 roundings of fp64 angles. Per element: |ours - HF| <= (|x_i| + |x_pair|) * (|angle| * 2^-22 + 2^-21), twice that
 analysis, as the existing HF tests allow fp32 rounding of HF's inv_freq."""
+import gc
+
 import numpy as np
 import pytest
 
@@ -243,3 +245,29 @@ def test_hf_vision(gen, tf, style):
     ang = ang[:, None] if layout == "thd" else ang[None, None]
     assert_hf_close(oq, hq, hf_bound(q.double().numpy(), ang), f"{style} q")
     assert_hf_close(ok, hk, hf_bound(k.double().numpy(), ang), f"{style} k")
+
+
+def _export_program(path, gen):
+    rope = rotary.RoPE(64, base=1e6, max_positions=512, mrope_section=[16, 8, 8], mrope_interleaved=True)
+
+    class M(torch.nn.Module):
+        def forward(self, q, k, ids):
+            return rope.apply(q, k, positions=ids, layout="bhsd")
+
+    q, k = torch.randn(1, 4, 6, 64, generator=gen), torch.randn(1, 2, 6, 64, generator=gen)
+    ids = image_ids(gen, 3, (1, 6))
+    want = M()(q, k, ids)
+    torch.export.save(torch.export.export(M(), (q, k, ids), strict=False), path)
+    return (q, k, ids), want, rotary.ops.rope_tensor(rope).numpy().tobytes()
+
+
+def test_export_save_load(gen, tmp_path):
+    """A program exported with a multi-stream rope carries its stream map in the rope tensor: saved, and loaded
+    once the rope no longer exists, it rebuilds the rope from that tensor and gives the same bits."""
+    args, want, key = _export_program(tmp_path / "m.pt2", gen)
+    gc.collect()
+    assert key not in _torchop._live  # the rope is gone: loading must rebuild it, stream map included
+    loaded = torch.export.load(tmp_path / "m.pt2").module()
+    for a, b in zip(loaded(*args), want):
+        assert torch.equal(a, b)
+    assert _torchop._live[key].n_streams == 3
