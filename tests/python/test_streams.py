@@ -325,3 +325,17 @@ def test_hf_single_rope_and_mrope_config():
                 "rope_theta": 1000000.0, "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}}
     rope = rotary.RoPE.from_hf_config(qwen2_vl)
     assert rope.n_streams == 3 and np.array_equal(rope.stream_map, ref_map(64, "sections", [16, 24, 24]))
+
+
+def test_derive_and_table_free(rng):
+    """derive keeps the streams; a table-free multi-stream rope gives the table's bits, and takes any id."""
+    rope = rotary.RoPE(64, max_positions=100, mrope_section=[8, 12, 12])
+    grown = rope.derive(0, 1000)
+    assert grown.n_streams == 3 and np.array_equal(grown.stream_map, rope.stream_map) and grown.max_positions == 1000
+    free = rotary.RoPE(64, max_positions=0, mrope_section=[8, 12, 12])
+    x = make(rng, (2, 5, 2, 64))
+    ids = image_ids(rng, 3, (2, 5), top=100)
+    ref = rope.apply(x, positions=ids)
+    assert np.array_equal(grown.apply(x, positions=ids), ref) and np.array_equal(free.apply(x, positions=ids), ref)
+    far = ids * 100003
+    check(free, x, free.apply(x, positions=far), far, what="table-free, far ids")
