@@ -249,8 +249,8 @@ ROTARY_API void rotary_rope_destroy(rotary_rope *rope);
 /* Bytes of heap the rope holds: the object itself, the inverse frequencies (rotary_dim/2 doubles), its copy of the
  * caller's inverse frequencies or LongRoPE factors (rotary_dim/2 doubles each) and of a MAP layout's map, a
  * multi-stream rope's stream map (rotary_dim/2 bytes) and, for maps of more than 8 runs of one stream (interleaved,
- * scattered), its gather masks ((n_streams - 1) * rotary_dim/2 words, with a table) or its stream-sorted
- * frequencies (rotary_dim/2 doubles and indices, table-free), and the table
+ * scattered), the frequencies' order by stream (rotary_dim/2 16-bit indices; table-free also the frequencies in
+ * that order, rotary_dim/2 doubles), and the table
  * (max_positions * rotary_dim * 4 bytes; from rotary_dim 32 up, the cos and sin halves of each row are padded to
  * whole 64-byte cache lines). 0 for NULL. */
 ROTARY_API size_t rotary_rope_memory_bytes(const rotary_rope *rope);

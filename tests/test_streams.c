@@ -112,6 +112,21 @@ static void test_maps(void **state) {
   assert_true(map[0] == 0 && map[1] == 1 && map[2] == 2 && map[3] == 0 && map[57] == 0 && map[58] == 1);
   assert_true(map[59] == 2 && map[60] == 0 && map[61] == 0 && map[62] == 0 && map[63] == 0);
   rotary_rope_destroy(rope);
+  /* memory: the map (half bytes); interleaved adds its order (half 16-bit indices), table-free its sorted
+   * frequencies (half doubles) */
+  for (size_t max = 0; max <= 16; max += 16) {
+    rotary_rope *plain = must_rope(&(so_layout){0}, 128, 128, ROTARY_PAIRING_HALF, 5e6, 0, 1.0, max);
+    rotary_rope *inter = must_rope(&l, 128, 128, ROTARY_PAIRING_HALF, 5e6, 0, 1.0, max);
+    so_layout sec = l;
+    sec.streams.layout = ROTARY_STREAMS_SECTIONS;
+    rotary_rope *sect = must_rope(&sec, 128, 128, ROTARY_PAIRING_HALF, 5e6, 0, 1.0, max);
+    const size_t base = rotary_rope_memory_bytes(plain);
+    assert_int_equal(rotary_rope_memory_bytes(sect), base + 64);
+    assert_int_equal(rotary_rope_memory_bytes(inter), base + 64 + 64 * 2 + (max ? 0 : 64 * 8));
+    rotary_rope_destroy(plain);
+    rotary_rope_destroy(inter);
+    rotary_rope_destroy(sect);
+  }
   rope = must_rope(&(so_layout){0}, 64, 64, ROTARY_PAIRING_HALF, 1e4, 0, 1.0, 16);
   assert_int_equal(rotary_rope_streams(rope), 1);
   memset(map, 7, sizeof map);

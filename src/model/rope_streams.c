@@ -99,24 +99,19 @@ static void find_runs(rotary_stream_info *info, size_t half) {
   }
 }
 
-/* Many runs: masks (table) or the stream-sorted order and frequencies (table-free). */
+/* Many runs: the stream-sorted order, and (table-free) the frequencies in that order. */
 static void fill_gather(rotary_stream_info *info, size_t half, const double *inv_freq) {
-  if (info->masks) {
-    for (size_t j = 1; j < info->n; j++)
-      for (size_t i = 0; i < half; i++) info->masks[(j - 1) * half + i] = info->map[i] == j ? UINT32_MAX : 0;
-    return;
-  }
   size_t k = 0;
   for (size_t j = 0; j < info->n; j++) {
     info->start[j] = k;
     for (size_t i = 0; i < half; i++) {
       if (info->map[i] != j) continue;
-      info->order[k] = (uint16_t)i; /* half <= ROTARY_MAX_HEAD_DIM / 2 = 32768 */
-      info->sorted_inv_freq[k++] = inv_freq[i];
+      if (info->sorted_inv_freq) info->sorted_inv_freq[k] = inv_freq[i];
+      info->order[k++] = (uint16_t)i; /* half <= ROTARY_MAX_HEAD_DIM / 2 = 32768 */
     }
   }
   info->start[info->n] = k;
-  info->tmp_floats = 2 * half;
+  if (info->sorted_inv_freq) info->tmp_floats = 2 * half;
 }
 
 rotary_status rotary_stream_info_build(rotary_stream_info *info, const rotary_config *c, const double *inv_freq,
@@ -130,9 +125,8 @@ rotary_status rotary_stream_info_build(rotary_stream_info *info, const rotary_co
     runs += i == 0 || rotary_streams_stream_of(&c->streams, half, i) != rotary_streams_stream_of(&c->streams, half, i - 1);
   const int many = runs > ROTARY_STREAM_RUNS;
   const size_t sorted = many && !has_table ? half * sizeof(double) : 0;
-  const size_t masks = many && has_table ? (info->n - 1) * half * sizeof(uint32_t) : 0;
-  const size_t order = many && !has_table ? half * sizeof(uint16_t) : 0;
-  info->bytes = sorted + masks + order + half; /* doubles first: every part stays aligned */
+  const size_t order = many ? half * sizeof(uint16_t) : 0;
+  info->bytes = sorted + order + half; /* doubles first: every part stays aligned */
   char *block = malloc(info->bytes);
   if (!block) {
     info->bytes = 0;
@@ -140,9 +134,8 @@ rotary_status rotary_stream_info_build(rotary_stream_info *info, const rotary_co
   }
   info->block = block;
   info->sorted_inv_freq = sorted ? (double *)(void *)block : NULL;
-  info->masks = masks ? (uint32_t *)(void *)(block + sorted) : NULL;
-  info->order = order ? (uint16_t *)(void *)(block + sorted + masks) : NULL;
-  info->map = (uint8_t *)(block + sorted + masks + order);
+  info->order = order ? (uint16_t *)(void *)(block + sorted) : NULL;
+  info->map = (uint8_t *)(block + sorted + order);
   for (size_t i = 0; i < half; i++) info->map[i] = (uint8_t)rotary_streams_stream_of(&c->streams, half, i);
   find_runs(info, half);
   if (many) fill_gather(info, half, inv_freq);
@@ -156,15 +149,6 @@ void rotary_stream_info_free(rotary_stream_info *info) {
 
 /* ---- gathered rows ---- */
 
-typedef uint32_t __attribute__((may_alias)) rotary_bits32;
-
-/* dst[i] = src[i] where mask[i] is all ones, bit for bit (no float arithmetic). */
-static void blend(float *restrict dst, const float *restrict src, const uint32_t *restrict mask, size_t n) {
-  rotary_bits32 *d = (rotary_bits32 *)(void *)dst;
-  const rotary_bits32 *s = (const rotary_bits32 *)(const void *)src;
-  for (size_t i = 0; i < n; i++) d[i] = (d[i] & ~mask[i]) | (s[i] & mask[i]);
-}
-
 void rotary_rope_stream_row(const rotary_rope *rope, const int64_t *ids, float *cos, float *sin, float *tmp) {
   const rotary_stream_info *st = &rope->streams;
   const size_t half = rope->rotary_dim / 2;
@@ -173,9 +157,9 @@ void rotary_rope_stream_row(const rotary_rope *rope, const int64_t *ids, float *
       const rotary_stream_run run = st->runs[r];
       const int64_t id = ids[run.stream];
       if (rope->table) {
-        const float *row = rotary_rope_table_row(rope, id);
-        memcpy(cos + run.start, row + run.start, run.len * sizeof(float));
-        memcpy(sin + run.start, row + rope->sin_offset + run.start, run.len * sizeof(float));
+        const float *row = rotary_rope_table_row(rope, id) + run.start;
+        memcpy(cos + run.start, row, run.len * sizeof(float));
+        memcpy(sin + run.start, row + rope->sin_offset, run.len * sizeof(float));
       } else {
         rope->rows(rope->inv_freq + run.start, run.len, rope->attention_scaling, id, cos + run.start,
                    sin + run.start);
@@ -183,15 +167,18 @@ void rotary_rope_stream_row(const rotary_rope *rope, const int64_t *ids, float *
     }
     return;
   }
-  if (rope->table) {
+  if (rope->table) { /* stream 0's whole row, then each other stream's frequencies over it */
     const float *first = rotary_rope_table_row(rope, ids[0]);
     memcpy(cos, first, half * sizeof(float));
     memcpy(sin, first + rope->sin_offset, half * sizeof(float));
     for (size_t j = 1; j < st->n; j++) {
       if (ids[j] == ids[0]) continue;
-      const float *row = rotary_rope_table_row(rope, ids[j]);
-      blend(cos, row, st->masks + (j - 1) * half, half);
-      blend(sin, row + rope->sin_offset, st->masks + (j - 1) * half, half);
+      const float *row = rotary_rope_table_row(rope, ids[j]), *row_sin = row + rope->sin_offset;
+      for (size_t k = st->start[j]; k < st->start[j + 1]; k++) {
+        const size_t i = st->order[k];
+        cos[i] = row[i];
+        sin[i] = row_sin[i];
+      }
     }
     return;
   }

@@ -8,8 +8,10 @@
 #include "rotary.h"
 
 /* Maps with at most this many runs (maximal ranges of frequencies of one stream) gather a row run by run (memcpy
- * from a table row, or one rows-kernel call per run); maps with more (interleaved, scattered) use masks (table)
- * or a stream-sorted frequency order (table-free). Sections give n_streams runs, vision layouts 2. */
+ * from a table row, or one rows-kernel call per run); maps with more (interleaved, scattered) go by a
+ * stream-sorted frequency order: with a table, stream 0's row copied whole, then each other stream's frequencies
+ * copied over it; table-free, each stream's frequencies computed in one rows-kernel call, then put in place.
+ * Sections give n_streams runs, vision layouts 2. */
 #define ROTARY_STREAM_RUNS 8
 
 typedef struct rotary_stream_run {
@@ -22,11 +24,9 @@ typedef struct rotary_stream_info {
   uint8_t *map;                            /* rotary_dim/2 entries; NULL for one stream */
   size_t n_runs;                           /* runs of the map; runs[] holds them when <= ROTARY_STREAM_RUNS */
   rotary_stream_run runs[ROTARY_STREAM_RUNS];
-  uint32_t *masks;                         /* many runs, table: (n - 1) x half words, all ones at frequency i of
-                                              mask row j - 1 when i is stream j's (j >= 1) */
-  uint16_t *order;                         /* many runs, table-free: frequencies sorted by stream (stable) */
+  uint16_t *order;                         /* many runs: frequencies sorted by stream (stable) */
   double *sorted_inv_freq;                 /* many runs, table-free: inv_freq[order[k]] */
-  size_t start[ROTARY_MAX_STREAMS + 1];    /* many runs, table-free: stream j is order[start[j] .. start[j+1]) */
+  size_t start[ROTARY_MAX_STREAMS + 1];    /* many runs: stream j is order[start[j] .. start[j+1]) */
   size_t tmp_floats;                       /* scratch a table-free gather needs: 2 x half (sorted cos, sin), else 0 */
   void *block;
   size_t bytes;                            /* of block */
@@ -39,8 +39,8 @@ rotary_status rotary_streams_check(const rotary_config *c, const char **field);
 /* The stream of frequency i of a checked layout (0 for NONE). */
 unsigned rotary_streams_stream_of(const rotary_streams *s, size_t half, size_t i);
 
-/* Fills info for a checked config (map from the layout, runs, and what the gather needs: masks with a table,
- * the sorted order without; inv_freq: the rope's half frequencies). OUT_OF_MEMORY; info zeroed but n on error. */
+/* Fills info for a checked config (map from the layout, runs, and what the gather needs: the sorted order, and
+ * table-free the sorted frequencies; inv_freq: the rope's half frequencies). OUT_OF_MEMORY. */
 rotary_status rotary_stream_info_build(rotary_stream_info *info, const rotary_config *c, const double *inv_freq,
                                        int has_table);
 

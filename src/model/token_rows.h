@@ -79,21 +79,20 @@ static inline __attribute__((always_inline)) void rotary_token_row(const rotary_
 }
 
 /* Asks for the table row of token t ahead of its use when positions are ids (decode positions are random, so the
- * hardware cannot guess them; offsets run in order). Only for a rope with a table. */
+ * hardware cannot guess them; offsets run in order). Stream ids: the row of stream 0's id, the whole row of a
+ * text token; an image token's streams hold small grid coordinates whose few rows stay in the cache. Only for a
+ * rope with a table. */
 static inline void rotary_token_row_prefetch(const rotary_rope *rope, const rotary_positions *p, size_t t) {
-  int64_t ids[ROTARY_MAX_STREAMS];
-  size_t n = 1;
+  int64_t pos;
   if (p->mode == ROTARY_POSITIONS_IDS_I64 || p->mode == ROTARY_POSITIONS_IDS_I32) {
-    ids[0] = rotary_load_id(p, t);
+    pos = rotary_load_id(p, t);
   } else if (p->mode == ROTARY_POSITIONS_STREAMS_I64 || p->mode == ROTARY_POSITIONS_STREAMS_I32) {
-    if (!rotary_load_stream_ids(p, t, ids)) n = p->n_streams; /* streams that agree share one row */
+    pos = rotary_load_index(p->ids, p->mode == ROTARY_POSITIONS_STREAMS_I64, t);
   } else {
     return;
   }
-  for (size_t j = 0; j < n; j++) {
-    const char *row = (const char *)rotary_rope_table_row(rope, ids[j]);
-    for (size_t b = 0; b < rotary_rope_row_floats(rope) * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
-  }
+  const char *row = (const char *)rotary_rope_table_row(rope, pos);
+  for (size_t b = 0; b < rotary_rope_row_floats(rope) * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
 }
 
 #endif /* ROTARY_TOKEN_ROWS_H */
