@@ -309,7 +309,7 @@ def _ids(ids, batch, seq, layout, n_streams):
         raise TypeError(f"positions: ids must be int32 or int64, got {ids.dtype}")
     if not ids.is_cpu or ids.layout is not _STRIDED:
         raise ValueError(f"positions: ids must be a dense CPU tensor, got {ids.layout} on {ids.device}")
-    if _streams.is_stream_ids(ids.dim(), layout):
+    if ids.dim() == (2 if layout == "thd" else 3):  # _streams.is_stream_ids, inlined (decode calls)
         return _stream_ids(ids, batch, seq, layout, n_streams)
     mode = _lib.POS_IDS_I64 if ids.dtype == torch.int64 else _lib.POS_IDS_I32
     want = (seq,) if layout == "thd" else (batch, seq)
@@ -326,7 +326,8 @@ def _ids(ids, batch, seq, layout, n_streams):
 
 def _stream_ids(ids, batch, seq, layout, n_streams):
     n = ids.shape[0]
-    _streams.check_count(n, n_streams)
+    if n != n_streams:  # the rope's count is always a valid one
+        _streams.check_count(n, n_streams)
     want = (n, seq) if layout == "thd" else (n, batch, seq)
     if ids.shape != want:
         try:
