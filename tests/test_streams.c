@@ -206,7 +206,8 @@ static void test_cos_sin_streams(void **state) {
   const size_t n_rd = tu_quick() ? 4 : sizeof rds / sizeof rds[0];
   for (int k = 0; k < 5; k++)
     for (size_t r = 0; r < n_rd; r++)
-      for (int sc = 0; sc < (is_vision(kinds[k]) ? 1 : 4); sc++) rows_case(&rng, kinds[k], rds[r], sc, &inexact, &count);
+      for (int sc = 0; sc < (is_vision(kinds[k]) ? 1 : 4); sc++)
+        rows_case(&rng, kinds[k], rds[r], sc, &inexact, &count);
   printf("[rows] %zu multi-stream cos/sin values: all within 1 ulp of the correctly rounded value, %zu not "
          "correctly rounded\n", count, inexact);
   /* a one-stream rope: the streams call is rotary_rope_cos_sin */

@@ -121,8 +121,11 @@ rotary_status rotary_stream_info_build(rotary_stream_info *info, const rotary_co
   if (info->n == 1) return ROTARY_OK;
   const size_t half = c->rotary_dim / 2;
   size_t runs = 0; /* counted first: the block's size depends on it */
-  for (size_t i = 0; i < half; i++)
-    runs += i == 0 || rotary_streams_stream_of(&c->streams, half, i) != rotary_streams_stream_of(&c->streams, half, i - 1);
+  for (size_t i = 0, prev = 0; i < half; i++) {
+    const size_t j = rotary_streams_stream_of(&c->streams, half, i);
+    runs += i == 0 || j != prev;
+    prev = j;
+  }
   const int many = runs > ROTARY_STREAM_RUNS;
   const size_t sorted = many && !has_table ? half * sizeof(double) : 0;
   const size_t order = many ? half * sizeof(uint16_t) : 0;
