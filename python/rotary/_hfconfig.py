@@ -21,6 +21,11 @@ def _json_text(config):
                     f"got {type(config).__name__}")
 
 
+# The loader's name of each scaling family, for ropes past rope 0 (rotary_hf_config_rope_type names rope 0's, as the
+# config spells it: "su" and Phi-3's "yarn" load as longrope, "mrope" as default plus streams).
+_SCALING_NAMES = {0: "default", 1: "linear", 2: "dynamic", 3: "ntk", 4: "yarn", 5: "llama3", 6: "longrope"}
+
+
 def _parse(config):
     """A rotary_hf_config handle (the caller destroys it) from a dict, a path or a transformers config."""
     hf = _lib.hf_lib
@@ -90,7 +95,8 @@ def _rope(cls, handle, index, max_positions):
     table = hf.rotary_hf_config_max_positions(handle)
     info = {
         "model_type": hf.rotary_hf_config_model_type(handle).decode(),
-        "rope_type": hf.rotary_hf_config_rope_type(handle).decode(),
+        "rope_type": hf.rotary_hf_config_rope_type(handle).decode() if index == 0 else
+        _SCALING_NAMES.get(cfg.scaling.type, "default"),
         "num_attention_heads": int(hf.rotary_hf_config_heads(handle)),
         "num_key_value_heads": int(hf.rotary_hf_config_kv_heads(handle)),
         "max_position_embeddings": int(table),

@@ -339,3 +339,17 @@ def test_derive_and_table_free(rng):
     assert np.array_equal(grown.apply(x, positions=ids), ref) and np.array_equal(free.apply(x, positions=ids), ref)
     far = ids * 100003
     check(free, x, free.apply(x, positions=far), far, what="table-free, far ids")
+
+
+def test_hf_rope_type_per_layer_type():
+    """rope.hf["rope_type"] is each rope's own family, not the config's (a dynamic full-attention rope beside a
+    default sliding one)."""
+    cfg = {"model_type": "gemma3_text", "hidden_size": 64, "num_attention_heads": 2, "head_dim": 32,
+           "num_hidden_layers": 2, "layer_types": ["sliding_attention", "full_attention"],
+           "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                               "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6}}}
+    ropes, layers = rotary.hf_ropes(cfg)
+    assert layers == ["sliding_attention", "full_attention"]
+    assert ropes["sliding_attention"].hf["rope_type"] == "default"
+    assert ropes["full_attention"].hf["rope_type"] == "linear"
+    np.testing.assert_allclose(ropes["full_attention"].inv_freq, ref_inv_freq(32, 1e6) / 8, rtol=1e-15)
