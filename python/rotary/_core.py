@@ -105,7 +105,8 @@ def _scaling_struct(scaling, keep):
     if scaling is None:
         return s
     if not isinstance(scaling, dict):
-        raise TypeError(f"scaling: expected a dict with Hugging Face's rope_scaling names, got {type(scaling).__name__}")
+        raise TypeError("scaling: expected a dict with Hugging Face's rope_scaling names, got "
+                        f"{type(scaling).__name__}")
     d = dict(scaling)
     kind = d.pop("rope_type", None) or d.pop("type", None) or "default"
     d.pop("type", None)
