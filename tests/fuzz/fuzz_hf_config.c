@@ -15,7 +15,9 @@
  * 16-position table is created, its cos/sin rows are finite, and deriving it to a longer sequence succeeds or
  * fails exactly as rotary_config_check says for that seq_len; and the same text with every top-level key given once
  * more in front, with a decoy value, parses to the same config (a key given twice counts with its last value, as in
- * Python's json).
+ * Python's json). Every rope of a per-layer config (rotary_hf_config_rope_at) passes the same checks, its name is
+ * non-empty and unique, and rotary_hf_config_layer_rope gives OK with an index below the rope count, or LAYER, for
+ * the first layers, and LAYER at the layer count.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -53,7 +55,8 @@ static void fuzz_fail(const char *fmt, ...) {
 
 static int parser_status(rotary_status st) {
   return st == ROTARY_ERR_CONFIG || st == ROTARY_ERR_SCALING || st == ROTARY_ERR_ROTARY_DIM ||
-         st == ROTARY_ERR_HEAD_DIM || st == ROTARY_ERR_FREQUENCY || st == ROTARY_ERR_OUT_OF_MEMORY;
+         st == ROTARY_ERR_HEAD_DIM || st == ROTARY_ERR_FREQUENCY || st == ROTARY_ERR_OUT_OF_MEMORY ||
+         st == ROTARY_ERR_STREAMS;
 }
 
 static void check_refusal(const char *json, size_t size, rotary_status st, const char *err) {
@@ -75,7 +78,9 @@ static int same_config(const rotary_config *a, const rotary_config *b) {
   const rotary_scaling *x = &a->scaling, *y = &b->scaling;
   if (a->head_dim != b->head_dim || a->rotary_dim != b->rotary_dim || a->pairing != b->pairing ||
       memcmp(&a->base, &b->base, sizeof a->base) || x->type != y->type || memcmp(&x->factor, &y->factor, sizeof x->factor) ||
-      x->original_max_position_embeddings != y->original_max_position_embeddings || x->truncate != y->truncate)
+      x->original_max_position_embeddings != y->original_max_position_embeddings || x->truncate != y->truncate ||
+      a->streams.layout != b->streams.layout || a->streams.n_streams != b->streams.n_streams ||
+      memcmp(a->streams.sections, b->streams.sections, sizeof a->streams.sections))
     return 0;
   if (x->type != ROTARY_SCALING_LONGROPE) return 1;
   const size_t half = a->rotary_dim / 2;
@@ -153,6 +158,39 @@ static void check_duplicates(const char *json, size_t size, const rotary_config 
   cJSON_Delete(root);
 }
 
+/* Ropes 1.. of a per-layer config, their names, and the layer map. */
+static void check_layers(const rotary_hf_config *h) {
+  const size_t n = rotary_hf_config_rope_count(h), layers = rotary_hf_config_layers(h);
+  if (n < 1) fuzz_fail("an accepted config with %zu ropes", n);
+  if (rotary_hf_config_rope_at(h, 0) != rotary_hf_config_rope(h)) fuzz_fail("rope 0 is not rotary_hf_config_rope");
+  if (rotary_hf_config_rope_at(h, n) || rotary_hf_config_rope_name(h, n)[0]) fuzz_fail("a rope past the count");
+  for (size_t i = 0; i < n; i++) {
+    const char *name = rotary_hf_config_rope_name(h, i);
+    if (!name[0]) fuzz_fail("rope %zu has no name", i);
+    for (size_t j = 0; j < i; j++)
+      if (!strcmp(name, rotary_hf_config_rope_name(h, j))) fuzz_fail("ropes %zu and %zu are both \"%.40s\"", j, i, name);
+    const rotary_config *c = rotary_hf_config_rope_at(h, i);
+    if (!c) {
+      fuzz_fail("rope %zu is NULL", i);
+      continue;
+    }
+    const rotary_status st = rotary_config_check(c, NULL);
+    if (st != ROTARY_OK) fuzz_fail("rope %zu fails rotary_config_check: %d", i, (int)st);
+    else if (i > 0) check_rope(c);
+  }
+  const size_t probe = layers < 64 ? layers : 64;
+  for (size_t layer = 0; layer < probe; layer++) {
+    size_t idx = n;
+    const rotary_status st = rotary_hf_config_layer_rope(h, layer, &idx);
+    if (!(st == ROTARY_OK && idx < n) && st != ROTARY_ERR_LAYER)
+      fuzz_fail("layer %zu: status %d, rope %zu of %zu", layer, (int)st, idx, n);
+  }
+  size_t idx = 0;
+  const rotary_status past = rotary_hf_config_layer_rope(h, layers, &idx);
+  if (layers && past != ROTARY_ERR_LAYER) fuzz_fail("layer %zu of %zu: status %d, not LAYER", layers, layers, (int)past);
+  if (!layers && n > 1 && past != ROTARY_ERR_LAYER) fuzz_fail("unknown layers, %zu ropes: status %d", n, (int)past);
+}
+
 static void check_accepted(const char *json, size_t size, rotary_hf_config *h, const char *err) {
   static const char *families[] = {"default", "linear", "dynamic", "ntk", "yarn", "llama3", "longrope"};
   if (err[0] != '\0') fuzz_fail("success with a message: %.100s", err);
@@ -174,6 +212,7 @@ static void check_accepted(const char *json, size_t size, rotary_hf_config *h, c
   rotary_hf_config_destroy(again);
   check_duplicates(json, size, c);
   if (st == ROTARY_OK) check_rope(c);
+  check_layers(h);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
