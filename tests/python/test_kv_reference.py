@@ -44,16 +44,22 @@ class Scaling(ctypes.Structure):
                 ("long_factor", ctypes.c_void_p)]
 
 
+class Streams(ctypes.Structure):
+    _fields_ = [("layout", ctypes.c_int), ("n_streams", ctypes.c_size_t), ("sections", ctypes.c_size_t * 4),
+                ("map", ctypes.c_void_p)]
+
+
 class Config(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t), ("head_dim", ctypes.c_size_t), ("rotary_dim", ctypes.c_size_t),
                 ("pairing", ctypes.c_int), ("base", ctypes.c_double), ("inv_freq", ctypes.c_void_p),
-                ("attention_scaling", ctypes.c_double), ("scaling", Scaling), ("seq_len", ctypes.c_size_t)]
+                ("attention_scaling", ctypes.c_double), ("scaling", Scaling), ("seq_len", ctypes.c_size_t),
+                ("streams", Streams)]
 
 
 class Positions(ctypes.Structure):
     _fields_ = [("mode", ctypes.c_int), ("offset", ctypes.c_int64), ("offsets", ctypes.c_void_p),
                 ("ids", ctypes.c_void_p), ("cos", ctypes.c_void_p), ("sin", ctypes.c_void_p),
-                ("row_stride", ctypes.c_size_t)]
+                ("row_stride", ctypes.c_size_t), ("n_streams", ctypes.c_size_t), ("stream_stride", ctypes.c_size_t)]
 
 
 class Tensor(ctypes.Structure):
@@ -99,6 +105,16 @@ def _load():
     lib.rotary_kv_write_desc_init.argtypes = [ctypes.POINTER(KvWriteDesc)]
     lib.rotary_kv_write.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(KvWriteDesc)]
     lib.rotary_status_string.restype = ctypes.c_char_p
+    # The mirrors above must match the library's structs: each init writes struct_size = sizeof, here into a
+    # buffer larger than any of them, so that a stale mirror fails this check instead of overrunning memory.
+    for init, mirror in ((lambda b: lib.rotary_config_init(ctypes.cast(b, ctypes.POINTER(Config)), 2), Config),
+                         (lambda b: lib.rotary_kv_write_desc_init(ctypes.cast(b, ctypes.POINTER(KvWriteDesc))),
+                          KvWriteDesc)):
+        buf = ctypes.create_string_buffer(8192)
+        init(buf)
+        size = ctypes.c_size_t.from_buffer(buf).value
+        assert size == ctypes.sizeof(mirror), f"{mirror.__name__}: the library's struct is {size} bytes, " \
+            f"this mirror {ctypes.sizeof(mirror)}: update the mirror"
     return lib
 
 
