@@ -81,8 +81,10 @@ static inline __attribute__((always_inline)) void rotary_token_row(const rotary_
 /* Asks for the table row of token t ahead of its use when positions are ids (decode positions are random, so the
  * hardware cannot guess them; offsets run in order). Stream ids: the row of stream 0's id, the whole row of a
  * text token; an image token's streams hold small grid coordinates whose few rows stay in the cache. Only for a
- * rope with a table. */
-static inline void rotary_token_row_prefetch(const rotary_rope *rope, const rotary_positions *p, size_t t) {
+ * rope with a table. always_inline: as a function whose only effect is prefetching, GCC 12's IPA counted it as pure
+ * and deleted its calls, so no prefetch ran. */
+static inline __attribute__((always_inline)) void rotary_token_row_prefetch(const rotary_rope *rope,
+                                                                            const rotary_positions *p, size_t t) {
   int64_t pos;
   if (p->mode == ROTARY_POSITIONS_IDS_I64 || p->mode == ROTARY_POSITIONS_IDS_I32) {
     pos = rotary_load_id(p, t);
