@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "rope.h"
+#include "rope_streams.h"
 #include "scaling.h"
 
 void rotary_config_init(rotary_config *config, size_t head_dim) {
@@ -217,19 +218,8 @@ rotary_status rotary_rope_cos_sin(const rotary_rope *rope, const int64_t *positi
   if (n == 0) return ROTARY_OK;
   ROTARY_RETURN_IF(!positions || !cos_out || !sin_out, ROTARY_ERR_NULL_POINTER);
   const size_t half = rope->rotary_dim / 2;
-  size_t count, bytes, pos_bytes;
-  ROTARY_RETURN_IF(rotary_mul_overflow_size(n, half, &count), ROTARY_ERR_OVERFLOW);
-  ROTARY_RETURN_IF(rotary_mul_overflow_size(count, sizeof(float), &bytes), ROTARY_ERR_OVERFLOW);
-  ROTARY_RETURN_IF(rotary_mul_overflow_size(n, sizeof(int64_t), &pos_bytes), ROTARY_ERR_OVERFLOW);
-  ROTARY_RETURN_IF(UINTPTR_MAX - (uintptr_t)cos_out < bytes || UINTPTR_MAX - (uintptr_t)sin_out < bytes ||
-                       UINTPTR_MAX - (uintptr_t)positions < pos_bytes,
-                   ROTARY_ERR_OVERFLOW);
-  ROTARY_RETURN_IF(rotary_bytes_overlap(cos_out, bytes, sin_out, bytes) ||
-                       rotary_bytes_overlap(positions, pos_bytes, cos_out, bytes) ||
-                       rotary_bytes_overlap(positions, pos_bytes, sin_out, bytes),
-                   ROTARY_ERR_OVERLAP);
-  const int64_t max_pos = rotary_rope_max_position(rope);
-  for (size_t j = 0; j < n; j++) ROTARY_RETURN_IF(positions[j] < 0 || positions[j] > max_pos, ROTARY_ERR_POSITION);
+  const rotary_status status = rotary_rope_rows_check(rope, positions, 1, n, n, cos_out, sin_out);
+  if (status != ROTARY_OK) return status;
   for (size_t j = 0; j < n; j++) {
     float *c = cos_out + j * half, *s = sin_out + j * half;
     if (rope->table) {

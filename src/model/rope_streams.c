@@ -214,18 +214,13 @@ rotary_status rotary_stream_ids_bytes(size_t n_streams, size_t stride, size_t n,
   return ROTARY_OK;
 }
 
-rotary_status rotary_rope_cos_sin_streams(const rotary_rope *rope, const int64_t *ids, size_t stream_stride,
-                                          size_t n, float *cos_out, float *sin_out) {
-  ROTARY_RETURN_IF(!rope, ROTARY_ERR_NULL_POINTER);
-  if (n == 0) return ROTARY_OK;
-  ROTARY_RETURN_IF(!ids || !cos_out || !sin_out, ROTARY_ERR_NULL_POINTER);
-  const size_t ns = rope->streams.n, half = rope->rotary_dim / 2;
-  const size_t stride = stream_stride ? stream_stride : n;
-  ROTARY_RETURN_IF(stride < n, ROTARY_ERR_INVALID_ARGUMENT);
+rotary_status rotary_rope_rows_check(const rotary_rope *rope, const int64_t *ids, size_t n_streams, size_t stride,
+                                     size_t n, const float *cos_out, const float *sin_out) {
+  const size_t half = rope->rotary_dim / 2;
   size_t count, bytes, id_bytes;
   ROTARY_RETURN_IF(rotary_mul_overflow_size(n, half, &count), ROTARY_ERR_OVERFLOW);
   ROTARY_RETURN_IF(rotary_mul_overflow_size(count, sizeof(float), &bytes), ROTARY_ERR_OVERFLOW);
-  rotary_status status = rotary_stream_ids_bytes(ns, stride, n, sizeof(int64_t), &id_bytes);
+  const rotary_status status = rotary_stream_ids_bytes(n_streams, stride, n, sizeof(int64_t), &id_bytes);
   if (status != ROTARY_OK) return status;
   ROTARY_RETURN_IF(UINTPTR_MAX - (uintptr_t)cos_out < bytes || UINTPTR_MAX - (uintptr_t)sin_out < bytes ||
                        UINTPTR_MAX - (uintptr_t)ids < id_bytes,
@@ -235,9 +230,22 @@ rotary_status rotary_rope_cos_sin_streams(const rotary_rope *rope, const int64_t
                        rotary_bytes_overlap(ids, id_bytes, sin_out, bytes),
                    ROTARY_ERR_OVERLAP);
   const int64_t max_pos = rotary_rope_max_position(rope);
-  for (size_t j = 0; j < ns; j++)
+  for (size_t j = 0; j < n_streams; j++)
     for (size_t t = 0; t < n; t++) ROTARY_RETURN_IF(ids[j * stride + t] < 0 || ids[j * stride + t] > max_pos,
                                                     ROTARY_ERR_POSITION);
+  return ROTARY_OK;
+}
+
+rotary_status rotary_rope_cos_sin_streams(const rotary_rope *rope, const int64_t *ids, size_t stream_stride,
+                                          size_t n, float *cos_out, float *sin_out) {
+  ROTARY_RETURN_IF(!rope, ROTARY_ERR_NULL_POINTER);
+  if (n == 0) return ROTARY_OK;
+  ROTARY_RETURN_IF(!ids || !cos_out || !sin_out, ROTARY_ERR_NULL_POINTER);
+  const size_t ns = rope->streams.n, half = rope->rotary_dim / 2;
+  const size_t stride = stream_stride ? stream_stride : n;
+  ROTARY_RETURN_IF(stride < n, ROTARY_ERR_INVALID_ARGUMENT);
+  const rotary_status status = rotary_rope_rows_check(rope, ids, ns, stride, n, cos_out, sin_out);
+  if (status != ROTARY_OK) return status;
   float *tmp = NULL;
   if (rope->streams.tmp_floats) {
     tmp = malloc(rope->streams.tmp_floats * sizeof(float));

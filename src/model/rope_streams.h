@@ -50,4 +50,10 @@ void rotary_stream_info_free(rotary_stream_info *info);
  * (n_streams >= 1): ((n_streams - 1) * stride + n) * size. OVERFLOW. */
 rotary_status rotary_stream_ids_bytes(size_t n_streams, size_t stride, size_t n, size_t size, size_t *bytes);
 
+/* The checks of a rows query (rotary_rope_cos_sin, rotary_rope_cos_sin_streams) with non-NULL pointers and n > 0:
+ * n rows of rotary_dim/2 floats into cos_out and sin_out, from n_streams x n int64 ids streams `stride` apart
+ * (a 1-D query: 1 stream). OVERFLOW (sizes, address ranges), OVERLAP (cos, sin and ids), POSITION (any id). */
+rotary_status rotary_rope_rows_check(const rotary_rope *rope, const int64_t *ids, size_t n_streams, size_t stride,
+                                     size_t n, const float *cos_out, const float *sin_out);
+
 #endif /* ROTARY_ROPE_STREAMS_H */
