@@ -14,27 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hf_parse.h"
 #include "rotary.h"
-
-static rotary_hf_config *parse_ok(const char *json) {
-  rotary_hf_config *h = NULL;
-  char err[256];
-  const rotary_status st = rotary_hf_config_parse(json, strlen(json), &h, err, sizeof err);
-  if (st != ROTARY_OK) fail_msg("parse failed (%d): %s\n%s", (int)st, err, json);
-  assert_string_equal(err, "");
-  return h;
-}
-
-/* Parses json expecting status st and a message containing `needle`; *out must stay untouched. */
-static void parse_bad(const char *json, rotary_status st, const char *needle) {
-  rotary_hf_config *h = (rotary_hf_config *)(void *)&h;
-  char err[256];
-  memset(err, 'x', sizeof err);
-  const rotary_status got = rotary_hf_config_parse(json, strlen(json), &h, err, sizeof err);
-  if (got != st || !strstr(err, needle))
-    fail_msg("expected status %d with \"%s\", got %d: \"%s\"\n%s", (int)st, needle, (int)got, err, json);
-  assert_ptr_equal(h, (rotary_hf_config *)(void *)&h);
-}
 
 static void test_llama2_default(void **state) {
   (void)state;
