@@ -25,13 +25,7 @@ void rotary_config_init(rotary_config *config, size_t head_dim) {
 
 static int finite_positive(double v) { return isfinite(v) && v > 0.0; }
 
-#define FAIL_IF(cond, name, status) \
-  do {                              \
-    if (cond) {                     \
-      if (field) *field = (name);   \
-      return (status);              \
-    }                               \
-  } while (0)
+#define FAIL_IF ROTARY_FAIL_FIELD_IF
 
 rotary_status rotary_config_check(const rotary_config *c, const char **field) {
   FAIL_IF(!c, "config", ROTARY_ERR_NULL_POINTER);

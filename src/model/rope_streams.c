@@ -8,13 +8,7 @@
 #include "positions_load.h"
 #include "rope.h"
 
-#define FAIL_IF(cond, name, status) \
-  do {                              \
-    if (cond) {                     \
-      if (field) *field = (name);   \
-      return (status);              \
-    }                               \
-  } while (0)
+#define FAIL_IF ROTARY_FAIL_FIELD_IF
 
 static int is_vision(rotary_stream_layout l) {
   return l == ROTARY_STREAMS_VISION_2D || l == ROTARY_STREAMS_VISION_2D_PIXTRAL;

@@ -11,6 +11,16 @@
     if (cond) return (status);         \
   } while (0)
 
+/* In a config check with a `const char **field` parameter: names the offending field (when field is not NULL) and
+ * returns `status` when `cond` holds. */
+#define ROTARY_FAIL_FIELD_IF(cond, name, status) \
+  do {                                           \
+    if (cond) {                                  \
+      if (field) *field = (name);                \
+      return (status);                           \
+    }                                            \
+  } while (0)
+
 /* Nonzero on overflow; *r is then unspecified. */
 static inline int rotary_mul_overflow_size(size_t a, size_t b, size_t *r) { return __builtin_mul_overflow(a, b, r); }
 static inline int rotary_add_overflow_size(size_t a, size_t b, size_t *r) { return __builtin_add_overflow(a, b, r); }
