@@ -78,7 +78,10 @@ typedef enum rotary_status {
   ROTARY_ERR_STREAMS = 20,         /* a multi-stream layout is inconsistent (sections that do not cover
                                       rotary_dim/2 frequencies, a map entry beyond n_streams, a vision layout with
                                       rotary_dim not a multiple of 4), or a call's stream count is not the rope's */
-  ROTARY_ERR_LAYER = 21            /* a layer index beyond the model's layers, or a layer type with no rope */
+  ROTARY_ERR_LAYER = 21,           /* a layer index beyond the model's layers, or a layer type with no rope */
+  ROTARY_ERR_TUNING = 22           /* a setting value out of its range, or a tuning file that is malformed, holds
+                                      an unknown or out-of-range setting, or was written for another CPU model or
+                                      library version */
 } rotary_status;
 
 /* The text of a status, e.g. "rotary_dim is odd or greater than head_dim". Never NULL; unknown codes give
@@ -325,6 +328,104 @@ ROTARY_API size_t rotary_context_threads(const rotary_context *ctx);
 /* Number of online CPUs (at least 1). */
 ROTARY_API size_t rotary_cpu_count(void);
 
+/*
+ * Settings: the knobs that change how fast a call runs and never what it computes (every output bit is the same
+ * under every value in range). A context owns one value of each, with the source it came from. A new context
+ * starts with the process defaults, built once per process, in this order (each step overrides the one before):
+ *   1. the library's default for this CPU (rotary_setting_default; chosen by CPU features, measured);
+ *   2. the tuning file named by the environment variable ROTARY_TUNING_FILE (a path, or "auto" for
+ *      rotary_tuning_default_path; "auto" with no file there is no error), when it loads: a file that fails is
+ *      ignored as a whole and rotary_tuning_env_status says why (the library never prints);
+ *   3. each setting's own environment variable (rotary_setting_env): "off" (where the setting has an off value)
+ *      or a decimal number in range; anything else is ignored.
+ * On a context, rotary_context_set_setting, rotary_context_load_tuning and rotary_context_tune then override
+ * whatever the environment said: an explicit call wins, as omp_set_num_threads wins over OMP_NUM_THREADS.
+ * Calls with a NULL context run with the process defaults.
+ */
+typedef enum rotary_setting {
+  ROTARY_SETTING_PREFETCH_BYTES = 0, /* "prefetch_bytes", ROTARY_PREFETCH: bytes ahead of each head row the SIMD
+                                        kernels prefetch; -1 ("off"): no software prefetch; 0 .. 65536 */
+  ROTARY_SETTING_STREAM_STORE_BYTES = 1, /* "stream_store_bytes", ROTARY_STREAM_STORES: out-of-place calls writing
+                                            at least this many bytes use non-temporal stores; -1 ("off"): never;
+                                            0 .. 2^62 */
+  ROTARY_SETTING_THREAD_BYTES = 2,   /* "thread_bytes", ROTARY_THREAD_BYTES: a call wakes one thread per this many
+                                        bytes of traffic (at most the context's threads); 4096 .. 2^30 */
+  ROTARY_SETTING_TASKS_PER_THREAD = 3, /* "tasks_per_thread", ROTARY_TASKS_PER_THREAD: pieces each woken thread's
+                                          share is cut into, claimed as threads come free; 1 .. 64 */
+  ROTARY_SETTING_HEAD_GROUP = 4      /* "head_group", ROTARY_HEAD_GROUP: heads-major tensors (heads 4 KiB or more
+                                        apart, BHSD) are walked this many heads at a time, token by token; 1 .. 64 */
+} rotary_setting;
+#define ROTARY_SETTING_COUNT 5
+
+/* Where a context's value of a setting came from. */
+typedef enum rotary_setting_source {
+  ROTARY_SOURCE_DEFAULT = 0, /* the library's default for this CPU */
+  ROTARY_SOURCE_FILE = 1,    /* a tuning file: ROTARY_TUNING_FILE or rotary_context_load_tuning */
+  ROTARY_SOURCE_ENV = 2,     /* the setting's environment variable */
+  ROTARY_SOURCE_SET = 3,     /* rotary_context_set_setting */
+  ROTARY_SOURCE_TUNED = 4    /* measured by rotary_context_tune */
+} rotary_setting_source;
+
+/* The setting's key in tuning files ("prefetch_bytes", ...), its environment variable ("ROTARY_PREFETCH", ...),
+ * a source's name ("default", "file", "environment", "set", "tuned"). Static strings; "" for an unknown value. */
+ROTARY_API const char *rotary_setting_name(rotary_setting setting);
+ROTARY_API const char *rotary_setting_env(rotary_setting setting);
+ROTARY_API const char *rotary_setting_source_name(rotary_setting_source source);
+/* The setting's range: *min and *max inclusive (min is -1 where the setting has an off value). Errors:
+ * NULL_POINTER, INVALID_ARGUMENT (unknown setting); nothing written on error. */
+ROTARY_API rotary_status rotary_setting_range(rotary_setting setting, int64_t *min, int64_t *max);
+/* The library's default for this CPU (step 1 above, before any file or environment). Errors as
+ * rotary_setting_range. */
+ROTARY_API rotary_status rotary_setting_default(rotary_setting setting, int64_t *value);
+
+/* A context's value of a setting and its source (source may be NULL); ctx NULL: the process defaults. Errors:
+ * NULL_POINTER (value), INVALID_ARGUMENT (unknown setting); nothing written on error. */
+ROTARY_API rotary_status rotary_context_get_setting(rotary_context *ctx, rotary_setting setting, int64_t *value,
+                                                    rotary_setting_source *source);
+/* Sets one setting of ctx (source SET). Waits for a call in progress on ctx. Errors: NULL_POINTER (ctx),
+ * INVALID_ARGUMENT (unknown setting), TUNING (value outside rotary_setting_range); unchanged on error. */
+ROTARY_API rotary_status rotary_context_set_setting(rotary_context *ctx, rotary_setting setting, int64_t value);
+/* Puts every setting of ctx back to the process defaults (values and sources). Errors: NULL_POINTER. */
+ROTARY_API rotary_status rotary_context_reset_settings(rotary_context *ctx);
+
+/*
+ * Tuning files (what rotary_context_tune measured, kept, like FFTW's wisdom). JSON, one object:
+ *   {"format": "rotary-tuning", "format_version": 1, "library_version": "0.2.0", "cpu_model": "<rotary_cpu_model()>",
+ *    "settings": {"prefetch_bytes": 0, "head_group": 4, ...}, ...}
+ * Other top-level members (what was measured, when, on which shapes) are kept for people and ignored. A file is
+ * taken whole or not at all: it must be a regular file of at most 1 MiB holding valid JSON (as Python's json reads
+ * it), with format "rotary-tuning", format_version 1, library_version equal to rotary_version_string() and cpu_model
+ * equal to rotary_cpu_model() (a file from another CPU or version is stale: tune again), and settings an object
+ * whose keys are setting names with integer values in range (a key given twice counts with its last value). Settings
+ * it does not name keep their values. Errors name the file and the field, e.g.
+ *   "/home/u/.cache/rotary/tuning-AMD-EPYC-0.2.0.json: settings.head_group: 0 is outside 1 .. 64".
+ */
+
+/* Loads a tuning file into ctx (the settings it names get source FILE; the others are unchanged). Errors:
+ * NULL_POINTER (ctx, path), IO (cannot read it; not a regular file), TUNING (anything else wrong with it, the
+ * message says what), OUT_OF_MEMORY; on error ctx is unchanged and error (when not NULL and error_size > 0) receives
+ * a NUL-terminated message naming the file and the field. */
+ROTARY_API rotary_status rotary_context_load_tuning(rotary_context *ctx, const char *path, char *error,
+                                                    size_t error_size);
+/* Writes ctx's settings whose source is FILE, SET or TUNED (not the defaults, not the environment's) to path as a
+ * tuning file for this CPU and library version, replacing the file atomically (written beside it, then renamed);
+ * the directory must exist. `notes` (may be NULL) is a JSON object text stored as the member "notes" (what was
+ * measured); it must parse. Errors: NULL_POINTER (ctx, path), TUNING (notes not a JSON object), IO, OUT_OF_MEMORY;
+ * error as rotary_context_load_tuning. */
+ROTARY_API rotary_status rotary_context_save_tuning(rotary_context *ctx, const char *path, const char *notes,
+                                                    char *error, size_t error_size);
+/* The status of step 2 above for this process (OK when ROTARY_TUNING_FILE is unset, or "auto" found no file), and
+ * its message in error as rotary_context_load_tuning. */
+ROTARY_API rotary_status rotary_tuning_env_status(char *error, size_t error_size);
+/* The default path of this CPU's and version's tuning file: $XDG_CACHE_HOME/rotary (else $HOME/.cache/rotary)
+ * /tuning-<cpu model, letters and digits, other runs as '-'>-<version>.json. Errors: NULL_POINTER, IO (neither
+ * variable set), OVERFLOW (path does not fit path_size bytes with its NUL); nothing written on error. */
+ROTARY_API rotary_status rotary_tuning_default_path(char *path, size_t path_size);
+/* The CPU model that keys tuning files: the x86 brand string (trimmed), on Arm "arm64 implementer 0x41 part
+ * 0xd0c"-style text from the main ID register, else "unknown". Static string. */
+ROTARY_API const char *rotary_cpu_model(void);
+
+
 /* How positions reach a call. The token of batch row b and sequence index s is token (b, s). */
 typedef enum rotary_position_mode {
   ROTARY_POSITIONS_OFFSET = 0,  /* position of (b, s) = offset + s; prefill with offset 0, decode with offset = cache length */
@@ -428,6 +529,45 @@ ROTARY_API void rotary_apply_desc_init(rotary_apply_desc *desc);
  * whatever NaN the hardware would propagate.
  */
 ROTARY_API rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const rotary_apply_desc *desc);
+
+/* What rotary_context_tune searches and how long it may take. Fill with rotary_tune_options_init. */
+typedef struct rotary_tune_options {
+  size_t struct_size;     /* sizeof(rotary_tune_options) */
+  double seconds;         /* time budget of the whole search (default 10); candidates not measured when it runs
+                             out keep the current value. Finite, > 0. */
+  double min_gain;        /* a candidate replaces the current value only when the calls' total median time falls by
+                             more than this fraction and no call's median rises by more than it (default 0.03);
+                             finite, in [0, 1) */
+  unsigned settings_mask; /* bit s set: search setting s; 0: every setting */
+  size_t rounds;          /* timed rounds per candidate, alternating with the current value (default 7); >= 3 */
+} rotary_tune_options;
+
+/* What the search did, per setting and in total. */
+typedef struct rotary_tune_report {
+  int64_t before[ROTARY_SETTING_COUNT];  /* the values the search started from */
+  int64_t after[ROTARY_SETTING_COUNT];   /* the values it left (source TUNED where they changed) */
+  double before_seconds;                 /* total median time of the calls under `before`, in seconds */
+  double after_seconds;                  /* the same under `after`, measured in the same final alternating rounds */
+  size_t candidates;                     /* candidate values timed */
+  int out_of_time;                       /* the budget ran out before every candidate was timed */
+} rotary_tune_report;
+
+/* Sets defaults (seconds 10, min_gain 0.03, every setting, 7 rounds) and struct_size. Nothing for NULL. */
+ROTARY_API void rotary_tune_options_init(rotary_tune_options *options);
+
+/*
+ * Measures the settings on this machine for these calls (FFTW_MEASURE-like) and leaves the winners in ctx: one
+ * setting at a time, each candidate value timed against the current value in alternating rounds (the median of
+ * `rounds` round times, each round running every call once), a candidate kept only by the rule of min_gain.
+ * Calls run many times with ctx's threads: in-place calls rotate their tensors again each time (give it scratch
+ * copies), out-of-place ones rewrite their outputs. Every desc is checked (as rotary_apply) before anything runs.
+ * options NULL: the defaults. report may be NULL. Errors: NULL_POINTER (ctx, rope, descs), INVALID_ARGUMENT
+ * (n_descs 0 or above 64, options out of range or with a wrong struct_size), a desc's rotary_apply error; ctx's
+ * settings are unchanged on error.
+ */
+ROTARY_API rotary_status rotary_context_tune(rotary_context *ctx, const rotary_rope *rope,
+                                             const rotary_apply_desc *descs, size_t n_descs,
+                                             const rotary_tune_options *options, rotary_tune_report *report);
 
 /*
  * KV cache: the step after the QKV projection in one pass. q is rotated (in place or into a q buffer), k is

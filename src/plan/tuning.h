@@ -1,24 +1,57 @@
-/* tuning.h: the settings a call runs with (prefetch distance, non-temporal store threshold), owned by a context. */
+/* tuning.h: the settings a call runs with (rotary_setting: prefetch, stream stores, thread split, head group), owned
+ * by a context, with where each value came from. */
 #ifndef ROTARY_TUNING_H
 #define ROTARY_TUNING_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rotary.h"
 
-/* Settings change speed only, never results. */
+/* Settings change speed only, never results. Every field holds a value inside its setting's range. */
 typedef struct rotary_tuning {
-  int prefetch_bytes;  /* bytes ahead of each head row the SIMD kernels prefetch; -1: no software prefetch */
-  size_t nt_min_bytes; /* out-of-place outputs of at least this many bytes use non-temporal stores; SIZE_MAX: never */
+  int prefetch_bytes;      /* ROTARY_SETTING_PREFETCH_BYTES: -1 (off) .. 65536 */
+  size_t nt_min_bytes;     /* ROTARY_SETTING_STREAM_STORE_BYTES: SIZE_MAX for off (-1), else 0 .. 2^62 */
+  size_t thread_bytes;     /* ROTARY_SETTING_THREAD_BYTES: bytes of traffic per woken thread, 4096 .. 2^30 */
+  size_t tasks_per_thread; /* ROTARY_SETTING_TASKS_PER_THREAD: 1 .. 64 */
+  size_t head_group;       /* ROTARY_SETTING_HEAD_GROUP: 1 .. 64 */
+  unsigned char source[ROTARY_SETTING_COUNT]; /* rotary_setting_source of each value */
 } rotary_tuning;
 
-/* The process defaults: the CPU's defaults with the documented environment overrides ROTARY_PREFETCH
- * (prefetch.h) and ROTARY_STREAM_STORES (nontemporal.h), read once per process. A new context starts with these. */
-const rotary_tuning *rotary_tuning_defaults(void);
+/* One setting's description: its tuning-file key, environment variable, inclusive range, whether min (-1) means
+ * off ("off" in the environment), and the candidate values rotary_context_tune times (terminated by INT64_MIN). */
+typedef struct rotary_setting_info {
+  const char *name;
+  const char *env;
+  int64_t min, max;
+  int has_off;
+  const int64_t *candidates;
+} rotary_setting_info;
 
-/* The settings calls on ctx run with (a copy of the defaults unless rotary_context_set_tuning changed them); for
- * NULL, the process defaults. Never NULL. Read a context's settings while holding it (rotary_context_lock): a
- * call does. */
+/* The description of setting s; NULL for a value outside 0 .. ROTARY_SETTING_COUNT - 1. */
+const rotary_setting_info *rotary_setting_info_of(rotary_setting s);
+
+/* t's value of setting s as the public int64 (-1 for off). s must be valid. */
+int64_t rotary_tuning_get(const rotary_tuning *t, rotary_setting s);
+/* Stores value (inside the range: the caller checked) and its source. s must be valid. */
+void rotary_tuning_put(rotary_tuning *t, rotary_setting s, int64_t value, rotary_setting_source source);
+
+/* The process defaults (steps 1-3 of rotary.h's "Settings"): the CPU's defaults, then ROTARY_TUNING_FILE, then
+ * each setting's environment variable, built once per process. A new context starts with these. */
+const rotary_tuning *rotary_tuning_defaults(void);
+/* The outcome of loading ROTARY_TUNING_FILE while the defaults were built (OK when unset), with its message. */
+rotary_status rotary_tuning_env_file_status(const char **message);
+
+/* The settings calls on ctx run with (a copy of the defaults unless changed); for NULL, the process defaults.
+ * Never NULL. Read a context's settings while holding it (rotary_context_lock): a call does. */
 const rotary_tuning *rotary_context_tuning(const rotary_context *ctx);
+
+/* Reads a tuning file (rotary.h's rules) into *t: on success the settings it names take the file's values with
+ * source FILE; on error *t is unchanged and error receives "path: field: what". Errors: IO, TUNING, OUT_OF_MEMORY. */
+rotary_status rotary_tuning_file_read(const char *path, rotary_tuning *t, char *error, size_t error_size);
+/* Writes the settings of t whose source is FILE, SET or TUNED to path (atomically: a temporary file beside it, then
+ * rename), with notes (a JSON object text, or NULL). Errors: TUNING (notes), IO, OUT_OF_MEMORY. */
+rotary_status rotary_tuning_file_write(const char *path, const rotary_tuning *t, const char *notes, char *error,
+                                       size_t error_size);
 
 #endif /* ROTARY_TUNING_H */
