@@ -347,7 +347,7 @@ typedef enum rotary_setting {
                                         kernels prefetch; -1 ("off"): no software prefetch; 0 .. 65536 */
   ROTARY_SETTING_STREAM_STORE_BYTES = 1, /* "stream_store_bytes", ROTARY_STREAM_STORES: out-of-place calls writing
                                             at least this many bytes use non-temporal stores; -1 ("off"): never;
-                                            0 .. 2^62 */
+                                            0 .. 2^50 (1 PiB: JSON numbers are exact integers up to 2^53) */
   ROTARY_SETTING_THREAD_BYTES = 2,   /* "thread_bytes", ROTARY_THREAD_BYTES: a call wakes one thread per this many
                                         bytes of traffic (at most the context's threads); 4096 .. 2^30 */
   ROTARY_SETTING_TASKS_PER_THREAD = 3, /* "tasks_per_thread", ROTARY_TASKS_PER_THREAD: pieces each woken thread's

@@ -342,9 +342,9 @@ static void test_app_threads_no_context(void **state) {
   run_app_threads(NULL, 0);
 }
 
-/* A context's settings (tuning.h) start as the process defaults and change speed only: every prefetch distance and
- * non-temporal threshold gives the reference's bits, and a threshold of 0 makes the plan store non-temporally
- * wherever the chosen kernel has that variant. */
+/* A context's settings (tuning.h) start as the process defaults and change speed only: every prefetch distance,
+ * non-temporal threshold, thread split and head group gives the reference's bits, and a threshold of 0 makes the
+ * plan store non-temporally wherever the chosen kernel has that variant. */
 static void test_context_settings(void **state) {
   (void)state;
   rotary_context *ctx;
@@ -353,7 +353,15 @@ static void test_context_settings(void **state) {
   assert_ptr_equal(rotary_context_tuning(NULL), def);
   assert_int_equal(rotary_context_tuning(ctx)->prefetch_bytes, def->prefetch_bytes);
   assert_true(rotary_context_tuning(ctx)->nt_min_bytes == def->nt_min_bytes);
-  static const rotary_tuning variants[] = {{-1, 0}, {0, 0}, {4096, 0}, {512, SIZE_MAX}};
+  /* prefetch, stream stores, thread bytes, tasks per thread, head group; the rest as the defaults */
+  static const int64_t values[][ROTARY_SETTING_COUNT] = {
+      {-1, 0, 4096, 1, 1}, {0, 0, 65536, 4, 8}, {4096, 0, 1 << 30, 64, 64}, {512, -1, 16384, 3, 5}};
+  rotary_tuning variants[sizeof values / sizeof values[0]];
+  for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+    variants[v] = *def;
+    for (int i = 0; i < ROTARY_SETTING_COUNT; i++)
+      rotary_tuning_put(&variants[v], (rotary_setting)i, values[v][i], ROTARY_SOURCE_SET);
+  }
   for (int s = 0; s < N_SHAPES; s++) {
     problem p;
     problem_init(&p, &shapes[s], 0x5eedull + (uint64_t)s);

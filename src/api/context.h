@@ -22,8 +22,8 @@ struct rotary_context {
 void rotary_context_lock(rotary_context *ctx);
 void rotary_context_unlock(rotary_context *ctx);
 
-/* Replaces the settings ctx's calls run with (internal: `rotary bench --tune` measures candidates this way).
- * Waits for a call in progress. Settings change speed only, never results. */
+/* Replaces the settings ctx's calls run with, values and sources (internal: rotary_context_tune and `rotary bench
+ * --tune` measure candidates this way). Waits for a call in progress. Settings change speed only, never results. */
 void rotary_context_set_tuning(rotary_context *ctx, const rotary_tuning *tuning);
 
 #endif /* ROTARY_CONTEXT_H */

@@ -27,6 +27,9 @@ const char *rotary_status_string(rotary_status status) {
     case ROTARY_ERR_STREAMS:
       return "a multi-stream layout does not cover the frequencies, or a call's stream count is not the rope's";
     case ROTARY_ERR_LAYER: return "a layer index is beyond the model's layers, or its layer type has no rope";
+    case ROTARY_ERR_TUNING:
+      return "a setting value is out of range, or a tuning file is malformed, holds an unknown or out-of-range "
+             "setting, or was written for another CPU model or library version";
   }
   return "unknown status";
 }

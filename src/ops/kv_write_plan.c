@@ -65,7 +65,7 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
   const double bytes = tokens * hd *
                        ((double)d->q.n_heads * 2.0 * (double)p.q_elem +
                         (double)d->k.n_heads * (double)(p.k.in_elem + p.v.in_elem + 2 * geom->elem));
-  rotary_task_split(bytes, p.units, available, &p.threads, &p.tasks);
+  rotary_task_split(bytes, p.units, available, tuning, &p.threads, &p.tasks);
   /* the cache writes take the kernel's non-temporal stores from the settings' size up, as rotary_apply's
    * out-of-place outputs do: rows that large leave the caches anyway, and such stores skip reading each line */
   const double cache_bytes = tokens * hd * (double)d->k.n_heads * 2.0 * (double)geom->elem;
@@ -91,7 +91,7 @@ void rotary_kv_rerotate_plan_build(rotary_kv_rerotate_plan *plan, const rotary_r
   path_init(&p.k, in, &d->cache, rope->pairing, d->cache.k_scale);
   if (d->cache.dtype == ROTARY_FP8_E4M3) p.k.to_f32 = convert_fn(ROTARY_FP8_E4M3, ROTARY_F32);
   const double bytes = 2.0 * (double)d->n_slots * (double)d->kv_heads * (double)rope->head_dim * (double)geom->elem;
-  rotary_task_split(bytes, d->n_slots, available, &p.threads, &p.tasks);
+  rotary_task_split(bytes, d->n_slots, available, tuning, &p.threads, &p.tasks);
   p.scratch_floats = scratch_floats(rope, 0, !p.k.direct);
   *plan = p;
 }

@@ -7,15 +7,15 @@
 #include "task_split.h"
 #include "validate.h"
 
-/* Heads far apart (heads-major tensors such as BHSD: each head's tokens contiguous) are walked this many heads at
- * a time, token by token: a token's rows for every head at once would be one memory stream per head, more than
- * the hardware prefetchers follow (BHSD ran at half the speed of BSHD), and head by head would read the cos/sin
- * row once per head. Measured on the article's shape: 4 and 8 heads ran at the streaming pass's speed, 16 at half. */
-#define ROTARY_HEAD_GROUP 8
 /* Heads at least this many bytes apart count as far apart. */
 #define ROTARY_FAR_HEADS_BYTES 4096
 
-/* Groups heads that lie far apart (see rotary_rotate_plan), when rows need no computing. */
+/* Groups heads that lie far apart (see rotary_rotate_plan), when rows need no computing. Heads far apart
+ * (heads-major tensors such as BHSD: each head's tokens contiguous) are walked the settings' head_group heads at a
+ * time, token by token: a token's rows for every head at once would be one memory stream per head, more than the
+ * hardware prefetchers follow (BHSD ran at half the speed of BSHD), and head by head would read the cos/sin row
+ * once per head. Measured on the article's shape: 4 and 8 heads ran at the streaming pass's speed, 16 at half
+ * (the default is 8, tuning.c). */
 static void choose_order(rotary_rotate_plan *plan) {
   const rotary_apply_desc *d = plan->d;
   if (!plan->rows_in_table && d->positions.mode != ROTARY_POSITIONS_COS_SIN) return;
@@ -29,8 +29,8 @@ static void choose_order(rotary_rotate_plan *plan) {
     far |= (in > out ? in : out) >= ROTARY_FAR_HEADS_BYTES / plan->elem[i];
   }
   if (!far) return;
-  for (int i = 0; i < 2; i++)
-    plan->group[i] = plan->heads[i] < ROTARY_HEAD_GROUP ? plan->heads[i] : ROTARY_HEAD_GROUP;
+  const size_t group = plan->tuning->head_group;
+  for (int i = 0; i < 2; i++) plan->group[i] = plan->heads[i] < group ? plan->heads[i] : group;
   if (!plan->group[1]) plan->group[1] = 1; /* k left out: never reached, but no zero divisor either */
   if (!plan->group[0]) plan->group[0] = 1;
 }
@@ -90,8 +90,9 @@ rotary_status rotary_rotate_plan_build(rotary_rotate_plan *plan, const rotary_ro
 void rotary_rotate_plan_split(rotary_rotate_plan *plan, size_t available) {
   /* each element is read once and written once, in place or not */
   const double bytes = 2.0 * (tensor_bytes(plan, 0) + tensor_bytes(plan, 1));
-  rotary_task_split(bytes, plan->units, available, &plan->threads, &plan->tasks);
-  /* tasks <= 4096, task floats <= 2 * 65566: the executor's tasks * scratch_floats does not overflow */
+  rotary_task_split(bytes, plan->units, available, plan->tuning, &plan->threads, &plan->tasks);
+  /* tasks <= ROTARY_MAX_TASKS (4096) under every setting, task floats <= 2 * 65566: the executor's
+   * tasks * scratch_floats does not overflow */
   const size_t floats = rotary_rope_task_floats(plan->rope);
   plan->scratch_floats = floats > ROTARY_STACK_ROW ? floats : 0;
 }

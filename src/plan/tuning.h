@@ -11,12 +11,16 @@
 /* Settings change speed only, never results. Every field holds a value inside its setting's range. */
 typedef struct rotary_tuning {
   int prefetch_bytes;      /* ROTARY_SETTING_PREFETCH_BYTES: -1 (off) .. 65536 */
-  size_t nt_min_bytes;     /* ROTARY_SETTING_STREAM_STORE_BYTES: SIZE_MAX for off (-1), else 0 .. 2^62 */
+  size_t nt_min_bytes;     /* ROTARY_SETTING_STREAM_STORE_BYTES: SIZE_MAX for off (-1), else 0 .. 2^50 */
   size_t thread_bytes;     /* ROTARY_SETTING_THREAD_BYTES: bytes of traffic per woken thread, 4096 .. 2^30 */
   size_t tasks_per_thread; /* ROTARY_SETTING_TASKS_PER_THREAD: 1 .. 64 */
   size_t head_group;       /* ROTARY_SETTING_HEAD_GROUP: 1 .. 64 */
   unsigned char source[ROTARY_SETTING_COUNT]; /* rotary_setting_source of each value */
 } rotary_tuning;
+
+/* The largest stream_store_bytes: 2^50 (1 PiB), below 2^53 so that every value in range and the one above it are
+ * exact JSON numbers (a tuning file's "max + 1" is refused, never rounded into range). */
+#define ROTARY_STREAM_STORE_MAX ((int64_t)1 << 50)
 
 /* One setting's description: its tuning-file key, environment variable, inclusive range, whether min (-1) means
  * off ("off" in the environment), and the candidate values rotary_context_tune times (terminated by INT64_MIN). */
@@ -36,15 +40,26 @@ int64_t rotary_tuning_get(const rotary_tuning *t, rotary_setting s);
 /* Stores value (inside the range: the caller checked) and its source. s must be valid. */
 void rotary_tuning_put(rotary_tuning *t, rotary_setting s, int64_t value, rotary_setting_source source);
 
+/* Step 1 alone: every setting at the library's default for this CPU, source DEFAULT (rotary_setting_default). */
+void rotary_tuning_cpu_defaults(rotary_tuning *t);
+
 /* The process defaults (steps 1-3 of rotary.h's "Settings"): the CPU's defaults, then ROTARY_TUNING_FILE, then
  * each setting's environment variable, built once per process. A new context starts with these. */
 const rotary_tuning *rotary_tuning_defaults(void);
-/* The outcome of loading ROTARY_TUNING_FILE while the defaults were built (OK when unset), with its message. */
+/* The outcome of loading ROTARY_TUNING_FILE while the defaults were built (OK when unset, or "auto" found no file),
+ * with its message ("" when OK; static, never NULL). */
 rotary_status rotary_tuning_env_file_status(const char **message);
 
 /* The settings calls on ctx run with (a copy of the defaults unless changed); for NULL, the process defaults.
  * Never NULL. Read a context's settings while holding it (rotary_context_lock): a call does. */
 const rotary_tuning *rotary_context_tuning(const rotary_context *ctx);
+
+/* Room for a tuning-file message: a path of up to PATH_MAX bytes and the field and what is wrong with it. */
+#define ROTARY_TUNING_MESSAGE_MAX 8192
+
+/* rotary_tuning_default_path's path (the caller checked the pointers). Errors: IO (neither XDG_CACHE_HOME nor HOME
+ * set), OVERFLOW (does not fit size bytes with its NUL); nothing written on error. */
+rotary_status rotary_tuning_file_default_path(char *path, size_t size);
 
 /* Reads a tuning file (rotary.h's rules) into *t: on success the settings it names take the file's values with
  * source FILE; on error *t is unchanged and error receives "path: field: what". Errors: IO, TUNING, OUT_OF_MEMORY. */

@@ -1,4 +1,5 @@
-/* cpu_features.c: runs the architecture's feature detection once and names the features for `rotary info`. */
+/* cpu_features.c: runs the architecture's feature detection once and names the features for `rotary info`; the
+ * CPU model that keys tuning files. */
 #include <pthread.h>
 #include <string.h>
 
@@ -50,4 +51,28 @@ unsigned rotary_cpu_feature_bits(void) {
 const char *rotary_cpu_features(void) {
   pthread_once(&detect_once, detect);
   return detected_text;
+}
+
+static pthread_once_t model_once = PTHREAD_ONCE_INIT;
+static char model_text[128];
+
+/* The architecture's text with spaces trimmed and runs of white space collapsed to one space; "unknown" if empty. */
+static void detect_model(void) {
+  char raw[sizeof model_text];
+  raw[0] = '\0';
+  rotary_cpu_model_detect(raw, sizeof raw);
+  size_t n = 0;
+  for (const char *c = raw; *c; c++) {
+    const int space = *c == ' ' || *c == '\t' || *c == '\n' || *c == '\r';
+    if (space && (n == 0 || model_text[n - 1] == ' ')) continue;
+    if (n + 1 < sizeof model_text) model_text[n++] = space ? ' ' : *c;
+  }
+  while (n && model_text[n - 1] == ' ') n--;
+  model_text[n] = '\0';
+  if (!n) memcpy(model_text, "unknown", 8);
+}
+
+const char *rotary_cpu_model(void) {
+  pthread_once(&model_once, detect_model);
+  return model_text;
 }

@@ -26,4 +26,8 @@ unsigned rotary_cpu_feature_bits(void);
 /* Detection proper, one per architecture (src/x86, src/arm); 0 elsewhere. */
 unsigned rotary_cpu_detect(void);
 
+/* Writes the CPU model that keys tuning files (rotary_cpu_model) into buf (size >= 16), NUL-terminated: the x86
+ * brand string, the Arm main ID register's implementer and part, "" when unknown. One per architecture. */
+void rotary_cpu_model_detect(char *buf, size_t size);
+
 #endif /* ROTARY_CPU_FEATURES_H */

@@ -4,3 +4,9 @@
 #if !defined(__x86_64__) && !defined(__i386__) && !defined(__aarch64__)
 unsigned rotary_cpu_detect(void) { return 0; }
 #endif
+
+#if !defined(__x86_64__) && !defined(__i386__) && !(defined(__aarch64__) && defined(__linux__))
+void rotary_cpu_model_detect(char *buf, size_t size) {
+  if (size) buf[0] = '\0'; /* "unknown" */
+}
+#endif

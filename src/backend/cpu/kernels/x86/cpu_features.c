@@ -1,9 +1,11 @@
-/* x86/cpu_features.c: CPUID + XGETBV detection; a feature counts only if the OS saves its registers. */
+/* x86/cpu_features.c: CPUID + XGETBV detection (a feature counts only if the OS saves its registers); the CPUID
+ * brand string as the CPU model. */
 #include "cpu_features.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #include <stdint.h>
+#include <string.h>
 
 static uint64_t read_xcr0(void) {
   uint32_t lo, hi;
@@ -39,5 +41,21 @@ unsigned rotary_cpu_detect(void) {
     }
   }
   return bits;
+}
+
+/* Leaves 0x80000002 .. 0x80000004: 48 bytes of text, NUL-padded ("AMD EPYC 7B13 64-Core Processor"). */
+void rotary_cpu_model_detect(char *buf, size_t size) {
+  unsigned regs[12];
+  buf[0] = '\0';
+  if (__get_cpuid_max(0x80000000u, 0) < 0x80000004u) return;
+  for (unsigned leaf = 0; leaf < 3; leaf++)
+    __cpuid(0x80000002u + leaf, regs[4 * leaf], regs[4 * leaf + 1], regs[4 * leaf + 2], regs[4 * leaf + 3]);
+  char text[sizeof regs + 1];
+  memcpy(text, regs, sizeof regs);
+  text[sizeof regs] = '\0';
+  size_t n = strlen(text);
+  if (n >= size) n = size - 1;
+  memcpy(buf, text, n);
+  buf[n] = '\0';
 }
 #endif
