@@ -6,7 +6,7 @@
 #include "bench.h"
 #include "cli.h"
 
-#define MAX_IMPLS (7 + BENCH_TUNE_COUNT)
+#define MAX_IMPLS (7 + BENCH_TUNE_COUNT + BENCH_STREAM_MAX)
 
 static double now_ms(void) {
   struct timespec ts;
@@ -27,9 +27,11 @@ static void summarize(double *t, size_t n, double *median, double *min, double *
   *max = t[n - 1];
 }
 
-/* The table's rows, in order: (a), (b), (c) and its variants, torch, then the references. The streaming pass is
- * timed inside every other row's block and comes last, from all its samples. */
-static size_t pick_impls(const bench_options *o, bench_result *r) {
+/* The table's rows, in order: (a), (b), (c) and its variants, torch, then the references (with
+ * --stream-candidates each candidate of the streaming pass). The streaming pass is timed inside every other row's
+ * block and comes last, from all its samples. */
+static size_t pick_impls(const bench_setup *s, bench_result *r) {
+  const bench_options *o = s->o;
   size_t n = 0;
   if (o->layout == ROTARY_LAYOUT_BHSD)
     fprintf(stderr, "rotary bench: --layout bhsd: the composed and naive rows (written for bshd) are left out\n");
@@ -46,6 +48,7 @@ static size_t pick_impls(const bench_options *o, bench_result *r) {
   for (int i = 0; o->tune && i < BENCH_TUNE_COUNT; i++) r[n++].impl = &bench_impl_tune[i];
   if (o->torch) r[n++].impl = &bench_impl_torch;
   if (o->out_of_place) r[n++].impl = &bench_impl_copy;
+  for (size_t i = 0; o->stream_candidates && i < s->stream.n; i++) r[n++].impl = &s->stream.rows[i];
   r[n++].impl = &bench_impl_stream;
   return n;
 }
@@ -53,7 +56,7 @@ static size_t pick_impls(const bench_options *o, bench_result *r) {
 static rotary_status time_one(bench_setup *s, const bench_impl *impl, double *ms) {
   if (impl->timed) return impl->timed(s, ms);
   const double t0 = now_ms();
-  const rotary_status st = impl->run(s);
+  const rotary_status st = impl->run(s, impl->arg);
   *ms = now_ms() - t0;
   return st;
 }
@@ -126,9 +129,11 @@ static int run_bench(const bench_options *o, bench_torch *torch) {
   }
   s.torch = torch;
   bench_result r[MAX_IMPLS] = {{0}};
-  const size_t n = pick_impls(o, r);
-  if (!o->json) bench_print_header(&s);
-  st = bench_check(&s, r, n);
+  st = bench_stream_pick_best(&s);
+  bench_stream_rows(&s);
+  const size_t n = pick_impls(&s, r);
+  if (st == ROTARY_OK && !o->json) bench_print_header(&s);
+  if (st == ROTARY_OK) st = bench_check(&s, r, n);
   if (st == ROTARY_OK) st = bench_time_all(&s, r, n, o->json ? NULL : bench_print_row);
   if (st == ROTARY_OK) {
     if (o->json && !bench_print_json(&s, r, n)) st = ROTARY_ERR_OUT_OF_MEMORY;

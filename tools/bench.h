@@ -40,6 +40,7 @@ typedef struct bench_options {
   rotary_pairing pairing;
   int out_of_place, json;
   int tune;           /* --tune: the fused call once per software-prefetch distance (bench_tune.c) */
+  int stream_candidates; /* --stream-candidates: a row per candidate of the streaming pass (bench_impls.c) */
   const char *torch;  /* --torch[=PYTHON]: the Python that times real torch (bench_torch.c), or NULL */
   int table_free;     /* also time rotary_apply with a table-free rope (cos/sin computed per token) */
   rotary_layout layout; /* --layout: q and k as [batch, seq, heads, dim] (default) or [batch, heads, seq, dim] */
@@ -66,8 +67,39 @@ typedef struct bench_preset {
   size_t sections[ROTARY_MAX_STREAMS]; /* SECTIONS and INTERLEAVED: mrope_section; n_streams = entries above 0 */
 } bench_preset;
 
+typedef struct bench_setup bench_setup;
+
+/* One row of the table. run(s, arg) does one call; bytes() counts what its loops read and write, per call. */
+typedef struct bench_impl {
+  const char *id;    /* JSON name */
+  const char *label; /* table name */
+  rotary_status (*run)(bench_setup *s, size_t arg);
+  double (*bytes)(const bench_setup *s);
+  int checked;       /* its output is compared with the fused call's */
+  rotary_status (*timed)(bench_setup *s, double *ms); /* if set, one call timed by itself (--torch), not run() */
+  size_t arg;        /* run's arg: which candidate a row of many alike runs (--tune, --stream-candidates) */
+} bench_impl;
+
+/* The streaming pass's candidates (bench_impls.c): a loop kind with a thread count, and its start-up timing. */
+#define BENCH_STREAM_MAX 32
+typedef struct bench_stream_cand {
+  unsigned kind;            /* bench_impls.c's list of loops */
+  size_t threads;           /* threads that run it */
+  double median_ms, min_ms; /* of its start-up rounds */
+} bench_stream_cand;
+
+typedef struct bench_stream_pick {
+  size_t n;      /* candidates */
+  size_t best;   /* the one the limit runs: the lowest start-up median */
+  size_t former; /* the pass rotary bench used before issue 13 (a compiler-vectorized loop, all threads) */
+  size_t rounds; /* start-up rounds each candidate ran */
+  bench_stream_cand c[BENCH_STREAM_MAX];
+  bench_impl rows[BENCH_STREAM_MAX]; /* --stream-candidates: a row per candidate (bench_stream_rows) */
+  char ids[BENCH_STREAM_MAX][16], labels[BENCH_STREAM_MAX][56];
+} bench_stream_pick;
+
 /* Everything the implementations work on; filled by bench_setup_create, every buffer written once. */
-typedef struct bench_setup {
+struct bench_setup {
   const bench_options *o;
   rotary_context *ctx;
   rotary_rope *rope;
@@ -85,17 +117,9 @@ typedef struct bench_setup {
   void *rot, *tmp1, *tmp2, *sum; /* [rows][max heads][rotary_dim] */
   struct bench_torch *torch;     /* --torch: the child process (owned by rotary_cli_bench), else NULL */
   struct bench_kv *kv;           /* --op kv-write: its buffers and calls (bench_kv_setup.c), else NULL */
-} bench_setup;
+  bench_stream_pick stream;      /* the streaming pass: its candidates and the one picked (bench_impls.c) */
+};
 
-/* One row of the table. run() does one call; bytes() counts what its loops read and write, per call. */
-typedef struct bench_impl {
-  const char *id;    /* JSON name */
-  const char *label; /* table name */
-  rotary_status (*run)(bench_setup *s);
-  double (*bytes)(const bench_setup *s);
-  int checked;       /* its output is compared with the fused call's */
-  rotary_status (*timed)(bench_setup *s, double *ms); /* if set, one call timed by itself (--torch), not run() */
-} bench_impl;
 
 /* What bench_print_row flags (bench.c decides, bench_report.c explains). */
 enum { BENCH_BEATS_LIMIT = 1, /* median below BENCH_LIMIT_MARGIN x the fastest streaming pass of its rounds */
@@ -146,12 +170,20 @@ size_t bench_split(size_t n, size_t index, size_t count); /* first item of task 
 extern const bench_impl bench_impl_stream, bench_impl_copy, bench_impl_fused, bench_impl_fused_free,
     bench_impl_naive, bench_impl_composed;
 
+/* bench_impls.c: the streaming pass (the limit) is the fastest of its candidates on this run's tensors: times
+ * each candidate in interleaved start-up rounds and keeps the lowest median in s->stream (OUT_OF_MEMORY or OK). */
+rotary_status bench_stream_pick_best(bench_setup *s);
+void bench_stream_name(const bench_setup *s, size_t i, char *buf, size_t size); /* "AVX2 x4, 2 threads" */
+int bench_stream_is_former(const bench_setup *s, size_t i); /* is candidate i the former pass? */
+void bench_stream_rows(bench_setup *s); /* fills s->stream.rows (--stream-candidates) */
+
 /* bench_check.c: runs each checked implementation once from the same input, compares with the fused call. */
 rotary_status bench_check(bench_setup *s, bench_result *results, size_t n);
 
 /* bench_report.c: the table is printed as it is measured: the header, then each row when its block is done (the
  * first row is the speedup's reference), then the notes; --json prints one object at the end. */
 void bench_print_header(const bench_setup *s);
+void bench_print_stream_pick(const bench_setup *s); /* the limit's loop, its rivals, the former pass's time */
 void bench_print_row(const bench_setup *s, const bench_result *r, const bench_result *first);
 void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n);
 void bench_print_flag_notes(unsigned flags); /* a blank line, then what the flags of the table's rows mean */

@@ -39,14 +39,14 @@ static void reset(bench_setup *s, void *const saved[2]) {
 }
 
 static rotary_status check_all(bench_setup *s, bench_result *results, size_t n, void *saved[2], void *ref[2]) {
-  rotary_status st = bench_impl_fused.run(s);
+  rotary_status st = bench_impl_fused.run(s, 0);
   if (st != ROTARY_OK) return st;
   for (int t = 0; t < 2; t++) memcpy(ref[t], s->out[t], s->bytes[t]);
   for (size_t i = 0; i < n && st == ROTARY_OK; i++) {
     results[i].max_rel_err = -1;
     if (!results[i].impl->checked) continue;
     reset(s, saved);
-    st = results[i].impl->run(s);
+    st = results[i].impl->run(s, results[i].impl->arg);
     if (st != ROTARY_OK) break;
     results[i].max_rel_err = rel_error(s, ref);
     if (results[i].max_rel_err > tolerance(s->o->dtype)) {

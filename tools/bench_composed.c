@@ -153,7 +153,8 @@ static void composed_tensor(bench_setup *s, composed_op op, int t) {
   }
 }
 
-static rotary_status composed_run(bench_setup *s) {
+static rotary_status composed_run(bench_setup *s, size_t arg) {
+  (void)arg;
   composed_op op = {0};
   op.rows = s->rows;
   op.width = s->o->rotary_dim;
@@ -186,4 +187,4 @@ static double composed_bytes(const bench_setup *s) {
 }
 
 const bench_impl bench_impl_composed = {"composed", "(a) C model of HF eager ops", composed_run, composed_bytes, 1,
-                                        NULL};
+                                        NULL, 0};

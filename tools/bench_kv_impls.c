@@ -63,7 +63,8 @@ static void cache_copy_task(void *arg, size_t index, size_t count) {
   }
 }
 
-static rotary_status unfused_run(bench_setup *s) {
+static rotary_status unfused_run(bench_setup *s, size_t arg) {
+  (void)arg;
   const rotary_status st = rotary_apply(s->ctx, s->rope, &s->kv->rope);
   if (st != ROTARY_OK) return st;
   kv_job job = {s, 0, 0};
@@ -71,7 +72,10 @@ static rotary_status unfused_run(bench_setup *s) {
   return ROTARY_OK;
 }
 
-static rotary_status fused_run(bench_setup *s) { return rotary_kv_write(s->ctx, s->rope, &s->kv->desc); }
+static rotary_status fused_run(bench_setup *s, size_t arg) {
+  (void)arg;
+  return rotary_kv_write(s->ctx, s->rope, &s->kv->desc);
+}
 
 /* ---- the limit: each input byte read once, each output byte written once ---- */
 
@@ -190,7 +194,8 @@ static void limit_task(void *arg, size_t index, size_t count) {
 #endif
 }
 
-static rotary_status limit_run(bench_setup *s) {
+static rotary_status limit_run(bench_setup *s, size_t arg) {
+  (void)arg;
   kv_job job = {s, zero_word, s->kv->limit_stores};
   run_tasks(s, limit_task, &job);
   return ROTARY_OK;
@@ -211,7 +216,7 @@ void bench_kv_pick_limit_stores(bench_setup *s) {
     for (int k = first; k <= BENCH_KV_NT; k++) {
       s->kv->limit_stores = k;
       const double t0 = now_ms();
-      limit_run(s);
+      limit_run(s, 0);
       const double ms = now_ms() - t0;
       if (round > 0 && ms < best[k]) best[k] = ms;
     }
@@ -241,10 +246,10 @@ static double unfused_bytes(const bench_setup *s) {
   return (double)s->rows * (rope + copy) + cos_sin_bytes(s);
 }
 
-const bench_impl bench_kv_fused = {"kv_fused", "fused rotary_kv_write", fused_run, fused_bytes, 0, NULL};
+const bench_impl bench_kv_fused = {"kv_fused", "fused rotary_kv_write", fused_run, fused_bytes, 0, NULL, 0};
 const bench_impl bench_kv_unfused = {"kv_unfused", "unfused: rope + cache copy", unfused_run, unfused_bytes, 1,
-                                     NULL};
+                                     NULL, 0};
 /* The same pair where the cache dtype differs from the input's (fp8: vLLM's quantizing copy). */
 const bench_impl bench_kv_unfused_convert = {"kv_unfused", "unfused: rope + converting copy", unfused_run,
-                                             unfused_bytes, 1, NULL};
-const bench_impl bench_kv_limit = {"kv_limit", "streaming pass (the limit)", limit_run, limit_bytes, 0, NULL};
+                                             unfused_bytes, 1, NULL, 0};
+const bench_impl bench_kv_limit = {"kv_limit", "streaming pass (the limit)", limit_run, limit_bytes, 0, NULL, 0};

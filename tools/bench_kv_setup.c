@@ -236,14 +236,14 @@ static double tolerance(const bench_options *o) {
 static rotary_status check_rows(bench_setup *s, bench_result *r, size_t n, void *saved, uint8_t *ref[3],
                                 uint8_t *out[3]) {
   reset(s, saved);
-  rotary_status st = bench_kv_fused.run(s);
+  rotary_status st = bench_kv_fused.run(s, 0);
   if (st != ROTARY_OK) return st;
   snapshot(s, ref[0], ref[1], ref[2]);
   for (size_t i = 0; i < n && st == ROTARY_OK; i++) {
     r[i].max_rel_err = -1;
     if (!r[i].impl->checked) continue;
     reset(s, saved);
-    if ((st = r[i].impl->run(s)) != ROTARY_OK) break;
+    if ((st = r[i].impl->run(s, r[i].impl->arg)) != ROTARY_OK) break;
     snapshot(s, out[0], out[1], out[2]);
     r[i].max_rel_err = rel_error(s, ref, out);
     if (!(r[i].max_rel_err <= tolerance(s->o))) {

@@ -90,7 +90,8 @@ static void naive_task(void *arg, size_t index, size_t count) {
   }
 }
 
-static rotary_status naive_run(bench_setup *s) {
+static rotary_status naive_run(bench_setup *s, size_t arg) {
+  (void)arg;
   if (s->o->head_dim > BENCH_NAIVE_MAX_DIM) return ROTARY_ERR_HEAD_DIM;
   naive_job job = {s};
   rotary_pool_run(s->ctx->pool, naive_task, &job, s->o->threads, s->o->threads - 1);
@@ -103,4 +104,4 @@ static double naive_bytes(const bench_setup *s) {
   return 2.0 * bench_qk_bytes(s) + (double)s->rows * (double)heads * (double)s->o->rotary_dim * 4.0;
 }
 
-const bench_impl bench_impl_naive = {"naive", "(b) naive per-element loop", naive_run, naive_bytes, 1, NULL};
+const bench_impl bench_impl_naive = {"naive", "(b) naive per-element loop", naive_run, naive_bytes, 1, NULL, 0};

@@ -24,7 +24,8 @@ void bench_usage(FILE *f, int full) {
           "                    [--heads N] [--kv-heads N] [--head-dim N] [--rotary-dim N] [--base X] [--table N]\n"
           "                    [--dtype f32|f16|bf16] [--pairing half|interleaved] [--layout bshd|bhsd]\n"
           "                    [--threads N] [--reps N] [--out-of-place] [--table-free] [--tune]\n"
-          "                    [--torch[=PYTHON]] [--streams text|image [--stream-layout L]] [--json] [--help]\n"
+          "                    [--stream-candidates] [--torch[=PYTHON]] [--streams text|image [--stream-layout L]]\n"
+          "                    [--json] [--help]\n"
           "       rotary bench --op kv-write [--cache contiguous|paged] [--cache-dtype f32|f16|bf16|fp8]\n"
           "                    [--block-size N] [--sweep] [shape, --dtype, --threads, --reps, --json as above]\n");
   if (!full) {
@@ -47,6 +48,9 @@ void bench_usage(FILE *f, int full) {
           "  --model      sets heads, kv heads, head_dim, rotary_dim and base; explicit options override it\n"
           "  --tune       also times the fused call with each software-prefetch distance (off, 0, 512, 1024,\n"
           "               2048, 4096 bytes ahead) and names the fastest: set it with ROTARY_PREFETCH\n"
+          "  --stream-candidates  adds a row per candidate of the streaming pass (the limit is the fastest of\n"
+          "               them in start-up rounds: unrolled AVX-512, AVX2 or C loops, non-temporal stores out of\n"
+          "               place, all threads or one; the former pass, a compiler-vectorized loop, among them)\n"
           "  --torch      adds a row: real PyTorch eager running Hugging Face's recipe (gather cos/sin, then\n"
           "               apply_rotary_pos_emb) on the same shape, dtype and threads, timed in a child process of\n"
           "               PYTHON (default python3), which must import torch\n"
@@ -101,7 +105,8 @@ static int parse_size(const char *s, size_t *v) {
 /* getopt_long's values for the long options; the whole-number ones first, in the order of size_fields. */
 enum { OPT_TOKENS = 256, OPT_BATCH, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_REPS, OPT_DECODE, OPT_TABLE,
        OPT_BLOCK, OPT_BASE, OPT_DTYPE, OPT_PAIRING, OPT_LAYOUT, OPT_MODEL, OPT_CONFIG, OPT_OOP, OPT_JSON, OPT_TUNE,
-       OPT_FREE, OPT_TORCH, OPT_OP, OPT_CACHE, OPT_CACHE_DTYPE, OPT_SWEEP, OPT_STREAMS, OPT_STREAM_LAYOUT };
+       OPT_FREE, OPT_TORCH, OPT_OP, OPT_CACHE, OPT_CACHE_DTYPE, OPT_SWEEP, OPT_STREAMS, OPT_STREAM_LAYOUT,
+       OPT_STREAM_CANDIDATES };
 
 static const struct option long_options[] = {
     {"tokens", required_argument, NULL, OPT_TOKENS},     {"batch", required_argument, NULL, OPT_BATCH},
@@ -119,6 +124,7 @@ static const struct option long_options[] = {
     {"cache-dtype", required_argument, NULL, OPT_CACHE_DTYPE}, {"block-size", required_argument, NULL, OPT_BLOCK},
     {"sweep", no_argument, NULL, OPT_SWEEP},             {"streams", required_argument, NULL, OPT_STREAMS},
     {"stream-layout", required_argument, NULL, OPT_STREAM_LAYOUT},
+    {"stream-candidates", no_argument, NULL, OPT_STREAM_CANDIDATES},
     {NULL, 0, NULL, 0},
 };
 
@@ -254,6 +260,7 @@ static int take(bench_options *o, int c, const char *v, unsigned *set) {
     case OPT_OOP: o->out_of_place = 1; return 1;
     case OPT_JSON: o->json = 1; return 1;
     case OPT_TUNE: o->tune = 1; return 1;
+    case OPT_STREAM_CANDIDATES: o->stream_candidates = 1; return 1;
     case OPT_FREE: o->table_free = 1; return 1;
     case OPT_TORCH: o->torch = v ? v : "python3"; return 1;
     case OPT_CONFIG: o->config = v; return 1;
@@ -346,13 +353,15 @@ void bench_options_free(bench_options *o) {
 static int check_op(const bench_options *o, unsigned set) {
   if (o->op == BENCH_OP_ROPE) {
     if (set & SET_KV_ONLY) return bad("--cache, --cache-dtype, --block-size and --sweep go with --op kv-write");
-    if (o->streams && (o->tune || o->torch))
-      return bad("%s does not go with --streams: it times the fused call only", o->tune ? "--tune" : "--torch");
+    if (o->streams && (o->tune || o->torch || o->stream_candidates))
+      return bad("%s does not go with --streams: it times the fused call only",
+                 o->tune ? "--tune" : o->torch ? "--torch" : "--stream-candidates");
     return 1;
   }
   if (o->streams || (set & SET_STREAM_LAYOUT)) return bad("--streams and --stream-layout go with --op rope");
   const char *rope_only = o->out_of_place                   ? "--out-of-place"
                           : o->tune                         ? "--tune"
+                          : o->stream_candidates            ? "--stream-candidates"
                           : o->torch                        ? "--torch"
                           : o->table_free                   ? "--table-free"
                           : o->layout != ROTARY_LAYOUT_BSHD ? "--layout"

@@ -32,6 +32,17 @@ static derived derive(const bench_setup *s, const bench_result *r, const bench_r
 
 static const char *layout_name(const bench_options *o) { return o->layout == ROTARY_LAYOUT_BHSD ? "bhsd" : "bshd"; }
 
+/* Which streaming pass is the limit, how it was picked, and the former pass's time in the same start-up rounds. */
+void bench_print_stream_pick(const bench_setup *s) {
+  const bench_stream_pick *p = &s->stream;
+  char name[48];
+  bench_stream_name(s, p->best, name, sizeof name);
+  printf("streaming pass (the limit): %s, the fastest of %zu candidates in %zu start-up rounds (median %.4f ms; the\n"
+         "former pass, a compiler-vectorized loop on %zu thread%s: %.4f ms)\n\n",
+         name, p->n, p->rounds, p->c[p->best].median_ms, p->c[p->former].threads,
+         p->c[p->former].threads == 1 ? "" : "s", p->c[p->former].median_ms);
+}
+
 void bench_print_header(const bench_setup *s) {
   const bench_options *o = s->o;
   printf("rotary bench: %s%s", o->model ? o->model : "", o->model ? ", " : "");
@@ -50,6 +61,7 @@ void bench_print_header(const bench_setup *s) {
          "(%% stream compares the two medians)\n\n",
          bench_qk_bytes(s) / MIB, bench_ideal_bytes(s) / MIB, o->out_of_place ? "q/k" : "rotated", BENCH_WARMUPS_NEXT,
          BENCH_WARMUPS_NEXT == 1 ? "" : "s", BENCH_WARMUPS, o->reps);
+  bench_print_stream_pick(s);
   printf("%-30s %10s %21s %7s %10s %8s %8s %9s\n", "implementation", "median ms", "min-max ms", "passes",
          "MiB moved", "GB/s", "speedup", "% stream");
   fflush(stdout);
@@ -135,6 +147,37 @@ static cJSON *json_shape(const bench_options *o, const bench_setup *s) {
   return shape;
 }
 
+/* "stream_pass": the limit's loop and threads, and every candidate's start-up median and minimum. */
+static cJSON *json_stream_pass(const bench_setup *s) {
+  const bench_stream_pick *p = &s->stream;
+  cJSON *o = cJSON_CreateObject(), *list = cJSON_CreateArray();
+  char name[48];
+  bench_stream_name(s, p->best, name, sizeof name);
+  int ok = o && list && cJSON_AddStringToObject(o, "pass", name) &&
+           cJSON_AddNumberToObject(o, "threads", (double)p->c[p->best].threads) &&
+           cJSON_AddNumberToObject(o, "rounds", (double)p->rounds) &&
+           cJSON_AddNumberToObject(o, "median_ms", bench_sig6(p->c[p->best].median_ms)) &&
+           cJSON_AddNumberToObject(o, "former_median_ms", bench_sig6(p->c[p->former].median_ms));
+  for (size_t i = 0; ok && i < p->n; i++) {
+    cJSON *c = cJSON_CreateObject();
+    bench_stream_name(s, i, name, sizeof name);
+    ok = c && cJSON_AddItemToArray(list, c) && cJSON_AddStringToObject(c, "pass", name) &&
+         cJSON_AddStringToObject(c, "impl", p->ids[i]) &&
+         cJSON_AddNumberToObject(c, "threads", (double)p->c[i].threads) &&
+         cJSON_AddBoolToObject(c, "former", bench_stream_is_former(s, i)) &&
+         cJSON_AddNumberToObject(c, "median_ms", bench_sig6(p->c[i].median_ms)) &&
+         cJSON_AddNumberToObject(c, "min_ms", bench_sig6(p->c[i].min_ms));
+    if (!c) break;
+  }
+  if (ok) ok = cJSON_AddItemToObject(o, "candidates", list);
+  else cJSON_Delete(list);
+  if (!ok) {
+    cJSON_Delete(o);
+    return NULL;
+  }
+  return o;
+}
+
 static cJSON *json_row(const bench_setup *s, const bench_result *r, const bench_result *first) {
   const derived d = derive(s, r, first);
   cJSON *row = cJSON_CreateObject(), *flags = cJSON_CreateArray();
@@ -188,6 +231,9 @@ static cJSON *json_doc(const bench_setup *s, const bench_result *r, size_t n) {
        cJSON_AddNumberToObject(doc, "qk_bytes", bench_qk_bytes(s)) &&
        cJSON_AddNumberToObject(doc, "ideal_bytes", bench_ideal_bytes(s)) &&
        cJSON_AddStringToObject(doc, "gb_per_s_basis", "ideal_bytes / median");
+  cJSON *pass = ok ? json_stream_pass(s) : NULL;
+  ok = pass && cJSON_AddItemToObject(doc, "stream_pass", pass);
+  if (!ok) cJSON_Delete(pass);
   return bench_json_finish(doc, rows, ok, s, r, n, json_row);
 }
 

@@ -170,7 +170,8 @@ void bench_torch_stop(bench_torch *t) {
   free(t);
 }
 
-static rotary_status torch_run(bench_setup *s) {
+static rotary_status torch_run(bench_setup *s, size_t arg) {
+  (void)arg;
   double ms;
   return bench_torch_time(s->torch, &ms);
 }
@@ -185,4 +186,4 @@ static rotary_status torch_timed(bench_setup *s, double *ms) {
 static double torch_bytes(const bench_setup *s) { return bench_impl_composed.bytes(s); }
 
 const bench_impl bench_impl_torch = {"torch_eager", "torch eager HF recipe (real)", torch_run, torch_bytes, 0,
-                                     torch_timed};
+                                     torch_timed, 0};

@@ -21,24 +21,17 @@ static rotary_status run_with(bench_setup *s, int d) {
   return st;
 }
 
-#define TUNE_RUN(i) \
-  static rotary_status tune_run_##i(bench_setup *s) { return run_with(s, distances[i]); }
-TUNE_RUN(0)
-TUNE_RUN(1)
-TUNE_RUN(2)
-TUNE_RUN(3)
-TUNE_RUN(4)
-TUNE_RUN(5)
+static rotary_status tune_run(bench_setup *s, size_t arg) { return run_with(s, distances[arg]); }
 
 static double tune_bytes(const bench_setup *s) { return bench_impl_fused.bytes(s); }
 
 const bench_impl bench_impl_tune[BENCH_TUNE_COUNT] = {
-    {"fused_prefetch_off", "(c) prefetch off", tune_run_0, tune_bytes, 1, NULL},
-    {"fused_prefetch_0", "(c) prefetch 0 B", tune_run_1, tune_bytes, 1, NULL},
-    {"fused_prefetch_512", "(c) prefetch 512 B", tune_run_2, tune_bytes, 1, NULL},
-    {"fused_prefetch_1024", "(c) prefetch 1024 B", tune_run_3, tune_bytes, 1, NULL},
-    {"fused_prefetch_2048", "(c) prefetch 2048 B", tune_run_4, tune_bytes, 1, NULL},
-    {"fused_prefetch_4096", "(c) prefetch 4096 B", tune_run_5, tune_bytes, 1, NULL},
+    {"fused_prefetch_off", "(c) prefetch off", tune_run, tune_bytes, 1, NULL, 0},
+    {"fused_prefetch_0", "(c) prefetch 0 B", tune_run, tune_bytes, 1, NULL, 1},
+    {"fused_prefetch_512", "(c) prefetch 512 B", tune_run, tune_bytes, 1, NULL, 2},
+    {"fused_prefetch_1024", "(c) prefetch 1024 B", tune_run, tune_bytes, 1, NULL, 3},
+    {"fused_prefetch_2048", "(c) prefetch 2048 B", tune_run, tune_bytes, 1, NULL, 4},
+    {"fused_prefetch_4096", "(c) prefetch 4096 B", tune_run, tune_bytes, 1, NULL, 5},
 };
 
 void bench_print_tune(const bench_result *r, size_t n) {
