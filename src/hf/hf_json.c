@@ -1,13 +1,13 @@
 /* hf_json.c: the JSON text parsed (out of memory told apart from bad syntax) and typed, error-reporting reads of
  * config.json fields for librotary_hf. */
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hf_json.h"
+#include "json_strict.h"
 
 static void vput(hf_parse *p, const char *fmt, va_list ap) {
   if (p->error && p->error_size) vsnprintf(p->error, p->error_size, fmt, ap);
@@ -29,89 +29,24 @@ rotary_status hf_fail_status(hf_parse *p, rotary_status st, const char *fmt, ...
   return st;
 }
 
-/* cJSON reports every failure as NULL. Its allocation hooks (process-wide, but this copy of cJSON is private to
- * librotary_hf) go through a malloc that notes a failure in a per-thread flag, so that a parse that ran out of
- * memory is told from one that met bad syntax. The hooks are set once and never change. */
-static _Thread_local int alloc_failed;
-
-static void *noting_malloc(size_t n) {
-  void *block = malloc(n);
-  if (!block) alloc_failed = 1;
-  return block;
-}
-
-static void free_block(void *block) { free(block); }
-
-static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
-
-static void install_hooks(void) {
-  cJSON_Hooks hooks = {noting_malloc, free_block};
-  cJSON_InitHooks(&hooks);
-}
-
-/* The first byte in [0, end) that Python's json (strict) reads differently from cJSON, or end: a control
- * character (below 0x20) inside a string or, other than tab, newline and return, between tokens (cJSON skips
- * them); an escaped NUL (\u0000), which would cut a cJSON string short ("rope_theta\u0000x" read as "rope_theta").
- * The text up to end is valid JSON, so quotes and backslashes pair up. */
-static size_t python_mismatch(const char *json, size_t end, const char **why) {
-  int in_string = 0;
-  for (size_t i = 0; i < end; i++) {
-    const unsigned char ch = (unsigned char)json[i];
-    if (ch < 0x20 && (in_string || (ch != '\t' && ch != '\n' && ch != '\r'))) {
-      *why = "a control character";
-      return i;
-    }
-    if (!in_string) {
-      in_string = ch == '"';
-    } else if (ch == '"') {
-      in_string = 0;
-    } else if (ch == '\\') {
-      if (i + 5 < end && json[i + 1] == 'u' && !memcmp(json + i + 2, "0000", 4)) {
-        *why = "an escaped NUL (\\u0000) in a string";
-        return i;
-      }
-      i++; /* the escaped character */
-    }
-  }
-  return end;
-}
-
-/* cJSON's parser writes a process-wide error record (global_error) on every call, even one that succeeds; parses
- * take turns so that configs can be loaded from several threads at once. */
-static pthread_mutex_t parse_lock = PTHREAD_MUTEX_INITIALIZER;
-
+/* The parse itself (cJSON's allocation hooks, Python's json's rules, one parse at a time) is json_strict.c's,
+ * shared with librotary's tuning files. */
 rotary_status hf_json_parse(hf_parse *p, const char *json, size_t length, cJSON **root) {
-  pthread_once(&hooks_once, install_hooks);
-  alloc_failed = 0;
-  const char *end = NULL;
-  pthread_mutex_lock(&parse_lock);
-  cJSON *r = cJSON_ParseWithLengthOpts(json, length, &end, 0);
-  pthread_mutex_unlock(&parse_lock);
-  const size_t at = end && end >= json && end <= json + length ? (size_t)(end - json) : 0;
-  if (alloc_failed) {
-    cJSON_Delete(r);
-    return hf_fail_status(p, ROTARY_ERR_OUT_OF_MEMORY, "config: out of memory while parsing the JSON text");
+  size_t at = 0;
+  const char *why = "";
+  switch (rotary_json_parse(json, length, root, &at, &why)) {
+    case ROTARY_JSON_OK: return ROTARY_OK;
+    case ROTARY_JSON_NO_MEMORY:
+      return hf_fail_status(p, ROTARY_ERR_OUT_OF_MEMORY, "config: out of memory while parsing the JSON text");
+    case ROTARY_JSON_SYNTAX: return hf_fail(p, "config: not valid JSON (error near byte %zu)", at);
+    case ROTARY_JSON_MISMATCH:
+      return hf_fail(p, "config: %s at byte %zu (not read as Python's json reads it)", why, at);
+    case ROTARY_JSON_EXTRA: break;
   }
-  if (!r) return hf_fail(p, "config: not valid JSON (error near byte %zu)", at);
-  size_t tail = at;
-  while (tail < length && (json[tail] == ' ' || json[tail] == '\t' || json[tail] == '\n' || json[tail] == '\r'))
-    tail++;
-  const char *why = NULL;
-  const size_t bad = python_mismatch(json, at, &why);
-  if (bad < at || tail < length) cJSON_Delete(r);
-  if (bad < at) return hf_fail(p, "config: %s at byte %zu (not read as Python's json reads it)", why, bad);
-  if (tail < length) return hf_fail(p, "config: unexpected data after the JSON object (byte %zu)", tail);
-  *root = r;
-  return ROTARY_OK;
+  return hf_fail(p, "config: unexpected data after the JSON object (byte %zu)", at);
 }
 
-const cJSON *hf_get(const cJSON *obj, const char *name) {
-  const cJSON *found = NULL;
-  if (!cJSON_IsObject(obj)) return NULL;
-  for (const cJSON *c = obj->child; c; c = c->next)
-    if (c->string && !strcmp(c->string, name)) found = c;
-  return found;
-}
+const cJSON *hf_get(const cJSON *obj, const char *name) { return rotary_json_get(obj, name); }
 
 int hf_is_null(const cJSON *obj, const char *name) { return cJSON_IsNull(hf_get(obj, name)); }
 

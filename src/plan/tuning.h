@@ -62,10 +62,27 @@ const rotary_tuning *rotary_context_tuning(const rotary_context *ctx);
 rotary_status rotary_tuning_file_default_path(char *path, size_t size);
 
 /* Reads a tuning file (rotary.h's rules) into *t: on success the settings it names take the file's values with
- * source FILE; on error *t is unchanged and error receives "path: field: what". Errors: IO, TUNING, OUT_OF_MEMORY. */
+ * source FILE; on error *t is unchanged and error receives "path: field: what", checked in this order:
+ *   file: <the system's text> (IO: "No such file or directory", "Is a directory", ...) | not a regular file (IO) |
+ *         larger than 1 MiB (TUNING) | out of memory (OUT_OF_MEMORY)
+ *   JSON: not valid JSON (error near byte N) | a control character at byte N (not read as Python's json reads it) |
+ *         an escaped NUL (\u0000) in a string at byte N (...) | unexpected data after the JSON value (byte N) |
+ *         <a string, a number, an array, a boolean, null>, not an object | out of memory while parsing
+ *   format: missing | <type>, not a string | "x" is not "rotary-tuning"
+ *   format_version: missing | 1.5 is not an integer | <type>, not an integer | 2 is not 1
+ *   library_version: missing | <type>, not a string | "0.1.0" is not this library's version "0.2.0" (a stale ...)
+ *   cpu_model: missing | <type>, not a string | "X" is not this CPU's model "Y" (a file from another CPU: ...)
+ *   settings: missing | <type>, not an object
+ *   settings.<key>: unknown setting (the first unknown key in the file's order)
+ *   settings.<name>: 4.5 is not an integer | <type>, not an integer | 0 is outside 1 .. 64 (settings in enum order)
+ * A number without a fraction is an integer (1.0 as 1); a key given twice counts with its last value only (an
+ * earlier value is never checked, as in Python's json). Errors: IO, TUNING, OUT_OF_MEMORY. */
 rotary_status rotary_tuning_file_read(const char *path, rotary_tuning *t, char *error, size_t error_size);
-/* Writes the settings of t whose source is FILE, SET or TUNED to path (atomically: a temporary file beside it, then
- * rename), with notes (a JSON object text, or NULL). Errors: TUNING (notes), IO, OUT_OF_MEMORY. */
+/* Writes the settings of t whose source is FILE, SET or TUNED to path (atomically: a temporary file path.XXXXXX
+ * beside it, mode 0644, then rename), with notes (a JSON object text, or NULL; stored verbatim as "notes") and the
+ * UTC time as "written". Messages: "path: notes: <as JSON: above> | <type>, not an object | too long: the file would
+ * be larger than 1 MiB" (TUNING), "path: file: <the system's text>" (IO). Errors: TUNING (notes), IO,
+ * OUT_OF_MEMORY. */
 rotary_status rotary_tuning_file_write(const char *path, const rotary_tuning *t, const char *notes, char *error,
                                        size_t error_size);
 
