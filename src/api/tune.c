@@ -69,10 +69,12 @@ static rotary_tuning tuned_settings(const rotary_tuning *from, const rotary_tuni
  * alone longer than the budget still runs, as does the final comparison's `rounds` rounds per side. */
 static rotary_status tune_run(rotary_tune_run *run, const rotary_tuning *before, unsigned mask, rotary_tuning *after,
                               rotary_tune_report *r) {
-  const double start = rotary_tune_now();
-  rotary_status st = rotary_tune_round(run, before, run->times); /* first touches, caches, workers awake */
+  /* warm-up: the first round pays first touches, cold caches and sleeping workers; the second is the first
+   * estimate of a round's time */
+  rotary_status st = rotary_tune_round(run, before, run->times);
+  if (st == ROTARY_OK) st = rotary_tune_round(run, before, run->times);
   if (st != ROTARY_OK) return st;
-  run->estimate = rotary_tune_now() - start; /* an overestimate (cold): conservative */
+  run->estimate = run->times[run->n_descs];
   rotary_tuning current = *before;
   st = rotary_tune_search(run, mask, &current, &r->candidates, &r->out_of_time);
   if (st != ROTARY_OK) return st;
