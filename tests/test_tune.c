@@ -197,6 +197,8 @@ static void test_errors(void **state) {
   }
   o = ok, o.rounds = 2;
   expect_error(ctx, &c, c.desc, N_CALLS, &o, ROTARY_ERR_INVALID_ARGUMENT, "rounds 2");
+  o = ok, o.rounds = SIZE_MAX / 2; /* the timing buffers' size overflows */
+  expect_error(ctx, &c, c.desc, N_CALLS, &o, ROTARY_ERR_OUT_OF_MEMORY, "rounds SIZE_MAX / 2");
   o = ok, o.settings_mask = 1u << ROTARY_SETTING_COUNT;
   expect_error(ctx, &c, c.desc, N_CALLS, &o, ROTARY_ERR_INVALID_ARGUMENT, "settings_mask bit 5");
   rotary_apply_desc bad[N_CALLS];

@@ -96,7 +96,8 @@ static int b_wins(const rotary_tune_run *run) {
  * threads, has the same kernels, store kinds, groups, threads and tasks under the candidate as under the current
  * value, the calls run the very same code: e.g. stream stores when every call is in place or writes less than any
  * threshold tried, the head group when no tensor is heads-major, the thread split on a one-thread context.
- * prefetch_bytes is read by the kernels themselves and is always timed. */
+ * prefetch_bytes is read by the kernels themselves and is always timed. A skipped candidate is not counted in the
+ * report's candidates (values timed). */
 static int plans_differ(const rotary_tune_run *run, rotary_setting s, const rotary_tuning *a, const rotary_tuning *b) {
   if (s != ROTARY_SETTING_STREAM_STORE_BYTES && s != ROTARY_SETTING_HEAD_GROUP && s != ROTARY_SETTING_THREAD_BYTES &&
       s != ROTARY_SETTING_TASKS_PER_THREAD)
