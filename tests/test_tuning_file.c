@@ -1,0 +1,657 @@
+/* test_tuning_file.c: tuning files through the public API: a valid file loads (named settings FILE, others kept),
+ * save -> load round trips, every malformed file refused field by field (status, message naming file and field,
+ * context unchanged), every prefix of a valid file refused, file kinds (directory, FIFO, missing, over 1 MiB), and
+ * rotary_tuning_default_path. */
+#define _GNU_SOURCE /* setenv, unsetenv, mkdtemp, mkfifo */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rotary.h"
+
+#define N ROTARY_SETTING_COUNT
+
+static char g_dir[256];     /* this run's scratch folder */
+static rotary_context *g_ctx; /* each test's context, settings partly SET (see fresh_ctx) */
+
+/* ---- files ---- */
+
+static void path_of(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", g_dir, name); }
+
+static void write_bytes(const char *path, const char *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, len, f), len);
+  assert_int_equal(fclose(f), 0);
+}
+
+static char *read_all(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  static char buf[1 << 16];
+  const size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return buf;
+}
+
+/* s as a JSON string (quotes, backslashes and control characters escaped). */
+static void json_string(char *out, size_t size, const char *s) {
+  size_t n = 0;
+  out[n++] = '"';
+  for (const unsigned char *c = (const unsigned char *)s; *c && n + 8 < size; c++) {
+    if (*c == '"' || *c == '\\') n += (size_t)snprintf(out + n, size - n, "\\%c", *c);
+    else if (*c < 0x20) n += (size_t)snprintf(out + n, size - n, "\\u%04x", *c);
+    else out[n++] = (char)*c;
+  }
+  out[n++] = '"';
+  out[n] = '\0';
+}
+
+/* The five members of a valid file; a case replaces one (NULL text: left out). */
+enum { M_FORMAT, M_FVERSION, M_LIBRARY, M_CPU, M_SETTINGS, M_COUNT };
+
+static void member_defaults(char members[M_COUNT][512]) {
+  char cpu[400], ver[64];
+  json_string(cpu, sizeof cpu, rotary_cpu_model());
+  json_string(ver, sizeof ver, rotary_version_string());
+  snprintf(members[M_FORMAT], 512, "\"format\": \"rotary-tuning\"");
+  snprintf(members[M_FVERSION], 512, "\"format_version\": 1");
+  snprintf(members[M_LIBRARY], 512, "\"library_version\": %s", ver);
+  snprintf(members[M_CPU], 512, "\"cpu_model\": %s", cpu);
+  snprintf(members[M_SETTINGS], 512, "\"settings\": {\"head_group\": 3}");
+}
+
+/* A document of the default members with member `which` replaced by `text` (NULL: left out; which < 0: none),
+ * followed by `extra` members (may be NULL). */
+static void make_doc(char *out, size_t size, int which, const char *text, const char *extra) {
+  char members[M_COUNT][512];
+  member_defaults(members);
+  size_t n = (size_t)snprintf(out, size, "{\n  \"written\": \"2026-11-28T00:00:00Z\"");
+  for (int m = 0; m < M_COUNT; m++) {
+    const char *t = m == which ? text : members[m];
+    if (t) n += (size_t)snprintf(out + n, size - n, ",\n  %s", t);
+  }
+  if (extra) n += (size_t)snprintf(out + n, size - n, ",\n  %s", extra);
+  snprintf(out + n, size - n, "\n}\n");
+}
+
+/* ---- settings snapshots ---- */
+
+typedef struct snapshot {
+  int64_t value[N];
+  rotary_setting_source source[N];
+} snapshot;
+
+static snapshot snap(rotary_context *ctx) {
+  snapshot s;
+  for (int i = 0; i < N; i++)
+    assert_int_equal(rotary_context_get_setting(ctx, (rotary_setting)i, &s.value[i], &s.source[i]), ROTARY_OK);
+  return s;
+}
+
+static void assert_same(const snapshot *a, const snapshot *b) {
+  for (int i = 0; i < N; i++) {
+    if (a->value[i] != b->value[i] || a->source[i] != b->source[i])
+      fail_msg("%s: %lld (%s) became %lld (%s)", rotary_setting_name((rotary_setting)i), (long long)a->value[i],
+               rotary_setting_source_name(a->source[i]), (long long)b->value[i],
+               rotary_setting_source_name(b->source[i]));
+  }
+}
+
+static int setting_of(const char *name) {
+  for (int i = 0; i < N; i++)
+    if (!strcmp(rotary_setting_name((rotary_setting)i), name)) return i;
+  fail_msg("no setting %s", name);
+  return -1;
+}
+
+/* ---- fixtures ---- */
+
+static int group_setup(void **state) {
+  (void)state;
+  const char *tmp = getenv("TMPDIR");
+  snprintf(g_dir, sizeof g_dir, "%s/rotary-tuning-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  return mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  DIR *d = opendir(g_dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    char p[512];
+    path_of(p, sizeof p, e->d_name);
+    if (unlink(p) != 0) rmdir(p);
+  }
+  if (d) closedir(d);
+  return rmdir(g_dir);
+}
+
+/* A context whose thread_bytes and tasks_per_thread were SET (so that "unchanged" covers SET sources too). */
+static int ctx_setup(void **state) {
+  (void)state;
+  if (rotary_context_create(1, &g_ctx) != ROTARY_OK) return -1;
+  if (rotary_context_set_setting(g_ctx, ROTARY_SETTING_THREAD_BYTES, 8192) != ROTARY_OK) return -1;
+  return rotary_context_set_setting(g_ctx, ROTARY_SETTING_TASKS_PER_THREAD, 3) == ROTARY_OK ? 0 : -1;
+}
+
+static int ctx_teardown(void **state) {
+  (void)state;
+  rotary_context_destroy(g_ctx);
+  g_ctx = NULL;
+  return 0;
+}
+
+/* ---- refusals ---- */
+
+/* Loading path is refused with `want`, the message names the file (and `field` when not NULL), the context keeps
+ * every value and source; likewise with no message buffer and with a 1-byte one. */
+static void expect_refused(const char *label, const char *path, rotary_status want, const char *field) {
+  const snapshot before = snap(g_ctx);
+  char err[1024];
+  memset(err, 0x5a, sizeof err);
+  const rotary_status st = rotary_context_load_tuning(g_ctx, path, err, sizeof err);
+  if (st != want) fail_msg("%s: status %d (%s), expected %d", label, (int)st, memchr(err, 0, sizeof err) ? err : "?",
+                           (int)want);
+  if (!memchr(err, 0, sizeof err)) fail_msg("%s: message not terminated", label);
+  if (!strstr(err, path)) fail_msg("%s: message \"%s\" does not name the file", label, err);
+  if (field && !strstr(err, field)) fail_msg("%s: message \"%s\" does not name %s", label, err, field);
+  snapshot after = snap(g_ctx);
+  assert_same(&before, &after);
+  assert_int_equal(rotary_context_load_tuning(g_ctx, path, NULL, 0), want);
+  char one[2] = {'x', 'y'};
+  assert_int_equal(rotary_context_load_tuning(g_ctx, path, one, 1), want);
+  assert_int_equal(one[0], '\0');
+  assert_int_equal(one[1], 'y');
+  after = snap(g_ctx);
+  assert_same(&before, &after);
+}
+
+static void expect_text_refused(const char *label, const char *text, size_t len, const char *field) {
+  char path[512];
+  path_of(path, sizeof path, "case.json");
+  write_bytes(path, text, len);
+  expect_refused(label, path, ROTARY_ERR_TUNING, field);
+}
+
+/* Loads text; returns the status (OK: the context changed as the file says). */
+static rotary_status load_text(const char *text, char *err, size_t err_size) {
+  char path[512];
+  path_of(path, sizeof path, "good.json");
+  write_bytes(path, text, strlen(text));
+  return rotary_context_load_tuning(g_ctx, path, err, err_size);
+}
+
+/* ---- tests ---- */
+
+static void test_load_valid(void **state) {
+  (void)state;
+  const snapshot before = snap(g_ctx);
+  char doc[4096], err[512];
+  /* prefetch off, head_group 3, thread_bytes (SET before) from the file; extra members ignored */
+  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"prefetch_bytes\": -1, \"head_group\": 3, \"thread_bytes\": 65536}",
+           "\"measured\": {\"calls\": [1, 2.5, null, true], \"note\": \"x\"}, \"zzz\": []");
+  memset(err, 'q', sizeof err);
+  assert_int_equal(load_text(doc, err, sizeof err), ROTARY_OK);
+  const snapshot after = snap(g_ctx);
+  const int pf = setting_of("prefetch_bytes"), hg = setting_of("head_group"), tb = setting_of("thread_bytes");
+  for (int i = 0; i < N; i++) {
+    if (i == pf || i == hg || i == tb) {
+      assert_int_equal(after.source[i], ROTARY_SOURCE_FILE);
+    } else {
+      assert_int_equal(after.value[i], before.value[i]);
+      assert_int_equal(after.source[i], before.source[i]);
+    }
+  }
+  assert_int_equal(after.value[pf], -1);
+  assert_int_equal(after.value[hg], 3);
+  assert_int_equal(after.value[tb], 65536);
+  /* an empty settings object: valid, changes nothing */
+  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {}", NULL);
+  assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK);
+  const snapshot again = snap(g_ctx);
+  assert_same(&after, &again);
+  /* a JSON escape in a string is read as Python reads it; integral 3.0-style numbers are not needed here */
+  make_doc(doc, sizeof doc, M_FORMAT, "\"format\": \"rotary\\u002dtuning\"", NULL);
+  assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK);
+  /* white space around the document is fine */
+  char padded[4200];
+  snprintf(padded, sizeof padded, " \t\r\n%s \n\n", doc);
+  assert_int_equal(load_text(padded, NULL, 0), ROTARY_OK);
+}
+
+/* Every setting's min and max (off included) load exactly, one at a time. */
+static void test_load_bounds(void **state) {
+  (void)state;
+  for (int i = 0; i < N; i++) {
+    int64_t lo, hi;
+    assert_int_equal(rotary_setting_range((rotary_setting)i, &lo, &hi), ROTARY_OK);
+    const int64_t values[2] = {lo, hi};
+    for (int k = 0; k < 2; k++) {
+      const snapshot before = snap(g_ctx);
+      char settings[128], doc[4096];
+      snprintf(settings, sizeof settings, "\"settings\": {\"%s\": %lld}", rotary_setting_name((rotary_setting)i),
+               (long long)values[k]);
+      make_doc(doc, sizeof doc, M_SETTINGS, settings, NULL);
+      char err[512];
+      if (load_text(doc, err, sizeof err) != ROTARY_OK) fail_msg("%s: %s", settings, err);
+      const snapshot after = snap(g_ctx);
+      for (int j = 0; j < N; j++) {
+        if (j == i) continue;
+        assert_int_equal(after.value[j], before.value[j]);
+        assert_int_equal(after.source[j], before.source[j]);
+      }
+      assert_int_equal(after.value[i], values[k]);
+      assert_int_equal(after.source[i], ROTARY_SOURCE_FILE);
+    }
+  }
+}
+
+/* A key given twice counts with its last value: at the top level and inside settings. */
+static void test_duplicates(void **state) {
+  (void)state;
+  char doc[4096];
+  const int hg = setting_of("head_group"), pf = setting_of("prefetch_bytes");
+  snapshot before = snap(g_ctx);
+  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 0, \"head_group\": 5}", NULL);
+  assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK);
+  snapshot after = snap(g_ctx);
+  assert_int_equal(after.value[hg], 5);
+  assert_int_equal(after.source[hg], ROTARY_SOURCE_FILE);
+  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 6, \"head_group\": 0}", NULL);
+  expect_text_refused("settings key twice, last bad", doc, strlen(doc), "settings.head_group");
+  /* settings twice: only the last object counts (prefetch_bytes of the first is not applied) */
+  before = snap(g_ctx);
+  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"prefetch_bytes\": 64}, \"settings\": {\"head_group\": 2}",
+           NULL);
+  assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK);
+  after = snap(g_ctx);
+  assert_int_equal(after.value[hg], 2);
+  assert_int_equal(after.value[pf], before.value[pf]);
+  assert_int_equal(after.source[pf], before.source[pf]);
+  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 2}, \"settings\": [1]", NULL);
+  expect_text_refused("settings twice, last an array", doc, strlen(doc), "settings");
+  /* top-level keys twice */
+  make_doc(doc, sizeof doc, -1, NULL, "\"cpu_model\": \"Another CPU\"");
+  expect_text_refused("cpu_model twice, last foreign", doc, strlen(doc), "cpu_model");
+  char cpu[400], extra[512];
+  json_string(cpu, sizeof cpu, rotary_cpu_model());
+  snprintf(extra, sizeof extra, "\"format_version\": 1, \"cpu_model\": %s", cpu);
+  make_doc(doc, sizeof doc, M_CPU, "\"cpu_model\": \"Another CPU\"", extra);
+  char *fv = strstr(doc, "\"format_version\": 1");
+  assert_non_null(fv);
+  fv[18] = '2'; /* the first format_version is 2, the last 1 */
+  assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK);
+}
+
+/* One member replaced (or left out) at a time: each refused with TUNING naming that member. */
+typedef struct member_case {
+  int which;
+  const char *text; /* NULL: member left out */
+  const char *field;
+} member_case;
+
+static const member_case member_cases[] = {
+    {M_FORMAT, NULL, "format"},
+    {M_FORMAT, "\"format\": \"rotary-tune\"", "format"},
+    {M_FORMAT, "\"format\": \"Rotary-Tuning\"", "format"},
+    {M_FORMAT, "\"format\": 1", "format"},
+    {M_FORMAT, "\"format\": null", "format"},
+    {M_FORMAT, "\"format\": [\"rotary-tuning\"]", "format"},
+    {M_FVERSION, NULL, "format_version"},
+    {M_FVERSION, "\"format_version\": 2", "format_version"},
+    {M_FVERSION, "\"format_version\": 0", "format_version"},
+    {M_FVERSION, "\"format_version\": -1", "format_version"},
+    {M_FVERSION, "\"format_version\": \"1\"", "format_version"},
+    {M_FVERSION, "\"format_version\": 1.5", "format_version"},
+    {M_FVERSION, "\"format_version\": true", "format_version"},
+    {M_FVERSION, "\"format_version\": null", "format_version"},
+    {M_FVERSION, "\"format_version\": 1e300", "format_version"},
+    {M_LIBRARY, NULL, "library_version"},
+    {M_LIBRARY, "\"library_version\": \"0.0.1\"", "library_version"},
+    {M_LIBRARY, "\"library_version\": \"\"", "library_version"},
+    {M_LIBRARY, "\"library_version\": 2", "library_version"},
+    {M_CPU, NULL, "cpu_model"},
+    {M_CPU, "\"cpu_model\": \"Another CPU 9000\"", "cpu_model"},
+    {M_CPU, "\"cpu_model\": \"\"", "cpu_model"},
+    {M_CPU, "\"cpu_model\": null", "cpu_model"},
+    {M_CPU, "\"cpu_model\": {}", "cpu_model"},
+    {M_SETTINGS, NULL, "settings"},
+    {M_SETTINGS, "\"settings\": []", "settings"},
+    {M_SETTINGS, "\"settings\": [{\"head_group\": 3}]", "settings"},
+    {M_SETTINGS, "\"settings\": \"head_group=3\"", "settings"},
+    {M_SETTINGS, "\"settings\": 3", "settings"},
+    {M_SETTINGS, "\"settings\": null", "settings"},
+    {M_SETTINGS, "\"settings\": {\"head_group\": 3, \"prefetch\": 64}", "settings.prefetch"},
+    {M_SETTINGS, "\"settings\": {\"Head_Group\": 3}", "settings.Head_Group"},
+    {M_SETTINGS, "\"settings\": {\"ROTARY_HEAD_GROUP\": 3}", "settings.ROTARY_HEAD_GROUP"},
+    {M_SETTINGS, "\"settings\": {\"head_group \": 3}", "settings.head_group "},
+    {M_SETTINGS, "\"settings\": {\"\": 3}", "settings."},
+};
+
+static void test_malformed_members(void **state) {
+  (void)state;
+  for (size_t c = 0; c < sizeof member_cases / sizeof member_cases[0]; c++) {
+    const member_case *m = &member_cases[c];
+    char doc[4096], label[600];
+    make_doc(doc, sizeof doc, m->which, m->text, NULL);
+    snprintf(label, sizeof label, "member %d as %s", m->which, m->text ? m->text : "(left out)");
+    expect_text_refused(label, doc, strlen(doc), m->field);
+  }
+  /* a foreign file with the CPU model one character off (a trailing space) */
+  char cpu[400], text[512], doc[4096];
+  snprintf(text, sizeof text, "%s ", rotary_cpu_model());
+  json_string(cpu, sizeof cpu, text);
+  snprintf(text, sizeof text, "\"cpu_model\": %s", cpu);
+  make_doc(doc, sizeof doc, M_CPU, text, NULL);
+  expect_text_refused("cpu_model with a trailing space", doc, strlen(doc), "cpu_model");
+  snprintf(text, sizeof text, "\"library_version\": \"%s.0\"", rotary_version_string());
+  make_doc(doc, sizeof doc, M_LIBRARY, text, NULL);
+  expect_text_refused("library_version with .0", doc, strlen(doc), "library_version");
+}
+
+/* Every setting with values of the wrong type, fractions and values just outside its range. */
+static void test_malformed_values(void **state) {
+  (void)state;
+  static const char *bad[] = {"\"4\"", "\"off\"", "2.5", "0.5", "-0.5", "true", "false", "null", "[]", "[4]", "{}",
+                              "1e300", "-1e300", "1e19", "-9223372036854775809", "18446744073709551616"};
+  for (int i = 0; i < N; i++) {
+    int64_t lo, hi;
+    assert_int_equal(rotary_setting_range((rotary_setting)i, &lo, &hi), ROTARY_OK);
+    char values[24][48];
+    size_t n = 0;
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) snprintf(values[n++], 48, "%s", bad[b]);
+    snprintf(values[n++], 48, "%lld", (long long)lo - 1);
+    snprintf(values[n++], 48, "%lld", (long long)hi + 1);
+    snprintf(values[n++], 48, "%lld", (long long)hi * 2);
+    snprintf(values[n++], 48, "%s", lo == -1 ? "-2" : "-1"); /* -1 only where the setting has an off value */
+    for (size_t k = 0; k < n; k++) {
+      char field[64], settings[200], doc[4096];
+      snprintf(field, sizeof field, "settings.%s", rotary_setting_name((rotary_setting)i));
+      snprintf(settings, sizeof settings, "\"settings\": {\"%s\": %.47s}",
+               rotary_setting_name((rotary_setting)i), values[k]);
+      make_doc(doc, sizeof doc, M_SETTINGS, settings, NULL);
+      expect_text_refused(settings, doc, strlen(doc), field);
+    }
+  }
+}
+
+/* Documents that are not one JSON object: refused (TUNING), naming the file. */
+static void test_not_json(void **state) {
+  (void)state;
+  char valid[4096], text[4200];
+  make_doc(valid, sizeof valid, -1, NULL, NULL);
+  static const char *whole[] = {"", " \n", "hello", "{", "}", "[]", "null", "1", "\"rotary-tuning\"", "{}",
+                                "{\"format\": \"rotary-tuning\",}", "{'format': 'rotary-tuning'}", "[{}]"};
+  for (size_t k = 0; k < sizeof whole / sizeof whole[0]; k++) expect_text_refused(whole[k], whole[k], strlen(whole[k]), NULL);
+  static const char *trail[] = {"x", "}", "{}", "[]", "0", "// note", "\"\"", ","};
+  for (size_t k = 0; k < sizeof trail / sizeof trail[0]; k++) {
+    snprintf(text, sizeof text, "%s%s", valid, trail[k]);
+    expect_text_refused(trail[k], text, strlen(text), NULL);
+  }
+  /* a NUL byte after the document (a UTF-8 byte order mark before it is left open: Python's json.loads takes
+   * it from bytes and refuses it from text) */
+  const size_t vlen = strlen(valid);
+  memcpy(text, valid, vlen);
+  text[vlen] = '\0';
+  expect_text_refused("NUL after", text, vlen + 1, NULL);
+  /* a raw control character inside a string (Python: "Invalid control character") */
+  make_doc(text, sizeof text, M_FORMAT, "\"format\": \"rotary-tuning\t\"", NULL);
+  expect_text_refused("tab in a string", text, strlen(text), NULL);
+  /* Python's NaN and Infinity are not integers either */
+  make_doc(text, sizeof text, M_SETTINGS, "\"settings\": {\"head_group\": NaN}", NULL);
+  expect_text_refused("NaN", text, strlen(text), NULL);
+  make_doc(text, sizeof text, M_SETTINGS, "\"settings\": {\"head_group\": Infinity}", NULL);
+  expect_text_refused("Infinity", text, strlen(text), NULL);
+}
+
+/* Every prefix of a valid file is refused, except those that are the whole document (trailing white space cut). */
+static void test_truncated(void **state) {
+  (void)state;
+  char doc[4096];
+  make_doc(doc, sizeof doc, M_SETTINGS,
+           "\"settings\": {\"prefetch_bytes\": 512, \"stream_store_bytes\": -1, \"head_group\": 4}",
+           "\"notes\": {\"calls\": [\"prefill\", 1.5e3], \"ok\": true}");
+  size_t len = strlen(doc), core = len;
+  while (core && (doc[core - 1] == '\n' || doc[core - 1] == ' ')) core--;
+  for (size_t cut = 0; cut < len; cut++) {
+    char label[64];
+    snprintf(label, sizeof label, "prefix of %zu of %zu bytes", cut, len);
+    if (cut >= core) {
+      char path[512];
+      path_of(path, sizeof path, "prefix.json");
+      write_bytes(path, doc, cut);
+      if (rotary_context_load_tuning(g_ctx, path, NULL, 0) != ROTARY_OK) fail_msg("%s refused", label);
+    } else {
+      expect_text_refused(label, doc, cut, NULL);
+    }
+  }
+}
+
+/* Paths that are not regular files, or too large: IO for what cannot be read, TUNING for the size. */
+static void test_file_kinds(void **state) {
+  (void)state;
+  char path[512], doc[4096];
+  path_of(path, sizeof path, "missing.json");
+  expect_refused("missing file", path, ROTARY_ERR_IO, NULL);
+  path_of(path, sizeof path, "adir");
+  assert_int_equal(mkdir(path, 0700), 0);
+  expect_refused("a directory", path, ROTARY_ERR_IO, NULL);
+  path_of(path, sizeof path, "adir/inside.json");
+  expect_refused("a file in a folder that holds none", path, ROTARY_ERR_IO, NULL);
+  path_of(path, sizeof path, "fifo");
+  assert_int_equal(mkfifo(path, 0600), 0);
+  alarm(20); /* a load that blocks on the FIFO fails the test instead of hanging it */
+  expect_refused("a FIFO", path, ROTARY_ERR_IO, NULL);
+  alarm(0);
+  expect_refused("a character device", "/dev/null", ROTARY_ERR_IO, NULL);
+  /* exactly 1 MiB loads; one byte more is refused */
+  make_doc(doc, sizeof doc, -1, NULL, NULL);
+  const size_t mib = (size_t)1 << 20, len = strlen(doc);
+  char *big = malloc(mib + 1);
+  assert_non_null(big);
+  memcpy(big, doc, len);
+  memset(big + len, ' ', mib + 1 - len);
+  path_of(path, sizeof path, "big.json");
+  write_bytes(path, big, mib);
+  char err[512] = "";
+  if (rotary_context_load_tuning(g_ctx, path, err, sizeof err) != ROTARY_OK) fail_msg("1 MiB file: %s", err);
+  write_bytes(path, big, mib + 1);
+  free(big);
+  expect_refused("1 MiB + 1 byte", path, ROTARY_ERR_TUNING, NULL);
+  /* a symbolic link to a valid file loads */
+  char target[512];
+  path_of(target, sizeof target, "target.json");
+  write_bytes(target, doc, len);
+  path_of(path, sizeof path, "link.json");
+  assert_int_equal(symlink(target, path), 0);
+  assert_int_equal(rotary_context_load_tuning(g_ctx, path, NULL, 0), ROTARY_OK);
+  if (geteuid() != 0) { /* root reads anything */
+    assert_int_equal(chmod(target, 0), 0);
+    expect_refused("unreadable file", target, ROTARY_ERR_IO, NULL);
+  }
+  assert_int_equal(rotary_context_load_tuning(NULL, target, NULL, 0), ROTARY_ERR_NULL_POINTER);
+  assert_int_equal(rotary_context_load_tuning(g_ctx, NULL, NULL, 0), ROTARY_ERR_NULL_POINTER);
+}
+
+/* Settings SET and FILE saved with notes, loaded into a fresh context: the same values, source FILE; DEFAULT and
+ * ENVIRONMENT settings are not saved; the file is replaced whole, with nothing left beside it. */
+static size_t dir_entries(void) {
+  size_t n = 0;
+  DIR *d = opendir(g_dir);
+  for (struct dirent *e; d && (e = readdir(d)) != NULL;) n += e->d_name[0] != '.';
+  if (d) closedir(d);
+  return n;
+}
+
+static void test_round_trip(void **state) {
+  (void)state;
+  char doc[4096], path[512], err[512];
+  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 5}", NULL);
+  assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK); /* head_group FILE */
+  assert_int_equal(rotary_context_set_setting(g_ctx, ROTARY_SETTING_PREFETCH_BYTES, 768), ROTARY_OK);
+  assert_int_equal(rotary_context_set_setting(g_ctx, ROTARY_SETTING_STREAM_STORE_BYTES, -1), ROTARY_OK);
+  assert_int_equal(rotary_context_reset_settings(g_ctx), ROTARY_OK);
+  const snapshot defaults = snap(g_ctx);
+  assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK);
+  assert_int_equal(rotary_context_set_setting(g_ctx, ROTARY_SETTING_PREFETCH_BYTES, 768), ROTARY_OK);
+  assert_int_equal(rotary_context_set_setting(g_ctx, ROTARY_SETTING_STREAM_STORE_BYTES, -1), ROTARY_OK);
+  const snapshot saved = snap(g_ctx);
+  path_of(path, sizeof path, "saved.json");
+  write_bytes(path, "old contents", 12);
+  const size_t entries = dir_entries();
+  const char *notes = " {\"label\": \"round-trip-7f3a\", \"calls\": [12345, {\"seq\": 8}]}\n";
+  if (rotary_context_save_tuning(g_ctx, path, notes, err, sizeof err) != ROTARY_OK) fail_msg("save: %s", err);
+  assert_int_equal(dir_entries(), entries); /* replaced: no temporary file left */
+  const char *text = read_all(path);
+  assert_non_null(text);
+  assert_non_null(strstr(text, "\"notes\""));
+  assert_non_null(strstr(text, "round-trip-7f3a"));
+  assert_non_null(strstr(text, "12345"));
+  for (int i = 0; i < N; i++) { /* only FILE, SET and TUNED settings are written */
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\"", rotary_setting_name((rotary_setting)i));
+    const int want = saved.source[i] == ROTARY_SOURCE_FILE || saved.source[i] == ROTARY_SOURCE_SET;
+    if (want != (strstr(text, key) != NULL)) fail_msg("%s %s in the saved file", key, want ? "missing" : "written");
+  }
+  rotary_context *fresh = NULL;
+  assert_int_equal(rotary_context_create(1, &fresh), ROTARY_OK);
+  const snapshot before = snap(fresh);
+  assert_same(&defaults, &before);
+  if (rotary_context_load_tuning(fresh, path, err, sizeof err) != ROTARY_OK) fail_msg("load: %s", err);
+  const snapshot after = snap(fresh);
+  for (int i = 0; i < N; i++) {
+    const int named = saved.source[i] == ROTARY_SOURCE_FILE || saved.source[i] == ROTARY_SOURCE_SET;
+    assert_int_equal(after.value[i], named ? saved.value[i] : before.value[i]);
+    assert_int_equal(after.source[i], named ? ROTARY_SOURCE_FILE : before.source[i]);
+  }
+  /* saved again from the loaded context (all FILE) and without notes: the same settings, no notes member */
+  assert_int_equal(rotary_context_save_tuning(fresh, path, NULL, NULL, 0), ROTARY_OK);
+  text = read_all(path);
+  assert_null(strstr(text, "\"notes\""));
+  rotary_context_destroy(fresh);
+  assert_int_equal(rotary_context_reset_settings(g_ctx), ROTARY_OK);
+  assert_int_equal(rotary_context_load_tuning(g_ctx, path, NULL, 0), ROTARY_OK);
+  const snapshot reloaded = snap(g_ctx);
+  assert_same(&after, &reloaded);
+  /* a context with nothing to save writes an empty settings object, which loads and changes nothing */
+  assert_int_equal(rotary_context_reset_settings(g_ctx), ROTARY_OK);
+  assert_int_equal(rotary_context_save_tuning(g_ctx, path, "{}", NULL, 0), ROTARY_OK);
+  assert_int_equal(rotary_context_load_tuning(g_ctx, path, NULL, 0), ROTARY_OK);
+  const snapshot empty = snap(g_ctx);
+  assert_same(&defaults, &empty);
+}
+
+/* Save refuses notes that are not one JSON object (TUNING, the file untouched) and paths it cannot write (IO). */
+static void test_save_errors(void **state) {
+  (void)state;
+  char path[512], err[512];
+  path_of(path, sizeof path, "kept.json");
+  write_bytes(path, "kept", 4);
+  static const char *bad_notes[] = {"", "[1, 2]", "\"text\"", "12", "null", "not json", "{\"a\": 1} trailing",
+                                    "{\"a\": 1}{}", "{\"a\": }", "{'a': 1}"};
+  for (size_t k = 0; k < sizeof bad_notes / sizeof bad_notes[0]; k++) {
+    memset(err, 0x5a, sizeof err);
+    const rotary_status st = rotary_context_save_tuning(g_ctx, path, bad_notes[k], err, sizeof err);
+    if (st != ROTARY_ERR_TUNING) fail_msg("notes '%s': status %d", bad_notes[k], (int)st);
+    assert_non_null(memchr(err, 0, sizeof err));
+    if (!strstr(err, path) || !strstr(err, "notes")) fail_msg("notes '%s': message \"%s\"", bad_notes[k], err);
+    assert_string_equal(read_all(path), "kept");
+  }
+  path_of(path, sizeof path, "no-such-folder/t.json");
+  memset(err, 0x5a, sizeof err);
+  assert_int_equal(rotary_context_save_tuning(g_ctx, path, NULL, err, sizeof err), ROTARY_ERR_IO);
+  assert_non_null(strstr(err, path));
+  path_of(path, sizeof path, "a-folder");
+  assert_int_equal(mkdir(path, 0700), 0);
+  assert_int_equal(rotary_context_save_tuning(g_ctx, path, NULL, err, sizeof err), ROTARY_ERR_IO);
+  assert_non_null(strstr(err, path));
+  assert_int_equal(rotary_context_save_tuning(NULL, path, NULL, NULL, 0), ROTARY_ERR_NULL_POINTER);
+  assert_int_equal(rotary_context_save_tuning(g_ctx, NULL, NULL, NULL, 0), ROTARY_ERR_NULL_POINTER);
+}
+
+/* The CPU model with letters and digits kept and other runs as one '-', without '-' at either end. */
+static void model_key(char *out, const char *model) {
+  size_t n = 0;
+  for (const char *c = model; *c; c++) {
+    const int keep = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9');
+    if (keep) out[n++] = *c;
+    else if (n && out[n - 1] != '-') out[n++] = '-';
+  }
+  while (n && out[n - 1] == '-') n--;
+  out[n] = '\0';
+}
+
+static void restore_env(const char *name, const char *saved) {
+  if (saved) setenv(name, saved, 1);
+  else unsetenv(name);
+}
+
+static void test_default_path(void **state) {
+  (void)state;
+  char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  char saved_xdg[1024] = "", saved_home[1024] = "";
+  if (xdg) snprintf(saved_xdg, sizeof saved_xdg, "%s", xdg);
+  if (home) snprintf(saved_home, sizeof saved_home, "%s", home);
+  const char *model = rotary_cpu_model();
+  assert_true(model[0] != '\0' && model[0] != ' ' && model[strlen(model) - 1] != ' ');
+  char key[512], want[1024], path[1024];
+  model_key(key, model);
+  setenv("XDG_CACHE_HOME", "/x/cache", 1);
+  setenv("HOME", "/h", 1);
+  snprintf(want, sizeof want, "/x/cache/rotary/tuning-%s-%s.json", key, rotary_version_string());
+  assert_int_equal(rotary_tuning_default_path(path, sizeof path), ROTARY_OK);
+  if (strcmp(path, want)) fail_msg("default path %s, expected %s", path, want);
+  setenv("XDG_CACHE_HOME", "", 1); /* empty counts as unset (XDG base directory rules) */
+  snprintf(want, sizeof want, "/h/.cache/rotary/tuning-%s-%s.json", key, rotary_version_string());
+  assert_int_equal(rotary_tuning_default_path(path, sizeof path), ROTARY_OK);
+  assert_string_equal(path, want);
+  unsetenv("XDG_CACHE_HOME");
+  assert_int_equal(rotary_tuning_default_path(path, sizeof path), ROTARY_OK);
+  assert_string_equal(path, want);
+  /* too small by one byte: OVERFLOW, nothing written; exactly the size: OK */
+  const size_t len = strlen(want);
+  memset(path, '#', sizeof path);
+  assert_int_equal(rotary_tuning_default_path(path, len), ROTARY_ERR_OVERFLOW);
+  for (size_t i = 0; i < sizeof path; i++) assert_int_equal(path[i], '#');
+  assert_int_equal(rotary_tuning_default_path(path, 0), ROTARY_ERR_OVERFLOW);
+  assert_int_equal(path[0], '#');
+  assert_int_equal(rotary_tuning_default_path(path, len + 1), ROTARY_OK);
+  assert_string_equal(path, want);
+  assert_int_equal(path[len + 1], '#');
+  unsetenv("HOME");
+  memset(path, '#', sizeof path);
+  assert_int_equal(rotary_tuning_default_path(path, sizeof path), ROTARY_ERR_IO);
+  assert_int_equal(path[0], '#');
+  assert_int_equal(rotary_tuning_default_path(NULL, 16), ROTARY_ERR_NULL_POINTER);
+  restore_env("XDG_CACHE_HOME", xdg ? saved_xdg : NULL);
+  restore_env("HOME", home ? saved_home : NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_load_valid, ctx_setup, ctx_teardown),
+      cmocka_unit_test_setup_teardown(test_load_bounds, ctx_setup, ctx_teardown),
+      cmocka_unit_test_setup_teardown(test_duplicates, ctx_setup, ctx_teardown),
+      cmocka_unit_test_setup_teardown(test_malformed_members, ctx_setup, ctx_teardown),
+      cmocka_unit_test_setup_teardown(test_malformed_values, ctx_setup, ctx_teardown),
+      cmocka_unit_test_setup_teardown(test_not_json, ctx_setup, ctx_teardown),
+      cmocka_unit_test_setup_teardown(test_truncated, ctx_setup, ctx_teardown),
+      cmocka_unit_test_setup_teardown(test_file_kinds, ctx_setup, ctx_teardown),
+      cmocka_unit_test_setup_teardown(test_round_trip, ctx_setup, ctx_teardown),
+      cmocka_unit_test_setup_teardown(test_save_errors, ctx_setup, ctx_teardown),
+      cmocka_unit_test(test_default_path),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
