@@ -6,7 +6,7 @@
 #include "bench.h"
 #include "cli.h"
 
-#define MAX_IMPLS (7 + BENCH_TUNE_COUNT + BENCH_STREAM_MAX)
+#define MAX_IMPLS (7 + BENCH_TUNE_MAX + BENCH_STREAM_MAX)
 
 static double now_ms(void) {
   struct timespec ts;
@@ -45,7 +45,7 @@ static size_t pick_impls(const bench_setup *s, bench_result *r) {
   }
   r[n++].impl = &bench_impl_fused;
   if (o->table_free) r[n++].impl = &bench_impl_fused_free;
-  for (int i = 0; o->tune && i < BENCH_TUNE_COUNT; i++) r[n++].impl = &bench_impl_tune[i];
+  for (size_t i = 0; o->tune && i < s->tune.n; i++) r[n++].impl = &s->tune.rows[i];
   if (o->torch) r[n++].impl = &bench_impl_torch;
   if (o->out_of_place) r[n++].impl = &bench_impl_copy;
   for (size_t i = 0; o->stream_candidates && i < s->stream.n; i++) r[n++].impl = &s->stream.rows[i];
@@ -131,6 +131,7 @@ static int run_bench(const bench_options *o, bench_torch *torch) {
   bench_result r[MAX_IMPLS] = {{0}};
   st = bench_stream_pick_best(&s);
   bench_stream_rows(&s);
+  if (o->tune) bench_tune_rows(&s);
   const size_t n = pick_impls(&s, r);
   if (st == ROTARY_OK && !o->json) bench_print_header(&s);
   if (st == ROTARY_OK) st = bench_check(&s, r, n);
@@ -138,7 +139,7 @@ static int run_bench(const bench_options *o, bench_torch *torch) {
   if (st == ROTARY_OK) {
     if (o->json && !bench_print_json(&s, r, n)) st = ROTARY_ERR_OUT_OF_MEMORY;
     if (!o->json) bench_print_notes(&s, r, n);
-    if (o->tune && !o->json) bench_print_tune(r, n);
+    if (o->tune && !o->json) bench_print_tune(&s, r, n);
   }
   if (st != ROTARY_OK && st != ROTARY_ERR_INVALID_ARGUMENT) /* a failed check has said why */
     fprintf(stderr, "rotary bench: %s\n", rotary_status_string(st));

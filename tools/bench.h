@@ -25,8 +25,14 @@ typedef enum bench_streams_pattern {
   BENCH_STREAMS_IMAGE = 2 /* image patches: (t, h, w) of a grid (vision layouts: (row, col)); decode: random ids */
 } bench_streams_pattern;
 
+#define BENCH_MAX_SETS 32 /* --set given at most this many times */
+
 typedef struct bench_options {
   bench_op op;
+  const char *tuning;                    /* --tuning FILE: loaded into the context (checked while parsing) */
+  size_t n_sets;                         /* --set NAME=VALUE, in the order given (after --tuning) */
+  rotary_setting set_which[BENCH_MAX_SETS];
+  int64_t set_value[BENCH_MAX_SETS];
   const char *model;  /* preset name, the --config file's model_type or path, or NULL */
   const char *config; /* --config: a Hugging Face config.json, or NULL */
   rotary_config rope; /* with --config: the model's rope (family, scaling, dims, pairing) */
@@ -39,7 +45,7 @@ typedef struct bench_options {
   rotary_dtype dtype;
   rotary_pairing pairing;
   int out_of_place, json;
-  int tune;           /* --tune: the fused call once per software-prefetch distance (bench_tune.c) */
+  int tune;           /* --tune: the fused call once per candidate value of each setting (bench_tune.c) */
   int stream_candidates; /* --stream-candidates: a row per candidate of the streaming pass (bench_impls.c) */
   const char *torch;  /* --torch[=PYTHON]: the Python that times real torch (bench_torch.c), or NULL */
   int table_free;     /* also time rotary_apply with a table-free rope (cos/sin computed per token) */
@@ -98,6 +104,16 @@ typedef struct bench_stream_pick {
   char ids[BENCH_STREAM_MAX][16], labels[BENCH_STREAM_MAX][56];
 } bench_stream_pick;
 
+/* --tune's rows (bench_tune.c): row i runs the fused call with setting[i] at value[i]. */
+#define BENCH_TUNE_MAX 48
+typedef struct bench_tune_set {
+  size_t n;
+  rotary_setting setting[BENCH_TUNE_MAX];
+  int64_t value[BENCH_TUNE_MAX];
+  bench_impl rows[BENCH_TUNE_MAX];
+  char ids[BENCH_TUNE_MAX][48], labels[BENCH_TUNE_MAX][48];
+} bench_tune_set;
+
 /* Everything the implementations work on; filled by bench_setup_create, every buffer written once. */
 struct bench_setup {
   const bench_options *o;
@@ -118,6 +134,7 @@ struct bench_setup {
   struct bench_torch *torch;     /* --torch: the child process (owned by rotary_cli_bench), else NULL */
   struct bench_kv *kv;           /* --op kv-write: its buffers and calls (bench_kv_setup.c), else NULL */
   bench_stream_pick stream;      /* the streaming pass: its candidates and the one picked (bench_impls.c) */
+  bench_tune_set tune;           /* --tune: a row per candidate value of each setting */
 };
 
 
@@ -183,7 +200,13 @@ rotary_status bench_check(bench_setup *s, bench_result *results, size_t n);
 /* bench_report.c: the table is printed as it is measured: the header, then each row when its block is done (the
  * first row is the speedup's reference), then the notes; --json prints one object at the end. */
 void bench_print_header(const bench_setup *s);
-void bench_print_stream_pick(const bench_setup *s); /* the limit's loop, its rivals, the former pass's time */
+void bench_print_stream_pick(const bench_setup *s);
+/* "settings: prefetch_bytes 1024 (default), ..." of s->ctx, and a ROTARY_TUNING_FILE that failed to load. */
+void bench_print_settings(const bench_setup *s);
+struct cJSON;
+/* The same as --json members: "settings" ({name: {"value", "source"}}) and "tuning_env_error" (null or the
+ * message); 0 when out of memory. */
+int bench_json_settings(struct cJSON *doc, const bench_setup *s); /* the limit's loop, its rivals, the former pass's time */
 void bench_print_row(const bench_setup *s, const bench_result *r, const bench_result *first);
 void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n);
 void bench_print_flag_notes(unsigned flags); /* a blank line, then what the flags of the table's rows mean */
@@ -216,11 +239,11 @@ static inline const char *bench_dtype_name(rotary_dtype d) {
   return d == ROTARY_F32 ? "f32" : d == ROTARY_F16 ? "f16" : d == ROTARY_FP8_E4M3 ? "fp8" : "bf16";
 }
 
-/* --tune: the fused call with each candidate prefetch distance (src/plan/prefetch.h), as rows of the table. */
-#define BENCH_TUNE_COUNT 6
-extern const bench_impl bench_impl_tune[BENCH_TUNE_COUNT];
-/* Prints which candidate ran fastest (after the table). */
-void bench_print_tune(const bench_result *r, size_t n);
+/* bench_tune.c: --tune, the fused call with each candidate value of every setting, a row each (s->tune). */
+void bench_tune_rows(bench_setup *s);
+int bench_is_tune_row(const bench_impl *impl);
+/* Prints each setting's fastest value on this run against the current one (after the table). */
+void bench_print_tune(const bench_setup *s, const bench_result *r, size_t n);
 
 /* bench_torch.c: --torch, real torch timed in a Python child process that runs one call per request. */
 typedef struct bench_torch bench_torch;

@@ -61,6 +61,7 @@ void bench_kv_print_header(const bench_setup *s) {
   print_case(s);
   printf(", %s pairing, %zu thread%s, %zu reps\n", o->pairing == ROTARY_PAIRING_HALF ? "half" : "interleaved",
          o->threads, o->threads == 1 ? "" : "s", o->reps);
+  bench_print_settings(s);
   printf("QKV: %.2f MiB; GB/s = the ideal single pass (%.2f MiB: the QKV rows read once; rotated q, the k rows and\n"
          "the v rows written once) / median; the limit writes the cache rows with %s (the fastest at setup);\n"
          "each row: %d warm-up%s (the first row %d), then %zu runs with the streaming pass after every other one\n"
@@ -152,7 +153,8 @@ static cJSON *json_doc(const bench_setup *s, const bench_result *r, size_t n) {
        cJSON_AddNumberToObject(doc, "input_bytes", bench_kv_input_bytes(s)) &&
        cJSON_AddNumberToObject(doc, "ideal_bytes", bench_kv_ideal_bytes(s)) &&
        cJSON_AddStringToObject(doc, "gb_per_s_basis", "ideal_bytes / median") &&
-       cJSON_AddStringToObject(doc, "limit_stores", bench_kv_limit_stores_name(s->kv));
+       cJSON_AddStringToObject(doc, "limit_stores", bench_kv_limit_stores_name(s->kv)) &&
+       bench_json_settings(doc, s);
   return bench_json_finish(doc, rows, ok, s, r, n, json_row);
 }
 

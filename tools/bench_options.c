@@ -25,7 +25,7 @@ void bench_usage(FILE *f, int full) {
           "                    [--dtype f32|f16|bf16] [--pairing half|interleaved] [--layout bshd|bhsd]\n"
           "                    [--threads N] [--reps N] [--out-of-place] [--table-free] [--tune]\n"
           "                    [--stream-candidates] [--torch[=PYTHON]] [--streams text|image [--stream-layout L]]\n"
-          "                    [--json] [--help]\n"
+          "                    [--tuning FILE] [--set NAME=VALUE]... [--json] [--help]\n"
           "       rotary bench --op kv-write [--cache contiguous|paged] [--cache-dtype f32|f16|bf16|fp8]\n"
           "                    [--block-size N] [--sweep] [shape, --dtype, --threads, --reps, --json as above]\n");
   if (!full) {
@@ -46,11 +46,18 @@ void bench_usage(FILE *f, int full) {
           "  --layout     bhsd: q and k heads-major, [batch, heads, seq, head_dim]; the composed and naive rows\n"
           "               (written for bshd) are left out\n"
           "  --model      sets heads, kv heads, head_dim, rotary_dim and base; explicit options override it\n"
-          "  --tune       also times the fused call with each software-prefetch distance (off, 0, 512, 1024,\n"
-          "               2048, 4096 bytes ahead) and names the fastest: set it with ROTARY_PREFETCH\n"
+          "  --tune       adds a row per candidate value of each setting (the values `rotary tune` searches),\n"
+          "               the fused call with that one setting changed, and names each setting's fastest value on\n"
+          "               this run; `rotary tune` is the search that keeps only what wins beyond the noise\n"
           "  --stream-candidates  adds a row per candidate of the streaming pass (the limit is the fastest of\n"
           "               them in start-up rounds: unrolled AVX-512, AVX2 or C loops, non-temporal stores out of\n"
           "               place, all threads or one; the former pass, a compiler-vectorized loop, among them)\n"
+          "  --tuning F   loads the tuning file F (written by `rotary tune`) into the bench's context; a file that\n"
+          "               does not load is an error (exit 2) with the library's message\n"
+          "  --set NAME=VALUE  sets one setting of the context (after --tuning; repeatable, the last wins): a\n"
+          "               tuning-file key (prefetch_bytes, stream_store_bytes, thread_bytes, tasks_per_thread,\n"
+          "               head_group) and a whole number in its range, or off. The header and --json show every\n"
+          "               setting's value and where it came from\n"
           "  --torch      adds a row: real PyTorch eager running Hugging Face's recipe (gather cos/sin, then\n"
           "               apply_rotary_pos_emb) on the same shape, dtype and threads, timed in a child process of\n"
           "               PYTHON (default python3), which must import torch\n"
@@ -106,7 +113,7 @@ static int parse_size(const char *s, size_t *v) {
 enum { OPT_TOKENS = 256, OPT_BATCH, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_REPS, OPT_DECODE, OPT_TABLE,
        OPT_BLOCK, OPT_BASE, OPT_DTYPE, OPT_PAIRING, OPT_LAYOUT, OPT_MODEL, OPT_CONFIG, OPT_OOP, OPT_JSON, OPT_TUNE,
        OPT_FREE, OPT_TORCH, OPT_OP, OPT_CACHE, OPT_CACHE_DTYPE, OPT_SWEEP, OPT_STREAMS, OPT_STREAM_LAYOUT,
-       OPT_STREAM_CANDIDATES };
+       OPT_STREAM_CANDIDATES, OPT_TUNING, OPT_SET };
 
 static const struct option long_options[] = {
     {"tokens", required_argument, NULL, OPT_TOKENS},     {"batch", required_argument, NULL, OPT_BATCH},
@@ -125,6 +132,7 @@ static const struct option long_options[] = {
     {"sweep", no_argument, NULL, OPT_SWEEP},             {"streams", required_argument, NULL, OPT_STREAMS},
     {"stream-layout", required_argument, NULL, OPT_STREAM_LAYOUT},
     {"stream-candidates", no_argument, NULL, OPT_STREAM_CANDIDATES},
+    {"tuning", required_argument, NULL, OPT_TUNING},     {"set", required_argument, NULL, OPT_SET},
     {NULL, 0, NULL, 0},
 };
 
@@ -221,6 +229,56 @@ static int parse_base(const char *v, double *base) {
   return 1;
 }
 
+/* --set NAME=VALUE: a setting by its tuning-file key; "off" (where the setting has an off value) or a decimal
+ * integer inside rotary_setting_range. */
+static int parse_set(bench_options *o, const char *v) {
+  const char *eq = strchr(v, '=');
+  if (!eq || eq == v) return bad("--set wants NAME=VALUE (e.g. head_group=8), got '%s'", v);
+  const size_t len = (size_t)(eq - v);
+  int k = 0;
+  while (k < ROTARY_SETTING_COUNT && !(strlen(rotary_setting_name((rotary_setting)k)) == len &&
+                                       !strncmp(rotary_setting_name((rotary_setting)k), v, len)))
+    k++;
+  if (k == ROTARY_SETTING_COUNT) {
+    bad("--set: unknown setting '%.*s'; the settings:", (int)len, v);
+    for (int j = 0; j < ROTARY_SETTING_COUNT; j++) fprintf(stderr, "  %s\n", rotary_setting_name((rotary_setting)j));
+    return 0;
+  }
+  int64_t min = 0, max = 0, x;
+  rotary_setting_range((rotary_setting)k, &min, &max);
+  const char *text = eq + 1;
+  char *end;
+  errno = 0;
+  if (!strcmp(text, "off") && min == -1) {
+    x = -1;
+  } else {
+    const long long y = strtoll(text, &end, 10);
+    if (!*text || *end || errno || *text == '+' || (*text == '-' && strcmp(text, "-1")))
+      return bad("--set %.*s wants %sa whole number, got '%s'", (int)len, v, min == -1 ? "off or " : "", text);
+    x = (int64_t)y;
+  }
+  if (x < min || x > max)
+    return bad("--set %.*s=%s: %lld is outside %lld .. %lld%s", (int)len, v, text, (long long)x, (long long)min,
+               (long long)max, min == -1 ? " (-1: off)" : "");
+  if (o->n_sets == BENCH_MAX_SETS) return bad("--set given more than %d times", BENCH_MAX_SETS);
+  o->set_which[o->n_sets] = (rotary_setting)k;
+  o->set_value[o->n_sets++] = x;
+  return 1;
+}
+
+/* --tuning FILE: loaded here into a one-thread context to check it (the run's context loads it again), so that a
+ * bad file is a usage error with the library's message. */
+static int check_tuning(const bench_options *o) {
+  if (!o->tuning) return 1;
+  rotary_context *ctx = NULL;
+  char err[1024] = "";
+  rotary_status st = rotary_context_create(1, &ctx);
+  if (st == ROTARY_OK) st = rotary_context_load_tuning(ctx, o->tuning, err, sizeof err);
+  rotary_context_destroy(ctx);
+  if (st == ROTARY_OK) return 1;
+  return bad("--tuning: %s", err[0] ? err : rotary_status_string(st));
+}
+
 /* "--t": several options begin so; names them and returns 1. */
 static int ambiguous(const char *arg) {
   if (strncmp(arg, "--", 2)) return 0;
@@ -261,6 +319,8 @@ static int take(bench_options *o, int c, const char *v, unsigned *set) {
     case OPT_JSON: o->json = 1; return 1;
     case OPT_TUNE: o->tune = 1; return 1;
     case OPT_STREAM_CANDIDATES: o->stream_candidates = 1; return 1;
+    case OPT_TUNING: o->tuning = v; return 1;
+    case OPT_SET: return parse_set(o, v);
     case OPT_FREE: o->table_free = 1; return 1;
     case OPT_TORCH: o->torch = v ? v : "python3"; return 1;
     case OPT_CONFIG: o->config = v; return 1;
@@ -463,7 +523,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
   if (!(set & SET_TABLE)) o->table = o->decode && !o->sweep ? 4096 : o->tokens;
   if (!o->threads) o->threads = rotary_cpu_count();
   if (o->threads > MAX_THREADS) o->threads = MAX_THREADS;
-  if (!check_run(o) || !check_streams(o)) {
+  if (!check_run(o) || !check_streams(o) || !check_tuning(o)) {
     bench_options_free(o);
     return 0;
   }

@@ -32,13 +32,51 @@ static derived derive(const bench_setup *s, const bench_result *r, const bench_r
 
 static const char *layout_name(const bench_options *o) { return o->layout == ROTARY_LAYOUT_BHSD ? "bhsd" : "bshd"; }
 
+void bench_print_settings(const bench_setup *s) {
+  printf("settings:");
+  for (int k = 0; k < ROTARY_SETTING_COUNT; k++) {
+    int64_t v = 0;
+    rotary_setting_source src = ROTARY_SOURCE_DEFAULT;
+    rotary_context_get_setting(s->ctx, (rotary_setting)k, &v, &src);
+    int64_t min = 0, max = 0;
+    rotary_setting_range((rotary_setting)k, &min, &max);
+    if (min == -1 && v == -1) printf(" %s off (%s)%s", rotary_setting_name((rotary_setting)k),
+                                     rotary_setting_source_name(src), k + 1 < ROTARY_SETTING_COUNT ? "," : "\n");
+    else printf(" %s %lld (%s)%s", rotary_setting_name((rotary_setting)k), (long long)v,
+                rotary_setting_source_name(src), k + 1 < ROTARY_SETTING_COUNT ? "," : "\n");
+  }
+  char err[1024] = "";
+  if (rotary_tuning_env_status(err, sizeof err) != ROTARY_OK)
+    printf("ROTARY_TUNING_FILE did not load, so it is ignored: %s\n", err);
+}
+
+int bench_json_settings(cJSON *doc, const bench_setup *s) {
+  cJSON *all = cJSON_CreateObject();
+  int ok = all != NULL;
+  for (int k = 0; ok && k < ROTARY_SETTING_COUNT; k++) {
+    int64_t v = 0;
+    rotary_setting_source src = ROTARY_SOURCE_DEFAULT;
+    rotary_context_get_setting(s->ctx, (rotary_setting)k, &v, &src);
+    cJSON *one = cJSON_AddObjectToObject(all, rotary_setting_name((rotary_setting)k));
+    ok = one && cJSON_AddNumberToObject(one, "value", (double)v) &&
+         cJSON_AddStringToObject(one, "source", rotary_setting_source_name(src));
+  }
+  if (ok) ok = cJSON_AddItemToObject(doc, "settings", all);
+  else cJSON_Delete(all);
+  char err[1024] = "";
+  if (ok) ok = rotary_tuning_env_status(err, sizeof err) != ROTARY_OK
+                   ? cJSON_AddStringToObject(doc, "tuning_env_error", err) != NULL
+                   : cJSON_AddNullToObject(doc, "tuning_env_error") != NULL;
+  return ok;
+}
+
 /* Which streaming pass is the limit, how it was picked, and the former pass's time in the same start-up rounds. */
 void bench_print_stream_pick(const bench_setup *s) {
   const bench_stream_pick *p = &s->stream;
   char name[48];
   bench_stream_name(s, p->best, name, sizeof name);
   printf("streaming pass (the limit): %s, the fastest of %zu candidates in %zu start-up rounds (median %.4f ms; the\n"
-         "former pass, a compiler-vectorized loop on %zu thread%s: %.4f ms)\n\n",
+         "former pass, a compiler-vectorized loop on %zu thread%s: %.4f ms)\n",
          name, p->n, p->rounds, p->c[p->best].median_ms, p->c[p->former].threads,
          p->c[p->former].threads == 1 ? "" : "s", p->c[p->former].median_ms);
 }
@@ -56,12 +94,13 @@ void bench_print_header(const bench_setup *s) {
          o->heads, o->kv_heads, o->head_dim, o->rotary_dim, layout_name(o), bench_dtype_name(o->dtype), pairing_name(s),
          o->out_of_place ? "out of place" : "in place", o->threads, o->threads == 1 ? "" : "s",
          rotary_kernel_name(o->dtype, o->pairing), o->reps);
+  bench_print_settings(s);
+  bench_print_stream_pick(s);
   printf("q + k: %.2f MiB; GB/s = the ideal single pass (%.2f MiB: each %s byte read and written once) / median;\n"
          "each row: %d warm-up%s (the first row %d), then %zu runs with the streaming pass after every other one\n"
          "(%% stream compares the two medians)\n\n",
          bench_qk_bytes(s) / MIB, bench_ideal_bytes(s) / MIB, o->out_of_place ? "q/k" : "rotated", BENCH_WARMUPS_NEXT,
          BENCH_WARMUPS_NEXT == 1 ? "" : "s", BENCH_WARMUPS, o->reps);
-  bench_print_stream_pick(s);
   printf("%-30s %10s %21s %7s %10s %8s %8s %9s\n", "implementation", "median ms", "min-max ms", "passes",
          "MiB moved", "GB/s", "speedup", "% stream");
   fflush(stdout);
@@ -108,13 +147,21 @@ void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n) {
          "included) / the ideal single pass. speedup: (a)'s median / this median. %% stream: the median of the\n"
          "streaming pass in this row's rounds / this median.");
   int checked = 0;
-  for (size_t i = 0; i < n; i++)
-    if (r[i].max_rel_err >= 0 && r[i].impl != &bench_impl_fused) {
-      if (!checked++)
-        printf(" Checked before timing: each RoPE row of this program matches\n"
-               "rotary_apply (largest relative difference:");
+  size_t tune_rows = 0;
+  double tune_err = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (r[i].max_rel_err < 0 || r[i].impl == &bench_impl_fused) continue;
+    if (!checked++)
+      printf(" Checked before timing: each RoPE row of this program matches\n"
+             "rotary_apply (largest relative difference:");
+    if (bench_is_tune_row(r[i].impl)) { /* --tune: one figure for them all */
+      tune_rows++;
+      tune_err = r[i].max_rel_err > tune_err ? r[i].max_rel_err : tune_err;
+    } else {
       printf(" %s %.2g", r[i].impl->id, r[i].max_rel_err);
     }
+  }
+  if (tune_rows) printf(" the %zu --tune rows %.2g", tune_rows, tune_err);
   printf("%s\n", checked ? ")." : "");
   if (s->torch) printf("torch: timed in its own process (not checked); it returns new q and k tensors, as HF does.\n");
   fflush(stdout);
@@ -231,6 +278,7 @@ static cJSON *json_doc(const bench_setup *s, const bench_result *r, size_t n) {
        cJSON_AddNumberToObject(doc, "qk_bytes", bench_qk_bytes(s)) &&
        cJSON_AddNumberToObject(doc, "ideal_bytes", bench_ideal_bytes(s)) &&
        cJSON_AddStringToObject(doc, "gb_per_s_basis", "ideal_bytes / median");
+  ok = ok && bench_json_settings(doc, s);
   cJSON *pass = ok ? json_stream_pass(s) : NULL;
   ok = pass && cJSON_AddItemToObject(doc, "stream_pass", pass);
   if (!ok) cJSON_Delete(pass);

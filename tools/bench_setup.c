@@ -1,4 +1,5 @@
 /* bench_setup.c: the benchmark's workload: rope, context, q/k buffers, positions, tables and intermediates. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,19 @@ static rotary_status make_tables(bench_setup *s) {
   return st;
 }
 
+/* --tuning, then each --set in order (both were checked while parsing). */
+static rotary_status apply_settings(const bench_options *o, rotary_context *ctx) {
+  rotary_status st = ROTARY_OK;
+  if (o->tuning) {
+    char err[1024] = "";
+    st = rotary_context_load_tuning(ctx, o->tuning, err, sizeof err);
+    if (st != ROTARY_OK) fprintf(stderr, "rotary bench: --tuning: %s\n", err);
+  }
+  for (size_t i = 0; i < o->n_sets && st == ROTARY_OK; i++)
+    st = rotary_context_set_setting(ctx, o->set_which[i], o->set_value[i]);
+  return st;
+}
+
 rotary_status bench_setup_library(const bench_options *o, bench_setup *s) {
   rotary_config cfg;
   if (o->config) {
@@ -78,6 +92,7 @@ rotary_status bench_setup_library(const bench_options *o, bench_setup *s) {
   rotary_status st = rotary_rope_create(&cfg, o->table, &s->rope);
   if (st == ROTARY_OK && o->table_free) st = rotary_rope_create(&cfg, 0, &s->rope_free);
   if (st == ROTARY_OK) st = rotary_context_create(o->threads, &s->ctx);
+  if (st == ROTARY_OK) st = apply_settings(o, s->ctx);
   return st;
 }
 

@@ -54,6 +54,7 @@ void bench_streams_print_header(const streams_run *b) {
   for (size_t j = 0; has_sections(st) && j < st->n_streams; j++) printf("%c%zu", j ? ',' : ' ', st->sections[j]);
   printf(", table of %zu positions\n1-D: int64 ids (%s); streams: int64 ids [%zu, tokens], %s\n", o->table,
          o->decode ? "random, below the table" : "0..tokens-1", b->n_streams, pattern);
+  bench_print_settings(&b->s);
   printf("every call runs once per round, forwards in even rounds and backwards in odd ones, after %d warm-up\n"
          "rounds; ratio = 1-D median / streams median: the streams call's speed as a share of the 1-D call's;\n"
          "per round: 1-D time / streams time in each round, median (min-max)\n\n",
@@ -163,7 +164,8 @@ int bench_streams_print_json(const streams_run *b) {
        cJSON_AddNumberToObject(doc, "threads", (double)o->threads) &&
        cJSON_AddStringToObject(doc, "kernel", rotary_kernel_name(o->dtype, o->pairing)) &&
        cJSON_AddNumberToObject(doc, "reps", (double)o->reps) &&
-       cJSON_AddNumberToObject(doc, "warmup_rounds", BENCH_WARMUPS) && cJSON_AddBoolToObject(doc, "stable", !wide);
+       cJSON_AddNumberToObject(doc, "warmup_rounds", BENCH_WARMUPS) && cJSON_AddBoolToObject(doc, "stable", !wide) &&
+       bench_json_settings(doc, &b->s);
   for (size_t k = 0; ok && k < b->calls; k++) {
     cJSON *row = json_row(b, k);
     ok = row && cJSON_AddItemToArray(rows, row);
