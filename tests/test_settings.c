@@ -568,7 +568,10 @@ static void test_save_load_round_trip(void **state) {
                    {"{\"a\": 1", "notes: not valid JSON (error near byte 6)"},
                    {"{} {}", "notes: unexpected data after the JSON value (byte 3)"},
                    {"", "notes: not valid JSON (error near byte 0)"},
-                   {"\"text\"", "notes: a string, not an object"}};
+                   {"\"text\"", "notes: a string, not an object"},
+                   {"{\"a\": \"\xff\"}", "notes: not UTF-8 (byte 7)"},
+                   {"{\"a\": \"\x01\"}", "notes: a control character at byte 7 (not read as Python's json reads it)"}};
+  char want_notes[1024];
   const char *before = slurp(path);
   char saved_text[1 << 12];
   assert_true(strlen(before) < sizeof saved_text);
@@ -580,6 +583,24 @@ static void test_save_load_round_trip(void **state) {
     assert_string_equal(err, want);
     assert_string_equal(slurp(path), saved_text);
   }
+  /* notes that would make the file too large to load */
+  char *huge = malloc(((size_t)1 << 20) + 16);
+  assert_non_null(huge);
+  memset(huge, ' ', ((size_t)1 << 20) + 8);
+  memcpy(huge, "{}", 2);
+  huge[((size_t)1 << 20) + 8] = '\0';
+  snprintf(want_notes, sizeof want_notes, "%s: notes: too long: the file would be larger than 1 MiB", path);
+  assert_int_equal(rotary_context_save_tuning(a, path, huge, err, sizeof err), ROTARY_ERR_TUNING);
+  assert_string_equal(err, want_notes);
+  /* notes under 1 MiB whose file would not be */
+  const size_t body = ((size_t)1 << 20) - 100;
+  memcpy(huge, "{\"a\": \"", 7);
+  memset(huge + 7, 'x', body);
+  memcpy(huge + 7 + body, "\"}", 3);
+  assert_int_equal(rotary_context_save_tuning(a, path, huge, err, sizeof err), ROTARY_ERR_TUNING);
+  assert_string_equal(err, want_notes);
+  free(huge);
+  assert_string_equal(slurp(path), saved_text);
   /* a directory that does not exist: IO, named */
   char missing[600], want[700];
   snprintf(missing, sizeof missing, "%s/no/such/dir.json", tmp_dir);

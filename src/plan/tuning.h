@@ -65,7 +65,7 @@ rotary_status rotary_tuning_file_default_path(char *path, size_t size);
  * source FILE; on error *t is unchanged and error receives "path: field: what", checked in this order:
  *   file: <the system's text> (IO: "No such file or directory", "Is a directory", ...) | not a regular file (IO) |
  *         larger than 1 MiB (TUNING) | out of memory (OUT_OF_MEMORY)
- *   JSON: not valid JSON (error near byte N) | a control character at byte N (not read as Python's json reads it) |
+ *   JSON: not UTF-8 (byte N) | not valid JSON (error near byte N) | a control character at byte N (not read as Python's json reads it) |
  *         an escaped NUL (\u0000) in a string at byte N (...) | unexpected data after the JSON value (byte N) |
  *         <a string, a number, an array, a boolean, null>, not an object | out of memory while parsing
  *   format: missing | <type>, not a string | "x" is not "rotary-tuning"
@@ -80,7 +80,7 @@ rotary_status rotary_tuning_file_default_path(char *path, size_t size);
 rotary_status rotary_tuning_file_read(const char *path, rotary_tuning *t, char *error, size_t error_size);
 /* Writes the settings of t whose source is FILE, SET or TUNED to path (atomically: a temporary file path.XXXXXX
  * beside it, mode 0644, then rename), with notes (a JSON object text, or NULL; stored verbatim as "notes") and the
- * UTC time as "written". Messages: "path: notes: <as JSON: above> | <type>, not an object | too long: the file would
+ * UTC time as "written". Messages: "path: notes: <as JSON: above, UTF-8 included> | <type>, not an object | too long: the file would
  * be larger than 1 MiB" (TUNING), "path: file: <the system's text>" (IO). Errors: TUNING (notes), IO,
  * OUT_OF_MEMORY. */
 rotary_status rotary_tuning_file_write(const char *path, const rotary_tuning *t, const char *notes, char *error,

@@ -140,6 +140,29 @@ static rotary_status parse(const msg *m, const char *field, const char *text, si
   return fail(m, ROTARY_ERR_TUNING, field, "unexpected data after the JSON value (byte %zu)", at);
 }
 
+/* The first byte of text that is not well-formed UTF-8 (Python decodes a file's bytes before json reads them:
+ * overlong forms, surrogates and code points above U+10FFFF fail there), or len. */
+static size_t utf8_error(const unsigned char *text, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    const unsigned c = text[i];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf; /* the allowed range of the second byte */
+    if (c < 0x80) n = 0;
+    else if (c >= 0xc2 && c <= 0xdf) n = 1;
+    else if (c >= 0xe0 && c <= 0xef) n = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4) n = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else return i;
+    if (n > len - i - 1) return i;
+    for (size_t k = 1; k <= n; k++) {
+      const unsigned b = text[i + k];
+      if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xbf)) return i;
+    }
+    i += n + 1;
+  }
+  return len;
+}
+
 /* The type of a JSON value in words, for messages. */
 static const char *type_name(const cJSON *v) {
   if (cJSON_IsString(v)) return "a string";
@@ -236,7 +259,9 @@ rotary_status rotary_tuning_file_read(const char *path, rotary_tuning *t, char *
   rotary_status st = read_text(&m, &text, &len);
   if (st != ROTARY_OK) return st;
   cJSON *root = NULL;
-  st = parse(&m, "JSON", text, len, &root);
+  const size_t bad = utf8_error((const unsigned char *)text, len);
+  if (bad < len) st = fail(&m, ROTARY_ERR_TUNING, "JSON", "not UTF-8 (byte %zu)", bad);
+  else st = parse(&m, "JSON", text, len, &root);
   free(text);
   if (st != ROTARY_OK) return st;
   int64_t values[ROTARY_SETTING_COUNT] = {0};
@@ -293,6 +318,8 @@ static void append_string(text_buf *b, const char *s) {
 /* The notes text, checked to be one JSON object, without the white space around it. */
 static rotary_status notes_text(const msg *m, const char *notes, const char **start, size_t *len) {
   size_t n = strlen(notes);
+  const size_t bad = utf8_error((const unsigned char *)notes, n); /* the file could not be loaded again */
+  if (bad < n) return fail(m, ROTARY_ERR_TUNING, "notes", "not UTF-8 (byte %zu)", bad);
   cJSON *root = NULL;
   const rotary_status st = parse(m, "notes", notes, n, &root);
   if (st != ROTARY_OK) return st;
