@@ -47,7 +47,7 @@ unsigned rotary_cpu_detect(void) {
 void rotary_cpu_model_detect(char *buf, size_t size) {
   unsigned regs[12];
   buf[0] = '\0';
-  if (__get_cpuid_max(0x80000000u, 0) < 0x80000004u) return;
+  if ((unsigned)__get_cpuid_max(0x80000000u, 0) < 0x80000004u) return;
   for (unsigned leaf = 0; leaf < 3; leaf++)
     __cpuid(0x80000002u + leaf, regs[4 * leaf], regs[4 * leaf + 1], regs[4 * leaf + 2], regs[4 * leaf + 3]);
   char text[sizeof regs + 1];
