@@ -10,8 +10,9 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: rotary <command> [options]\n"
-          "  info    version, CPU features, chosen kernels and thread count\n"
+          "  info    version, CPU features, chosen kernels, threads, settings and where each came from\n"
           "  bench   time the fused RoPE call against a streaming pass\n"
+          "  tune    measure the library's settings on this machine and save them in a tuning file\n"
           "  version print the version\n"
           "  help    this text, or `rotary help <command>` (the same as `rotary <command> --help`)\n");
 }
@@ -36,6 +37,7 @@ static int help(int argc, char **argv) {
   if (argc < 3) usage(stdout);
   else if (!strcmp(argv[2], "info")) rotary_cli_info_usage(stdout);
   else if (!strcmp(argv[2], "bench")) bench_usage(stdout, 1);
+  else if (!strcmp(argv[2], "tune")) rotary_cli_tune_usage(stdout, 1);
   else if (is_version(argv[2])) printf("usage: rotary version\n");
   else return unknown_command(argv[2]);
   return 0;
@@ -57,6 +59,7 @@ static int run(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "info")) return rotary_cli_info(argc - 1, argv + 1);
   if (!strcmp(argv[1], "bench")) return rotary_cli_bench(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "tune")) return rotary_cli_tune(argc - 1, argv + 1);
   if (is_version(argv[1])) {
     if (argc > 2 && is_help(argv[2])) {
       printf("usage: rotary version\n");
