@@ -64,11 +64,16 @@ static rotary_tuning tuned_settings(const rotary_tuning *from, const rotary_tuni
   return t;
 }
 
-/* Warm-up, search and final comparison on a run whose buffers exist; *after receives the settings found. The
+/* Warm-up, search and final comparison on a run whose buffers exist; *after receives the settings left. The
  * budget covers the warm-up, the search and (time reserved while searching) the final comparison; a warm-up round
- * alone longer than the budget still runs, as does the final comparison's `rounds` rounds per side. */
+ * alone longer than the budget still runs, as does the final comparison's `rounds` rounds per side.
+ * The final comparison (run when a value changed or a report is wanted) also confirms the search: the settings
+ * found stay only when they pass the rule of min_gain against the starting values there too. Each candidate won by
+ * that rule against the value before it, so the gains add up; a set that fails it now was chosen by noise (a
+ * machine shared with other work) and the starting values stay (the report then has after = before and
+ * after_seconds = before_seconds, the one measurement of those values). */
 static rotary_status tune_run(rotary_tune_run *run, const rotary_tuning *before, unsigned mask, rotary_tuning *after,
-                              rotary_tune_report *r) {
+                              rotary_tune_report *r, int want_times) {
   /* warm-up: the first round pays first touches, cold caches and sleeping workers; the second is the first
    * estimate of a round's time */
   rotary_status st = rotary_tune_round(run, before, run->times);
@@ -78,13 +83,20 @@ static rotary_status tune_run(rotary_tune_run *run, const rotary_tuning *before,
   rotary_tuning current = *before;
   st = rotary_tune_search(run, mask, &current, &r->candidates, &r->out_of_time);
   if (st != ROTARY_OK) return st;
-  *after = tuned_settings(before, &current);
-  if (!run->final_after) return ROTARY_OK;
+  const rotary_tuning found = tuned_settings(before, &current);
+  int changed = 0;
+  for (int s = 0; s < ROTARY_SETTING_COUNT; s++)
+    changed |= rotary_tuning_get(&found, (rotary_setting)s) != rotary_tuning_get(before, (rotary_setting)s);
+  *after = *before;
+  if (!changed && !want_times) return ROTARY_OK;
   int complete;
-  st = rotary_tune_compare(run, before, after, INFINITY, &complete);
+  st = rotary_tune_compare(run, before, &found, INFINITY, &complete);
   if (st != ROTARY_OK) return st;
-  r->before_seconds = run->median[run->n_descs];
-  r->after_seconds = run->median[2 * run->n_descs + 1];
+  r->before_seconds = r->after_seconds = run->median[run->n_descs];
+  if (changed && rotary_tune_b_wins(run)) {
+    *after = found;
+    r->after_seconds = run->median[2 * run->n_descs + 1];
+  }
   return ROTARY_OK;
 }
 
@@ -94,7 +106,7 @@ rotary_status rotary_context_tune(rotary_context *ctx, const rotary_rope *rope, 
   rotary_status st = check_args(ctx, rope, descs, n_descs, options, &o);
   if (st != ROTARY_OK) return st;
   rotary_tune_run run = {ctx, rope, descs, n_descs, rotary_context_threads(ctx), o.rounds, o.min_gain,
-                         NULL, NULL, NULL, 0.0, 0.0, report != NULL};
+                         NULL, NULL, NULL, 0.0, 0.0};
   if ((st = rotary_tune_run_alloc(&run)) != ROTARY_OK) return st;
   run.deadline = rotary_tune_now() + o.seconds;
   rotary_context_lock(ctx);
@@ -104,7 +116,7 @@ rotary_status rotary_context_tune(rotary_context *ctx, const rotary_rope *rope, 
   rotary_tune_report r;
   memset(&r, 0, sizeof r);
   rotary_tuning after = before;
-  st = tune_run(&run, &before, o.settings_mask, &after, &r);
+  st = tune_run(&run, &before, o.settings_mask, &after, &r, report != NULL);
   rotary_tune_run_free(&run);
   rotary_context_set_tuning(ctx, st == ROTARY_OK ? &after : &before); /* a call's error: as it was */
   if (st != ROTARY_OK) return st;

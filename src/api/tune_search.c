@@ -78,9 +78,7 @@ rotary_status rotary_tune_compare(rotary_tune_run *run, const rotary_tuning *a, 
   return ROTARY_OK;
 }
 
-/* The rule of min_gain on the last comparison: side b's total median falls by more than min_gain, and no call's
- * median rises by more than it. */
-static int b_wins(const rotary_tune_run *run) {
+int rotary_tune_b_wins(const rotary_tune_run *run) {
   const size_t n = run->n_descs;
   const double *ma = run->median, *mb = run->median + n + 1;
   if (!(mb[n] < ma[n] * (1.0 - run->min_gain))) return 0;
@@ -117,10 +115,8 @@ static int plans_differ(const rotary_tune_run *run, rotary_setting s, const rota
   return 0;
 }
 
-/* Seconds the rest of the run needs besides the search: the final comparison, when there is one. */
-static double reserve(const rotary_tune_run *run) {
-  return run->final_after ? 2.0 * (double)run->rounds * run->estimate : 0.0;
-}
+/* Seconds the rest of the run needs besides the search: the final comparison (tune.c). */
+static double reserve(const rotary_tune_run *run) { return 2.0 * (double)run->rounds * run->estimate; }
 
 /* Times one candidate against *current. *timed: it ran to the end (else the budget ran out: not started, or
  * stopped); *current takes it when it wins. */
@@ -134,7 +130,7 @@ static rotary_status try_candidate(rotary_tune_run *run, rotary_tuning *current,
   if (st != ROTARY_OK || !complete) return st;
   *timed = 1;
   const size_t n = run->n_descs;
-  if (b_wins(run)) {
+  if (rotary_tune_b_wins(run)) {
     *current = *candidate;
     run->estimate = run->median[2 * n + 1];
   } else {

@@ -21,7 +21,6 @@ typedef struct rotary_tune_run {
   double *median;   /* [2][n_descs + 1]: the last comparison's medians, side a then side b, totals last */
   double estimate;  /* seconds one round is expected to take (the current value's last median total) */
   double deadline;  /* monotonic seconds when the budget runs out */
-  int final_after;  /* a final comparison of `rounds` rounds per side follows the search: keep time for it */
 } rotary_tune_run;
 
 /* Allocates run's buffers for its n_descs and rounds. Errors: OUT_OF_MEMORY (also when the size overflows). */
@@ -40,6 +39,10 @@ rotary_status rotary_tune_round(const rotary_tune_run *run, const rotary_tuning 
  * then not computed). ctx is left with whichever tuning ran last. */
 rotary_status rotary_tune_compare(rotary_tune_run *run, const rotary_tuning *a, const rotary_tuning *b,
                                   double stop_at, int *complete);
+
+/* The rule of min_gain on the last complete comparison: side b's total median falls by more than min_gain, and no
+ * call's median rises by more than it. */
+int rotary_tune_b_wins(const rotary_tune_run *run);
 
 /* The search: for each setting of mask, each candidate against *current, a winner replacing it (source TUNED).
  * Stops when the budget runs out (*out_of_time = 1); counts the candidates timed in *candidates. */
