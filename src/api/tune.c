@@ -1,5 +1,5 @@
-/* tune.c: rotary_context_tune: checks everything, warms up, searches the settings (tune_search.c), measures before
- * against after for the report, and leaves the winners in the context. */
+/* tune.c: rotary_context_tune: checks everything, warms up, searches the settings (tune_search.c), confirms what it
+ * found against the starting values in a final comparison (the report's times), and leaves the winners in ctx. */
 #include <math.h>
 #include <string.h>
 
