@@ -74,12 +74,13 @@ static rotary_tuning tuned_settings(const rotary_tuning *from, const rotary_tuni
  * after_seconds = before_seconds, the one measurement of those values). */
 static rotary_status tune_run(rotary_tune_run *run, const rotary_tuning *before, unsigned mask, rotary_tuning *after,
                               rotary_tune_report *r, int want_times) {
-  /* warm-up: the first round pays first touches, cold caches and sleeping workers; the second is the first
-   * estimate of a round's time */
+  /* warm-up: the first round pays first touches, cold caches and sleeping workers; the faster of the next two is
+   * the first estimate of a round's time (one round preempted on a busy machine would overstate it many times) */
+  const size_t n = run->n_descs;
   rotary_status st = rotary_tune_round(run, before, run->times);
-  if (st == ROTARY_OK) st = rotary_tune_round(run, before, run->times);
+  for (int i = 0; i < 2 && st == ROTARY_OK; i++) st = rotary_tune_round(run, before, run->times + i * (n + 1));
   if (st != ROTARY_OK) return st;
-  run->estimate = run->times[run->n_descs];
+  run->estimate = run->times[n] < run->times[2 * n + 1] ? run->times[n] : run->times[2 * n + 1];
   rotary_tuning current = *before;
   st = rotary_tune_search(run, mask, &current, &r->candidates, &r->out_of_time);
   if (st != ROTARY_OK) return st;
@@ -92,10 +93,10 @@ static rotary_status tune_run(rotary_tune_run *run, const rotary_tuning *before,
   int complete;
   st = rotary_tune_compare(run, before, &found, INFINITY, &complete);
   if (st != ROTARY_OK) return st;
-  r->before_seconds = r->after_seconds = run->median[run->n_descs];
+  r->before_seconds = r->after_seconds = run->median[n];
   if (changed && rotary_tune_b_wins(run)) {
     *after = found;
-    r->after_seconds = run->median[2 * run->n_descs + 1];
+    r->after_seconds = run->median[2 * n + 1];
   }
   return ROTARY_OK;
 }
