@@ -8,11 +8,33 @@
 # STREAMS=1 adds the multi-stream runs (rotary bench --streams text|image: Qwen2-VL-7B and Qwen3-VL-8B text shapes,
 # bf16, 4096-token prefill and 64 x 1 decode, table and table-free, each against the same call with 1-D ids);
 # STREAMS=only runs just those.
-# Usage: [RUNS=N] [TORCH=python3] [STREAMS=1|only] scripts/bench-all.sh [build dir, default build]
+# ROWS=quick runs a reduced set for a shared machine (per thread count: f16 both pairings, bhsd, table-free (its
+# run has the f32 fused row too), decode 64 x 1). BENCH_ARGS adds options to every rope run (e.g. --fused-only).
+# COMPARE_TUNING=FILE runs every case twice, with the defaults ("### [default] options", ROTARY_TUNING_FILE unset)
+# and with the tuning file ("### [tuned] options", ROTARY_TUNING_FILE=FILE), back to back, which goes first
+# alternating from case to case and from set to set (scripts/tune-compare.sh).
+# Usage: [RUNS=N] [ROWS=all|quick] [TORCH=python3] [STREAMS=1|only] [BENCH_ARGS=...] [COMPARE_TUNING=FILE]
+#        scripts/bench-all.sh [build dir (default build) or the rotary binary]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}/tools/rotary
-run() { echo "### $*"; "$B" bench "$@" --json 2>/dev/null; echo; }
+if [ -f "${1:-}" ] && [ -x "${1:-}" ]; then B=$1; fi # the rotary binary itself
+read -r -a EXTRA <<< "${BENCH_ARGS:-}"
+CASE=0 # cases run so far: which side goes first under COMPARE_TUNING
+one() { # one SIDE ARGS...: a run with the defaults (SIDE default) or the tuning file (SIDE tuned)
+  local side=$1
+  shift
+  echo "### ${side:+[$side] }$*"
+  if [ "$side" = tuned ]; then ROTARY_TUNING_FILE="$COMPARE_TUNING" "$B" bench "$@" --json 2>/dev/null
+  else env -u ROTARY_TUNING_FILE "$B" bench "$@" --json 2>/dev/null; fi
+  echo
+}
+run() {
+  if [ -z "${COMPARE_TUNING:-}" ]; then one "" "$@"; return; fi
+  if (( (CASE + r) % 2 )); then one tuned "$@"; one default "$@"; else one default "$@"; one tuned "$@"; fi
+  CASE=$((CASE + 1))
+}
+rope() { run "$@" ${EXTRA[@]+"${EXTRA[@]}"}; }
 streams() { # streams THREADS
   for m in qwen2-vl-7b qwen3-vl-8b; do
     for pattern in text image; do
@@ -22,15 +44,23 @@ streams() { # streams THREADS
   done
 }
 for ((r = 0; r < ${RUNS:-1}; r++)); do
+  CASE=0
   for t in 1 2; do
     if [ "${STREAMS:-}" = only ]; then streams $t; continue; fi
     if [ -n "${STREAMS:-}" ]; then streams $t; fi
-    for dt in f32 bf16 f16; do for p in half interleaved; do run --threads $t --dtype $dt --pairing $p --reps 30; done; done
-    run --threads $t --layout bhsd --reps 30
-    run --threads $t --out-of-place --reps 30
-    run --threads $t --table-free --reps 30
-    run --threads $t --decode 64 --model llama3-8b --reps 400
-    run --threads $t --config examples/configs/llama-3.1-8b.json --reps 30
-    if [ -n "${TORCH:-}" ]; then run --threads $t --torch="$TORCH" --reps 30; fi
+    if [ "${ROWS:-all}" = quick ]; then
+      for p in half interleaved; do rope --threads $t --dtype f16 --pairing $p --reps 30; done
+      rope --threads $t --layout bhsd --reps 30
+      rope --threads $t --table-free --reps 30
+      rope --threads $t --decode 64 --model llama3-8b --reps 400
+      continue
+    fi
+    for dt in f32 bf16 f16; do for p in half interleaved; do rope --threads $t --dtype $dt --pairing $p --reps 30; done; done
+    rope --threads $t --layout bhsd --reps 30
+    rope --threads $t --out-of-place --reps 30
+    rope --threads $t --table-free --reps 30
+    rope --threads $t --decode 64 --model llama3-8b --reps 400
+    rope --threads $t --config examples/configs/llama-3.1-8b.json --reps 30
+    if [ -n "${TORCH:-}" ]; then rope --threads $t --torch="$TORCH" --reps 30; fi
   done
 done

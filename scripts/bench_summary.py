@@ -8,7 +8,13 @@ against the fused call, and how many runs the bench flagged as unstable (a row f
 ranging wider than their median; docs/bench.md). Runs of `rotary bench --streams` get a table of their own: per
 rope (table, table-free) the 1-D call's and the streams call's median times and the streams call's speed as a
 share of the 1-D call's (the ratio of the two medians of each run).
-Usage: scripts/bench_summary.py bench-all-output.txt"""
+With --compare, the output of scripts/tune-compare.sh (bench-all.sh with COMPARE_TUNING: "### [default] options"
+and "### [tuned] options" runs): per option set and fused row, the default and tuned medians of % of stream (of
+limit, for kv-write) with their ranges, the times, and the tuned / default time ratio of each pair of runs (run
+back to back); a row is flagged "slower" when the tuned median time is above the slowest default run and every
+pair's tuned run was the slower one (beyond the spread: no overlap, no lucky pair), "faster" when the tuned median
+is below the fastest default run.
+Usage: scripts/bench_summary.py [--compare] bench-all-output.txt"""
 import json
 import statistics
 import sys
@@ -35,6 +41,73 @@ def streams_table(runs):
             fmt = "%.4f" if max(one_ms) < 0.1 else "%.3f"
             print("| `%s` | %d | %s | %s | %s | %s%% |" % (options, len(results), rope, cell(one_ms, fmt),
                                                         cell(multi_ms, fmt), cell(ratio, "%.1f")))
+
+
+def compare_rows(doc):
+    """{impl: (percent of the limit, median ms)} of the rows a tuning can change (the fused call's)."""
+    out = {}
+    for r in doc.get("rows", []):
+        pct = r.get("pct_of_stream", r.get("pct_of_limit"))
+        if pct is not None and (r["impl"].startswith("fused") or r["impl"] == "kv_fused"):
+            out[r["impl"]] = (pct, r["median_ms"])
+    return out
+
+
+def settings_text(doc):
+    return ", ".join("%s %s (%s)" % (k, "off" if v["value"] == -1 else v["value"], v["source"])
+                     for k, v in doc.get("settings", {}).items())
+
+
+def compare(path):
+    runs = {}  # options -> {"default": [doc], "tuned": [doc]}
+    side = options = None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("### [default] ") or line.startswith("### [tuned] "):
+                side, options = line[5:].split("] ", 1)
+            elif line.startswith("{") and options is not None:
+                runs.setdefault(options, {"default": [], "tuned": []})[side].append(json.loads(line))
+    if not runs:
+        sys.exit("no '### [default]' / '### [tuned]' runs in %s (scripts/tune-compare.sh writes them)" % path)
+    for options, sides in runs.items():
+        for doc in sides["tuned"]:
+            if doc.get("tuning_env_error"):
+                sys.exit("`%s`: the tuning file did not load: %s" % (options, doc["tuning_env_error"]))
+    first = next(iter(runs.values()))
+    for name in ("default", "tuned"):
+        if first[name]:
+            print("%s settings: %s" % (name, settings_text(first[name][0])))
+    print()
+    print("| options | row | runs | default % of limit | tuned % of limit | default ms | tuned ms "
+          "| tuned / default time | |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    flagged = 0
+    for options, sides in runs.items():
+        pairs = list(zip(sides["default"], sides["tuned"]))
+        if not pairs:
+            continue
+        for impl in compare_rows(pairs[0][0]):
+            d = [compare_rows(a)[impl] for a, b in pairs if impl in compare_rows(b)]
+            t = [compare_rows(b)[impl] for a, b in pairs if impl in compare_rows(b)]
+            d_ms, t_ms = [x[1] for x in d], [x[1] for x in t]
+            ratio = [y / x for x, y in zip(d_ms, t_ms)]
+            fmt = "%.4f" if max(d_ms + t_ms) < 0.1 else "%.3f"
+            mark = ""
+            if len(d) < 3:  # one or two runs have no spread to speak of
+                pass
+            elif statistics.median(t_ms) > max(d_ms) and min(ratio) > 1:
+                mark, flagged = "**slower**", flagged + 1
+            elif statistics.median(t_ms) < min(d_ms):
+                mark = "faster"
+            print("| `%s` | %s | %d | %s%% | %s%% | %s | %s | %s | %s |" % (
+                options, impl, len(d), cell([x[0] for x in d], "%.1f"), cell([x[0] for x in t], "%.1f"),
+                cell(d_ms, fmt), cell(t_ms, fmt), cell(ratio, "%.3f"), mark))
+    print()
+    if min(len(v["default"]) for v in runs.values()) < 3:
+        print("fewer than 3 runs of some rows: no row is flagged slower or faster (RUNS=5 for the closing table)")
+    else:
+        print("%d row(s) slower with the tuning file beyond the defaults' spread" % flagged)
 
 
 def main(path):
@@ -81,6 +154,9 @@ def main(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) == 3 and sys.argv[1] == "--compare":
+        compare(sys.argv[2])
+    elif len(sys.argv) == 2 and not sys.argv[1].startswith("--"):
+        main(sys.argv[1])
+    else:
         sys.exit(__doc__)
-    main(sys.argv[1])

@@ -33,11 +33,13 @@ static void summarize(double *t, size_t n, double *median, double *min, double *
 static size_t pick_impls(const bench_setup *s, bench_result *r) {
   const bench_options *o = s->o;
   size_t n = 0;
-  if (o->layout == ROTARY_LAYOUT_BHSD)
+  if (o->fused_only) {
+  } else if (o->layout == ROTARY_LAYOUT_BHSD) {
     fprintf(stderr, "rotary bench: --layout bhsd: the composed and naive rows (written for bshd) are left out\n");
-  else
+  } else {
     r[n++].impl = &bench_impl_composed;
-  if (o->layout == ROTARY_LAYOUT_BHSD) {
+  }
+  if (o->fused_only || o->layout == ROTARY_LAYOUT_BHSD) {
   } else if (o->head_dim <= BENCH_NAIVE_MAX_DIM) {
     r[n++].impl = &bench_impl_naive;
   } else {
@@ -47,7 +49,7 @@ static size_t pick_impls(const bench_setup *s, bench_result *r) {
   if (o->table_free) r[n++].impl = &bench_impl_fused_free;
   for (size_t i = 0; o->tune && i < s->tune.n; i++) r[n++].impl = &s->tune.rows[i];
   if (o->torch) r[n++].impl = &bench_impl_torch;
-  if (o->out_of_place) r[n++].impl = &bench_impl_copy;
+  if (o->out_of_place && !o->fused_only) r[n++].impl = &bench_impl_copy;
   for (size_t i = 0; o->stream_candidates && i < s->stream.n; i++) r[n++].impl = &s->stream.rows[i];
   r[n++].impl = &bench_impl_stream;
   return n;

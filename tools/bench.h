@@ -46,6 +46,7 @@ typedef struct bench_options {
   rotary_pairing pairing;
   int out_of_place, json;
   int tune;           /* --tune: the fused call once per candidate value of each setting (bench_tune.c) */
+  int fused_only;     /* --fused-only: no composed, naive or copy rows */
   int stream_candidates; /* --stream-candidates: a row per candidate of the streaming pass (bench_impls.c) */
   const char *torch;  /* --torch[=PYTHON]: the Python that times real torch (bench_torch.c), or NULL */
   int table_free;     /* also time rotary_apply with a table-free rope (cos/sin computed per token) */

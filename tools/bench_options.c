@@ -24,8 +24,9 @@ void bench_usage(FILE *f, int full) {
           "                    [--heads N] [--kv-heads N] [--head-dim N] [--rotary-dim N] [--base X] [--table N]\n"
           "                    [--dtype f32|f16|bf16] [--pairing half|interleaved] [--layout bshd|bhsd]\n"
           "                    [--threads N] [--reps N] [--out-of-place] [--table-free] [--tune]\n"
-          "                    [--stream-candidates] [--torch[=PYTHON]] [--streams text|image [--stream-layout L]]\n"
-          "                    [--tuning FILE] [--set NAME=VALUE]... [--json] [--help]\n"
+          "                    [--stream-candidates] [--fused-only] [--torch[=PYTHON]]\n"
+          "                    [--streams text|image [--stream-layout L]] [--tuning FILE] [--set NAME=VALUE]...\n"
+          "                    [--json] [--help]\n"
           "       rotary bench --op kv-write [--cache contiguous|paged] [--cache-dtype f32|f16|bf16|fp8]\n"
           "                    [--block-size N] [--sweep] [shape, --dtype, --threads, --reps, --json as above]\n");
   if (!full) {
@@ -52,6 +53,8 @@ void bench_usage(FILE *f, int full) {
           "  --stream-candidates  adds a row per candidate of the streaming pass (the limit is the fastest of\n"
           "               them in start-up rounds: unrolled AVX-512, AVX2 or C loops, non-temporal stores out of\n"
           "               place, all threads or one; the former pass, a compiler-vectorized loop, among them)\n"
+          "  --fused-only leaves out the composed, naive and copy rows: the fused call's rows (with --table-free,\n"
+          "               --tune, --torch) and the streaming pass only (scripts/tune-compare.sh)\n"
           "  --tuning F   loads the tuning file F (written by `rotary tune`) into the bench's context; a file that\n"
           "               does not load is an error (exit 2) with the library's message\n"
           "  --set NAME=VALUE  sets one setting of the context (after --tuning; repeatable, the last wins): a\n"
@@ -113,7 +116,7 @@ static int parse_size(const char *s, size_t *v) {
 enum { OPT_TOKENS = 256, OPT_BATCH, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_REPS, OPT_DECODE, OPT_TABLE,
        OPT_BLOCK, OPT_BASE, OPT_DTYPE, OPT_PAIRING, OPT_LAYOUT, OPT_MODEL, OPT_CONFIG, OPT_OOP, OPT_JSON, OPT_TUNE,
        OPT_FREE, OPT_TORCH, OPT_OP, OPT_CACHE, OPT_CACHE_DTYPE, OPT_SWEEP, OPT_STREAMS, OPT_STREAM_LAYOUT,
-       OPT_STREAM_CANDIDATES, OPT_TUNING, OPT_SET };
+       OPT_STREAM_CANDIDATES, OPT_TUNING, OPT_SET, OPT_FUSED_ONLY };
 
 static const struct option long_options[] = {
     {"tokens", required_argument, NULL, OPT_TOKENS},     {"batch", required_argument, NULL, OPT_BATCH},
@@ -133,6 +136,7 @@ static const struct option long_options[] = {
     {"stream-layout", required_argument, NULL, OPT_STREAM_LAYOUT},
     {"stream-candidates", no_argument, NULL, OPT_STREAM_CANDIDATES},
     {"tuning", required_argument, NULL, OPT_TUNING},     {"set", required_argument, NULL, OPT_SET},
+    {"fused-only", no_argument, NULL, OPT_FUSED_ONLY},
     {NULL, 0, NULL, 0},
 };
 
@@ -320,6 +324,7 @@ static int take(bench_options *o, int c, const char *v, unsigned *set) {
     case OPT_TUNE: o->tune = 1; return 1;
     case OPT_STREAM_CANDIDATES: o->stream_candidates = 1; return 1;
     case OPT_TUNING: o->tuning = v; return 1;
+    case OPT_FUSED_ONLY: o->fused_only = 1; return 1;
     case OPT_SET: return parse_set(o, v);
     case OPT_FREE: o->table_free = 1; return 1;
     case OPT_TORCH: o->torch = v ? v : "python3"; return 1;
@@ -413,15 +418,19 @@ void bench_options_free(bench_options *o) {
 static int check_op(const bench_options *o, unsigned set) {
   if (o->op == BENCH_OP_ROPE) {
     if (set & SET_KV_ONLY) return bad("--cache, --cache-dtype, --block-size and --sweep go with --op kv-write");
-    if (o->streams && (o->tune || o->torch || o->stream_candidates))
-      return bad("%s does not go with --streams: it times the fused call only",
-                 o->tune ? "--tune" : o->torch ? "--torch" : "--stream-candidates");
+    const char *rows = o->tune                ? "--tune"
+                       : o->torch             ? "--torch"
+                       : o->stream_candidates ? "--stream-candidates"
+                       : o->fused_only        ? "--fused-only"
+                                              : NULL;
+    if (o->streams && rows) return bad("%s does not go with --streams: it times the fused call only", rows);
     return 1;
   }
   if (o->streams || (set & SET_STREAM_LAYOUT)) return bad("--streams and --stream-layout go with --op rope");
   const char *rope_only = o->out_of_place                   ? "--out-of-place"
                           : o->tune                         ? "--tune"
                           : o->stream_candidates            ? "--stream-candidates"
+                          : o->fused_only                   ? "--fused-only"
                           : o->torch                        ? "--torch"
                           : o->table_free                   ? "--table-free"
                           : o->layout != ROTARY_LAYOUT_BSHD ? "--layout"
