@@ -65,8 +65,8 @@ static rotary_tuning tuned_settings(const rotary_tuning *from, const rotary_tuni
 }
 
 /* Warm-up, search and final comparison on a run whose buffers exist; *after receives the settings left. The
- * budget covers the warm-up, the search and (time reserved while searching) the final comparison; a warm-up round
- * alone longer than the budget still runs, as does the final comparison's `rounds` rounds per side.
+ * budget covers the warm-up, the search and (time reserved while searching) the final comparison; the three warm-up
+ * rounds run even when they alone outlast the budget, as do the final comparison's `rounds` rounds per side.
  * The final comparison (run when a value changed or a report is wanted) also confirms the search: the settings
  * found stay only when they pass the rule of min_gain against the starting values there too. Each candidate won by
  * that rule against the value before it, so the gains add up; a set that fails it now was chosen by noise (a
