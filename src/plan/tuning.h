@@ -65,9 +65,10 @@ rotary_status rotary_tuning_file_default_path(char *path, size_t size);
  * source FILE; on error *t is unchanged and error receives "path: field: what", checked in this order:
  *   file: <the system's text> (IO: "No such file or directory", "Is a directory", ...) | not a regular file (IO) |
  *         larger than 1 MiB (TUNING) | out of memory (OUT_OF_MEMORY)
- *   JSON: not UTF-8 (byte N) | not valid JSON (error near byte N) | a control character at byte N (not read as Python's json reads it) |
- *         an escaped NUL (\u0000) in a string at byte N (...) | unexpected data after the JSON value (byte N) |
- *         <a string, a number, an array, a boolean, null>, not an object | out of memory while parsing
+ *   JSON: not UTF-8 (byte N) | not valid JSON (error near byte N) | unexpected data after the JSON value (byte N) |
+ *         <a control character | an escaped NUL (\u0000) in a string | a number outside JSON's syntax> at byte N
+ *         (not read as Python's json reads it) | <a string, a number, an array, a boolean, null>, not an object |
+ *         out of memory while parsing (OUT_OF_MEMORY)
  *   format: missing | <type>, not a string | "x" is not "rotary-tuning"
  *   format_version: missing | 1.5 is not an integer | <type>, not an integer | 2 is not 1
  *   library_version: missing | <type>, not a string | "0.1.0" is not this library's version "0.2.0" (a stale ...)

@@ -225,7 +225,7 @@ static rotary_status read_settings(const msg *m, const cJSON *root, int64_t valu
     if (!in_range(v, info->min, info->max))
       return fail(m, ROTARY_ERR_TUNING, field, fabs(v->valuedouble) < 1e21 ? "%.0f is outside %lld .. %lld"
                                                                               : "%.17g is outside %lld .. %lld",
-                  v->valuedouble, (long long)info->min, (long long)info->max);
+                  v->valuedouble + 0.0 /* -0 as 0 */, (long long)info->min, (long long)info->max);
     const int64_t x = (int64_t)v->valuedouble;
     values[s] = x;
   }
@@ -241,7 +241,7 @@ static rotary_status check_document(const msg *m, const cJSON *root, int64_t val
   if (!version) return fail(m, ROTARY_ERR_TUNING, "format_version", "missing");
   if (!is_integer(version)) return not_integer(m, "format_version", version);
   if (!in_range(version, TUNING_FORMAT_VERSION, TUNING_FORMAT_VERSION))
-    return fail(m, ROTARY_ERR_TUNING, "format_version", "%.17g is not %d", version->valuedouble,
+    return fail(m, ROTARY_ERR_TUNING, "format_version", "%.17g is not %d", version->valuedouble + 0.0,
                 TUNING_FORMAT_VERSION);
   st = check_string(m, root, "library_version", rotary_version_string(), "this library's version ",
                     " (a stale file: tune again)");

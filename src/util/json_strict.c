@@ -25,8 +25,39 @@ static void install_hooks(void) {
   cJSON_InitHooks(&hooks);
 }
 
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* The end of the number token at json[i] ('-' or a digit, outside strings), or (size_t)-1 when it does not follow
+ * JSON's grammar -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?: cJSON takes whatever strtod reads from the
+ * characters [0-9+-.eE], so it lets "03", "3." and "1.e5" through where Python's json refuses them. */
+static size_t number_end(const char *json, size_t i, size_t end) {
+  size_t j = i;
+  if (j < end && json[j] == '-') j++;
+  if (j < end && json[j] == '0') {
+    j++;
+  } else if (j < end && is_digit(json[j])) {
+    while (j < end && is_digit(json[j])) j++;
+  } else {
+    return (size_t)-1;
+  }
+  if (j < end && json[j] == '.') {
+    if (++j >= end || !is_digit(json[j])) return (size_t)-1;
+    while (j < end && is_digit(json[j])) j++;
+  }
+  if (j < end && (json[j] == 'e' || json[j] == 'E')) {
+    j++;
+    if (j < end && (json[j] == '+' || json[j] == '-')) j++;
+    if (j >= end || !is_digit(json[j])) return (size_t)-1;
+    while (j < end && is_digit(json[j])) j++;
+  }
+  if (j < end && (is_digit(json[j]) || json[j] == '.' || json[j] == 'e' || json[j] == 'E' || json[j] == '+' ||
+                  json[j] == '-'))
+    return (size_t)-1; /* "03", "1.5.2", "1e5e5": more of what cJSON would have read */
+  return j;
+}
+
 /* The first byte in [0, end) that Python's json (strict) reads differently from cJSON, or end. The text up to end
- * is valid JSON, so quotes and backslashes pair up. */
+ * is valid JSON for cJSON, so quotes and backslashes pair up. */
 static size_t python_mismatch(const char *json, size_t end, const char **why) {
   int in_string = 0;
   for (size_t i = 0; i < end; i++) {
@@ -36,6 +67,15 @@ static size_t python_mismatch(const char *json, size_t end, const char **why) {
       return i;
     }
     if (!in_string) {
+      if (ch == '-' || is_digit((char)ch)) {
+        const size_t next = number_end(json, i, end);
+        if (next == (size_t)-1) {
+          *why = "a number outside JSON's syntax";
+          return i;
+        }
+        i = next - 1;
+        continue;
+      }
       in_string = ch == '"';
     } else if (ch == '"') {
       in_string = 0;

@@ -16,7 +16,9 @@ typedef enum rotary_json_result {
 
 /* Parses json[0, length) into *root (free with cJSON_Delete). Mismatches: a control character (below 0x20) inside a
  * string or, other than tab, newline and return, between tokens (cJSON skips them); an escaped NUL (\u0000), which
- * would cut a cJSON string short. Thread-safe: parses take turns (cJSON writes a process-wide error record). */
+ * would cut a cJSON string short; a number outside JSON's grammar ("03", "-01", "3.", "1.e5": cJSON reads them).
+ * Python's json accepts NaN, Infinity and -Infinity, cJSON does not: such text is refused as not valid JSON.
+ * Thread-safe: parses take turns (cJSON writes a process-wide error record). */
 rotary_json_result rotary_json_parse(const char *json, size_t length, cJSON **root, size_t *at, const char **why);
 
 /* obj[name]: the LAST member of that name (duplicate keys count with their last value, as in Python's json), or
