@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_cli.sh: ctest checks of the rotary tool from outside: exit codes, where help and errors go, their wording,
 # and that `bench --json` is valid JSON whatever a config's model_type holds.
-# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help, torch, plot, kv, streams)
+# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help, torch, plot, kv, streams, tune)
 set -u
 ROTARY=$1
 CASE=$2
@@ -112,6 +112,10 @@ case_help() {
   expect 0 '^usage: rotary bench' '' -- "$ROTARY" help bench
   expect 0 '^usage: rotary info' '' -- "$ROTARY" info --help
   expect 0 '^usage: rotary info' '' -- "$ROTARY" help info
+  expect 0 '^usage: rotary tune' '' -- "$ROTARY" tune --help
+  grep -q -- '--no-save' "$TMP/out" || fail "tune --help does not explain --no-save"
+  expect 0 '^usage: rotary tune' '' -- "$ROTARY" help tune
+  expect 0 '^  tune ' '' -- "$ROTARY" help
   expect 0 '^rotary [0-9]+\.[0-9]+\.[0-9]+' '' -- "$ROTARY" --version
   expect 0 '^rotary [0-9]+\.[0-9]+\.[0-9]+' '' -- "$ROTARY" version
   expect 2 '' "unknown command 'nope'" -- "$ROTARY" help nope
@@ -278,7 +282,157 @@ EOF
   expect 2 '' '--streams and --stream-layout go with --op rope' -- "$ROTARY" bench --op kv-write --streams text
 }
 
+# `rotary tune` on a tiny budget (the CI smoke test: it never depends on which value wins): the file it writes,
+# what `rotary info` makes of it, the default path, files that fail to load, and the options it refuses.
+TUNE=(--tokens 4 --heads 2 --kv-heads 1 --head-dim 8 --decode 2 --threads 1 --seconds 0.3)
+
+# tune_table FILE: "name source after" of each row of the settings table `rotary tune` printed
+tune_table() { awk '/^setting +before +after +source/ {t = 1; next} t && NF == 0 {exit} t {print $1, $4, $3}' "$1"; }
+# info_table FILE: "name source value" of each setting `rotary info` printed
+info_table() { awk '/^  setting +value +source/ {t = 1; next} t && !/^  [a-z_]+ / {exit} t {print $1, $3, $2}' "$1"; }
+
+# tune_file_check FILE VERSION CPU_MODEL TUNE_ROWS: the file holds what the contract says, and exactly the
+# settings the table calls tuned, with their values; the notes say what was measured.
+tune_file_check() {
+  "$PYTHON" - "$@" << 'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["format"] == "rotary-tuning" and doc["format_version"] == 1, doc
+assert doc["library_version"] == sys.argv[2] and doc["cpu_model"] == sys.argv[3], doc
+rows = [line.split() for line in open(sys.argv[4])]
+assert all(source in ("tuned", "default") for _, source, _ in rows), rows
+tuned = {name: after for name, source, after in rows if source == "tuned"}
+value = lambda v: "off" if v == -1 else str(v)
+assert {k: value(v) for k, v in doc["settings"].items()} == tuned, (doc["settings"], rows)
+notes = doc["notes"]
+assert notes["model"] == "llama-7b" and notes["dtype"] == "bf16" and notes["threads"] == 1, notes
+assert notes["seconds"] == 0.3 and notes["date"].endswith("Z"), notes
+assert [(s["name"], s["batch"], s["tokens"], s["heads"], s["kv_heads"], s["head_dim"]) for s in notes["shapes"]] == [
+    ("prefill", 1, 4, 2, 1, 8), ("decode", 2, 1, 2, 1, 8)], notes["shapes"]
+report = notes["report"]
+assert report["before_seconds"] > 0 and report["after_seconds"] > 0 and report["candidates"] >= 0, report
+assert sorted(report["before"]) == sorted(report["after"]) == sorted(r[0] for r in rows), report
+EOF
+}
+
+# tune_bad_file SOURCE KEY VALUE DEST: SOURCE with one member changed ("settings.head_group" goes one level down)
+tune_bad_file() {
+  "$PYTHON" - "$@" << 'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+*path, last = sys.argv[2].split(".")
+obj = doc
+for key in path:
+    obj = obj[key]
+obj[last] = json.loads(sys.argv[3])
+json.dump(doc, open(sys.argv[4], "w"))
+EOF
+}
+
+case_tune_file() {
+  local version cpu
+  version=$("$ROTARY" --version | cut -d' ' -f2)
+  cpu=$("$ROTARY" info | sed -n 's/^cpu model: //p')
+  [ -n "$cpu" ] || fail "rotary info: no 'cpu model:' line"
+  expect 0 '^rotary tune: llama-7b, bf16, 2 q / 1 k heads' '' -- "$ROTARY" tune "${TUNE[@]}" --out "$TMP/t.json"
+  cp "$TMP/out" "$TMP/tune.txt"
+  grep -q "^saved $TMP/t.json " "$TMP/tune.txt" || fail "tune --out: not said where the file went"
+  grep -q "ROTARY_TUNING_FILE=$TMP/t.json" "$TMP/tune.txt" || fail "tune --out: not said how to use the file"
+  grep -Eq '^total of the calls .*: before [0-9.]+ (us|ms), after [0-9.]+ (us|ms) \([-+][0-9.]+%\)$' "$TMP/tune.txt" ||
+    fail "tune: no before/after totals: $(cat "$TMP/tune.txt")"
+  tune_table "$TMP/tune.txt" > "$TMP/tune_rows"
+  [ "$(cut -d' ' -f1 "$TMP/tune_rows" | tr '\n' ' ')" = \
+    "prefetch_bytes stream_store_bytes thread_bytes tasks_per_thread head_group " ] ||
+    fail "tune: settings table rows: $(cat "$TMP/tune_rows")"
+  tune_file_check "$TMP/t.json" "$version" "$cpu" "$TMP/tune_rows" || fail "tune: the file: $(cat "$TMP/t.json")"
+  # loaded through ROTARY_TUNING_FILE: what the file names has source file and its value, the rest the default
+  expect 0 "^ROTARY_TUNING_FILE=$TMP/t.json: loaded, [0-9]+ settings? from it" '' -- \
+    env ROTARY_TUNING_FILE="$TMP/t.json" "$ROTARY" info
+  info_table "$TMP/out" > "$TMP/info_rows"
+  [ "$(awk '$2 == "tuned" {print $1, "file", $3; next} {print $1, "default"}' "$TMP/tune_rows")" = \
+    "$(awk '$2 == "file" {print; next} {print $1, $2}' "$TMP/info_rows")" ] ||
+    fail "info with the tuned file: $(cat "$TMP/info_rows") against the tune table $(cat "$TMP/tune_rows")"
+  grep -Eq '^  prefetch_bytes +[0-9a-z]+ +[a-z]+ +ROTARY_PREFETCH +[0-9a-z]+ +off, 0 \.\. 65536$' "$TMP/out" ||
+    fail "info: prefetch_bytes row: $(grep prefetch_bytes "$TMP/out")"
+  # a file that sets values whatever the run found: each one shown with source file
+  tune_bad_file "$TMP/t.json" settings '{"head_group": 3, "prefetch_bytes": -1}' "$TMP/set.json"
+  expect 0 "^ROTARY_TUNING_FILE=$TMP/set.json: loaded, 2 settings from it" '' -- \
+    env ROTARY_TUNING_FILE="$TMP/set.json" "$ROTARY" info
+  [ "$(info_table "$TMP/out" | awk '$2 != "default"' | tr '\n' ' ')" = "prefetch_bytes file off head_group file 3 " ] ||
+    fail "info with set.json: $(info_table "$TMP/out")"
+  # a setting's variable wins over the file
+  expect 0 '^  head_group +5 +environment +ROTARY_HEAD_GROUP ' '' -- \
+    env ROTARY_TUNING_FILE="$TMP/t.json" ROTARY_HEAD_GROUP=5 "$ROTARY" info
+  # files that fail: reported naming the file and the field, exit 0, every setting at its default
+  printf '{"format": "rotary-tuning", "settings": ' > "$TMP/cut.json"
+  tune_bad_file "$TMP/t.json" settings.head_group 0 "$TMP/range.json"
+  tune_bad_file "$TMP/t.json" cpu_model '"Another CPU"' "$TMP/foreign.json"
+  tune_bad_file "$TMP/t.json" library_version '"0.0.1"' "$TMP/stale.json"
+  local bad field
+  for bad in cut:JSON range:'settings\.head_group' foreign:cpu_model stale:library_version missing:'No such file'; do
+    field=${bad#*:}
+    bad=${bad%%:*}
+    expect 0 "^ROTARY_TUNING_FILE=$TMP/$bad.json: not loaded, the defaults are in force: $TMP/$bad.json: .*$field" '' \
+      -- env ROTARY_TUNING_FILE="$TMP/$bad.json" "$ROTARY" info
+    [ -z "$(info_table "$TMP/out" | awk '$2 != "default"')" ] || fail "info with $bad.json: $(info_table "$TMP/out")"
+  done
+}
+
+# no --out: the default path under XDG_CACHE_HOME, its missing folders made (0755); =auto loads it
+case_tune_default_path() {
+  local version cache="$TMP/cache/deeper" path
+  version=$("$ROTARY" --version | cut -d' ' -f2)
+  expect 0 "^saved $cache/rotary/tuning-.*-$version\.json " '' -- env XDG_CACHE_HOME="$cache" "$ROTARY" tune "${TUNE[@]}"
+  grep -q '^use it: ROTARY_TUNING_FILE=auto ' "$TMP/out" || fail "tune: no ROTARY_TUNING_FILE=auto hint"
+  path=$(sed -n 's/^saved \(.*\) (.*/\1/p' "$TMP/out")
+  [ -f "$path" ] || fail "tune: no file at '$path'"
+  [ "$(stat -c %a "$TMP/cache" "$cache/rotary" | tr '\n' ' ')" = "755 755 " ] || fail "tune: folder modes"
+  expect 0 "^tuning file \(default path\): $path \(present\)" '' -- env XDG_CACHE_HOME="$cache" "$ROTARY" info
+  expect 0 '^ROTARY_TUNING_FILE=auto: loaded' '' -- env XDG_CACHE_HOME="$cache" ROTARY_TUNING_FILE=auto "$ROTARY" info
+  expect 0 '^ROTARY_TUNING_FILE=auto: no file at the default path' '' -- \
+    env XDG_CACHE_HOME="$TMP/empty" ROTARY_TUNING_FILE=auto "$ROTARY" info
+  expect 0 '^not saved \(--no-save\)$' '' -- env XDG_CACHE_HOME="$TMP/nosave" "$ROTARY" tune "${TUNE[@]}" --no-save
+  [ ! -e "$TMP/nosave" ] || fail "tune --no-save wrote $(find "$TMP/nosave")"
+  expect 1 '' 'no default path for the tuning file: neither XDG_CACHE_HOME nor HOME is set; give --out FILE' -- \
+    env -u XDG_CACHE_HOME -u HOME "$ROTARY" tune "${TUNE[@]}"
+  expect 1 '.' "cannot save the tuning file: $TMP/none/t.json" -- "$ROTARY" tune "${TUNE[@]}" --out "$TMP/none/t.json"
+}
+
+# options: exit 2, the option named, nothing on stdout
+case_tune_options() {
+  expect 2 '' "--seconds wants a positive number, got '0'" -- "$ROTARY" tune --seconds 0
+  expect 2 '' "--seconds wants a positive number, got 'x'" -- "$ROTARY" tune --seconds=x
+  expect 2 '' "--min-gain wants a number from 0 up to \(not including\) 1, got '1'" -- "$ROTARY" tune --min-gain 1
+  expect 2 '' '--rounds must be 3 to 1000' -- "$ROTARY" tune --rounds 2
+  expect 2 '' "--settings: unknown setting 'bogus'" -- "$ROTARY" tune --settings head_group,bogus
+  expect 2 '' '--tokens 0 and --decode 0 leave nothing to time' -- "$ROTARY" tune --tokens 0 --decode 0
+  expect 2 '' "--tokens wants a whole number, got '-1'" -- "$ROTARY" tune --tokens -1
+  expect 2 '' '--out and --no-save contradict each other' -- "$ROTARY" tune --out x.json --no-save
+  expect 2 '' '--out needs a value' -- "$ROTARY" tune --out
+  expect 2 '' '--no-save takes no value' -- "$ROTARY" tune --no-save=1
+  expect 2 '' "--dtype wants f32, f16 or bf16, got 'f64'" -- "$ROTARY" tune --dtype f64
+  expect 2 '' '--head-dim must be even, 2 to 65536' -- "$ROTARY" tune --head-dim 7
+  expect 2 '' "unknown model 'nope'" -- "$ROTARY" tune --model nope
+  expect 2 '' '--model and --config both describe the model' -- "$ROTARY" tune --model llama-7b --config x.json
+  expect 2 '' "--config $TMP/missing.json: .*No such file or directory" -- "$ROTARY" tune --config "$TMP/missing.json"
+  expect 2 '' "unknown option '--bogus'" -- "$ROTARY" tune --bogus
+  grep -q '^usage: rotary tune' "$TMP/err" || fail "tune --bogus: no usage on stderr"
+  expect 2 '' "unexpected argument 'extra'" -- "$ROTARY" tune extra
+  expect 2 '' "ambiguous option '--t': it begins --tokens --threads" -- "$ROTARY" tune --t 1
+  expect 0 '^usage: rotary tune' '' -- "$ROTARY" tune --tokens 0 --decode 0 --help # help wins over later checks
+}
+
+case_tune() {
+  local name
+  for name in ROTARY_TUNING_FILE ROTARY_PREFETCH ROTARY_STREAM_STORES ROTARY_THREAD_BYTES ROTARY_TASKS_PER_THREAD \
+    ROTARY_HEAD_GROUP; do unset "$name"; done # the checks read the defaults
+  case_tune_file
+  case_tune_default_path
+  case_tune_options
+}
+
 case "$CASE" in
+  tune) case_tune ;;
   streams) case_streams ;;
   kv) case_kv ;;
   json) case_json ;;
