@@ -63,7 +63,10 @@ static void print_report(rotary_context *ctx, const rotary_tune_report *r) {
   const double change = r->before_seconds > 0 ? (r->after_seconds / r->before_seconds - 1.0) * 100.0 : 0.0;
   printf("\ntotal of the calls (median of the final alternating rounds): before %s, after %s (%+.1f%%)\n", tb, ta,
          change);
-  if (r->after_seconds > r->before_seconds)
+  int changed = 0;
+  for (int i = 0; i < ROTARY_SETTING_COUNT; i++) changed += r->after[i] != r->before[i];
+  if (!changed) printf("(no value beat the starting one by more than --min-gain: every setting kept its value)\n");
+  else if (r->after_seconds > r->before_seconds)
     printf("(in the final rounds the values found ran slower than the starting ones: the search's gain did not "
            "hold; a longer --seconds steadies the medians)\n");
   printf("%zu candidate value%s timed%s\n", r->candidates, r->candidates == 1 ? "" : "s",
@@ -170,14 +173,14 @@ static int target_path(const tune_cli_options *o, char *path, size_t size, int *
   return make_folders(path);
 }
 
-/* The settings a variable sets: a process that loads the file through ROTARY_TUNING_FILE takes the variable's
- * value over the file's (rotary.h's order), so the file alone would not reproduce this run. */
+/* The settings a variable sets: the search started from the variable's value, and a process that loads a file
+ * through ROTARY_TUNING_FILE takes the variable over the file (rotary.h's order). */
 static void print_env_notes(void) {
   for (int i = 0; i < ROTARY_SETTING_COUNT; i++) {
     const char *env = rotary_setting_env((rotary_setting)i), *v = getenv(env);
     if (v)
-      printf("note: %s=%s is set: processes that load the file through ROTARY_TUNING_FILE take it over the file's "
-             "%s\n", env, v, rotary_setting_name((rotary_setting)i));
+      printf("note: %s=%s is set: the search started from it, and a process with it set takes it over any tuning "
+             "file's %s\n", env, v, rotary_setting_name((rotary_setting)i));
   }
 }
 
