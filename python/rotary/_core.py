@@ -3,6 +3,7 @@ import ctypes
 import itertools
 import os
 import threading
+import warnings
 import weakref
 
 import numpy as np
@@ -27,6 +28,11 @@ class RotaryTypeError(RotaryError, TypeError):
     """ROTARY_ERR_DTYPE: an element type librotary does not take."""
 
 
+class RotaryTuningError(RotaryError):
+    """ROTARY_ERR_TUNING (a setting value out of range; a tuning file that is malformed, stale or foreign) and the
+    errors of reading or writing a tuning file (ROTARY_ERR_IO); the message names the file and the field."""
+
+
 def _raise(status, what, detail=None):
     msg = f"{what}: {_lib.status_string(status)}"
     if detail:
@@ -35,16 +41,24 @@ def _raise(status, what, detail=None):
         raise MemoryError(msg)
     if status == _lib.ERR_DTYPE:
         raise RotaryTypeError(status, msg)
+    if status == _lib.ERR_TUNING:
+        raise RotaryTuningError(status, msg)
     raise RotaryError(status, msg)
 
 
 # One worker pool for the process (librotary serializes calls on a context; results do not depend on the count).
 # A forked child never touches the parent's context: its workers do not exist in the child and its lock may be
 # held by a thread that was inside rotary_apply at the fork, so destroying or using it there hangs. The child
-# drops it (a small leak, once per fork) and creates its own on first use, with the thread count asked for.
+# drops it (a small leak, once per fork) and creates its own on first use, with the thread count asked for and
+# the settings the parent's had set, loaded or tuned (_ctx_replay). RoPEs with their own tuning keep their
+# contexts in _rope_contexts (_tuning.RopeContext), dropped in a child the same way.
 _ctx = None
 _ctx_threads = None  # the count set_num_threads asked for; None: ROTARY_NUM_THREADS or the online CPUs
 _ctx_lock = threading.Lock()
+_ctx_replay = {}   # setting index -> (value, source name) of the settings set, loaded or tuned on the process context
+_ctx_sources = {}  # setting index -> source name the parent gave a value that a forked child replayed (source "set")
+_rope_contexts = weakref.WeakSet()
+_env_warned = []   # non-empty once the ROTARY_TUNING_FILE warning was given (once per process tree)
 
 
 def _threads_from_env():
@@ -54,24 +68,54 @@ def _threads_from_env():
     return _lib.c_int_arg(int(text), "ROTARY_NUM_THREADS")
 
 
+def _threads_asked():
+    """The thread count contexts are created with: set_num_threads's, else ROTARY_NUM_THREADS or 0 (online CPUs)."""
+    return _threads_from_env() if _ctx_threads is None else _ctx_threads
+
+
 def _context():
     global _ctx
     if _ctx is None:
         with _ctx_lock:
             if _ctx is None:
                 handle = ctypes.c_void_p()
-                n = _threads_from_env() if _ctx_threads is None else _ctx_threads
+                n = _threads_asked()
                 st = lib.rotary_context_create(n, ctypes.byref(handle))
                 if st != _lib.OK:
                     _raise(st, "rotary_context_create", f"threads={n}")
+                for index, (value, source) in _ctx_replay.items():  # a forked child: the parent's settings
+                    if lib.rotary_context_set_setting(handle, index, value) == _lib.OK:
+                        _ctx_sources[index] = source
                 _ctx = handle
+        _warn_tuning_env()
     return _ctx
+
+
+def _context_of(rope):
+    """The context a rope's calls run on: its own when made with tuning=, else the process context."""
+    t = rope._tuning
+    return _context() if t is None else t.handle()
+
+
+def _warn_tuning_env():
+    """Warns once per process when ROTARY_TUNING_FILE named a file that did not load (librotary never prints)."""
+    if _env_warned or not _lib.HAS_TUNING:
+        return
+    _env_warned.append(True)
+    message = ctypes.create_string_buffer(1024)
+    st = lib.rotary_tuning_env_status(message, len(message))
+    if st != _lib.OK:
+        warnings.warn(f"rotary: ROTARY_TUNING_FILE ignored, the settings are the defaults: "
+                      f"{message.value.decode(errors='replace') or _lib.status_string(st)}", RuntimeWarning,
+                      stacklevel=3)
 
 
 def _forget_context_in_child():
     global _ctx, _ctx_lock
     _ctx = None
     _ctx_lock = threading.Lock()  # a parent thread may have held it at the fork
+    for c in list(_rope_contexts):
+        c.forget_in_child()
 
 
 if hasattr(os, "register_at_fork"):
@@ -86,6 +130,8 @@ def set_num_threads(n):
     if st != _lib.OK:
         _raise(st, "rotary_context_set_threads", f"n={n}")
     _ctx_threads = n
+    for c in list(_rope_contexts):  # RoPEs with their own tuning use the same count
+        c.set_threads(n)
 
 
 def get_num_threads():
@@ -139,7 +185,7 @@ class RoPE:
 
     RoPE(head_dim, rotary_dim=None, base=10000.0, pairing="half", scaling=None, max_positions=8192,
          attention_scaling=1.0, inv_freq=None, seq_len=0, *, mrope_section=None, mrope_interleaved=False,
-         streams=None)
+         streams=None, tuning=None)
 
     head_dim: elements per head (even). rotary_dim: leading dims that rotate (default head_dim; the rest pass
     through unchanged). pairing: "half" (dims i and i + rotary_dim/2: Hugging Face LLaMA, Qwen, Mistral, GPT-NeoX)
@@ -155,11 +201,19 @@ class RoPE:
     "sections" | "interleaved" | "vision_2d" | "vision_2d_pixtral" | "map", "n_streams", "sections", "map"}.
     RoPE.vision_2d makes the 2-D (row, column) rope of a vision encoder. Stream ids go to apply() with one more
     leading axis than 1-D ids: [n_streams, batch, seq] ("bshd", "bhsd") or [n_streams, tokens] ("thd").
+
+    tuning: the settings this rope's calls run with (speed only: results are the same bits under every setting).
+    None: the process context's (rotary.settings()). Otherwise the rope gets its own context (same thread count,
+    the process defaults) with: "auto" the tuning file at rotary.tuning_path() when there is one; a path: that
+    tuning file (rotary.RotaryTuningError naming the file and the field when it does not load); a dict {setting
+    name: value} (rotary.set_setting's names and values). rope.settings() shows them.
     """
+
+    _tuning = None  # a _tuning.RopeContext when made with tuning=; None: calls run on the process context
 
     def __init__(self, head_dim, rotary_dim=None, base=10000.0, pairing="half", scaling=None,
                  max_positions=DEFAULT_MAX_POSITIONS, attention_scaling=1.0, inv_freq=None, seq_len=0, *,
-                 mrope_section=None, mrope_interleaved=False, streams=None):
+                 mrope_section=None, mrope_interleaved=False, streams=None, tuning=None):
         if pairing not in _PAIRINGS:
             raise ValueError(f"pairing must be 'half' or 'interleaved', got {pairing!r}")
         head_dim = _lib.c_int_arg(head_dim, "head_dim")
@@ -182,7 +236,9 @@ class RoPE:
             keep.append(f)
             c.inv_freq = f.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         _streams.fill(c, mrope_section, mrope_interleaved, streams, keep)
+        tuning_ctx = _tuning_context(tuning)  # before the rope: a bad tuning argument raises with nothing made
         self._init_from_config(c, max_positions)
+        self._tuning = tuning_ctx
         self.hf = None
 
     @classmethod
@@ -199,10 +255,11 @@ class RoPE:
                    streams={"layout": _streams.VISION_STYLES[style], "n_streams": 2})
 
     @classmethod
-    def _from_handle(cls, handle, hf=None):
+    def _from_handle(cls, handle, hf=None, tuning=None):
         self = cls.__new__(cls)
         self._handle = handle
         self._register()
+        self._tuning = tuning
         self.hf = hf
         return self
 
@@ -242,20 +299,24 @@ class RoPE:
 
     # --- Hugging Face config.json -------------------------------------------------------------------------
     @classmethod
-    def from_hf_config(cls, config, max_positions=None, *, layer=None, layer_type=None):
+    def from_hf_config(cls, config, max_positions=None, *, layer=None, layer_type=None, tuning=None):
         """A RoPE from a Hugging Face config: a dict, a path to config.json (or its folder), or a transformers
         PretrainedConfig. librotary_hf parses it (rotary_hf_config_parse): rope_theta, head_dim,
         partial_rotary_factor, rope_scaling / rope_parameters, mRoPE sections and the rest, with transformers'
         semantics. max_positions defaults to the config's max_position_embeddings. A config with a rope per layer
         type (Gemma 3, transformers 5 layer_types): the full-attention rope by default, layer=i the rope of layer
         i, layer_type="sliding_attention" that type's (rotary.hf_ropes gives them all). rope.hf is a dict of what
-        the config said (model_type, rope_type, heads, num_hidden_layers, layer_type: this rope's type)."""
+        the config said (model_type, rope_type, heads, num_hidden_layers, layer_type: this rope's type). tuning:
+        as RoPE's."""
         from . import _hfconfig
-        return _hfconfig.rope_from_hf_config(cls, config, max_positions, layer, layer_type)
+        tuning_ctx = _tuning_context(tuning)
+        rope = _hfconfig.rope_from_hf_config(cls, config, max_positions, layer, layer_type)
+        rope._tuning = tuning_ctx
+        return rope
 
     def derive(self, seq_len, max_positions=None):
         """The same rope for another current sequence length (dynamic NTK, LongRoPE) and/or table size
-        (rotary_rope_derive: unchanged rows are copied)."""
+        (rotary_rope_derive: unchanged rows are copied). It shares this rope's tuning (its context)."""
         seq_len = _lib.c_int_arg(seq_len, "derive: seq_len")
         max_positions = self.max_positions if max_positions is None else \
             _lib.c_int_arg(max_positions, "derive: max_positions")
@@ -263,7 +324,7 @@ class RoPE:
         st = lib.rotary_rope_derive(self._handle, seq_len, max_positions, ctypes.byref(handle))
         if st != _lib.OK:
             _raise(st, "rotary_rope_derive", f"seq_len={seq_len}, max_positions={max_positions}")
-        return RoPE._from_handle(handle, self.hf)
+        return RoPE._from_handle(handle, self.hf, self._tuning)
 
     # --- properties ---------------------------------------------------------------------------------------
     @property
@@ -304,6 +365,12 @@ class RoPE:
     @property
     def memory_bytes(self):
         return int(lib.rotary_rope_memory_bytes(self._handle))
+
+    def settings(self):
+        """The settings this rope's calls run with, as rotary.settings() gives them: its own context's when it was
+        made with tuning=, else the process context's."""
+        from . import _tuning
+        return _tuning.read_settings(self._tuning)
 
     @property
     def inv_freq(self):
@@ -419,7 +486,7 @@ class RoPE:
             return  # nothing to rotate (librotary refuses zero counts; an empty tensor is a no-op here)
         if d.q.n_heads == 0:  # librotary requires q: a k with heads beside a q without any goes in its place
             d.q, d.k = _lib.Tensor.from_buffer_copy(d.k), _lib.Tensor()
-        st = lib.rotary_apply(_context(), self._handle, ctypes.byref(d))
+        st = lib.rotary_apply(_context_of(self), self._handle, ctypes.byref(d))
         if st != _lib.OK:
             _raise(st, "rotary_apply", self._apply_detail(st, d, positions))
 
@@ -464,19 +531,32 @@ class RoPE:
         d.positions.row_stride = half
         d.direction = _lib.INVERSE if inverse else _lib.FORWARD
         if q.size and (k is None or k.size):
-            st = lib.rotary_apply(_context(), self._handle, ctypes.byref(d))
+            st = lib.rotary_apply(_context_of(self), self._handle, ctypes.byref(d))
             if st != _lib.OK:
                 _raise(st, "rotary_apply", self._apply_detail(st, d, None))
         return q_out if k is None else (q_out, k_out)
 
 
-def hf_ropes(config, max_positions=None):
+def hf_ropes(config, max_positions=None, *, tuning=None):
     """Every rope of a Hugging Face config from one parse: (ropes, layer_types), ropes a dict {layer type: RoPE}
     ("default" for a model whose layers share one rope; "full_attention", "sliding_attention", ... otherwise) and
     layer_types the type of each layer (num_hidden_layers entries; [] when the config gives no layer count), so
-    that ropes[layer_types[i]] is layer i's rope. config and max_positions as RoPE.from_hf_config."""
+    that ropes[layer_types[i]] is layer i's rope. config, max_positions and tuning as RoPE.from_hf_config (the
+    ropes of one call share one context)."""
     from . import _hfconfig
-    return _hfconfig.hf_ropes(RoPE, config, max_positions)
+    tuning_ctx = _tuning_context(tuning)
+    ropes, layers = _hfconfig.hf_ropes(RoPE, config, max_positions)
+    for rope in ropes.values():
+        rope._tuning = tuning_ctx
+    return ropes, layers
+
+
+def _tuning_context(tuning):
+    """None for tuning=None (the process context), else a new _tuning.RopeContext loaded or set from it."""
+    if tuning is None:
+        return None
+    from . import _tuning
+    return _tuning.RopeContext(tuning)
 
 
 def rope_by_id(handle):
@@ -491,11 +571,17 @@ def version():
 
 
 def info():
-    """CPU features and the kernel each dtype and pairing runs."""
+    """CPU features, the kernel each dtype and pairing runs, the threads and (a librotary with them) the settings
+    of the process context (rotary.settings()) and the CPU model tuning files are keyed by."""
     names = {}
     for dn, dc in (("f32", _lib.F32), ("f16", _lib.F16), ("bf16", _lib.BF16)):
         for pn, pc in _PAIRINGS.items():
             names[f"{dn}/{pn}"] = lib.rotary_kernel_name(dc, pc).decode()
-    return {"version": version(), "cpu_features": lib.rotary_cpu_features().decode(), "kernels": names,
-            "threads": get_num_threads()}
+    out = {"version": version(), "cpu_features": lib.rotary_cpu_features().decode(), "kernels": names,
+           "threads": get_num_threads()}
+    if _lib.HAS_TUNING:
+        from . import _tuning
+        out["cpu_model"] = lib.rotary_cpu_model().decode(errors="replace")
+        out["settings"] = _tuning.read_settings(None)
+    return out
 

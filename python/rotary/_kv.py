@@ -320,7 +320,7 @@ def write(r, q, k, v, k_cache, v_cache, q_out=None, positions=None, layout="bshd
     fill_index(d.cache, d.batch, d.seq_len, keep, **index)
     if d.batch == 0 or d.seq_len == 0:
         return  # no token (librotary refuses zero counts)
-    st = lib.rotary_kv_write(_core._context(), r._handle, ctypes.byref(d))
+    st = lib.rotary_kv_write(_core._context_of(r), r._handle, ctypes.byref(d))
     if st != _lib.OK:
         _core._raise(st, "rotary_kv_write", _detail(st, d, r))
 
@@ -363,7 +363,7 @@ def rerotate(r, k_cache, delta, slots=None, first=0, count=None, cache_layout="N
         d.n_slots = total - min(d.first_slot, total) if count is None else _lib.c_int_arg(count, "count")
     if d.n_slots == 0 or d.kv_heads == 0:
         return
-    st = lib.rotary_kv_rerotate(_core._context(), r._handle, ctypes.byref(d))
+    st = lib.rotary_kv_rerotate(_core._context_of(r), r._handle, ctypes.byref(d))
     if st != _lib.OK:
         c = d.cache
         detail = None

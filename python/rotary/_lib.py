@@ -31,6 +31,7 @@ ERR_CACHE_INDEX = 18
 ERR_SCALE = 19
 ERR_STREAMS = 20
 ERR_LAYER = 21
+ERR_TUNING = 22
 
 F32, F16, BF16, FP8_E4M3 = 0, 1, 2, 3
 CACHE_SEQUENCES, CACHE_SLOTS, CACHE_PAGES = 0, 1, 2
@@ -200,6 +201,33 @@ class KVRerotateDesc(ctypes.Structure):
     ]
 
 
+SETTING_COUNT = 5  # ROTARY_SETTING_COUNT: prefetch_bytes, stream_store_bytes, thread_bytes, tasks_per_thread, head_group
+SOURCE_DEFAULT, SOURCE_FILE, SOURCE_ENV, SOURCE_SET, SOURCE_TUNED = 0, 1, 2, 3, 4
+
+
+class TuneOptions(ctypes.Structure):
+    """rotary_tune_options."""
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("seconds", ctypes.c_double),
+        ("min_gain", ctypes.c_double),
+        ("settings_mask", ctypes.c_uint),
+        ("rounds", ctypes.c_size_t),
+    ]
+
+
+class TuneReport(ctypes.Structure):
+    """rotary_tune_report."""
+    _fields_ = [
+        ("before", ctypes.c_int64 * SETTING_COUNT),
+        ("after", ctypes.c_int64 * SETTING_COUNT),
+        ("before_seconds", ctypes.c_double),
+        ("after_seconds", ctypes.c_double),
+        ("candidates", ctypes.c_size_t),
+        ("out_of_time", ctypes.c_int),
+    ]
+
+
 def _library_dirs():
     env = os.environ.get("ROTARY_LIBRARY_DIR")
     return ([env] if env else []) + [_HERE]
@@ -308,6 +336,45 @@ if HAS_KV:
     lib.rotary_kv_rerotate.restype = ctypes.c_int
     lib.rotary_kv_rerotate.argtypes = [ctypes.c_void_p, ctypes.c_void_p, _P(KVRerotateDesc)]
 
+# Settings, tuning files and rotary_context_tune (issue 13). A librotary that predates them still loads: the
+# settings functions then raise, and RoPE(tuning=...) too.
+HAS_TUNING = all(hasattr(lib, f) for f in (
+    "rotary_setting_name", "rotary_setting_env", "rotary_setting_source_name", "rotary_setting_range",
+    "rotary_setting_default", "rotary_context_get_setting", "rotary_context_set_setting",
+    "rotary_context_reset_settings", "rotary_context_load_tuning", "rotary_context_save_tuning",
+    "rotary_tuning_env_status", "rotary_tuning_default_path", "rotary_cpu_model", "rotary_tune_options_init",
+    "rotary_context_tune"))
+if HAS_TUNING:
+    for _f in ("rotary_setting_name", "rotary_setting_env", "rotary_setting_source_name"):
+        getattr(lib, _f).restype = ctypes.c_char_p
+        getattr(lib, _f).argtypes = [ctypes.c_int]
+    lib.rotary_setting_range.restype = ctypes.c_int
+    lib.rotary_setting_range.argtypes = [ctypes.c_int, _i64p, _i64p]
+    lib.rotary_setting_default.restype = ctypes.c_int
+    lib.rotary_setting_default.argtypes = [ctypes.c_int, _i64p]
+    lib.rotary_context_get_setting.restype = ctypes.c_int
+    lib.rotary_context_get_setting.argtypes = [ctypes.c_void_p, ctypes.c_int, _i64p, _P(ctypes.c_int)]
+    lib.rotary_context_set_setting.restype = ctypes.c_int
+    lib.rotary_context_set_setting.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int64]
+    lib.rotary_context_reset_settings.restype = ctypes.c_int
+    lib.rotary_context_reset_settings.argtypes = [ctypes.c_void_p]
+    lib.rotary_context_load_tuning.restype = ctypes.c_int
+    lib.rotary_context_load_tuning.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, _sz]
+    lib.rotary_context_save_tuning.restype = ctypes.c_int
+    lib.rotary_context_save_tuning.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                               _sz]
+    lib.rotary_tuning_env_status.restype = ctypes.c_int
+    lib.rotary_tuning_env_status.argtypes = [ctypes.c_char_p, _sz]
+    lib.rotary_tuning_default_path.restype = ctypes.c_int
+    lib.rotary_tuning_default_path.argtypes = [ctypes.c_char_p, _sz]
+    lib.rotary_cpu_model.restype = ctypes.c_char_p
+    lib.rotary_cpu_model.argtypes = []
+    lib.rotary_tune_options_init.restype = None
+    lib.rotary_tune_options_init.argtypes = [_P(TuneOptions)]
+    lib.rotary_context_tune.restype = ctypes.c_int
+    lib.rotary_context_tune.argtypes = [ctypes.c_void_p, ctypes.c_void_p, _P(ApplyDesc), _sz, _P(TuneOptions),
+                                        _P(TuneReport)]
+
 if hf_lib is not None:
     hf_lib.rotary_hf_config_parse.restype = ctypes.c_int
     hf_lib.rotary_hf_config_parse.argtypes = [ctypes.c_char_p, _sz, _P(ctypes.c_void_p), ctypes.c_char_p, _sz]
@@ -372,7 +439,19 @@ def _check_kv_layout():
                           "struct layout")
 
 
+def _check_tune_layout():
+    """rotary_tune_options_init writes sizeof into struct_size and the documented defaults."""
+    o = TuneOptions()
+    lib.rotary_tune_options_init(ctypes.byref(o))
+    if o.struct_size != ctypes.sizeof(TuneOptions) or o.seconds != 10.0 or o.min_gain != 0.03 or o.rounds != 7 \
+            or o.settings_mask != 0:
+        raise ImportError(f"rotary: struct layout mismatch with the loaded library (rotary_tune_options "
+                          f"{o.struct_size} bytes, binding {ctypes.sizeof(TuneOptions)}, or its defaults)")
+
+
 _check_layout()
+if HAS_TUNING:
+    _check_tune_layout()
 if HAS_KV:
     _check_kv_layout()
 

@@ -293,7 +293,7 @@ def rotate(r, q, k, ids, offset, layout, inverse, inplace):
                         gq[6], oq[0], gq[7], gq[2], gq[3], gq[4], gq[5], oq[1], oq[2], oq[3], *kt)
     except struct.error:
         raise ValueError(f"positions: offset {offset!r} is not an int64") from None
-    st = _apply(_core._context(), r._handle, addr)
+    st = _apply(_core._context_of(r), r._handle, addr)
     if st != _lib.OK:
         _core._raise(st, "rotary_apply", _detail(st, r, mode, offset, seq, ids))
     return q_out, k_out
