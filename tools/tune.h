@@ -2,7 +2,6 @@
 #ifndef ROTARY_TUNE_CLI_H
 #define ROTARY_TUNE_CLI_H
 
-
 #include "bench.h"
 #include "rotary.h"
 
