@@ -40,7 +40,7 @@ void rotary_cli_tune_usage(FILE *f, int full) {
           "  --decode N    the decode step: N sequences of one token at random positions below 4096 (or below\n"
           "                --tokens when more) (default 64; 0: none)\n"
           "  --heads, --kv-heads, --head-dim, --rotary-dim, --base, --pairing, --layout: override the model's\n"
-          "                shape as in rotary bench (with --config only the head counts may be given)\n"
+          "                shape as in rotary bench (--config gives head_dim, rotary_dim, base and pairing)\n"
           "  --dtype       q and k's dtype (default bf16); q and k are rotated out of place into scratch buffers\n"
           "  --threads N   the context's threads (default 0: the online CPUs)\n"
           "  --seconds S   the time budget of the search (default 20); untimed candidates keep their value\n"
