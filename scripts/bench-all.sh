@@ -24,9 +24,18 @@ CASE=0 # cases run so far: which side goes first under COMPARE_TUNING
 one() { # one SIDE ARGS...: a run with the defaults (SIDE default) or the tuning file (SIDE tuned)
   local side=$1
   shift
+  local err rc=0
+  err=$(mktemp)
   echo "### ${side:+[$side] }$*"
-  if [ "$side" = tuned ]; then ROTARY_TUNING_FILE="$COMPARE_TUNING" "$B" bench "$@" --json 2>/dev/null
-  else env -u ROTARY_TUNING_FILE "$B" bench "$@" --json 2>/dev/null; fi
+  if [ "$side" = tuned ]; then ROTARY_TUNING_FILE="$COMPARE_TUNING" "$B" bench "$@" --json 2> "$err" || rc=$?
+  elif [ -n "$side" ]; then env -u ROTARY_TUNING_FILE "$B" bench "$@" --json 2> "$err" || rc=$?
+  else "$B" bench "$@" --json 2> "$err" || rc=$?; fi
+  if [ "$rc" != 0 ]; then
+    echo "bench-all.sh: rotary bench $* failed (exit $rc): $(cat "$err")" >&2
+    rm -f "$err"
+    exit "$rc"
+  fi
+  rm -f "$err"
   echo
 }
 run() {
