@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -634,6 +635,99 @@ static void test_save_load_round_trip(void **state) {
   rotary_context_destroy(c);
 }
 
+/* ---- settings changed while calls run on the same context: each call runs under one consistent set of settings
+ * (the context's lock) and gives the same bits as under the defaults ---- */
+
+enum { CC_SEQ = 64, CC_QH = 8, CC_KH = 2, CC_HD = 64, CC_ROUNDS = 60 };
+
+typedef struct concurrent {
+  rotary_context *ctx;
+  const rotary_rope *rope;
+  const float *q_in, *k_in, *q_ref, *k_ref;
+  const char *file; /* a tuning file to load now and then */
+  int bad;          /* calls whose output differed, or any failed status */
+} concurrent;
+
+/* A BHSD out-of-place call: heads far apart, so head_group is used; the output size crosses no setting. */
+static rotary_status cc_apply(rotary_context *ctx, const rotary_rope *rope, const float *q_in, float *q_out,
+                              const float *k_in, float *k_out) {
+  rotary_apply_desc d;
+  rotary_apply_desc_init(&d);
+  d.seq_len = CC_SEQ;
+  d.positions.mode = ROTARY_POSITIONS_OFFSET;
+  d.positions.offset = 7;
+  rotary_tensor_init(&d.q, ROTARY_LAYOUT_BHSD, q_in, q_out, ROTARY_F32, CC_SEQ, CC_QH, CC_HD);
+  rotary_tensor_init(&d.k, ROTARY_LAYOUT_BHSD, k_in, k_out, ROTARY_F32, CC_SEQ, CC_KH, CC_HD);
+  return rotary_apply(ctx, rope, &d);
+}
+
+static void *cc_caller(void *arg) {
+  concurrent *c = arg;
+  float *q = malloc(sizeof(float) * CC_SEQ * CC_QH * CC_HD), *k = malloc(sizeof(float) * CC_SEQ * CC_KH * CC_HD);
+  for (int r = 0; q && k && r < CC_ROUNDS; r++) {
+    if (cc_apply(c->ctx, c->rope, c->q_in, q, c->k_in, k) != ROTARY_OK ||
+        memcmp(q, c->q_ref, sizeof(float) * CC_SEQ * CC_QH * CC_HD) ||
+        memcmp(k, c->k_ref, sizeof(float) * CC_SEQ * CC_KH * CC_HD))
+      __atomic_add_fetch(&c->bad, 1, __ATOMIC_RELAXED);
+  }
+  if (!q || !k) __atomic_add_fetch(&c->bad, 1, __ATOMIC_RELAXED);
+  free(q), free(k);
+  return NULL;
+}
+
+static void *cc_setter(void *arg) {
+  concurrent *c = arg;
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (int r = 0; r < 4 * CC_ROUNDS; r++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    const rotary_setting s = (rotary_setting)((x >> 33) % N);
+    const rotary_setting_info *info = rotary_setting_info_of(s);
+    size_t n = 0;
+    while (info->candidates[n] != INT64_MIN) n++;
+    const int64_t v = (x >> 40) % 4 == 0 ? info->min : info->candidates[(x >> 45) % n];
+    rotary_status st = rotary_context_set_setting(c->ctx, s, v);
+    int64_t got = 0;
+    if (st == ROTARY_OK) st = rotary_context_get_setting(c->ctx, s, &got, NULL);
+    if ((x >> 50) % 16 == 0 && st == ROTARY_OK) st = rotary_context_reset_settings(c->ctx);
+    if ((x >> 50) % 16 == 1 && st == ROTARY_OK) st = rotary_context_load_tuning(c->ctx, c->file, NULL, 0);
+    if (st != ROTARY_OK) __atomic_add_fetch(&c->bad, 1, __ATOMIC_RELAXED);
+  }
+  return NULL;
+}
+
+static void test_settings_during_calls(void **state) {
+  (void)state;
+  rotary_config config;
+  rotary_config_init(&config, CC_HD);
+  rotary_rope *rope;
+  assert_int_equal(rotary_rope_create(&config, 1024, &rope), ROTARY_OK);
+  const size_t nq = (size_t)CC_SEQ * CC_QH * CC_HD, nk = (size_t)CC_SEQ * CC_KH * CC_HD;
+  float *q_in = malloc(nq * sizeof(float)), *k_in = malloc(nk * sizeof(float));
+  float *q_ref = malloc(nq * sizeof(float)), *k_ref = malloc(nk * sizeof(float));
+  assert_true(q_in && k_in && q_ref && k_ref);
+  for (size_t i = 0; i < nq; i++) q_in[i] = (float)((double)(i % 97) / 13.0 - 3.0);
+  for (size_t i = 0; i < nk; i++) k_in[i] = (float)((double)(i % 89) / 11.0 - 4.0);
+  rotary_context *ref_ctx, *ctx;
+  assert_int_equal(rotary_context_create(1, &ref_ctx), ROTARY_OK);
+  assert_int_equal(cc_apply(ref_ctx, rope, q_in, q_ref, k_in, k_ref), ROTARY_OK);
+  assert_int_equal(rotary_context_create(3, &ctx), ROTARY_OK);
+  char path[512];
+  snprintf(path, sizeof path, "%s/concurrent.json", tmp_dir);
+  write_tuning(path, "{\"thread_bytes\": 4096, \"tasks_per_thread\": 64, \"head_group\": 1}");
+  concurrent c = {ctx, rope, q_in, k_in, q_ref, k_ref, path, 0};
+  pthread_t callers[2], setter;
+  for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&callers[i], NULL, cc_caller, &c), 0);
+  assert_int_equal(pthread_create(&setter, NULL, cc_setter, &c), 0);
+  for (int i = 0; i < 2; i++) pthread_join(callers[i], NULL);
+  pthread_join(setter, NULL);
+  assert_int_equal(c.bad, 0);
+  unlink(path);
+  rotary_context_destroy(ctx);
+  rotary_context_destroy(ref_ctx);
+  rotary_rope_destroy(rope);
+  free(q_in), free(k_in), free(q_ref), free(k_ref);
+}
+
 static int make_tmp_dir(void **state) {
   (void)state;
   return mkdtemp(tmp_dir) ? 0 : -1;
@@ -663,6 +757,7 @@ int main(void) {
       cmocka_unit_test(test_task_split),
       cmocka_unit_test(test_cpu_model_and_default_path),
       cmocka_unit_test(test_save_load_round_trip),
+      cmocka_unit_test(test_settings_during_calls),
   };
   return cmocka_run_group_tests(tests, make_tmp_dir, remove_tmp_dir);
 }
