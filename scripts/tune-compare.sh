@@ -5,8 +5,8 @@
 # do not depend on the settings). The raw output goes to OUT (default tune-compare-<date>.txt), then
 # scripts/bench_summary.py --compare prints per row the default and tuned medians of % of stream with their ranges
 # and the tuned / default time ratio, flagging rows where tuned is slower beyond the default's spread.
-# ROWS=quick (the default here) runs bench-all.sh's reduced set (10 cases: about 2 minutes a set on an idle 2-core
-# machine); ROWS=all runs the whole set.
+# ROWS=quick (the default here) runs bench-all.sh's reduced set (10 cases, 20 runs: 35 s a set on the shared 2-core
+# development VM at load 6); ROWS=all runs the whole set.
 # BENCH_ARGS adds options to every run (after the case's own: "--reps 5" shortens every case).
 # Usage: [RUNS=5] [ROWS=quick|all] [OUT=file] [BENCH_ARGS=...] scripts/tune-compare.sh TUNING_FILE
 #        [build dir (default build) or the rotary binary]

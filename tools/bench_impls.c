@@ -58,7 +58,7 @@ const bench_impl bench_impl_fused_free = {"fused_table_free", "(c) fused, table-
 #define LINE_WORDS 16 /* 32-bit words per 64-byte cache line: threads split the tensors on line boundaries */
 #define PICK_BUDGET_MS 150.0 /* the start-up rounds of all candidates together, about (at least PICK_MIN_ROUNDS) */
 #define PICK_MIN_ROUNDS 5
-#define PICK_MAX_ROUNDS 41
+#define PICK_MAX_ROUNDS 101
 
 /* out[i] = in[i] + z for i < n words (z is a zero the compiler cannot see: every word is loaded and stored). */
 typedef void (*span_fn)(const uint32_t *in, uint32_t *out, size_t n, uint32_t z);
