@@ -182,14 +182,14 @@ static void test_apply_bits(void **state) {
         for (int ip = 0; ip < 2; ip++)
           for (int rows = 0; rows < 3; rows++)
             for (int th = 1; th <= 3; th++, index++) {
-              if (tu_quick() && index % 7 != 0) continue; /* quick mode: one variant in 7, every dimension moves */
+              if (tu_quick() && index % 11 != 0) continue; /* quick mode (valgrind, TSan): one variant in 11 */
               const variant v = {dtypes[dt], (rotary_pairing)p, (rotary_layout)l, ip, rows, th};
               calls += check_variant(&v);
               variants++;
             }
   }
   printf("%zu variants, %zu calls, every output bit equal to the default settings'\n", variants, calls);
-  assert_true(variants >= (tu_quick() ? 30u : 216u));
+  assert_true(variants >= (tu_quick() ? 19u : 216u));
 }
 
 /* ---- rotary_kv_write: q rotated out of place, k rotated into a contiguous cache, v copied ---- */
