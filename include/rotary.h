@@ -410,8 +410,8 @@ ROTARY_API rotary_status rotary_context_load_tuning(rotary_context *ctx, const c
 /* Writes ctx's settings whose source is FILE, SET or TUNED (not the defaults, not the environment's) to path as a
  * tuning file for this CPU and library version, replacing the file atomically (written beside it, then renamed);
  * the directory must exist. `notes` (may be NULL) is a JSON object text stored as the member "notes" (what was
- * measured); it must parse. Errors: NULL_POINTER (ctx, path), TUNING (notes not a JSON object), IO, OUT_OF_MEMORY;
- * error as rotary_context_load_tuning. */
+ * measured); it must parse. Errors: NULL_POINTER (ctx, path), TUNING (notes not a JSON object, or so long that the
+ * file would pass 1 MiB), IO, OUT_OF_MEMORY; error as rotary_context_load_tuning. */
 ROTARY_API rotary_status rotary_context_save_tuning(rotary_context *ctx, const char *path, const char *notes,
                                                     char *error, size_t error_size);
 /* The status of step 2 above for this process (OK when ROTARY_TUNING_FILE is unset, or "auto" found no file), and
@@ -421,8 +421,8 @@ ROTARY_API rotary_status rotary_tuning_env_status(char *error, size_t error_size
  * /tuning-<cpu model, letters and digits, other runs as '-'>-<version>.json. Errors: NULL_POINTER, IO (neither
  * variable set), OVERFLOW (path does not fit path_size bytes with its NUL); nothing written on error. */
 ROTARY_API rotary_status rotary_tuning_default_path(char *path, size_t path_size);
-/* The CPU model that keys tuning files: the x86 brand string (trimmed), on Arm "arm64 implementer 0x41 part
- * 0xd0c"-style text from the main ID register, else "unknown". Static string. */
+/* The CPU model that keys tuning files: the x86 brand string (trimmed, runs of spaces as one), on Arm
+ * "arm64 implementer 0x41 part 0xd0c"-style text from the main ID register, else "unknown". Static string. */
 ROTARY_API const char *rotary_cpu_model(void);
 
 
