@@ -81,9 +81,9 @@ rotary_status rotary_tuning_file_default_path(char *path, size_t size);
 rotary_status rotary_tuning_file_read(const char *path, rotary_tuning *t, char *error, size_t error_size);
 /* Writes the settings of t whose source is FILE, SET or TUNED to path (atomically: a temporary file path.XXXXXX
  * beside it, mode 0644, then rename), with notes (a JSON object text, or NULL; stored verbatim as "notes") and the
- * UTC time as "written". Messages: "path: notes: <as JSON: above, UTF-8 included> | <type>, not an object | too long: the file would
- * be larger than 1 MiB" (TUNING), "path: file: <the system's text>" (IO). Errors: TUNING (notes), IO,
- * OUT_OF_MEMORY. */
+ * UTC time as "written". Messages: "path: notes: <as JSON: above, UTF-8 included> | <type>, not an object |
+ * too long: the file would be larger than 1 MiB" (TUNING), "path: file: <the system's text>" (IO). Errors: TUNING
+ * (notes), IO, OUT_OF_MEMORY. */
 rotary_status rotary_tuning_file_write(const char *path, const rotary_tuning *t, const char *notes, char *error,
                                        size_t error_size);
 
