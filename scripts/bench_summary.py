@@ -13,7 +13,7 @@ and "### [tuned] options" runs): per option set and fused row, the default and t
 limit, for kv-write) with their ranges, the times, and the tuned / default time ratio of each pair of runs (run
 back to back); a row is flagged "slower" when the tuned median time is above the slowest default run and every
 pair's tuned run was the slower one (beyond the spread: no overlap, no lucky pair), "faster" when the tuned median
-is below the fastest default run.
+is below the fastest default run; exit status 1 when a row is flagged slower.
 Usage: scripts/bench_summary.py [--compare] bench-all-output.txt"""
 import json
 import statistics
@@ -108,6 +108,8 @@ def compare(path):
         print("fewer than 3 runs of some rows: no row is flagged slower or faster (RUNS=5 for the closing table)")
     else:
         print("%d row(s) slower with the tuning file beyond the defaults' spread" % flagged)
+        if flagged:
+            sys.exit(1)
 
 
 def main(path):

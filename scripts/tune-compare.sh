@@ -4,7 +4,8 @@
 # ROTARY_TUNING_FILE=FILE back to back, alternating which goes first; rope runs take --fused-only (the baselines
 # do not depend on the settings). The raw output goes to OUT (default tune-compare-<date>.txt), then
 # scripts/bench_summary.py --compare prints per row the default and tuned medians of % of stream with their ranges
-# and the tuned / default time ratio, flagging rows where tuned is slower beyond the default's spread.
+# and the tuned / default time ratio, flagging rows where tuned is slower beyond the default's spread (exit status
+# 1 when one is).
 # ROWS=quick (the default here) runs bench-all.sh's reduced set (10 cases, 20 runs: 35 s a set on the shared 2-core
 # development VM at load 6); ROWS=all runs the whole set.
 # BENCH_ARGS adds options to every run (after the case's own: "--reps 5" shortens every case).
@@ -12,7 +13,7 @@
 #        [build dir (default build) or the rotary binary]
 set -euo pipefail
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-  sed -n '2,13s/^# \{0,1\}//p' "$0" >&2
+  sed -n '2,14s/^# \{0,1\}//p' "$0" >&2
   exit 2
 fi
 file=$(realpath "$1")
