@@ -7,7 +7,7 @@
 # and the tuned / default time ratio, flagging rows where tuned is slower beyond the default's spread (exit status
 # 1 when one is).
 # ROWS=quick (the default here) runs bench-all.sh's reduced set (10 cases, 20 runs: 35 s a set on the shared 2-core
-# development VM at load 6); ROWS=all runs the whole set.
+# development VM at load 6; RUNS=5: 4.6 minutes); ROWS=all runs the whole set.
 # BENCH_ARGS adds options to every run (after the case's own: "--reps 5" shortens every case).
 # Usage: [RUNS=5] [ROWS=quick|all] [OUT=file] [BENCH_ARGS=...] scripts/tune-compare.sh TUNING_FILE
 #        [build dir (default build) or the rotary binary]
