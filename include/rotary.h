@@ -561,9 +561,16 @@ ROTARY_API void rotary_tune_options_init(rotary_tune_options *options);
  * `rounds` round times, each round running every call once), a candidate kept only by the rule of min_gain.
  * Calls run many times with ctx's threads: in-place calls rotate their tensors again each time (give it scratch
  * copies), out-of-place ones rewrite their outputs. Every desc is checked (as rotary_apply) before anything runs.
+ * Values that change no call's plan (kernels, store kinds, head groups, threads, tasks) are not timed; `candidates`
+ * counts the values timed. Three warm-up rounds run first and the final alternating comparison of the starting
+ * values against the values found runs last, both even past `seconds`; the values found stay only when they also
+ * pass the rule of min_gain in that comparison, otherwise the starting values stay (after = before, after_seconds
+ * = before_seconds). A rotary_context_set_setting or rotary_context_load_tuning on ctx from another thread during
+ * the search is overwritten when it ends.
  * options NULL: the defaults. report may be NULL. Errors: NULL_POINTER (ctx, rope, descs), INVALID_ARGUMENT
- * (n_descs 0 or above 64, options out of range or with a wrong struct_size), a desc's rotary_apply error; ctx's
- * settings are unchanged on error.
+ * (n_descs 0 or above 64, options out of range or with a wrong struct_size, settings_mask bits at or above
+ * ROTARY_SETTING_COUNT), OUT_OF_MEMORY (the timing buffers: 2 x rounds x (n_descs + 1) doubles), a desc's
+ * rotary_apply error; ctx's settings are unchanged on error.
  */
 ROTARY_API rotary_status rotary_context_tune(rotary_context *ctx, const rotary_rope *rope,
                                              const rotary_apply_desc *descs, size_t n_descs,
