@@ -1,5 +1,6 @@
-/* test_hf_oom.c: librotary_hf under failed allocations: the Nth malloc/calloc/realloc fails (N = 1, 2, ... until
- * a parse succeeds) and every failure must be OUT_OF_MEMORY with a message, never CONFIG, never a leak. */
+/* test_hf_oom.c: the JSON readers under failed allocations (librotary_hf's config.json, librotary's tuning files):
+ * the Nth malloc/calloc/realloc fails (N = 1, 2, ... until the call succeeds) and every failure must be
+ * OUT_OF_MEMORY with a message, never CONFIG or TUNING, never a leak, nothing changed or left behind. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,9 +8,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rotary.h"
 
@@ -192,6 +195,82 @@ static void test_syntax_error_is_config(void **state) {
   assert_null(h);
 }
 
+
+/* Files in dir (the saved file and nothing else must be there: no temporary file left by a failed save). */
+static int count_files(const char *dir) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+/* Every setting's value and source, to tell that a failed call changed nothing. */
+static void snapshot(rotary_context *ctx, int64_t *v, rotary_setting_source *src) {
+  for (int s = 0; s < ROTARY_SETTING_COUNT; s++)
+    assert_int_equal(rotary_context_get_setting(ctx, (rotary_setting)s, &v[s], &src[s]), ROTARY_OK);
+}
+
+/* One tuning-file call (save when save, else load) with allocation N failing for N = 1.. until it succeeds. */
+static void sweep_tuning(rotary_context *ctx, const char *dir, const char *path, int save, int fail_all) {
+  char err[512];
+  long oom = 0;
+  for (long at = 1;; at++) {
+    int64_t v0[ROTARY_SETTING_COUNT], v1[ROTARY_SETTING_COUNT];
+    rotary_setting_source s0[ROTARY_SETTING_COUNT], s1[ROTARY_SETTING_COUNT];
+    if (!save) assert_int_equal(rotary_context_reset_settings(ctx), ROTARY_OK);
+    snapshot(ctx, v0, s0);
+    memset(err, 'x', sizeof err);
+    const long live = inj.live;
+    inj.armed = 1, inj.fail_all = fail_all, inj.count = 0, inj.fail_at = at, inj.failed = 0;
+    const rotary_status st = save ? rotary_context_save_tuning(ctx, path, "{\"shapes\": [1, 2, 3]}", err, sizeof err)
+                                  : rotary_context_load_tuning(ctx, path, err, sizeof err);
+    inj.armed = 0;
+    if (inj.live != live) fail_msg("tuning %s: leak of %ld blocks at N=%ld", save ? "save" : "load", inj.live - live, at);
+    assert_int_equal(count_files(dir), 1);
+    if (st == ROTARY_OK) {
+      if (inj.failed) fail_msg("tuning %s: allocation %ld failed yet the call succeeded", save ? "save" : "load", at);
+      break;
+    }
+    if (st != ROTARY_ERR_OUT_OF_MEMORY || !memchr(err, '\0', sizeof err) || !strstr(err, path))
+      fail_msg("tuning %s: allocation %ld failed: status %d, message \"%.300s\"", save ? "save" : "load", at, (int)st,
+               memchr(err, '\0', sizeof err) ? err : "(not terminated)");
+    snapshot(ctx, v1, s1);
+    assert_memory_equal(v0, v1, sizeof v0);
+    assert_memory_equal(s0, s1, sizeof s0);
+    oom++;
+    if (at > 100000) fail_msg("tuning: no success after %ld allocations", at);
+  }
+  printf("tuning file %s%s: %ld failure points, each OUT_OF_MEMORY with a message\n", save ? "save" : "load",
+         fail_all ? " (all after N)" : "", oom);
+}
+
+static void test_tuning_file_oom(void **state) {
+  (void)state;
+  char dir[] = "/tmp/rotary_oom_XXXXXX", path[256];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/tuning.json", dir);
+  rotary_context *ctx = NULL;
+  assert_int_equal(rotary_context_create(1, &ctx), ROTARY_OK);
+  assert_int_equal(rotary_context_set_setting(ctx, ROTARY_SETTING_HEAD_GROUP, 4), ROTARY_OK);
+  assert_int_equal(rotary_context_set_setting(ctx, ROTARY_SETTING_PREFETCH_BYTES, -1), ROTARY_OK);
+  char err[512];
+  assert_int_equal(rotary_context_save_tuning(ctx, path, NULL, err, sizeof err), ROTARY_OK); /* the target exists */
+  for (int fail_all = 0; fail_all < 2; fail_all++) {
+    sweep_tuning(ctx, dir, path, 1, fail_all);
+    sweep_tuning(ctx, dir, path, 0, fail_all);
+  }
+  int64_t v;
+  rotary_setting_source src;
+  assert_int_equal(rotary_context_get_setting(ctx, ROTARY_SETTING_HEAD_GROUP, &v, &src), ROTARY_OK);
+  assert_int_equal(v, 4);
+  assert_int_equal(src, ROTARY_SOURCE_FILE);
+  rotary_context_destroy(ctx);
+  unlink(path);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_oom),
@@ -199,6 +278,7 @@ int main(void) {
       cmocka_unit_test(test_layers_oom),
       cmocka_unit_test(test_syntax_error_is_config),
       cmocka_unit_test(test_no_large_allocation),
+      cmocka_unit_test(test_tuning_file_oom),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
