@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_cli.sh: ctest checks of the rotary tool from outside: exit codes, where help and errors go, their wording,
 # and that `bench --json` is valid JSON whatever a config's model_type holds.
-# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help, torch, plot, kv, streams, tune)
+# Usage: test_cli.sh ROTARY_BINARY CASE [PYTHON]   (CASE: json, options, help, torch, plot, kv, streams, tune,
+# bench_settings, tune_compare)
 set -u
 ROTARY=$1
 CASE=$2
@@ -431,7 +432,81 @@ case_tune() {
   case_tune_options
 }
 
+case_bench_settings() {
+  # rotary bench --tuning / --set / --fused-only / --stream-candidates (tools/bench_options.c, docs/bench.md)
+  expect 2 '' '--set head_group=0: 0 is outside 1 \.\. 64' -- "$ROTARY" bench --set head_group=0
+  expect 2 '' "--set: unknown setting 'bogus'" -- "$ROTARY" bench --set bogus=1
+  expect 2 '' "--set head_group wants a whole number, got 'x'" -- "$ROTARY" bench --set head_group=x
+  expect 2 '' "--set thread_bytes wants a whole number, got 'off'" -- "$ROTARY" bench --set thread_bytes=off
+  expect 2 '' '--set wants NAME=VALUE' -- "$ROTARY" bench --set head_group
+  expect 2 '' "--tuning: $TMP/missing.json: file: No such file or directory" -- "$ROTARY" bench --tuning "$TMP/missing.json"
+  echo '{}' > "$TMP/bad-tuning.json"
+  expect 2 '' "--tuning: $TMP/bad-tuning.json: format: missing" -- "$ROTARY" bench --tuning "$TMP/bad-tuning.json"
+  expect 0 'settings: prefetch_bytes off \(set\),.* head_group 16 \(set\)' '' -- \
+    "$ROTARY" bench "${TINY[@]}" --set prefetch_bytes=off --set head_group=2 --set head_group=16
+  # a file that loads: its settings with source "file", --set over it, in the header and in --json
+  local version model
+  version=$("$ROTARY" --version | sed -n 's/^rotary \([^ ]*\).*/\1/p')
+  model=$("$ROTARY" info | sed -n 's/^cpu model: //p')
+  "$PYTHON" -c 'import json, sys; json.dump({"format": "rotary-tuning", "format_version": 1, "library_version":
+    sys.argv[1], "cpu_model": sys.argv[2], "settings": {"head_group": 4, "prefetch_bytes": -1}}, open(sys.argv[3], "w"))' \
+    "$version" "$model" "$TMP/good-tuning.json" || fail "writing a tuning file"
+  expect 0 'settings: prefetch_bytes off \(file\),.* head_group 2 \(set\)' '' -- \
+    "$ROTARY" bench "${TINY[@]}" --fused-only --tuning "$TMP/good-tuning.json" --set head_group=2
+  expect 0 '^\{' '' -- env ROTARY_TUNING_FILE="$TMP/good-tuning.json" "$ROTARY" bench --json "${TINY[@]}" --fused-only
+  "$PYTHON" - "$TMP/out" << 'PYEOF' || fail "bench --json with ROTARY_TUNING_FILE: settings"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["tuning_env_error"] is None, doc["tuning_env_error"]
+assert doc["settings"]["head_group"] == {"value": 4, "source": "file"}, doc["settings"]
+assert doc["settings"]["prefetch_bytes"] == {"value": -1, "source": "file"}, doc["settings"]
+assert doc["settings"]["thread_bytes"]["source"] == "default", doc["settings"]
+PYEOF
+  expect 0 '^\{' '' -- "$ROTARY" bench --json "${TINY[@]}" --fused-only --stream-candidates --set tasks_per_thread=2
+  "$PYTHON" - "$TMP/out" << 'PYEOF' || fail "bench --json --fused-only --stream-candidates --set"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["settings"]["tasks_per_thread"] == {"value": 2, "source": "set"}, doc["settings"]
+impls = [r["impl"] for r in doc["rows"]]
+pass_ = doc["stream_pass"]
+ids = [c["impl"] for c in pass_["candidates"]]
+assert impls == ["fused"] + ids + ["stream"], impls
+assert sum(c["former"] for c in pass_["candidates"]) == 1, pass_
+assert pass_["median_ms"] == min(c["median_ms"] for c in pass_["candidates"]), pass_
+PYEOF
+  expect 0 'ROTARY_TUNING_FILE did not load, so it is ignored: .*format: missing' '' -- \
+    env ROTARY_TUNING_FILE="$TMP/bad-tuning.json" "$ROTARY" bench "${TINY[@]}" --fused-only
+  expect 2 '' '--fused-only does not go with --streams' -- "$ROTARY" bench --streams text --model qwen3-vl-8b --fused-only
+  expect 2 '' '--stream-candidates goes with --op rope' -- "$ROTARY" bench --op kv-write --stream-candidates
+  # --tune: a row per candidate value of each setting, each checked, and the summary
+  expect 0 '^tune: the fastest value of each setting' '' -- "$ROTARY" bench "${TINY[@]}" --fused-only --tune
+  grep -Eq '^\(c\) head_group [0-9]+ ' "$TMP/out" || fail "bench --tune: no head_group row"
+  grep -q 'the [0-9]* --tune rows 0)' "$TMP/out" || fail "bench --tune: the rows are not checked bit for bit"
+}
+
+case_tune_compare() {
+  # scripts/tune-compare.sh (scripts/bench-all.sh COMPARE_TUNING, bench_summary.py --compare), tiny shapes: a smoke
+  # test of the plumbing, not a timing
+  local script version model
+  script="$(cd "$(dirname "$0")/.." && pwd)/scripts/tune-compare.sh"
+  version=$("$ROTARY" --version | sed -n 's/^rotary \([^ ]*\).*/\1/p')
+  model=$("$ROTARY" info | sed -n 's/^cpu model: //p')
+  "$PYTHON" -c 'import json, sys; json.dump({"format": "rotary-tuning", "format_version": 1, "library_version":
+    sys.argv[1], "cpu_model": sys.argv[2], "settings": {"head_group": 4}}, open(sys.argv[3], "w"))' \
+    "$version" "$model" "$TMP/tuning.json" || fail "writing a tuning file"
+  expect 0 '^\| `--threads 2 --decode 64 --model llama3-8b .*` \| fused \| 1 \| ' 'tune-compare.sh: done' -- \
+    env RUNS=1 BENCH_ARGS="--reps 2 --heads 2 --kv-heads 2" OUT="$TMP/raw.txt" bash "$script" "$TMP/tuning.json" "$ROTARY"
+  grep -q '^tuned settings: .*head_group 4 (file)' "$TMP/out" || fail "tune-compare.sh: the tuned side's settings"
+  grep -q '^default settings: .*head_group [0-9]* (default)' "$TMP/out" || fail "tune-compare.sh: the default side"
+  [ "$(grep -c '^| `' "$TMP/out")" = 12 ] || fail "tune-compare.sh: not 12 table rows: $(cat "$TMP/out")"
+  [ "$(grep -c '^### \[tuned\] ' "$TMP/raw.txt")" = 10 ] || fail "tune-compare.sh: not 10 tuned runs"
+  echo '{}' > "$TMP/bad.json"
+  expect 2 '' 'format: missing' -- bash "$script" "$TMP/bad.json" "$ROTARY"
+}
+
 case "$CASE" in
+  bench_settings) case_bench_settings ;;
+  tune_compare) case_tune_compare ;;
   tune) case_tune ;;
   streams) case_streams ;;
   kv) case_kv ;;
