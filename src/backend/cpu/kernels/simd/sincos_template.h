@@ -32,23 +32,23 @@ static const double sd_cos_poly[9] = {-1.0 / 6402373705728000.0, 1.0 / 209227898
                                       1.0 / 24.0, -0.5};
 #endif
 
-/* Up to SD_U blocks of SD_W lanes go through the stages below together, statement by statement: each block is a
+/* Up to SD_BLOCKS blocks of SD_W lanes go through the stages below together, statement by statement: each block is a
  * long chain of dependent fp64 operations (two Horner polynomials), and placing the blocks' chains side by side in
  * program order lets an out-of-order core run them at once instead of waiting on one chain (AVX2 on a Zen 3, a row
  * of 64 values: about 198 ns one block at a time, 178 ns two, 157 ns four). Every lane still performs exactly the
  * operations written, so the bits do not depend on how many blocks go together. */
-#ifndef SD_U
-#define SD_U 4
+#ifndef SD_BLOCKS
+#define SD_BLOCKS 4
 #endif
 
 /* cos and sin of r_hi + r_lo (|r| <= about pi/4) in the quadrant held by t (SD_MAGIC + k), times scaling, to
- * fp32, for n <= SD_U blocks (block u writes SD_W entries at cos + u * SD_W, sin + u * SD_W).
+ * fp32, for n <= SD_BLOCKS blocks (block u writes SD_W entries at cos + u * SD_W, sin + u * SD_W).
  * sin(r_hi + r_lo) = sin(r_hi) + r_lo (1 - r^2/2), cos(r_hi + r_lo) = cos(r_hi) - r_lo r_hi: the terms dropped are
  * below 2^-100 relative. Polynomials by Horner's rule, highest degree first, one fma per step. */
 __attribute__((always_inline)) SD_TARGET static inline void SD_NAME(sd_core_n)(const sd_v *r_hi, const sd_v *r_lo,
                                                                                const sd_v *t, double scaling,
                                                                                float *cos, float *sin, const int n) {
-  sd_v z[SD_U], ps[SD_U], pc[SD_U];
+  sd_v z[SD_BLOCKS], ps[SD_BLOCKS], pc[SD_BLOCKS];
   for (int u = 0; u < n; u++) {
     z[u] = sd_mul(r_hi[u], r_hi[u]);
     ps[u] = sd_fma(sd_set1(sd_sin_poly[0]), z[u], sd_set1(sd_sin_poly[1]));
@@ -78,13 +78,13 @@ SD_TARGET static inline void SD_NAME(sd_core)(sd_v r_hi, sd_v r_lo, sd_v t, doub
   SD_NAME(sd_core_n)(&r_hi, &r_lo, &t, scaling, cos, sin, 1);
 }
 
-/* n <= SD_U blocks of SD_W entries (w, cos and sin advance SD_W per block): fast reduction of the exact angle
+/* n <= SD_BLOCKS blocks of SD_W entries (w, cos and sin advance SD_W per block): fast reduction of the exact angle
  * p * w, polynomials, and the exact path for the lanes the fast reduction cannot vouch for. */
 __attribute__((always_inline)) SD_TARGET static inline void SD_NAME(sd_block_n)(const double *w, int64_t pos,
                                                                                 double scaling, float *cos,
                                                                                 float *sin, const int n) {
   const sd_v p = sd_set1((double)pos);
-  sd_v hi[SD_U], t[SD_U], k[SD_U], r_hi[SD_U], r_lo[SD_U];
+  sd_v hi[SD_BLOCKS], t[SD_BLOCKS], k[SD_BLOCKS], r_hi[SD_BLOCKS], r_lo[SD_BLOCKS];
   for (int u = 0; u < n; u++) {
     const sd_v wv = sd_loadu(w + u * SD_W);
     hi[u] = sd_mul(p, wv);
@@ -115,8 +115,8 @@ __attribute__((always_inline)) SD_TARGET static inline void SD_NAME(sd_block_n)(
 SD_TARGET void SD_NAME(rotary_sincos_rows)(const double *inv_freq, size_t half, double scaling, int64_t pos,
                                             float *cos, float *sin) {
   size_t i = 0;
-  for (; i + SD_U * SD_W <= half; i += SD_U * SD_W)
-    SD_NAME(sd_block_n)(inv_freq + i, pos, scaling, cos + i, sin + i, SD_U);
+  for (; i + SD_BLOCKS * SD_W <= half; i += SD_BLOCKS * SD_W)
+    SD_NAME(sd_block_n)(inv_freq + i, pos, scaling, cos + i, sin + i, SD_BLOCKS);
   for (; i + SD_W <= half; i += SD_W) SD_NAME(sd_block_n)(inv_freq + i, pos, scaling, cos + i, sin + i, 1);
   if (i < half) { /* the tail in a padded block: unused lanes get w = 0 (angle 0, never the exact path) */
     double w[SD_W] = {0};
