@@ -399,6 +399,10 @@ ROTARY_API rotary_status rotary_context_reset_settings(rotary_context *ctx);
  * whose keys are setting names with integer values in range (a key given twice counts with its last value). Settings
  * it does not name keep their values. Errors name the file and the field, e.g.
  *   "/home/u/.cache/rotary/tuning-AMD-EPYC-0.2.0.json: settings.head_group: 0 is outside 1 .. 64".
+ * Where this reader and Python's json differ: a number with a zero fraction or an exponent that makes it whole
+ * (4.0, 4e0) counts as the integer; a leading UTF-8 byte-order mark is skipped; NaN and Infinity are refused. A
+ * file over 1 MiB is TUNING (IO is kept for files that cannot be opened or read, and for what is not a regular
+ * file).
  */
 
 /* Loads a tuning file into ctx (the settings it names get source FILE; the others are unchanged). Errors:
