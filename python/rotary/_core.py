@@ -105,7 +105,7 @@ def _warn_tuning_env():
     message = ctypes.create_string_buffer(1024)
     st = lib.rotary_tuning_env_status(message, len(message))
     if st != _lib.OK:
-        warnings.warn(f"rotary: ROTARY_TUNING_FILE ignored, the settings are the defaults: "
+        warnings.warn(f"rotary: ROTARY_TUNING_FILE ignored as a whole (none of its settings are in force): "
                       f"{message.value.decode(errors='replace') or _lib.status_string(st)}", RuntimeWarning,
                       stacklevel=3)
 

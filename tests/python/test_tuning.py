@@ -419,6 +419,7 @@ def test_rope_tuning_freed_with_rope():
 def _fork_child(conn, tuned, x, ref):
     try:
         out = {"same": bool(np.array_equal(tuned.apply(x, positions=3), ref)),
+               "handle": tuned._tuning.handle().value,
                "rope": {n: (e["value"], e["source"]) for n, e in tuned.settings().items()},
                "process": {n: (e["value"], e["source"]) for n, e in rotary.settings().items()}}
         conn.send(out)
@@ -454,6 +455,7 @@ def test_fork_keeps_settings(tmp_path, rng):
         p.join()
     assert got is not None, "the child hung or died"
     assert got["same"] and got["rope"] == want_rope and got["process"] == want_process
+    assert got["handle"] != tuned._tuning.handle().value  # the child made its own context
     assert p.exitcode == 0
 
 
