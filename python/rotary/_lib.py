@@ -201,7 +201,7 @@ class KVRerotateDesc(ctypes.Structure):
     ]
 
 
-SETTING_COUNT = 5  # ROTARY_SETTING_COUNT: prefetch_bytes, stream_store_bytes, thread_bytes, tasks_per_thread, head_group
+SETTING_COUNT = 5  # ROTARY_SETTING_COUNT: the settings are 0 .. 4 (rotary_setting_name gives their names)
 SOURCE_DEFAULT, SOURCE_FILE, SOURCE_ENV, SOURCE_SET, SOURCE_TUNED = 0, 1, 2, 3, 4
 
 
