@@ -41,8 +41,10 @@ static void run_together(const rotary_rotate_plan *plan, size_t u, size_t end, f
  * The kernels run without software prefetch here: their distance is meant for rows that follow one another in the
  * walk (the together order: the next head of the token), but past a row of a heads-major tensor lie the same head's
  * later tokens, and the hardware prefetchers already follow the group's streams. Measured on a 2-core Zen 3 (AVX2,
- * whose default distance is 2048 bytes), article shape in BHSD at 1 thread, alternating in one process: the fused
- * call at 65-71% of a streaming pass with the 2048-byte distance, 101-102% with 0 and 106% without prefetch. */
+ * default distance 2048 bytes), article shape in BHSD at 1 thread, 8 runs alternating with the old binary
+ * (`rotary bench --layout bhsd`, % of the streaming pass, median [range]): head_group 4: 78 [70-104] with the
+ * distance, 106 [99-115] without; head_group 8: 63 [61-73] with it, 72 [57-110] without (bimodal between runs).
+ * Prefetching the group's next token rows instead (1, 2 or 4 tokens ahead, to L1 or L2) measured slower still. */
 static void run_grouped(const rotary_rotate_plan *plan, size_t u, size_t end, float *buf) {
   const rotary_positions *pos = &plan->positions;
   const size_t seq = plan->d->seq_len, q_units = plan->tokens * plan->heads[0];
