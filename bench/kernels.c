@@ -1,10 +1,13 @@
-/* kernels.c: rotary_kernel_bench: each compiled rotation kernel's time per element with its data in L1 or L2. */
+/* kernels.c: rotary_kernel_bench: each compiled rotation kernel's time per element with its data in L1 or L2, and
+ * each cos/sin rows kernel's time per row. */
 /*
  * Usage: rotary_kernel_bench [heads, default 32] [reps, default 20000]
  * Rotates heads x 128 elements in place with one cos/sin row (a unit rotation, so values keep their size) `reps`
  * times, five times over, and prints the best ns per element of every kernel this CPU can run. 32 heads are 16 KiB
  * of f32 (L1); 256 heads 128 KiB (L2). This is the arithmetic side of a call: memory-bound calls are held to the
  * streaming pass by `rotary bench`, and a kernel slower than that pass per element cannot reach it.
+ * Then the rows kernels (what a table-free rope computes per token): the best of five passes over positions
+ * 0 .. 2047 of a head_dim 128 rope (64 frequencies, base 10000), in ns per row.
  */
 #include <math.h>
 #include <stdint.h>
@@ -28,6 +31,31 @@ static void fill_ones(void *buf, rotary_dtype dt, size_t n) {
     if (dt == ROTARY_F32) ((float *)buf)[i] = 1.0f;
     else ((uint16_t *)buf)[i] = dt == ROTARY_F16 ? 0x3c00 : 0x3f80;
   }
+}
+
+/* The cos/sin rows kernels this CPU can run: best ns per row of 64 values over positions 0 .. 2047. */
+static void bench_rows(void) {
+  enum { HALF = DIM / 2, POSITIONS = 2048 };
+  double w[HALF];
+  float c[HALF], s[HALF], sink = 0.0f;
+  for (int i = 0; i < HALF; i++) w[i] = pow(10000.0, -(double)i / HALF);
+  printf("cos/sin rows of %d values (a table-free rope's per-token work), best of 5 x %d positions\n", HALF, POSITIONS);
+  for (size_t k = 0; k < rotary_kernel_registry_count; k++) {
+    const rotary_kernel_info *K = &rotary_kernel_registry[k];
+    if (K->op != ROTARY_OP_SINCOS_ROWS || !rotary_isa_supported(K->isa)) continue;
+    double best = INFINITY;
+    for (int t = 0; t < 5; t++) {
+      const double t0 = now_ns();
+      for (int64_t pos = 0; pos < POSITIONS; pos++) {
+        K->fn.sincos_rows(w, HALF, 1.0, pos, c, s);
+        sink += c[pos % HALF]; /* keeps every call */
+      }
+      const double per = (now_ns() - t0) / POSITIONS;
+      if (per < best) best = per;
+    }
+    printf("  %-44s %.1f ns/row\n", K->name, best);
+  }
+  if (sink == 12345.0f) printf("\n");
 }
 
 int main(int argc, char **argv) {
@@ -64,6 +92,7 @@ int main(int argc, char **argv) {
     }
     printf("  %-44s %.4f ns/element\n", K->name, best);
   }
+  bench_rows();
   free(buf);
   free(row);
   return 0;
