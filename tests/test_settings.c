@@ -32,7 +32,7 @@ static const struct {
     {"stream_store_bytes", "ROTARY_STREAM_STORES", -1, (int64_t)1 << 50, (int64_t)16 << 20},
     {"thread_bytes", "ROTARY_THREAD_BYTES", 4096, (int64_t)1 << 30, 65536},
     {"tasks_per_thread", "ROTARY_TASKS_PER_THREAD", 1, 64, 4},
-    {"head_group", "ROTARY_HEAD_GROUP", 1, 64, 8},
+    {"head_group", "ROTARY_HEAD_GROUP", 1, 64, 4},
 };
 
 static const char *const env_names[] = {"ROTARY_TUNING_FILE", "ROTARY_PREFETCH", "ROTARY_STREAM_STORES",

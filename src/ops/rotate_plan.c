@@ -14,8 +14,8 @@
  * (heads-major tensors such as BHSD: each head's tokens contiguous) are walked the settings' head_group heads at a
  * time, token by token: a token's rows for every head at once would be one memory stream per head, more than the
  * hardware prefetchers follow (BHSD ran at half the speed of BSHD), and head by head would read the cos/sin row
- * once per head. Measured on the article's shape: 4 and 8 heads ran at the streaming pass's speed, 16 at half
- * (the default is 8, tuning.c). */
+ * once per head. Measured on the article's shape: on an AVX-512 EPYC 4 and 8 heads ran at the streaming pass's
+ * speed, 16 at half; on an AVX2 EPYC only 4 did (the default, tuning.c). */
 static void choose_order(rotary_rotate_plan *plan) {
   const rotary_apply_desc *d = plan->d;
   if (!plan->rows_in_table && d->positions.mode != ROTARY_POSITIONS_COS_SIN) return;

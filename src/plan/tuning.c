@@ -12,10 +12,12 @@
 #include "prefetch.h"
 
 /* Bytes of traffic per woken thread and tasks per woken thread, before settings existed task_split.h's constants;
- * heads walked together in heads-major tensors, before rotate_plan.c's. */
+ * heads walked together in heads-major tensors: rotate_plan.c's 8 until issue 13, now 4 (BHSD at 1 thread on the
+ * AVX2 EPYC, 6 alternating runs, % of the streaming pass: group 2 86%, 4 105%, 8 67% (58-115: good or bad per
+ * process), 16 60%; the AVX-512 EPYC ran 4 and 8 at the streaming pass's speed). */
 #define DEFAULT_THREAD_BYTES 65536
 #define DEFAULT_TASKS_PER_THREAD 4
-#define DEFAULT_HEAD_GROUP 8
+#define DEFAULT_HEAD_GROUP 4
 
 /* Written once under pthread_once, read-only after: the process defaults and how ROTARY_TUNING_FILE went. */
 static pthread_once_t defaults_once = PTHREAD_ONCE_INIT;
