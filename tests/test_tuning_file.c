@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "rotary.h"
+#include "tuning_doc.h"
 
 #define N ROTARY_SETTING_COUNT
 
@@ -34,69 +35,6 @@ static void write_bytes(const char *path, const char *data, size_t len) {
   assert_int_equal(fclose(f), 0);
 }
 
-/* s as a JSON string (quotes, backslashes and control characters escaped). */
-static void json_string(char *out, size_t size, const char *s) {
-  size_t n = 0;
-  out[n++] = '"';
-  for (const unsigned char *c = (const unsigned char *)s; *c && n + 8 < size; c++) {
-    if (*c == '"' || *c == '\\') n += (size_t)snprintf(out + n, size - n, "\\%c", *c);
-    else if (*c < 0x20) n += (size_t)snprintf(out + n, size - n, "\\u%04x", *c);
-    else out[n++] = (char)*c;
-  }
-  out[n++] = '"';
-  out[n] = '\0';
-}
-
-/* The five members of a valid file; a case replaces one (NULL text: left out). */
-enum { M_FORMAT, M_FVERSION, M_LIBRARY, M_CPU, M_SETTINGS, M_COUNT };
-
-static void member_defaults(char members[M_COUNT][512]) {
-  char cpu[400], ver[64];
-  json_string(cpu, sizeof cpu, rotary_cpu_model());
-  json_string(ver, sizeof ver, rotary_version_string());
-  snprintf(members[M_FORMAT], 512, "\"format\": \"rotary-tuning\"");
-  snprintf(members[M_FVERSION], 512, "\"format_version\": 1");
-  snprintf(members[M_LIBRARY], 512, "\"library_version\": %s", ver);
-  snprintf(members[M_CPU], 512, "\"cpu_model\": %s", cpu);
-  snprintf(members[M_SETTINGS], 512, "\"settings\": {\"head_group\": 3}");
-}
-
-/* A document of the default members with member `which` replaced by `text` (NULL: left out; which < 0: none),
- * followed by `extra` members (may be NULL). */
-static void make_doc(char *out, size_t size, int which, const char *text, const char *extra) {
-  char members[M_COUNT][512];
-  member_defaults(members);
-  size_t n = (size_t)snprintf(out, size, "{\n  \"written\": \"2026-11-28T00:00:00Z\"");
-  for (int m = 0; m < M_COUNT; m++) {
-    const char *t = m == which ? text : members[m];
-    if (t) n += (size_t)snprintf(out + n, size - n, ",\n  %s", t);
-  }
-  if (extra) n += (size_t)snprintf(out + n, size - n, ",\n  %s", extra);
-  snprintf(out + n, size - n, "\n}\n");
-}
-
-/* ---- settings snapshots ---- */
-
-typedef struct snapshot {
-  int64_t value[N];
-  rotary_setting_source source[N];
-} snapshot;
-
-static snapshot snap(rotary_context *ctx) {
-  snapshot s;
-  for (int i = 0; i < N; i++)
-    assert_int_equal(rotary_context_get_setting(ctx, (rotary_setting)i, &s.value[i], &s.source[i]), ROTARY_OK);
-  return s;
-}
-
-static void assert_same(const snapshot *a, const snapshot *b) {
-  for (int i = 0; i < N; i++) {
-    if (a->value[i] != b->value[i] || a->source[i] != b->source[i])
-      fail_msg("%s: %lld (%s) became %lld (%s)", rotary_setting_name((rotary_setting)i), (long long)a->value[i],
-               rotary_setting_source_name(a->source[i]), (long long)b->value[i],
-               rotary_setting_source_name(b->source[i]));
-  }
-}
 
 static int setting_of(const char *name) {
   for (int i = 0; i < N; i++)
@@ -148,7 +86,7 @@ static int ctx_teardown(void **state) {
 /* Loading path is refused with `want`, the message names the file (and `field` when not NULL), the context keeps
  * every value and source; likewise with no message buffer and with a 1-byte one. */
 static void expect_refused(const char *label, const char *path, rotary_status want, const char *field) {
-  const snapshot before = snap(g_ctx);
+  const tuning_snapshot before = tuning_snap(g_ctx);
   char err[1024];
   memset(err, 0x5a, sizeof err);
   const rotary_status st = rotary_context_load_tuning(g_ctx, path, err, sizeof err);
@@ -157,15 +95,15 @@ static void expect_refused(const char *label, const char *path, rotary_status wa
   if (!memchr(err, 0, sizeof err)) fail_msg("%s: message not terminated", label);
   if (!strstr(err, path)) fail_msg("%s: message \"%s\" does not name the file", label, err);
   if (field && !strstr(err, field)) fail_msg("%s: message \"%s\" does not name %s", label, err, field);
-  snapshot after = snap(g_ctx);
-  assert_same(&before, &after);
+  tuning_snapshot after = tuning_snap(g_ctx);
+  tuning_assert_same(&before, &after);
   assert_int_equal(rotary_context_load_tuning(g_ctx, path, NULL, 0), want);
   char one[2] = {'x', 'y'};
   assert_int_equal(rotary_context_load_tuning(g_ctx, path, one, 1), want);
   assert_int_equal(one[0], '\0');
   assert_int_equal(one[1], 'y');
-  after = snap(g_ctx);
-  assert_same(&before, &after);
+  after = tuning_snap(g_ctx);
+  tuning_assert_same(&before, &after);
 }
 
 static void expect_text_refused(const char *label, const char *text, size_t len, const char *field) {
@@ -187,14 +125,14 @@ static rotary_status load_text(const char *text, char *err, size_t err_size) {
 
 static void test_load_valid(void **state) {
   (void)state;
-  const snapshot before = snap(g_ctx);
+  const tuning_snapshot before = tuning_snap(g_ctx);
   char doc[4096], err[512];
   /* prefetch off, head_group 3, thread_bytes (SET before) from the file; extra members ignored */
-  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"prefetch_bytes\": -1, \"head_group\": 3, \"thread_bytes\": 65536}",
+  tuning_make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"prefetch_bytes\": -1, \"head_group\": 3, \"thread_bytes\": 65536}",
            "\"measured\": {\"calls\": [1, 2.5, null, true], \"note\": \"x\"}, \"zzz\": []");
   memset(err, 'q', sizeof err);
   assert_int_equal(load_text(doc, err, sizeof err), ROTARY_OK);
-  const snapshot after = snap(g_ctx);
+  const tuning_snapshot after = tuning_snap(g_ctx);
   const int pf = setting_of("prefetch_bytes"), hg = setting_of("head_group"), tb = setting_of("thread_bytes");
   for (int i = 0; i < N; i++) {
     if (i == pf || i == hg || i == tb) {
@@ -208,12 +146,12 @@ static void test_load_valid(void **state) {
   assert_int_equal(after.value[hg], 3);
   assert_int_equal(after.value[tb], 65536);
   /* an empty settings object: valid, changes nothing */
-  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {}", NULL);
+  tuning_make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {}", NULL);
   assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK);
-  const snapshot again = snap(g_ctx);
-  assert_same(&after, &again);
+  const tuning_snapshot again = tuning_snap(g_ctx);
+  tuning_assert_same(&after, &again);
   /* a JSON escape in a string is read as Python reads it; integral 3.0-style numbers are not needed here */
-  make_doc(doc, sizeof doc, M_FORMAT, "\"format\": \"rotary\\u002dtuning\"", NULL);
+  tuning_make_doc(doc, sizeof doc, M_FORMAT, "\"format\": \"rotary\\u002dtuning\"", NULL);
   assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK);
   /* white space around the document is fine */
   char padded[4200];
@@ -229,14 +167,14 @@ static void test_load_bounds(void **state) {
     assert_int_equal(rotary_setting_range((rotary_setting)i, &lo, &hi), ROTARY_OK);
     const int64_t values[2] = {lo, hi};
     for (int k = 0; k < 2; k++) {
-      const snapshot before = snap(g_ctx);
+      const tuning_snapshot before = tuning_snap(g_ctx);
       char settings[128], doc[4096];
       snprintf(settings, sizeof settings, "\"settings\": {\"%s\": %lld}", rotary_setting_name((rotary_setting)i),
                (long long)values[k]);
-      make_doc(doc, sizeof doc, M_SETTINGS, settings, NULL);
+      tuning_make_doc(doc, sizeof doc, M_SETTINGS, settings, NULL);
       char err[512];
       if (load_text(doc, err, sizeof err) != ROTARY_OK) fail_msg("%s: %s", settings, err);
-      const snapshot after = snap(g_ctx);
+      const tuning_snapshot after = tuning_snap(g_ctx);
       for (int j = 0; j < N; j++) {
         if (j == i) continue;
         assert_int_equal(after.value[j], before.value[j]);
@@ -253,32 +191,32 @@ static void test_duplicates(void **state) {
   (void)state;
   char doc[4096];
   const int hg = setting_of("head_group"), pf = setting_of("prefetch_bytes");
-  snapshot before = snap(g_ctx);
-  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 0, \"head_group\": 5}", NULL);
+  tuning_snapshot before = tuning_snap(g_ctx);
+  tuning_make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 0, \"head_group\": 5}", NULL);
   assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK);
-  snapshot after = snap(g_ctx);
+  tuning_snapshot after = tuning_snap(g_ctx);
   assert_int_equal(after.value[hg], 5);
   assert_int_equal(after.source[hg], ROTARY_SOURCE_FILE);
-  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 6, \"head_group\": 0}", NULL);
+  tuning_make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 6, \"head_group\": 0}", NULL);
   expect_text_refused("settings key twice, last bad", doc, strlen(doc), "settings.head_group");
   /* settings twice: only the last object counts (prefetch_bytes of the first is not applied) */
-  before = snap(g_ctx);
-  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"prefetch_bytes\": 64}, \"settings\": {\"head_group\": 2}",
+  before = tuning_snap(g_ctx);
+  tuning_make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"prefetch_bytes\": 64}, \"settings\": {\"head_group\": 2}",
            NULL);
   assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK);
-  after = snap(g_ctx);
+  after = tuning_snap(g_ctx);
   assert_int_equal(after.value[hg], 2);
   assert_int_equal(after.value[pf], before.value[pf]);
   assert_int_equal(after.source[pf], before.source[pf]);
-  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 2}, \"settings\": [1]", NULL);
+  tuning_make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 2}, \"settings\": [1]", NULL);
   expect_text_refused("settings twice, last an array", doc, strlen(doc), "settings");
   /* top-level keys twice */
-  make_doc(doc, sizeof doc, -1, NULL, "\"cpu_model\": \"Another CPU\"");
+  tuning_make_doc(doc, sizeof doc, -1, NULL, "\"cpu_model\": \"Another CPU\"");
   expect_text_refused("cpu_model twice, last foreign", doc, strlen(doc), "cpu_model");
   char cpu[400], extra[512];
-  json_string(cpu, sizeof cpu, rotary_cpu_model());
+  tuning_json_string(cpu, sizeof cpu, rotary_cpu_model());
   snprintf(extra, sizeof extra, "\"format_version\": 1, \"cpu_model\": %s", cpu);
-  make_doc(doc, sizeof doc, M_CPU, "\"cpu_model\": \"Another CPU\"", extra);
+  tuning_make_doc(doc, sizeof doc, M_CPU, "\"cpu_model\": \"Another CPU\"", extra);
   char *fv = strstr(doc, "\"format_version\": 1");
   assert_non_null(fv);
   fv[18] = '2'; /* the first format_version is 2, the last 1 */
@@ -335,19 +273,19 @@ static void test_malformed_members(void **state) {
   for (size_t c = 0; c < sizeof member_cases / sizeof member_cases[0]; c++) {
     const member_case *m = &member_cases[c];
     char doc[4096], label[600];
-    make_doc(doc, sizeof doc, m->which, m->text, NULL);
+    tuning_make_doc(doc, sizeof doc, m->which, m->text, NULL);
     snprintf(label, sizeof label, "member %d as %s", m->which, m->text ? m->text : "(left out)");
     expect_text_refused(label, doc, strlen(doc), m->field);
   }
   /* a foreign file with the CPU model one character off (a trailing space) */
   char cpu[400], text[512], doc[4096];
   snprintf(text, sizeof text, "%s ", rotary_cpu_model());
-  json_string(cpu, sizeof cpu, text);
+  tuning_json_string(cpu, sizeof cpu, text);
   snprintf(text, sizeof text, "\"cpu_model\": %s", cpu);
-  make_doc(doc, sizeof doc, M_CPU, text, NULL);
+  tuning_make_doc(doc, sizeof doc, M_CPU, text, NULL);
   expect_text_refused("cpu_model with a trailing space", doc, strlen(doc), "cpu_model");
   snprintf(text, sizeof text, "\"library_version\": \"%s.0\"", rotary_version_string());
-  make_doc(doc, sizeof doc, M_LIBRARY, text, NULL);
+  tuning_make_doc(doc, sizeof doc, M_LIBRARY, text, NULL);
   expect_text_refused("library_version with .0", doc, strlen(doc), "library_version");
 }
 
@@ -371,7 +309,7 @@ static void test_malformed_values(void **state) {
       snprintf(field, sizeof field, "settings.%s", rotary_setting_name((rotary_setting)i));
       snprintf(settings, sizeof settings, "\"settings\": {\"%s\": %.47s}",
                rotary_setting_name((rotary_setting)i), values[k]);
-      make_doc(doc, sizeof doc, M_SETTINGS, settings, NULL);
+      tuning_make_doc(doc, sizeof doc, M_SETTINGS, settings, NULL);
       expect_text_refused(settings, doc, strlen(doc), field);
     }
   }
@@ -381,7 +319,7 @@ static void test_malformed_values(void **state) {
 static void test_not_json(void **state) {
   (void)state;
   char valid[4096], text[4200];
-  make_doc(valid, sizeof valid, -1, NULL, NULL);
+  tuning_make_doc(valid, sizeof valid, -1, NULL, NULL);
   static const char *whole[] = {"", " \n", "hello", "{", "}", "[]", "null", "1", "\"rotary-tuning\"", "{}",
                                 "{\"format\": \"rotary-tuning\",}", "{'format': 'rotary-tuning'}", "[{}]"};
   for (size_t k = 0; k < sizeof whole / sizeof whole[0]; k++) expect_text_refused(whole[k], whole[k], strlen(whole[k]), NULL);
@@ -397,24 +335,24 @@ static void test_not_json(void **state) {
   text[vlen] = '\0';
   expect_text_refused("NUL after", text, vlen + 1, NULL);
   /* a raw control character inside a string (Python: "Invalid control character") */
-  make_doc(text, sizeof text, M_FORMAT, "\"format\": \"rotary-tuning\t\"", NULL);
+  tuning_make_doc(text, sizeof text, M_FORMAT, "\"format\": \"rotary-tuning\t\"", NULL);
   expect_text_refused("tab in a string", text, strlen(text), NULL);
   /* numbers Python's json refuses (leading zeros, a bare '.', '+', '.5') and a string that is not UTF-8 */
   static const char *numbers[] = {"03", "00", "-01", "3.", "3.e0", "-.5", "+3", ".5", "0x3", "3e", "--3"};
   for (size_t k = 0; k < sizeof numbers / sizeof numbers[0]; k++) {
     char settings[64];
     snprintf(settings, sizeof settings, "\"settings\": {\"head_group\": %s}", numbers[k]);
-    make_doc(text, sizeof text, M_SETTINGS, settings, NULL);
+    tuning_make_doc(text, sizeof text, M_SETTINGS, settings, NULL);
     expect_text_refused(settings, text, strlen(text), NULL);
   }
-  make_doc(text, sizeof text, M_FVERSION, "\"format_version\": 01", NULL);
+  tuning_make_doc(text, sizeof text, M_FVERSION, "\"format_version\": 01", NULL);
   expect_text_refused("format_version 01", text, strlen(text), NULL);
-  make_doc(text, sizeof text, -1, NULL, "\"comment\": \"caf\xe9\"");
+  tuning_make_doc(text, sizeof text, -1, NULL, "\"comment\": \"caf\xe9\"");
   expect_text_refused("Latin-1 byte in a string", text, strlen(text), NULL);
   /* Python's NaN and Infinity are not integers either */
-  make_doc(text, sizeof text, M_SETTINGS, "\"settings\": {\"head_group\": NaN}", NULL);
+  tuning_make_doc(text, sizeof text, M_SETTINGS, "\"settings\": {\"head_group\": NaN}", NULL);
   expect_text_refused("NaN", text, strlen(text), NULL);
-  make_doc(text, sizeof text, M_SETTINGS, "\"settings\": {\"head_group\": Infinity}", NULL);
+  tuning_make_doc(text, sizeof text, M_SETTINGS, "\"settings\": {\"head_group\": Infinity}", NULL);
   expect_text_refused("Infinity", text, strlen(text), NULL);
 }
 
@@ -422,7 +360,7 @@ static void test_not_json(void **state) {
 static void test_truncated(void **state) {
   (void)state;
   char doc[4096];
-  make_doc(doc, sizeof doc, M_SETTINGS,
+  tuning_make_doc(doc, sizeof doc, M_SETTINGS,
            "\"settings\": {\"prefetch_bytes\": 512, \"stream_store_bytes\": -1, \"head_group\": 4}",
            "\"notes\": {\"calls\": [\"prefill\", 1.5e3], \"ok\": true}");
   size_t len = strlen(doc), core = len;
@@ -459,7 +397,7 @@ static void test_file_kinds(void **state) {
   alarm(0);
   expect_refused("a character device", "/dev/null", ROTARY_ERR_IO, NULL);
   /* exactly 1 MiB loads; one byte more is refused */
-  make_doc(doc, sizeof doc, -1, NULL, NULL);
+  tuning_make_doc(doc, sizeof doc, -1, NULL, NULL);
   const size_t mib = (size_t)1 << 20, len = strlen(doc);
   char *big = malloc(mib + 1);
   assert_non_null(big);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "rotary.h"
+#include "tuning_doc.h"
 
 #define N ROTARY_SETTING_COUNT
 
@@ -43,69 +44,6 @@ static char *read_all(const char *path) {
   return buf;
 }
 
-/* s as a JSON string (quotes, backslashes and control characters escaped). */
-static void json_string(char *out, size_t size, const char *s) {
-  size_t n = 0;
-  out[n++] = '"';
-  for (const unsigned char *c = (const unsigned char *)s; *c && n + 8 < size; c++) {
-    if (*c == '"' || *c == '\\') n += (size_t)snprintf(out + n, size - n, "\\%c", *c);
-    else if (*c < 0x20) n += (size_t)snprintf(out + n, size - n, "\\u%04x", *c);
-    else out[n++] = (char)*c;
-  }
-  out[n++] = '"';
-  out[n] = '\0';
-}
-
-/* The five members of a valid file; a case replaces one (NULL text: left out). */
-enum { M_FORMAT, M_FVERSION, M_LIBRARY, M_CPU, M_SETTINGS, M_COUNT };
-
-static void member_defaults(char members[M_COUNT][512]) {
-  char cpu[400], ver[64];
-  json_string(cpu, sizeof cpu, rotary_cpu_model());
-  json_string(ver, sizeof ver, rotary_version_string());
-  snprintf(members[M_FORMAT], 512, "\"format\": \"rotary-tuning\"");
-  snprintf(members[M_FVERSION], 512, "\"format_version\": 1");
-  snprintf(members[M_LIBRARY], 512, "\"library_version\": %s", ver);
-  snprintf(members[M_CPU], 512, "\"cpu_model\": %s", cpu);
-  snprintf(members[M_SETTINGS], 512, "\"settings\": {\"head_group\": 3}");
-}
-
-/* A document of the default members with member `which` replaced by `text` (NULL: left out; which < 0: none),
- * followed by `extra` members (may be NULL). */
-static void make_doc(char *out, size_t size, int which, const char *text, const char *extra) {
-  char members[M_COUNT][512];
-  member_defaults(members);
-  size_t n = (size_t)snprintf(out, size, "{\n  \"written\": \"2026-11-28T00:00:00Z\"");
-  for (int m = 0; m < M_COUNT; m++) {
-    const char *t = m == which ? text : members[m];
-    if (t) n += (size_t)snprintf(out + n, size - n, ",\n  %s", t);
-  }
-  if (extra) n += (size_t)snprintf(out + n, size - n, ",\n  %s", extra);
-  snprintf(out + n, size - n, "\n}\n");
-}
-
-/* ---- settings snapshots ---- */
-
-typedef struct snapshot {
-  int64_t value[N];
-  rotary_setting_source source[N];
-} snapshot;
-
-static snapshot snap(rotary_context *ctx) {
-  snapshot s;
-  for (int i = 0; i < N; i++)
-    assert_int_equal(rotary_context_get_setting(ctx, (rotary_setting)i, &s.value[i], &s.source[i]), ROTARY_OK);
-  return s;
-}
-
-static void assert_same(const snapshot *a, const snapshot *b) {
-  for (int i = 0; i < N; i++) {
-    if (a->value[i] != b->value[i] || a->source[i] != b->source[i])
-      fail_msg("%s: %lld (%s) became %lld (%s)", rotary_setting_name((rotary_setting)i), (long long)a->value[i],
-               rotary_setting_source_name(a->source[i]), (long long)b->value[i],
-               rotary_setting_source_name(b->source[i]));
-  }
-}
 
 /* ---- fixtures ---- */
 
@@ -167,16 +105,16 @@ static size_t dir_entries(void) {
 static void test_round_trip(void **state) {
   (void)state;
   char doc[4096], path[512], err[512];
-  make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 5}", NULL);
+  tuning_make_doc(doc, sizeof doc, M_SETTINGS, "\"settings\": {\"head_group\": 5}", NULL);
   assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK); /* head_group FILE */
   assert_int_equal(rotary_context_set_setting(g_ctx, ROTARY_SETTING_PREFETCH_BYTES, 768), ROTARY_OK);
   assert_int_equal(rotary_context_set_setting(g_ctx, ROTARY_SETTING_STREAM_STORE_BYTES, -1), ROTARY_OK);
   assert_int_equal(rotary_context_reset_settings(g_ctx), ROTARY_OK);
-  const snapshot defaults = snap(g_ctx);
+  const tuning_snapshot defaults = tuning_snap(g_ctx);
   assert_int_equal(load_text(doc, NULL, 0), ROTARY_OK);
   assert_int_equal(rotary_context_set_setting(g_ctx, ROTARY_SETTING_PREFETCH_BYTES, 768), ROTARY_OK);
   assert_int_equal(rotary_context_set_setting(g_ctx, ROTARY_SETTING_STREAM_STORE_BYTES, -1), ROTARY_OK);
-  const snapshot saved = snap(g_ctx);
+  const tuning_snapshot saved = tuning_snap(g_ctx);
   path_of(path, sizeof path, "saved.json");
   write_bytes(path, "old contents", 12);
   const size_t entries = dir_entries();
@@ -196,10 +134,10 @@ static void test_round_trip(void **state) {
   }
   rotary_context *fresh = NULL;
   assert_int_equal(rotary_context_create(1, &fresh), ROTARY_OK);
-  const snapshot before = snap(fresh);
-  assert_same(&defaults, &before);
+  const tuning_snapshot before = tuning_snap(fresh);
+  tuning_assert_same(&defaults, &before);
   if (rotary_context_load_tuning(fresh, path, err, sizeof err) != ROTARY_OK) fail_msg("load: %s", err);
-  const snapshot after = snap(fresh);
+  const tuning_snapshot after = tuning_snap(fresh);
   for (int i = 0; i < N; i++) {
     const int named = saved.source[i] == ROTARY_SOURCE_FILE || saved.source[i] == ROTARY_SOURCE_SET;
     assert_int_equal(after.value[i], named ? saved.value[i] : before.value[i]);
@@ -212,14 +150,14 @@ static void test_round_trip(void **state) {
   rotary_context_destroy(fresh);
   assert_int_equal(rotary_context_reset_settings(g_ctx), ROTARY_OK);
   assert_int_equal(rotary_context_load_tuning(g_ctx, path, NULL, 0), ROTARY_OK);
-  const snapshot reloaded = snap(g_ctx);
-  assert_same(&after, &reloaded);
+  const tuning_snapshot reloaded = tuning_snap(g_ctx);
+  tuning_assert_same(&after, &reloaded);
   /* a context with nothing to save writes an empty settings object, which loads and changes nothing */
   assert_int_equal(rotary_context_reset_settings(g_ctx), ROTARY_OK);
   assert_int_equal(rotary_context_save_tuning(g_ctx, path, "{}", NULL, 0), ROTARY_OK);
   assert_int_equal(rotary_context_load_tuning(g_ctx, path, NULL, 0), ROTARY_OK);
-  const snapshot empty = snap(g_ctx);
-  assert_same(&defaults, &empty);
+  const tuning_snapshot empty = tuning_snap(g_ctx);
+  tuning_assert_same(&defaults, &empty);
 }
 
 /* Save refuses notes that are not one JSON object (TUNING, the file untouched) and paths it cannot write (IO). */

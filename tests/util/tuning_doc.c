@@ -1,0 +1,65 @@
+/* tuning_doc.c: tuning-file test documents (the five members of a valid file, one replaced) and snapshots of a
+ * context's settings, shared by test_tuning_file.c and test_tuning_save.c. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+
+#include "tuning_doc.h"
+
+/* s as a JSON string (quotes, backslashes and control characters escaped). */
+void tuning_json_string(char *out, size_t size, const char *s) {
+  size_t n = 0;
+  out[n++] = '"';
+  for (const unsigned char *c = (const unsigned char *)s; *c && n + 8 < size; c++) {
+    if (*c == '"' || *c == '\\') n += (size_t)snprintf(out + n, size - n, "\\%c", *c);
+    else if (*c < 0x20) n += (size_t)snprintf(out + n, size - n, "\\u%04x", *c);
+    else out[n++] = (char)*c;
+  }
+  out[n++] = '"';
+  out[n] = '\0';
+}
+
+void tuning_member_defaults(char members[M_COUNT][512]) {
+  char cpu[400], ver[64];
+  tuning_json_string(cpu, sizeof cpu, rotary_cpu_model());
+  tuning_json_string(ver, sizeof ver, rotary_version_string());
+  snprintf(members[M_FORMAT], 512, "\"format\": \"rotary-tuning\"");
+  snprintf(members[M_FVERSION], 512, "\"format_version\": 1");
+  snprintf(members[M_LIBRARY], 512, "\"library_version\": %s", ver);
+  snprintf(members[M_CPU], 512, "\"cpu_model\": %s", cpu);
+  snprintf(members[M_SETTINGS], 512, "\"settings\": {\"head_group\": 3}");
+}
+
+/* A document of the default members with member `which` replaced by `text` (NULL: left out; which < 0: none),
+ * followed by `extra` members (may be NULL). */
+void tuning_make_doc(char *out, size_t size, int which, const char *text, const char *extra) {
+  char members[M_COUNT][512];
+  tuning_member_defaults(members);
+  size_t n = (size_t)snprintf(out, size, "{\n  \"written\": \"2026-11-28T00:00:00Z\"");
+  for (int m = 0; m < M_COUNT; m++) {
+    const char *t = m == which ? text : members[m];
+    if (t) n += (size_t)snprintf(out + n, size - n, ",\n  %s", t);
+  }
+  if (extra) n += (size_t)snprintf(out + n, size - n, ",\n  %s", extra);
+  snprintf(out + n, size - n, "\n}\n");
+}
+
+tuning_snapshot tuning_snap(rotary_context *ctx) {
+  tuning_snapshot s;
+  for (int i = 0; i < ROTARY_SETTING_COUNT; i++)
+    assert_int_equal(rotary_context_get_setting(ctx, (rotary_setting)i, &s.value[i], &s.source[i]), ROTARY_OK);
+  return s;
+}
+
+void tuning_assert_same(const tuning_snapshot *a, const tuning_snapshot *b) {
+  for (int i = 0; i < ROTARY_SETTING_COUNT; i++) {
+    if (a->value[i] != b->value[i] || a->source[i] != b->source[i])
+      fail_msg("%s: %lld (%s) became %lld (%s)", rotary_setting_name((rotary_setting)i), (long long)a->value[i],
+               rotary_setting_source_name(a->source[i]), (long long)b->value[i],
+               rotary_setting_source_name(b->source[i]));
+  }
+}

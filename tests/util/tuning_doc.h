@@ -1,0 +1,34 @@
+/* tuning_doc.h: tuning-file test documents (the five members of a valid file, one replaced) and snapshots of a
+ * context's settings, shared by test_tuning_file.c and test_tuning_save.c. */
+#ifndef ROTARY_TEST_TUNING_DOC_H
+#define ROTARY_TEST_TUNING_DOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rotary.h"
+
+/* s as a JSON string (quotes, backslashes and control characters escaped). */
+void tuning_json_string(char *out, size_t size, const char *s);
+
+/* The five members of a valid file; a case replaces one (NULL text: left out). */
+enum { M_FORMAT, M_FVERSION, M_LIBRARY, M_CPU, M_SETTINGS, M_COUNT };
+
+/* The valid members for this CPU and library version (settings: head_group 3). */
+void tuning_member_defaults(char members[M_COUNT][512]);
+
+/* A document of the default members with member `which` replaced by `text` (NULL: left out; which < 0: none),
+ * followed by `extra` members (may be NULL). */
+void tuning_make_doc(char *out, size_t size, int which, const char *text, const char *extra);
+
+/* Every setting's value and source on a context. */
+typedef struct tuning_snapshot {
+  int64_t value[ROTARY_SETTING_COUNT];
+  rotary_setting_source source[ROTARY_SETTING_COUNT];
+} tuning_snapshot;
+
+tuning_snapshot tuning_snap(rotary_context *ctx);
+/* Fails the test naming the first setting whose value or source differs. */
+void tuning_assert_same(const tuning_snapshot *a, const tuning_snapshot *b);
+
+#endif /* ROTARY_TEST_TUNING_DOC_H */
