@@ -9,6 +9,7 @@
 
 #include "bench.h"
 #include "cli.h"
+#include "cli_args.h"
 
 #define MAX_THREADS 1024
 #define MAX_REPS 1000000
@@ -103,15 +104,6 @@ static int bad(const char *fmt, ...) {
   return 0;
 }
 
-static int parse_size(const char *s, size_t *v) {
-  char *end;
-  errno = 0;
-  unsigned long long x = strtoull(s, &end, 10);
-  if (!*s || *end || s[0] == '-' || s[0] == '+' || errno || x > SIZE_MAX) return 0;
-  *v = (size_t)x;
-  return 1;
-}
-
 /* getopt_long's values for the long options; the whole-number ones first, in the order of size_fields. */
 enum { OPT_TOKENS = 256, OPT_BATCH, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_REPS, OPT_DECODE, OPT_TABLE,
        OPT_BLOCK, OPT_BASE, OPT_DTYPE, OPT_PAIRING, OPT_LAYOUT, OPT_MODEL, OPT_CONFIG, OPT_OOP, OPT_JSON, OPT_TUNE,
@@ -149,11 +141,7 @@ static const struct { size_t offset; unsigned flag; } size_fields[OPT_BASE - OPT
     {offsetof(bench_options, block_size), SET_KV_ONLY},
 };
 
-static const struct option *option_with(int val) {
-  for (const struct option *p = long_options; p->name; p++)
-    if (p->val == val) return p;
-  return NULL;
-}
+static const struct option *option_with(int val) { return cli_option_with(long_options, val); }
 
 /* --op, --cache and --cache-dtype. */
 static int parse_kv_enum(bench_options *o, int opt, const char *v) {
@@ -283,28 +271,9 @@ static int check_tuning(const bench_options *o) {
   return bad("--tuning: %s", err[0] ? err : rotary_status_string(st));
 }
 
-/* "--t": several options begin so; names them and returns 1. */
-static int ambiguous(const char *arg) {
-  if (strncmp(arg, "--", 2)) return 0;
-  const size_t len = strcspn(arg + 2, "=");
-  int count = 0;
-  for (const struct option *p = long_options; p->name; p++) count += !strncmp(p->name, arg + 2, len);
-  if (count < 2) return 0;
-  fprintf(stderr, "rotary bench: ambiguous option '%.*s': it begins", (int)len + 2, arg);
-  for (const struct option *p = long_options; p->name; p++)
-    if (!strncmp(p->name, arg + 2, len)) fprintf(stderr, " --%s", p->name);
-  fputc('\n', stderr);
-  return 1;
-}
-
-/* What getopt_long refused ('?' or ':'), said in our words, with the synopsis. */
+/* What getopt_long refused, said in our words, with the synopsis. */
 static int refused(int c, char **argv) {
-  const char *arg = argv[optind - 1];
-  const struct option *p = option_with(optopt);
-  if (c == ':' && p) bad("--%s needs a value", p->name);
-  else if (p && p->has_arg == no_argument && optopt != 'h') bad("--%s takes no value", p->name);
-  else if (optopt && optopt < 256) bad("unknown option '-%c'", optopt);
-  else if (!ambiguous(arg)) bad("unknown option '%s'", arg);
+  cli_refused("bench", long_options, c, argv);
   bench_usage(stderr, 0);
   return 0;
 }
@@ -314,7 +283,7 @@ static int take(bench_options *o, int c, const char *v, unsigned *set) {
   if (c >= OPT_TOKENS && c < OPT_BASE) {
     const size_t i = (size_t)(c - OPT_TOKENS);
     *set |= size_fields[i].flag;
-    if (!parse_size(v, (size_t *)((char *)o + size_fields[i].offset)))
+    if (!cli_parse_size(v, (size_t *)((char *)o + size_fields[i].offset)))
       return bad("--%s wants a whole number, got '%s'", option_with(c)->name, v);
     return 1;
   }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "tune.h"
 
 #define MAX_THREADS 1024
@@ -99,20 +100,7 @@ typedef struct raw_options {
 #define NUM(r, opt) ((r)->num[(opt) - OPT_TOKENS])
 #define SET(r, opt) (((r)->set >> ((opt) - OPT_TOKENS)) & 1u)
 
-static const struct option *option_with(int val) {
-  for (const struct option *p = long_options; p->name; p++)
-    if (p->val == val) return p;
-  return NULL;
-}
-
-static int parse_size(const char *s, size_t *v) {
-  char *end;
-  errno = 0;
-  const unsigned long long x = strtoull(s, &end, 10);
-  if (!*s || *end || s[0] == '-' || s[0] == '+' || errno || x > SIZE_MAX) return 0;
-  *v = (size_t)x;
-  return 1;
-}
+static const struct option *option_with(int val) { return cli_option_with(long_options, val); }
 
 static int parse_double(const char *s, double *v) {
   char *end;
@@ -176,7 +164,7 @@ static int parse_enum(tune_cli_options *o, raw_options *r, int c, const char *v)
 static int take(tune_cli_options *o, raw_options *r, int c, const char *v) {
   if (c >= OPT_TOKENS && c < OPT_BASE) {
     r->set |= 1u << (c - OPT_TOKENS);
-    if (!parse_size(v, &NUM(r, c))) return bad("--%s wants a whole number, got '%s'", option_with(c)->name, v);
+    if (!cli_parse_size(v, &NUM(r, c))) return bad("--%s wants a whole number, got '%s'", option_with(c)->name, v);
     return 1;
   }
   switch (c) {
@@ -203,28 +191,9 @@ static int take(tune_cli_options *o, raw_options *r, int c, const char *v) {
   }
 }
 
-/* "--t": several options begin so; names them and returns 1. */
-static int ambiguous(const char *arg) {
-  if (strncmp(arg, "--", 2)) return 0;
-  const size_t len = strcspn(arg + 2, "=");
-  int count = 0;
-  for (const struct option *p = long_options; p->name; p++) count += !strncmp(p->name, arg + 2, len);
-  if (count < 2) return 0;
-  fprintf(stderr, "rotary tune: ambiguous option '%.*s': it begins", (int)len + 2, arg);
-  for (const struct option *p = long_options; p->name; p++)
-    if (!strncmp(p->name, arg + 2, len)) fprintf(stderr, " --%s", p->name);
-  fputc('\n', stderr);
-  return 1;
-}
-
-/* What getopt_long refused ('?' or ':'), said in our words, with the synopsis. */
+/* What getopt_long refused, said in our words, with the synopsis. */
 static int refused(int c, char **argv) {
-  const char *arg = argv[optind - 1];
-  const struct option *p = option_with(optopt);
-  if (c == ':' && p) bad("--%s needs a value", p->name);
-  else if (p && p->has_arg == no_argument && optopt != 'h') bad("--%s takes no value", p->name);
-  else if (optopt && optopt < 256) bad("unknown option '-%c'", optopt);
-  else if (!ambiguous(arg)) bad("unknown option '%s'", arg);
+  cli_refused("tune", long_options, c, argv);
   rotary_cli_tune_usage(stderr, 0);
   return 0;
 }
