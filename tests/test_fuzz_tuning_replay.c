@@ -20,18 +20,7 @@
 static void replay_one(const char *name, const uint8_t *data, size_t size, void *arg) {
   const int variants = *(const int *)arg;
   unsigned long before = fuzz_failures;
-  LLVMFuzzerTestOneInput(data, size);
-  uint64_t seed = size * 0x9e3779b97f4a7c15ull + 7;
-  static const char swaps[] = "{}[]\":,0123456789.-e\\ntfu ";
-  uint8_t *copy = malloc(size ? size : 1);
-  for (int v = 0; copy && size && v < variants; v++) {
-    memcpy(copy, data, size);
-    const size_t cut = v % 2 ? size : (size_t)(replay_splitmix(&seed) % size);
-    for (int k = 0; v % 2 && k < 1 + v % 3; k++)
-      copy[replay_splitmix(&seed) % size] = (uint8_t)swaps[replay_splitmix(&seed) % (sizeof swaps - 1)];
-    LLVMFuzzerTestOneInput(copy, cut);
-  }
-  free(copy);
+  replay_variants(data, size, variants, 7, "{}[]\":,0123456789.-e\\ntfu ", LLVMFuzzerTestOneInput);
   if (fuzz_failures != before) printf("corpus file %s (or a variant) failed\n", name);
 }
 

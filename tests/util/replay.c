@@ -69,6 +69,22 @@ int replay_corpus(const char *env, const char *subdir, replay_fn fn, void *arg, 
   return files;
 }
 
+void replay_variants(const uint8_t *data, size_t size, int variants, uint64_t salt, const char *swaps,
+                     int (*fn)(const uint8_t *data, size_t size)) {
+  fn(data, size);
+  uint64_t seed = size * 0x9e3779b97f4a7c15ull + salt;
+  const size_t n_swaps = strlen(swaps);
+  uint8_t *copy = malloc(size ? size : 1);
+  for (int v = 0; copy && size && n_swaps && v < variants; v++) {
+    memcpy(copy, data, size);
+    const size_t cut = v % 2 ? size : (size_t)(replay_splitmix(&seed) % size);
+    for (int k = 0; v % 2 && k < 1 + v % 3; k++)
+      copy[replay_splitmix(&seed) % size] = (uint8_t)swaps[replay_splitmix(&seed) % n_swaps];
+    fn(copy, cut);
+  }
+  free(copy);
+}
+
 uint64_t replay_splitmix(uint64_t *state) {
   uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;

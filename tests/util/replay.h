@@ -21,4 +21,10 @@ int replay_corpus(const char *env, const char *subdir, replay_fn fn, void *arg, 
 /* splitmix64: the next value of a seeded sequence (the same on every machine). */
 uint64_t replay_splitmix(uint64_t *state);
 
+/* Runs fn on data as it is, then on `variants` changed copies (a copy, so that nothing reads past a cut): even ones
+ * cut at a seeded point, odd ones whole with 1 to 3 bytes replaced by characters of `swaps` (JSON-significant ones,
+ * say). The seed is size * golden ratio + salt: the same variants on every machine. */
+void replay_variants(const uint8_t *data, size_t size, int variants, uint64_t salt, const char *swaps,
+                     int (*fn)(const uint8_t *data, size_t size));
+
 #endif
