@@ -1,12 +1,6 @@
 /* tuning_file.c: tuning files: the default path, reading (all or nothing, every error "path: field: what") and
  * writing (atomically: a temporary file beside it, then rename). */
-/* The XSI strerror_r (returns int, always fills the buffer), even where the build defines _GNU_SOURCE. */
-#undef _GNU_SOURCE
-#ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L
-#endif
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -17,12 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file_read.h"
 #include "json_strict.h"
 #include "tuning.h"
-
-#ifndef O_CLOEXEC
-#define O_CLOEXEC 0
-#endif
 
 #define TUNING_FORMAT "rotary-tuning"
 #define TUNING_FORMAT_VERSION 1
@@ -76,53 +67,24 @@ static rotary_status fail(const msg *m, rotary_status st, const char *field, con
   return st;
 }
 
-/* "path: file: No such file or directory": strerror_r, since strerror may share a buffer between threads. */
+/* "path: file: No such file or directory" (rotary_file_strerror: strerror may share a buffer between threads). */
 static rotary_status sys_fail(const msg *m, int err) {
   char text[128];
-  if (strerror_r(err, text, sizeof text) != 0) snprintf(text, sizeof text, "system error %d", err);
+  rotary_file_strerror(err, text, sizeof text);
   return fail(m, ROTARY_ERR_IO, "file", "%s", text);
 }
 
-/* Regular files only (a FIFO would block, a device could be read forever), of at most 1 MiB. */
-static rotary_status check_kind(const msg *m, const struct stat *st) {
-  if (S_ISDIR(st->st_mode)) return sys_fail(m, EISDIR);
-  if (!S_ISREG(st->st_mode)) return fail(m, ROTARY_ERR_IO, "file", "not a regular file");
-  if (st->st_size < 0 || (uintmax_t)st->st_size > TUNING_MAX_FILE)
-    return fail(m, ROTARY_ERR_TUNING, "file", "larger than 1 MiB");
-  return ROTARY_OK;
-}
-
-/* Reads the whole file (at most 1 MiB; one byte more shows a file that grew) into a malloc'd buffer. */
+/* Reads the whole file (a regular file of at most 1 MiB: file_read.c) into a malloc'd buffer. */
 static rotary_status read_text(const msg *m, char **text, size_t *len) {
-  struct stat st;
-  if (stat(m->path, &st) != 0) return sys_fail(m, errno);
-  rotary_status status = check_kind(m, &st);
-  if (status != ROTARY_OK) return status;
-  int fd; /* O_NONBLOCK: should the path become a FIFO after the stat, the open returns and fstat refuses it */
-  do fd = open(m->path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0) return sys_fail(m, errno);
-  if (fstat(fd, &st) != 0) status = sys_fail(m, errno);
-  if (status == ROTARY_OK) status = check_kind(m, &st);
-  char *buf = status == ROTARY_OK ? malloc(TUNING_MAX_FILE + 1) : NULL;
-  if (status == ROTARY_OK && !buf) status = fail(m, ROTARY_ERR_OUT_OF_MEMORY, "file", "out of memory");
-  size_t n = 0;
-  while (status == ROTARY_OK && n <= TUNING_MAX_FILE) {
-    const ssize_t got = read(fd, buf + n, TUNING_MAX_FILE + 1 - n);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) status = sys_fail(m, errno);
-    if (got <= 0) break;
-    n += (size_t)got;
+  size_t detail = 0;
+  switch (rotary_file_read(m->path, TUNING_MAX_FILE, text, len, &detail)) {
+    case ROTARY_FILE_OK: return ROTARY_OK;
+    case ROTARY_FILE_SYSTEM: return sys_fail(m, (int)detail);
+    case ROTARY_FILE_NOT_REGULAR: return fail(m, ROTARY_ERR_IO, "file", "not a regular file");
+    case ROTARY_FILE_TOO_LARGE: return fail(m, ROTARY_ERR_TUNING, "file", "larger than 1 MiB");
+    case ROTARY_FILE_NO_MEMORY: break;
   }
-  close(fd);
-  if (status == ROTARY_OK && n > TUNING_MAX_FILE) status = fail(m, ROTARY_ERR_TUNING, "file", "larger than 1 MiB");
-  if (status != ROTARY_OK) {
-    free(buf);
-    return status;
-  }
-  *text = buf;
-  *len = n;
-  return ROTARY_OK;
+  return fail(m, ROTARY_ERR_OUT_OF_MEMORY, "file", "out of memory for %zu bytes", detail);
 }
 
 /* Parses text as Python's json reads it; `field` names it in messages ("JSON", or "notes" for a note text). */
