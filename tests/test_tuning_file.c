@@ -28,12 +28,6 @@ static rotary_context *g_ctx; /* each test's context, settings partly SET (ctx_s
 
 static void path_of(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", g_dir, name); }
 
-static void write_bytes(const char *path, const char *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, len, f), len);
-  assert_int_equal(fclose(f), 0);
-}
 
 
 static int setting_of(const char *name) {
@@ -47,31 +41,17 @@ static int setting_of(const char *name) {
 
 static int group_setup(void **state) {
   (void)state;
-  const char *tmp = getenv("TMPDIR");
-  snprintf(g_dir, sizeof g_dir, "%s/rotary-tuning-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  return mkdtemp(g_dir) ? 0 : -1;
+  return tuning_tmpdir(g_dir, sizeof g_dir);
 }
 
 static int group_teardown(void **state) {
   (void)state;
-  DIR *d = opendir(g_dir);
-  struct dirent *e;
-  while (d && (e = readdir(d)) != NULL) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char p[512];
-    path_of(p, sizeof p, e->d_name);
-    if (unlink(p) != 0) rmdir(p);
-  }
-  if (d) closedir(d);
-  return rmdir(g_dir);
+  return tuning_rmdir(g_dir);
 }
 
-/* A context whose thread_bytes and tasks_per_thread were SET (so that "unchanged" covers SET sources too). */
 static int ctx_setup(void **state) {
   (void)state;
-  if (rotary_context_create(1, &g_ctx) != ROTARY_OK) return -1;
-  if (rotary_context_set_setting(g_ctx, ROTARY_SETTING_THREAD_BYTES, 8192) != ROTARY_OK) return -1;
-  return rotary_context_set_setting(g_ctx, ROTARY_SETTING_TASKS_PER_THREAD, 3) == ROTARY_OK ? 0 : -1;
+  return tuning_ctx_create(&g_ctx);
 }
 
 static int ctx_teardown(void **state) {
@@ -109,7 +89,7 @@ static void expect_refused(const char *label, const char *path, rotary_status wa
 static void expect_text_refused(const char *label, const char *text, size_t len, const char *field) {
   char path[512];
   path_of(path, sizeof path, "case.json");
-  write_bytes(path, text, len);
+  tuning_write_bytes(path, text, len);
   expect_refused(label, path, ROTARY_ERR_TUNING, field);
 }
 
@@ -117,7 +97,7 @@ static void expect_text_refused(const char *label, const char *text, size_t len,
 static rotary_status load_text(const char *text, char *err, size_t err_size) {
   char path[512];
   path_of(path, sizeof path, "good.json");
-  write_bytes(path, text, strlen(text));
+  tuning_write_bytes(path, text, strlen(text));
   return rotary_context_load_tuning(g_ctx, path, err, err_size);
 }
 
@@ -371,7 +351,7 @@ static void test_truncated(void **state) {
     if (cut >= core) {
       char path[512];
       path_of(path, sizeof path, "prefix.json");
-      write_bytes(path, doc, cut);
+      tuning_write_bytes(path, doc, cut);
       if (rotary_context_load_tuning(g_ctx, path, NULL, 0) != ROTARY_OK) fail_msg("%s refused", label);
     } else {
       expect_text_refused(label, doc, cut, NULL);
@@ -404,16 +384,16 @@ static void test_file_kinds(void **state) {
   memcpy(big, doc, len);
   memset(big + len, ' ', mib + 1 - len);
   path_of(path, sizeof path, "big.json");
-  write_bytes(path, big, mib);
+  tuning_write_bytes(path, big, mib);
   char err[512] = "";
   if (rotary_context_load_tuning(g_ctx, path, err, sizeof err) != ROTARY_OK) fail_msg("1 MiB file: %s", err);
-  write_bytes(path, big, mib + 1);
+  tuning_write_bytes(path, big, mib + 1);
   free(big);
   expect_refused("1 MiB + 1 byte", path, ROTARY_ERR_TUNING, NULL);
   /* a symbolic link to a valid file loads */
   char target[512];
   path_of(target, sizeof target, "target.json");
-  write_bytes(target, doc, len);
+  tuning_write_bytes(target, doc, len);
   path_of(path, sizeof path, "link.json");
   assert_int_equal(symlink(target, path), 0);
   assert_int_equal(rotary_context_load_tuning(g_ctx, path, NULL, 0), ROTARY_OK);

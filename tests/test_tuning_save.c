@@ -27,12 +27,6 @@ static rotary_context *g_ctx; /* each test's context, settings partly SET (ctx_s
 
 static void path_of(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", g_dir, name); }
 
-static void write_bytes(const char *path, const char *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, len, f), len);
-  assert_int_equal(fclose(f), 0);
-}
 
 static char *read_all(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -49,31 +43,17 @@ static char *read_all(const char *path) {
 
 static int group_setup(void **state) {
   (void)state;
-  const char *tmp = getenv("TMPDIR");
-  snprintf(g_dir, sizeof g_dir, "%s/rotary-tuning-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  return mkdtemp(g_dir) ? 0 : -1;
+  return tuning_tmpdir(g_dir, sizeof g_dir);
 }
 
 static int group_teardown(void **state) {
   (void)state;
-  DIR *d = opendir(g_dir);
-  struct dirent *e;
-  while (d && (e = readdir(d)) != NULL) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char p[512];
-    path_of(p, sizeof p, e->d_name);
-    if (unlink(p) != 0) rmdir(p);
-  }
-  if (d) closedir(d);
-  return rmdir(g_dir);
+  return tuning_rmdir(g_dir);
 }
 
-/* A context whose thread_bytes and tasks_per_thread were SET (so that "unchanged" covers SET sources too). */
 static int ctx_setup(void **state) {
   (void)state;
-  if (rotary_context_create(1, &g_ctx) != ROTARY_OK) return -1;
-  if (rotary_context_set_setting(g_ctx, ROTARY_SETTING_THREAD_BYTES, 8192) != ROTARY_OK) return -1;
-  return rotary_context_set_setting(g_ctx, ROTARY_SETTING_TASKS_PER_THREAD, 3) == ROTARY_OK ? 0 : -1;
+  return tuning_ctx_create(&g_ctx);
 }
 
 static int ctx_teardown(void **state) {
@@ -88,7 +68,7 @@ static int ctx_teardown(void **state) {
 static rotary_status load_text(const char *text, char *err, size_t err_size) {
   char path[512];
   path_of(path, sizeof path, "good.json");
-  write_bytes(path, text, strlen(text));
+  tuning_write_bytes(path, text, strlen(text));
   return rotary_context_load_tuning(g_ctx, path, err, err_size);
 }
 
@@ -116,7 +96,7 @@ static void test_round_trip(void **state) {
   assert_int_equal(rotary_context_set_setting(g_ctx, ROTARY_SETTING_STREAM_STORE_BYTES, -1), ROTARY_OK);
   const tuning_snapshot saved = tuning_snap(g_ctx);
   path_of(path, sizeof path, "saved.json");
-  write_bytes(path, "old contents", 12);
+  tuning_write_bytes(path, "old contents", 12);
   const size_t entries = dir_entries();
   const char *notes = " {\"label\": \"round-trip-7f3a\", \"calls\": [12345, {\"seq\": 8}]}\n";
   if (rotary_context_save_tuning(g_ctx, path, notes, err, sizeof err) != ROTARY_OK) fail_msg("save: %s", err);
@@ -165,7 +145,7 @@ static void test_save_errors(void **state) {
   (void)state;
   char path[512], err[512];
   path_of(path, sizeof path, "kept.json");
-  write_bytes(path, "kept", 4);
+  tuning_write_bytes(path, "kept", 4);
   static const char *bad_notes[] = {"", "[1, 2]", "\"text\"", "12", "null", "not json", "{\"a\": 1} trailing",
                                     "{\"a\": 1}{}", "{\"a\": }", "{'a': 1}"};
   for (size_t k = 0; k < sizeof bad_notes / sizeof bad_notes[0]; k++) {

@@ -1,12 +1,18 @@
-/* tuning_doc.c: tuning-file test documents (the five members of a valid file, one replaced) and snapshots of a
- * context's settings, shared by test_tuning_file.c and test_tuning_save.c. */
+/* tuning_doc.c: tuning-file test documents (the five members of a valid file, one replaced), snapshots of a
+ * context's settings and the fixtures (scratch folder, context), shared by test_tuning_file.c and
+ * test_tuning_save.c. */
+#define _GNU_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "tuning_doc.h"
 
@@ -62,4 +68,36 @@ void tuning_assert_same(const tuning_snapshot *a, const tuning_snapshot *b) {
                rotary_setting_source_name(a->source[i]), (long long)b->value[i],
                rotary_setting_source_name(b->source[i]));
   }
+}
+
+void tuning_write_bytes(const char *path, const char *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, len, f), len);
+  assert_int_equal(fclose(f), 0);
+}
+
+int tuning_tmpdir(char *dir, size_t size) {
+  const char *tmp = getenv("TMPDIR");
+  snprintf(dir, size, "%s/rotary-tuning-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  return mkdtemp(dir) ? 0 : -1;
+}
+
+int tuning_rmdir(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    if (unlink(p) != 0) rmdir(p);
+  }
+  if (d) closedir(d);
+  return rmdir(dir);
+}
+
+int tuning_ctx_create(rotary_context **ctx) {
+  if (rotary_context_create(1, ctx) != ROTARY_OK) return -1;
+  if (rotary_context_set_setting(*ctx, ROTARY_SETTING_THREAD_BYTES, 8192) != ROTARY_OK) return -1;
+  return rotary_context_set_setting(*ctx, ROTARY_SETTING_TASKS_PER_THREAD, 3) == ROTARY_OK ? 0 : -1;
 }

@@ -1,5 +1,6 @@
-/* tuning_doc.h: tuning-file test documents (the five members of a valid file, one replaced) and snapshots of a
- * context's settings, shared by test_tuning_file.c and test_tuning_save.c. */
+/* tuning_doc.h: tuning-file test documents (the five members of a valid file, one replaced), snapshots of a
+ * context's settings and the fixtures (scratch folder, context), shared by test_tuning_file.c and
+ * test_tuning_save.c. */
 #ifndef ROTARY_TEST_TUNING_DOC_H
 #define ROTARY_TEST_TUNING_DOC_H
 
@@ -30,5 +31,15 @@ typedef struct tuning_snapshot {
 tuning_snapshot tuning_snap(rotary_context *ctx);
 /* Fails the test naming the first setting whose value or source differs. */
 void tuning_assert_same(const tuning_snapshot *a, const tuning_snapshot *b);
+
+/* Writes len bytes to path (fails the test when it cannot). */
+void tuning_write_bytes(const char *path, const char *data, size_t len);
+/* A fresh folder $TMPDIR/rotary-tuning-test-XXXXXX (else under /tmp) into dir: 0, or -1. */
+int tuning_tmpdir(char *dir, size_t size);
+/* Removes dir and what is in it (files, empty folders): rmdir's result. */
+int tuning_rmdir(const char *dir);
+/* A one-thread context whose thread_bytes (8192) and tasks_per_thread (3) were SET, so that "unchanged" covers SET
+ * sources too: 0, or -1. */
+int tuning_ctx_create(rotary_context **ctx);
 
 #endif /* ROTARY_TEST_TUNING_DOC_H */
