@@ -94,15 +94,7 @@ void bench_usage(FILE *f, int full) {
 }
 
 /* Prints "rotary bench: <message>" and returns 0 (a bad option). */
-static int bad(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "rotary bench: ");
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  return 0;
-}
+#define bad(...) cli_bad("bench", __VA_ARGS__)
 
 /* getopt_long's values for the long options; the whole-number ones first, in the order of size_fields. */
 enum { OPT_TOKENS = 256, OPT_BATCH, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_REPS, OPT_DECODE, OPT_TABLE,

@@ -5,6 +5,9 @@
 #include <getopt.h>
 #include <stddef.h>
 
+/* Prints "rotary <command>: <message>" on stderr and returns 0 (a bad option). */
+int cli_bad(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* A whole number without sign into *v: 1, else 0 (empty, signed, trailing text, beyond SIZE_MAX). */
 int cli_parse_size(const char *s, size_t *v);
 

@@ -56,15 +56,7 @@ void rotary_cli_tune_usage(FILE *f, int full) {
 }
 
 /* Prints "rotary tune: <message>" and returns 0 (a bad option). */
-static int bad(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "rotary tune: ");
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  return 0;
-}
+#define bad(...) cli_bad("tune", __VA_ARGS__)
 
 /* getopt_long's values; the whole-number options first. */
 enum { OPT_TOKENS = 256, OPT_BATCH, OPT_DECODE, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_ROUNDS,
