@@ -423,7 +423,8 @@ ROTARY_API rotary_status rotary_context_save_tuning(rotary_context *ctx, const c
  * its message in error as rotary_context_load_tuning. */
 ROTARY_API rotary_status rotary_tuning_env_status(char *error, size_t error_size);
 /* The default path of this CPU's and version's tuning file: $XDG_CACHE_HOME/rotary (else $HOME/.cache/rotary)
- * /tuning-<cpu model, letters and digits, other runs as '-'>-<version>.json. Errors: NULL_POINTER, IO (neither
+ * /tuning-MODEL-VERSION.json, MODEL being rotary_cpu_model() with letters and digits kept and every other run as
+ * one '-', VERSION rotary_version_string(). Errors: NULL_POINTER, IO (neither
  * variable set), OVERFLOW (path does not fit path_size bytes with its NUL); nothing written on error. */
 ROTARY_API rotary_status rotary_tuning_default_path(char *path, size_t path_size);
 /* The CPU model that keys tuning files: the x86 brand string (trimmed, runs of spaces as one), on Arm

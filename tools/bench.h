@@ -102,7 +102,7 @@ typedef struct bench_stream_pick {
   size_t rounds; /* start-up rounds each candidate ran */
   bench_stream_cand c[BENCH_STREAM_MAX];
   bench_impl rows[BENCH_STREAM_MAX]; /* --stream-candidates: a row per candidate (bench_stream_rows) */
-  char ids[BENCH_STREAM_MAX][16], labels[BENCH_STREAM_MAX][56];
+  char ids[BENCH_STREAM_MAX][32], labels[BENCH_STREAM_MAX][56];
 } bench_stream_pick;
 
 /* --tune's rows (bench_tune.c): row i runs the fused call with setting[i] at value[i]. */
