@@ -338,6 +338,11 @@ case_tune_file() {
   expect 0 '^rotary tune: llama-7b, bf16, 2 q / 1 k heads' '' -- "$ROTARY" tune "${TUNE[@]}" --out "$TMP/t.json"
   cp "$TMP/out" "$TMP/tune.txt"
   grep -q "^saved $TMP/t.json " "$TMP/tune.txt" || fail "tune --out: not said where the file went"
+  grep -q '^  prefill: .*, out of place$' "$TMP/tune.txt" || fail "tune: the prefill is not out of place by default"
+  expect 0 '^  decode: .*, in place$' '' -- "$ROTARY" tune "${TUNE[@]}" --in-place --out "$TMP/in-place.json"
+  "$PYTHON" -c 'import json, sys
+assert all(not s["out_of_place"] for s in json.load(open(sys.argv[1]))["notes"]["shapes"])' "$TMP/in-place.json" ||
+    fail "tune --in-place: notes.shapes not in place: $(cat "$TMP/in-place.json")"
   grep -q "ROTARY_TUNING_FILE=$TMP/t.json" "$TMP/tune.txt" || fail "tune --out: not said how to use the file"
   grep -Eq '^total of the calls .*: before [0-9.]+ (us|ms), after [0-9.]+ (us|ms) \([-+][0-9.]+%\)$' "$TMP/tune.txt" ||
     fail "tune: no before/after totals: $(cat "$TMP/tune.txt")"

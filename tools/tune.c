@@ -33,11 +33,12 @@ static void print_header(const tune_cli_options *o) {
          s->layout == ROTARY_LAYOUT_BHSD ? "bhsd" : "bshd",
          s->pairing == ROTARY_PAIRING_INTERLEAVED ? "interleaved" : "half", s->threads, s->threads == 1 ? "" : "s");
   if (o->has[TUNE_PREFILL])
-    printf("  prefill: batch %zu x %zu tokens (positions 0..%zu), out of place\n", o->shape[TUNE_PREFILL].batch,
-           o->shape[TUNE_PREFILL].tokens, o->shape[TUNE_PREFILL].tokens - 1);
+    printf("  prefill: batch %zu x %zu tokens (positions 0..%zu), %s\n", o->shape[TUNE_PREFILL].batch,
+           o->shape[TUNE_PREFILL].tokens, o->shape[TUNE_PREFILL].tokens - 1,
+           o->in_place ? "in place" : "out of place");
   if (o->has[TUNE_DECODE])
-    printf("  decode:  %zu sequences x 1 token (random positions below %zu), out of place\n",
-           o->shape[TUNE_DECODE].batch, o->shape[TUNE_DECODE].table);
+    printf("  decode:  %zu sequences x 1 token (random positions below %zu), %s\n",
+           o->shape[TUNE_DECODE].batch, o->shape[TUNE_DECODE].table, o->in_place ? "in place" : "out of place");
   printf("  budget %g s, a value kept when it saves more than %g%% in total and costs no shape more, %zu rounds "
          "per side\n",
          o->tune.seconds, o->tune.min_gain * 100.0, o->tune.rounds);
@@ -105,7 +106,8 @@ static char *make_notes(const tune_cli_options *o, const rotary_tune_report *r) 
          cJSON_AddStringToObject(sh, "layout", s->layout == ROTARY_LAYOUT_BHSD ? "bhsd" : "bshd") &&
          cJSON_AddStringToObject(sh, "pairing", s->pairing == ROTARY_PAIRING_INTERLEAVED ? "interleaved" : "half") &&
          cJSON_AddStringToObject(sh, "positions", s->decode ? "random ids" : "offset 0") &&
-         cJSON_AddNumberToObject(sh, "table", (double)s->table) && cJSON_AddBoolToObject(sh, "out_of_place", 1);
+         cJSON_AddNumberToObject(sh, "table", (double)s->table) &&
+         cJSON_AddBoolToObject(sh, "out_of_place", s->out_of_place);
   }
   for (int i = 0; ok && i < ROTARY_SETTING_COUNT; i++) {
     const char *name = rotary_setting_name((rotary_setting)i);

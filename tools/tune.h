@@ -17,6 +17,7 @@ typedef struct tune_cli_options {
   rotary_tune_options tune;         /* --seconds, --min-gain, --rounds, --settings */
   const char *out;                  /* --out FILE, or NULL for rotary_tuning_default_path */
   int no_save;                      /* --no-save */
+  int in_place;                     /* --in-place: q and k rotated in place (default out of place) */
 } tune_cli_options;
 
 /* Parses argv: 1 ok, 0 refused (message on stderr), -1 --help asked. */

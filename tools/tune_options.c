@@ -22,7 +22,7 @@ void rotary_cli_tune_usage(FILE *f, int full) {
           "                   [--heads N] [--kv-heads N] [--head-dim N] [--rotary-dim N] [--base X]\n"
           "                   [--pairing half|interleaved] [--layout bshd|bhsd] [--dtype f32|f16|bf16]\n"
           "                   [--threads N] [--seconds S] [--min-gain X] [--rounds N] [--settings LIST]\n"
-          "                   [--out FILE | --no-save] [--help]\n");
+          "                   [--in-place] [--out FILE | --no-save] [--help]\n");
   if (!full) {
     fprintf(f, "Try 'rotary tune --help' for more information.\n");
     return;
@@ -43,6 +43,8 @@ void rotary_cli_tune_usage(FILE *f, int full) {
           "  --heads, --kv-heads, --head-dim, --rotary-dim, --base, --pairing, --layout: override the model's\n"
           "                shape as in rotary bench (--config gives head_dim, rotary_dim, base and pairing)\n"
           "  --dtype       q and k's dtype (default bf16); q and k are rotated out of place into scratch buffers\n"
+          "  --in-place    rotate q and k in place instead (as vLLM and the bench's default do; the scratch\n"
+          "                tensors are rotated again call after call)\n"
           "  --threads N   the context's threads (default 0: the online CPUs)\n"
           "  --seconds S   the time budget of the search (default 20); untimed candidates keep their value\n"
           "  --min-gain X  a value wins when the total median falls by more than X and no shape's rises by more\n"
@@ -61,7 +63,7 @@ void rotary_cli_tune_usage(FILE *f, int full) {
 /* getopt_long's values; the whole-number options first. */
 enum { OPT_TOKENS = 256, OPT_BATCH, OPT_DECODE, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_ROUNDS,
        OPT_BASE, OPT_PAIRING, OPT_LAYOUT, OPT_DTYPE, OPT_MODEL, OPT_CONFIG, OPT_SECONDS, OPT_MIN_GAIN,
-       OPT_SETTINGS, OPT_OUT, OPT_NO_SAVE };
+       OPT_SETTINGS, OPT_OUT, OPT_NO_SAVE, OPT_IN_PLACE };
 
 static const struct option long_options[] = {
     {"tokens", required_argument, NULL, OPT_TOKENS},   {"batch", required_argument, NULL, OPT_BATCH},
@@ -74,6 +76,7 @@ static const struct option long_options[] = {
     {"config", required_argument, NULL, OPT_CONFIG},   {"seconds", required_argument, NULL, OPT_SECONDS},
     {"min-gain", required_argument, NULL, OPT_MIN_GAIN}, {"settings", required_argument, NULL, OPT_SETTINGS},
     {"out", required_argument, NULL, OPT_OUT},         {"no-save", no_argument, NULL, OPT_NO_SAVE},
+    {"in-place", no_argument, NULL, OPT_IN_PLACE},
     {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0},
 };
 
@@ -179,6 +182,7 @@ static int take(tune_cli_options *o, raw_options *r, int c, const char *v) {
       o->out = v;
       return 1;
     case OPT_NO_SAVE: o->no_save = 1; return 1;
+    case OPT_IN_PLACE: o->in_place = 1; return 1;
     default: return parse_enum(o, r, c, v);
   }
 }
@@ -300,7 +304,7 @@ static void make_shapes(tune_cli_options *o, const raw_options *r) {
   p->model = o->model;
   p->dtype = r->dtype;
   p->layout = r->layout;
-  p->out_of_place = 1;
+  p->out_of_place = !o->in_place;
   p->reps = 1;
   p->threads = NUM(r, OPT_THREADS) ? NUM(r, OPT_THREADS) : rotary_cpu_count();
   if (p->threads > MAX_THREADS) p->threads = MAX_THREADS;
