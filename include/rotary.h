@@ -542,7 +542,8 @@ typedef struct rotary_tune_options {
   double seconds;         /* time budget of the whole search (default 10); candidates not measured when it runs
                              out keep the current value. Finite, > 0. */
   double min_gain;        /* a candidate replaces the current value only when the calls' total median time falls by
-                             more than this fraction and no call's median rises by more than it (default 0.03);
+                             more than this fraction, no call's median rises by more than it and it wins 3 of 4
+                             alternating pairs (default 0.03);
                              finite, in [0, 1) */
   unsigned settings_mask; /* bit s set: search setting s; 0: every setting */
   size_t rounds;          /* timed rounds per candidate, alternating with the current value (default 7); >= 3 */
@@ -564,7 +565,8 @@ ROTARY_API void rotary_tune_options_init(rotary_tune_options *options);
 /*
  * Measures the settings on this machine for these calls (FFTW_MEASURE-like) and leaves the winners in ctx: one
  * setting at a time, each candidate value timed against the current value in alternating rounds (the median of
- * `rounds` round times, each round running every call once), a candidate kept only by the rule of min_gain.
+ * `rounds` round times, each round running every call once), a candidate kept only by the rule of min_gain and
+ * only when its round is the faster one in at least 3 of every 4 alternating pairs (a sign test against noise).
  * Calls run many times with ctx's threads: in-place calls rotate their tensors again each time (give it scratch
  * copies), out-of-place ones rewrite their outputs. Every desc is checked (as rotary_apply) before anything runs.
  * Values that change no call's plan (kernels, store kinds, head groups, threads, tasks) are not timed; `candidates`

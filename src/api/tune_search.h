@@ -40,8 +40,8 @@ rotary_status rotary_tune_round(const rotary_tune_run *run, const rotary_tuning 
 rotary_status rotary_tune_compare(rotary_tune_run *run, const rotary_tuning *a, const rotary_tuning *b,
                                   double stop_at, int *complete);
 
-/* The rule of min_gain on the last complete comparison: side b's total median falls by more than min_gain, and no
- * call's median rises by more than it. */
+/* The rule of min_gain on the last complete comparison: side b's total median falls by more than min_gain, no
+ * call's median rises by more than it, and b's round total is below a's in at least 3 of every 4 pairs. */
 int rotary_tune_b_wins(const rotary_tune_run *run);
 
 /* The search: for each setting of mask, each candidate against *current, a winner replacing it (source TUNED).
