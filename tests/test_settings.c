@@ -20,6 +20,7 @@
 #include "rotary.h"
 #include "task_split.h"
 #include "tuning.h"
+#include "tuning_doc.h"
 
 #define N ROTARY_SETTING_COUNT
 
@@ -493,17 +494,6 @@ static void test_cpu_model_and_default_path(void **state) {
   if (home0) setenv("HOME", home_saved, 1);
 }
 
-/* Reads the whole file (a few KiB at most). */
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return NULL;
-  static char buf[1 << 16];
-  const size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  return buf;
-}
-
 /* save -> load: the settings saved are those from a file, set or tuned; load gives them source FILE and leaves
  * the others; a second round trip keeps them; errors name the file and the field, and change nothing. */
 static void test_save_load_round_trip(void **state) {
@@ -523,7 +513,7 @@ static void test_save_load_round_trip(void **state) {
                                               sizeof err),
                    ROTARY_OK);
   assert_string_equal(err, "");
-  const char *text = slurp(path);
+  const char *text = tuning_read_text(path);
   assert_non_null(text);
   assert_non_null(strstr(text, "\"notes\": {\"shape\": \"decode\", \"us\": [1.5, 2]}"));
   assert_non_null(strstr(text, "\"written\": \""));
@@ -545,7 +535,7 @@ static void test_save_load_round_trip(void **state) {
 
   /* b's FILE and SET settings again, with no notes, loaded into c */
   assert_int_equal(rotary_context_save_tuning(b, path2, NULL, NULL, 0), ROTARY_OK);
-  assert_null(strstr(slurp(path2), "notes"));
+  assert_null(strstr(tuning_read_text(path2), "notes"));
   assert_int_equal(rotary_context_load_tuning(c, path2, NULL, 0), ROTARY_OK);
   assert_true(has(c, ROTARY_SETTING_PREFETCH_BYTES, -1, ROTARY_SOURCE_FILE));
   assert_true(has(c, ROTARY_SETTING_STREAM_STORE_BYTES, (int64_t)1 << 50, ROTARY_SOURCE_FILE));
@@ -557,7 +547,7 @@ static void test_save_load_round_trip(void **state) {
   rotary_context *e;
   assert_int_equal(rotary_context_create(1, &e), ROTARY_OK);
   assert_int_equal(rotary_context_save_tuning(e, path2, "{}", err, sizeof err), ROTARY_OK);
-  assert_non_null(strstr(slurp(path2), "\"settings\": {}"));
+  assert_non_null(strstr(tuning_read_text(path2), "\"settings\": {}"));
   assert_int_equal(rotary_context_load_tuning(c, path2, err, sizeof err), ROTARY_OK);
   assert_true(has(c, ROTARY_SETTING_THREAD_BYTES, 8192, ROTARY_SOURCE_FILE));
   rotary_context_destroy(e);
@@ -573,7 +563,7 @@ static void test_save_load_round_trip(void **state) {
                    {"{\"a\": \"\xff\"}", "notes: not UTF-8 (byte 7)"},
                    {"{\"a\": \"\x01\"}", "notes: a control character at byte 7 (not read as Python's json reads it)"}};
   char want_notes[1024];
-  const char *before = slurp(path);
+  const char *before = tuning_read_text(path);
   char saved_text[1 << 12];
   assert_true(strlen(before) < sizeof saved_text);
   memcpy(saved_text, before, strlen(before) + 1);
@@ -582,7 +572,7 @@ static void test_save_load_round_trip(void **state) {
     snprintf(want, sizeof want, "%s: %s", path, bad_notes[i].message);
     assert_int_equal(rotary_context_save_tuning(a, path, bad_notes[i].notes, err, sizeof err), ROTARY_ERR_TUNING);
     assert_string_equal(err, want);
-    assert_string_equal(slurp(path), saved_text);
+    assert_string_equal(tuning_read_text(path), saved_text);
   }
   /* notes that would make the file too large to load */
   char *huge = malloc(((size_t)1 << 20) + 16);
@@ -601,7 +591,7 @@ static void test_save_load_round_trip(void **state) {
   assert_int_equal(rotary_context_save_tuning(a, path, huge, err, sizeof err), ROTARY_ERR_TUNING);
   assert_string_equal(err, want_notes);
   free(huge);
-  assert_string_equal(slurp(path), saved_text);
+  assert_string_equal(tuning_read_text(path), saved_text);
   /* a directory that does not exist: IO, named */
   char missing[600], want[700];
   snprintf(missing, sizeof missing, "%s/no/such/dir.json", tmp_dir);

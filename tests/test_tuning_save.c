@@ -27,18 +27,6 @@ static rotary_context *g_ctx; /* each test's context, settings partly SET (ctx_s
 
 static void path_of(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", g_dir, name); }
 
-
-static char *read_all(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  static char buf[1 << 16];
-  const size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  return buf;
-}
-
-
 /* ---- fixtures ---- */
 
 static int group_setup(void **state) {
@@ -101,7 +89,7 @@ static void test_round_trip(void **state) {
   const char *notes = " {\"label\": \"round-trip-7f3a\", \"calls\": [12345, {\"seq\": 8}]}\n";
   if (rotary_context_save_tuning(g_ctx, path, notes, err, sizeof err) != ROTARY_OK) fail_msg("save: %s", err);
   assert_int_equal(dir_entries(), entries); /* replaced: no temporary file left */
-  const char *text = read_all(path);
+  const char *text = tuning_read_text(path);
   assert_non_null(text);
   assert_non_null(strstr(text, "\"notes\""));
   assert_non_null(strstr(text, "round-trip-7f3a"));
@@ -125,7 +113,7 @@ static void test_round_trip(void **state) {
   }
   /* saved again from the loaded context (all FILE) and without notes: the same settings, no notes member */
   assert_int_equal(rotary_context_save_tuning(fresh, path, NULL, NULL, 0), ROTARY_OK);
-  text = read_all(path);
+  text = tuning_read_text(path);
   assert_null(strstr(text, "\"notes\""));
   rotary_context_destroy(fresh);
   assert_int_equal(rotary_context_reset_settings(g_ctx), ROTARY_OK);
@@ -154,7 +142,7 @@ static void test_save_errors(void **state) {
     if (st != ROTARY_ERR_TUNING) fail_msg("notes '%s': status %d", bad_notes[k], (int)st);
     assert_non_null(memchr(err, 0, sizeof err));
     if (!strstr(err, path) || !strstr(err, "notes")) fail_msg("notes '%s': message \"%s\"", bad_notes[k], err);
-    assert_string_equal(read_all(path), "kept");
+    assert_string_equal(tuning_read_text(path), "kept");
   }
   path_of(path, sizeof path, "no-such-folder/t.json");
   memset(err, 0x5a, sizeof err);

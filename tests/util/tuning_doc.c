@@ -101,3 +101,13 @@ int tuning_ctx_create(rotary_context **ctx) {
   if (rotary_context_set_setting(*ctx, ROTARY_SETTING_THREAD_BYTES, 8192) != ROTARY_OK) return -1;
   return rotary_context_set_setting(*ctx, ROTARY_SETTING_TASKS_PER_THREAD, 3) == ROTARY_OK ? 0 : -1;
 }
+
+const char *tuning_read_text(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  static char buf[1 << 16];
+  const size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return buf;
+}

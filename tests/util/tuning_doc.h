@@ -32,6 +32,9 @@ tuning_snapshot tuning_snap(rotary_context *ctx);
 /* Fails the test naming the first setting whose value or source differs. */
 void tuning_assert_same(const tuning_snapshot *a, const tuning_snapshot *b);
 
+/* The text of a small file (up to 64 KiB) in a static buffer, overwritten by the next call; NULL when it cannot be
+ * opened. */
+const char *tuning_read_text(const char *path);
 /* Writes len bytes to path (fails the test when it cannot). */
 void tuning_write_bytes(const char *path, const char *data, size_t len);
 /* A fresh folder $TMPDIR/rotary-tuning-test-XXXXXX (else under /tmp) into dir: 0, or -1. */
