@@ -79,9 +79,11 @@ typedef enum rotary_status {
                                       rotary_dim/2 frequencies, a map entry beyond n_streams, a vision layout with
                                       rotary_dim not a multiple of 4), or a call's stream count is not the rope's */
   ROTARY_ERR_LAYER = 21,           /* a layer index beyond the model's layers, or a layer type with no rope */
-  ROTARY_ERR_TUNING = 22           /* a setting value out of its range, or a tuning file that is malformed, holds
+  ROTARY_ERR_TUNING = 22,          /* a setting value out of its range, or a tuning file that is malformed, holds
                                       an unknown or out-of-range setting, or was written for another CPU model or
                                       library version */
+  ROTARY_ERR_DEVICE = 23           /* CUDA: no usable device, a pointer the device cannot address, a call on
+                                      another device than the rope's, or a CUDA runtime call or launch failed */
 } rotary_status;
 
 /* The text of a status, e.g. "rotary_dim is odd or greater than head_dim". Never NULL; unknown codes give
@@ -729,6 +731,82 @@ ROTARY_API void rotary_kv_rerotate_desc_init(rotary_kv_rerotate_desc *desc);
  */
 ROTARY_API rotary_status rotary_kv_rerotate(rotary_context *ctx, const rotary_rope *rope,
                                             const rotary_kv_rerotate_desc *desc);
+
+/*
+ * CUDA: the same operations on NVIDIA GPUs. Present when librotary was built with ROTARY_CUDA (CMake option: AUTO,
+ * the default, builds it when nvcc is found; sm_80 and sm_90a); otherwise every function below returns
+ * ROTARY_ERR_UNSUPPORTED (rotary_cuda_device_count: 0) and nothing else changes. The CUDA build needs the CUDA
+ * runtime (libcudart) at run time.
+ *
+ * The descriptors are the CPU's (rotary_apply_desc, rotary_kv_write_desc), read on the host; every pointer in them
+ * (tensors, offsets, ids, cos/sin rows, lengths, slot mappings, page tables) is a device address (cudaMalloc,
+ * managed or mapped pinned memory). A call enqueues one kernel on `stream` (a cudaStream_t; NULL is the legacy
+ * default stream) and returns: it never synchronizes, allocates or copies, so it can be captured in a CUDA graph.
+ * Results are the CPU library's, bit for bit: the same table rows, fmaf(x0, c, -(x1 * s)) and fmaf(x0, s, x1 * c)
+ * in fp32, one rounding to nearest even to the dtype, the same NaN rules (rotary_apply), fp8 as rotary_kv_write.
+ *
+ * Checks. Before the launch, everything that needs only host metadata is checked exactly as on the CPU, with the
+ * same statuses: struct sizes, counts, dtypes, strides (STRIDE), the overlap of extents (OVERLAP), an OFFSET run
+ * (POSITION), stream counts, fp8 scales, and that every pointer is one the device can address (DEVICE, through
+ * cudaPointerGetAttributes); on error nothing is launched and nothing is written. Values that live on the device
+ * are checked by the kernel, token by token: a token with a position (of any stream) that is negative or outside
+ * the rope's table (or above ROTARY_MAX_POSITION), or whose cache slot, page or sequence row falls outside the
+ * cache, is skipped whole (none of its outputs is written: q and k rows, cache rows) and the kernel ORs
+ * ROTARY_CUDA_FLAG_POSITION or ROTARY_CUDA_FLAG_CACHE_INDEX into *flags when flags is not NULL (a device int32 the
+ * caller zeroes, and reads when it likes). Every other token is written. Two tokens that write one cache slot are
+ * the caller's contract (not detected; the slot holds one of them). A PAGES cache's page_indices array takes no
+ * part in the overlap checks (its length lives on the device).
+ */
+#define ROTARY_CUDA_FLAG_POSITION 1    /* a token's position was out of range: the token was not written */
+#define ROTARY_CUDA_FLAG_CACHE_INDEX 2 /* a token's cache slot, page or row was outside the cache: not written */
+
+/* Number of CUDA devices usable by this build (0 without CUDA, without a driver or without a device). */
+ROTARY_API int rotary_cuda_device_count(void);
+
+/* A rope's read-only data on one device: its fp64 inverse frequencies, its stream map and, when the rope has one,
+ * its cos/sin table (the host table's bytes). */
+typedef struct rotary_cuda_rope rotary_cuda_rope;
+
+/*
+ * Uploads rope to device `device` (allocation and synchronous copies: once per rope and device, never inside a
+ * captured region). The host rope must outlive the result (its host metadata is read by every call). A table-free
+ * rope (max_positions 0) computes each token's row on the GPU from the exact angle: the product pos * inv_freq[i]
+ * kept exactly in two doubles, reduced modulo pi/2 in double-double, cos and sin in fp64, times the attention
+ * scaling, rounded once to fp32; this agrees with the CPU rows within 1 fp32 ulp for every position, and is the
+ * same value except where the fp64 result lies within about 2^-50 relative of an fp32 rounding boundary
+ * (docs/cuda.md gives what the tests found).
+ * Errors: NULL_POINTER, UNSUPPORTED (no CUDA build), DEVICE (no such device, a CUDA call failed), OUT_OF_MEMORY
+ * (host or device). *out is set only on success.
+ */
+ROTARY_API rotary_status rotary_cuda_rope_create(const rotary_rope *rope, int device, rotary_cuda_rope **out);
+
+/* Frees the device copies (synchronizes the device first, so no queued call still reads them). NULL is allowed. */
+ROTARY_API void rotary_cuda_rope_destroy(rotary_cuda_rope *rope);
+
+/* Device bytes the rope holds; 0 for NULL. */
+ROTARY_API size_t rotary_cuda_rope_memory_bytes(const rotary_cuda_rope *rope);
+
+/* The device the rope lives on; -1 for NULL. */
+ROTARY_API int rotary_cuda_rope_device(const rotary_cuda_rope *rope);
+
+/*
+ * rotary_apply on the GPU: every position mode, pairing, partial rotary_dim, strides, head counts (GQA), dtype
+ * (f32, f16, bf16), direction, in and out of place. Launches on the current device, which must be the rope's
+ * (else DEVICE). flags: NULL or a device int32 (see above).
+ * Errors: those of rotary_apply found on the host, DEVICE, UNSUPPORTED. OUT_OF_MEMORY never (no allocation).
+ */
+ROTARY_API rotary_status rotary_cuda_apply(const rotary_cuda_rope *rope, const rotary_apply_desc *desc, void *stream,
+                                           int32_t *flags);
+
+/*
+ * rotary_kv_write on the GPU: q rotated, k rotated into the key cache, v copied into the value cache, every cache
+ * index (SEQUENCES, SLOTS, PAGES), layout (NHD, HND) and cache dtype (f32, f16, bf16, fp8 e4m3). Rows no token
+ * writes are never touched; a negative slot (SLOTS) skips the token's k and v and still rotates its q, as on the
+ * CPU. Launches on the current device, which must be the rope's. flags: NULL or a device int32 (see above).
+ * Errors: those of rotary_kv_write found on the host, DEVICE, UNSUPPORTED.
+ */
+ROTARY_API rotary_status rotary_cuda_kv_write(const rotary_cuda_rope *rope, const rotary_kv_write_desc *desc,
+                                              void *stream, int32_t *flags);
 
 /*
  * Hugging Face config.json. These live in librotary_hf, a companion library that carries its own private copy of

@@ -41,7 +41,7 @@ rotary_status rotary_tensor_init(rotary_tensor *t, rotary_layout layout, const v
 }
 
 rotary_status rotary_apply(rotary_context *ctx, const rotary_rope *rope, const rotary_apply_desc *desc) {
-  rotary_status st = rotary_validate_apply(rope, desc);
+  rotary_status st = rotary_validate_apply(rope, desc, 0);
   if (st != ROTARY_OK) return st;
   if (ctx) rotary_context_lock(ctx); /* its settings, threads and pool stay as they are until the call ends */
   rotary_rotate_plan plan;

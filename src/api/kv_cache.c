@@ -68,7 +68,7 @@ rotary_status rotary_kv_write_desc_set_qkv(rotary_kv_write_desc *desc, const voi
 
 rotary_status rotary_kv_write(rotary_context *ctx, const rotary_rope *rope, const rotary_kv_write_desc *desc) {
   rotary_cache_geom geom;
-  rotary_status st = rotary_validate_kv_write(rope, desc, &geom);
+  rotary_status st = rotary_validate_kv_write(rope, desc, &geom, 0);
   if (st != ROTARY_OK) return st;
   if (ctx) rotary_context_lock(ctx);
   rotary_kv_write_plan plan;

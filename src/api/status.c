@@ -30,6 +30,9 @@ const char *rotary_status_string(rotary_status status) {
     case ROTARY_ERR_TUNING:
       return "a setting value is out of range, or a tuning file is malformed, holds an unknown or out-of-range "
              "setting, or was written for another CPU model or library version";
+    case ROTARY_ERR_DEVICE:
+      return "CUDA: no usable device, a pointer the device cannot address, another device than the rope's, or a "
+             "CUDA call failed";
   }
   return "unknown status";
 }

@@ -48,7 +48,7 @@ static rotary_status check_args(const rotary_context *ctx, const rotary_rope *ro
   ROTARY_RETURN_IF(!ctx || !rope || !descs, ROTARY_ERR_NULL_POINTER);
   ROTARY_RETURN_IF(n_descs == 0 || n_descs > ROTARY_TUNE_MAX_DESCS, ROTARY_ERR_INVALID_ARGUMENT);
   rotary_status st = check_options(options, o);
-  for (size_t i = 0; st == ROTARY_OK && i < n_descs; i++) st = rotary_validate_apply(rope, &descs[i]);
+  for (size_t i = 0; st == ROTARY_OK && i < n_descs; i++) st = rotary_validate_apply(rope, &descs[i], 0);
   return st;
 }
 

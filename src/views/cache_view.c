@@ -170,14 +170,36 @@ static rotary_status index_arrays(const rotary_kv_cache *c, size_t batch, size_t
   return ROTARY_ERR_INVALID_ARGUMENT;
 }
 
+/* GPU arrays: pointers and extents only (page_indices' length is page_indptr[batch], on the device: its extent is
+ * not known here and it takes no part in the overlap checks); the kernel checks the values. */
+static rotary_status device_index_arrays(const rotary_kv_cache *c, const rotary_cache_geom *g, size_t batch,
+                                         size_t tokens, rotary_view *arrays, int *n) {
+  switch (c->index) {
+    case ROTARY_CACHE_SEQUENCES:
+      ROTARY_RETURN_IF(!c->lengths, ROTARY_ERR_NULL_POINTER);
+      ROTARY_RETURN_IF(g->num_blocks < batch, ROTARY_ERR_CACHE_INDEX);
+      return rotary_view_flat(&arrays[(*n)++], c->lengths, batch * sizeof(int64_t));
+    case ROTARY_CACHE_SLOTS:
+      ROTARY_RETURN_IF(!c->slot_mapping, ROTARY_ERR_NULL_POINTER);
+      return rotary_view_flat(&arrays[(*n)++], c->slot_mapping, tokens * sizeof(int64_t));
+    case ROTARY_CACHE_PAGES: {
+      ROTARY_RETURN_IF(!c->page_indptr || !c->page_indices || !c->last_page_len, ROTARY_ERR_NULL_POINTER);
+      rotary_status st = rotary_view_flat(&arrays[(*n)++], c->page_indptr, (batch + 1) * sizeof(int32_t));
+      return st != ROTARY_OK ? st : rotary_view_flat(&arrays[(*n)++], c->last_page_len, batch * sizeof(int32_t));
+    }
+  }
+  return ROTARY_ERR_INVALID_ARGUMENT;
+}
+
 rotary_status rotary_check_cache_index(const rotary_kv_cache *c, const rotary_cache_geom *g, size_t batch,
-                                       size_t seq_len, rotary_view *arrays, int *n) {
+                                       size_t seq_len, rotary_view *arrays, int *n, int on_device) {
   size_t tokens, bytes;
   *n = 0;
   ROTARY_RETURN_IF(rotary_mul_overflow_size(batch, seq_len, &tokens), ROTARY_ERR_OVERFLOW);
   /* every array below holds at most tokens + 1 eight-byte values: bound the byte counts once */
   ROTARY_RETURN_IF(rotary_mul_overflow_size(tokens, 2 * sizeof(int64_t), &bytes), ROTARY_ERR_OVERFLOW);
   rotary_status st = ROTARY_ERR_INVALID_ARGUMENT;
+  if (on_device) return device_index_arrays(c, g, batch, tokens, arrays, n);
   switch (c->index) {
     case ROTARY_CACHE_SEQUENCES:
       ROTARY_RETURN_IF(!c->lengths, ROTARY_ERR_NULL_POINTER);

@@ -64,9 +64,10 @@ static inline int64_t rotary_cache_slot(const rotary_kv_cache *c, size_t block_s
 /* Checks the index arrays of a cache for batch x seq_len tokens (NULL_POINTER, CACHE_INDEX: every slot inside the
  * cache, page tables consistent, no slot written twice; OVERFLOW; OUT_OF_MEMORY for the duplicate check) and
  * describes them as flat read-only views (*n of them, at most 3, into arrays). INVALID_ARGUMENT for an unknown
- * index kind. */
+ * index kind. on_device: the arrays live in GPU memory: only their pointers and extents are checked (SEQUENCES
+ * also num_blocks >= batch), the kernel checks the values; page_indices is not described. */
 rotary_status rotary_check_cache_index(const rotary_kv_cache *c, const rotary_cache_geom *g, size_t batch,
-                                       size_t seq_len, rotary_view *arrays, int *n);
+                                       size_t seq_len, rotary_view *arrays, int *n, int on_device);
 
 /* CACHE_INDEX when two of the n slots (negative ones ignored) are equal; OUT_OF_MEMORY. Reads slots(i, arg) for
  * i < n, in any order. */

@@ -40,7 +40,7 @@ static rotary_status check_aliasing(const rotary_view *q_out, int has_q, const r
 }
 
 rotary_status rotary_validate_kv_write(const rotary_rope *rope, const rotary_kv_write_desc *d,
-                                       rotary_cache_geom *geom) {
+                                       rotary_cache_geom *geom, int on_device) {
   ROTARY_RETURN_IF(!rope || !d, ROTARY_ERR_NULL_POINTER);
   ROTARY_RETURN_IF(d->struct_size != sizeof *d, ROTARY_ERR_INVALID_ARGUMENT);
   rotary_status st = check_write_args(d);
@@ -75,10 +75,12 @@ rotary_status rotary_validate_kv_write(const rotary_rope *rope, const rotary_kv_
   if ((st = rotary_cache_view(&g, c->k, &caches[0])) != ROTARY_OK) return st;
   if ((st = rotary_cache_view(&g, c->v, &caches[1])) != ROTARY_OK) return st;
   int n;
-  if ((st = rotary_check_positions(rope, &d->positions, d->batch, d->seq_len, &reads[n_read], &n)) != ROTARY_OK)
+  if ((st = rotary_check_positions(rope, &d->positions, d->batch, d->seq_len, &reads[n_read], &n, on_device)) !=
+      ROTARY_OK)
     return st;
   n_read += n;
-  if ((st = rotary_check_cache_index(c, &g, d->batch, d->seq_len, &reads[n_read], &n)) != ROTARY_OK) return st;
+  if ((st = rotary_check_cache_index(c, &g, d->batch, d->seq_len, &reads[n_read], &n, on_device)) != ROTARY_OK)
+    return st;
   n_read += n;
   ROTARY_RETURN_IF(has_q && !rotary_view_writes_once(&q_out), ROTARY_ERR_STRIDE);
   ROTARY_RETURN_IF(!rotary_cache_kv_disjoint(&g, &caches[0], &caches[1]), ROTARY_ERR_OVERLAP);

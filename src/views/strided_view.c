@@ -164,14 +164,14 @@ static rotary_status check_run(int64_t first, size_t seq_len, int64_t max_pos) {
 /* STREAMS_*: the rope's stream count, a stride of at least `tokens`, the ids' extent as a flat view, every id of
  * every stream in range. */
 static rotary_status check_stream_ids(const rotary_rope *rope, const rotary_positions *p, size_t tokens,
-                                      rotary_view *array) {
+                                      rotary_view *array, int on_device) {
   ROTARY_RETURN_IF(p->n_streams != rope->streams.n, ROTARY_ERR_STREAMS);
   const size_t stride = p->stream_stride ? p->stream_stride : tokens;
   ROTARY_RETURN_IF(stride < tokens, ROTARY_ERR_INVALID_ARGUMENT);
   const size_t size = p->mode == ROTARY_POSITIONS_STREAMS_I64 ? 8 : 4;
   size_t bytes;
   rotary_status st = rotary_stream_ids_bytes(p->n_streams, stride, tokens, size, &bytes);
-  if (st != ROTARY_OK || (st = rotary_view_flat(array, p->ids, bytes)) != ROTARY_OK) return st;
+  if (st != ROTARY_OK || (st = rotary_view_flat(array, p->ids, bytes)) != ROTARY_OK || on_device) return st;
   const int64_t max_pos = rotary_rope_max_position(rope);
   for (size_t j = 0; j < p->n_streams; j++) {
     for (size_t t = 0; t < tokens; t++) {
@@ -184,7 +184,7 @@ static rotary_status check_stream_ids(const rotary_rope *rope, const rotary_posi
 
 /* Range-checks every position and describes the read-only arrays behind them as regions (*n of them). */
 rotary_status rotary_check_positions(const rotary_rope *rope, const rotary_positions *p, size_t batch,
-                                     size_t seq_len, rotary_view *arrays, int *n) {
+                                     size_t seq_len, rotary_view *arrays, int *n, int on_device) {
   const int64_t max_pos = rotary_rope_max_position(rope);
   size_t bytes, tokens;
   rotary_status st;
@@ -194,7 +194,7 @@ rotary_status rotary_check_positions(const rotary_rope *rope, const rotary_posit
     case ROTARY_POSITIONS_OFFSET: return check_run(p->offset, seq_len, max_pos);
     case ROTARY_POSITIONS_OFFSETS:
       ROTARY_RETURN_IF(rotary_mul_overflow_size(batch, sizeof(int64_t), &bytes), ROTARY_ERR_OVERFLOW);
-      if ((st = rotary_view_flat(&arrays[(*n)++], p->offsets, bytes)) != ROTARY_OK) return st;
+      if ((st = rotary_view_flat(&arrays[(*n)++], p->offsets, bytes)) != ROTARY_OK || on_device) return st;
       for (size_t b = 0; b < batch; b++) {
         if ((st = check_run(rotary_load_i64(p->offsets, b), seq_len, max_pos)) != ROTARY_OK) return st;
       }
@@ -203,7 +203,7 @@ rotary_status rotary_check_positions(const rotary_rope *rope, const rotary_posit
     case ROTARY_POSITIONS_IDS_I64: {
       const int wide = p->mode == ROTARY_POSITIONS_IDS_I64;
       ROTARY_RETURN_IF(rotary_mul_overflow_size(tokens, wide ? 8 : 4, &bytes), ROTARY_ERR_OVERFLOW);
-      if ((st = rotary_view_flat(&arrays[(*n)++], p->ids, bytes)) != ROTARY_OK) return st;
+      if ((st = rotary_view_flat(&arrays[(*n)++], p->ids, bytes)) != ROTARY_OK || on_device) return st;
       for (size_t t = 0; t < tokens; t++) {
         const int64_t id = rotary_load_id(p, t);
         ROTARY_RETURN_IF(id < 0 || id > max_pos, ROTARY_ERR_POSITION);
@@ -221,7 +221,7 @@ rotary_status rotary_check_positions(const rotary_rope *rope, const rotary_posit
       return rotary_view_flat(&arrays[(*n)++], p->sin, bytes);
     }
     case ROTARY_POSITIONS_STREAMS_I32:
-    case ROTARY_POSITIONS_STREAMS_I64: return check_stream_ids(rope, p, tokens, &arrays[(*n)++]);
+    case ROTARY_POSITIONS_STREAMS_I64: return check_stream_ids(rope, p, tokens, &arrays[(*n)++], on_device);
   }
   return ROTARY_ERR_INVALID_ARGUMENT;
 }

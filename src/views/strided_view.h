@@ -58,8 +58,10 @@ rotary_status rotary_check_tensor_args(const rotary_tensor *t, int need_out);
 rotary_status rotary_check_position_args(const rotary_positions *p);
 
 /* Range-checks every position of batch x seq_len tokens as rotary_apply does (POSITION, OVERFLOW) and describes
- * the read-only arrays behind them as flat views (*n of them, at most 2, into arrays). */
+ * the read-only arrays behind them as flat views (*n of them, at most 2, into arrays). on_device: the arrays live
+ * in GPU memory and are not read (their extents are still described); only host metadata is checked (the OFFSET
+ * run, stream counts, strides), the kernel checks the values. */
 rotary_status rotary_check_positions(const rotary_rope *rope, const rotary_positions *p, size_t batch,
-                                     size_t seq_len, rotary_view *arrays, int *n);
+                                     size_t seq_len, rotary_view *arrays, int *n, int on_device);
 
 #endif /* ROTARY_STRIDED_VIEW_H */

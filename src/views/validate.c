@@ -24,7 +24,7 @@ static rotary_status check_aliasing(const rotary_view *out, const rotary_view *i
   return ROTARY_OK;
 }
 
-rotary_status rotary_validate_apply(const rotary_rope *rope, const rotary_apply_desc *d) {
+rotary_status rotary_validate_apply(const rotary_rope *rope, const rotary_apply_desc *d, int on_device) {
   ROTARY_RETURN_IF(!rope || !d, ROTARY_ERR_NULL_POINTER);
   ROTARY_RETURN_IF(d->struct_size != sizeof *d, ROTARY_ERR_INVALID_ARGUMENT);
   ROTARY_RETURN_IF(d->batch == 0 || d->seq_len == 0 || d->q.n_heads == 0, ROTARY_ERR_INVALID_ARGUMENT);
@@ -47,7 +47,7 @@ rotary_status rotary_validate_apply(const rotary_rope *rope, const rotary_apply_
     exact[i] = rotary_tensor_in_place(d->batch, d->seq_len, t[i]);
   }
   int n_arrays;
-  if ((st = rotary_check_positions(rope, &d->positions, d->batch, d->seq_len, arrays, &n_arrays)) != ROTARY_OK)
+  if ((st = rotary_check_positions(rope, &d->positions, d->batch, d->seq_len, arrays, &n_arrays, on_device)) != ROTARY_OK)
     return st;
   return check_aliasing(out, in, exact, n_tensors, arrays, n_arrays);
 }
