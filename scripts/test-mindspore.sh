@@ -28,7 +28,7 @@ echo "test-mindspore: venv with MindSpore $version ready in $((SECONDS - t0)) s"
 
 t0=$SECONDS
 cmake -S . -B build-ms -DCMAKE_BUILD_TYPE=Release -DROTARY_BUILD_TESTS=OFF -DROTARY_BUILD_TOOLS=OFF \
-  -DROTARY_BUILD_MINDSPORE=ON -DROTARY_WERROR=ON >/dev/null
+  -DROTARY_BUILD_MINDSPORE=ON -DROTARY_WERROR=ON -DROTARY_CUDA=OFF >/dev/null
 cmake --build build-ms -j"$jobs" >/dev/null
 (cd build-ms && ctest --output-on-failure -R mindspore)
 echo "test-mindspore: built and C-tested in $((SECONDS - t0)) s"

@@ -34,8 +34,13 @@ build() { # build DIR CMAKE_ARGS...
   cmake -S . -B "$dir" -DROTARY_WERROR=ON "$@" >/dev/null && cmake --build "$dir" -j"$jobs" >/dev/null
 }
 
-release() { # quick mode: ROTARY_TEST_QUICK=1 (the tests' reduced sizes)
+release() { # quick mode: ROTARY_TEST_QUICK=1 (the tests' reduced sizes). The CUDA backend is compiled where nvcc is
+  # (ROTARY_CUDA=AUTO; every CPU test runs, the GPU tests report "skipped" without a device); the other stages
+  # build without it (ROTARY_CUDA=OFF: the rotary_cuda_* functions return ROTARY_ERR_UNSUPPORTED, which
+  # test_cuda_api checks).
   build build-test -DCMAKE_BUILD_TYPE=Release &&
+    echo "CUDA backend: $(grep -q 'ROTARY_CUDA_BUILT:INTERNAL=ON' build-test/CMakeCache.txt && echo built ||
+      echo 'not built') (nvcc: $(command -v nvcc || echo none))" &&
     (cd build-test && if [ $quick = 1 ]; then export ROTARY_TEST_QUICK=1; fi && ctest --output-on-failure -j"$jobs")
 }
 
@@ -64,7 +69,7 @@ isa_caps() { # the dispatcher with features disabled in turn: every public-API t
 
 aarch64() { # cross-compiled NEON build, every test under qemu-user (quick sizes: emulation is slow)
   [ "$(uname -m)" = x86_64 ] || { echo "not an x86-64 host: skipped"; return 0; }
-  build build-aarch64 -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake" &&
+  build build-aarch64 -DCMAKE_BUILD_TYPE=Release -DROTARY_CUDA=OFF -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake" &&
     qemu-aarch64 build-aarch64/tools/rotary info &&
     (cd build-aarch64 && ROTARY_TEST_QUICK=1 ctest --output-on-failure -j"$jobs")
 }
@@ -73,7 +78,7 @@ asan() { # the whole suite; the pure numeric sweeps (family: every position belo
   # sincos; kernels: a third head count), run in full by the release stage, in their quick sizes, which take the same
   # code paths
   local sweeps='family_accuracy|test_table|test_sincos|test_kernels'
-  build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_SANITIZE=address,undefined &&
+  build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_CUDA=OFF -DROTARY_SANITIZE=address,undefined &&
     (cd build-asan && export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 &&
        ctest --output-on-failure -j"$jobs" -E "$sweeps" &&
        ROTARY_TEST_QUICK=1 ctest --output-on-failure -j"$jobs" -R "$sweeps")
@@ -83,7 +88,7 @@ tsan() { # tsan [ISA]: the thread tests under ThreadSanitizer, with dispatch cap
   # sizes (the quick shapes still split over several threads); with the scalar kernels, where TSan sees every access,
   # test_threads (the pool's stress test: 200 rounds instead of 20, 1024 threads) also in full
   local isa=${1:-} tests='threads|apply|fork|example|kv|streams|settings|tune'
-  build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_SANITIZE=thread &&
+  build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_CUDA=OFF -DROTARY_SANITIZE=thread &&
     (cd build-tsan && if [ -n "$isa" ]; then export ROTARY_ISA=$isa; fi && export TSAN_OPTIONS=halt_on_error=1 &&
       ROTARY_TEST_QUICK=1 ctest --output-on-failure -j"$jobs" -R "$tests" &&
       if [ "$isa" = scalar ]; then ctest --output-on-failure -R '^test_threads$'; fi)
@@ -173,7 +178,8 @@ add_executable(example example.c)
 target_link_libraries(example PRIVATE rotary::rotary_static m)
 CM
   # An empty pkg-config search path hides cmocka (and MPFR), as on a machine without them.
-  PKG_CONFIG_LIBDIR=$tmp/no-pkg-config PKG_CONFIG_PATH='' cmake -S "$tmp/consumer" -B "$tmp/build" >"$tmp/log" 2>&1 ||
+  PKG_CONFIG_LIBDIR=$tmp/no-pkg-config PKG_CONFIG_PATH='' cmake -S "$tmp/consumer" -B "$tmp/build" -DROTARY_CUDA=OFF \
+    >"$tmp/log" 2>&1 ||
     { cat "$tmp/log"; echo "subproject: configure failed"; return 1; }
   grep -qx 'ROTARY_BUILD_TESTS:BOOL=OFF' "$tmp/build/CMakeCache.txt" &&
     grep -qx 'ROTARY_BUILD_TOOLS:BOOL=OFF' "$tmp/build/CMakeCache.txt" ||
@@ -197,7 +203,7 @@ fuzz_cflags=(-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -ffp-
 
 fuzz_lib() { # librotary, librotary_hf and the bundled cJSON compiled once with the fuzzers' instrumentation
   rm -rf build-fuzz/obj && mkdir -p build-fuzz/obj &&
-    { find src -name '*.c'; echo third_party/cjson/cJSON.c; } |
+    { find src -name '*.c' -not -path 'src/backend/cuda/*'; echo third_party/cjson/cJSON.c; } |
     xargs -P"$jobs" -I{} sh -c 'clang "$@" -fsanitize=fuzzer-no-link -c "$0" -o "build-fuzz/obj/$(echo "$0" | tr / _).o"' \
       {} "${fuzz_cflags[@]}" &&
     ar rcs build-fuzz/librotary_fuzz.a build-fuzz/obj/*.o
