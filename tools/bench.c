@@ -1,10 +1,14 @@
 /* bench.c: `rotary bench`: times the composed, naive and fused RoPE, each in a block of rounds against a streaming
  * pass, and prints each row as its block ends (--op kv-write goes to bench_kv.c, which times with the same blocks). */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "bench.h"
 #include "cli.h"
+#ifdef ROTARY_BENCH_CUDA
+#include "bench_cuda.h"
+#endif
 
 #define MAX_IMPLS (7 + BENCH_TUNE_MAX + BENCH_STREAM_MAX)
 
@@ -149,7 +153,21 @@ static int run_bench(const bench_options *o, bench_torch *torch) {
   return st == ROTARY_OK ? 0 : 1;
 }
 
+/* --cuda anywhere: the GPU table (bench_cuda.c), with its own options; a build without CUDA says so. */
+static int bench_cuda_dispatch(int argc, char **argv) {
+#ifdef ROTARY_BENCH_CUDA
+  return bench_cuda_main(argc, argv);
+#else
+  (void)argc;
+  (void)argv;
+  fprintf(stderr, "rotary bench: --cuda: this build has no CUDA backend (configure with -DROTARY_CUDA=ON)\n");
+  return 1;
+#endif
+}
+
 int rotary_cli_bench(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--cuda")) return bench_cuda_dispatch(argc, argv);
   bench_options o;
   const int parsed = bench_parse_options(argc, argv, &o);
   if (parsed < 0) {

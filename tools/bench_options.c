@@ -29,7 +29,8 @@ void bench_usage(FILE *f, int full) {
           "                    [--streams text|image [--stream-layout L]] [--tuning FILE] [--set NAME=VALUE]...\n"
           "                    [--json] [--help]\n"
           "       rotary bench --op kv-write [--cache contiguous|paged] [--cache-dtype f32|f16|bf16|fp8]\n"
-          "                    [--block-size N] [--sweep] [shape, --dtype, --threads, --reps, --json as above]\n");
+          "                    [--block-size N] [--sweep] [shape, --dtype, --threads, --reps, --json as above]\n"
+          "       rotary bench --cuda [--rows quick|all] [--reps N] [--json FILE]   (CUDA builds: the GPU table)\n");
   if (!full) {
     fprintf(f, "Try 'rotary bench --help' for more information.\n");
     return;
