@@ -88,6 +88,7 @@ def hf_pieces(torch, dev):
         return emb, apply_rotary_pos_emb, "transformers " + __import__("transformers").__version__
     except Exception as e:
         log(f"transformers' Llama rope unusable ({e!r}): using a copy of its recipe")
+        FALLBACKS.add("HF eager and compile ran a copy of HF's recipe (transformers' Llama rope did not load)")
 
     inv_freq = 1.0 / (BASE ** (torch.arange(0, HEAD_DIM, 2, dtype=torch.int64).to(dev, torch.float) / HEAD_DIM))
 
@@ -123,10 +124,12 @@ def stream_pass(torch, buf):
         return launch
     except Exception as e:
         log(f"Triton streaming pass unusable ({e!r}): torch's bitwise_xor_ instead")
+        FALLBACKS.add("the peers' limit is torch's bitwise_xor_, not the Triton pass")
         return lambda: words.bitwise_xor_(0)
 
 
 _RMW = None
+FALLBACKS = set()  # notes for the table: what ran in place of what was meant
 
 
 def _triton_rmw(triton):
@@ -375,6 +378,7 @@ def table(doc, rc, times, diffs, torch_acc, device, ids):
         if diffs.get(sid):
             notes.append(f"{sid}: peers' largest abs difference from HF eager: " +
                          ", ".join(f"{k} {v:.3g}" for k, v in diffs[sid].items()))
+    notes += sorted(FALLBACKS)
     notes.append(f"rotary bench --cuda exit status: {rc}")
     return "\n".join(lines + [""] + notes) + "\n"
 
