@@ -36,8 +36,12 @@ void cu_free(void *p) {
   if (p) cu_check((int)cudaFree(p), "cudaFree");
 }
 
+/* A copy from pageable memory may return before its DMA ends, and cudaMemset is asynchronous: both wait for the
+ * device, so that a kernel on a non-blocking stream never races them. */
 void cu_to_device(void *dst, const void *src, size_t bytes) {
-  if (bytes) cu_check((int)cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+  if (!bytes) return;
+  cu_check((int)cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+  cu_check((int)cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 
 void cu_to_host(void *dst, const void *src, size_t bytes) {
@@ -45,7 +49,9 @@ void cu_to_host(void *dst, const void *src, size_t bytes) {
 }
 
 void cu_memset(void *dst, int value, size_t bytes) {
-  if (bytes) cu_check((int)cudaMemset(dst, value, bytes), "cudaMemset");
+  if (!bytes) return;
+  cu_check((int)cudaMemset(dst, value, bytes), "cudaMemset");
+  cu_check((int)cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 
 void cu_sync(void *stream) {

@@ -15,9 +15,9 @@ int cu_require_device(const char *program);
 /* Checked CUDA runtime calls: any error fails the running test (cmocka fail_msg) with the call and CUDA's text. */
 void *cu_malloc(size_t bytes); /* cudaMalloc; bytes 0 allocates 1 */
 void cu_free(void *p);         /* cudaFree; NULL allowed */
-void cu_to_device(void *dst, const void *src, size_t bytes);
+void cu_to_device(void *dst, const void *src, size_t bytes); /* waits until the copy is on the device */
 void cu_to_host(void *dst, const void *src, size_t bytes);
-void cu_memset(void *dst, int value, size_t bytes);
+void cu_memset(void *dst, int value, size_t bytes);          /* waits until it is done */
 void cu_sync(void *stream);    /* cudaStreamSynchronize, then cudaGetLastError */
 void cu_check(int cuda_error, const char *what); /* fails the test when cuda_error (a cudaError_t) is not 0 */
 
