@@ -19,8 +19,8 @@ __device__ __forceinline__ float rc_f16_bits_to_f32(uint16_t h) {
 
 __device__ __forceinline__ float rc_bf16_bits_to_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
 
-// Element stores: round to nearest even, overflow to infinity, subnormals rounded (never flushed): the hardware
-// cvt.rn conversions. NaNs as the CPU: f16 0x7e00 | top payload bits | sign, bf16 upper half | quiet bit.
+// Element stores: round to nearest even, overflow to infinity, subnormals rounded (never flushed). NaNs as the CPU:
+// f16 0x7e00 | top payload bits | sign (other values: the hardware cvt.rn.f16.f32), bf16 upper half | quiet bit.
 __device__ __forceinline__ uint16_t rc_f32_to_f16_bits(float f) {
   if (f != f) {
     const uint32_t u = __float_as_uint(f);
@@ -29,10 +29,11 @@ __device__ __forceinline__ uint16_t rc_f32_to_f16_bits(float f) {
   return __half_as_ushort(__float2half_rn(f));
 }
 
+// bf16: the CPU's integer rounding itself (as cheap as the conversion instruction, and no question of subnormals).
 __device__ __forceinline__ uint16_t rc_f32_to_bf16_bits(float f) {
   const uint32_t u = __float_as_uint(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
 // Typed forms: rc_to_f32(x) for float, __half and __nv_bfloat16; rc_from_f32<T>(f) back.
