@@ -33,6 +33,12 @@ class RotaryTuningError(RotaryError):
     errors of reading or writing a tuning file (ROTARY_ERR_IO); the message names the file and the field."""
 
 
+class RotaryDeviceError(RotaryError, RuntimeError):
+    """ROTARY_ERR_DEVICE (no usable CUDA device, a pointer the device cannot address, a call on another device than
+    the rope's, a CUDA runtime call or launch that failed) and ROTARY_ERR_UNSUPPORTED from a CUDA call (a librotary
+    built without CUDA); the message names the device."""
+
+
 def _raise(status, what, detail=None):
     msg = f"{what}: {_lib.status_string(status)}"
     if detail:
@@ -43,6 +49,8 @@ def _raise(status, what, detail=None):
         raise RotaryTypeError(status, msg)
     if status == _lib.ERR_TUNING:
         raise RotaryTuningError(status, msg)
+    if status == _lib.ERR_DEVICE:
+        raise RotaryDeviceError(status, msg)
     raise RotaryError(status, msg)
 
 
@@ -210,6 +218,7 @@ class RoPE:
     """
 
     _tuning = None  # a _tuning.RopeContext when made with tuning=; None: calls run on the process context
+    _cuda_ropes = None  # {device index: rotary_cuda_rope address}, made on first use (_cuda.py), freed with the rope
 
     def __init__(self, head_dim, rotary_dim=None, base=10000.0, pairing="half", scaling=None,
                  max_positions=DEFAULT_MAX_POSITIONS, attention_scaling=1.0, inv_freq=None, seq_len=0, *,
@@ -294,6 +303,9 @@ class RoPE:
     def __del__(self):
         h = getattr(self, "_handle", None)
         if h is not None and lib is not None:
+            ropes, self._cuda_ropes = self._cuda_ropes, None
+            for d in (ropes or {}).values():  # the device ropes read the host rope: freed first (_cuda.py)
+                lib.rotary_cuda_rope_destroy(d)
             lib.rotary_rope_destroy(h)
             self._handle = None
 
@@ -366,6 +378,19 @@ class RoPE:
     def memory_bytes(self):
         return int(lib.rotary_rope_memory_bytes(self._handle))
 
+    def prepare_cuda(self, device=None):
+        """Uploads the rope to a CUDA device now (device: an index, "cuda:1" or a torch.device; None: the current
+        one) and returns the device bytes it holds there. Without it the copy is made by the first call with
+        tensors on that device; do it (or one call) before capturing a CUDA graph, which cannot allocate."""
+        from . import _cuda
+        return int(lib.rotary_cuda_rope_memory_bytes(_cuda.rope_on(self, _cuda.device_index(device))))
+
+    @property
+    def cuda_memory_bytes(self):
+        """{device index: bytes} the rope holds on CUDA devices (its copies made so far)."""
+        from . import _cuda
+        return _cuda.memory_bytes(self)
+
     def settings(self):
         """The settings this rope's calls run with, as rotary.settings() gives them: its own context's when it was
         made with tuning=, else the process context's."""
@@ -430,7 +455,8 @@ class RoPE:
         return cos, sin
 
     # --- apply --------------------------------------------------------------------------------------------
-    def apply(self, q, k=None, positions=None, layout="bshd", inplace=False, inverse=False, out=None):
+    def apply(self, q, k=None, positions=None, layout="bshd", inplace=False, inverse=False, out=None, *,
+              flags=None):
         """Rotates q (and k) by the angles of their positions.
 
         q, k: NumPy arrays or PyTorch CPU tensors of float32, float16 or bfloat16, any strides as long as the last
@@ -447,12 +473,28 @@ class RoPE:
         k, any strides with a contiguous last dimension; they must not overlap the inputs. Memory written (out=,
         or q and k in place) must be writable: read-only arrays raise ValueError. Unaligned NumPy views work.
         Returns q' or (q', k'). Torch tensors go through the custom op torch.ops.rotary (autograd, torch.compile).
+
+        CUDA tensors (librotary built with CUDA): the same call runs rotary_cuda_apply on
+        torch.cuda.current_stream(q.device), with the same bits as on the CPU and no host synchronization, so it can
+        be captured in a torch.cuda.CUDAGraph (the rope's device copy is made by its first call on a device, or by
+        prepare_cuda; never during a capture). q, k and id tensors must be on one device: ids on the CPU raise
+        ValueError (they are never copied to the device inside the call; move them first). Ids that live on the
+        device are checked by the kernel, not the host: a token whose position is outside the table is skipped (its
+        rows are left unwritten, out of place: uninitialized) and, when flags is given, 1
+        (ROTARY_CUDA_FLAG_POSITION) is ORed into flags[0]. flags: None, or an int32 tensor on q's device that the
+        caller zeroes and reads when it likes; eager calls only (CUDA graph capture included; not under autograd,
+        torch.compile or a NumPy call). Errors: rotary.RotaryDeviceError (a RuntimeError) for a device problem or a
+        librotary built without CUDA.
         """
         _check_layout(layout)
         if is_torch(q) or is_torch(k):
             if out is not None:
                 raise TypeError("out: only for NumPy arrays (torch tensors go through the custom op)")
+            if flags is not None:
+                return _torch_ops().apply(self, q, k, positions, layout, inplace, inverse, flags)
             return _torch_ops().apply(self, q, k, positions, layout, inplace, inverse)
+        if flags is not None:
+            raise TypeError("flags: only for torch CUDA tensors")
         if not isinstance(q, np.ndarray):
             raise TypeError(f"q: expected a numpy.ndarray or a torch.Tensor, got {type(q).__name__}")
         if k is not None and not isinstance(k, np.ndarray):

@@ -63,9 +63,9 @@ def cache_dtype(x, name, dtype):
     return code
 
 
-def _array_meta(x, name, writable):
+def _array_meta(x, name, writable, on_device=False):
     """(shape, element strides) of a NumPy array or a torch CPU tensor (no data pointer: fake tensors pass),
-    checking that memory written can be written."""
+    checking that memory written can be written. on_device: CUDA tensors pass too (a KVCache, the CUDA path)."""
     if isinstance(x, np.ndarray):
         item = x.dtype.itemsize
         if any(s % item for s in x.strides):
@@ -75,7 +75,7 @@ def _array_meta(x, name, writable):
         return x.shape, tuple(s // item for s in x.strides)
     if _core.is_torch(x):
         t = _core._torch()
-        if x.device.type not in ("cpu", "meta"):
+        if x.device.type not in (("cpu", "meta", "cuda") if on_device else ("cpu", "meta")):
             raise ValueError(f"{name}: tensor is on {x.device}; rotary runs on the CPU (move it with .cpu())")
         if x.layout != t.strided:
             raise TypeError(f"{name}: {x.layout} tensors are not supported (dense strided tensors only)")
@@ -87,11 +87,12 @@ def _array_meta(x, name, writable):
     raise TypeError(f"{name}: expected a numpy.ndarray or a torch.Tensor, got {type(x).__name__}")
 
 
-def cache_meta(x, name, layout, head_dim=None):
+def cache_meta(x, name, layout, head_dim=None, on_device=False):
     """(num_blocks, block_size, kv_heads, block_stride) of a cache array: 4-D, [num_blocks, block_size, kv_heads,
     head_dim] (NHD) or [num_blocks, kv_heads, block_size, head_dim] (HND), each block dense (C order); blocks any
-    whole number of elements apart (a combined [num_blocks, 2, ...] buffer's halves)."""
-    shape, st = _array_meta(x, name, True)
+    whole number of elements apart (a combined [num_blocks, 2, ...] buffer's halves). on_device: CUDA tensors
+    pass (only the CUDA path reads them)."""
+    shape, st = _array_meta(x, name, True, on_device)
     if len(shape) != 4:
         raise ValueError(f"{name}: a cache is 4-D ([num_blocks, block_size, kv_heads, head_dim] for NHD, "
                          f"[num_blocks, kv_heads, block_size, head_dim] for HND), got shape {tuple(shape)}")
@@ -130,7 +131,8 @@ class KVCache:
     any distance apart, the same for k and v (KVCache.combined takes one [num_blocks, 2, ...] buffer). v may be None
     for a cache only re-rotated (keys only). dtype: "auto" (the arrays' own: float32, float16, bfloat16,
     float8_e4m3fn) or "fp8_e4m3" for uint8 arrays holding fp8 bytes. k_scale, v_scale: fp8 only, finite and > 0:
-    stored = value / scale.
+    stored = value / scale. CUDA tensors (k and v on one device) are taken by kv_write (rotary_cuda_kv_write), not
+    by kv_rerotate (no CUDA version).
     """
 
     def __init__(self, k, v=None, layout="NHD", dtype="auto", k_scale=1.0, v_scale=1.0):
@@ -140,14 +142,14 @@ class KVCache:
         self.dtype_code = cache_dtype(k, "k_cache", dtype)
         self.dtype = DTYPE_CODE_NAMES[self.dtype_code]
         self.k_scale, self.v_scale = float(k_scale), float(v_scale)
-        g = cache_meta(k, "k_cache", CACHE_LAYOUTS[layout])
+        g = cache_meta(k, "k_cache", CACHE_LAYOUTS[layout], on_device=True)
         self.num_blocks, self.block_size, self.kv_heads, _ = g
         self.head_dim = tuple(k.shape)[3]
         if v is not None:
             if cache_dtype(v, "v_cache", dtype) != self.dtype_code or tuple(v.shape) != tuple(k.shape):
                 raise ValueError(f"v_cache: shape {tuple(v.shape)} and dtype must equal k_cache's "
                                  f"{tuple(k.shape)}")
-            if cache_meta(v, "v_cache", CACHE_LAYOUTS[layout])[3] != g[3]:
+            if cache_meta(v, "v_cache", CACHE_LAYOUTS[layout], on_device=True)[3] != g[3]:
                 raise ValueError("v_cache: its blocks must be as far apart as k_cache's (one block_stride)")
 
     @classmethod

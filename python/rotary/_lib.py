@@ -32,6 +32,7 @@ ERR_SCALE = 19
 ERR_STREAMS = 20
 ERR_LAYER = 21
 ERR_TUNING = 22
+ERR_DEVICE = 23
 
 F32, F16, BF16, FP8_E4M3 = 0, 1, 2, 3
 CACHE_SEQUENCES, CACHE_SLOTS, CACHE_PAGES = 0, 1, 2
@@ -374,6 +375,27 @@ if HAS_TUNING:
     lib.rotary_context_tune.restype = ctypes.c_int
     lib.rotary_context_tune.argtypes = [ctypes.c_void_p, ctypes.c_void_p, _P(ApplyDesc), _sz, _P(TuneOptions),
                                         _P(TuneReport)]
+
+# The CUDA backend (issue 15): present in every librotary that has the functions (a build without CUDA returns
+# ROTARY_ERR_UNSUPPORTED from them, device count 0). Pointers are device addresses; desc is passed by address.
+HAS_CUDA = all(hasattr(lib, "rotary_cuda_" + f) for f in (
+    "device_count", "rope_create", "rope_destroy", "rope_memory_bytes", "rope_device", "apply", "kv_write"))
+if HAS_CUDA:
+    lib.rotary_cuda_device_count.restype = ctypes.c_int
+    lib.rotary_cuda_device_count.argtypes = []
+    lib.rotary_cuda_rope_create.restype = ctypes.c_int
+    lib.rotary_cuda_rope_create.argtypes = [ctypes.c_void_p, ctypes.c_int, _P(ctypes.c_void_p)]
+    lib.rotary_cuda_rope_destroy.restype = None
+    lib.rotary_cuda_rope_destroy.argtypes = [ctypes.c_void_p]
+    lib.rotary_cuda_rope_memory_bytes.restype = _sz
+    lib.rotary_cuda_rope_memory_bytes.argtypes = [ctypes.c_void_p]
+    lib.rotary_cuda_rope_device.restype = ctypes.c_int
+    lib.rotary_cuda_rope_device.argtypes = [ctypes.c_void_p]
+    # (rope, desc address, cudaStream_t, int32_t *flags): addresses as plain integers, no ctypes objects per call
+    lib.rotary_cuda_apply.restype = ctypes.c_int
+    lib.rotary_cuda_apply.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    lib.rotary_cuda_kv_write.restype = ctypes.c_int
+    lib.rotary_cuda_kv_write.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
 
 if hf_lib is not None:
     hf_lib.rotary_hf_config_parse.restype = ctypes.c_int

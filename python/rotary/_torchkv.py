@@ -23,11 +23,20 @@ _increment_version = torch._C._increment_version
 
 # --- kernels ---------------------------------------------------------------------------------------------------
 def _write(r, q, k, v, k_cache, v_cache, q_out, ids, offset, cos, sin, layout, cache_layout, cache_dtype,
-           lengths, slot_mapping, page_indptr, page_indices, last_page_len, k_scale, v_scale):
+           lengths, slot_mapping, page_indptr, page_indices, last_page_len, k_scale, v_scale, flags=None):
     positions = None if cos is not None else (ids if ids is not None else offset)
-    _kv.write(r, q, k, v, k_cache, v_cache, q_out, positions, layout, cache_layout, cache_dtype, k_scale, v_scale,
-              cos_sin=None if cos is None else (cos, sin), lengths=lengths, slot_mapping=slot_mapping,
-              page_indptr=page_indptr, page_indices=page_indices, last_page_len=last_page_len)
+    if isinstance(k, torch.Tensor) and k.is_cuda:  # rotary_cuda_kv_write on the current stream (_cuda.py)
+        from . import _cuda
+        _cuda.kv_write(r, q, k, v, k_cache, v_cache, q_out, positions, layout, cache_layout, cache_dtype, k_scale,
+                       v_scale, cos_sin=None if cos is None else (cos, sin), flags=flags, lengths=lengths,
+                       slot_mapping=slot_mapping, page_indptr=page_indptr, page_indices=page_indices,
+                       last_page_len=last_page_len)
+    elif flags is not None:
+        raise ValueError("flags: only for CUDA tensors (on the CPU a position or slot out of range raises)")
+    else:
+        _kv.write(r, q, k, v, k_cache, v_cache, q_out, positions, layout, cache_layout, cache_dtype, k_scale, v_scale,
+                  cos_sin=None if cos is None else (cos, sin), lengths=lengths, slot_mapping=slot_mapping,
+                  page_indptr=page_indptr, page_indices=page_indices, last_page_len=last_page_len)
     # librotary wrote through the data pointers: tell autograd and functionalization the tensors changed
     changed = [k_cache, v_cache] + [x for x in (q_out if q_out is not None else q,) if x is not None]
     _increment_version(changed)
@@ -38,6 +47,9 @@ def _kv_write_cpu(q, k, v, k_cache, v_cache, q_out, ids, offset, cos, sin, rope,
 
 
 def _rerotate(r, k_cache, slots, first, count, delta, cache_layout, cache_dtype, k_scale):
+    if isinstance(k_cache, torch.Tensor) and k_cache.is_cuda:
+        raise NotImplementedError("rotary kv_rerotate: CUDA caches are not supported (librotary has no CUDA "
+                                  "re-rotation); re-rotate a CPU copy of the cache")
     _kv.rerotate(r, k_cache, delta, slots, 0 if slots is not None else first,
                  None if (slots is not None or count < 0) else count, cache_layout, cache_dtype, k_scale)
     _increment_version([k_cache])
@@ -49,6 +61,9 @@ def _kv_rerotate_cpu(k_cache, slots, first, count, delta, rope, cache_layout, ca
 
 _library.impl("kv_write_", _kv_write_cpu, "CPU")
 _library.impl("kv_rerotate_", _kv_rerotate_cpu, "CPU")
+# CUDA tensors: the same kernels (_write dispatches on k's device to rotary_cuda_kv_write on the current stream)
+_library.impl("kv_write_", _kv_write_cpu, "CUDA")
+_library.impl("kv_rerotate_", _kv_rerotate_cpu, "CUDA")
 
 
 # --- fake implementations: the checks that need no data, so a traced program fails where eager would -----------
@@ -58,7 +73,7 @@ def _check_cache_fake(name, x, cache_dtype, cache_layout):
     _kv.cache_dtype(x, name, cache_dtype)
     if cache_layout not in _kv.CACHE_LAYOUTS:
         raise ValueError(f"cache layout must be 'NHD' or 'HND', got {cache_layout!r}")
-    _kv.cache_meta(x, name, _kv.CACHE_LAYOUTS[cache_layout])
+    _kv.cache_meta(x, name, _kv.CACHE_LAYOUTS[cache_layout], on_device=True)
 
 
 @torch.library.register_fake("rotary::kv_write_", lib=_library)
@@ -108,7 +123,8 @@ def _ids_from(positions, offsets, batch, seq):
     """(ids tensor or None, int offset) for the op."""
     if offsets is not None:
         offsets = _as_tensor(offsets, "offsets", torch.int64)
-        return offsets.reshape(-1, 1).to(torch.int64) + torch.arange(seq, dtype=torch.int64), 0
+        return offsets.reshape(-1, 1).to(torch.int64) + torch.arange(seq, dtype=torch.int64,
+                                                                     device=offsets.device), 0
     if isinstance(positions, torch.Tensor):
         return positions, 0
     off = _core._offset(positions, "tensor")
@@ -118,8 +134,9 @@ def _ids_from(positions, offsets, batch, seq):
 
 
 def kv_write(r, q, k, v, cache, positions, offsets, cos_sin, layout, q_out, slot_mapping=None, lengths=None,
-             page_indptr=None, page_indices=None, last_page_len=None):
-    """rotary.kv_write for torch tensors: torch.ops.rotary.kv_write_ (eager, plain tensors: its kernel)."""
+             page_indptr=None, page_indices=None, last_page_len=None, flags=None):
+    """rotary.kv_write for torch tensors: torch.ops.rotary.kv_write_ (eager, plain tensors: its kernel). flags
+    (CUDA, eager only): an int32 device tensor the kernel ORs ROTARY_CUDA_FLAG_* into."""
     for name, x in (("q", q), ("k", k), ("v", v), ("q_out", q_out), ("k_cache", cache.k), ("v_cache", cache.v)):
         if x is not None and not isinstance(x, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor like the others, got {type(x).__name__}")
@@ -147,7 +164,10 @@ def kv_write(r, q, k, v, cache, positions, offsets, cos_sin, layout, q_out, slot
     args = (q, k, v, cache.k, cache.v, q_out, ids, offset, cos, sin)
     tail = (layout, cache.layout, cache.dtype, *index, cache.k_scale, cache.v_scale)
     if _plain(q, k, v, cache.k, cache.v, q_out):
-        _write(_rope_object(r), *args, *tail)
+        _write(_rope_object(r), *args, *tail, flags)
+    elif flags is not None:
+        raise ValueError("flags: eager calls only (CUDA graph capture included), not while torch.compile, "
+                         "torch.export or a dispatch mode traces the call")
     else:
         _KV_WRITE(*args, _rope_tensor(r), *tail)
     return q_out if q_out is not None else q

@@ -85,6 +85,9 @@ def rope_for(t):
 
 
 def _rope_by_content(t):
+    given = t
+    if isinstance(t, torch.Tensor) and t.is_cuda:  # a compiler moved the graph's constant: read it back (a sync)
+        t = t.cpu()
     if not isinstance(t, torch.Tensor) or t.dtype != torch.float64 or t.dim() != 1 or t.device.type != "cpu" \
             or t.numel() <= HEADER:
         raise ValueError("rope: expected a float64 CPU tensor [head_dim, max_positions, pairing, "
@@ -105,7 +108,7 @@ def _rope_by_content(t):
             while len(_recent) > _RECENT:
                 _recent.popitem(last=False)
     # A tensor made in a graph (or loaded with a program) keeps its rope while it lives.
-    _remember(t, lambda r=r: r)
+    _remember(given, lambda r=r: r)
     return r
 
 
@@ -207,15 +210,24 @@ def _buffer():
     return slot
 
 
-def _geometry(x, name, dims, head_dim):
-    """(batch, seq_len, heads, stride_batch, stride_seq, stride_head, address, dtype code) of a tensor."""
+def _geometry(x, name, dims, head_dim, device=None):
+    """(batch, seq_len, heads, stride_batch, stride_seq, stride_head, address, dtype code) of a tensor; on the CPU,
+    or on `device` (a CUDA torch.device: the call's) when given."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     code = _DTYPES.get(x.dtype)
     if code is None:
         raise TypeError(f"{name}: dtype {x.dtype} is not supported (torch.float32, torch.float16 or torch.bfloat16)")
-    if not x.is_cpu:
-        raise ValueError(f"{name}: tensor is on {x.device}; rotary runs on the CPU (move it with .cpu())")
+    if device is None:
+        if not x.is_cpu:
+            if x.is_cuda:
+                raise ValueError(f"{name}: tensor is on {x.device}, q on cpu: the tensors of one call must be on one "
+                                 "device")
+            raise ValueError(f"{name}: tensor is on {x.device}; rotary runs on the CPU and on CUDA devices (move it "
+                             "with .cpu())")
+    elif x.device != device:
+        raise ValueError(f"{name}: tensor is on {x.device}, the call's tensors on {device}: the tensors of one call "
+                         "must be on one device")
     if x.layout is not _STRIDED:
         raise TypeError(f"{name}: {x.layout} tensors are not supported (dense strided tensors only)")
     shape = x.shape
@@ -252,15 +264,19 @@ def _out(x, g, dims):
     return o, (o.data_ptr(), st[dims[1]], st[dims[2]], st[dims[3]])
 
 
-def rotate(r, q, k, ids, offset, layout, inverse, inplace):
+def rotate(r, q, k, ids, offset, layout, inverse, inplace, flags=None):
     """Rotates q (and k unless None) by RoPE r, in place or into new tensors; returns (q', k' or None). Checks
     everything a C call cannot: types, devices, shapes against the rope, a contiguous head_dim, negated views,
-    ids; librotary checks the rest (strides, overlaps, positions) before it writes anything."""
+    ids; librotary checks the rest (strides, overlaps, positions) before it writes anything. CUDA tensors:
+    rotary_cuda_apply on the current stream of q's device (_cuda.py), flags an int32 tensor there or None."""
     dims = _dims(layout)
     hd = r.head_dim
-    gq = _geometry(q, "q", dims, hd)
+    device = q.device if isinstance(q, torch.Tensor) and q.is_cuda else None
+    if device is None and flags is not None:
+        raise ValueError("flags: only for CUDA tensors (on the CPU a position out of range raises)")
+    gq = _geometry(q, "q", dims, hd, device)
     if k is not None:
-        gk = _geometry(k, "k", dims, hd)
+        gk = _geometry(k, "k", dims, hd, device)
         if gk[:2] != gq[:2]:
             raise ValueError(f"k: (batch, seq_len) {gk[:2]} differ from q's {gq[:2]}")
     batch, seq = gq[0], gq[1]
@@ -268,7 +284,7 @@ def rotate(r, q, k, ids, offset, layout, inverse, inplace):
     if ids is None:
         mode, ids_ptr = _lib.POS_OFFSET, 0
     else:
-        mode, ids, n_streams, stream_stride = _ids(ids, batch, seq, layout, r.n_streams)
+        mode, ids, n_streams, stream_stride = _ids(ids, batch, seq, layout, r.n_streams, device)
         ids_ptr = ids.data_ptr()
     if inplace:
         q_out, oq = q, (gq[6], gq[3], gq[4], gq[5])
@@ -293,22 +309,31 @@ def rotate(r, q, k, ids, offset, layout, inverse, inplace):
                         gq[6], oq[0], gq[7], gq[2], gq[3], gq[4], gq[5], oq[1], oq[2], oq[3], *kt)
     except struct.error:
         raise ValueError(f"positions: offset {offset!r} is not an int64") from None
-    st = _apply(_core._context_of(r), r._handle, addr)
+    if device is not None:
+        from . import _cuda
+        st = _cuda.apply(r, device.index, addr, _cuda.check_flags(flags, device))
+    else:
+        st = _apply(_core._context_of(r), r._handle, addr)
     if st != _lib.OK:
         _core._raise(st, "rotary_apply", _detail(st, r, mode, offset, seq, ids))
     return q_out, k_out
 
 
-def _ids(ids, batch, seq, layout, n_streams):
+def _ids(ids, batch, seq, layout, n_streams, device=None):
     """(mode, ids of shape (batch, seq_len) or (seq_len,) for "thd", contiguous, 0, 0); ids broadcastable to it
     ((1, seq_len), (seq_len,)) are expanded and copied. Stream ids (one more leading axis): (mode, ids, their
-    count, stream_stride), n_streams of them (the rope's)."""
+    count, stream_stride), n_streams of them (the rope's). device: the call's CUDA device (ids must be there)."""
     if not isinstance(ids, torch.Tensor):
         raise TypeError(f"positions: expected an int32/int64 tensor of ids, got {type(ids).__name__}")
     if ids.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"positions: ids must be int32 or int64, got {ids.dtype}")
-    if not ids.is_cpu or ids.layout is not _STRIDED:
-        raise ValueError(f"positions: ids must be a dense CPU tensor, got {ids.layout} on {ids.device}")
+    if device is None:
+        if not ids.is_cpu or ids.layout is not _STRIDED:
+            raise ValueError(f"positions: ids must be a dense CPU tensor, got {ids.layout} on {ids.device}")
+    elif ids.device != device or ids.layout is not _STRIDED:
+        raise ValueError(f"positions: ids are a {ids.layout} tensor on {ids.device}, q on {device}: pass dense ids on "
+                         f"{device} (rotary never copies them inside a call, so that it can be captured in a CUDA "
+                         "graph)")
     if ids.dim() == (2 if layout == "thd" else 3):  # _streams.is_stream_ids, inlined (decode calls)
         return _stream_ids(ids, batch, seq, layout, n_streams)
     mode = _lib.POS_IDS_I64 if ids.dtype == torch.int64 else _lib.POS_IDS_I32

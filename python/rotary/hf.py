@@ -17,7 +17,9 @@ patch(model) works at those two points and nowhere else:
     (ids per token, one call for q and k, GQA head counts, partial rotary and GLM's interleaved pairs natively),
     otherwise it calls HF's function unchanged, so models that were not patched behave exactly as before.
 q and k are rotated in place when no gradient is needed (they are the fresh outputs of q_proj/k_proj), out of place
-through the autograd custom op otherwise. unpatch(model) restores HF's rotary embedding. _hfrope.py holds what
+through the autograd custom op otherwise. A model on a CUDA device is rotated by librotary's CUDA backend (q, k and
+HF's position_ids all on that device; the rope state reads the largest position once per forward, as HF's dynamic
+update does, which synchronizes the host). unpatch(model) restores HF's rotary embedding. _hfrope.py holds what
 each family expects (pairing, partial rotary, per-layer ropes, position streams) and the rope state.
 """
 import sys

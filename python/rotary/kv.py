@@ -1,7 +1,8 @@
-"""kv.py: the KV-cache operations of librotary for NumPy arrays and torch CPU tensors: kv_write (rotate q, write
-rotated k and unrotated v into a cache in one pass), kv_write_qkv (the same from one packed QKV buffer) and
-kv_rerotate (turn cached keys by a position delta). Caches are written in place; see docs/integrations/kv_cache.md.
-Torch tensors go through the custom ops torch.ops.rotary.kv_write_ and kv_rerotate_ (torch.compile traces them)."""
+"""kv.py: the KV-cache operations of librotary for NumPy arrays and torch CPU (and, kv_write, CUDA) tensors: kv_write
+(rotate q, write rotated k and unrotated v into a cache in one pass), kv_write_qkv (the same from one packed QKV
+buffer) and kv_rerotate (turn cached keys by a position delta). Caches are written in place; see
+docs/integrations/kv_cache.md. Torch tensors go through the custom ops torch.ops.rotary.kv_write_ and kv_rerotate_
+(torch.compile traces them)."""
 import numpy as np
 
 from . import _core, _kv
@@ -22,7 +23,8 @@ def _check_cache(cache):
 
 
 def kv_write(rope, q, k, v, cache, positions=None, *, slot_mapping=None, lengths=None, page_indptr=None,
-             page_indices=None, last_page_len=None, offsets=None, cos_sin=None, layout="bshd", q_out=None):
+             page_indices=None, last_page_len=None, offsets=None, cos_sin=None, layout="bshd", q_out=None,
+             flags=None):
     """Rotates q, writes rotated k and unrotated v into `cache` (a KVCache), in one pass (rotary_kv_write).
 
     q, k, v: NumPy arrays or torch CPU tensors (float32, float16, bfloat16; each its own dtype) in `layout`
@@ -43,13 +45,22 @@ def kv_write(rope, q, k, v, cache, positions=None, *, slot_mapping=None, lengths
 
     Everything is checked before anything is written: an error (rotary.RotaryError, its .status the rotary_status)
     leaves q and both caches unchanged. Returns q_out, or q (rotated in place), or None without q.
+
+    CUDA tensors (every tensor, index and position tensor on one device; CPU ones raise ValueError, never copied):
+    rotary_cuda_kv_write on torch.cuda.current_stream, no host synchronization (CUDA graphs). Index and position
+    values living on the device are checked by the kernel: a token whose position, slot, page or row is out of
+    range is skipped whole (nothing of it written) and, when flags is given (an int32 tensor on the device, zeroed
+    by the caller; eager calls only), 1 (position) or 2 (cache index) is ORed into flags[0]. int32 slot_mapping or
+    lengths are widened on the device; page arrays must be int32.
     """
     _check_cache(cache)
     index = dict(slot_mapping=slot_mapping, lengths=lengths, page_indptr=page_indptr, page_indices=page_indices,
                  last_page_len=last_page_len)
     if _any_torch(q, k, v, cache.k, cache.v):
         return _core._torch_ops().kv_write(rope, q, k, v, cache, positions, offsets, cos_sin, layout, q_out,
-                                           **index)
+                                           flags=flags, **index)
+    if flags is not None:
+        raise TypeError("flags: only for torch CUDA tensors")
     for name, x in (("k", k), ("v", v)):
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{name}: expected a numpy.ndarray or a torch.Tensor, got {type(x).__name__}")

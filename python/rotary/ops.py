@@ -40,12 +40,12 @@ def _rope_inplace_cpu(q, k, ids, offset, rope, layout, inverse):
     _rotate_inplace(_torchop.rope_for(rope), q, k, ids, offset, layout, inverse)
 
 
-def _rotate_inplace(r, q, k, ids, offset, layout, inverse):
+def _rotate_inplace(r, q, k, ids, offset, layout, inverse, flags=None):
     if (q.is_inference() or (k is not None and k.is_inference())) and not torch.is_inference_mode_enabled():
         name = "q" if q.is_inference() else "k"
         raise ValueError(f"{name}: an inference tensor is read-only outside torch.inference_mode() and would be "
                          "written; clone it first")
-    _torchop.rotate(r, q, k, ids, offset, layout, inverse, True)
+    _torchop.rotate(r, q, k, ids, offset, layout, inverse, True, flags)
     # librotary wrote through the data pointers: tell autograd the tensors changed (what ADInplaceOrView does;
     # torch.autograd.graph.increment_version without its wrapper)
     _increment_version((q,) if k is None else (q, k))
@@ -53,6 +53,9 @@ def _rotate_inplace(r, q, k, ids, offset, layout, inverse):
 
 _library.impl("rope", _rope_cpu, "CPU")
 _library.impl("rope_", _rope_inplace_cpu, "CPU")
+# CUDA tensors: the same kernels (rotate dispatches on q's device to rotary_cuda_apply on the current stream)
+_library.impl("rope", _rope_cpu, "CUDA")
+_library.impl("rope_", _rope_inplace_cpu, "CUDA")
 
 
 @torch.library.register_fake("rotary::rope", lib=_library)
@@ -76,6 +79,10 @@ def _check_fake(q, k, ids, layout):
                             "torch.bfloat16)")
     if ids is not None and ids.dtype not in (torch.int32, torch.int64):
         raise TypeError(f"positions: ids must be int32 or int64, got {ids.dtype}")
+    for name, x in (("k", k), ("positions: ids", ids)):
+        if x is not None and x.device != q.device and (q.is_cuda or x.is_cuda):
+            raise ValueError(f"{name}: tensor is on {x.device}, q on {q.device}: the tensors of one call must be on "
+                             "one device")
     if ids is not None and ids.dim() > (2 if layout == "thd" else 3):
         raise ValueError(f"positions: ids of {ids.dim()} dimensions for layout {layout!r} (at most "
                          f"{'[n_streams, tokens]' if layout == 'thd' else '[n_streams, batch, seq_len]'})")
@@ -176,9 +183,34 @@ _functorch_level = torch._C._functorch.peek_interpreter_stack
 _profiling = torch._C._autograd._profiler_enabled
 
 
-def apply(r, q, k, positions, layout, inplace, inverse):
-    """RoPE.apply for torch tensors (see there): torch.ops.rotary.rope or rope_ (eager: their kernel)."""
+def apply(r, q, k, positions, layout, inplace, inverse, flags=None):
+    """RoPE.apply for torch tensors (see there): torch.ops.rotary.rope or rope_ (eager: their kernel). flags (CUDA,
+    eager only): an int32 device tensor the kernel ORs ROTARY_CUDA_FLAG_* into."""
+    if flags is not None:
+        return _apply_flags(r, q, k, positions, layout, inplace, inverse, flags)
     return _apply(r, None, q, k, positions, layout, inplace, inverse)
+
+
+def _apply_flags(r, q, k, positions, layout, inplace, inverse, flags):
+    """An eager call with a device flags tensor: the kernel directly (the ops' schemas carry no flags)."""
+    if not isinstance(q, torch.Tensor) or not q.is_cuda:
+        raise ValueError("flags: only for CUDA tensors (on the CPU a position out of range raises)")
+    if torch.is_grad_enabled() and (q.requires_grad or (k is not None and k.requires_grad)):
+        raise ValueError("flags: not with tensors that require grad (run under torch.no_grad())")
+    if not _plain_eager(q, k):
+        raise ValueError("flags: eager calls only (CUDA graph capture included), not while torch.compile, "
+                         "torch.export or a dispatch mode traces the call")
+    if isinstance(positions, torch.Tensor):
+        ids, offset = positions, 0
+    else:
+        ids, offset = _positions(positions)
+    if getattr(r, "_torch_rope", None) is None:
+        rope_tensor(r)
+    if inplace:
+        _rotate_inplace(r, q, k, ids, offset, layout, bool(inverse), flags)
+        return q if k is None else (q, k)
+    q_out, k_out = _torchop.rotate(r, q, k, ids, offset, layout, bool(inverse), False, flags)
+    return q_out if k is None else (q_out, k_out)
 
 
 def apply_tensor(rope, q, k, positions, layout, inplace, inverse):
