@@ -125,6 +125,7 @@ __global__ void __launch_bounds__(kThreads) rc_rotate_vector(const rotary_cuda_r
   constexpr int V = rc_vec<DT>::V;
   constexpr int NP = INTERLEAVED ? V / 2 : V;  // pairs per rotating lane
   constexpr int ES = DT == ROTARY_F32 ? 4 : 2;
+  constexpr int U = VEC_ROWS ? kUnroll : 2;  // computed rows: fewer registers live across the sincos calls
   const rotary_cuda_positions &p = plan.pos;
   const uint32_t half = plan.rotary_dim / 2;
   const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
@@ -134,68 +135,69 @@ __global__ void __launch_bounds__(kThreads) rc_rotate_vector(const rotary_cuda_r
     const uint64_t t = rc_divmod(r, sh.groups, &group);
     uint64_t s;
     const uint64_t b = rc_divmod(t, p.seq_len, &s);
+    const int ti = group >= sh.q_groups;
+    const rotary_cuda_rotate_tensor &xt = plan.t[ti];
+    const bool rot = lane < sh.rot_lanes;  // lane 0 always rotates: it reports an invalid token
+    if (!rot && !xt.copy_tail) continue;
+    const uint64_t h0 = (group - (ti ? sh.q_groups : 0)) * sh.per_group;
+    const uint64_t h1 = xt.heads - h0 < sh.per_group ? xt.heads : h0 + sh.per_group;
+    const char *in = (const char *)xt.in + ((int64_t)b * xt.stride[0] + (int64_t)s * xt.stride[1]) * ES;
+    char *out = (char *)xt.out + ((int64_t)b * xt.out_stride[0] + (int64_t)s * xt.out_stride[1]) * ES;
+    // Rotating lanes: half pairing, vectors at elements d and d + half hold pairs (d + k, d + half + k); interleaved,
+    // one vector at d holds pairs (d + 2k, d + 2k + 1); either way the first frequency is lane * NP, d = lane * V.
+    // Copying lanes: one pass-through vector from rotary_dim on.
+    const uint32_t d = rot ? (uint32_t)lane * V : plan.rotary_dim + (uint32_t)(lane - sh.rot_lanes) * V;
+    const bool second = rot && !INTERLEAVED;
+    const size_t second_bytes = (size_t)half * ES;
+    uint4 va[U], vb[U];
+    auto load_heads = [&](uint64_t h) {
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        if (h + u < h1) {
+          const char *row = in + ((int64_t)(h + u) * xt.stride[2] + d) * ES;
+          va[u] = __ldcs((const uint4 *)row);
+          if (second) vb[u] = __ldcs((const uint4 *)(row + second_bytes));
+        }
+      }
+    };
+    // With rows read from memory the first heads' loads go out before the positions are read: they do not depend
+    // on them (decode latency). Computed rows (calls into the exact sincos) would hold them across calls: spills.
+    if (VEC_ROWS) load_heads(h0);
     int64_t ids[ROTARY_MAX_STREAMS];
     if (!rc_token_ids(p, b, s, ids)) {
       if (lane == 0 && group == 0 && plan.flags) atomicOr((int *)plan.flags, ROTARY_CUDA_FLAG_POSITION);
       continue;
     }
-    const int ti = group >= sh.q_groups;
-    const rotary_cuda_rotate_tensor &xt = plan.t[ti];
-    const uint64_t h0 = (group - (ti ? sh.q_groups : 0)) * sh.per_group;
-    const uint64_t h1 = xt.heads - h0 < sh.per_group ? xt.heads : h0 + sh.per_group;
-    const int64_t in_tok = (int64_t)b * xt.stride[0] + (int64_t)s * xt.stride[1];
-    const int64_t out_tok = (int64_t)b * xt.out_stride[0] + (int64_t)s * xt.out_stride[1];
-    const char *in = (const char *)xt.in;
-    char *out = (char *)xt.out;
-    if (lane < sh.rot_lanes) {
-      // half: vectors at elements d and d + half hold pairs (d + k, d + half + k); interleaved: one vector at d holds
-      // pairs (d + 2k, d + 2k + 1). Either way the lane's first frequency is lane * NP and d = lane * V.
-      const uint32_t d = (uint32_t)lane * V, i = (uint32_t)lane * NP;
-      float c[NP], sn[NP];
-      rc_load_cos_sin<NP, VEC_ROWS>(p, t, ids, i, c, sn);
-      for (uint64_t h = h0; h < h1; h += kUnroll) {
-        uint4 va[kUnroll], vb[kUnroll];
+    float c[NP], sn[NP];
+    if (rot) rc_load_cos_sin<NP, VEC_ROWS>(p, t, ids, (uint32_t)lane * NP, c, sn);
+    if (!VEC_ROWS) load_heads(h0);
+    for (uint64_t h = h0;;) {
 #pragma unroll
-        for (int u = 0; u < kUnroll; u++) {
-          if (h + u < h1) {
-            const char *row = in + (in_tok + (int64_t)(h + u) * xt.stride[2] + d) * ES;
-            va[u] = __ldcs((const uint4 *)row);
-            if (!INTERLEAVED) vb[u] = __ldcs((const uint4 *)(row + (size_t)half * ES));
-          }
+      for (int u = 0; u < U; u++) {
+        if (h + u >= h1) continue;
+        char *row = out + ((int64_t)(h + u) * xt.out_stride[2] + d) * ES;
+        if (!rot) {
+          __stcs((uint4 *)row, va[u]);
+          continue;
         }
+        float fa[V];
+        rc_unpack<DT>(va[u], fa);
+        if (INTERLEAVED) {
 #pragma unroll
-        for (int u = 0; u < kUnroll; u++) {
-          if (h + u >= h1) continue;
-          char *row = out + (out_tok + (int64_t)(h + u) * xt.out_stride[2] + d) * ES;
-          float fa[V];
-          rc_unpack<DT>(va[u], fa);
-          if (INTERLEAVED) {
+          for (int k = 0; k < NP; k++) rc_rotate_pair(fa[2 * k], fa[2 * k + 1], c[k], sn[k], &fa[2 * k], &fa[2 * k + 1]);
+          __stcs((uint4 *)row, rc_pack<DT>(fa));
+        } else {
+          float fb[V];
+          rc_unpack<DT>(vb[u], fb);
 #pragma unroll
-            for (int k = 0; k < NP; k++) rc_rotate_pair(fa[2 * k], fa[2 * k + 1], c[k], sn[k], &fa[2 * k], &fa[2 * k + 1]);
-            __stcs((uint4 *)row, rc_pack<DT>(fa));
-          } else {
-            float fb[V];
-            rc_unpack<DT>(vb[u], fb);
-#pragma unroll
-            for (int k = 0; k < NP; k++) rc_rotate_pair(fa[k], fb[k], c[k], sn[k], &fa[k], &fb[k]);
-            __stcs((uint4 *)row, rc_pack<DT>(fa));
-            __stcs((uint4 *)(row + (size_t)half * ES), rc_pack<DT>(fb));
-          }
+          for (int k = 0; k < NP; k++) rc_rotate_pair(fa[k], fb[k], c[k], sn[k], &fa[k], &fb[k]);
+          __stcs((uint4 *)row, rc_pack<DT>(fa));
+          __stcs((uint4 *)(row + second_bytes), rc_pack<DT>(fb));
         }
       }
-    } else if (xt.copy_tail) {
-      const uint32_t d = plan.rotary_dim + (uint32_t)(lane - sh.rot_lanes) * V;
-      for (uint64_t h = h0; h < h1; h += kUnroll) {
-        uint4 v[kUnroll];
-#pragma unroll
-        for (int u = 0; u < kUnroll; u++) {
-          if (h + u < h1) v[u] = __ldcs((const uint4 *)(in + (in_tok + (int64_t)(h + u) * xt.stride[2] + d) * ES));
-        }
-#pragma unroll
-        for (int u = 0; u < kUnroll; u++) {
-          if (h + u < h1) __stcs((uint4 *)(out + (out_tok + (int64_t)(h + u) * xt.out_stride[2] + d) * ES), v[u]);
-        }
-      }
+      h += U;
+      if (h >= h1) break;
+      load_heads(h);
     }
   }
 }
