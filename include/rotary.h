@@ -770,11 +770,11 @@ typedef struct rotary_cuda_rope rotary_cuda_rope;
 /*
  * Uploads rope to device `device` (allocation and synchronous copies: once per rope and device, never inside a
  * captured region). The host rope must outlive the result (its host metadata is read by every call). A table-free
- * rope (max_positions 0) computes each token's row on the GPU from the exact angle: the product pos * inv_freq[i]
- * kept exactly in two doubles, reduced modulo pi/2 in double-double, cos and sin in fp64, times the attention
- * scaling, rounded once to fp32; this agrees with the CPU rows within 1 fp32 ulp for every position, and is the
- * same value except where the fp64 result lies within about 2^-50 relative of an fp32 rounding boundary
- * (docs/cuda.md gives what the tests found).
+ * rope (max_positions 0) computes each token's row on the GPU from the exact angle with the CPU's own algorithm,
+ * fp64 operation for fp64 operation (the product pos * inv_freq[i] kept exactly in two doubles, reduced modulo pi/2
+ * in double-double, exactly for huge angles, the same polynomials, times the attention scaling, rounded once to
+ * fp32): the same bits as the CPU's table and table-free rows for every position up to ROTARY_MAX_POSITION
+ * (docs/cuda.md: what the GPU tests compared).
  * Errors: NULL_POINTER, UNSUPPORTED (no CUDA build), DEVICE (no such device, a CUDA call failed), OUT_OF_MEMORY
  * (host or device). *out is set only on success.
  */
