@@ -2,6 +2,7 @@
 #include <stdint.h>
 
 #include "rotate_kernels.cuh"
+#include "rotate_dense.cuh"
 #include "rotate_vector.cuh"
 
 namespace {
@@ -17,7 +18,25 @@ cudaError_t rc_launch_vector_dtype(const rotary_cuda_rotate_plan &plan, cudaStre
   const unsigned blocks = (unsigned)(want < cap ? want : cap);
   constexpr int NP_H = V, NP_I = V / 2;  // pairs per lane: half, interleaved
   const uint32_t w = (uint32_t)(plan.interleaved ? rc_row_vec<NP_I>::W : rc_row_vec<NP_H>::W);
-  if (rc_vec_rows(plan.pos, w)) {
+  const bool vec_rows = rc_vec_rows(plan.pos, w);
+  const int lane_bits = rc_dense::rc_dense_lane_bits(plan, V, vec_rows);
+  if (lane_bits >= 0) {
+    int per_sm = 0;  // resident blocks per multiprocessor: the grid is one full wave at most, striding over tokens
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, plan.interleaved
+                                                                   ? rc_dense::rc_rotate_dense<DT, true>
+                                                                   : rc_dense::rc_rotate_dense<DT, false>,
+                                                      rc_dense::kThreads, 0) != cudaSuccess ||
+        per_sm < 1)
+      per_sm = 1;
+    const uint64_t wave = sms * (uint64_t)per_sm;
+    const unsigned grid = (unsigned)(plan.tokens < wave ? plan.tokens : wave);
+    if (plan.interleaved)
+      rc_dense::rc_rotate_dense<DT, true><<<grid, rc_dense::kThreads, 0, stream>>>(plan, (uint32_t)lane_bits);
+    else
+      rc_dense::rc_rotate_dense<DT, false><<<grid, rc_dense::kThreads, 0, stream>>>(plan, (uint32_t)lane_bits);
+    return cudaGetLastError();
+  }
+  if (vec_rows) {
     if (plan.interleaved)
       rc_rotate_vector<DT, true, true><<<blocks, kThreads, 0, stream>>>(plan, sh);
     else

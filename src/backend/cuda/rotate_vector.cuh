@@ -9,8 +9,18 @@
 
 namespace rc_vector {
 
+// Build-time knobs for measuring variants (defaults are the shipped kernel).
+#ifndef ROTARY_CUDA_VEC_UNROLL
+#define ROTARY_CUDA_VEC_UNROLL 4
+#endif
+#ifndef ROTARY_CUDA_PACKED_CVT
+#define ROTARY_CUDA_PACKED_CVT 1
+#endif
+#ifndef ROTARY_CUDA_VEC_MIN_BLOCKS
+#define ROTARY_CUDA_VEC_MIN_BLOCKS 1
+#endif
 constexpr int kThreads = 256;  // threads per block (the launch's)
-constexpr int kUnroll = 4;  // heads whose loads are issued together
+constexpr int kUnroll = ROTARY_CUDA_VEC_UNROLL;  // heads whose loads are issued together
 
 // How the threads of a launch split the work: thread x = ((t * groups) + group) * lanes + lane. A lane below
 // rot_lanes rotates NP pairs (one or two vectors) of heads [group * per_group, ...) of one tensor; a lane from
@@ -54,6 +64,16 @@ __device__ __forceinline__ uint4 rc_pack(const float *f) {
   for (int k = 0; k < 4; k++) {
     if (DT == ROTARY_F32) {
       w[k] = __float_as_uint(f[k]);
+    } else if (ROTARY_CUDA_PACKED_CVT && !(f[2 * k] != f[2 * k] || f[2 * k + 1] != f[2 * k + 1])) {
+      // two values in one conversion (cvt.rn.f16x2.f32 / cvt.rn.bf16x2.f32: round to nearest even, no flush);
+      // a NaN takes the elementwise path below, which writes the CPU's NaN bits
+      if (DT == ROTARY_F16) {
+        const __half2 h = __floats2half2_rn(f[2 * k], f[2 * k + 1]);
+        w[k] = *(const uint32_t *)&h;
+      } else {
+        const __nv_bfloat162 h = __floats2bfloat162_rn(f[2 * k], f[2 * k + 1]);
+        w[k] = *(const uint32_t *)&h;
+      }
     } else if (DT == ROTARY_F16) {
       w[k] = (uint32_t)rc_f32_to_f16_bits(f[2 * k]) | (uint32_t)rc_f32_to_f16_bits(f[2 * k + 1]) << 16;
     } else {
@@ -120,7 +140,7 @@ __device__ __forceinline__ uint64_t rc_divmod(uint64_t q, uint64_t r, uint64_t *
 }
 
 template <int DT, bool INTERLEAVED, bool VEC_ROWS>
-__global__ void __launch_bounds__(kThreads) rc_rotate_vector(const rotary_cuda_rotate_plan plan,
+__global__ void __launch_bounds__(kThreads, ROTARY_CUDA_VEC_MIN_BLOCKS) rc_rotate_vector(const rotary_cuda_rotate_plan plan,
                                                                    const rc_vector_shape sh) {
   constexpr int V = rc_vec<DT>::V;
   constexpr int NP = INTERLEAVED ? V / 2 : V;  // pairs per rotating lane
