@@ -16,7 +16,8 @@ RoPE(..., tuning="auto" | path | {name: value}) for a rope with its own settings
 
 Submodules: rotary.ops (torch custom ops), rotary.hf (Hugging Face patch), rotary.onnx (ONNX RotaryEmbedding).
 """
-from ._core import (DEFAULT_MAX_POSITIONS, LAYOUTS, RoPE, RotaryError, RotaryTuningError, RotaryTypeError,
+from ._core import (DEFAULT_MAX_POSITIONS, LAYOUTS, RoPE, RotaryDeviceError, RotaryError, RotaryTuningError,
+                    RotaryTypeError,
                     get_num_threads, hf_ropes, info, set_num_threads, version)
 from ._tuning import load_tuning, reset_settings, save_tuning, set_setting, settings, tune, tuning_path  # noqa: E402
 
@@ -29,4 +30,4 @@ __version__ = "0.2.0"
 __all__ = ["RoPE", "RotaryError", "RotaryTypeError", "LAYOUTS", "DEFAULT_MAX_POSITIONS", "set_num_threads",
            "get_num_threads", "info", "version", "hf_ropes", "KVCache", "kv_write", "kv_write_qkv", "kv_rerotate",
            "RotaryTuningError", "settings", "set_setting", "reset_settings", "load_tuning", "save_tuning",
-           "tuning_path", "tune"]
+           "tuning_path", "tune", "RotaryDeviceError"]
