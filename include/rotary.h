@@ -799,6 +799,8 @@ ROTARY_API rotary_status rotary_cuda_apply(const rotary_cuda_rope *rope, const r
                                            int32_t *flags);
 
 /*
+ * NOT IMPLEMENTED YET: in every build this returns ROTARY_ERR_NULL_POINTER for a NULL rope or desc, else
+ * ROTARY_ERR_UNSUPPORTED, and launches nothing. The contract it will keep:
  * rotary_kv_write on the GPU: q rotated, k rotated into the key cache, v copied into the value cache, every cache
  * index (SEQUENCES, SLOTS, PAGES), layout (NHD, HND) and cache dtype (f32, f16, bf16, fp8 e4m3). Rows no token
  * writes are never touched; a negative slot (SLOTS) skips the token's k and v and still rotates its q, as on the

@@ -28,8 +28,9 @@ def device_count():
 
 def _raise(status, what, device):
     if status == _lib.ERR_UNSUPPORTED:
-        raise _core.RotaryDeviceError(status, f"{what}: the loaded librotary was built without CUDA (ROTARY_CUDA=OFF "
-                                      "or no nvcc at build time); CUDA tensors need a CUDA build of librotary")
+        raise _core.RotaryDeviceError(status, f"{what}: unsupported: the loaded librotary was built without CUDA "
+                                      "(ROTARY_CUDA=OFF or no nvcc at build time), or this operation has no CUDA "
+                                      "kernel yet (rotary_cuda_kv_write)")
     if status == _lib.ERR_DEVICE:
         raise _core.RotaryDeviceError(status, f"{what}: {_lib.status_string(status)} (cuda:{device}; librotary "
                                       f"sees {device_count()} CUDA device(s))")

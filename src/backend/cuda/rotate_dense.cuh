@@ -11,7 +11,7 @@
 // latency), the next head's loads in flight while the current one is rotated, and the first head's loads issued
 // before the position is read (decode). Blocks stride over the tokens.
 #ifndef ROTARY_CUDA_DENSE
-#define ROTARY_CUDA_DENSE 1  // 0 sends every vector-path call to rc_rotate_vector
+#define ROTARY_CUDA_DENSE 0  // 1 sends the calls it can take to rc_rotate_dense (not yet run on a GPU)
 #endif
 
 namespace rc_dense {
