@@ -245,14 +245,9 @@ def _fill_index(c, batch, seq_len, device, keep, lengths=None, slot_mapping=None
                 page_indices=None, last_page_len=None):
     """c.index and its device arrays from exactly one of slot_mapping, lengths, or the three page arrays."""
     torch = _torch()
+    from . import _kv
+    _kv.check_one_index(lengths, slot_mapping, page_indptr, page_indices, last_page_len)
     pages = (page_indptr, page_indices, last_page_len)
-    given = [n for n, x in (("slot_mapping", slot_mapping), ("lengths", lengths)) if x is not None]
-    if any(x is not None for x in pages):
-        given.append("page_indptr/page_indices/last_page_len")
-    if len(given) != 1:
-        raise ValueError("give exactly one cache index: slot_mapping= (vLLM slots), lengths= (one cache row "
-                         "range per sequence) or page_indptr=, page_indices=, last_page_len= (FlashInfer pages); "
-                         f"got {given or 'none'}")
     if slot_mapping is not None:
         c.index = _lib.CACHE_SLOTS
         x, c.slot_mapping = _index(slot_mapping, "slot_mapping", torch.int64, batch * seq_len, device)

@@ -211,10 +211,8 @@ def index_array(a, name, np_dtype, count, keep):
     return arr
 
 
-def fill_index(c, batch, seq_len, keep, lengths=None, slot_mapping=None, page_indptr=None, page_indices=None,
-               last_page_len=None):
-    """c.index and its arrays from exactly one of: slot_mapping (vLLM), lengths (per-sequence cache), or
-    page_indptr + page_indices + last_page_len (FlashInfer)."""
+def check_one_index(lengths, slot_mapping, page_indptr, page_indices, last_page_len):
+    """ValueError unless exactly one cache index is given (the CPU and CUDA paths both check it first)."""
     pages = (page_indptr, page_indices, last_page_len)
     given = [n for n, x in (("slot_mapping", slot_mapping), ("lengths", lengths)) if x is not None]
     if any(x is not None for x in pages):
@@ -223,6 +221,14 @@ def fill_index(c, batch, seq_len, keep, lengths=None, slot_mapping=None, page_in
         raise ValueError("give exactly one cache index: slot_mapping= (vLLM slots), lengths= (one cache row "
                          "range per sequence) or page_indptr=, page_indices=, last_page_len= (FlashInfer pages); "
                          f"got {given or 'none'}")
+
+
+def fill_index(c, batch, seq_len, keep, lengths=None, slot_mapping=None, page_indptr=None, page_indices=None,
+               last_page_len=None):
+    """c.index and its arrays from exactly one of: slot_mapping (vLLM), lengths (per-sequence cache), or
+    page_indptr + page_indices + last_page_len (FlashInfer)."""
+    check_one_index(lengths, slot_mapping, page_indptr, page_indices, last_page_len)
+    pages = (page_indptr, page_indices, last_page_len)
     if slot_mapping is not None:
         c.index = _lib.CACHE_SLOTS
         c.slot_mapping = index_array(slot_mapping, "slot_mapping", np.int64, batch * seq_len, keep).ctypes.data

@@ -28,11 +28,3 @@ rotary_status rotary_cuda_apply(const rotary_cuda_rope *rope, const rotary_apply
   if (!rope || !desc) return ROTARY_ERR_NULL_POINTER;
   return ROTARY_ERR_UNSUPPORTED;
 }
-
-rotary_status rotary_cuda_kv_write(const rotary_cuda_rope *rope, const rotary_kv_write_desc *desc, void *stream,
-                                   int32_t *flags) {
-  (void)stream;
-  (void)flags;
-  if (!rope || !desc) return ROTARY_ERR_NULL_POINTER;
-  return ROTARY_ERR_UNSUPPORTED;
-}

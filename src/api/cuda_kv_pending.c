@@ -1,4 +1,4 @@
-/* cuda_kv_write.c: rotary_cuda_kv_write, not implemented yet: UNSUPPORTED (rotary.h says so). */
+/* cuda_kv_pending.c: rotary_cuda_kv_write, not implemented yet in any build: UNSUPPORTED (rotary.h says so). */
 #include "rotary.h"
 
 rotary_status rotary_cuda_kv_write(const rotary_cuda_rope *rope, const rotary_kv_write_desc *desc, void *stream,
