@@ -32,10 +32,10 @@ static rotary_status check_pointers(const rotary_apply_desc *d, const int32_t *f
   const void *ptrs[7];
   int n = 0;
   ptrs[n++] = d->q.in;
-  ptrs[n++] = d->q.out;
+  if (d->q.out != d->q.in) ptrs[n++] = d->q.out; /* in place: one lookup */
   if (d->k.n_heads) {
     ptrs[n++] = d->k.in;
-    ptrs[n++] = d->k.out;
+    if (d->k.out != d->k.in) ptrs[n++] = d->k.out;
   }
   const rotary_positions *p = &d->positions;
   switch (p->mode) {
@@ -94,7 +94,7 @@ static int vector_ok(const rotary_apply_desc *d, size_t head_dim, size_t rotary_
 }
 
 void rotary_cuda_rotate_plan_build(rotary_cuda_rotate_plan *out, const rotary_cuda_rope *rope,
-                                   const rotary_apply_desc *desc, int32_t *flags, int sm_count) {
+                                   const rotary_apply_desc *desc, int32_t *flags) {
   const rotary_rope *host = rope->host;
   memset(out, 0, sizeof *out);
   rotary_cuda_positions_fill(&out->pos, rope, &desc->positions, desc->batch, desc->seq_len, desc->direction);
@@ -107,7 +107,7 @@ void rotary_cuda_rotate_plan_build(rotary_cuda_rotate_plan *out, const rotary_cu
                                                                               : ROTARY_CUDA_ROTATE_GENERAL;
   out->tokens = (uint64_t)desc->batch * desc->seq_len; /* validated: no overflow */
   out->flags = flags;
-  out->sm_count = sm_count;
+  out->sm_count = rope->sm_count;
 }
 
 rotary_status rotary_cuda_apply(const rotary_cuda_rope *rope, const rotary_apply_desc *desc, void *stream,
@@ -122,12 +122,7 @@ rotary_status rotary_cuda_apply(const rotary_cuda_rope *rope, const rotary_apply
   }
   ROTARY_RETURN_IF(device != rope->device, ROTARY_ERR_DEVICE);
   if ((st = check_pointers(desc, flags, device)) != ROTARY_OK) return st;
-  int sm_count = 0;
-  if (cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return ROTARY_ERR_DEVICE;
-  }
   rotary_cuda_rotate_plan plan;
-  rotary_cuda_rotate_plan_build(&plan, rope, desc, flags, sm_count);
+  rotary_cuda_rotate_plan_build(&plan, rope, desc, flags);
   return rotary_cuda_rotate_launch(&plan, stream);
 }

@@ -45,11 +45,18 @@ rotary_status rotary_cuda_rope_create(const rotary_rope *rope, int device, rotar
   int previous = 0;
   ROTARY_RETURN_IF(cudaGetDevice(&previous) != cudaSuccess, ROTARY_ERR_DEVICE);
   ROTARY_RETURN_IF(cudaSetDevice(device) != cudaSuccess, ROTARY_ERR_DEVICE);
+  int sm_count = 0;
+  if (cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    cudaSetDevice(previous);
+    return ROTARY_ERR_DEVICE;
+  }
   rotary_cuda_rope *r = calloc(1, sizeof *r);
   if (!r) {
     cudaSetDevice(previous);
     return ROTARY_ERR_OUT_OF_MEMORY;
   }
+  r->sm_count = sm_count;
   const size_t half = rope->rotary_dim / 2;
   r->host = rope;
   r->device = device;

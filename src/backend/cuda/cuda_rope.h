@@ -19,6 +19,7 @@ struct rotary_cuda_rope {
   const uint8_t *map;      /* device copy of host->streams.map (rotary_dim/2 bytes), NULL for one stream */
   size_t n_streams;        /* host->streams.n */
   double attention_scaling;
+  int sm_count;            /* multiprocessors of the device (read once here, used to size every launch's grid) */
   size_t device_bytes;     /* what rotary_cuda_rope_memory_bytes reports */
 };
 

@@ -44,10 +44,10 @@ typedef struct rotary_cuda_rotate_plan {
   int32_t sm_count;               /* multiprocessors of the device: sizes the grid */
 } rotary_cuda_rotate_plan;
 
-/* Fills *out for a call that passed every host check (cuda_apply.c): positions, tensors, the path, sm_count for
- * the grid. */
+/* Fills *out for a call that passed every host check (cuda_apply.c): positions, tensors, the path, the rope's
+ * sm_count for the grid. */
 void rotary_cuda_rotate_plan_build(rotary_cuda_rotate_plan *out, const rotary_cuda_rope *rope,
-                                   const rotary_apply_desc *desc, int32_t *flags, int sm_count);
+                                   const rotary_apply_desc *desc, int32_t *flags);
 
 /* Enqueues the plan's kernel on stream (a cudaStream_t). ROTARY_OK, or ROTARY_ERR_DEVICE when the launch fails. */
 rotary_status rotary_cuda_rotate_launch(const rotary_cuda_rotate_plan *plan, void *stream);
