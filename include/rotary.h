@@ -74,7 +74,8 @@ typedef enum rotary_status {
   ROTARY_ERR_UNSUPPORTED = 17,     /* the library was built without this feature (config.json without cJSON) */
   ROTARY_ERR_CACHE_INDEX = 18,     /* a KV-cache slot, block or page is outside the cache, two tokens write one
                                       slot, a page table disagrees with its indptr, or a sequence would overflow */
-  ROTARY_ERR_SCALE = 19,           /* an fp8 quantization scale is zero, negative, NaN or infinite */
+  ROTARY_ERR_SCALE = 19,           /* an fp8 quantization scale is zero, negative, NaN or infinite; an attention
+                                      softmax scale or soft-cap negative, NaN or infinite */
   ROTARY_ERR_STREAMS = 20,         /* a multi-stream layout is inconsistent (sections that do not cover
                                       rotary_dim/2 frequencies, a map entry beyond n_streams, a vision layout with
                                       rotary_dim not a multiple of 4), or a call's stream count is not the rope's */
@@ -731,6 +732,112 @@ ROTARY_API void rotary_kv_rerotate_desc_init(rotary_kv_rerotate_desc *desc);
  */
 ROTARY_API rotary_status rotary_kv_rerotate(rotary_context *ctx, const rotary_rope *rope,
                                             const rotary_kv_rerotate_desc *desc);
+
+/*
+ * Decode attention over a KV cache, with RoPE fused in: softmax(q K^T * scale) V for 1 to
+ * ROTARY_ATTENTION_MAX_TOKENS new query tokens per sequence (decode, speculative and chunked steps), reading the
+ * cache written by rotary_kv_write. docs/attention.md has the semantics next to PyTorch SDPA, FlashInfer and vLLM,
+ * and the error bounds.
+ *
+ * Sequences and masks. Sequence b holds L_b cached rows (its keys and values at rows 0 .. L_b - 1), its `tokens`
+ * query tokens being its LAST tokens: query token t sits at row i = L_b - tokens + t (its own key and value are
+ * in the cache already, as after rotary_kv_write). Query token t attends to the rows p with p <= i (causal) and,
+ * when window > 0, i - p < window (Hugging Face / Mistral sliding_window: the last `window` rows, its own
+ * included; FlashInfer's window_left is window - 1). Every query attends to at least its own row.
+ * How rows are found, by cache.index:
+ *   SEQUENCES: block b is sequence b (num_blocks >= batch), L_b = cache.lengths[b] (the rows it holds AFTER this
+ *              step's keys were written: 1 .. block_size);
+ *   SLOTS:     vLLM's paged attention: row p of sequence b is row p % block_size of block
+ *              block_table[b * block_table_stride + p / block_size], L_b = cache.lengths[b] (vLLM's seq_lens);
+ *   PAGES:     FlashInfer: pages page_indices[page_indptr[b] .. page_indptr[b + 1]), L_b = (pages - 1) *
+ *              block_size + last_page_len[b], row p on page page_indices[page_indptr[b] + p / block_size].
+ * cache.slot_mapping is not read. Pages and blocks may be shared between sequences (prefix sharing).
+ *
+ * Math. Logit of query row r and key row p: s = scale * (q_r . k_p), then, with softcap > 0, s = softcap *
+ * tanh(s / softcap) (Gemma 2). out_r = sum_p softmax(s)_p v_p over the attended rows; fp8 elements are decoded as
+ * e4m3 value * k_scale (keys) or * v_scale (values). Everything is accumulated in fp32 (online softmax per chunk
+ * of rows, chunks merged in a fixed order) and rounded once to out_dtype. lse, when not NULL, receives the natural
+ * log of sum_p exp(s_p) (flash-attention's softmax_lse; FlashInfer's is base 2), so partial results over disjoint
+ * row sets can be merged. The chunking depends on the shape alone: results are bit-identical for every thread
+ * count; kernels of different ISAs sum in different orders (not bit-identical; the bound is in docs/attention.md).
+ * Non-finite values are not masked: a NaN in q or in an attended key or value, or an Inf in q or in an attended
+ * key, makes that query row's output NaN (an Inf in a value gives Inf or NaN); rows outside a query's mask are not
+ * read for it and cannot affect it.
+ *
+ * RoPE. rope gives head_dim (q, k and v heads have that length). rope_mode:
+ *   NONE: q and the cached keys are used as they are (q already rotated, keys rotated when written);
+ *   Q:    q is rotated by the call at its position i (forward, as rotary_apply with that position), keys as cached;
+ *   QK:   the cache holds UNROTATED keys: q is rotated at i and every key at its row p (FlashInfer's ROPE_LLAMA,
+ *         vLLM-free caches that survive a scaling change). The rotated key is rotary_apply's fp32 result on the
+ *         decoded key (not rounded to the cache dtype).
+ * Positions are row indices: i for query token t, p for key row p; they must lie in the rope's table (POSITION),
+ * for a table-free rope below ROTARY_MAX_POSITION. Multi-stream ropes (mRoPE) use the 1-D row of the position.
+ */
+#define ROTARY_ATTENTION_MAX_TOKENS 16
+
+typedef enum rotary_attention_rope {
+  ROTARY_ATTENTION_ROPE_NONE = 0, /* q and keys used as given */
+  ROTARY_ATTENTION_ROPE_Q = 1,    /* q rotated by the call; keys stored rotated */
+  ROTARY_ATTENTION_ROPE_QK = 2    /* q and keys rotated by the call; keys stored unrotated */
+} rotary_attention_rope;
+
+/* One attention call. Zero it (or use rotary_attention_desc_init), then fill it. */
+typedef struct rotary_attention_desc {
+  size_t struct_size;          /* sizeof(rotary_attention_desc) */
+  size_t batch;                /* >= 1 sequences */
+  size_t tokens;               /* query tokens per sequence, 1 .. ROTARY_ATTENTION_MAX_TOKENS */
+  size_t q_heads;              /* a multiple of kv_heads (GQA; MQA with kv_heads 1) */
+  size_t kv_heads;             /* >= 1 */
+  const void *q;               /* element (b, t, h, d) at q[b * q_stride_batch + t * q_stride_token + h *
+                                  q_stride_head + d] */
+  rotary_dtype q_dtype;        /* F32, F16, BF16 */
+  ptrdiff_t q_stride_batch, q_stride_token, q_stride_head; /* elements; all three 0: contiguous [batch, tokens,
+                                                               q_heads, head_dim] */
+  void *out;                   /* element (b, t, h, d) at out[b * out_stride_batch + ...], never read */
+  rotary_dtype out_dtype;      /* F32, F16, BF16 */
+  ptrdiff_t out_stride_batch, out_stride_token, out_stride_head; /* all three 0: contiguous */
+  float *lse;                  /* NULL, or [batch, tokens, q_heads] contiguous fp32 */
+  rotary_kv_cache cache;       /* index (above), layout, dtype, k, v, num_blocks, block_size, block_stride, lengths
+                                  (SEQUENCES, SLOTS), page arrays (PAGES), k_scale and v_scale (FP8_E4M3) */
+  const int32_t *block_table;  /* SLOTS: batch rows of block_table_stride block numbers */
+  size_t block_table_stride;   /* SLOTS: >= ceil(L_b / block_size) for every b */
+  rotary_attention_rope rope_mode;
+  float scale;                 /* softmax scale; 0 means 1 / sqrt(head_dim); else finite and > 0 */
+  float softcap;               /* 0: none; else finite and > 0 */
+  size_t window;               /* 0: none; else the sliding window in rows */
+} rotary_attention_desc;
+
+/* Zeroes desc and sets struct_size, batch = tokens = 1. Does nothing for NULL. */
+ROTARY_API void rotary_attention_desc_init(rotary_attention_desc *desc);
+
+/*
+ * Attention of desc's queries over desc's cache (above): out (and lse) written, nothing else. ctx may be NULL
+ * (the calling thread does all the work); work is split over sequences x kv heads x chunks of rows, and the query
+ * heads that share a kv head are processed together, so each cached key and value row is read once per call.
+ * Everything is checked before anything is read from the cache or written; on error out and lse are unchanged.
+ * Errors: NULL_POINTER (rope, desc, q, out, cache.k, cache.v, the index's arrays, block_table for SLOTS),
+ * INVALID_ARGUMENT (struct_size, batch 0, tokens 0 or above ROTARY_ATTENTION_MAX_TOKENS, kv_heads 0, q_heads not
+ * a positive multiple of kv_heads, unknown index, layout or rope_mode, num_blocks or block_size 0), DTYPE (q or
+ * out not F32/F16/BF16, unknown cache dtype), SCALE (scale or softcap negative, NaN or infinite; fp8 k_scale or
+ * v_scale not finite and > 0), POSITION (rope_mode Q or QK and a position outside the rope's table), OVERFLOW,
+ * STRIDE (out writes an element twice; block_stride smaller than a block), OVERLAP (out or lse overlaps q, a cache,
+ * an index array, the block table or each other), CACHE_INDEX (L_b < tokens; SEQUENCES: L_b above block_size or
+ * num_blocks < batch; SLOTS: a block number used by a sequence negative or >= num_blocks, or block_table_stride *
+ * block_size < L_b; PAGES: the table rules of rotary_kv_write), OUT_OF_MEMORY.
+ */
+ROTARY_API rotary_status rotary_attention(rotary_context *ctx, const rotary_rope *rope,
+                                          const rotary_attention_desc *desc);
+
+/*
+ * One decode step in one call: rotary_kv_write(write) (q rotated, k rotated and v written into the cache), then
+ * rotary_attention(attn) of the rotated q over that cache. attn->q must be write's q output (write->q.out, its
+ * heads, dtype and strides), attn->cache the cache write fills (same index kind, layout, dtype, k, v, geometry
+ * and scales) with attn->rope_mode NONE, attn->batch and attn->tokens equal to write's batch and seq_len; attn's
+ * lengths (SEQUENCES, SLOTS) give the lengths after the write. Both descriptors are checked before anything is
+ * written (statuses as the two calls; INVALID_ARGUMENT when they disagree); then the write runs, then attention.
+ */
+ROTARY_API rotary_status rotary_decode_step(rotary_context *ctx, const rotary_rope *rope,
+                                            const rotary_kv_write_desc *write, const rotary_attention_desc *attn);
 
 /*
  * CUDA: the same operations on NVIDIA GPUs. Present when librotary was built with ROTARY_CUDA (CMake option: AUTO,

@@ -1,0 +1,69 @@
+/* attn_kernels.h: the decode-attention kernels (logits of query rows against cached keys, exponentials, values
+ * weighted by softmax probabilities), their list and their dispatch. */
+#ifndef ROTARY_ATTN_KERNELS_H
+#define ROTARY_ATTN_KERNELS_H
+
+#include <stddef.h>
+
+#include "kernels.h"
+#include "rotary.h"
+
+/*
+ * Logits of `rows` query rows against n cached key rows, accumulated in fp32:
+ *     s[r * s_stride + j] = sum_{d < head_dim} q[r * head_dim + d] * key_j[d]        r < rows, j < n
+ * key_j is the row at k + j * k_row_stride elements of the kernel's cache dtype, decoded exactly to fp32 (fp8:
+ * e4m3 value * k_scale as one fp32 multiply, as rotary_fp8_to_f32_convert; other dtypes ignore k_scale).
+ * q is fp32, rows x head_dim contiguous, float-aligned; k may start at any byte address; s_stride >= n.
+ * rows >= 1, n >= 1, head_dim even >= 2 (any size: kernels handle tails). The summation order is the kernel's own
+ * (ISAs differ in the last bits); each kernel is deterministic (same inputs, same bits).
+ */
+typedef void (*rotary_attn_scores_fn)(const float *q, size_t rows, size_t head_dim, const void *k,
+                                      ptrdiff_t k_row_stride, size_t n, float k_scale, float *s, size_t s_stride);
+
+/*
+ * Values weighted by probabilities, added to fp32 accumulators:
+ *     o[r * head_dim + d] += sum_{j < n} p[r * p_stride + j] * value_j[d]             r < rows, d < head_dim
+ * value_j at v + j * v_row_stride elements, decoded as key_j above with v_scale. o is rows x head_dim contiguous,
+ * float-aligned, disjoint from p; p_stride >= n. Same rules as scores for sizes and determinism.
+ */
+typedef void (*rotary_attn_values_fn)(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                      ptrdiff_t v_row_stride, size_t n, float v_scale, float *o);
+
+/*
+ * Exponentials of one row of logits: s[j] = exp(s[j] - max) for j < n, returning their fp32 sum (in the kernel's
+ * order). max is the caller's running maximum (finite or +Inf; >= every finite s[j]). s[j] = -Inf gives 0; NaN
+ * gives NaN; every result is within 2 ulp of the correctly rounded exp for arguments in [-87, 0] and is 0 or within
+ * 2^-126 of the true value below.
+ */
+typedef float (*rotary_attn_exp_fn)(float *s, size_t n, float max);
+
+/* One declaration per kernel of the list (attn_list.h). */
+#define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)                                                               \
+  void rotary_attn_##dtype##_scores__##isa(const float *q, size_t rows, size_t head_dim, const void *k,         \
+                                           ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,            \
+                                           size_t s_stride);                                                     \
+  void rotary_attn_##dtype##_values__##isa(const float *p, size_t p_stride, size_t rows, size_t head_dim,       \
+                                           const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,      \
+                                           float *o);
+#define ROTARY_ATTN_EXP(isa, ISA) float rotary_attn_exp__##isa(float *s, size_t n, float max);
+#include "attn_list.h"
+#undef ROTARY_ATTN_KERNEL
+#undef ROTARY_ATTN_EXP
+
+/* The kernels one attention call uses, for one cache dtype. */
+typedef struct rotary_attn_kernels {
+  rotary_attn_scores_fn scores;
+  rotary_attn_values_fn values;
+  rotary_attn_exp_fn exp;
+  const char *scores_name, *values_name, *exp_name; /* full function names */
+} rotary_attn_kernels;
+
+/* The best enabled (rotary_isa_enabled) kernels for a cache dtype (F32, F16, BF16, FP8_E4M3); INVALID_ARGUMENT
+ * for another dtype (*out then unchanged). */
+rotary_status rotary_attn_select(rotary_dtype cache_dtype, rotary_attn_kernels *out);
+
+/* The kernels of one ISA for a cache dtype, enabled or not (tests run each one this CPU supports); INVALID_ARGUMENT
+ * when that ISA has none for the dtype. */
+rotary_status rotary_attn_select_isa(rotary_dtype cache_dtype, rotary_isa isa, rotary_attn_kernels *out);
+
+#endif /* ROTARY_ATTN_KERNELS_H */
