@@ -31,6 +31,8 @@ command -v valgrind >/dev/null || need+=(valgrind)
 command -v clang >/dev/null || need+=(clang)
 # Doxygen: the API reference stage (docs/api/Doxyfile).
 command -v doxygen >/dev/null || need+=(doxygen)
+# OpenBLAS (optional for the library): the LLaMA decode-step example's QKV and O projections (cblas_sgemm).
+dpkg -s "libopenblas-dev:$arch" >/dev/null 2>&1 || need+=(libopenblas-dev)
 # On x86-64: the aarch64 cross compiler, qemu-user and arm64 cmocka (multiarch) for the NEON build's tests.
 if [ "$(uname -m)" = x86_64 ] && [ "${ROTARY_SKIP_ARM:-0}" != 1 ]; then
   command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)

@@ -51,13 +51,13 @@ isa_caps() { # the dispatcher with features disabled in turn: every public-API t
   for isa in scalar avx2 avx512; do
     echo "ROTARY_ISA=$isa: $(ROTARY_ISA=$isa build-test/tools/rotary info | grep 'f32  half')"
     (cd build-test && ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" \
-      -R 'apply|threads|errors|fuzz|fork|unaligned|example|kv|convert|streams|settings') || rc=1
+      -R 'apply|threads|errors|fuzz|fork|unaligned|example|kv|convert|streams|settings|attn|attention') || rc=1
   done
   for isa in avx2 avx512; do # every out-of-place call through the non-temporal-store kernels
     echo "ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa: $(ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa build-test/tools/rotary info |
       grep -A1 'non-temporal' | tail -1)"
     (cd build-test && ROTARY_STREAM_STORES=0 ROTARY_ISA=$isa ctest --output-on-failure -j"$jobs" \
-      -R 'apply|threads|errors|fuzz|fork|unaligned|kv|streams') || rc=1
+      -R 'apply|threads|errors|fuzz|fork|unaligned|kv|streams|attention') || rc=1
   done
   for pf in off 4096; do # the software-prefetch knob changes timing only
     echo "ROTARY_PREFETCH=$pf: $(ROTARY_PREFETCH=$pf build-test/tools/rotary info | grep prefetch)"
@@ -87,7 +87,7 @@ asan() { # the whole suite; the pure numeric sweeps (family: every position belo
 tsan() { # tsan [ISA]: the thread tests under ThreadSanitizer, with dispatch capped to ISA when given, in the quick
   # sizes (the quick shapes still split over several threads); with the scalar kernels, where TSan sees every access,
   # test_threads (the pool's stress test: 200 rounds instead of 20, 1024 threads) also in full
-  local isa=${1:-} tests='threads|apply|fork|example|kv|streams|settings|tune'
+  local isa=${1:-} tests='threads|apply|fork|example|kv|streams|settings|tune|attention|attn'
   build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_CUDA=OFF -DROTARY_SANITIZE=thread &&
     (cd build-tsan && if [ -n "$isa" ]; then export ROTARY_ISA=$isa; fi && export TSAN_OPTIONS=halt_on_error=1 &&
       ROTARY_TEST_QUICK=1 ctest --output-on-failure -j"$jobs" -R "$tests" &&
