@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_kernels.h"
 #include "convert_kernels.h"
 #include "cpu_features.h"
 #include "sincos.h"
@@ -49,6 +50,17 @@ const rotary_kernel_info rotary_kernel_registry[] = {
    ROTARY_ISA_##ISA, {.convert = rotary_##from##_to_##to##_convert__##isa}},
 #include "convert_list.h"
 #undef ROTARY_CONVERT
+#define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)                                                               \
+  {"rotary_attn_" #dtype "_scores__" #isa, ROTARY_OP_ATTN_SCORES, ROTARY_##DTYPE, ROTARY_F32, "", ROTARY_ISA_##ISA, \
+   {.attn_scores = rotary_attn_##dtype##_scores__##isa}},                                                         \
+  {"rotary_attn_" #dtype "_values__" #isa, ROTARY_OP_ATTN_VALUES, ROTARY_##DTYPE, ROTARY_F32, "", ROTARY_ISA_##ISA, \
+   {.attn_values = rotary_attn_##dtype##_values__##isa}},
+#define ROTARY_ATTN_EXP(isa, ISA)                                                                   \
+  {"rotary_attn_exp__" #isa, ROTARY_OP_ATTN_EXP, ROTARY_F32, ROTARY_F32, "", ROTARY_ISA_##ISA, \
+   {.attn_exp = rotary_attn_exp__##isa}},
+#include "attn_list.h"
+#undef ROTARY_ATTN_KERNEL
+#undef ROTARY_ATTN_EXP
 };
 const size_t rotary_kernel_registry_count = sizeof rotary_kernel_registry / sizeof rotary_kernel_registry[0];
 
@@ -64,6 +76,9 @@ const char *rotary_kernel_op_name(rotary_kernel_op op) {
     case ROTARY_OP_ROTATE_NT: return "rotate_nt";
     case ROTARY_OP_SINCOS_ROWS: return "sincos_rows";
     case ROTARY_OP_CONVERT: return "convert";
+    case ROTARY_OP_ATTN_SCORES: return "attn_scores";
+    case ROTARY_OP_ATTN_VALUES: return "attn_values";
+    case ROTARY_OP_ATTN_EXP: return "attn_exp";
   }
   return "unknown";
 }

@@ -77,26 +77,35 @@ typedef enum rotary_kernel_op {
   ROTARY_OP_ROTATE = 0,      /* rotary_<dtype>_rotate_<pairing>__<isa>: rotary_rotate_fn */
   ROTARY_OP_ROTATE_NT = 1,   /* rotary_<dtype>_rotate_<pairing>__<isa>_nt: the same with non-temporal stores */
   ROTARY_OP_SINCOS_ROWS = 2, /* rotary_sincos_rows__<isa>: rotary_rows_fn (sincos.h) */
-  ROTARY_OP_CONVERT = 3      /* rotary_<from>_to_<to>_convert__<isa>: rotary_convert_fn (convert_kernels.h) */
+  ROTARY_OP_CONVERT = 3,     /* rotary_<from>_to_<to>_convert__<isa>: rotary_convert_fn (convert_kernels.h) */
+  ROTARY_OP_ATTN_SCORES = 4, /* rotary_attn_<dtype>_scores__<isa>: rotary_attn_scores_fn (attn_kernels.h) */
+  ROTARY_OP_ATTN_VALUES = 5, /* rotary_attn_<dtype>_values__<isa>: rotary_attn_values_fn (attn_kernels.h) */
+  ROTARY_OP_ATTN_EXP = 6     /* rotary_attn_exp__<isa>: rotary_attn_exp_fn (attn_kernels.h) */
 } rotary_kernel_op;
 
-/* "rotate", "rotate_nt", "sincos_rows", "convert". */
+/* "rotate", "rotate_nt", "sincos_rows", "convert", "attn_scores", "attn_values", "attn_exp". */
 const char *rotary_kernel_op_name(rotary_kernel_op op);
 
-/* A kernel's function, typed by its operation (the members' types are those of rotary_rows_fn and
- * rotary_convert_fn, spelled out here because those headers include this one). */
+/* A kernel's function, typed by its operation (the members' types are those of rotary_rows_fn,
+ * rotary_convert_fn and the rotary_attn_*_fn, spelled out here because those headers include this one). */
 typedef union rotary_kernel_fn {
   rotary_rotate_fn rotate; /* ROTATE, ROTATE_NT */
   void (*sincos_rows)(const double *inv_freq, size_t half, double scaling, int64_t pos, float *cos, float *sin);
   void (*convert)(const void *in, void *out, size_t n, float scale);
+  void (*attn_scores)(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride, size_t n,
+                      float k_scale, float *s, size_t s_stride);
+  void (*attn_values)(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                      ptrdiff_t v_row_stride, size_t n, float v_scale, float *o);
+  float (*attn_exp)(float *s, size_t n, float max);
 } rotary_kernel_fn;
 
 typedef struct rotary_kernel_info {
   const char *name;        /* the function's full name, as defined in src/ */
   rotary_kernel_op op;
-  rotary_dtype dtype;      /* rotate: the tensors'; convert: the input's; sincos rows: ROTARY_F32 (the rows') */
-  rotary_dtype out_dtype;  /* convert: the output's; others: dtype */
-  const char *variant;     /* rotate: "half" or "interleaved"; convert: "to_<dtype>"; sincos rows: "" */
+  rotary_dtype dtype;      /* rotate: the tensors'; convert: the input's; attn scores/values: the cache's;
+                              sincos rows, attn exp: ROTARY_F32 (the rows') */
+  rotary_dtype out_dtype;  /* convert: the output's; attn scores/values: ROTARY_F32; others: dtype */
+  const char *variant;     /* rotate: "half" or "interleaved"; convert: "to_<dtype>"; sincos rows, attn: "" */
   rotary_isa isa;
   rotary_kernel_fn fn;
 } rotary_kernel_info;

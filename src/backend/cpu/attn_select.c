@@ -1,0 +1,84 @@
+/* attn_select.c: the decode-attention kernels of one cache dtype: the best enabled ISA's, or one ISA's. */
+#include "attn_kernels.h"
+
+#include <pthread.h>
+#include <stddef.h>
+
+#define N_DTYPES 4 /* F32, F16, BF16, FP8_E4M3 */
+
+typedef struct attn_row {
+  rotary_dtype dtype;
+  rotary_isa isa;
+  rotary_attn_kernels k;
+} attn_row;
+
+typedef struct exp_row {
+  rotary_isa isa;
+  rotary_attn_exp_fn fn;
+  const char *name;
+} exp_row;
+
+static const attn_row attn_rows[] = {
+#define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)                                                   \
+  {ROTARY_##DTYPE, ROTARY_ISA_##ISA,                                                                 \
+   {rotary_attn_##dtype##_scores__##isa, rotary_attn_##dtype##_values__##isa, NULL,                  \
+    "rotary_attn_" #dtype "_scores__" #isa, "rotary_attn_" #dtype "_values__" #isa, NULL}},
+#define ROTARY_ATTN_EXP(isa, ISA)
+#include "attn_list.h"
+#undef ROTARY_ATTN_KERNEL
+#undef ROTARY_ATTN_EXP
+};
+
+static const exp_row exp_rows[] = {
+#define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)
+#define ROTARY_ATTN_EXP(isa, ISA) {ROTARY_ISA_##ISA, rotary_attn_exp__##isa, "rotary_attn_exp__" #isa},
+#include "attn_list.h"
+#undef ROTARY_ATTN_KERNEL
+#undef ROTARY_ATTN_EXP
+};
+
+/* The exp kernel of an ISA, or NULL when it has none. */
+static const exp_row *exp_of(rotary_isa isa) {
+  for (size_t i = 0; i < sizeof exp_rows / sizeof exp_rows[0]; i++)
+    if (exp_rows[i].isa == isa) return &exp_rows[i];
+  return NULL;
+}
+
+/* Scores and values of the row, with the exp kernel of the same ISA (each ISA's list has one); 0 when it has none. */
+static int fill(const attn_row *row, rotary_attn_kernels *out) {
+  const exp_row *e = exp_of(row->isa);
+  if (!e) return 0;
+  *out = row->k;
+  out->exp = e->fn;
+  out->exp_name = e->name;
+  return 1;
+}
+
+static pthread_once_t attn_once = PTHREAD_ONCE_INIT;
+static rotary_attn_kernels attn_chosen[N_DTYPES];
+
+static void attn_choose(void) {
+  for (size_t i = 0; i < sizeof attn_rows / sizeof attn_rows[0]; i++) {
+    const attn_row *row = &attn_rows[i];
+    if (rotary_isa_enabled(row->isa)) fill(row, &attn_chosen[row->dtype]);
+  }
+}
+
+rotary_status rotary_attn_select(rotary_dtype cache_dtype, rotary_attn_kernels *out) {
+  if ((unsigned)cache_dtype >= N_DTYPES) return ROTARY_ERR_INVALID_ARGUMENT;
+  pthread_once(&attn_once, attn_choose);
+  if (!attn_chosen[cache_dtype].scores) return ROTARY_ERR_INVALID_ARGUMENT; /* not reached: scalar always */
+  *out = attn_chosen[cache_dtype];
+  return ROTARY_OK;
+}
+
+rotary_status rotary_attn_select_isa(rotary_dtype cache_dtype, rotary_isa isa, rotary_attn_kernels *out) {
+  for (size_t i = 0; i < sizeof attn_rows / sizeof attn_rows[0]; i++)
+    if (attn_rows[i].dtype == cache_dtype && attn_rows[i].isa == isa) {
+      rotary_attn_kernels k;
+      if (!fill(&attn_rows[i], &k)) return ROTARY_ERR_INVALID_ARGUMENT;
+      *out = k;
+      return ROTARY_OK;
+    }
+  return ROTARY_ERR_INVALID_ARGUMENT;
+}

@@ -1,0 +1,93 @@
+/* generic/attn_scalar.c: the portable decode-attention kernels (scores, values per cache dtype; exp): the fallback. */
+/* Defines (names built by macros; listed so that grep finds every definition here):
+ * rotary_attn_f32_scores__scalar rotary_attn_f32_values__scalar rotary_attn_f16_scores__scalar
+ * rotary_attn_f16_values__scalar rotary_attn_bf16_scores__scalar rotary_attn_bf16_values__scalar
+ * rotary_attn_fp8_scores__scalar rotary_attn_fp8_values__scalar rotary_attn_exp__scalar */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "attn_kernels.h"
+#include "convert.h"
+#include "fp8.h"
+
+/* A cache row is decoded CHUNK elements at a time into a stack buffer, then used by every query row (one decode per
+ * element, not one per element and row). Sums run in d order per (row, key) or j order per output: storing a
+ * partial fp32 sum between chunks and reloading it is exact, so the chunking changes no bit. */
+#define CHUNK 256
+
+/* Element i of a row at p, decoded to fp32 (elements at any byte address: memcpy loads). */
+static inline float load_f32(const unsigned char *p, size_t i, float scale) {
+  (void)scale;
+  float f;
+  memcpy(&f, p + 4 * i, 4);
+  return f;
+}
+static inline float load_f16(const unsigned char *p, size_t i, float scale) {
+  (void)scale;
+  uint16_t h;
+  memcpy(&h, p + 2 * i, 2);
+  return rotary_f16_to_f32_quiet(h);
+}
+static inline float load_bf16(const unsigned char *p, size_t i, float scale) {
+  (void)scale;
+  uint16_t h;
+  memcpy(&h, p + 2 * i, 2);
+  return rotary_bf16_to_f32(h);
+}
+static inline float load_fp8(const unsigned char *p, size_t i, float scale) {
+  return rotary_fp8_e4m3_decode(p[i], scale);
+}
+
+#define ATTN_SCALAR(dtype, size)                                                                                  \
+  void rotary_attn_##dtype##_scores__scalar(const float *q, size_t rows, size_t head_dim, const void *k,        \
+                                            ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,           \
+                                            size_t s_stride) {                                                  \
+    float buf[CHUNK];                                                                                           \
+    for (size_t j = 0; j < n; j++) {                                                                            \
+      const unsigned char *key = (const unsigned char *)k + (ptrdiff_t)j * k_row_stride * (size);              \
+      for (size_t c = 0; c < head_dim; c += CHUNK) {                                                            \
+        const size_t m = head_dim - c < CHUNK ? head_dim - c : CHUNK;                                           \
+        for (size_t d = 0; d < m; d++) buf[d] = load_##dtype(key, c + d, k_scale);                              \
+        for (size_t r = 0; r < rows; r++) {                                                                     \
+          const float *qr = q + r * head_dim + c;                                                               \
+          float acc = c ? s[r * s_stride + j] : 0.0f;                                                           \
+          for (size_t d = 0; d < m; d++) acc = fmaf(qr[d], buf[d], acc);                                        \
+          s[r * s_stride + j] = acc;                                                                            \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+  }                                                                                                             \
+  void rotary_attn_##dtype##_values__scalar(const float *p, size_t p_stride, size_t rows, size_t head_dim,      \
+                                            const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,     \
+                                            float *o) {                                                         \
+    float buf[CHUNK];                                                                                           \
+    for (size_t j = 0; j < n; j++) {                                                                            \
+      const unsigned char *val = (const unsigned char *)v + (ptrdiff_t)j * v_row_stride * (size);              \
+      for (size_t c = 0; c < head_dim; c += CHUNK) {                                                            \
+        const size_t m = head_dim - c < CHUNK ? head_dim - c : CHUNK;                                           \
+        for (size_t d = 0; d < m; d++) buf[d] = load_##dtype(val, c + d, v_scale);                              \
+        for (size_t r = 0; r < rows; r++) {                                                                     \
+          const float pj = p[r * p_stride + j];                                                                 \
+          float *orow = o + r * head_dim + c;                                                                   \
+          for (size_t d = 0; d < m; d++) orow[d] = fmaf(pj, buf[d], orow[d]);                                   \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+
+ATTN_SCALAR(f32, 4)
+ATTN_SCALAR(f16, 2)
+ATTN_SCALAR(bf16, 2)
+ATTN_SCALAR(fp8, 1)
+
+/* expf (the C library's, within 1 ulp where glibc's is used) of s[j] - max, summed in j order. */
+float rotary_attn_exp__scalar(float *s, size_t n, float max) {
+  float sum = 0.0f;
+  for (size_t j = 0; j < n; j++) {
+    const float e = expf(s[j] - max);
+    s[j] = e;
+    sum += e;
+  }
+  return sum;
+}
