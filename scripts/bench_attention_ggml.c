@@ -11,7 +11,9 @@
 // Two outputs of the last run are checked against an fp64 reference over the stored (dequantized) cache.
 //
 // Usage: bench_attention_ggml SEQS KV_LEN TYPE THREADS [RUNS]   (TYPE: f16, bf16, q8_0)
-// Prints one markdown row: | shape | type | threads | median ms | min ms | cache GB/s | max err |
+// Prints one markdown row: | shape | type | threads | median ms | min ms | cache GB/s | max err | other cpu |
+// where "other cpu" is the cores' worth of CPU time other processes used during the timed runs (/proc/stat's busy
+// time less this process's own), "n/a" where /proc/stat cannot be read: the machine may be shared.
 #include "ggml.h"
 #include "ggml-cpu.h"
 
@@ -20,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { HEAD_DIM = 128, Q_HEADS = 32, KV_HEADS = 8, N_TOKENS = 1, MAX_RUNS = 101 };
 
@@ -28,6 +32,26 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
+
+// Busy (non-idle, non-iowait) seconds of all CPUs from /proc/stat's first line; negative when unreadable.
+static double busy_cpu_s(void) {
+    FILE * f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = { 0 };
+    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                       &v[6], &v[7]) : 0;
+    if (f) fclose(f);
+    const long hz = sysconf(_SC_CLK_TCK);
+    if (n != 8 || hz <= 0) return -1.0;
+    return (double) (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double) hz; // user nice system irq softirq steal
+}
+
+// CPU seconds (user + system) this process used so far.
+static double self_cpu_s(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0.0;
+    return (double) ru.ru_utime.tv_sec + 1e-6 * (double) ru.ru_utime.tv_usec + (double) ru.ru_stime.tv_sec +
+           1e-6 * (double) ru.ru_stime.tv_usec;
 }
 
 static int cmp_double(const void * a, const void * b) {
@@ -151,10 +175,17 @@ int main(int argc, char ** argv) {
 
     double t[MAX_RUNS];
     if (ggml_graph_compute(gf, &plan) != GGML_STATUS_SUCCESS) { fprintf(stderr, "compute failed\n"); return 1; }
+    const double busy0 = busy_cpu_s(), self0 = self_cpu_s(), wall0 = now_s();
     for (int r = 0; r < runs; r++) {
         const double t0 = now_s();
         if (ggml_graph_compute(gf, &plan) != GGML_STATUS_SUCCESS) { fprintf(stderr, "compute failed\n"); return 1; }
         t[r] = now_s() - t0;
+    }
+    const double busy1 = busy_cpu_s(), self1 = self_cpu_s(), wall1 = now_s();
+    char other[32] = "n/a";
+    if (busy0 >= 0 && busy1 >= 0) {
+        const double o = ((busy1 - busy0) - (self1 - self0)) / (wall1 - wall0);
+        snprintf(other, sizeof other, "%.2f", o > 0 ? o : 0.0);
     }
     qsort(t, (size_t) runs, sizeof(double), cmp_double);
     const double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
@@ -163,8 +194,8 @@ int main(int argc, char ** argv) {
     const double e2 = check_one(q, k, v, out, seqs - 1, Q_HEADS - 1, scale);
     if (!(e2 <= err)) err = e2;
 
-    printf("| %lld x %lld | %s | %d | %.3f | %.3f | %.2f | %.1e |\n", (long long) seqs, (long long) kv_len,
-           argv[3], threads, med * 1e3, t[0] * 1e3, (double) cache_bytes / med * 1e-9, err);
+    printf("| %lld x %lld | %s | %d | %.3f | %.3f | %.2f | %.1e | %s |\n", (long long) seqs, (long long) kv_len,
+           argv[3], threads, med * 1e3, t[0] * 1e3, (double) cache_bytes / med * 1e-9, err, other);
 
     ggml_threadpool_free(tp);
     free(work);

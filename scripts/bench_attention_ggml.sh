@@ -13,7 +13,8 @@
 # default 2), CASE_TIMEOUT (seconds per case, default 900), GGML_COMMIT (printed when GGML_SRC is not a git tree).
 # Output: a markdown table: shape (sequences x cached tokens), kv type, threads, median and min ms, cache GB/s (K+V
 # bytes read once / median time), the max |error| of two output rows against an fp64 reference over the stored
-# cache (a layout check), and the 1-minute load average when the case started. A case that does not fit in
+# cache (a layout check), and "other cpu": the cores' worth of CPU time other processes took during the timed runs
+# (from /proc/stat; above ~0.1 the machine was shared and the times are suspect). A case that does not fit in
 # MemAvailable or in CASE_TIMEOUT gets a row saying so.
 # Usage: GGML_SRC=/path/to/ggml-or-llama.cpp [GGML_BUILD=dir] [RUNS=7] scripts/bench_attention_ggml.sh
 set -euo pipefail
@@ -59,7 +60,7 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "ggml $commit ($gsrc), built in $build ($( [ -n "$omp" ] && echo OpenMP || echo ggml threads ))"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores; runs per case ${RUNS:-7}; load average before: $(loadavg)"
 echo
-echo "| shape | kv type | threads | median ms | min ms | cache GB/s | max err | load |"
+echo "| shape | kv type | threads | median ms | min ms | cache GB/s | max err | other cpu |"
 echo "|---|---|---|---|---|---|---|---|"
 for shape in ${SHAPES:-64x4096 1x32768}; do
   seqs=${shape%x*} kv=${shape#*x}
@@ -68,19 +69,18 @@ for shape in ${SHAPES:-64x4096 1x32768}; do
     need_mb=$(awk -v s="$seqs" -v k="$kv" -v b="$bpe" 'BEGIN { printf "%d", 2 * s * k * 8 * 128 * b / 1048576 + 64 }')
     avail_mb=$(awk '/^MemAvailable:/ { printf "%d", $2 / 1024 }' /proc/meminfo)
     for t in ${THREADS:-1 2}; do
-      load=$(cut -d' ' -f1 /proc/loadavg)
       if [ "$need_mb" -gt $((avail_mb * 8 / 10)) ]; then
-        echo "| $seqs x $kv | $type | $t | not run: needs ${need_mb} MB, ${avail_mb} MB available | | | | $load |"
+        echo "| $seqs x $kv | $type | $t | not run: needs ${need_mb} MB, ${avail_mb} MB available | | | | |"
         continue
       fi
       rc=0
       row=$(timeout "${CASE_TIMEOUT:-900}" "$bin" "$seqs" "$kv" "$type" "$t" "${RUNS:-7}") || rc=$?
       if [ $rc -eq 124 ]; then
-        echo "| $seqs x $kv | $type | $t | not run: over CASE_TIMEOUT=${CASE_TIMEOUT:-900} s | | | | $load |"
+        echo "| $seqs x $kv | $type | $t | not run: over CASE_TIMEOUT=${CASE_TIMEOUT:-900} s | | | | |"
       elif [ $rc -ne 0 ]; then
-        echo "| $seqs x $kv | $type | $t | failed (exit $rc) | | | | $load |"
+        echo "| $seqs x $kv | $type | $t | failed (exit $rc) | | | | |"
       else
-        echo "$row $load |"
+        echo "$row"
       fi
     done
   done
