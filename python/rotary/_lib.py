@@ -202,6 +202,39 @@ class KVRerotateDesc(ctypes.Structure):
     ]
 
 
+class AttentionDesc(ctypes.Structure):
+    """rotary_attention_desc (decode attention over a KV cache, issue 14)."""
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("batch", ctypes.c_size_t),
+        ("tokens", ctypes.c_size_t),
+        ("q_heads", ctypes.c_size_t),
+        ("kv_heads", ctypes.c_size_t),
+        ("q", ctypes.c_void_p),
+        ("q_dtype", ctypes.c_int),
+        ("q_stride_batch", ctypes.c_ssize_t),
+        ("q_stride_token", ctypes.c_ssize_t),
+        ("q_stride_head", ctypes.c_ssize_t),
+        ("out", ctypes.c_void_p),
+        ("out_dtype", ctypes.c_int),
+        ("out_stride_batch", ctypes.c_ssize_t),
+        ("out_stride_token", ctypes.c_ssize_t),
+        ("out_stride_head", ctypes.c_ssize_t),
+        ("lse", ctypes.c_void_p),            # float *
+        ("cache", KVCache),
+        ("block_table", ctypes.c_void_p),    # const int32_t *
+        ("block_table_stride", ctypes.c_size_t),
+        ("rope_mode", ctypes.c_int),
+        ("scale", ctypes.c_float),
+        ("softcap", ctypes.c_float),
+        ("window", ctypes.c_size_t),
+    ]
+
+
+ATTN_ROPE_NONE, ATTN_ROPE_Q, ATTN_ROPE_QK = 0, 1, 2
+ATTENTION_MAX_TOKENS = 16  # ROTARY_ATTENTION_MAX_TOKENS
+
+
 SETTING_COUNT = 5  # ROTARY_SETTING_COUNT: the settings are 0 .. 4 (rotary_setting_name gives their names)
 SOURCE_DEFAULT, SOURCE_FILE, SOURCE_ENV, SOURCE_SET, SOURCE_TUNED = 0, 1, 2, 3, 4
 
@@ -337,6 +370,17 @@ if HAS_KV:
     lib.rotary_kv_rerotate.restype = ctypes.c_int
     lib.rotary_kv_rerotate.argtypes = [ctypes.c_void_p, ctypes.c_void_p, _P(KVRerotateDesc)]
 
+# Decode attention (issue 14). A librotary that predates it still loads: rotary.attention then raises.
+HAS_ATTENTION = HAS_KV and all(hasattr(lib, f) for f in ("rotary_attention_desc_init", "rotary_attention",
+                                                         "rotary_decode_step"))
+if HAS_ATTENTION:
+    lib.rotary_attention_desc_init.restype = None
+    lib.rotary_attention_desc_init.argtypes = [_P(AttentionDesc)]
+    lib.rotary_attention.restype = ctypes.c_int
+    lib.rotary_attention.argtypes = [ctypes.c_void_p, ctypes.c_void_p, _P(AttentionDesc)]
+    lib.rotary_decode_step.restype = ctypes.c_int
+    lib.rotary_decode_step.argtypes = [ctypes.c_void_p, ctypes.c_void_p, _P(KVWriteDesc), _P(AttentionDesc)]
+
 # Settings, tuning files and rotary_context_tune (issue 13). A librotary that predates them still loads: the
 # settings functions then raise, and RoPE(tuning=...) too.
 HAS_TUNING = all(hasattr(lib, f) for f in (
@@ -471,11 +515,23 @@ def _check_tune_layout():
                           f"{o.struct_size} bytes, binding {ctypes.sizeof(TuneOptions)}, or its defaults)")
 
 
+def _check_attention_layout():
+    """rotary_attention_desc_init writes sizeof into struct_size and batch = tokens = 1."""
+    a = AttentionDesc()
+    lib.rotary_attention_desc_init(ctypes.byref(a))
+    if a.struct_size != ctypes.sizeof(AttentionDesc) or a.batch != 1 or a.tokens != 1 or a.window != 0 \
+            or a.scale != 0.0 or a.cache.k is not None:
+        raise ImportError(f"rotary: struct layout mismatch with the loaded library (rotary_attention_desc "
+                          f"{a.struct_size} bytes, binding {ctypes.sizeof(AttentionDesc)}, or its defaults)")
+
+
 _check_layout()
 if HAS_TUNING:
     _check_tune_layout()
 if HAS_KV:
     _check_kv_layout()
+if HAS_ATTENTION:
+    _check_attention_layout()
 
 
 def status_string(status):

@@ -266,3 +266,6 @@ def _positions(positions):
 
 # --- the KV-cache ops (torch.ops.rotary.kv_write_, kv_rerotate_): rotary.kv_write / kv_rerotate with tensors ------
 from ._torchkv import kv_rerotate, kv_write  # noqa: E402,F401
+
+# --- decode attention (torch.ops.rotary.attention): rotary.attention / decode_step with tensors ---------------------
+from . import _torchattn  # noqa: E402,F401
