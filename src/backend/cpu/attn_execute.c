@@ -1,0 +1,314 @@
+/* backend/cpu/attn_execute.c: runs an attention plan: q prepared, chunks attended (online softmax), chunks merged. */
+#include "attn_execute.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert.h"
+
+/* Address of element `off` (elements of `elem` bytes) from base. */
+static inline char *at(const void *base, ptrdiff_t off, size_t elem) {
+  return (char *)(uintptr_t)base + off * (ptrdiff_t)elem;
+}
+
+/* A lane (working memory of one running task): at most plan->threads tasks run at once, so one is always free. */
+static size_t lane_claim(rotary_attn_plan *p) {
+  for (;;) {
+    for (size_t i = 0; i < p->lanes; i++) {
+      int free_flag = 0;
+      if (atomic_compare_exchange_strong(&p->lane_busy[i], &free_flag, 1)) return i;
+    }
+  }
+}
+
+static void lane_release(rotary_attn_plan *p, size_t i) { atomic_store(&p->lane_busy[i], 0); }
+
+/* The cos/sin row of a position (the table's, or computed into buf as the table would hold it). */
+static inline void position_row(const rotary_rope *rope, size_t pos, float *buf, const float **c, const float **s) {
+  if (rope->table) {
+    *c = rotary_rope_table_row(rope, (int64_t)pos);
+  } else {
+    rotary_rope_compute_row(rope, (int64_t)pos, buf, buf + rope->sin_offset);
+    *c = buf;
+  }
+  *s = *c + rope->sin_offset;
+}
+
+/* Range [*lo, *hi) of units that task `index` of `count` takes. */
+static void task_range(size_t units, size_t index, size_t count, size_t *lo, size_t *hi) {
+  const size_t base = units / count, extra = units % count;
+  *lo = index * base + (index < extra ? index : extra);
+  *hi = *lo + base + (index < extra);
+}
+
+/* ---- phase 1: q of every (sequence, kv head) in fp32, rotated at its position (modes Q, QK), times the scale */
+
+static void prepare_sequence(const rotary_attn_plan *p, size_t b, float *rowbuf) {
+  const rotary_attn_view *v = p->v;
+  const rotary_attention_desc *d = p->d;
+  const size_t hd = v->head_dim, group = v->group, kvh = d->kv_heads;
+  for (size_t t = 0; t < d->tokens; t++) {
+    const float *c = NULL, *s = NULL;
+    if (p->rotate_f32) position_row(p->rope, v->len[b] - d->tokens + t, rowbuf, &c, &s);
+    for (size_t h = 0; h < kvh; h++) {
+      float *dst = p->q + ((b * kvh + h) * p->rows + t * group) * hd;
+      for (size_t g = 0; g < group; g++) {
+        const char *src = at(d->q, (ptrdiff_t)b * v->q_stride[0] + (ptrdiff_t)t * v->q_stride[1] +
+                                       (ptrdiff_t)(h * group + g) * v->q_stride[2], v->q_elem);
+        if (p->q_to_f32)
+          p->q_to_f32(src, dst + g * hd, hd, 1.0f);
+        else
+          memcpy(dst + g * hd, src, hd * sizeof(float));
+      }
+      if (p->rotate_f32) rotary_rotate_run(p->rotate_f32, p->tuning, dst, (ptrdiff_t)hd, dst, (ptrdiff_t)hd, group,
+                                           hd, v->rotary_dim, c, s);
+      for (size_t i = 0; i < group * hd; i++) dst[i] *= v->scale;
+    }
+  }
+}
+
+static void prepare_task(void *arg, size_t index, size_t count) {
+  rotary_attn_plan *p = arg;
+  size_t b, end;
+  task_range(p->d->batch, index, count, &b, &end);
+  const size_t lane = lane_claim(p);
+  float *rowbuf = p->lane + lane * p->lane_floats + p->row_at;
+  for (; b < end; b++) prepare_sequence(p, b, rowbuf);
+  lane_release(p, lane);
+}
+
+/* ---- phase 2: one item (sequence b, kv head h, chunk c): online softmax over the chunk's attended rows */
+
+/* The state of one item: its partial results and the lane it runs in. */
+typedef struct item_state {
+  const rotary_attn_plan *p;
+  size_t b, h;
+  const float *q;      /* rows x head_dim, prepared */
+  float *acc, *m, *l;  /* the item's partial results */
+  float *logits;       /* ROW_BLOCK x key_block */
+  float *keys;         /* QK: key_block x head_dim fp32 keys */
+  float *rowbuf;       /* QK: a cos/sin row */
+} item_state;
+
+/* Keys [pb, pb + n) of one cache block in fp32, rotated at their rows (mode QK). */
+static void rotate_keys(const item_state *st, const char *k, size_t pb, size_t n) {
+  const rotary_attn_plan *p = st->p;
+  const rotary_attn_view *v = p->v;
+  const size_t hd = v->head_dim;
+  const ptrdiff_t step = v->geom.row_stride * (ptrdiff_t)v->geom.elem;
+  for (size_t j = 0; j < n; j++) {
+    const float *c, *s;
+    position_row(p->rope, pb + j, st->rowbuf, &c, &s);
+    float *dst = st->keys + j * hd;
+    const char *src = k + (ptrdiff_t)j * step;
+    if (p->key_to_f32) {
+      p->key_to_f32(src, dst, hd, v->k_scale);
+      src = (const char *)dst;
+    }
+    rotary_rotate_run(p->rotate_f32, p->tuning, src, 0, dst, 0, 1, hd, v->rotary_dim, c, s);
+  }
+}
+
+/* One row's online-softmax step over n logits at s: a logit that is not finite poisons the row (m NaN: its output
+ * is NaN); soft-capping; a new maximum rescales the row's sum and accumulator; s becomes the probabilities. */
+static void softmax_row(const item_state *st, size_t r, float *s, size_t n) {
+  const rotary_attn_plan *p = st->p;
+  const float cap = p->v->softcap;
+  if (isnan(st->m[r])) return;
+  for (size_t j = 0; j < n; j++) {
+    if (!(fabsf(s[j]) <= FLT_MAX)) {
+      st->m[r] = NAN;
+      return;
+    }
+  }
+  if (cap != 0.0f)
+    for (size_t j = 0; j < n; j++) s[j] = cap * tanhf(s[j] / cap);
+  float bm = s[0];
+  for (size_t j = 1; j < n; j++) bm = s[j] > bm ? s[j] : bm;
+  if (bm > st->m[r]) {
+    if (st->m[r] != -INFINITY) {
+      const float alpha = expf(st->m[r] - bm);
+      float *acc = st->acc + r * p->v->head_dim;
+      st->l[r] *= alpha;
+      for (size_t d = 0; d < p->v->head_dim; d++) acc[d] *= alpha;
+    }
+    st->m[r] = bm;
+  }
+  st->l[r] += p->kv.exp(s, n, st->m[r]);
+}
+
+/* Rows [r0, r1) (every one of them sees keys [lo, lo + n) of the block at k, v) through scores, softmax, values.
+ * keys_f32: the block's keys rotated in fp32 (QK), lo relative to the block start. */
+static void attend_rows(const item_state *st, size_t r0, size_t r1, const char *k, const char *vv, size_t lo,
+                        size_t n) {
+  const rotary_attn_plan *p = st->p;
+  const rotary_attn_view *v = p->v;
+  const size_t hd = v->head_dim, kb = p->key_block;
+  const ptrdiff_t rs = v->geom.row_stride;
+  const char *vrow = vv + (ptrdiff_t)lo * rs * (ptrdiff_t)v->geom.elem;
+  for (size_t a = r0; a < r1; a += ROTARY_ATTN_ROW_BLOCK) {
+    const size_t nr = r1 - a < ROTARY_ATTN_ROW_BLOCK ? r1 - a : ROTARY_ATTN_ROW_BLOCK;
+    if (st->keys)
+      p->f32.scores(st->q + a * hd, nr, hd, st->keys + lo * hd, (ptrdiff_t)hd, n, 1.0f, st->logits, kb);
+    else
+      p->kv.scores(st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * rs * (ptrdiff_t)v->geom.elem, rs, n, v->k_scale,
+                   st->logits, kb);
+    for (size_t r = 0; r < nr; r++) softmax_row(st, a + r, st->logits + r * kb, n);
+    p->kv.values(st->logits, kb, nr, hd, vrow, rs, n, v->v_scale, st->acc + a * hd);
+  }
+}
+
+/* The keys [*lo, *hi) of the block [pb, pe) that query token t sees (empty: *lo >= *hi). */
+static void visible(const rotary_attn_plan *p, size_t b, size_t t, size_t pb, size_t pe, size_t *lo, size_t *hi) {
+  const size_t i = p->v->len[b] - p->d->tokens + t, w = p->d->window;
+  const size_t first = w && i + 1 > w ? i + 1 - w : 0;
+  *lo = first > pb ? first : pb;
+  *hi = i + 1 < pe ? i + 1 : pe;
+}
+
+/* One key block [pb, pe) inside cache block `block`: the tokens that see the same keys of it run together. */
+static void attend_block(const item_state *st, size_t pb, size_t pe) {
+  const rotary_attn_plan *p = st->p;
+  const rotary_attn_view *v = p->v;
+  const rotary_cache_geom *g = &v->geom;
+  const size_t slot = rotary_attn_block(v, st->b, pb) * g->block_size + pb % g->block_size;
+  const ptrdiff_t off = rotary_cache_offset(g, slot, st->h);
+  const char *k = at(p->d->cache.k, off, g->elem), *vv = at(p->d->cache.v, off, g->elem);
+  if (st->keys) rotate_keys(st, k, pb, pe - pb);
+  const size_t tokens = p->d->tokens, group = v->group;
+  size_t t = 0;
+  while (t < tokens) {
+    size_t lo, hi;
+    visible(p, st->b, t, pb, pe, &lo, &hi);
+    size_t t1 = t + 1;
+    for (; t1 < tokens; t1++) {
+      size_t lo1, hi1;
+      visible(p, st->b, t1, pb, pe, &lo1, &hi1);
+      if (lo1 != lo || hi1 != hi) break;
+    }
+    if (lo < hi) attend_rows(st, t * group, t1 * group, k, vv, lo - pb, hi - lo);
+    t = t1;
+  }
+}
+
+static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
+  const rotary_attn_view *v = p->v;
+  const size_t hd = v->head_dim, rows = p->rows;
+  item_state st;
+  size_t c;
+  st.p = p;
+  rotary_attn_plan_item(p, item, &st.b, &st.h, &c);
+  st.q = p->q + (st.b * p->d->kv_heads + st.h) * rows * hd;
+  st.acc = p->partial + item * p->partial_floats;
+  st.m = st.acc + rows * hd;
+  st.l = st.m + rows;
+  st.logits = lane;
+  st.keys = p->d->rope_mode == ROTARY_ATTENTION_ROPE_QK ? lane + p->keys_at : NULL;
+  st.rowbuf = lane + p->row_at;
+  memset(st.acc, 0, rows * hd * sizeof(float));
+  for (size_t r = 0; r < rows; r++) {
+    st.m[r] = -INFINITY;
+    st.l[r] = 0.0f;
+  }
+  size_t pb, end;
+  rotary_attn_plan_chunk_rows(p, st.b, c, &pb, &end);
+  while (pb < end) {
+    const size_t pe = rotary_attn_plan_block_end(p, pb, end);
+    attend_block(&st, pb, pe);
+    pb = pe;
+  }
+}
+
+static void attend_task(void *arg, size_t index, size_t count) {
+  rotary_attn_plan *p = arg;
+  (void)count;
+  const size_t lo = index * p->per_task, hi = lo + p->per_task < p->items ? lo + p->per_task : p->items;
+  const size_t lane = lane_claim(p);
+  for (size_t i = lo; i < hi; i++) run_item(p, i, p->lane + lane * p->lane_floats);
+  lane_release(p, lane);
+}
+
+/* ---- phase 3: the chunks of each (sequence, kv head) merged in chunk order, out and lse written */
+
+static void write_row(const rotary_attn_plan *p, size_t b, size_t h, size_t r, const float *row, float lse) {
+  const rotary_attn_view *v = p->v;
+  const rotary_attention_desc *d = p->d;
+  const size_t t = r / v->group, qh = h * v->group + r % v->group, hd = v->head_dim;
+  char *dst = at(d->out, (ptrdiff_t)b * v->out_stride[0] + (ptrdiff_t)t * v->out_stride[1] +
+                             (ptrdiff_t)qh * v->out_stride[2], v->out_elem);
+  if (p->out_from_f32)
+    p->out_from_f32(row, dst, hd, 1.0f);
+  else
+    memcpy(dst, row, hd * sizeof(float));
+  if (d->lse) memcpy(d->lse + (b * d->tokens + t) * d->q_heads + qh, &lse, sizeof lse);
+}
+
+static void merge_unit(const rotary_attn_plan *p, size_t unit) {
+  const size_t kvh = p->d->kv_heads, b = unit / kvh, h = unit % kvh, hd = p->v->head_dim, rows = p->rows;
+  size_t first_chunk, count;
+  rotary_attn_plan_chunks(p, b, &first_chunk, &count);
+  float *const part0 = p->partial + (p->item_start[b] + h * count) * p->partial_floats;
+  for (size_t r = 0; r < rows; r++) {
+    float big = -INFINITY;
+    int nan = 0;
+    for (size_t c = 0; c < count; c++) {
+      const float m = part0[c * p->partial_floats + rows * hd + r];
+      if (isnan(m)) nan = 1;
+      if (m > big) big = m;
+    }
+    float *dst = part0 + r * hd; /* chunk 0's accumulator becomes the result */
+    if (nan) {
+      for (size_t d = 0; d < hd; d++) dst[d] = NAN;
+      write_row(p, b, h, r, dst, NAN);
+      continue;
+    }
+    float sum = 0.0f;
+    for (size_t c = 0; c < count; c++) {
+      const float *part = part0 + c * p->partial_floats;
+      const float m = part[rows * hd + r], l = part[rows * hd + rows + r];
+      if (m == -INFINITY) { /* nothing attended in this chunk */
+        if (c == 0) memset(dst, 0, hd * sizeof(float));
+        continue;
+      }
+      const float w = expf(m - big);
+      sum += l * w;
+      const float *acc = part + r * hd;
+      if (c == 0) {
+        for (size_t d = 0; d < hd; d++) dst[d] *= w;
+      } else {
+        for (size_t d = 0; d < hd; d++) dst[d] += acc[d] * w;
+      }
+    }
+    for (size_t d = 0; d < hd; d++) dst[d] /= sum;
+    write_row(p, b, h, r, dst, big + logf(sum));
+  }
+}
+
+static void merge_task(void *arg, size_t index, size_t count) {
+  const rotary_attn_plan *p = arg;
+  size_t u, end;
+  task_range(p->d->batch * p->d->kv_heads, index, count, &u, &end);
+  for (; u < end; u++) merge_unit(p, u);
+}
+
+static size_t phase_tasks(size_t units, size_t threads) {
+  const size_t want = threads > 1 ? threads * 8 : 1;
+  const size_t n = units < want ? units : want;
+  return n < ROTARY_ATTN_MAX_TASKS ? n : ROTARY_ATTN_MAX_TASKS;
+}
+
+rotary_status rotary_attn_execute(rotary_attn_plan *plan, rotary_pool *pool) {
+  const size_t bytes = rotary_attn_plan_scratch_bytes(plan);
+  if (bytes == SIZE_MAX) return ROTARY_ERR_OUT_OF_MEMORY;
+  void *scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!scratch) return ROTARY_ERR_OUT_OF_MEMORY;
+  rotary_attn_plan_bind(plan, scratch);
+  const size_t helpers = plan->threads - 1;
+  rotary_pool_run(pool, prepare_task, plan, phase_tasks(plan->d->batch, plan->threads), helpers);
+  rotary_pool_run(pool, attend_task, plan, plan->tasks, helpers);
+  rotary_pool_run(pool, merge_task, plan, phase_tasks(plan->d->batch * plan->d->kv_heads, plan->threads), helpers);
+  free(scratch);
+  return ROTARY_OK;
+}

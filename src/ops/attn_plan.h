@@ -1,0 +1,96 @@
+/* attn_plan.h: the plan of one decode-attention call: kernels, chunks of cache rows, tasks, key blocks, scratch. */
+#ifndef ROTARY_ATTN_PLAN_H
+#define ROTARY_ATTN_PLAN_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "attn_kernels.h"
+#include "attn_validate.h"
+#include "convert_kernels.h"
+#include "kernels.h"
+#include "rope.h"
+#include "rotary.h"
+#include "tuning.h"
+
+/* Cache rows per chunk (one task: one sequence, one kv head, one chunk) unless the call would have more tasks or
+ * more partial results than the bounds below: then the chunk doubles until it fits. A function of the shape alone
+ * (lengths, heads, tokens, window), never of the thread count: results are bit-identical for every thread count. */
+#define ROTARY_ATTN_CHUNK 512
+/* The most tasks of one phase (the pool's bound): when a call has more work items (sequence x kv head x chunk),
+ * each task takes a fixed run of consecutive items. */
+#define ROTARY_ATTN_MAX_TASKS 65535u
+/* The most bytes of partial results (m, l and head_dim accumulators per query row and task). */
+#define ROTARY_ATTN_MAX_PARTIAL_BYTES ((size_t)64 << 20)
+/* Key rows per key block: at most this many, never across a cache block; with keys rotated on the fly (rope mode
+ * QK) also at most ROTARY_ATTN_KEY_BUFFER_FLOATS / head_dim (the block's keys in fp32), at least 1. */
+#define ROTARY_ATTN_KEY_BLOCK 64
+#define ROTARY_ATTN_KEY_BUFFER_FLOATS 16384u
+/* Query rows per kernel call (the logits buffer is rows x key block floats). */
+#define ROTARY_ATTN_ROW_BLOCK 64
+
+/* Query rows of one (sequence, kv head) are its group x tokens q heads, row r = t * group + g (token-major: the
+ * rows of a token are contiguous, so the tokens a key block is visible to form one contiguous run of rows). */
+typedef struct rotary_attn_plan {
+  const rotary_attn_view *v;        /* validated */
+  const rotary_attention_desc *d;
+  const rotary_rope *rope;
+  const rotary_tuning *tuning;
+  rotary_attn_kernels kv;           /* scores and values of the cache dtype, exp */
+  rotary_attn_kernels f32;          /* rope mode QK: the fp32 scores of the rotated keys */
+  rotary_convert_fn q_to_f32;       /* NULL for an f32 q (copied) */
+  rotary_convert_fn key_to_f32;     /* rope mode QK: cache dtype -> f32 (NULL for an f32 cache: rotated from it) */
+  const rotary_kernel *rotate_f32;  /* rope modes Q and QK: the f32 rotation kernel of the rope's pairing */
+  rotary_convert_fn out_from_f32;   /* NULL for an f32 output (copied) */
+  size_t rows;                      /* query rows per (sequence, kv head): group * tokens */
+  size_t chunk;                     /* cache rows per chunk */
+  size_t key_block;                 /* key rows per key block */
+  size_t items;                     /* work items (sequence, kv head, chunk): sum over b of kv_heads * chunks_b */
+  size_t per_task;                  /* consecutive items per attention task */
+  size_t tasks;                     /* attention tasks: ceil(items / per_task) */
+  size_t threads;                   /* threads worth running (<= the caller's) */
+  /* scratch: sized by rotary_attn_plan_scratch_bytes, carved by rotary_attn_plan_bind */
+  size_t q_floats;                  /* prepared q: batch * kv_heads * rows * head_dim */
+  size_t partial_floats;            /* per item: rows * head_dim accumulators, rows m, rows l, padded to a line */
+  size_t lane_floats;               /* per running thread: logits (ROW_BLOCK x key_block), then from keys_at the
+                                       fp32 keys of a key block (QK), from row_at a cos/sin row buffer (Q, QK) */
+  size_t keys_at, row_at;
+  size_t lanes;
+  size_t *item_start;               /* batch + 1 entries (in the scratch): sequence b's first item */
+  float *q;
+  float *partial;
+  float *lane;
+  atomic_int *lane_busy;            /* per lane: 1 while a task uses it */
+} rotary_attn_plan;
+
+/* Plans a validated call for at most `available` threads (>= 1): kernels, chunk, tasks (their per-sequence index
+ * needs the scratch: see rotary_attn_plan_bind), lanes and scratch sizes. */
+void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, const rotary_attn_view *v,
+                            const rotary_tuning *tuning, size_t available);
+
+/* Bytes of scratch the plan needs (64-byte aligned block); 0 never. SIZE_MAX when it cannot be counted (OOM). */
+size_t rotary_attn_plan_scratch_bytes(const rotary_attn_plan *plan);
+
+/* Carves the scratch (rotary_attn_plan_scratch_bytes, 64-byte aligned) and fills the per-sequence task index. */
+void rotary_attn_plan_bind(rotary_attn_plan *plan, void *scratch);
+
+/* The chunks of sequence b: the first chunk index and the count (chunks wholly outside every query's window are
+ * left out). */
+void rotary_attn_plan_chunks(const rotary_attn_plan *plan, size_t b, size_t *first, size_t *count);
+
+/* The cache rows [*lo, *hi) that chunk c of sequence b covers: the chunk's rows inside [first attended row, L_b). */
+void rotary_attn_plan_chunk_rows(const rotary_attn_plan *plan, size_t b, size_t c, size_t *lo, size_t *hi);
+
+/* The end of the key block that starts at row pb of a chunk ending at `end`: at most key_block rows, never past the
+ * cache block (page) that holds row pb. */
+static inline size_t rotary_attn_plan_block_end(const rotary_attn_plan *plan, size_t pb, size_t end) {
+  const size_t bs = plan->v->geom.block_size, block_end = (pb / bs + 1) * bs;
+  size_t pe = end - pb > plan->key_block ? pb + plan->key_block : end;
+  return pe < block_end ? pe : block_end;
+}
+
+/* Item i's sequence, kv head and chunk index (i < plan->items; the plan bound). Items run sequence by sequence,
+ * kv head by kv head, chunk by chunk: a (sequence, kv head)'s chunks are consecutive items, merged in that order. */
+void rotary_attn_plan_item(const rotary_attn_plan *plan, size_t i, size_t *b, size_t *h, size_t *c);
+
+#endif /* ROTARY_ATTN_PLAN_H */
