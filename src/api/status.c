@@ -23,7 +23,9 @@ const char *rotary_status_string(rotary_status status) {
     case ROTARY_ERR_UNSUPPORTED: return "the library was built without this feature";
     case ROTARY_ERR_CACHE_INDEX:
       return "a cache slot, block or page is outside the cache, written twice, or a page table is inconsistent";
-    case ROTARY_ERR_SCALE: return "an fp8 scale is zero, negative, NaN or infinite";
+    case ROTARY_ERR_SCALE:
+      return "an fp8 scale is zero, negative, NaN or infinite, or an attention scale or soft cap is negative, NaN or "
+             "infinite";
     case ROTARY_ERR_STREAMS:
       return "a multi-stream layout does not cover the frequencies, or a call's stream count is not the rope's";
     case ROTARY_ERR_LAYER: return "a layer index is beyond the model's layers, or its layer type has no rope";
