@@ -760,13 +760,15 @@ ROTARY_API rotary_status rotary_kv_rerotate(rotary_context *ctx, const rotary_ro
  * log of sum_p exp(s_p) (flash-attention's softmax_lse; FlashInfer's is base 2), so partial results over disjoint
  * row sets can be merged. The chunking depends on the shape alone: results are bit-identical for every thread
  * count; kernels of different ISAs sum in different orders (not bit-identical; the bound is in docs/attention.md).
- * Non-finite values are not masked: a NaN in q or in an attended key or value, or an Inf in q or in an attended
- * key, makes that query row's output NaN (an Inf in a value gives Inf or NaN); rows outside a query's mask are not
- * read for it and cannot affect it.
+ * Non-finite values are not masked: they go through IEEE arithmetic. A NaN in q or in an attended key makes that
+ * query row's output and lse NaN; a NaN in element d of an attended value makes element d of the row's output NaN
+ * (whatever its weight); an Inf gives what the arithmetic gives (a +Inf logit: NaN; a -Inf logit: weight 0;
+ * softcap maps +-Inf logits to +-softcap). Rows outside a query's mask are not read for it and cannot affect it.
  *
  * RoPE. rope gives head_dim (q, k and v heads have that length). rope_mode:
  *   NONE: q and the cached keys are used as they are (q already rotated, keys rotated when written);
- *   Q:    q is rotated by the call at its position i (forward, as rotary_apply with that position), keys as cached;
+ *   Q:    q is rotated by the call at its position i (forward, rotary_apply's fp32 result, kept in fp32: not
+ *         rounded to q_dtype), keys as cached;
  *   QK:   the cache holds UNROTATED keys: q is rotated at i and every key at its row p (FlashInfer's ROPE_LLAMA,
  *         vLLM-free caches that survive a scaling change). The rotated key is rotary_apply's fp32 result on the
  *         decoded key (not rounded to the cache dtype).
@@ -791,8 +793,8 @@ typedef struct rotary_attention_desc {
   const void *q;               /* element (b, t, h, d) at q[b * q_stride_batch + t * q_stride_token + h *
                                   q_stride_head + d] */
   rotary_dtype q_dtype;        /* F32, F16, BF16 */
-  ptrdiff_t q_stride_batch, q_stride_token, q_stride_head; /* elements; all three 0: contiguous [batch, tokens,
-                                                               q_heads, head_dim] */
+  ptrdiff_t q_stride_batch, q_stride_token, q_stride_head; /* elements, signed; all three 0: contiguous [batch,
+                                                               tokens, q_heads, head_dim] */
   void *out;                   /* element (b, t, h, d) at out[b * out_stride_batch + ...], never read */
   rotary_dtype out_dtype;      /* F32, F16, BF16 */
   ptrdiff_t out_stride_batch, out_stride_token, out_stride_head; /* all three 0: contiguous */

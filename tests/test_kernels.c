@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_kernels.h"
 #include "convert_kernels.h"
 #include "kernels.h"
 #include "sincos.h"
@@ -498,8 +499,23 @@ static const char *any_dtype_tag(rotary_dtype dt) {
 static void test_kernel_registry(void **state) {
   (void)state;
   const size_t n = rotary_kernel_registry_count;
-  assert_int_equal(n, rotary_kernel_count + rotary_rows_count + rotary_convert_count);
-  size_t per_op[4] = {0};
+  /* attn_list.h: two registry entries (scores, values) per ROTARY_ATTN_KERNEL row, one per ROTARY_ATTN_EXP row */
+  const size_t n_attn_kernels = 0
+#define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA) +1
+#define ROTARY_ATTN_EXP(isa, ISA)
+#include "attn_list.h"
+#undef ROTARY_ATTN_KERNEL
+#undef ROTARY_ATTN_EXP
+      ;
+  const size_t n_attn_exp = 0
+#define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)
+#define ROTARY_ATTN_EXP(isa, ISA) +1
+#include "attn_list.h"
+#undef ROTARY_ATTN_KERNEL
+#undef ROTARY_ATTN_EXP
+      ;
+  assert_int_equal(n, rotary_kernel_count + rotary_rows_count + rotary_convert_count + 2 * n_attn_kernels + n_attn_exp);
+  size_t per_op[7] = {0};
   for (size_t i = 0; i < n; i++) {
     const rotary_kernel_info *e = &rotary_kernel_registry[i];
     assert_non_null(e->name);
@@ -521,6 +537,18 @@ static void test_kernel_registry(void **state) {
                  any_dtype_tag(e->out_dtype), isa);
         assert_string_equal(e->variant + 3, any_dtype_tag(e->out_dtype)); /* "to_<dtype>" */
         break;
+      case ROTARY_OP_ATTN_SCORES:
+      case ROTARY_OP_ATTN_VALUES:
+        assert_true(e->out_dtype == ROTARY_F32);
+        snprintf(want, sizeof want, "rotary_attn_%s_%s__%s", any_dtype_tag(e->dtype),
+                 e->op == ROTARY_OP_ATTN_SCORES ? "scores" : "values", isa);
+        assert_string_equal(e->variant, "");
+        break;
+      case ROTARY_OP_ATTN_EXP:
+        assert_true(e->dtype == ROTARY_F32 && e->out_dtype == ROTARY_F32);
+        snprintf(want, sizeof want, "rotary_attn_exp__%s", isa);
+        assert_string_equal(e->variant, "");
+        break;
       default: fail_msg("%s: unknown operation %d", e->name, (int)e->op);
     }
     assert_string_equal(e->name, want);
@@ -541,6 +569,24 @@ static void test_kernel_registry(void **state) {
       for (size_t k = 0; k < rotary_rows_count; k++)
         if (!strcmp(rotary_rows_list[k].name, e->name) && rotary_rows_list[k].isa == e->isa)
           typed = (const void *)(uintptr_t)rotary_rows_list[k].fn;
+    } else if (e->op == ROTARY_OP_ATTN_SCORES || e->op == ROTARY_OP_ATTN_VALUES || e->op == ROTARY_OP_ATTN_EXP) {
+      /* the function rotary_attn_select_isa hands out for that dtype and ISA (exp: any cache dtype with that ISA) */
+      fn = e->op == ROTARY_OP_ATTN_SCORES   ? (const void *)(uintptr_t)e->fn.attn_scores
+           : e->op == ROTARY_OP_ATTN_VALUES ? (const void *)(uintptr_t)e->fn.attn_values
+                                            : (const void *)(uintptr_t)e->fn.attn_exp;
+      for (int dt = ROTARY_F32; dt <= ROTARY_FP8_E4M3 && !typed; dt++) {
+        rotary_attn_kernels k;
+        if ((e->op != ROTARY_OP_ATTN_EXP && dt != (int)e->dtype) ||
+            rotary_attn_select_isa((rotary_dtype)dt, e->isa, &k) != ROTARY_OK)
+          continue;
+        typed = e->op == ROTARY_OP_ATTN_SCORES   ? (const void *)(uintptr_t)k.scores
+                : e->op == ROTARY_OP_ATTN_VALUES ? (const void *)(uintptr_t)k.values
+                                                 : (const void *)(uintptr_t)k.exp;
+        assert_string_equal(e->op == ROTARY_OP_ATTN_SCORES   ? k.scores_name
+                            : e->op == ROTARY_OP_ATTN_VALUES ? k.values_name
+                                                             : k.exp_name,
+                            e->name);
+      }
     } else {
       fn = (const void *)(uintptr_t)e->fn.convert;
       for (size_t k = 0; k < rotary_convert_count; k++)
@@ -553,6 +599,16 @@ static void test_kernel_registry(void **state) {
   assert_int_equal(per_op[ROTARY_OP_ROTATE] + per_op[ROTARY_OP_ROTATE_NT], rotary_kernel_count);
   assert_int_equal(per_op[ROTARY_OP_SINCOS_ROWS], rotary_rows_count);
   assert_int_equal(per_op[ROTARY_OP_CONVERT], rotary_convert_count);
+  assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES], n_attn_kernels);
+  assert_int_equal(per_op[ROTARY_OP_ATTN_VALUES], n_attn_kernels);
+  assert_int_equal(per_op[ROTARY_OP_ATTN_EXP], n_attn_exp);
+  for (int dt = ROTARY_F32; dt <= ROTARY_FP8_E4M3; dt++) {
+    rotary_attn_kernels k;
+    assert_int_equal(rotary_attn_select((rotary_dtype)dt, &k), ROTARY_OK);
+    assert_non_null(rotary_kernel_find(k.scores_name));
+    assert_non_null(rotary_kernel_find(k.values_name));
+    assert_non_null(rotary_kernel_find(k.exp_name));
+  }
   for (int dt = ROTARY_F32; dt <= ROTARY_BF16; dt++)
     for (int pr = 0; pr < 2; pr++) {
       const rotary_kernel *k = rotary_kernel_select((rotary_dtype)dt, (rotary_pairing)pr);
@@ -562,9 +618,11 @@ static void test_kernel_registry(void **state) {
     }
   assert_non_null(rotary_kernel_find(rotary_rows_select()->name));
   assert_null(rotary_kernel_find("rotary_f32_rotate_half__nosuchisa"));
-  printf("registry: %zu kernels (%zu rotate, %zu rotate_nt, %zu sincos_rows, %zu convert)\n", n,
-         per_op[ROTARY_OP_ROTATE], per_op[ROTARY_OP_ROTATE_NT], per_op[ROTARY_OP_SINCOS_ROWS],
-         per_op[ROTARY_OP_CONVERT]);
+  printf("registry: %zu kernels (%zu rotate, %zu rotate_nt, %zu sincos_rows, %zu convert, %zu attn_scores, "
+         "%zu attn_values, %zu attn_exp)\n",
+         n, per_op[ROTARY_OP_ROTATE], per_op[ROTARY_OP_ROTATE_NT], per_op[ROTARY_OP_SINCOS_ROWS],
+         per_op[ROTARY_OP_CONVERT], per_op[ROTARY_OP_ATTN_SCORES], per_op[ROTARY_OP_ATTN_VALUES],
+         per_op[ROTARY_OP_ATTN_EXP]);
 }
 
 static int is_word_char(char c) { return c == '_' || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z'); }
