@@ -111,22 +111,28 @@ static void rotate_keys(const item_state *st, const char *k, size_t pb, size_t n
   }
 }
 
-/* One row's online-softmax step over n logits at s: a logit that is not finite poisons the row (m NaN: its output
- * is NaN); soft-capping; a new maximum rescales the row's sum and accumulator; s becomes the probabilities. */
+/* One row's online-softmax step over n logits at s, in IEEE arithmetic (rotary.h): soft-capping first (+-Inf to
+ * +-softcap); a NaN or +Inf logit poisons the row (m NaN: its output and lse are NaN, as exp(Inf - Inf) would
+ * make them); -Inf logits weigh 0 (a block of them only adds 0 * v); a new maximum rescales the row's sum and
+ * accumulator; s becomes the weights. */
 static void softmax_row(const item_state *st, size_t r, float *s, size_t n) {
   const rotary_attn_plan *p = st->p;
   const float cap = p->v->softcap;
   if (isnan(st->m[r])) return;
+  if (cap != 0.0f)
+    for (size_t j = 0; j < n; j++) s[j] = cap * tanhf(s[j] / cap);
+  float bm = -INFINITY;
   for (size_t j = 0; j < n; j++) {
-    if (!(fabsf(s[j]) <= FLT_MAX)) {
+    if (!(s[j] < INFINITY)) { /* NaN or +Inf */
       st->m[r] = NAN;
       return;
     }
+    bm = s[j] > bm ? s[j] : bm;
   }
-  if (cap != 0.0f)
-    for (size_t j = 0; j < n; j++) s[j] = cap * tanhf(s[j] / cap);
-  float bm = s[0];
-  for (size_t j = 1; j < n; j++) bm = s[j] > bm ? s[j] : bm;
+  if (bm == -INFINITY) { /* every weight exp(-Inf - m) = 0 */
+    memset(s, 0, n * sizeof *s);
+    return;
+  }
   if (bm > st->m[r]) {
     if (st->m[r] != -INFINITY) {
       const float alpha = expf(st->m[r] - bm);
@@ -264,20 +270,17 @@ static void merge_unit(const rotary_attn_plan *p, size_t unit) {
       write_row(p, b, h, r, dst, NAN);
       continue;
     }
+    /* IEEE throughout: a chunk that attended nothing (m -Inf, l 0, accumulator 0) weighs exp(-Inf) = 0; a row
+     * whose every logit was -Inf (big -Inf) comes out NaN, as exp(-Inf - -Inf) makes it */
     float sum = 0.0f;
     for (size_t c = 0; c < count; c++) {
       const float *part = part0 + c * p->partial_floats;
-      const float m = part[rows * hd + r], l = part[rows * hd + rows + r];
-      if (m == -INFINITY) { /* nothing attended in this chunk */
-        if (c == 0) memset(dst, 0, hd * sizeof(float));
-        continue;
-      }
-      const float w = expf(m - big);
-      sum += l * w;
-      const float *acc = part + r * hd;
+      const float w = expf(part[rows * hd + r] - big);
+      sum += part[rows * hd + rows + r] * w;
       if (c == 0) {
         for (size_t d = 0; d < hd; d++) dst[d] *= w;
       } else {
+        const float *acc = part + r * hd;
         for (size_t d = 0; d < hd; d++) dst[d] += acc[d] * w;
       }
     }
