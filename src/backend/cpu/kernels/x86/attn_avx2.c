@@ -1,0 +1,440 @@
+/* x86/attn_avx2.c: the decode-attention kernels built for AVX2 + FMA + F16C (scores, values per cache dtype; exp). */
+/* Defines (names built by macros; listed so that grep finds every definition here):
+ * rotary_attn_f32_scores__avx2 rotary_attn_f32_values__avx2 rotary_attn_f16_scores__avx2
+ * rotary_attn_f16_values__avx2 rotary_attn_bf16_scores__avx2 rotary_attn_bf16_values__avx2
+ * rotary_attn_fp8_scores__avx2 rotary_attn_fp8_values__avx2 rotary_attn_exp__avx2 */
+#if defined(__x86_64__) || defined(__i386__)
+#include <float.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "attn_kernels.h"
+#include "convert.h"
+#include "fp8.h"
+#include "isa_avx2.h"
+
+#define INLINE static inline __attribute__((always_inline)) ROTARY_TARGET
+
+/* Cache dtypes as compile-time constants of the shared bodies below (each kernel inlines them with its own). */
+enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_FP8 = 3 };
+static const size_t dt_size[4] = {4, 2, 2, 1};
+
+/*
+ * 16 cache elements at p decoded to two vectors of 8 floats, in order. fp8 goes through f16: a code's sign and
+ * 7 magnitude bits shifted into f16 bits (sign << 15 | magnitude << 7) are the f16 number value * 2^-8, exact
+ * (exponent field 0 lands on f16 subnormals, which F16C converts exactly, whatever MXCSR's DAZ); one multiply by
+ * fp8_factor = scale * 2^8 (exact: checked finite by the caller) then gives value * scale rounded once, the bits of
+ * rotary_fp8_e4m3_decode. NaN codes (S.1111.111) come out finite: the fp8 kernels find them apart (fp8_fix_*).
+ */
+INLINE void dec16(int dt, const unsigned char *p, __m256 fp8_factor, __m256 *lo, __m256 *hi) {
+  if (dt == DT_F32) {
+    *lo = _mm256_loadu_ps((const float *)(const void *)p);
+    *hi = _mm256_loadu_ps((const float *)(const void *)(p + 32));
+  } else if (dt == DT_F16) {
+    *lo = rv_load_f16(p);
+    *hi = rv_load_f16(p + 16);
+  } else if (dt == DT_BF16) {
+    *lo = rv_load_bf16((const uint16_t *)(const void *)p);
+    *hi = rv_load_bf16((const uint16_t *)(const void *)(p + 16));
+  } else {
+    const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)p));
+    const __m256i h = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16((short)0xbf80));
+    *lo = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), fp8_factor);
+    *hi = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), fp8_factor);
+  }
+}
+
+/* Elements [0, t) of a row (t < 16) decoded exactly (the scalar rule) into 16 floats, zeros after. */
+static inline void dec_tail(int dt, const unsigned char *p, size_t t, float scale, float out[16]) {
+  for (size_t i = 0; i < 16; i++) out[i] = 0.0f;
+  for (size_t i = 0; i < t; i++) {
+    uint16_t h;
+    if (dt == DT_F32) memcpy(&out[i], p + 4 * i, 4);
+    else if (dt == DT_FP8) out[i] = rotary_fp8_e4m3_decode(p[i], scale);
+    else {
+      memcpy(&h, p + 2 * i, 2);
+      out[i] = dt == DT_F16 ? rotary_f16_to_f32_quiet(h) : rotary_bf16_to_f32(h);
+    }
+  }
+}
+
+/* Lane masks for the first t of 16 lanes (maskload / maskstore). */
+INLINE void tail_masks(size_t t, __m256i *m0, __m256i *m1) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  *m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)t), idx);
+  *m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)t - 8), idx);
+}
+
+/* ---- scores: R query rows x J keys per block (R <= 4, J <= 2), 8-lane partial sums per (row, key) ---- */
+
+/* The sums of 8 vectors, lane i of the result holding the sum of v[i] (a fixed tree: 3 rounds of pairwise adds). */
+INLINE __m256 hsum8(const __m256 v[8]) {
+  const __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
+  const __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
+  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+/* s[r * ss + j] for r < R, j < J: keys at k (byte stride kb), elements decoded as dt. Sum order: lane-wise over
+ * blocks of 16 (then the tail block), then hsum8's tree; the same for every path (direct or staged). */
+INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const unsigned char *k, ptrdiff_t kb,
+                         __m256 f8, float scale, float *s, size_t ss) {
+  const size_t es = dt_size[dt], d16 = hd & ~(size_t)15;
+  __m256 acc[8];
+  for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+  for (size_t d = 0; d < d16; d += 16) {
+    __m256 lo[2], hi[2];
+    for (int j = 0; j < J; j++) dec16(dt, k + j * kb + d * es, f8, &lo[j], &hi[j]);
+    for (int r = 0; r < R; r++) {
+      const __m256 q0 = _mm256_loadu_ps(q + r * hd + d), q1 = _mm256_loadu_ps(q + r * hd + d + 8);
+      for (int j = 0; j < J; j++) {
+        acc[r * J + j] = _mm256_fmadd_ps(q0, lo[j], acc[r * J + j]);
+        acc[r * J + j] = _mm256_fmadd_ps(q1, hi[j], acc[r * J + j]);
+      }
+    }
+  }
+  if (d16 < hd) {
+    const size_t t = hd - d16;
+    __m256i m0, m1;
+    tail_masks(t, &m0, &m1);
+    float kt[2][16];
+    for (int j = 0; j < J; j++) dec_tail(dt, k + j * kb + d16 * es, t, scale, kt[j]);
+    for (int r = 0; r < R; r++) {
+      const __m256 q0 = _mm256_maskload_ps(q + r * hd + d16, m0), q1 = _mm256_maskload_ps(q + r * hd + d16 + 8, m1);
+      for (int j = 0; j < J; j++) {
+        acc[r * J + j] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(kt[j]), acc[r * J + j]);
+        acc[r * J + j] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(kt[j] + 8), acc[r * J + j]);
+      }
+    }
+  }
+  float out[8];
+  _mm256_storeu_ps(out, hsum8(acc));
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < J; j++) s[r * ss + j] = out[r * J + j];
+}
+
+/* Every row block (4 rows, then the rest) against n keys, keys in pairs. */
+INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const unsigned char *k, ptrdiff_t kb,
+                        size_t n, __m256 f8, float scale, float *s, size_t ss) {
+  for (size_t r0 = 0; r0 < rows; r0 += 4) {
+    const size_t R = rows - r0 < 4 ? rows - r0 : 4;
+    const float *qr = q + r0 * hd;
+    float *sr = s + r0 * ss;
+    size_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+      const unsigned char *kj = k + (ptrdiff_t)j * kb;
+      switch (R) {
+        case 4: scores_block(dt, 4, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        case 3: scores_block(dt, 3, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        case 2: scores_block(dt, 2, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        default: scores_block(dt, 1, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+      }
+    }
+    if (j < n) {
+      const unsigned char *kj = k + (ptrdiff_t)j * kb;
+      switch (R) {
+        case 4: scores_block(dt, 4, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        case 3: scores_block(dt, 3, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        case 2: scores_block(dt, 2, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        default: scores_block(dt, 1, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+      }
+    }
+  }
+}
+
+/* Staging: with more than 4 rows, f16 and fp8 rows are decoded once into this many floats and every row block
+ * reads them as f32 (the decoded values are the same numbers, so the results are the same bits). */
+#define STAGE_FLOATS 4096
+
+/* Decodes n rows of hd elements (hd <= STAGE_FLOATS / n) into buf, row after row. */
+INLINE void stage_rows(int dt, const unsigned char *p, ptrdiff_t pb, size_t n, size_t hd, __m256 f8, float scale,
+                       float *buf) {
+  const size_t es = dt_size[dt], d16 = hd & ~(size_t)15;
+  for (size_t j = 0; j < n; j++) {
+    const unsigned char *row = p + (ptrdiff_t)j * pb;
+    float *b = buf + j * hd;
+    for (size_t d = 0; d < d16; d += 16) {
+      __m256 lo, hi;
+      dec16(dt, row + d * es, f8, &lo, &hi);
+      _mm256_storeu_ps(b + d, lo);
+      _mm256_storeu_ps(b + d + 8, hi);
+    }
+    if (d16 < hd) {
+      float t[16];
+      dec_tail(dt, row + d16 * es, hd - d16, scale, t);
+      memcpy(b + d16, t, (hd - d16) * sizeof(float));
+    }
+  }
+}
+
+INLINE void scores_any(int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
+                       size_t n, float scale, float *s, size_t ss) {
+  const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
+  const __m256 f8 = _mm256_set1_ps(scale * 256.0f);
+  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
+    float buf[STAGE_FLOATS];
+    const size_t block = STAGE_FLOATS / hd;
+    for (size_t j = 0; j < n; j += block) {
+      const size_t m = n - j < block ? n - j : block;
+      stage_rows(dt, (const unsigned char *)k + (ptrdiff_t)j * kb, kb, m, hd, f8, scale, buf);
+      scores_rows(DT_F32, q, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, s + j, ss);
+    }
+    return;
+  }
+  scores_rows(dt, q, rows, hd, (const unsigned char *)k, kb, n, f8, scale, s, ss);
+}
+
+/* ---- values: R rows x 16 outputs per block, keys inside, p broadcast ---- */
+
+INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, size_t d, const unsigned char *v,
+                         ptrdiff_t vb, size_t n, __m256 f8, float scale, float *o) {
+  const size_t es = dt_size[dt];
+  __m256 a0[4], a1[4];
+  if (d + 16 <= hd) {
+    for (int r = 0; r < R; r++) {
+      a0[r] = _mm256_loadu_ps(o + r * hd + d);
+      a1[r] = _mm256_loadu_ps(o + r * hd + d + 8);
+    }
+    for (size_t j = 0; j < n; j++) {
+      __m256 lo, hi;
+      dec16(dt, v + (ptrdiff_t)j * vb + d * es, f8, &lo, &hi);
+      for (int r = 0; r < R; r++) {
+        const __m256 pj = _mm256_broadcast_ss(p + r * ps + j);
+        a0[r] = _mm256_fmadd_ps(pj, lo, a0[r]);
+        a1[r] = _mm256_fmadd_ps(pj, hi, a1[r]);
+      }
+    }
+    for (int r = 0; r < R; r++) {
+      _mm256_storeu_ps(o + r * hd + d, a0[r]);
+      _mm256_storeu_ps(o + r * hd + d + 8, a1[r]);
+    }
+  } else {
+    const size_t t = hd - d;
+    __m256i m0, m1;
+    tail_masks(t, &m0, &m1);
+    for (int r = 0; r < R; r++) {
+      a0[r] = _mm256_maskload_ps(o + r * hd + d, m0);
+      a1[r] = _mm256_maskload_ps(o + r * hd + d + 8, m1);
+    }
+    for (size_t j = 0; j < n; j++) {
+      float vt[16];
+      dec_tail(dt, v + (ptrdiff_t)j * vb + d * es, t, scale, vt);
+      const __m256 lo = _mm256_loadu_ps(vt), hi = _mm256_loadu_ps(vt + 8);
+      for (int r = 0; r < R; r++) {
+        const __m256 pj = _mm256_broadcast_ss(p + r * ps + j);
+        a0[r] = _mm256_fmadd_ps(pj, lo, a0[r]);
+        a1[r] = _mm256_fmadd_ps(pj, hi, a1[r]);
+      }
+    }
+    for (int r = 0; r < R; r++) {
+      _mm256_maskstore_ps(o + r * hd + d, m0, a0[r]);
+      _mm256_maskstore_ps(o + r * hd + d + 8, m1, a1[r]);
+    }
+  }
+}
+
+/* o[r][d] = fma(p[r][j], v_j[d], o[r][d]) for j = 0 .. n-1 in order: the scalar kernel's order, so the same bits. */
+INLINE void values_rows(int dt, const float *p, size_t ps, size_t rows, size_t hd, const unsigned char *v,
+                        ptrdiff_t vb, size_t n, __m256 f8, float scale, float *o) {
+  for (size_t r0 = 0; r0 < rows; r0 += 4) {
+    const size_t R = rows - r0 < 4 ? rows - r0 : 4;
+    const float *pr = p + r0 * ps;
+    float *orow = o + r0 * hd;
+    for (size_t d = 0; d < hd; d += 16) switch (R) {
+        case 4: values_block(dt, 4, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
+        case 3: values_block(dt, 3, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
+        case 2: values_block(dt, 2, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
+        default: values_block(dt, 1, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
+      }
+  }
+}
+
+INLINE void values_any(int dt, const float *p, size_t ps, size_t rows, size_t hd, const void *v,
+                       ptrdiff_t v_row_stride, size_t n, float scale, float *o) {
+  const ptrdiff_t vb = v_row_stride * (ptrdiff_t)dt_size[dt];
+  const __m256 f8 = _mm256_set1_ps(scale * 256.0f);
+  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
+    float buf[STAGE_FLOATS];
+    const size_t block = STAGE_FLOATS / hd;
+    for (size_t j = 0; j < n; j += block) {
+      const size_t m = n - j < block ? n - j : block;
+      stage_rows(dt, (const unsigned char *)v + (ptrdiff_t)j * vb, vb, m, hd, f8, scale, buf);
+      values_rows(DT_F32, p + j, ps, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, o);
+    }
+    return;
+  }
+  values_rows(dt, p, ps, rows, hd, (const unsigned char *)v, vb, n, f8, scale, o);
+}
+
+/* ---- fp8: NaN codes, and scales too large for the f16 route ---- */
+
+/* Nonzero when one of the m codes at p is a NaN (S.1111.111). */
+ROTARY_TARGET static int fp8_any_nan(const unsigned char *p, size_t m) {
+  const __m256i top = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi8(-1);
+  __m256i hit = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 32 <= m; i += 32) {
+    const __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
+    hit = _mm256_or_si256(hit, _mm256_cmpeq_epi8(_mm256_or_si256(b, top), ones));
+  }
+  int any = !_mm256_testz_si256(hit, hit);
+  for (; i < m; i++) any |= (p[i] & 0x7f) == 0x7f;
+  return any;
+}
+
+/* The scalar rule where the f16 route cannot hold it: scale * 2^8 not finite. */
+static int fp8_factor_ok(float scale) { return scale * 256.0f <= FLT_MAX; }
+
+/* A key holding a NaN code gives NaN logits in every row (q . key is NaN whatever q is). */
+__attribute__((noinline, cold)) static void fp8_fix_scores(size_t rows, size_t hd, const unsigned char *k,
+                                                           ptrdiff_t kb, size_t n, float *s, size_t ss) {
+  for (size_t j = 0; j < n; j++)
+    if (fp8_any_nan(k + (ptrdiff_t)j * kb, hd))
+      for (size_t r = 0; r < rows; r++) s[r * ss + j] = rotary_bits_f32(0x7fc00000u);
+}
+
+/* A NaN code at (j, d) makes o[r][d] NaN in every row (p * NaN is NaN whatever p is). */
+__attribute__((noinline, cold)) static void fp8_fix_values(size_t rows, size_t hd, const unsigned char *v,
+                                                           ptrdiff_t vb, size_t n, float *o) {
+  for (size_t j = 0; j < n; j++)
+    for (size_t d = 0; d < hd; d++)
+      if ((v[(ptrdiff_t)j * vb + (ptrdiff_t)d] & 0x7f) == 0x7f)
+        for (size_t r = 0; r < rows; r++) o[r * hd + d] = rotary_bits_f32(0x7fc00000u);
+}
+
+/* ---- the kernels ---- */
+
+void rotary_attn_f32_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
+                                  size_t n, float k_scale, float *s, size_t s_stride) ROTARY_TARGET;
+void rotary_attn_f32_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
+                                  size_t n, float k_scale, float *s, size_t s_stride) {
+  scores_any(DT_F32, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+}
+
+void rotary_attn_f16_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
+                                  size_t n, float k_scale, float *s, size_t s_stride) ROTARY_TARGET;
+void rotary_attn_f16_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
+                                  size_t n, float k_scale, float *s, size_t s_stride) {
+  scores_any(DT_F16, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+}
+
+void rotary_attn_bf16_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k,
+                                   ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,
+                                   size_t s_stride) ROTARY_TARGET;
+void rotary_attn_bf16_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k,
+                                   ptrdiff_t k_row_stride, size_t n, float k_scale, float *s, size_t s_stride) {
+  scores_any(DT_BF16, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+}
+
+void rotary_attn_fp8_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
+                                  size_t n, float k_scale, float *s, size_t s_stride) ROTARY_TARGET;
+void rotary_attn_fp8_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
+                                  size_t n, float k_scale, float *s, size_t s_stride) {
+  if (!fp8_factor_ok(k_scale)) {
+    rotary_attn_fp8_scores__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+    return;
+  }
+  scores_any(DT_FP8, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+  int nan = 0;
+  for (size_t j = 0; j < n && !nan; j++) nan = fp8_any_nan((const unsigned char *)k + (ptrdiff_t)j * k_row_stride, head_dim);
+  if (nan) fp8_fix_scores(rows, head_dim, k, k_row_stride, n, s, s_stride);
+}
+
+void rotary_attn_f32_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) ROTARY_TARGET;
+void rotary_attn_f32_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
+  values_any(DT_F32, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
+}
+
+void rotary_attn_f16_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) ROTARY_TARGET;
+void rotary_attn_f16_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
+  values_any(DT_F16, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
+}
+
+void rotary_attn_bf16_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                   ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) ROTARY_TARGET;
+void rotary_attn_bf16_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                   ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
+  values_any(DT_BF16, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
+}
+
+void rotary_attn_fp8_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) ROTARY_TARGET;
+void rotary_attn_fp8_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
+  if (!fp8_factor_ok(v_scale)) {
+    rotary_attn_fp8_values__scalar(p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
+    return;
+  }
+  values_any(DT_FP8, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
+  int nan = 0;
+  for (size_t j = 0; j < n && !nan; j++) nan = fp8_any_nan((const unsigned char *)v + (ptrdiff_t)j * v_row_stride, head_dim);
+  if (nan) fp8_fix_values(rows, head_dim, v, v_row_stride, n, o);
+}
+
+/* ---- exp ---- */
+
+/*
+ * exp(x) for 8 lanes: n = round(x log2 e), r = x - n ln2 in two fma steps (Cody-Waite; ln2's high part has 16
+ * significant bits, so n * hi is exact for |n| < 256), exp(r) on |r| <= ln2/2 by Cephes expf's polynomial
+ * (1 + r + r^2 P(r), P of degree 5), then times 2^n as 2^(n/2) * 2^(n - n/2) (both normal for n in [-160, 128]:
+ * subnormal results rounded once, overflow to +Inf). x is clamped to [-110, 89] first (max with x second keeps a
+ * NaN), so -Inf gives 0 and +Inf gives +Inf; NaN stays NaN. Measured accuracy: tests/test_attn_kernels.c.
+ */
+INLINE __m256 exp8(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(-110.0f), x);
+  x = _mm256_min_ps(_mm256_set1_ps(89.0f), x);
+  const __m256 nf = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(1.428606765330187e-06f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i n = _mm256_cvtps_epi32(nf);
+  const __m256i n1 = _mm256_srai_epi32(n, 1), n2 = _mm256_sub_epi32(n, n1);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+}
+
+/* Sums: two 8-lane accumulators over blocks of 16 (then 8, then a masked tail), combined at the end by a fixed tree. */
+float rotary_attn_exp__avx2(float *s, size_t n, float max) ROTARY_TARGET;
+float rotary_attn_exp__avx2(float *s, size_t n, float max) {
+  const __m256 m = _mm256_set1_ps(max);
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  size_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+    const __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j + 8), m));
+    _mm256_storeu_ps(s + j, e0);
+    _mm256_storeu_ps(s + j + 8, e1);
+    a0 = _mm256_add_ps(a0, e0);
+    a1 = _mm256_add_ps(a1, e1);
+  }
+  if (j + 8 <= n) {
+    const __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+    _mm256_storeu_ps(s + j, e0);
+    a0 = _mm256_add_ps(a0, e0);
+    j += 8;
+  }
+  if (j < n) {
+    __m256i m0, m1;
+    tail_masks(n - j, &m0, &m1);
+    const __m256 e0 = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_maskload_ps(s + j, m0), m)), _mm256_castsi256_ps(m0));
+    _mm256_maskstore_ps(s + j, m0, e0);
+    a1 = _mm256_add_ps(a1, e0);
+  }
+  const __m256 a = _mm256_add_ps(a0, a1);
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
+}
+#endif
