@@ -1,5 +1,6 @@
 /* bench.c: `rotary bench`: times the composed, naive and fused RoPE, each in a block of rounds against a streaming
- * pass, and prints each row as its block ends (--op kv-write goes to bench_kv.c, which times with the same blocks). */
+ * pass, and prints each row as its block ends (--op kv-write goes to bench_kv.c, --op attention to bench_attn.c,
+ * which time with the same blocks). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -175,8 +176,9 @@ int rotary_cli_bench(int argc, char **argv) {
     return 0;
   }
   if (!parsed) return 2; /* said why */
-  if (o.op == BENCH_OP_KV_WRITE || o.streams) {
-    const int rc = o.streams ? bench_streams_main(&o) : bench_kv_main(&o);
+  if (o.op != BENCH_OP_ROPE || o.streams) {
+    const int rc = o.streams ? bench_streams_main(&o) : o.op == BENCH_OP_ATTENTION ? bench_attn_main(&o)
+                                                                                   : bench_kv_main(&o);
     bench_options_free(&o);
     return rc;
   }

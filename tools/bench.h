@@ -15,7 +15,8 @@
 /* --op: which operation the run times. */
 typedef enum bench_op {
   BENCH_OP_ROPE = 0,    /* rotary_apply on q and k (the article's table) */
-  BENCH_OP_KV_WRITE = 1 /* rotary_kv_write from packed QKV into a KV cache (bench_kv.c) */
+  BENCH_OP_KV_WRITE = 1, /* rotary_kv_write from packed QKV into a KV cache (bench_kv.c) */
+  BENCH_OP_ATTENTION = 2 /* rotary_attention over a filled KV cache (bench_attn.c) */
 } bench_op;
 
 /* --streams: which multi-stream ids the comparison with 1-D ids uses. */
@@ -134,6 +135,7 @@ struct bench_setup {
   void *rot, *tmp1, *tmp2, *sum; /* [rows][max heads][rotary_dim] */
   struct bench_torch *torch;     /* --torch: the child process (owned by rotary_cli_bench), else NULL */
   struct bench_kv *kv;           /* --op kv-write: its buffers and calls (bench_kv_setup.c), else NULL */
+  struct bench_attn *attn;       /* --op attention: its cache, buffers and calls (bench_attn_setup.c), else NULL */
   bench_stream_pick stream;      /* the streaming pass: its candidates and the one picked (bench_impls.c) */
   bench_tune_set tune;           /* --tune: a row per candidate value of each setting */
 };
@@ -175,6 +177,9 @@ size_t bench_stream_count(const rotary_streams *st); /* ids per token: 1 for NON
 
 /* bench_kv.c: `rotary bench --op kv-write`; returns the exit status. */
 int bench_kv_main(const bench_options *o);
+
+/* bench_attn.c: `rotary bench --op attention`; returns the exit status. */
+int bench_attn_main(const bench_options *o);
 
 /* bench_setup.c */
 rotary_status bench_setup_library(const bench_options *o, bench_setup *s); /* rope(s) and context */

@@ -30,6 +30,8 @@ void bench_usage(FILE *f, int full) {
           "                    [--json] [--help]\n"
           "       rotary bench --op kv-write [--cache contiguous|paged] [--cache-dtype f32|f16|bf16|fp8]\n"
           "                    [--block-size N] [--sweep] [shape, --dtype, --threads, --reps, --json as above]\n"
+          "       rotary bench --op attention [--batch N] [--table N] [--cache contiguous|paged]\n"
+          "                    [--cache-dtype f32|f16|bf16|fp8] [--block-size N] [--sweep] [--threads N] [--reps N]\n"
           "       rotary bench --cuda [--rows quick|all] [--reps N] [--json FILE]   (CUDA builds: the GPU table)\n");
   if (!full) {
     fprintf(f, "Try 'rotary bench --help' for more information.\n");
@@ -89,6 +91,12 @@ void bench_usage(FILE *f, int full) {
           "  --sweep      kv-write: the issue's table, one line per case: prefill (--batch x --tokens) and decode\n"
           "               (--decode N, default 64, at random cache lengths), contiguous and paged, bf16 and fp8\n"
           "               caches, 1 and 2 threads (--threads is ignored); with --json an object per case\n"
+          "  --op attention  rotary_attention, one f32 query token per sequence over --batch (default 64)\n"
+          "               sequences of --table (default 4096) cached rows, keys stored rotated (rope_mode Q) and\n"
+          "               rotated on the fly (QK), against the composed passes (rotary_apply, QK^T into a logits\n"
+          "               buffer, softmax, x V) and one streaming read of the same K and V bytes (the limit);\n"
+          "               --model llama3-8b, bf16 cache by default. --sweep: the issue's table (64 x 4096 and\n"
+          "               1 x 32768, contiguous and paged, bf16 and fp8, 1 and 2 threads). docs/bench_attention.md\n"
           "models:\n",
           BENCH_WARMUPS, BENCH_WARMUPS_NEXT);
   bench_list_presets(f);
@@ -141,7 +149,8 @@ static int parse_kv_enum(bench_options *o, int opt, const char *v) {
   if (opt == OPT_OP) {
     if (!strcmp(v, "rope")) o->op = BENCH_OP_ROPE;
     else if (!strcmp(v, "kv-write")) o->op = BENCH_OP_KV_WRITE;
-    else return bad("--op wants rope or kv-write, got '%s'", v);
+    else if (!strcmp(v, "attention")) o->op = BENCH_OP_ATTENTION;
+    else return bad("--op wants rope or kv-write, got '%s' (or attention)", v);
   } else if (opt == OPT_CACHE) {
     if (!strcmp(v, "contiguous")) o->cache = ROTARY_CACHE_SEQUENCES;
     else if (!strcmp(v, "paged")) o->cache = ROTARY_CACHE_SLOTS;
@@ -379,7 +388,8 @@ void bench_options_free(bench_options *o) {
 /* The options of one operation given to the other are refused. */
 static int check_op(const bench_options *o, unsigned set) {
   if (o->op == BENCH_OP_ROPE) {
-    if (set & SET_KV_ONLY) return bad("--cache, --cache-dtype, --block-size and --sweep go with --op kv-write");
+    if (set & SET_KV_ONLY)
+      return bad("--cache, --cache-dtype, --block-size and --sweep go with --op kv-write or attention");
     const char *rows = o->tune                ? "--tune"
                        : o->torch             ? "--torch"
                        : o->stream_candidates ? "--stream-candidates"
@@ -389,6 +399,15 @@ static int check_op(const bench_options *o, unsigned set) {
     return 1;
   }
   if (o->streams || (set & SET_STREAM_LAYOUT)) return bad("--streams and --stream-layout go with --op rope");
+  const char *not_attn = o->op != BENCH_OP_ATTENTION ? NULL
+                         : (set & SET_DECODE)       ? "--decode"
+                         : (set & SET_TOKENS)       ? "--tokens"
+                         : (set & SET_DTYPE)        ? "--dtype"
+                         : o->json                  ? "--json"
+                                                    : NULL;
+  if (not_attn)
+    return bad("%s does not go with --op attention: one f32 query token per sequence (--batch sequences of --table "
+               "cached rows), a table", not_attn);
   const char *rope_only = o->out_of_place                   ? "--out-of-place"
                           : o->tune                         ? "--tune"
                           : o->stream_candidates            ? "--stream-candidates"
@@ -425,6 +444,11 @@ static int check_shape(const bench_options *o, unsigned set) {
  * tables (the rope's and the baselines'). */
 static double memory_needed(const bench_options *o) {
   const double e = o->dtype == ROTARY_F32 ? 4.0 : 2.0, rows = (double)o->batch * (double)o->tokens;
+  if (o->op == BENCH_OP_ATTENTION) /* K and V (the sweep's largest: 64 x 4096 bf16), the logits, the rows */
+    return 2.0 * (o->sweep ? 0x1p29 : (double)o->batch * (double)o->table * (double)o->kv_heads *
+                                          (double)o->head_dim * (o->cache_dtype == ROTARY_F32 ? 4.0 : 2.0)) +
+           (o->sweep ? 64.0 * 4096.0 : (double)o->batch * (double)o->table) * (double)o->heads * 4.0 +
+           3.0 * (o->sweep ? 32768.0 : (double)o->table) * (double)o->rotary_dim * 4.0;
   if (o->op == BENCH_OP_KV_WRITE) /* QKV three times (the check's copies), the written cache rows, the tables;
                                      the caches' unwritten rows are never touched */
     return rows * (double)(o->heads + 2 * o->kv_heads) * (double)o->head_dim * e * 3.0 +
@@ -474,6 +498,13 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
   if (o->op == BENCH_OP_KV_WRITE) { /* the issue's shape: Llama 3 8B heads, bf16 */
     if (!o->model && !o->config) o->model = "llama3-8b";
     if (!(set & SET_DTYPE)) o->dtype = ROTARY_BF16;
+  }
+  if (o->op == BENCH_OP_ATTENTION) { /* issue 14's shape: Llama 3 8B heads, 64 sequences x 4096 rows, f32 q */
+    if (!o->model && !o->config) o->model = "llama3-8b";
+    if (!(set & SET_BATCH)) o->batch = 64;
+    o->tokens = 1;
+    if (!(set & SET_TABLE)) o->table = 4096;
+    set |= SET_TABLE;
   }
   apply_preset(o, set);
   if (!check_op(o, set) || !load_config(o, set) || !check_shape(o, set)) {
