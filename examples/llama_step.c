@@ -290,10 +290,23 @@ static rotary_status measure(step *s, size_t runs, figures *f) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: llama_step [--batch B --len L] [--threads N] [--runs R] [--quick]\n"
+  fprintf(f, "usage: llama_step [--batch B --len L] [--threads N] [--blas-threads N] [--runs R] [--quick]\n"
              "One LLaMA 3 8B attention-layer decode step (bf16 KV cache): the fused rotary_decode_step against the\n"
              "composed passes, between the same cblas_sgemm projections. Default: batch 1 and 16 x cached rows 1024\n"
-             "and 4096, all CPUs, 10 runs. --quick: a tiny layer, batch 2 x 40 rows, 2 runs (the smoke test).\n");
+             "and 4096, all CPUs for the attention, 10 runs. --quick: a tiny layer, batch 2 x 40 rows, 2 runs (the\n"
+             "smoke test). --blas-threads (OpenBLAS only; default 1): OpenBLAS's idle workers spin after each sgemm\n"
+             "and take cores from the attention's threads, so by default the projections run on one thread.\n");
+}
+
+/* OpenBLAS's thread count (other CBLAS libraries: their own setting, e.g. an environment variable). */
+static const char *set_blas_threads(size_t n) {
+#ifdef LLAMA_STEP_OPENBLAS
+  openblas_set_num_threads((int)n);
+  return "OpenBLAS";
+#else
+  (void)n;
+  return "a CBLAS (threads its own)";
+#endif
 }
 
 static int parse_size(const char *v, size_t *out) {
@@ -305,7 +318,7 @@ static int parse_size(const char *v, size_t *out) {
 }
 
 int main(int argc, char **argv) {
-  size_t batch = 0, len = 0, threads = rotary_cpu_count(), runs = 10;
+  size_t batch = 0, len = 0, threads = rotary_cpu_count(), runs = 10, blas_threads = 1;
   if (threads > MAX_THREADS) threads = MAX_THREADS;
   const model *m = &llama3_8b;
   for (int i = 1; i < argc; i++) {
@@ -313,13 +326,15 @@ int main(int argc, char **argv) {
                     : !strcmp(argv[i], "--len")     ? &len
                     : !strcmp(argv[i], "--threads") ? &threads
                     : !strcmp(argv[i], "--runs")    ? &runs
+                    : !strcmp(argv[i], "--blas-threads") ? &blas_threads
                                                     : NULL;
     if (!strcmp(argv[i], "--quick")) {
       m = &tiny;
       batch = 2;
       len = 40;
       runs = 2;
-    } else if (!field || !parse_size(i + 1 < argc ? argv[++i] : NULL, field) || threads > MAX_THREADS) {
+    } else if (!field || !parse_size(i + 1 < argc ? argv[++i] : NULL, field) || threads > MAX_THREADS ||
+               blas_threads > MAX_THREADS) {
       usage(stderr);
       return 2;
     }
@@ -329,9 +344,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   const size_t batches[2] = {batch ? batch : 1, 16}, lens[2] = {len ? len : 1024, 4096}, n = batch ? 1 : 2;
+  const char *blas = set_blas_threads(blas_threads);
   printf("llama_step: %s attention layer (hidden %zu, %zu q / %zu kv heads, head_dim %zu), bf16 KV cache, %zu "
-         "thread%s, %zu runs (medians)\n",
-         m->name, m->hidden, m->q_heads, m->kv_heads, m->head_dim, threads, threads == 1 ? "" : "s", runs);
+         "thread%s, %zu runs (medians); projections: cblas_sgemm of %s, %zu thread%s\n",
+         m->name, m->hidden, m->q_heads, m->kv_heads, m->head_dim, threads, threads == 1 ? "" : "s", runs, blas,
+         blas_threads, blas_threads == 1 ? "" : "s");
   printf("\n| batch | cached rows | fused step ms | composed step ms | step reduction | attention part: fused ms | "
          "composed ms | max |diff| (rel) |\n|---|---|---|---|---|---|---|---|\n");
   int bad = 0;
