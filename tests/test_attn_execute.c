@@ -87,12 +87,13 @@ static void test_chunking_ignores_threads(void **state) {
   shape_free(&s);
 }
 
-/* Items: kv_heads x chunks per sequence; a window leaves out the chunks no query sees. */
+/* Items: the chunks of every sequence (each with every kv head); a window leaves out the chunks no query sees;
+ * short calls take smaller chunks (not below ROTARY_ATTN_MIN_CHUNK) so that threads have items to share. */
 static void test_item_counts(void **state) {
   (void)state;
   const size_t lens[4] = {1, 512, 513, 2000};
   shape s;
-  shape_init(&s, 4, 1, 8, 2, 64, 2048, lens, 0, ROTARY_ATTENTION_ROPE_NONE);
+  shape_init(&s, 8, 1, 8, 2, 64, 2048, lens, 0, ROTARY_ATTENTION_ROPE_NONE);
   rotary_attn_plan p;
   plan_for(&s, 1, &p);
   assert_int_equal(p.chunk, ROTARY_ATTN_CHUNK);
@@ -100,32 +101,48 @@ static void test_item_counts(void **state) {
   assert_int_equal(p.items, 2 * (1 + 1 + 2 + 4));
   assert_int_equal(p.tasks, p.items);
   shape_free(&s);
-  /* window 100 over 2000 rows, 3 tokens: token 0 (row 1997) sees rows 1898 .., token 2 .. 1999: chunk 3 alone */
+  /* 4 sequences: 8 items at 512 rows, 14 at 256, 24 at 128 */
+  shape_init(&s, 4, 1, 8, 2, 64, 2048, lens, 0, ROTARY_ATTENTION_ROPE_NONE);
+  plan_for(&s, 1, &p);
+  assert_int_equal(p.chunk, 128);
+  assert_int_equal(p.items, 1 + 4 + 5 + 16);
+  shape_free(&s);
+  /* one short sequence: one item whatever the chunk */
+  const size_t one[4] = {100, 100, 100, 100};
+  shape_init(&s, 1, 1, 8, 2, 64, 2048, one, 0, ROTARY_ATTENTION_ROPE_NONE);
+  plan_for(&s, 1, &p);
+  assert_int_equal(p.chunk, ROTARY_ATTN_MIN_CHUNK);
+  assert_int_equal(p.items, 1);
+  shape_free(&s);
+  /* window 100 over 2000 rows, 3 tokens: token 0 (row 1997) sees rows 1898 .., token 2 .. 1999: chunks 14, 15 */
   const size_t wlens[4] = {3, 512, 513, 2000};
   shape_init(&s, 4, 3, 8, 2, 64, 2048, wlens, 100, ROTARY_ATTENTION_ROPE_NONE);
   plan_for(&s, 1, &p);
+  assert_int_equal(p.chunk, 128); /* 1 + 1 + 2 + 2 items at 128 rows: as small as allowed */
+  assert_int_equal(p.items, 6);
   void *scratch = aligned_alloc(64, (rotary_attn_plan_scratch_bytes(&p) + 63) / 64 * 64);
   assert_non_null(scratch);
   rotary_attn_plan_bind(&p, scratch);
   size_t first, count, lo, hi;
   rotary_attn_plan_chunks(&p, 3, &first, &count);
-  assert_int_equal(first, 3);
-  assert_int_equal(count, 1);
-  rotary_attn_plan_chunk_rows(&p, 3, 3, &lo, &hi);
+  assert_int_equal(first, 14);
+  assert_int_equal(count, 2);
+  rotary_attn_plan_chunk_rows(&p, 3, 14, &lo, &hi);
   assert_int_equal(lo, 1898);
+  assert_int_equal(hi, 1920);
+  rotary_attn_plan_chunk_rows(&p, 3, 15, &lo, &hi);
+  assert_int_equal(lo, 1920);
   assert_int_equal(hi, 2000);
-  /* every item maps back to its sequence, head and chunk, in order */
+  /* every item maps back to its sequence and chunk, in order */
   size_t i = 0;
   for (size_t b = 0; b < 4; b++) {
     rotary_attn_plan_chunks(&p, b, &first, &count);
-    for (size_t h = 0; h < 2; h++)
-      for (size_t c = 0; c < count; c++, i++) {
-        size_t bb, hh, cc;
-        rotary_attn_plan_item(&p, i, &bb, &hh, &cc);
-        assert_int_equal(bb, b);
-        assert_int_equal(hh, h);
-        assert_int_equal(cc, first + c);
-      }
+    for (size_t c = 0; c < count; c++, i++) {
+      size_t bb, cc;
+      rotary_attn_plan_item(&p, i, &bb, &cc);
+      assert_int_equal(bb, b);
+      assert_int_equal(cc, first + c);
+    }
   }
   assert_int_equal(i, p.items);
   free(scratch);
@@ -144,15 +161,15 @@ static void test_chunk_growth(void **state) {
   assert_int_equal(p.chunk % ROTARY_ATTN_CHUNK, 0);
   assert_int_equal(p.chunk & (p.chunk - 1), 0);
   assert_true(p.items <= ROTARY_ATTN_MAX_TASKS);
-  assert_true(p.items * p.partial_floats * sizeof(float) <= ROTARY_ATTN_MAX_PARTIAL_BYTES);
+  assert_true(p.items * 8 * p.partial_floats * sizeof(float) <= ROTARY_ATTN_MAX_PARTIAL_BYTES);
   /* half the chunk would break a bound */
-  const size_t half_items = 64 * 8 * ((1u << 20) / (p.chunk / 2));
+  const size_t half_items = 64 * ((1u << 20) / (p.chunk / 2));
   assert_true(half_items > ROTARY_ATTN_MAX_TASKS ||
-              half_items * p.partial_floats * sizeof(float) > ROTARY_ATTN_MAX_PARTIAL_BYTES);
+              half_items * 8 * p.partial_floats * sizeof(float) > ROTARY_ATTN_MAX_PARTIAL_BYTES);
   shape_free(&s);
-  /* more (sequence, kv head) pairs than tasks: one chunk each, several items per task */
+  /* more sequences than tasks: one chunk each, several items per task */
   const size_t short_lens[4] = {3, 3, 3, 3};
-  shape_init(&s, 40000, 1, 4, 2, 64, 16, short_lens, 0, ROTARY_ATTENTION_ROPE_NONE);
+  shape_init(&s, 80000, 1, 4, 2, 64, 16, short_lens, 0, ROTARY_ATTENTION_ROPE_NONE);
   plan_for(&s, 1, &p);
   assert_int_equal(p.items, 80000);
   assert_int_equal(p.per_task, 2);

@@ -58,27 +58,33 @@ void rotary_attn_plan_chunks(const rotary_attn_plan *plan, size_t b, size_t *fir
 static size_t count_items(const rotary_attn_view *v, size_t chunk) {
   size_t items = 0;
   for (size_t b = 0; b < v->d->batch; b++) {
-    size_t first, count, add;
+    size_t first, count;
     chunks_of(v, chunk, b, &first, &count);
-    if (rotary_mul_overflow_size(count, v->d->kv_heads, &add) || rotary_add_overflow_size(items, add, &items))
-      return SIZE_MAX;
+    if (rotary_add_overflow_size(items, count, &items)) return SIZE_MAX;
   }
   return items;
 }
 
-/* The chunk: ROTARY_ATTN_CHUNK rows, doubled while the items exceed the task bound or their partial results the
- * byte bound, until one chunk holds the longest sequence. Depends on the shape alone. */
+/* The chunk: ROTARY_ATTN_CHUNK rows; halved (down to ROTARY_ATTN_MIN_CHUNK) while a call has fewer than
+ * ROTARY_ATTN_MIN_ITEMS items (a short single sequence still gives every thread work); doubled while the items
+ * exceed the task bound or their partial results (kv_heads per item) the byte bound, until one chunk holds the
+ * longest sequence. Depends on the shape alone. */
 static size_t choose_chunk(const rotary_attn_view *v, size_t partial_floats, size_t *items) {
-  size_t chunk = ROTARY_ATTN_CHUNK;
+  size_t chunk = ROTARY_ATTN_CHUNK, n = count_items(v, chunk);
+  while (n < ROTARY_ATTN_MIN_ITEMS && chunk > ROTARY_ATTN_MIN_CHUNK) {
+    chunk /= 2;
+    n = count_items(v, chunk);
+  }
   for (;;) {
-    const size_t n = count_items(v, chunk);
+    const size_t slots = sat_mul(n, v->d->kv_heads);
     const int too_many = n > ROTARY_ATTN_MAX_TASKS ||
-                         sat_mul(sat_mul(n, partial_floats), sizeof(float)) > ROTARY_ATTN_MAX_PARTIAL_BYTES;
+                         sat_mul(sat_mul(slots, partial_floats), sizeof(float)) > ROTARY_ATTN_MAX_PARTIAL_BYTES;
     if (!too_many || chunk >= v->max_len || chunk > SIZE_MAX / 2) {
       *items = n;
       return chunk;
     }
     chunk *= 2;
+    n = count_items(v, chunk);
   }
 }
 
@@ -114,7 +120,7 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   for (size_t b = 0; b < d->batch; b++) rows_read += (double)(v->len[b] - first_row(v, b));
   const double bytes = rows_read * 2.0 * (double)d->kv_heads * (double)hd * (double)v->geom.elem;
   size_t tasks_unused;
-  rotary_task_split(bytes, p.items, available, tuning, &p.threads, &tasks_unused);
+  rotary_task_split(bytes, p.tasks, available, tuning, &p.threads, &tasks_unused);
   p.lanes = p.threads;
   /* a lane: logits of a row block, the fp32 keys of a key block (QK), a cos/sin row buffer (Q, QK) */
   p.lane_floats = round_line(ROTARY_ATTN_ROW_BLOCK * p.key_block);
@@ -129,7 +135,7 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
 size_t rotary_attn_plan_scratch_bytes(const rotary_attn_plan *p) {
   size_t total = round_bytes(sat_mul(sat_add(p->d->batch, 1), sizeof(size_t)));
   total = sat_add(total, sat_mul(round_line(p->q_floats), sizeof(float)));
-  total = sat_add(total, sat_mul(sat_mul(p->items, p->partial_floats), sizeof(float)));
+  total = sat_add(total, sat_mul(sat_mul(sat_mul(p->items, p->d->kv_heads), p->partial_floats), sizeof(float)));
   total = sat_add(total, sat_mul(sat_mul(p->lanes, p->lane_floats), sizeof(float)));
   total = sat_add(total, round_bytes(sat_mul(p->lanes, sizeof(atomic_int))));
   return total >= PTRDIFF_MAX ? SIZE_MAX : total;
@@ -142,7 +148,7 @@ void rotary_attn_plan_bind(rotary_attn_plan *p, void *scratch) {
   p->q = (float *)(void *)at;
   at += round_line(p->q_floats) * sizeof(float);
   p->partial = (float *)(void *)at;
-  at += p->items * p->partial_floats * sizeof(float);
+  at += p->items * p->d->kv_heads * p->partial_floats * sizeof(float);
   p->lane = (float *)(void *)at;
   at += p->lanes * p->lane_floats * sizeof(float);
   p->lane_busy = (atomic_int *)(void *)at;
@@ -152,12 +158,12 @@ void rotary_attn_plan_bind(rotary_attn_plan *p, void *scratch) {
     size_t first, count;
     chunks_of(p->v, p->chunk, b, &first, &count);
     p->item_start[b] = items;
-    items += count * p->d->kv_heads;
+    items += count;
   }
   p->item_start[p->d->batch] = items;
 }
 
-void rotary_attn_plan_item(const rotary_attn_plan *p, size_t i, size_t *b, size_t *h, size_t *c) {
+void rotary_attn_plan_item(const rotary_attn_plan *p, size_t i, size_t *b, size_t *c) {
   size_t lo = 0, hi = p->d->batch; /* the last b with item_start[b] <= i */
   while (hi - lo > 1) {
     const size_t mid = lo + (hi - lo) / 2;
@@ -168,8 +174,6 @@ void rotary_attn_plan_item(const rotary_attn_plan *p, size_t i, size_t *b, size_
   }
   size_t first, count;
   chunks_of(p->v, p->chunk, lo, &first, &count);
-  const size_t rem = i - p->item_start[lo];
   *b = lo;
-  *h = rem / count;
-  *c = first + rem % count;
+  *c = first + (i - p->item_start[lo]);
 }

@@ -13,14 +13,20 @@
 #include "rotary.h"
 #include "tuning.h"
 
-/* Cache rows per chunk (one task: one sequence, one kv head, one chunk) unless the call would have more tasks or
- * more partial results than the bounds below: then the chunk doubles until it fits. A function of the shape alone
- * (lengths, heads, tokens, window), never of the thread count: results are bit-identical for every thread count. */
+/* Cache rows per chunk (one item: one sequence, one chunk, every kv head) unless the call would have more items
+ * or more partial results than the bounds below (the chunk then doubles until it fits) or fewer than
+ * ROTARY_ATTN_MIN_ITEMS items (it halves, not below ROTARY_ATTN_MIN_CHUNK). A function of the shape alone (lengths,
+ * heads, tokens, window), never of the thread count: results are bit-identical for every thread count. An item
+ * takes every kv head of its rows: in an NHD cache a row's heads are contiguous, so the item reads one contiguous
+ * range of k and one of v (a head alone would read head_dim elements every kv_heads * head_dim, a stride the
+ * hardware prefetchers do not follow). */
 #define ROTARY_ATTN_CHUNK 512
+#define ROTARY_ATTN_MIN_CHUNK 128
+#define ROTARY_ATTN_MIN_ITEMS 16
 /* The most tasks of one phase (the pool's bound): when a call has more work items (sequence x kv head x chunk),
  * each task takes a fixed run of consecutive items. */
 #define ROTARY_ATTN_MAX_TASKS 65535u
-/* The most bytes of partial results (m, l and head_dim accumulators per query row and task). */
+/* The most bytes of partial results (head_dim accumulators, m and l per query row, kv head and item). */
 #define ROTARY_ATTN_MAX_PARTIAL_BYTES ((size_t)64 << 20)
 /* Key rows per key block: at most this many, never across a cache block; with keys rotated on the fly (rope mode
  * QK) also at most ROTARY_ATTN_KEY_BUFFER_FLOATS / head_dim (the block's keys in fp32), at least 1. */
@@ -45,13 +51,14 @@ typedef struct rotary_attn_plan {
   size_t rows;                      /* query rows per (sequence, kv head): group * tokens */
   size_t chunk;                     /* cache rows per chunk */
   size_t key_block;                 /* key rows per key block */
-  size_t items;                     /* work items (sequence, kv head, chunk): sum over b of kv_heads * chunks_b */
+  size_t items;                     /* work items (sequence, chunk): sum over b of chunks_b */
   size_t per_task;                  /* consecutive items per attention task */
   size_t tasks;                     /* attention tasks: ceil(items / per_task) */
   size_t threads;                   /* threads worth running (<= the caller's) */
   /* scratch: sized by rotary_attn_plan_scratch_bytes, carved by rotary_attn_plan_bind */
   size_t q_floats;                  /* prepared q: batch * kv_heads * rows * head_dim */
-  size_t partial_floats;            /* per item: rows * head_dim accumulators, rows m, rows l, padded to a line */
+  size_t partial_floats;            /* per item and kv head (slot item * kv_heads + h): rows * head_dim
+                                       accumulators, rows m, rows l, padded to a line */
   size_t lane_floats;               /* per running thread: logits (ROW_BLOCK x key_block), then from keys_at the
                                        fp32 keys of a key block (QK), from row_at a cos/sin row buffer (Q, QK) */
   size_t keys_at, row_at;
@@ -89,8 +96,8 @@ static inline size_t rotary_attn_plan_block_end(const rotary_attn_plan *plan, si
   return pe < block_end ? pe : block_end;
 }
 
-/* Item i's sequence, kv head and chunk index (i < plan->items; the plan bound). Items run sequence by sequence,
- * kv head by kv head, chunk by chunk: a (sequence, kv head)'s chunks are consecutive items, merged in that order. */
-void rotary_attn_plan_item(const rotary_attn_plan *plan, size_t i, size_t *b, size_t *h, size_t *c);
+/* Item i's sequence and chunk index (i < plan->items; the plan bound). Items run sequence by sequence, chunk by
+ * chunk: a sequence's chunks are consecutive items, merged in that order. */
+void rotary_attn_plan_item(const rotary_attn_plan *plan, size_t i, size_t *b, size_t *c);
 
 #endif /* ROTARY_ATTN_PLAN_H */

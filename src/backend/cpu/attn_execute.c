@@ -199,31 +199,81 @@ static void attend_block(const item_state *st, size_t pb, size_t pe) {
   }
 }
 
+/* Asks for head h's share of the k and v rows of key block [pb, pe) ahead of their use, while the current block's
+ * heads run: in NHD the block's rows (every head) are one contiguous range, taken in kv_heads slices; in HND head
+ * h's rows are. One slice per head spreads the requests over the block's work. */
+static void prefetch_share(const item_state *st, size_t h, size_t pb, size_t pe) {
+#ifdef ATTN_NO_PREFETCH
+  if (st) return;
+#endif
+  const rotary_attn_plan *p = st->p;
+  const rotary_cache_geom *g = &p->v->geom;
+  const size_t slot = rotary_attn_block(p->v, st->b, pb) * g->block_size + pb % g->block_size;
+  const size_t kvh = g->kv_heads, row_bytes = g->head_dim * g->elem;
+  size_t lo, hi, head = h;
+  if (p->d->cache.layout == ROTARY_CACHE_NHD) {
+    const size_t total = (pe - pb) * kvh * row_bytes;
+    lo = total * h / kvh;
+    hi = total * (h + 1) / kvh;
+    head = 0;
+  } else {
+    lo = 0;
+    hi = (pe - pb) * row_bytes;
+  }
+  const ptrdiff_t off = rotary_cache_offset(g, slot, head);
+  const char *k = at(p->d->cache.k, off, g->elem), *vv = at(p->d->cache.v, off, g->elem);
+  for (size_t b = lo & ~(size_t)63; b < hi; b += 64) {
+#ifndef PF_HINT
+#define PF_HINT 2
+#endif
+    __builtin_prefetch(k + b, 0, PF_HINT);
+    __builtin_prefetch(vv + b, 0, PF_HINT);
+  }
+}
+
+/* Points the state at kv head h of item `item` (its prepared q and partial results). */
+static void select_head(item_state *st, size_t item, size_t h) {
+  const rotary_attn_plan *p = st->p;
+  const size_t rows = p->rows, hd = p->v->head_dim, kvh = p->d->kv_heads;
+  st->h = h;
+  st->q = p->q + (st->b * kvh + h) * rows * hd;
+  st->acc = p->partial + (item * kvh + h) * p->partial_floats;
+  st->m = st->acc + rows * hd;
+  st->l = st->m + rows;
+}
+
+/* Item `item`: every kv head of its chunk, key block by key block (the block's heads one after another, so an NHD
+ * cache is read front to back), the next block's rows asked for meanwhile. */
 static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
-  const rotary_attn_view *v = p->v;
-  const size_t hd = v->head_dim, rows = p->rows;
+  const size_t kvh = p->d->kv_heads, rows = p->rows, hd = p->v->head_dim;
   item_state st;
   size_t c;
   st.p = p;
-  rotary_attn_plan_item(p, item, &st.b, &st.h, &c);
-  st.q = p->q + (st.b * p->d->kv_heads + st.h) * rows * hd;
-  st.acc = p->partial + item * p->partial_floats;
-  st.m = st.acc + rows * hd;
-  st.l = st.m + rows;
+  rotary_attn_plan_item(p, item, &st.b, &c);
   st.logits = lane;
   st.keys = p->d->rope_mode == ROTARY_ATTENTION_ROPE_QK ? lane + p->keys_at : NULL;
   st.rowbuf = lane + p->row_at;
-  memset(st.acc, 0, rows * hd * sizeof(float));
-  for (size_t r = 0; r < rows; r++) {
-    st.m[r] = -INFINITY;
-    st.l[r] = 0.0f;
+  for (size_t h = 0; h < kvh; h++) {
+    select_head(&st, item, h);
+    memset(st.acc, 0, rows * hd * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
+      st.m[r] = -INFINITY;
+      st.l[r] = 0.0f;
+    }
   }
   size_t pb, end;
   rotary_attn_plan_chunk_rows(p, st.b, c, &pb, &end);
+  size_t pe = rotary_attn_plan_block_end(p, pb, end);
+  for (size_t h = 0; h < kvh; h++) prefetch_share(&st, h, pb, pe);
   while (pb < end) {
-    const size_t pe = rotary_attn_plan_block_end(p, pb, end);
-    attend_block(&st, pb, pe);
+    const size_t next = pe < end ? rotary_attn_plan_block_end(p, pe, end) : end;
+    for (size_t h = 0; h < kvh; h++) {
+      select_head(&st, item, h);
+      if (pe < end) prefetch_share(&st, h, pe, next);
+      attend_block(&st, pb, pe);
+    }
     pb = pe;
+    pe = next;
   }
 }
 
@@ -255,12 +305,13 @@ static void merge_unit(const rotary_attn_plan *p, size_t unit) {
   const size_t kvh = p->d->kv_heads, b = unit / kvh, h = unit % kvh, hd = p->v->head_dim, rows = p->rows;
   size_t first_chunk, count;
   rotary_attn_plan_chunks(p, b, &first_chunk, &count);
-  float *const part0 = p->partial + (p->item_start[b] + h * count) * p->partial_floats;
+  float *const part0 = p->partial + (p->item_start[b] * kvh + h) * p->partial_floats;
+  const size_t step = kvh * p->partial_floats; /* from one chunk's slot of head h to the next's */
   for (size_t r = 0; r < rows; r++) {
     float big = -INFINITY;
     int nan = 0;
     for (size_t c = 0; c < count; c++) {
-      const float m = part0[c * p->partial_floats + rows * hd + r];
+      const float m = part0[c * step + rows * hd + r];
       if (isnan(m)) nan = 1;
       if (m > big) big = m;
     }
@@ -274,7 +325,7 @@ static void merge_unit(const rotary_attn_plan *p, size_t unit) {
      * whose every logit was -Inf (big -Inf) comes out NaN, as exp(-Inf - -Inf) makes it */
     float sum = 0.0f;
     for (size_t c = 0; c < count; c++) {
-      const float *part = part0 + c * p->partial_floats;
+      const float *part = part0 + c * step;
       const float w = expf(part[rows * hd + r] - big);
       sum += part[rows * hd + rows + r] * w;
       if (c == 0) {
