@@ -203,9 +203,6 @@ static void attend_block(const item_state *st, size_t pb, size_t pe) {
  * heads run: in NHD the block's rows (every head) are one contiguous range, taken in kv_heads slices; in HND head
  * h's rows are. One slice per head spreads the requests over the block's work. */
 static void prefetch_share(const item_state *st, size_t h, size_t pb, size_t pe) {
-#ifdef ATTN_NO_PREFETCH
-  if (st) return;
-#endif
   const rotary_attn_plan *p = st->p;
   const rotary_cache_geom *g = &p->v->geom;
   const size_t slot = rotary_attn_block(p->v, st->b, pb) * g->block_size + pb % g->block_size;
@@ -223,11 +220,8 @@ static void prefetch_share(const item_state *st, size_t h, size_t pb, size_t pe)
   const ptrdiff_t off = rotary_cache_offset(g, slot, head);
   const char *k = at(p->d->cache.k, off, g->elem), *vv = at(p->d->cache.v, off, g->elem);
   for (size_t b = lo & ~(size_t)63; b < hi; b += 64) {
-#ifndef PF_HINT
-#define PF_HINT 2
-#endif
-    __builtin_prefetch(k + b, 0, PF_HINT);
-    __builtin_prefetch(vv + b, 0, PF_HINT);
+    __builtin_prefetch(k + b, 0, 2); /* to L2: a block's rows of every head outgrow L1 */
+    __builtin_prefetch(vv + b, 0, 2);
   }
 }
 
