@@ -125,27 +125,40 @@ typedef struct arun {
   abuf q, out, lse, kc, vc;
   int64_t *lengths;
   int32_t *table, *indptr, *indices, *last;
-  ptrdiff_t qs[3], os[3]; /* batch, token, head strides as the test addresses them */
+  ptrdiff_t qs[4], os[4]; /* batch, token, head strides as the test addresses them; [3] element 0's offset */
   size_t out_n;           /* out elements (its extent) */
   unsigned char *first_out, *first_lse;
 } arun;
 
 /* Strides of a [B, T, H, D] tensor: 0 contiguous (passed as 0, 0, 0), 1 the same strides given, 2 padded, 3 heads
- * major, 4 packed QKV rows (q heads, then 2 * kv_heads heads). */
-static void layout_strides(int layout, size_t T, size_t H, size_t HK, size_t D, ptrdiff_t st[3], ptrdiff_t pass[3]) {
+ * major, 4 packed QKV rows (q heads, then 2 * kv_heads heads), 5 tokens in reverse order (negative token stride),
+ * 6 heads and sequences in reverse order. st[3] is the offset of element (0, 0, 0) from the buffer's start. */
+static void layout_strides(int layout, size_t B, size_t T, size_t H, size_t HK, size_t D, ptrdiff_t st[4],
+                           ptrdiff_t pass[3]) {
   if (layout <= 1) st[2] = (ptrdiff_t)D, st[1] = (ptrdiff_t)(H * D), st[0] = (ptrdiff_t)(T * H * D);
   else if (layout == 2) st[2] = (ptrdiff_t)D + 3, st[1] = (ptrdiff_t)(H * (D + 3)) + 5, st[0] = (ptrdiff_t)T * st[1] + 7;
   else if (layout == 3) st[2] = (ptrdiff_t)(T * D), st[1] = (ptrdiff_t)D, st[0] = (ptrdiff_t)(H * T * D);
-  else st[2] = (ptrdiff_t)D, st[1] = (ptrdiff_t)((H + 2 * HK) * D), st[0] = (ptrdiff_t)T * st[1];
-  for (int i = 0; i < 3; i++) pass[i] = layout == 0 ? 0 : st[i];
+  else if (layout == 4) st[2] = (ptrdiff_t)D, st[1] = (ptrdiff_t)((H + 2 * HK) * D), st[0] = (ptrdiff_t)T * st[1];
+  else if (layout == 5) st[2] = (ptrdiff_t)D, st[1] = -(ptrdiff_t)(H * D + 1), st[0] = (ptrdiff_t)(T * (H * D + 1));
+  else st[2] = -(ptrdiff_t)D, st[1] = (ptrdiff_t)(H * D), st[0] = -(ptrdiff_t)(T * H * D);
+  const size_t n[3] = {B, T, H};
+  st[3] = 0;
+  for (int i = 0; i < 3; i++) {
+    pass[i] = layout == 0 ? 0 : st[i];
+    if (st[i] < 0) st[3] -= (ptrdiff_t)(n[i] - 1) * st[i];
+  }
 }
 
-static size_t extent(const ptrdiff_t st[3], size_t B, size_t T, size_t H, size_t D) {
-  return (size_t)((ptrdiff_t)(B - 1) * st[0] + (ptrdiff_t)(T - 1) * st[1] + (ptrdiff_t)(H - 1) * st[2]) + D;
+static size_t extent(const ptrdiff_t st[4], size_t B, size_t T, size_t H, size_t D) {
+  const size_t n[3] = {B, T, H};
+  ptrdiff_t hi = st[3];
+  for (int i = 0; i < 3; i++)
+    if (st[i] > 0) hi += (ptrdiff_t)(n[i] - 1) * st[i];
+  return (size_t)hi + D;
 }
 
-static size_t at(const ptrdiff_t st[3], size_t b, size_t t, size_t h) {
-  return (size_t)((ptrdiff_t)b * st[0] + (ptrdiff_t)t * st[1] + (ptrdiff_t)h * st[2]);
+static size_t at(const ptrdiff_t st[4], size_t b, size_t t, size_t h) {
+  return (size_t)(st[3] + (ptrdiff_t)b * st[0] + (ptrdiff_t)t * st[1] + (ptrdiff_t)h * st[2]);
 }
 
 static void shuffle32(tu_rng *rng, int32_t *a, size_t n) {
@@ -268,22 +281,22 @@ static int setup_run(arun *r, tu_rng *rng) {
   if (setup_index(r, rng) != 0) return -1;
   /* q */
   ptrdiff_t pass[3];
-  layout_strides(ac->q_layout, T, HQ, HK, D, r->qs, pass);
+  layout_strides(ac->q_layout, B, T, HQ, HK, D, r->qs, pass);
   d->q_stride_batch = pass[0], d->q_stride_token = pass[1], d->q_stride_head = pass[2];
   const size_t qn = extent(r->qs, B, T, HQ, D);
   unsigned char *q = abuf_alloc(&r->q, qn * dsize(ac->q_dt), TU_GUARD_END);
   if (!q) return -1;
   for (size_t e = 0; e < qn; e++) tu_store(ac->q_dt, q, (ptrdiff_t)e, ac->q_mag * random_value(rng, ac->wide));
-  d->q = q;
+  d->q = q + (size_t)r->qs[3] * dsize(ac->q_dt);
   /* out and lse */
-  layout_strides(ac->out_layout == 4 ? 2 : ac->out_layout, T, HQ, HK, D, r->os, pass);
+  layout_strides(ac->out_layout == 4 ? 2 : ac->out_layout, B, T, HQ, HK, D, r->os, pass);
   d->out_stride_batch = pass[0], d->out_stride_token = pass[1], d->out_stride_head = pass[2];
   r->out_n = extent(r->os, B, T, HQ, D);
   unsigned char *o = abuf_alloc(&r->out, r->out_n * dsize(ac->out_dt), TU_GUARD_END);
   if (!o) return -1;
   tu_canary_fill(o, r->out.bytes, tu_rng_u64(rng));
   memcpy(r->out.init, o, r->out.bytes);
-  d->out = o;
+  d->out = o + (size_t)r->os[3] * dsize(ac->out_dt);
   if (ac->lse) {
     unsigned char *l = abuf_alloc(&r->lse, B * T * HQ * 4, TU_GUARD_START);
     if (!l) return -1;
@@ -533,8 +546,8 @@ static acase make_case(unsigned v, uint64_t seed, double budget) {
   ac.block_pad = tu_rng_below(&rng, 3) == 0 ? 5 : 0;
   ac.combined = tu_rng_below(&rng, 3) == 0;
   ac.share = ac.batch > 1 && tu_rng_below(&rng, 2);
-  ac.q_layout = (int)tu_rng_below(&rng, 5);
-  ac.out_layout = (int)tu_rng_below(&rng, 4);
+  ac.q_layout = (int)tu_rng_below(&rng, 7);
+  ac.out_layout = (int)tu_rng_below(&rng, 7);
   ac.lse = tu_rng_below(&rng, 4) != 0;
   ac.scale = tu_rng_below(&rng, 2) ? 0.0f : tu_rng_f32(&rng, 0.02f, 0.6f);
   ac.softcap = tu_rng_below(&rng, 3) ? 0.0f : tu_rng_f32(&rng, 0.5f, 50.0f);
