@@ -177,7 +177,8 @@ static void test_chunk_growth(void **state) {
   shape_free(&s);
 }
 
-/* Key blocks: at most key_block rows, never across a cache block; with rotated keys (QK) bounded by head_dim. */
+/* Key blocks: at most key_block rows, never across a cache block; with rotated keys (QK) bounded by the fp32 key
+ * buffer (every kv head's keys of the block). */
 static void test_key_blocks(void **state) {
   (void)state;
   const size_t bss[] = {1, 7, 16, 64, 100, 4096};
@@ -208,10 +209,10 @@ static void test_key_blocks(void **state) {
   }
   const size_t lens[4] = {10, 10, 10, 10};
   shape s;
-  shape_init(&s, 1, 1, 4, 1, 1024, 16, lens, 0, ROTARY_ATTENTION_ROPE_QK);
+  shape_init(&s, 1, 1, 8, 4, 1024, 16, lens, 0, ROTARY_ATTENTION_ROPE_QK);
   rotary_attn_plan p;
   plan_for(&s, 1, &p);
-  assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BUFFER_FLOATS / 1024);
+  assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BUFFER_FLOATS / (4 * 1024));
   shape_free(&s);
 }
 

@@ -107,7 +107,7 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   if (d->rope_mode == ROTARY_ATTENTION_ROPE_QK) {
     rotary_attn_select(ROTARY_F32, &p.f32);
     p.key_to_f32 = convert_fn(d->cache.dtype, ROTARY_F32);
-    const size_t fit = ROTARY_ATTN_KEY_BUFFER_FLOATS / hd;
+    const size_t fit = ROTARY_ATTN_KEY_BUFFER_FLOATS / sat_mul(hd, d->kv_heads);
     p.key_block = fit < 1 ? 1 : fit < ROTARY_ATTN_KEY_BLOCK ? fit : ROTARY_ATTN_KEY_BLOCK;
   }
   p.rows = v->group * d->tokens; /* <= q_heads * tokens: the validation bounded it */
@@ -125,7 +125,7 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   /* a lane: logits of a row block, the fp32 keys of a key block (QK), a cos/sin row buffer (Q, QK) */
   p.lane_floats = round_line(ROTARY_ATTN_ROW_BLOCK * p.key_block);
   p.keys_at = p.lane_floats;
-  if (d->rope_mode == ROTARY_ATTENTION_ROPE_QK) p.lane_floats += round_line(p.key_block * hd);
+  if (d->rope_mode == ROTARY_ATTENTION_ROPE_QK) p.lane_floats += round_line(sat_mul(p.key_block * hd, d->kv_heads));
   p.row_at = p.lane_floats;
   if (d->rope_mode != ROTARY_ATTENTION_ROPE_NONE) p.lane_floats += round_line(rotary_rope_task_floats(rope));
   p.q_floats = sat_mul(sat_mul(sat_mul(d->batch, d->tokens), d->q_heads), hd);

@@ -29,9 +29,10 @@
 /* The most bytes of partial results (head_dim accumulators, m and l per query row, kv head and item). */
 #define ROTARY_ATTN_MAX_PARTIAL_BYTES ((size_t)64 << 20)
 /* Key rows per key block: at most this many, never across a cache block; with keys rotated on the fly (rope mode
- * QK) also at most ROTARY_ATTN_KEY_BUFFER_FLOATS / head_dim (the block's keys in fp32), at least 1. */
+ * QK) also at most ROTARY_ATTN_KEY_BUFFER_FLOATS / (kv_heads * head_dim) (the block's keys of every kv head in fp32,
+ * 256 KiB: llama3-8b's 8 x 128 keep 64 rows), at least 1. */
 #define ROTARY_ATTN_KEY_BLOCK 64
-#define ROTARY_ATTN_KEY_BUFFER_FLOATS 16384u
+#define ROTARY_ATTN_KEY_BUFFER_FLOATS 65536u
 /* Query rows per kernel call (the logits buffer is rows x key block floats). */
 #define ROTARY_ATTN_ROW_BLOCK 64
 
@@ -60,7 +61,8 @@ typedef struct rotary_attn_plan {
   size_t partial_floats;            /* per item and kv head (slot item * kv_heads + h): rows * head_dim
                                        accumulators, rows m, rows l, padded to a line */
   size_t lane_floats;               /* per running thread: logits (ROW_BLOCK x key_block), then from keys_at the
-                                       fp32 keys of a key block (QK), from row_at a cos/sin row buffer (Q, QK) */
+                                       fp32 keys of a key block (QK: key_block x kv_heads x head_dim, row-major),
+                                       from row_at a cos/sin row buffer (Q, QK) */
   size_t keys_at, row_at;
   size_t lanes;
   size_t *item_start;               /* batch + 1 entries (in the scratch): sequence b's first item */

@@ -88,26 +88,39 @@ typedef struct item_state {
   const float *q;      /* rows x head_dim, prepared */
   float *acc, *m, *l;  /* the item's partial results */
   float *logits;       /* ROW_BLOCK x key_block */
-  float *keys;         /* QK: key_block x head_dim fp32 keys */
+  float *keys;         /* QK: the key block's fp32 keys, [row][kv head][dim] */
   float *rowbuf;       /* QK: a cos/sin row */
 } item_state;
 
-/* Keys [pb, pb + n) of one cache block in fp32, rotated at their rows (mode QK). */
-static void rotate_keys(const item_state *st, const char *k, size_t pb, size_t n) {
+/* Keys [pb, pe) of every kv head in fp32, rotated at their rows (mode QK), into st->keys as [row][head][dim]: per
+ * row one conversion (NHD: the row's heads are contiguous) and one rotation of all its heads with the row's cos/sin
+ * row. */
+static void rotate_keys(const item_state *st, size_t pb, size_t pe) {
   const rotary_attn_plan *p = st->p;
   const rotary_attn_view *v = p->v;
-  const size_t hd = v->head_dim;
-  const ptrdiff_t step = v->geom.row_stride * (ptrdiff_t)v->geom.elem;
-  for (size_t j = 0; j < n; j++) {
+  const rotary_cache_geom *g = &v->geom;
+  const size_t hd = v->head_dim, kvh = g->kv_heads;
+  const size_t slot = rotary_attn_block(v, st->b, pb) * g->block_size + pb % g->block_size;
+  const char *k = at(p->d->cache.k, rotary_cache_offset(g, slot, 0), g->elem);
+  const ptrdiff_t row_step = g->row_stride * (ptrdiff_t)g->elem, head_step = g->head_stride * (ptrdiff_t)g->elem;
+  const int nhd = p->d->cache.layout == ROTARY_CACHE_NHD;
+  for (size_t j = 0; j < pe - pb; j++) {
     const float *c, *s;
     position_row(p->rope, pb + j, st->rowbuf, &c, &s);
-    float *dst = st->keys + j * hd;
-    const char *src = k + (ptrdiff_t)j * step;
+    float *dst = st->keys + j * kvh * hd;
+    const char *src = k + (ptrdiff_t)j * row_step;
     if (p->key_to_f32) {
-      p->key_to_f32(src, dst, hd, v->k_scale);
-      src = (const char *)dst;
+      if (nhd) {
+        p->key_to_f32(src, dst, kvh * hd, v->k_scale);
+      } else {
+        for (size_t h = 0; h < kvh; h++) p->key_to_f32(src + (ptrdiff_t)h * head_step, dst + h * hd, hd, v->k_scale);
+      }
+      rotary_rotate_run(p->rotate_f32, p->tuning, dst, (ptrdiff_t)hd, dst, (ptrdiff_t)hd, kvh, hd, v->rotary_dim, c,
+                        s);
+    } else { /* f32 cache: rotated from the cache row into the buffer */
+      rotary_rotate_run(p->rotate_f32, p->tuning, src, g->head_stride, dst, (ptrdiff_t)hd, kvh, hd, v->rotary_dim, c,
+                        s);
     }
-    rotary_rotate_run(p->rotate_f32, p->tuning, src, 0, dst, 0, 1, hd, v->rotary_dim, c, s);
   }
 }
 
@@ -156,11 +169,13 @@ static void attend_rows(const item_state *st, size_t r0, size_t r1, const char *
   const char *vrow = vv + (ptrdiff_t)lo * rs * (ptrdiff_t)v->geom.elem;
   for (size_t a = r0; a < r1; a += ROTARY_ATTN_ROW_BLOCK) {
     const size_t nr = r1 - a < ROTARY_ATTN_ROW_BLOCK ? r1 - a : ROTARY_ATTN_ROW_BLOCK;
-    if (st->keys)
-      p->f32.scores(st->q + a * hd, nr, hd, st->keys + lo * hd, (ptrdiff_t)hd, n, 1.0f, st->logits, kb);
-    else
+    if (st->keys) { /* head h's keys of the rotated block, kv_heads * head_dim apart */
+      const size_t ks = p->d->kv_heads * hd;
+      p->f32.scores(st->q + a * hd, nr, hd, st->keys + lo * ks + st->h * hd, (ptrdiff_t)ks, n, 1.0f, st->logits, kb);
+    } else {
       p->kv.scores(st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * rs * (ptrdiff_t)v->geom.elem, rs, n, v->k_scale,
                    st->logits, kb);
+    }
     for (size_t r = 0; r < nr; r++) softmax_row(st, a + r, st->logits + r * kb, n);
     p->kv.values(st->logits, kb, nr, hd, vrow, rs, n, v->v_scale, st->acc + a * hd);
   }
@@ -182,7 +197,6 @@ static void attend_block(const item_state *st, size_t pb, size_t pe) {
   const size_t slot = rotary_attn_block(v, st->b, pb) * g->block_size + pb % g->block_size;
   const ptrdiff_t off = rotary_cache_offset(g, slot, st->h);
   const char *k = at(p->d->cache.k, off, g->elem), *vv = at(p->d->cache.v, off, g->elem);
-  if (st->keys) rotate_keys(st, k, pb, pe - pb);
   const size_t tokens = p->d->tokens, group = v->group;
   size_t t = 0;
   while (t < tokens) {
@@ -261,6 +275,7 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   for (size_t h = 0; h < kvh; h++) prefetch_share(&st, h, pb, pe);
   while (pb < end) {
     const size_t next = pe < end ? rotary_attn_plan_block_end(p, pe, end) : end;
+    if (st.keys) rotate_keys(&st, pb, pe);
     for (size_t h = 0; h < kvh; h++) {
       select_head(&st, item, h);
       if (pe < end) prefetch_share(&st, h, pe, next);
