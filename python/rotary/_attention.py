@@ -10,6 +10,8 @@ from . import _core, _kv, _lib
 from ._lib import lib
 
 ROPE_MODES = {"none": _lib.ATTN_ROPE_NONE, "q": _lib.ATTN_ROPE_Q, "qk": _lib.ATTN_ROPE_QK}
+# doubles at or below 2^-150 round to a float32 0 (librotary's "default"), at or above this to +inf
+_F32_ZERO, _F32_INF = 2.0 ** -150, 3.4028235677973366e38
 _DTYPE_NAMES = {"float32": _lib.F32, "float16": _lib.F16, "bfloat16": _lib.BF16}
 
 
@@ -51,10 +53,10 @@ def scalars(scale, softcap, window):
         v = float(value)
         if v == 0.0 and zero_ok:
             return 0.0
-        if not (math.isfinite(v) and v > 0.0) or not math.isfinite(float(np.float32(v))):
+        if not (math.isfinite(v) and _F32_ZERO < v < _F32_INF):  # librotary gets a float: not inf, not 0
             hint = " (None means 1/sqrt(head_dim))" if name == "scale" else " (None or 0 means no soft-capping)"
             raise _core.RotaryError(_lib.ERR_SCALE, f"rotary_attention: {_lib.status_string(_lib.ERR_SCALE)} "
-                                    f"({name}={value!r}: must be finite and > 0{hint})")
+                                    f"({name}={value!r}: must be finite and > 0 as a float32{hint})")
         return v
     w = 0 if window is None else _lib.c_int_arg(window, "window")
     return check(scale, "scale", False), check(softcap, "softcap", True), w
