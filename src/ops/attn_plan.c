@@ -123,9 +123,24 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   rotary_task_split(bytes, p.tasks, available, tuning, &p.threads, &tasks_unused);
   p.lanes = p.threads;
   /* a lane: logits of a row block, the fp32 keys of a key block (QK), a cos/sin row buffer (Q, QK) */
+  /* NHD with several heads: repack a key block's rows head-major (attn_plan.h), the block shortened to fit */
+  const size_t head_rows = sat_mul(hd, v->geom.elem);
+  if (d->cache.layout == ROTARY_CACHE_NHD && d->kv_heads > 1) {
+    const size_t fit = ROTARY_ATTN_REPACK_BYTES / sat_mul(head_rows, d->kv_heads);
+    if (fit >= 1) {
+      p.repack_v = 1;
+      p.repack_k = d->rope_mode != ROTARY_ATTENTION_ROPE_QK;
+      if (fit < p.key_block) p.key_block = fit;
+    }
+  }
   p.lane_floats = round_line(ROTARY_ATTN_ROW_BLOCK * p.key_block);
   p.keys_at = p.lane_floats;
   if (d->rope_mode == ROTARY_ATTENTION_ROPE_QK) p.lane_floats += round_line(sat_mul(p.key_block * hd, d->kv_heads));
+  const size_t pack_floats = round_line(sat_mul(sat_mul(p.key_block, d->kv_heads), head_rows) / sizeof(float) + 1);
+  p.kpack_at = p.lane_floats;
+  if (p.repack_k) p.lane_floats += pack_floats;
+  p.vpack_at = p.lane_floats;
+  if (p.repack_v) p.lane_floats += pack_floats;
   p.row_at = p.lane_floats;
   if (d->rope_mode != ROTARY_ATTENTION_ROPE_NONE) p.lane_floats += round_line(rotary_rope_task_floats(rope));
   p.q_floats = sat_mul(sat_mul(sat_mul(d->batch, d->tokens), d->q_heads), hd);

@@ -33,6 +33,12 @@
  * 256 KiB: llama3-8b's 8 x 128 keep 64 rows), at least 1. */
 #define ROTARY_ATTN_KEY_BLOCK 64
 #define ROTARY_ATTN_KEY_BUFFER_FLOATS 65536u
+/* An NHD cache with several kv heads is repacked per key block into [head][row][dim] lane buffers (every head's
+ * rows contiguous) when the block's k (or v) rows take at most this many bytes: the kernels then read a head's rows
+ * back to back from L2 (read in place, a head's rows lie kv_heads * head_dim elements apart, and their lines
+ * crowd a few L1 sets: measured 1.7x slower than HND). The copy reads the block front to back once. */
+#define ROTARY_ATTN_REPACK_BYTES ((size_t)256 << 10)
+
 /* Query rows per kernel call (the logits buffer is rows x key block floats). */
 #define ROTARY_ATTN_ROW_BLOCK 64
 
@@ -61,9 +67,11 @@ typedef struct rotary_attn_plan {
   size_t partial_floats;            /* per item and kv head (slot item * kv_heads + h): rows * head_dim
                                        accumulators, rows m, rows l, padded to a line */
   size_t lane_floats;               /* per running thread: logits (ROW_BLOCK x key_block), then from keys_at the
-                                       fp32 keys of a key block (QK: key_block x kv_heads x head_dim, row-major),
+                                       fp32 keys of a key block (QK: kv_heads x key_block x head_dim, head-major),
                                        from row_at a cos/sin row buffer (Q, QK) */
   size_t keys_at, row_at;
+  size_t kpack_at, vpack_at;        /* NHD repack buffers (repack set): key_block x head_dim per head, head-major */
+  int repack_k, repack_v;           /* k rows (modes NONE, Q) and v rows are repacked per key block */
   size_t lanes;
   size_t *item_start;               /* batch + 1 entries (in the scratch): sequence b's first item */
   float *q;

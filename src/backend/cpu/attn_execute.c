@@ -88,38 +88,52 @@ typedef struct item_state {
   const float *q;      /* rows x head_dim, prepared */
   float *acc, *m, *l;  /* the item's partial results */
   float *logits;       /* ROW_BLOCK x key_block */
-  float *keys;         /* QK: the key block's fp32 keys, [row][kv head][dim] */
+  float *keys;         /* QK: the key block's fp32 keys, [kv head][row][dim] */
   float *rowbuf;       /* QK: a cos/sin row */
+  char *kpack, *vpack; /* NHD repack: the key block's k and v rows, [kv head][row][dim] (NULL: read in place) */
 } item_state;
 
-/* Keys [pb, pe) of every kv head in fp32, rotated at their rows (mode QK), into st->keys as [row][head][dim]: per
- * row one conversion (NHD: the row's heads are contiguous) and one rotation of all its heads with the row's cos/sin
- * row. */
+/* Keys [pb, pe) of every kv head in fp32, rotated at their rows (mode QK), into st->keys as [head][row][dim]
+ * (key_block rows per head): per row each head converted, then all its heads rotated in one call with the row's
+ * cos/sin row. */
 static void rotate_keys(const item_state *st, size_t pb, size_t pe) {
   const rotary_attn_plan *p = st->p;
   const rotary_attn_view *v = p->v;
   const rotary_cache_geom *g = &v->geom;
   const size_t hd = v->head_dim, kvh = g->kv_heads;
+  const ptrdiff_t head_rows = (ptrdiff_t)(p->key_block * hd); /* floats from one head's rows to the next's */
   const size_t slot = rotary_attn_block(v, st->b, pb) * g->block_size + pb % g->block_size;
   const char *k = at(p->d->cache.k, rotary_cache_offset(g, slot, 0), g->elem);
   const ptrdiff_t row_step = g->row_stride * (ptrdiff_t)g->elem, head_step = g->head_stride * (ptrdiff_t)g->elem;
-  const int nhd = p->d->cache.layout == ROTARY_CACHE_NHD;
   for (size_t j = 0; j < pe - pb; j++) {
     const float *c, *s;
     position_row(p->rope, pb + j, st->rowbuf, &c, &s);
-    float *dst = st->keys + j * kvh * hd;
+    float *dst = st->keys + j * hd;
     const char *src = k + (ptrdiff_t)j * row_step;
     if (p->key_to_f32) {
-      if (nhd) {
-        p->key_to_f32(src, dst, kvh * hd, v->k_scale);
-      } else {
-        for (size_t h = 0; h < kvh; h++) p->key_to_f32(src + (ptrdiff_t)h * head_step, dst + h * hd, hd, v->k_scale);
-      }
-      rotary_rotate_run(p->rotate_f32, p->tuning, dst, (ptrdiff_t)hd, dst, (ptrdiff_t)hd, kvh, hd, v->rotary_dim, c,
-                        s);
+      for (size_t h = 0; h < kvh; h++)
+        p->key_to_f32(src + (ptrdiff_t)h * head_step, dst + (ptrdiff_t)h * head_rows, hd, v->k_scale);
+      rotary_rotate_run(p->rotate_f32, p->tuning, dst, head_rows, dst, head_rows, kvh, hd, v->rotary_dim, c, s);
     } else { /* f32 cache: rotated from the cache row into the buffer */
-      rotary_rotate_run(p->rotate_f32, p->tuning, src, g->head_stride, dst, (ptrdiff_t)hd, kvh, hd, v->rotary_dim, c,
-                        s);
+      rotary_rotate_run(p->rotate_f32, p->tuning, src, g->head_stride, dst, head_rows, kvh, hd, v->rotary_dim, c, s);
+    }
+  }
+}
+
+/* The k (when repack_k) and v rows [pb, pe) of every kv head of an NHD block copied head-major into the lane. */
+static void repack_block(const item_state *st, size_t pb, size_t pe) {
+  const rotary_attn_plan *p = st->p;
+  const rotary_cache_geom *g = &p->v->geom;
+  const size_t kvh = g->kv_heads, row_bytes = g->head_dim * g->elem, head_bytes = p->key_block * row_bytes;
+  const size_t slot = rotary_attn_block(p->v, st->b, pb) * g->block_size + pb % g->block_size;
+  const ptrdiff_t off = rotary_cache_offset(g, slot, 0);
+  const char *k = at(p->d->cache.k, off, g->elem), *vv = at(p->d->cache.v, off, g->elem);
+  const ptrdiff_t row_step = g->row_stride * (ptrdiff_t)g->elem;
+  for (size_t j = 0; j < pe - pb; j++) {
+    const char *ks = k + (ptrdiff_t)j * row_step, *vs = vv + (ptrdiff_t)j * row_step;
+    for (size_t h = 0; h < kvh; h++) {
+      if (st->kpack) memcpy(st->kpack + h * head_bytes + j * row_bytes, ks + h * row_bytes, row_bytes);
+      memcpy(st->vpack + h * head_bytes + j * row_bytes, vs + h * row_bytes, row_bytes);
     }
   }
 }
@@ -158,26 +172,24 @@ static void softmax_row(const item_state *st, size_t r, float *s, size_t n) {
   st->l[r] += p->kv.exp(s, n, st->m[r]);
 }
 
-/* Rows [r0, r1) (every one of them sees keys [lo, lo + n) of the block at k, v) through scores, softmax, values.
- * keys_f32: the block's keys rotated in fp32 (QK), lo relative to the block start. */
-static void attend_rows(const item_state *st, size_t r0, size_t r1, const char *k, const char *vv, size_t lo,
-                        size_t n) {
+/* Rows [r0, r1) (every one of them sees keys [lo, lo + n) of the block) through scores, softmax, values. The block's
+ * head rows start at k and v, krs and vrs elements apart (the cache's, or a repack's); in mode QK the keys are
+ * st->keys' rotated fp32 rows. lo is relative to the block start. */
+static void attend_rows(const item_state *st, size_t r0, size_t r1, const char *k, ptrdiff_t krs, const char *vv,
+                        ptrdiff_t vrs, size_t lo, size_t n) {
   const rotary_attn_plan *p = st->p;
   const rotary_attn_view *v = p->v;
   const size_t hd = v->head_dim, kb = p->key_block;
-  const ptrdiff_t rs = v->geom.row_stride;
-  const char *vrow = vv + (ptrdiff_t)lo * rs * (ptrdiff_t)v->geom.elem;
+  const char *vrow = vv + (ptrdiff_t)lo * vrs * (ptrdiff_t)v->geom.elem;
   for (size_t a = r0; a < r1; a += ROTARY_ATTN_ROW_BLOCK) {
     const size_t nr = r1 - a < ROTARY_ATTN_ROW_BLOCK ? r1 - a : ROTARY_ATTN_ROW_BLOCK;
-    if (st->keys) { /* head h's keys of the rotated block, kv_heads * head_dim apart */
-      const size_t ks = p->d->kv_heads * hd;
-      p->f32.scores(st->q + a * hd, nr, hd, st->keys + lo * ks + st->h * hd, (ptrdiff_t)ks, n, 1.0f, st->logits, kb);
-    } else {
-      p->kv.scores(st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * rs * (ptrdiff_t)v->geom.elem, rs, n, v->k_scale,
+    if (st->keys) /* head h's rotated keys, head_dim apart */
+      p->f32.scores(st->q + a * hd, nr, hd, st->keys + (st->h * kb + lo) * hd, (ptrdiff_t)hd, n, 1.0f, st->logits, kb);
+    else
+      p->kv.scores(st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * krs * (ptrdiff_t)v->geom.elem, krs, n, v->k_scale,
                    st->logits, kb);
-    }
     for (size_t r = 0; r < nr; r++) softmax_row(st, a + r, st->logits + r * kb, n);
-    p->kv.values(st->logits, kb, nr, hd, vrow, rs, n, v->v_scale, st->acc + a * hd);
+    p->kv.values(st->logits, kb, nr, hd, vrow, vrs, n, v->v_scale, st->acc + a * hd);
   }
 }
 
@@ -197,6 +209,16 @@ static void attend_block(const item_state *st, size_t pb, size_t pe) {
   const size_t slot = rotary_attn_block(v, st->b, pb) * g->block_size + pb % g->block_size;
   const ptrdiff_t off = rotary_cache_offset(g, slot, st->h);
   const char *k = at(p->d->cache.k, off, g->elem), *vv = at(p->d->cache.v, off, g->elem);
+  ptrdiff_t krs = g->row_stride, vrs = g->row_stride;
+  const size_t head_bytes = p->key_block * g->head_dim * g->elem;
+  if (st->kpack) {
+    k = st->kpack + st->h * head_bytes;
+    krs = (ptrdiff_t)g->head_dim;
+  }
+  if (st->vpack) {
+    vv = st->vpack + st->h * head_bytes;
+    vrs = (ptrdiff_t)g->head_dim;
+  }
   const size_t tokens = p->d->tokens, group = v->group;
   size_t t = 0;
   while (t < tokens) {
@@ -208,15 +230,17 @@ static void attend_block(const item_state *st, size_t pb, size_t pe) {
       visible(p, st->b, t1, pb, pe, &lo1, &hi1);
       if (lo1 != lo || hi1 != hi) break;
     }
-    if (lo < hi) attend_rows(st, t * group, t1 * group, k, vv, lo - pb, hi - lo);
+    if (lo < hi) attend_rows(st, t * group, t1 * group, k, krs, vv, vrs, lo - pb, hi - lo);
     t = t1;
   }
 }
 
 /* Asks for head h's share of the k and v rows of key block [pb, pe) ahead of their use, while the current block's
  * heads run: in NHD the block's rows (every head) are one contiguous range, taken in kv_heads slices; in HND head
- * h's rows are. One slice per head spreads the requests over the block's work. */
-static void prefetch_share(const item_state *st, size_t h, size_t pb, size_t pe) {
+ * h's rows are. One slice per head spreads the requests over the block's work. always_inline: as a function whose
+ * only effect is prefetching, GCC 12's IPA counts it pure and deletes its calls (token_rows.h). */
+static inline __attribute__((always_inline)) void prefetch_share(const item_state *st, size_t h, size_t pb,
+                                                                  size_t pe) {
   const rotary_attn_plan *p = st->p;
   const rotary_cache_geom *g = &p->v->geom;
   const size_t slot = rotary_attn_block(p->v, st->b, pb) * g->block_size + pb % g->block_size;
@@ -261,6 +285,8 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   st.logits = lane;
   st.keys = p->d->rope_mode == ROTARY_ATTENTION_ROPE_QK ? lane + p->keys_at : NULL;
   st.rowbuf = lane + p->row_at;
+  st.kpack = p->repack_k ? (char *)(lane + p->kpack_at) : NULL;
+  st.vpack = p->repack_v ? (char *)(lane + p->vpack_at) : NULL;
   for (size_t h = 0; h < kvh; h++) {
     select_head(&st, item, h);
     memset(st.acc, 0, rows * hd * sizeof(float));
@@ -276,6 +302,7 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   while (pb < end) {
     const size_t next = pe < end ? rotary_attn_plan_block_end(p, pe, end) : end;
     if (st.keys) rotate_keys(&st, pb, pe);
+    if (st.vpack) repack_block(&st, pb, pe);
     for (size_t h = 0; h < kvh; h++) {
       select_head(&st, item, h);
       if (pe < end) prefetch_share(&st, h, pe, next);
