@@ -120,6 +120,14 @@ static void rotate_keys(const item_state *st, size_t pb, size_t pe) {
   }
 }
 
+/* Copies one head row: whole 32-byte pieces as fixed-size copies (the compiler makes them vector moves; a libc
+ * memcpy call per 256-byte row cost as much as the copy), then the rest. */
+static inline void copy_row(char *dst, const char *src, size_t bytes) {
+  size_t i = 0;
+  for (; i + 32 <= bytes; i += 32) memcpy(dst + i, src + i, 32);
+  if (i < bytes) memcpy(dst + i, src + i, bytes - i);
+}
+
 /* The k (when repack_k) and v rows [pb, pe) of every kv head of an NHD block copied head-major into the lane. */
 static void repack_block(const item_state *st, size_t pb, size_t pe) {
   const rotary_attn_plan *p = st->p;
@@ -132,8 +140,8 @@ static void repack_block(const item_state *st, size_t pb, size_t pe) {
   for (size_t j = 0; j < pe - pb; j++) {
     const char *ks = k + (ptrdiff_t)j * row_step, *vs = vv + (ptrdiff_t)j * row_step;
     for (size_t h = 0; h < kvh; h++) {
-      if (st->kpack) memcpy(st->kpack + h * head_bytes + j * row_bytes, ks + h * row_bytes, row_bytes);
-      memcpy(st->vpack + h * head_bytes + j * row_bytes, vs + h * row_bytes, row_bytes);
+      if (st->kpack) copy_row(st->kpack + h * head_bytes + j * row_bytes, ks + h * row_bytes, row_bytes);
+      copy_row(st->vpack + h * head_bytes + j * row_bytes, vs + h * row_bytes, row_bytes);
     }
   }
 }
@@ -235,34 +243,6 @@ static void attend_block(const item_state *st, size_t pb, size_t pe) {
   }
 }
 
-/* Asks for head h's share of the k and v rows of key block [pb, pe) ahead of their use, while the current block's
- * heads run: in NHD the block's rows (every head) are one contiguous range, taken in kv_heads slices; in HND head
- * h's rows are. One slice per head spreads the requests over the block's work. always_inline: as a function whose
- * only effect is prefetching, GCC 12's IPA counts it pure and deletes its calls (token_rows.h). */
-static inline __attribute__((always_inline)) void prefetch_share(const item_state *st, size_t h, size_t pb,
-                                                                  size_t pe) {
-  const rotary_attn_plan *p = st->p;
-  const rotary_cache_geom *g = &p->v->geom;
-  const size_t slot = rotary_attn_block(p->v, st->b, pb) * g->block_size + pb % g->block_size;
-  const size_t kvh = g->kv_heads, row_bytes = g->head_dim * g->elem;
-  size_t lo, hi, head = h;
-  if (p->d->cache.layout == ROTARY_CACHE_NHD) {
-    const size_t total = (pe - pb) * kvh * row_bytes;
-    lo = total * h / kvh;
-    hi = total * (h + 1) / kvh;
-    head = 0;
-  } else {
-    lo = 0;
-    hi = (pe - pb) * row_bytes;
-  }
-  const ptrdiff_t off = rotary_cache_offset(g, slot, head);
-  const char *k = at(p->d->cache.k, off, g->elem), *vv = at(p->d->cache.v, off, g->elem);
-  for (size_t b = lo & ~(size_t)63; b < hi; b += 64) {
-    __builtin_prefetch(k + b, 0, 2); /* to L2: a block's rows of every head outgrow L1 */
-    __builtin_prefetch(vv + b, 0, 2);
-  }
-}
-
 /* Points the state at kv head h of item `item` (its prepared q and partial results). */
 static void select_head(item_state *st, size_t item, size_t h) {
   const rotary_attn_plan *p = st->p;
@@ -275,7 +255,10 @@ static void select_head(item_state *st, size_t item, size_t h) {
 }
 
 /* Item `item`: every kv head of its chunk, key block by key block (the block's heads one after another, so an NHD
- * cache is read front to back), the next block's rows asked for meanwhile. */
+ * cache is read front to back). No software prefetch: asking for the next block's rows (prefetcht1, one head's
+ * slice at a time) measured no faster on contiguous or paged (16-row blocks) caches, the repack's front-to-back
+ * copy being what the hardware prefetchers follow; the prefetch instructions themselves stalled on full miss
+ * queues. */
 static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   const size_t kvh = p->d->kv_heads, rows = p->rows, hd = p->v->head_dim;
   item_state st;
@@ -298,14 +281,12 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   size_t pb, end;
   rotary_attn_plan_chunk_rows(p, st.b, c, &pb, &end);
   size_t pe = rotary_attn_plan_block_end(p, pb, end);
-  for (size_t h = 0; h < kvh; h++) prefetch_share(&st, h, pb, pe);
   while (pb < end) {
     const size_t next = pe < end ? rotary_attn_plan_block_end(p, pe, end) : end;
     if (st.keys) rotate_keys(&st, pb, pe);
     if (st.vpack) repack_block(&st, pb, pe);
     for (size_t h = 0; h < kvh; h++) {
       select_head(&st, item, h);
-      if (pe < end) prefetch_share(&st, h, pe, next);
       attend_block(&st, pb, pe);
     }
     pb = pe;
