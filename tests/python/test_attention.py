@@ -10,7 +10,8 @@ p <= t), which is only the same when T == L, so the reference passes an explicit
 
 Tolerance per query row r (mag_r = max over attended p of scale * sum_d |q_d k_pd|, the rotated q and keys in
 the rope modes; vmax the largest |v|; u = 2^-24; D = head_dim):
-  |out - ref| <= 2u * vmax * (1 + sqrt(D) * mag_r) + u_out * |ref|      |lse - ref| <= 2u * (1 + |ref| + sqrt(D) * mag_r)
+  |out - ref| <= 2u * vmax * (1 + sqrt(D) * mag_r) + u_out * |ref|
+  |lse - ref| <= 2u * (1 + |ref| + sqrt(D) * mag_r)
 u_out: 0 (float32), 2^-11 (float16), 2^-8 (bfloat16). This is a typical-error bound, not a worst case: the errors
 measured on the AVX2 and scalar kernels stay below 1/20 of it (out) and 1/7 (lse); the rigorous per-element bound
 of the fp32 computation is checked by the C suite (tests/test_attention.c against tests/util/attn_oracle).
