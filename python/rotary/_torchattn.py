@@ -77,7 +77,8 @@ def _no_grad_check(*xs):
 def _check_tensors(**xs):
     for name, x in xs.items():
         if x is not None and not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name}: expected a torch.Tensor like q, got {type(x).__name__}")
+            raise TypeError(f"{name}: expected a torch.Tensor (the call has torch tensors; do not mix them with "
+                            f"NumPy arrays), got {type(x).__name__}")
 
 
 def _check_out(out, q, out_dtype):
