@@ -590,3 +590,49 @@ def test_fp8_scale_must_be_positive(gen):
     with pytest.raises(rotary.RotaryError) as e:
         rotary.attention(ROPE, make_q(gen, 2, 1, 4), bad, **case.kwargs)
     assert e.value.status == _lib.ERR_SCALE
+
+
+def test_decode_step_options_and_errors(gen):
+    """q_out, an int offset for positions and out=; a bad length raises with q, the caches and out unchanged."""
+    a = Case("seq", "HND", torch.float16, [12, 30], 2, 64, 0, torch.Generator().manual_seed(7))
+    b = Case("seq", "HND", torch.float16, [12, 30], 2, 64, 0, torch.Generator().manual_seed(7))
+    q = make_q(gen, 2, 2, 4)
+    k, v = torch.randn(2, 2, 2, 64, generator=gen), torch.randn(2, 2, 2, 64, generator=gen)
+    before = torch.tensor([10, 28])
+    q_out, out = torch.empty_like(q), torch.empty(2, 2, 4, 64, dtype=torch.bfloat16)
+    keep_q = q.clone()
+    got = rotary.decode_step(ROPE, q, k, v, a.cache, 100, lengths=before, q_out=q_out, out=out)
+    assert got is out and torch.equal(q, keep_q)
+    q2 = q.clone()
+    rotary.kv_write(ROPE, q2, k, v, b.cache, 100, lengths=before)
+    assert torch.equal(q_out, q2)
+    assert torch.equal(out, rotary.attention(ROPE, q2, b.cache, lengths=before + 2, out_dtype=torch.bfloat16))
+    snap = [x.clone() for x in (a.k, a.v, q, out)]
+    with pytest.raises(rotary.RotaryError) as e:
+        rotary.decode_step(ROPE, q, k, v, a.cache, lengths=torch.tensor([10, a.k.shape[2] - 1]), out=out)
+    assert e.value.status == _lib.ERR_CACHE_INDEX
+    for x, y in zip((a.k, a.v, q, out), snap):
+        assert torch.equal(x.view(torch.int16), y.view(torch.int16)), "written on error"
+    with pytest.raises(ValueError, match="one cache index"):
+        rotary.decode_step(ROPE, q, k, v, a.cache, lengths=before, slot_mapping=torch.zeros(4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="seq_lens"):
+        rotary.decode_step(ROPE, q, k, v, a.cache, slot_mapping=torch.zeros(4, dtype=torch.int64))
+
+
+def test_torch_export_round_trip(gen, tmp_path):
+    case = Case("pages", "NHD", torch.bfloat16, [20, 45], 2, 64, 16, gen)
+    cache, kw = case.cache, case.kwargs
+
+    class Attend(torch.nn.Module):
+        def forward(self, q, page_indptr, page_indices, last_page_len):
+            return rotary.attention(ROPE, q, cache, page_indptr=page_indptr, page_indices=page_indices,
+                                    last_page_len=last_page_len, rope_mode="qk", window=30)
+
+    q = make_q(gen, 2, 3, 8)
+    args = (q, kw["page_indptr"], kw["page_indices"], kw["last_page_len"])
+    ep = torch.export.export(Attend(), args)
+    assert any("rotary.attention" in str(n.target) for n in ep.graph.nodes)
+    path = tmp_path / "attend.pt2"
+    torch.export.save(ep, path)
+    loaded = torch.export.load(path)
+    assert torch.equal(loaded.module()(*args), Attend()(*args))
