@@ -181,8 +181,9 @@ static float *floats(size_t n) {
 /* One scores call against the reference; returns the largest error in units of its bound. */
 static double check_scores(const kset *K, size_t rows, size_t n, size_t hd, size_t stride, size_t off, float scale) {
   cache c = cache_make(K->dt, n, hd, stride, off, scale, 2.0f);
-  float *q = floats(rows * hd);
+  float *q = floats(rows * hd + 16); /* NaN after the last row: a kernel reading past it gets NaN logits */
   for (size_t i = 0; i < rows * hd; i++) q[i] = rndf();
+  for (size_t i = rows * hd; i < rows * hd + 16; i++) q[i] = NAN;
   const size_t ss = n + (rnd() & 3);
   float *s = floats(rows * ss), *s2 = floats(rows * ss);
   for (size_t i = 0; i < rows * ss; i++) s[i] = s2[i] = bits_f32(CANARY);
@@ -254,13 +255,16 @@ static void test_scores_sweep(void **state) {
 static double check_values(const kset *K, size_t rows, size_t n, size_t hd, size_t stride, size_t off, float scale) {
   cache c = cache_make(K->dt, n, hd, stride, off, scale, 2.0f);
   const size_t ps = n + (rnd() & 3);
-  float *p = floats(rows * ps), *o = floats(rows * hd), *o0 = floats(rows * hd), *o2 = floats(rows * hd);
+  float *p = floats(rows * ps), *o = floats(rows * hd + 16), *o0 = floats(rows * hd), *o2 = floats(rows * hd + 16);
   for (size_t i = 0; i < rows * ps; i++) p[i] = (float)((rnd() >> 40) * 0x1p-24); /* [0, 1) like probabilities */
   for (size_t i = 0; i < rows * hd; i++) o[i] = o0[i] = o2[i] = rndf();
+  for (size_t i = rows * hd; i < rows * hd + 16; i++) o[i] = o2[i] = bits_f32(CANARY); /* never written */
   K->k.values(p, ps, rows, hd, c.rows, (ptrdiff_t)stride, n, scale, o);
   K->k.values(p, ps, rows, hd, c.rows, (ptrdiff_t)stride, n, scale, o2);
-  if (memcmp(o, o2, rows * hd * sizeof(float)))
+  if (memcmp(o, o2, (rows * hd + 16) * sizeof(float)))
     fail_msg("%s: two calls differ (rows %zu n %zu hd %zu)", K->k.values_name, rows, n, hd);
+  for (size_t i = rows * hd; i < rows * hd + 16; i++)
+    if (f32_bits(o[i]) != CANARY) fail_msg("%s: wrote past o (rows %zu hd %zu)", K->k.values_name, rows, hd);
   double worst = 0.0;
   for (size_t r = 0; r < rows; r++)
     for (size_t d = 0; d < hd; d++) {

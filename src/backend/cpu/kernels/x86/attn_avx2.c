@@ -19,6 +19,16 @@
 enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_FP8 = 3 };
 static const size_t dt_size[4] = {4, 2, 2, 1};
 
+/* 8 cache elements at p decoded to 8 floats, in order (dec16's rules). */
+INLINE __m256 dec8(int dt, const unsigned char *p, __m256 fp8_factor) {
+  if (dt == DT_F32) return _mm256_loadu_ps((const float *)(const void *)p);
+  if (dt == DT_F16) return rv_load_f16(p);
+  if (dt == DT_BF16) return rv_load_bf16((const uint16_t *)(const void *)p);
+  const __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)p));
+  const __m128i h = _mm_and_si128(_mm_slli_epi16(w, 7), _mm_set1_epi16((short)0xbf80));
+  return _mm256_mul_ps(_mm256_cvtph_ps(h), fp8_factor);
+}
+
 /*
  * 16 cache elements at p decoded to two vectors of 8 floats, in order. fp8 goes through f16: a code's sign and
  * 7 magnitude bits shifted into f16 bits (sign << 15 | magnitude << 7) are the f16 number value * 2^-8, exact
@@ -65,7 +75,9 @@ INLINE void tail_masks(size_t t, __m256i *m0, __m256i *m1) {
   *m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)t - 8), idx);
 }
 
-/* ---- scores: R query rows x J keys per block (R <= 4, J <= 2), 8-lane partial sums per (row, key) ---- */
+/* ---- scores: R query rows x J keys per block (R <= 4, J <= 3), 8-lane partial sums per (row, key) ----
+ * A key's 8 elements are decoded once per step and used by the R rows; 12 accumulators (4 x 3) keep the two fma
+ * units busy past the fma latency (8 would only match it). */
 
 /* The sums of 8 vectors, lane i of the result holding the sum of v[i] (a fixed tree: 3 rounds of pairwise adds). */
 INLINE __m256 hsum8(const __m256 v[8]) {
@@ -76,28 +88,27 @@ INLINE __m256 hsum8(const __m256 v[8]) {
 }
 
 /* s[r * ss + j] for r < R, j < J: keys at k (byte stride kb), elements decoded as dt. Sum order: lane-wise over
- * blocks of 16 (then the tail block), then hsum8's tree; the same for every path (direct or staged). */
+ * steps of 8 (then the tail block of up to 16), then hsum8's tree; the same for every R, J and path (direct or
+ * staged), so a logit does not depend on how rows and keys were blocked. */
 INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const unsigned char *k, ptrdiff_t kb,
                          __m256 f8, float scale, float *s, size_t ss) {
   const size_t es = dt_size[dt], d16 = hd & ~(size_t)15;
-  __m256 acc[8];
-  for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
-  for (size_t d = 0; d < d16; d += 16) {
-    __m256 lo[2], hi[2];
-    for (int j = 0; j < J; j++) dec16(dt, k + j * kb + d * es, f8, &lo[j], &hi[j]);
+  __m256 acc[16];
+  for (int i = 0; i < 16; i++) acc[i] = _mm256_setzero_ps();
+  /* 8 elements a step: each accumulator takes one fma per step, each q vector is loaded once for the J keys */
+  for (size_t d = 0; d < d16; d += 8) {
+    __m256 kv[3];
+    for (int j = 0; j < J; j++) kv[j] = dec8(dt, k + j * kb + d * es, f8);
     for (int r = 0; r < R; r++) {
-      const __m256 q0 = _mm256_loadu_ps(q + r * hd + d), q1 = _mm256_loadu_ps(q + r * hd + d + 8);
-      for (int j = 0; j < J; j++) {
-        acc[r * J + j] = _mm256_fmadd_ps(q0, lo[j], acc[r * J + j]);
-        acc[r * J + j] = _mm256_fmadd_ps(q1, hi[j], acc[r * J + j]);
-      }
+      const __m256 q0 = _mm256_loadu_ps(q + r * hd + d);
+      for (int j = 0; j < J; j++) acc[r * J + j] = _mm256_fmadd_ps(q0, kv[j], acc[r * J + j]);
     }
   }
   if (d16 < hd) {
     const size_t t = hd - d16;
     __m256i m0, m1;
     tail_masks(t, &m0, &m1);
-    float kt[2][16];
+    float kt[3][16];
     for (int j = 0; j < J; j++) dec_tail(dt, k + j * kb + d16 * es, t, scale, kt[j]);
     for (int r = 0; r < R; r++) {
       const __m256 q0 = _mm256_maskload_ps(q + r * hd + d16, m0), q1 = _mm256_maskload_ps(q + r * hd + d16 + 8, m1);
@@ -107,13 +118,14 @@ INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const 
       }
     }
   }
-  float out[8];
+  float out[16];
   _mm256_storeu_ps(out, hsum8(acc));
+  if (R * J > 8) _mm256_storeu_ps(out + 8, hsum8(acc + 8));
   for (int r = 0; r < R; r++)
     for (int j = 0; j < J; j++) s[r * ss + j] = out[r * J + j];
 }
 
-/* Every row block (4 rows, then the rest) against n keys, keys in pairs. */
+/* Every row block (4 rows, then the rest) against n keys, keys in threes (then a pair or one). */
 INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const unsigned char *k, ptrdiff_t kb,
                         size_t n, __m256 f8, float scale, float *s, size_t ss) {
   for (size_t r0 = 0; r0 < rows; r0 += 4) {
@@ -121,23 +133,29 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
     const float *qr = q + r0 * hd;
     float *sr = s + r0 * ss;
     size_t j = 0;
-    for (; j + 2 <= n; j += 2) {
+    for (; j + 3 <= n; j += 3) {
       const unsigned char *kj = k + (ptrdiff_t)j * kb;
       switch (R) {
-        case 4: scores_block(dt, 4, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
-        case 3: scores_block(dt, 3, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
-        case 2: scores_block(dt, 2, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
-        default: scores_block(dt, 1, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        case 4: scores_block(dt, 4, 3, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        case 3: scores_block(dt, 3, 3, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        case 2: scores_block(dt, 2, 3, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        default: scores_block(dt, 1, 3, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
       }
     }
-    if (j < n) {
+    for (; j < n; j += 2) {
       const unsigned char *kj = k + (ptrdiff_t)j * kb;
-      switch (R) {
-        case 4: scores_block(dt, 4, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
-        case 3: scores_block(dt, 3, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
-        case 2: scores_block(dt, 2, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
-        default: scores_block(dt, 1, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
-      }
+      if (j + 2 <= n) switch (R) {
+          case 4: scores_block(dt, 4, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+          case 3: scores_block(dt, 3, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+          case 2: scores_block(dt, 2, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+          default: scores_block(dt, 1, 2, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        }
+      else switch (R) {
+          case 4: scores_block(dt, 4, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+          case 3: scores_block(dt, 3, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+          case 2: scores_block(dt, 2, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+          default: scores_block(dt, 1, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
+        }
     }
   }
 }
@@ -268,28 +286,32 @@ INLINE void values_any(int dt, const float *p, size_t ps, size_t rows, size_t hd
 
 /* ---- fp8: NaN codes, and scales too large for the f16 route ---- */
 
-/* Nonzero when one of the m codes at p is a NaN (S.1111.111). */
-ROTARY_TARGET static int fp8_any_nan(const unsigned char *p, size_t m) {
+/* Nonzero when one of the n rows of m codes (byte stride pb) holds a NaN code (S.1111.111): the rows' compares
+ * are or-ed together and tested once. */
+INLINE int fp8_any_nan(const unsigned char *p, ptrdiff_t pb, size_t n, size_t m) {
   const __m256i top = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi8(-1);
+  const size_t m32 = m & ~(size_t)31;
   __m256i hit = _mm256_setzero_si256();
-  size_t i = 0;
-  for (; i + 32 <= m; i += 32) {
-    const __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
-    hit = _mm256_or_si256(hit, _mm256_cmpeq_epi8(_mm256_or_si256(b, top), ones));
+  int any = 0;
+  for (size_t j = 0; j < n; j++) {
+    const unsigned char *row = p + (ptrdiff_t)j * pb;
+    for (size_t i = 0; i < m32; i += 32) {
+      const __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(row + i));
+      hit = _mm256_or_si256(hit, _mm256_cmpeq_epi8(_mm256_or_si256(b, top), ones));
+    }
+    for (size_t i = m32; i < m; i++) any |= (row[i] & 0x7f) == 0x7f;
   }
-  int any = !_mm256_testz_si256(hit, hit);
-  for (; i < m; i++) any |= (p[i] & 0x7f) == 0x7f;
-  return any;
+  return any | !_mm256_testz_si256(hit, hit);
 }
 
 /* The scalar rule where the f16 route cannot hold it: scale * 2^8 not finite. */
 static int fp8_factor_ok(float scale) { return scale * 256.0f <= FLT_MAX; }
 
 /* A key holding a NaN code gives NaN logits in every row (q . key is NaN whatever q is). */
-__attribute__((noinline, cold)) static void fp8_fix_scores(size_t rows, size_t hd, const unsigned char *k,
+__attribute__((noinline, cold)) ROTARY_TARGET static void fp8_fix_scores(size_t rows, size_t hd, const unsigned char *k,
                                                            ptrdiff_t kb, size_t n, float *s, size_t ss) {
   for (size_t j = 0; j < n; j++)
-    if (fp8_any_nan(k + (ptrdiff_t)j * kb, hd))
+    if (fp8_any_nan(k + (ptrdiff_t)j * kb, 0, 1, hd))
       for (size_t r = 0; r < rows; r++) s[r * ss + j] = rotary_bits_f32(0x7fc00000u);
 }
 
@@ -335,9 +357,7 @@ void rotary_attn_fp8_scores__avx2(const float *q, size_t rows, size_t head_dim, 
     return;
   }
   scores_any(DT_FP8, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
-  int nan = 0;
-  for (size_t j = 0; j < n && !nan; j++) nan = fp8_any_nan((const unsigned char *)k + (ptrdiff_t)j * k_row_stride, head_dim);
-  if (nan) fp8_fix_scores(rows, head_dim, k, k_row_stride, n, s, s_stride);
+  if (fp8_any_nan(k, k_row_stride, n, head_dim)) fp8_fix_scores(rows, head_dim, k, k_row_stride, n, s, s_stride);
 }
 
 void rotary_attn_f32_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
@@ -370,9 +390,7 @@ void rotary_attn_fp8_values__avx2(const float *p, size_t p_stride, size_t rows, 
     return;
   }
   values_any(DT_FP8, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
-  int nan = 0;
-  for (size_t j = 0; j < n && !nan; j++) nan = fp8_any_nan((const unsigned char *)v + (ptrdiff_t)j * v_row_stride, head_dim);
-  if (nan) fp8_fix_values(rows, head_dim, v, v_row_stride, n, o);
+  if (fp8_any_nan(v, v_row_stride, n, head_dim)) fp8_fix_values(rows, head_dim, v, v_row_stride, n, o);
 }
 
 /* ---- exp ---- */
