@@ -95,6 +95,11 @@ INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const 
   const size_t es = dt_size[dt], d16 = hd & ~(size_t)15;
   __m256 acc[16];
   for (int i = 0; i < 16; i++) acc[i] = _mm256_setzero_ps();
+  /* the next block's keys (up to 512 bytes of each), asked for while these are summed (a prefetch past the last
+   * key is a hint only: it cannot fault) */
+  for (int j = J; j < 2 * J; j++)
+    for (size_t off = 0; off < hd * es && off < 512; off += 64)
+      _mm_prefetch((const char *)(k + j * kb) + off, _MM_HINT_T0);
   /* 8 elements a step: each accumulator takes one fma per step, each q vector is loaded once for the J keys */
   for (size_t d = 0; d < d16; d += 8) {
     __m256 kv[3];
@@ -215,6 +220,11 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
     }
     for (size_t j = 0; j < n; j++) {
       __m256 lo, hi;
+      /* the first block's pass over the keys asks for the rest of each row (up to 512 bytes), which the later
+       * blocks read: the rows' lines then come in parallel instead of one strided miss per block and key */
+      if (d == 0 && dt != DT_F32)
+        for (size_t off = 64; off < hd * es && off < 512; off += 64)
+          _mm_prefetch((const char *)(v + (ptrdiff_t)j * vb) + off, _MM_HINT_T0);
       dec16(dt, v + (ptrdiff_t)j * vb + d * es, f8, &lo, &hi);
       for (int r = 0; r < R; r++) {
         const __m256 pj = _mm256_broadcast_ss(p + r * ps + j);
