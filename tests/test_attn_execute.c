@@ -213,6 +213,21 @@ static void test_key_blocks(void **state) {
   rotary_attn_plan p;
   plan_for(&s, 1, &p);
   assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BUFFER_FLOATS / (4 * 1024));
+  assert_true(p.repack_v && !p.repack_k); /* QK: keys go through the fp32 buffer, values are repacked */
+  shape_free(&s);
+  /* NHD with several heads: k and v repacked head-major, the block shortened to fit ROTARY_ATTN_REPACK_BYTES */
+  shape_init(&s, 1, 1, 8, 8, 2048, 64, lens, 0, ROTARY_ATTENTION_ROPE_NONE);
+  s.d.cache.layout = ROTARY_CACHE_NHD;
+  plan_for(&s, 1, &p);
+  assert_true(p.repack_k && p.repack_v);
+  assert_int_equal(p.key_block, ROTARY_ATTN_REPACK_BYTES / (8 * 2048 * 2));
+  shape_free(&s);
+  /* HND, or a single kv head: read in place */
+  shape_init(&s, 1, 1, 8, 8, 128, 64, lens, 0, ROTARY_ATTENTION_ROPE_NONE);
+  s.d.cache.layout = ROTARY_CACHE_HND;
+  plan_for(&s, 1, &p);
+  assert_true(!p.repack_k && !p.repack_v);
+  assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BLOCK);
   shape_free(&s);
 }
 

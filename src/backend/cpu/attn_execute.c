@@ -79,7 +79,7 @@ static void prepare_task(void *arg, size_t index, size_t count) {
   lane_release(p, lane);
 }
 
-/* ---- phase 2: one item (sequence b, kv head h, chunk c): online softmax over the chunk's attended rows */
+/* ---- phase 2: one item (sequence b, chunk c, every kv head): online softmax over the chunk's attended rows */
 
 /* The state of one item: its partial results and the lane it runs in. */
 typedef struct item_state {
