@@ -1,0 +1,379 @@
+/* arm/attn_neon.c: the decode-attention kernels built for aarch64 NEON (scores, values per cache dtype; exp). */
+/* Defines (names built by macros; listed so that grep finds every definition here):
+ * rotary_attn_f32_scores__neon rotary_attn_f32_values__neon rotary_attn_f16_scores__neon
+ * rotary_attn_f16_values__neon rotary_attn_bf16_scores__neon rotary_attn_bf16_values__neon
+ * rotary_attn_fp8_scores__neon rotary_attn_fp8_values__neon rotary_attn_exp__neon */
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include <float.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "attn_kernels.h"
+#include "convert.h"
+#include "fp8.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Cache dtypes as compile-time constants of the shared bodies below (each kernel inlines them with its own). */
+enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_FP8 = 3 };
+static const size_t dt_size[4] = {4, 2, 2, 1};
+
+/*
+ * 8 cache elements at p decoded to two vectors of 4 floats, in order. fp8 goes through f16 as in x86/attn_avx2.c:
+ * sign << 15 | magnitude << 7 is the f16 number value * 2^-8, exact (FCVTL widens f16 subnormals exactly); one
+ * multiply by fp8_factor = scale * 2^8 (finite: checked by the caller) gives value * scale rounded once. NaN codes
+ * come out finite: the fp8 kernels find them apart (fp8_any_nan).
+ */
+INLINE void dec8(int dt, const unsigned char *p, float32x4_t fp8_factor, float32x4_t *lo, float32x4_t *hi) {
+  if (dt == DT_F32) {
+    *lo = vld1q_f32((const float *)(const void *)p);
+    *hi = vld1q_f32((const float *)(const void *)(p + 16));
+  } else if (dt == DT_F16) {
+    const uint16x8_t h = vld1q_u16((const uint16_t *)(const void *)p);
+    *lo = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h)));
+    *hi = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h)));
+  } else if (dt == DT_BF16) {
+    const uint16x8_t h = vld1q_u16((const uint16_t *)(const void *)p);
+    *lo = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16));
+    *hi = vreinterpretq_f32_u32(vshll_n_u16(vget_high_u16(h), 16));
+  } else {
+    const int16x8_t w = vmovl_s8(vld1_s8((const int8_t *)(const void *)p));
+    const uint16x8_t h = vandq_u16(vreinterpretq_u16_s16(vshlq_n_s16(w, 7)), vdupq_n_u16(0xbf80));
+    *lo = vmulq_f32(vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h))), fp8_factor);
+    *hi = vmulq_f32(vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h))), fp8_factor);
+  }
+}
+
+/* Elements [0, t) of a row (t < 8) decoded exactly (the scalar rule) into 8 floats, zeros after. */
+static inline void dec_tail(int dt, const unsigned char *p, size_t t, float scale, float out[8]) {
+  for (size_t i = 0; i < 8; i++) out[i] = 0.0f;
+  for (size_t i = 0; i < t; i++) {
+    uint16_t h;
+    if (dt == DT_F32) memcpy(&out[i], p + 4 * i, 4);
+    else if (dt == DT_FP8) out[i] = rotary_fp8_e4m3_decode(p[i], scale);
+    else {
+      memcpy(&h, p + 2 * i, 2);
+      out[i] = dt == DT_F16 ? rotary_f16_to_f32_quiet(h) : rotary_bf16_to_f32(h);
+    }
+  }
+}
+
+/* ---- scores: R query rows x J keys per block (R <= 4, J <= 3), 4-lane partial sums per (row, key) ---- */
+
+/* s[r * ss + j] for r < R, j < J. Sum order: lane-wise over steps of 8 (two fmas per step), then the tail step of
+ * up to 7, then FADDP's pairwise lane sum; the same for every R, J and path (direct or staged). */
+INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const unsigned char *k, ptrdiff_t kb,
+                         float32x4_t f8, float scale, float *s, size_t ss) {
+  const size_t es = dt_size[dt], d8 = hd & ~(size_t)7;
+  float32x4_t acc[12];
+  for (int i = 0; i < 12; i++) acc[i] = vdupq_n_f32(0.0f);
+  for (int j = J; j < 2 * J; j++) /* the next block's keys */
+    for (size_t off = 0; off < hd * es && off < 512; off += 64) __builtin_prefetch(k + j * kb + (ptrdiff_t)off);
+  for (size_t d = 0; d < d8; d += 8) {
+    float32x4_t lo[3], hi[3];
+    for (int j = 0; j < J; j++) dec8(dt, k + j * kb + d * es, f8, &lo[j], &hi[j]);
+    for (int r = 0; r < R; r++) {
+      const float32x4_t q0 = vld1q_f32(q + r * hd + d), q1 = vld1q_f32(q + r * hd + d + 4);
+      for (int j = 0; j < J; j++) {
+        acc[r * J + j] = vfmaq_f32(acc[r * J + j], q0, lo[j]);
+        acc[r * J + j] = vfmaq_f32(acc[r * J + j], q1, hi[j]);
+      }
+    }
+  }
+  if (d8 < hd) {
+    const size_t t = hd - d8;
+    float kt[3][8];
+    for (int j = 0; j < J; j++) dec_tail(dt, k + j * kb + d8 * es, t, scale, kt[j]);
+    for (int r = 0; r < R; r++) {
+      float qt[8] = {0};
+      memcpy(qt, q + r * hd + d8, t * sizeof(float));
+      const float32x4_t q0 = vld1q_f32(qt), q1 = vld1q_f32(qt + 4);
+      for (int j = 0; j < J; j++) {
+        acc[r * J + j] = vfmaq_f32(acc[r * J + j], q0, vld1q_f32(kt[j]));
+        acc[r * J + j] = vfmaq_f32(acc[r * J + j], q1, vld1q_f32(kt[j] + 4));
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < J; j++) s[r * ss + j] = vaddvq_f32(acc[r * J + j]);
+}
+
+INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const unsigned char *k, ptrdiff_t kb,
+                        size_t n, float32x4_t f8, float scale, float *s, size_t ss) {
+  for (size_t r0 = 0; r0 < rows; r0 += 4) {
+    const size_t R = rows - r0 < 4 ? rows - r0 : 4;
+    const float *qr = q + r0 * hd;
+    float *sr = s + r0 * ss;
+    for (size_t j = 0; j < n;) {
+      const size_t J = n - j < 3 ? n - j : 3;
+      const unsigned char *kj = k + (ptrdiff_t)j * kb;
+#define SCORES_R(JJ)                                                                   \
+  switch (R) {                                                                         \
+    case 4: scores_block(dt, 4, JJ, qr, hd, kj, kb, f8, scale, sr + j, ss); break;     \
+    case 3: scores_block(dt, 3, JJ, qr, hd, kj, kb, f8, scale, sr + j, ss); break;     \
+    case 2: scores_block(dt, 2, JJ, qr, hd, kj, kb, f8, scale, sr + j, ss); break;     \
+    default: scores_block(dt, 1, JJ, qr, hd, kj, kb, f8, scale, sr + j, ss); break;    \
+  }
+      if (J == 3) SCORES_R(3) else if (J == 2) SCORES_R(2) else SCORES_R(1)
+#undef SCORES_R
+      j += J;
+    }
+  }
+}
+
+/* Staging: with more than 4 rows, f16 and fp8 rows are decoded once into this many floats and every row block
+ * reads them as f32 (the same numbers, so the same bits). */
+#define STAGE_FLOATS 4096
+
+INLINE void stage_rows(int dt, const unsigned char *p, ptrdiff_t pb, size_t n, size_t hd, float32x4_t f8,
+                       float scale, float *buf) {
+  const size_t es = dt_size[dt], d8 = hd & ~(size_t)7;
+  for (size_t j = 0; j < n; j++) {
+    const unsigned char *row = p + (ptrdiff_t)j * pb;
+    float *b = buf + j * hd;
+    for (size_t d = 0; d < d8; d += 8) {
+      float32x4_t lo, hi;
+      dec8(dt, row + d * es, f8, &lo, &hi);
+      vst1q_f32(b + d, lo);
+      vst1q_f32(b + d + 4, hi);
+    }
+    if (d8 < hd) {
+      float t[8];
+      dec_tail(dt, row + d8 * es, hd - d8, scale, t);
+      memcpy(b + d8, t, (hd - d8) * sizeof(float));
+    }
+  }
+}
+
+INLINE void scores_any(int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
+                       size_t n, float scale, float *s, size_t ss) {
+  const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
+  const float32x4_t f8 = vdupq_n_f32(scale * 256.0f);
+  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
+    float buf[STAGE_FLOATS];
+    const size_t block = STAGE_FLOATS / hd;
+    for (size_t j = 0; j < n; j += block) {
+      const size_t m = n - j < block ? n - j : block;
+      stage_rows(dt, (const unsigned char *)k + (ptrdiff_t)j * kb, kb, m, hd, f8, scale, buf);
+      scores_rows(DT_F32, q, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, s + j, ss);
+    }
+    return;
+  }
+  scores_rows(dt, q, rows, hd, (const unsigned char *)k, kb, n, f8, scale, s, ss);
+}
+
+/* ---- values: R rows x 16 outputs per block (4 vectors), keys inside, p broadcast ---- */
+
+/* o[r][d] = fma(p[r][j], v_j[d], o[r][d]) for j = 0 .. n-1 in order: the scalar kernel's order, so the same bits.
+ * A tail block (t < 16 outputs) goes through a zero-padded copy of o and of the value elements. */
+INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, size_t d, const unsigned char *v,
+                         ptrdiff_t vb, size_t n, float32x4_t f8, float scale, float *o) {
+  const size_t es = dt_size[dt], t = hd - d < 16 ? hd - d : 16;
+  float32x4_t a[4][4];
+  float ot[4][16];
+  for (int r = 0; r < R; r++) {
+    const float *src = o + r * hd + d;
+    if (t < 16) {
+      memset(ot[r], 0, sizeof ot[r]);
+      memcpy(ot[r], src, t * sizeof(float));
+      src = ot[r];
+    }
+    for (int c = 0; c < 4; c++) a[r][c] = vld1q_f32(src + 4 * c);
+  }
+  for (size_t j = 0; j < n; j++) {
+    const unsigned char *row = v + (ptrdiff_t)j * vb;
+    float32x4_t x[4];
+    if (d == 0)
+      for (size_t off = 64; off < hd * es && off < 512; off += 64) __builtin_prefetch(row + off);
+    if (t == 16) {
+      dec8(dt, row + d * es, f8, &x[0], &x[1]);
+      dec8(dt, row + (d + 8) * es, f8, &x[2], &x[3]);
+    } else {
+      float vt[16];
+      dec_tail(dt, row + d * es, t < 8 ? t : 8, scale, vt);
+      dec_tail(dt, row + (d + 8) * es, t > 8 ? t - 8 : 0, scale, vt + 8);
+      for (int c = 0; c < 4; c++) x[c] = vld1q_f32(vt + 4 * c);
+    }
+    for (int r = 0; r < R; r++) {
+      const float32x4_t pj = vdupq_n_f32(p[r * ps + j]);
+      for (int c = 0; c < 4; c++) a[r][c] = vfmaq_f32(a[r][c], pj, x[c]);
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    float *dst = t < 16 ? ot[r] : o + r * hd + d;
+    for (int c = 0; c < 4; c++) vst1q_f32(dst + 4 * c, a[r][c]);
+    if (t < 16) memcpy(o + r * hd + d, ot[r], t * sizeof(float));
+  }
+}
+
+INLINE void values_rows(int dt, const float *p, size_t ps, size_t rows, size_t hd, const unsigned char *v,
+                        ptrdiff_t vb, size_t n, float32x4_t f8, float scale, float *o) {
+  for (size_t r0 = 0; r0 < rows; r0 += 4) {
+    const size_t R = rows - r0 < 4 ? rows - r0 : 4;
+    const float *pr = p + r0 * ps;
+    float *orow = o + r0 * hd;
+    for (size_t d = 0; d < hd; d += 16) switch (R) {
+        case 4: values_block(dt, 4, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
+        case 3: values_block(dt, 3, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
+        case 2: values_block(dt, 2, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
+        default: values_block(dt, 1, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
+      }
+  }
+}
+
+INLINE void values_any(int dt, const float *p, size_t ps, size_t rows, size_t hd, const void *v,
+                       ptrdiff_t v_row_stride, size_t n, float scale, float *o) {
+  const ptrdiff_t vb = v_row_stride * (ptrdiff_t)dt_size[dt];
+  const float32x4_t f8 = vdupq_n_f32(scale * 256.0f);
+  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
+    float buf[STAGE_FLOATS];
+    const size_t block = STAGE_FLOATS / hd;
+    for (size_t j = 0; j < n; j += block) {
+      const size_t m = n - j < block ? n - j : block;
+      stage_rows(dt, (const unsigned char *)v + (ptrdiff_t)j * vb, vb, m, hd, f8, scale, buf);
+      values_rows(DT_F32, p + j, ps, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, o);
+    }
+    return;
+  }
+  values_rows(dt, p, ps, rows, hd, (const unsigned char *)v, vb, n, f8, scale, o);
+}
+
+/* ---- fp8: NaN codes, and scales too large for the f16 route ---- */
+
+/* Nonzero when one of the n rows of m codes (byte stride pb) holds a NaN code (S.1111.111). */
+static int fp8_any_nan(const unsigned char *p, ptrdiff_t pb, size_t n, size_t m) {
+  const size_t m16 = m & ~(size_t)15;
+  uint8x16_t hit = vdupq_n_u8(0);
+  int any = 0;
+  for (size_t j = 0; j < n; j++) {
+    const unsigned char *row = p + (ptrdiff_t)j * pb;
+    for (size_t i = 0; i < m16; i += 16)
+      hit = vorrq_u8(hit, vceqq_u8(vorrq_u8(vld1q_u8(row + i), vdupq_n_u8(0x80)), vdupq_n_u8(0xff)));
+    for (size_t i = m16; i < m; i++) any |= (row[i] & 0x7f) == 0x7f;
+  }
+  return any | (vmaxvq_u8(hit) != 0);
+}
+
+static int fp8_factor_ok(float scale) { return scale * 256.0f <= FLT_MAX; }
+
+/* A key holding a NaN code gives NaN logits in every row (q . key is NaN whatever q is). */
+__attribute__((noinline, cold)) static void fp8_fix_scores(size_t rows, size_t hd, const unsigned char *k,
+                                                           ptrdiff_t kb, size_t n, float *s, size_t ss) {
+  for (size_t j = 0; j < n; j++)
+    if (fp8_any_nan(k + (ptrdiff_t)j * kb, 0, 1, hd))
+      for (size_t r = 0; r < rows; r++) s[r * ss + j] = rotary_bits_f32(0x7fc00000u);
+}
+
+/* A NaN code at (j, d) makes o[r][d] NaN in every row (p * NaN is NaN whatever p is). */
+__attribute__((noinline, cold)) static void fp8_fix_values(size_t rows, size_t hd, const unsigned char *v,
+                                                           ptrdiff_t vb, size_t n, float *o) {
+  for (size_t j = 0; j < n; j++)
+    for (size_t d = 0; d < hd; d++)
+      if ((v[(ptrdiff_t)j * vb + (ptrdiff_t)d] & 0x7f) == 0x7f)
+        for (size_t r = 0; r < rows; r++) o[r * hd + d] = rotary_bits_f32(0x7fc00000u);
+}
+
+/* ---- the kernels ---- */
+
+void rotary_attn_f32_scores__neon(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
+                                  size_t n, float k_scale, float *s, size_t s_stride) {
+  scores_any(DT_F32, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+}
+
+void rotary_attn_f16_scores__neon(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
+                                  size_t n, float k_scale, float *s, size_t s_stride) {
+  scores_any(DT_F16, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+}
+
+void rotary_attn_bf16_scores__neon(const float *q, size_t rows, size_t head_dim, const void *k,
+                                   ptrdiff_t k_row_stride, size_t n, float k_scale, float *s, size_t s_stride) {
+  scores_any(DT_BF16, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+}
+
+void rotary_attn_fp8_scores__neon(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
+                                  size_t n, float k_scale, float *s, size_t s_stride) {
+  if (!fp8_factor_ok(k_scale)) {
+    rotary_attn_fp8_scores__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+    return;
+  }
+  scores_any(DT_FP8, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+  if (fp8_any_nan(k, k_row_stride, n, head_dim)) fp8_fix_scores(rows, head_dim, k, k_row_stride, n, s, s_stride);
+}
+
+void rotary_attn_f32_values__neon(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
+  values_any(DT_F32, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
+}
+
+void rotary_attn_f16_values__neon(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
+  values_any(DT_F16, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
+}
+
+void rotary_attn_bf16_values__neon(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                   ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
+  values_any(DT_BF16, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
+}
+
+void rotary_attn_fp8_values__neon(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
+                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
+  if (!fp8_factor_ok(v_scale)) {
+    rotary_attn_fp8_values__scalar(p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
+    return;
+  }
+  values_any(DT_FP8, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
+  if (fp8_any_nan(v, v_row_stride, n, head_dim)) fp8_fix_values(rows, head_dim, v, v_row_stride, n, o);
+}
+
+/* ---- exp: the algorithm of x86/attn_avx2.c's exp8, 4 lanes (FMAX/FMIN keep a NaN) ---- */
+
+INLINE float32x4_t exp4(float32x4_t x) {
+  x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-110.0f)), vdupq_n_f32(89.0f));
+  const float32x4_t nf = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
+  float32x4_t r = vfmsq_f32(x, nf, vdupq_n_f32(0.693145751953125f));
+  r = vfmsq_f32(r, nf, vdupq_n_f32(1.428606765330187e-06f));
+  float32x4_t y = vdupq_n_f32(1.9875691500e-4f);
+  y = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), y, r);
+  y = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), y, r);
+  y = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), y, r);
+  y = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), y, r);
+  y = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), y, r);
+  y = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), y, vmulq_f32(r, r));
+  const int32x4_t n = vcvtq_s32_f32(nf); /* nf is integral (NaN lanes: 0, and y is NaN there) */
+  const int32x4_t n1 = vshrq_n_s32(n, 1), n2 = vsubq_s32(n, n1);
+  const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, vdupq_n_s32(127)), 23));
+  const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, vdupq_n_s32(127)), 23));
+  return vmulq_f32(vmulq_f32(y, s1), s2);
+}
+
+/* Sums: two 4-lane accumulators over blocks of 8 (then 4, then a zero-padded tail), combined at the end. */
+float rotary_attn_exp__neon(float *s, size_t n, float max) {
+  const float32x4_t m = vdupq_n_f32(max);
+  float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0;
+  size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const float32x4_t e0 = exp4(vsubq_f32(vld1q_f32(s + j), m)), e1 = exp4(vsubq_f32(vld1q_f32(s + j + 4), m));
+    vst1q_f32(s + j, e0);
+    vst1q_f32(s + j + 4, e1);
+    a0 = vaddq_f32(a0, e0);
+    a1 = vaddq_f32(a1, e1);
+  }
+  if (j + 4 <= n) {
+    const float32x4_t e0 = exp4(vsubq_f32(vld1q_f32(s + j), m));
+    vst1q_f32(s + j, e0);
+    a0 = vaddq_f32(a0, e0);
+    j += 4;
+  }
+  if (j < n) {
+    float t[4] = {0, 0, 0, 0};
+    memcpy(t, s + j, (n - j) * sizeof(float));
+    float e[4];
+    vst1q_f32(e, exp4(vsubq_f32(vld1q_f32(t), m)));
+    for (size_t i = n - j; i < 4; i++) e[i] = 0.0f;
+    memcpy(s + j, e, (n - j) * sizeof(float));
+    a1 = vaddq_f32(a1, vld1q_f32(e));
+  }
+  return vaddvq_f32(vaddq_f32(a0, a1));
+}
+#endif
