@@ -187,8 +187,12 @@ static double check_scores(const kset *K, size_t rows, size_t n, size_t hd, size
   const size_t ss = n + (rnd() & 3);
   float *s = floats(rows * ss), *s2 = floats(rows * ss);
   for (size_t i = 0; i < rows * ss; i++) s[i] = s2[i] = bits_f32(CANARY);
-  K->k.scores(q, rows, hd, c.rows, (ptrdiff_t)stride, n, scale, s, ss);
-  K->k.scores(q, rows, hd, c.rows, (ptrdiff_t)stride, n, scale, s2, ss);
+  /* half the calls walk the rows backwards: key j is row n-1-j, reached with a negative row stride */
+  const int back = (int)(rnd() & 1);
+  const unsigned char *k0 = back ? elem(&c, n - 1, 0) : c.rows;
+  const ptrdiff_t kst = back ? -(ptrdiff_t)stride : (ptrdiff_t)stride;
+  K->k.scores(q, rows, hd, k0, kst, n, scale, s, ss);
+  K->k.scores(q, rows, hd, k0, kst, n, scale, s2, ss);
   if (memcmp(s, s2, rows * ss * sizeof(float)))
     fail_msg("%s: two calls differ (rows %zu n %zu hd %zu)", K->k.scores_name, rows, n, hd);
   double worst = 0.0;
@@ -201,7 +205,7 @@ static double check_scores(const kset *K, size_t rows, size_t n, size_t hd, size
       }
       double exact = 0.0, mag = 0.0;
       for (size_t d = 0; d < hd; d++) {
-        const double t = (double)q[r * hd + d] * decode(K->dt, elem(&c, j, d), scale);
+        const double t = (double)q[r * hd + d] * decode(K->dt, elem(&c, back ? n - 1 - j : j, d), scale);
         exact += t;
         mag += fabs(t);
       }
@@ -259,8 +263,11 @@ static double check_values(const kset *K, size_t rows, size_t n, size_t hd, size
   for (size_t i = 0; i < rows * ps; i++) p[i] = (float)((rnd() >> 40) * 0x1p-24); /* [0, 1) like probabilities */
   for (size_t i = 0; i < rows * hd; i++) o[i] = o0[i] = o2[i] = rndf();
   for (size_t i = rows * hd; i < rows * hd + 16; i++) o[i] = o2[i] = bits_f32(CANARY); /* never written */
-  K->k.values(p, ps, rows, hd, c.rows, (ptrdiff_t)stride, n, scale, o);
-  K->k.values(p, ps, rows, hd, c.rows, (ptrdiff_t)stride, n, scale, o2);
+  const int back = (int)(rnd() & 1); /* as in check_scores: value j is row n-1-j */
+  const unsigned char *v0 = back ? elem(&c, n - 1, 0) : c.rows;
+  const ptrdiff_t vst = back ? -(ptrdiff_t)stride : (ptrdiff_t)stride;
+  K->k.values(p, ps, rows, hd, v0, vst, n, scale, o);
+  K->k.values(p, ps, rows, hd, v0, vst, n, scale, o2);
   if (memcmp(o, o2, (rows * hd + 16) * sizeof(float)))
     fail_msg("%s: two calls differ (rows %zu n %zu hd %zu)", K->k.values_name, rows, n, hd);
   for (size_t i = rows * hd; i < rows * hd + 16; i++)
@@ -270,7 +277,7 @@ static double check_values(const kset *K, size_t rows, size_t n, size_t hd, size
     for (size_t d = 0; d < hd; d++) {
       double exact = o0[r * hd + d], mag = fabs(exact);
       for (size_t j = 0; j < n; j++) {
-        const double t = (double)p[r * ps + j] * decode(K->dt, elem(&c, j, d), scale);
+        const double t = (double)p[r * ps + j] * decode(K->dt, elem(&c, back ? n - 1 - j : j, d), scale);
         exact += t;
         mag += fabs(t);
       }
