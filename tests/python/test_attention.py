@@ -636,3 +636,17 @@ def test_torch_export_round_trip(gen, tmp_path):
     torch.export.save(ep, path)
     loaded = torch.export.load(path)
     assert torch.equal(loaded.module()(*args), Attend()(*args))
+
+
+def test_out_argument_under_torch_compile(gen):
+    case = Case("seq", "NHD", torch.float32, [8, 21], 2, 64, 0, gen)
+    q = make_q(gen, 2, 2, 4)
+    lengths = case.kwargs["lengths"]
+
+    def f(q, out, lengths):
+        return rotary.attention(ROPE, q, case.cache, lengths=lengths, out=out, window=5)
+
+    want = f(q, torch.empty(2, 2, 4, 64, dtype=torch.bfloat16), lengths)
+    out = torch.empty(2, 2, 4, 64, dtype=torch.bfloat16)
+    got = torch.compile(f, fullgraph=True, backend="aot_eager")(q, out, lengths)
+    assert torch.equal(out, want) and torch.equal(got, want)
