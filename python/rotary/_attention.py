@@ -97,6 +97,19 @@ def _lse_check(lse, shape):
     return ptr
 
 
+def _index_ptr(a, name, np_dtype, count, keep):
+    """The address of an index array's values as librotary reads them: a torch CPU tensor already of the type,
+    contiguous and of `count` values is used in place (the decode-loop case, no copy); anything else goes through
+    _kv.index_array (converted, checked, copied when needed)."""
+    t = _core._torch()
+    if t is not None and type(a) is t.Tensor and a.device.type == "cpu" and a.numel() == count and count \
+            and a.dtype == (t.int64 if np_dtype is np.int64 else t.int32) and a.is_contiguous() and not a.is_neg() \
+            and a.layout == t.strided:
+        keep.append(a)
+        return a.data_ptr()
+    return _kv.index_array(a, name, np_dtype, count, keep).ctypes.data
+
+
 def fill_index(d, batch, keep, lengths=None, block_table=None, page_indptr=None, page_indices=None,
                last_page_len=None):
     """d.cache.index and its arrays, d.block_table: page_indptr + page_indices + last_page_len (FlashInfer), or
@@ -116,19 +129,21 @@ def fill_index(d, batch, keep, lengths=None, block_table=None, page_indptr=None,
                          "block_table= with lengths= (vLLM's block_tables and seq_lens), or page_indptr=, "
                          "page_indices=, last_page_len= (FlashInfer)" +
                          ("; block_table needs lengths= (vLLM's seq_lens)" if block_table is not None else ""))
+    c.lengths = _index_ptr(lengths, "lengths", np.int64, batch, keep)
     if block_table is None:
-        _kv.fill_index(c, batch, 1, keep, lengths=lengths)
+        c.index = _lib.CACHE_SEQUENCES
         return
     c.index = _lib.CACHE_SLOTS
-    c.lengths = _kv.index_array(lengths, "lengths", np.int64, batch, keep).ctypes.data
     shape = tuple(block_table.shape) if hasattr(block_table, "shape") else np.shape(block_table)
     if len(shape) != 2 or shape[0] != batch:
         raise ValueError(f"block_table: expected [batch, max_blocks] = [{batch}, n] block numbers, got shape {shape}")
-    bt = _kv.index_array(block_table, "block_table", np.int32, None, keep)
-    if bt.size == 0:  # never a NULL pointer (librotary reports the short table as CACHE_INDEX)
+    if shape[1] == 0:  # never a NULL pointer (librotary reports the short table as CACHE_INDEX)
         bt = np.zeros(1, dtype=np.int32)
         keep.append(bt)
-    d.block_table, d.block_table_stride = bt.ctypes.data, shape[1]
+        d.block_table = bt.ctypes.data
+    else:
+        d.block_table = _index_ptr(block_table, "block_table", np.int32, batch * shape[1], keep)
+    d.block_table_stride = shape[1]
 
 
 def fill(d, r, q, out, lse, k_cache, v_cache, cache_layout, cache_dtype, k_scale, v_scale, rope_mode, scale,
