@@ -814,8 +814,9 @@ ROTARY_API void rotary_attention_desc_init(rotary_attention_desc *desc);
 
 /*
  * Attention of desc's queries over desc's cache (above): out (and lse) written, nothing else. ctx may be NULL
- * (the calling thread does all the work); work is split over sequences x kv heads x chunks of rows, and the query
- * heads that share a kv head are processed together, so each cached key and value row is read once per call.
+ * (the calling thread does all the work); work is split over sequences x chunks of rows (each chunk with every kv
+ * head), and the query heads that share a kv head are processed together, so each cached key and value row is read
+ * once per call. A context keeps the working memory of its largest call (rotary_context_destroy frees it).
  * Everything is checked before anything is read from the cache or written; on error out and lse are unchanged.
  * Errors: NULL_POINTER (rope, desc, q, out, cache.k, cache.v, the index's arrays, block_table for SLOTS),
  * INVALID_ARGUMENT (struct_size, batch 0, tokens 0 or above ROTARY_ATTENTION_MAX_TOKENS, kv_heads 0, q_heads not
@@ -823,7 +824,7 @@ ROTARY_API void rotary_attention_desc_init(rotary_attention_desc *desc);
  * out not F32/F16/BF16, unknown cache dtype), SCALE (scale or softcap negative, NaN or infinite; fp8 k_scale or
  * v_scale not finite and > 0), POSITION (rope_mode Q or QK and a position outside the rope's table), OVERFLOW,
  * STRIDE (out writes an element twice; block_stride smaller than a block), OVERLAP (out or lse overlaps q, a cache,
- * an index array, the block table or each other), CACHE_INDEX (L_b < tokens; SEQUENCES: L_b above block_size or
+ * an index array, the block table or each other, out == q included; k and v may be one buffer: both are read only), CACHE_INDEX (L_b < tokens; SEQUENCES: L_b above block_size or
  * num_blocks < batch; SLOTS: a block number used by a sequence negative or >= num_blocks, or block_table_stride *
  * block_size < L_b; PAGES: the table rules of rotary_kv_write), OUT_OF_MEMORY.
  */
@@ -836,7 +837,9 @@ ROTARY_API rotary_status rotary_attention(rotary_context *ctx, const rotary_rope
  * heads, dtype and strides), attn->cache the cache write fills (same index kind, layout, dtype, k, v, geometry
  * and scales) with attn->rope_mode NONE, attn->batch and attn->tokens equal to write's batch and seq_len; attn's
  * lengths (SEQUENCES, SLOTS) give the lengths after the write. Both descriptors are checked before anything is
- * written (statuses as the two calls; INVALID_ARGUMENT when they disagree); then the write runs, then attention.
+ * written (statuses as the two calls; INVALID_ARGUMENT when they disagree, including a token the write stores
+ * anywhere but row L_b - tokens + s of its sequence as the attention finds it; OVERLAP when the write's outputs
+ * overlap the attention's index arrays); then the write runs, then attention.
  */
 ROTARY_API rotary_status rotary_decode_step(rotary_context *ctx, const rotary_rope *rope,
                                             const rotary_kv_write_desc *write, const rotary_attention_desc *attn);

@@ -21,7 +21,11 @@ void rotary_attention_desc_init(rotary_attention_desc *desc) {
 static rotary_status run_attention(rotary_context *ctx, const rotary_rope *rope, const rotary_attn_view *v) {
   rotary_attn_plan plan;
   rotary_attn_plan_build(&plan, rope, v, rotary_context_tuning(ctx), ctx ? ctx->n_threads : 1);
-  return rotary_attn_execute(&plan, ctx ? ctx->pool : NULL);
+  /* a context keeps its working memory between calls: decode steps do not allocate and fault in pages each time */
+  const size_t bytes = rotary_attn_plan_scratch_bytes(&plan);
+  void *scratch = NULL;
+  if (ctx && bytes != SIZE_MAX && !(scratch = rotary_context_scratch(ctx, bytes))) return ROTARY_ERR_OUT_OF_MEMORY;
+  return rotary_attn_execute(&plan, ctx ? ctx->pool : NULL, scratch);
 }
 
 rotary_status rotary_attention(rotary_context *ctx, const rotary_rope *rope, const rotary_attention_desc *desc) {

@@ -69,6 +69,18 @@ const rotary_tuning *rotary_context_tuning(const rotary_context *ctx) {
   return ctx ? &ctx->tuning : rotary_tuning_defaults();
 }
 
+void *rotary_context_scratch(rotary_context *ctx, size_t bytes) {
+  if (bytes <= ctx->scratch_bytes && ctx->scratch) return ctx->scratch;
+  if (bytes > SIZE_MAX - 63) return NULL;
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  void *p = aligned_alloc(64, rounded ? rounded : 64);
+  if (!p) return NULL;
+  free(ctx->scratch);
+  ctx->scratch = p;
+  ctx->scratch_bytes = rounded;
+  return p;
+}
+
 void rotary_context_set_tuning(rotary_context *ctx, const rotary_tuning *tuning) {
   rotary_context_lock(ctx);
   ctx->tuning = *tuning;
@@ -100,11 +112,13 @@ void rotary_context_destroy(rotary_context *ctx) {
   if (atomic_load(&ctx->fork_state) != ready) {
     /* inherited through fork() and never used here: its workers and lock belong to the parent */
     rotary_pool_abandon(ctx->pool);
+    free(ctx->scratch); /* the child's copy of the parent's block */
     free(ctx);
     return;
   }
   rotary_pool_destroy(ctx->pool);
   pthread_mutex_destroy(&ctx->lock);
+  free(ctx->scratch);
   free(ctx);
 }
 
