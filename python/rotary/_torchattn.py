@@ -106,11 +106,10 @@ def attention(r, q, cache, index, rope_mode, scale, softcap, window, out, out_dt
         r = _torchkv._rope_object(r)
         _check_q(q, out_dtype)
         if out is None:
-            out, lse = _outputs(q, out_dtype, return_lse)
-        else:
-            lse = q.new_empty(q.shape[:-1] if return_lse else (0,), dtype=torch.float32)
-        _attention.attention(r, q, out, lse if return_lse else None, cache.k, cache.v, cache.layout, cache.dtype,
-                             cache.k_scale, cache.v_scale, rope_mode, scale, softcap, window, **idx)
+            out = q.new_empty(q.shape, dtype=out_dtype if out_dtype is not None else q.dtype)
+        lse = q.new_empty(q.shape[:-1], dtype=torch.float32) if return_lse else None
+        _attention.attention(r, q, out, lse, cache.k, cache.v, cache.layout, cache.dtype, cache.k_scale,
+                             cache.v_scale, rope_mode, scale, softcap, window, **idx)
         return (out, lse) if return_lse else out
     res, lse = _ATTENTION(q, cache.k, cache.v, _torchkv._rope_tensor(r), cache.layout, cache.dtype, cache.k_scale,
                           cache.v_scale, idx["lengths"], idx["block_table"], idx["page_indptr"], idx["page_indices"],
