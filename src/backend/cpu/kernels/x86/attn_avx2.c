@@ -410,7 +410,8 @@ void rotary_attn_fp8_values__avx2(const float *p, size_t p_stride, size_t rows, 
  * significant bits, so n * hi is exact for |n| < 256), exp(r) on |r| <= ln2/2 by Cephes expf's polynomial
  * (1 + r + r^2 P(r), P of degree 5), then times 2^n as 2^(n/2) * 2^(n - n/2) (both normal for n in [-160, 128]:
  * subnormal results rounded once, overflow to +Inf). x is clamped to [-110, 89] first (max with x second keeps a
- * NaN), so -Inf gives 0 and +Inf gives +Inf; NaN stays NaN. Measured accuracy: tests/test_attn_kernels.c.
+ * NaN), so -Inf gives 0 and +Inf gives +Inf; NaN stays NaN. Measured (tests/test_attn_kernels.c, 168M arguments
+ * of [-87, 0]: every float of [-1, -2^-20], a 2^-13 grid below): at most 1 ulp from the correctly rounded exp.
  */
 INLINE __m256 exp8(__m256 x) {
   x = _mm256_max_ps(_mm256_set1_ps(-110.0f), x);
