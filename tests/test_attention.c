@@ -560,8 +560,8 @@ static acase make_case(unsigned v, uint64_t seed, double budget) {
 
 static void test_sweep(void **state) {
   (void)state;
-  const unsigned n = tu_quick() ? 40 : 400;
-  const double budget = tu_quick() ? 4e4 : 3e6;
+  const unsigned n = tu_quick() ? 40 : 800;
+  const double budget = tu_quick() ? 4e4 : 5e6;
   astats st;
   memset(&st, 0, sizeof st);
   for (unsigned v = 0; v < n; v++) {
