@@ -96,10 +96,11 @@ INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const 
   __m256 acc[16];
   for (int i = 0; i < 16; i++) acc[i] = _mm256_setzero_ps();
   /* the next block's keys (up to 512 bytes of each), asked for while these are summed (a prefetch past the last
-   * key is a hint only: it cannot fault) */
+   * key is a hint only: it cannot fault; the address is formed as an integer, not by pointer arithmetic past the
+   * cache) */
   for (int j = J; j < 2 * J; j++)
     for (size_t off = 0; off < hd * es && off < 512; off += 64)
-      _mm_prefetch((const char *)(k + j * kb) + off, _MM_HINT_T0);
+      _mm_prefetch((const char *)(uintptr_t)((uintptr_t)k + (uintptr_t)(j * kb) + off), _MM_HINT_T0);
   /* 8 elements a step: each accumulator takes one fma per step, each q vector is loaded once for the J keys */
   for (size_t d = 0; d < d16; d += 8) {
     __m256 kv[3];
