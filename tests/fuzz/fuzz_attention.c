@@ -3,7 +3,7 @@
  * overlaps hostile). */
 // Build and run for 60 s, from the repository root (the corpus is copied so that the run does not add to it):
 //   mkdir -p build-fuzz/corpus_attention && cp tests/fuzz/corpus_attention/* build-fuzz/corpus_attention/
-//   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -Iinclude -Ithird_party/cjson $(find src -type d -printf "-I%p ") tests/fuzz/fuzz_attention.c $(find src third_party/cjson -name "*.c" -not -path "src/hf/*") -lm -lpthread -o build-fuzz/fuzz_attention
+//   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -Iinclude -Ithird_party/cjson/cjson $(find src -type d -printf "-I%p ") tests/fuzz/fuzz_attention.c $(find src third_party/cjson -name "*.c" -not -path "src/hf/*" -not -path "src/backend/cuda/*") -lm -lpthread -o build-fuzz/fuzz_attention
 //   build-fuzz/fuzz_attention -max_total_time=60 -artifact_prefix=build-fuzz/ build-fuzz/corpus_attention
 // tests/test_fuzz_attention_replay.c includes this file and replays tests/fuzz/corpus_attention/ and pseudo-random
 // inputs.
