@@ -75,9 +75,9 @@ aarch64() { # cross-compiled NEON build, every test under qemu-user (quick sizes
 }
 
 asan() { # the whole suite; the pure numeric sweeps (family: every position below 2^20; table: 200000 positions;
-  # sincos; kernels: a third head count), run in full by the release stage, in their quick sizes, which take the same
-  # code paths
-  local sweeps='family_accuracy|test_table|test_sincos|test_kernels'
+  # sincos; kernels: a third head count; attention kernels: every row/key/head-dim combination and a dense exp
+  # sweep), run in full by the release stage, in their quick sizes, which take the same code paths
+  local sweeps='family_accuracy|test_table|test_sincos|test_kernels|test_attn_kernels'
   build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_CUDA=OFF -DROTARY_SANITIZE=address,undefined &&
     (cd build-asan && export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 &&
        ctest --output-on-failure -j"$jobs" -E "$sweeps" &&
@@ -105,7 +105,7 @@ export -f memcheck_one
 memcheck() { # valgrind on every test program of the release build, one per core at a time, the slowest first;
   # the fuzz corpus replays are left to the ASan + UBSan stage, which runs them with the sanitizers the fuzzers were
   # built with
-  local t s progs=() slow=(apply scaling kv_write streams family_accuracy kernels table convert)
+  local t s progs=() slow=(apply scaling kv_write attention attn_kernels streams family_accuracy kernels table convert)
   for s in "${slow[@]}"; do [ -x "build-test/tests/test_$s" ] && progs+=("build-test/tests/test_$s"); done
   for t in build-test/tests/test_* build-test/examples/readme_example; do
     case $t in */test_fuzz_*_replay) continue ;; esac
