@@ -141,6 +141,8 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   if (p.repack_k) p.lane_floats += pack_floats;
   p.vpack_at = p.lane_floats;
   if (p.repack_v) p.lane_floats += pack_floats;
+  p.rowkeys_at = p.lane_floats;
+  if (d->rope_mode == ROTARY_ATTENTION_ROPE_QK) p.lane_floats += round_line(sat_mul(hd, d->kv_heads));
   p.row_at = p.lane_floats;
   if (d->rope_mode != ROTARY_ATTENTION_ROPE_NONE) p.lane_floats += round_line(rotary_rope_task_floats(rope));
   p.q_floats = sat_mul(sat_mul(sat_mul(d->batch, d->tokens), d->q_heads), hd);

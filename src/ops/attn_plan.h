@@ -70,6 +70,7 @@ typedef struct rotary_attn_plan {
                                        fp32 keys of a key block (QK: kv_heads x key_block x head_dim, head-major),
                                        from row_at a cos/sin row buffer (Q, QK) */
   size_t keys_at, row_at;
+  size_t rowkeys_at;                /* QK with an NHD non-f32 cache: one cache row's kv_heads x head_dim keys in fp32 */
   size_t kpack_at, vpack_at;        /* NHD repack buffers (repack set): key_block x head_dim per head, head-major */
   int repack_k, repack_v;           /* k rows (modes NONE, Q) and v rows are repacked per key block */
   size_t lanes;

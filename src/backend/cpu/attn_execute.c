@@ -90,6 +90,7 @@ typedef struct item_state {
   float *logits;       /* ROW_BLOCK x key_block */
   float *keys;         /* QK: the key block's fp32 keys, [kv head][row][dim] */
   float *rowbuf;       /* QK: a cos/sin row */
+  float *rowkeys;      /* QK: one cache row's keys of every kv head in fp32 (NHD) */
   char *kpack, *vpack; /* NHD repack: the key block's k and v rows, [kv head][row][dim] (NULL: read in place) */
 } item_state;
 
@@ -110,7 +111,13 @@ static void rotate_keys(const item_state *st, size_t pb, size_t pe) {
     position_row(p->rope, pb + j, st->rowbuf, &c, &s);
     float *dst = st->keys + j * hd;
     const char *src = k + (ptrdiff_t)j * row_step;
-    if (p->key_to_f32) {
+    if (p->key_to_f32 && g->head_stride == (ptrdiff_t)hd) {
+      /* NHD: the row's heads are contiguous: one conversion into an L1-sized row, then one rotation of its heads
+       * into the head-major buffer (the same numbers as per head: a conversion is element-wise) */
+      p->key_to_f32(src, st->rowkeys, kvh * hd, v->k_scale);
+      rotary_rotate_run(p->rotate_f32, p->tuning, st->rowkeys, (ptrdiff_t)hd, dst, head_rows, kvh, hd, v->rotary_dim,
+                        c, s);
+    } else if (p->key_to_f32) {
       for (size_t h = 0; h < kvh; h++)
         p->key_to_f32(src + (ptrdiff_t)h * head_step, dst + (ptrdiff_t)h * head_rows, hd, v->k_scale);
       rotary_rotate_run(p->rotate_f32, p->tuning, dst, head_rows, dst, head_rows, kvh, hd, v->rotary_dim, c, s);
@@ -268,6 +275,7 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   st.logits = lane;
   st.keys = p->d->rope_mode == ROTARY_ATTENTION_ROPE_QK ? lane + p->keys_at : NULL;
   st.rowbuf = lane + p->row_at;
+  st.rowkeys = lane + p->rowkeys_at;
   st.kpack = p->repack_k ? (char *)(lane + p->kpack_at) : NULL;
   st.vpack = p->repack_v ? (char *)(lane + p->vpack_at) : NULL;
   for (size_t h = 0; h < kvh; h++) {
