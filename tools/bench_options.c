@@ -150,7 +150,7 @@ static int parse_kv_enum(bench_options *o, int opt, const char *v) {
     if (!strcmp(v, "rope")) o->op = BENCH_OP_ROPE;
     else if (!strcmp(v, "kv-write")) o->op = BENCH_OP_KV_WRITE;
     else if (!strcmp(v, "attention")) o->op = BENCH_OP_ATTENTION;
-    else return bad("--op wants rope or kv-write, got '%s' (or attention)", v);
+    else return bad("--op wants rope, kv-write or attention, got '%s'", v);
   } else if (opt == OPT_CACHE) {
     if (!strcmp(v, "contiguous")) o->cache = ROTARY_CACHE_SEQUENCES;
     else if (!strcmp(v, "paged")) o->cache = ROTARY_CACHE_SLOTS;

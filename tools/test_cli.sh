@@ -237,10 +237,12 @@ EOF
   expect 2 '' '--out-of-place goes with --op rope' -- "$ROTARY" bench --op kv-write --out-of-place
   expect 2 '' '--cache, --cache-dtype, --block-size and --sweep go with --op kv-write' -- "$ROTARY" bench --cache paged
   expect 2 '' '--cache, --cache-dtype, --block-size and --sweep go with --op kv-write' -- "$ROTARY" bench --sweep
-  expect 2 '' "--op wants rope or kv-write, got 'kv'" -- "$ROTARY" bench --op kv
+  expect 2 '' "--op wants rope, kv-write or attention, got 'kv'" -- "$ROTARY" bench --op kv
   expect 2 '' "--cache-dtype wants f32, f16, bf16 or fp8, got 'f64'" -- "$ROTARY" bench --op kv-write --cache-dtype f64
   expect 2 '' "--cache wants contiguous or paged, got 'hnd'" -- "$ROTARY" bench --op kv-write --cache hnd
   expect 2 '' '--block-size must be at least 1' -- "$ROTARY" bench --op kv-write --block-size 0
+  expect 2 '' '--tokens does not go with --op attention' -- "$ROTARY" bench --op attention --tokens 4
+  expect 0 'streaming read of K and V' '' -- "$ROTARY" bench --op attention --batch 2 --table 64 --reps 2 --threads 1
 }
 
 # --streams: the 1-D and multi-stream calls of each preset and pattern, their rows in --json (the ratio is the
