@@ -34,26 +34,13 @@ static tu_guarded g_buf[NBUF];
 static unsigned char *g_snap[NBUF];
 static rotary_rope *rope, *rope6; /* tables of 64 and 6 positions */
 static rotary_context *ctx3;
-static int n_cases, n_failures;
+static int n_cases;
 
 #define P(i) ((void *)g_buf[i].ptr)
 #define F(i) ((float *)(void *)g_buf[i].ptr)
 #define I64(i) ((int64_t *)(void *)g_buf[i].ptr)
 #define I32(i) ((int32_t *)(void *)g_buf[i].ptr)
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void check(int ok, const char *fmt, ...) {
-  if (ok) return;
-  va_list ap;
-  va_start(ap, fmt);
-  printf("FAIL: ");
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-  n_failures++;
-}
 
 /* Values, patterns and index arrays of the base call. */
 static void fill_all(rotary_cache_index index) {
@@ -86,7 +73,7 @@ static void base(rotary_attention_desc *d, rotary_cache_index index) {
 }
 
 static void check_status(rotary_status got, rotary_status want, const char *what) {
-  check(got == want, "%s: got %d (%s), want %d (%s)", what, (int)got, rotary_status_string(got), (int)want,
+  tu_check(got == want, "%s: got %d (%s), want %d (%s)", what, (int)got, rotary_status_string(got), (int)want,
         rotary_status_string(want));
 }
 
@@ -96,7 +83,7 @@ static void snapshot(void) {
 
 static void restore_and_compare(const char *label, int must_match) {
   for (int i = 0; i < NBUF; i++) {
-    if (must_match) check(memcmp(g_snap[i], g_buf[i].ptr, buf_bytes[i]) == 0, "%s: the failed call wrote into buffer %d", label, i);
+    if (must_match) tu_check(memcmp(g_snap[i], g_buf[i].ptr, buf_bytes[i]) == 0, "%s: the failed call wrote into buffer %d", label, i);
     memcpy(g_buf[i].ptr, g_snap[i], buf_bytes[i]);
   }
 }
@@ -115,9 +102,9 @@ static void expect(const rotary_rope *r, const rotary_attention_desc *d, rotary_
 }
 
 static void finish_test(void) {
-  const int failures = n_failures;
+  const int failures = tu_failures;
   printf("  %d bad inputs so far\n", n_cases);
-  n_failures = 0;
+  tu_failures = 0;
   assert_int_equal(failures, 0);
 }
 
@@ -136,10 +123,10 @@ static void test_valid(void **state) {
   base(&d, ROTARY_CACHE_SLOTS); /* the byte comparison sees a call's writes: a valid call changes out and lse */
   snapshot();
   assert_int_equal(rotary_attention(ctx3, rope, &d), ROTARY_OK);
-  check(memcmp(g_snap[OUT], g_buf[OUT].ptr, buf_bytes[OUT]) != 0, "the base call did not write out");
-  check(memcmp(g_snap[LSE], g_buf[LSE].ptr, buf_bytes[LSE]) != 0, "the base call did not write lse");
+  tu_check(memcmp(g_snap[OUT], g_buf[OUT].ptr, buf_bytes[OUT]) != 0, "the base call did not write out");
+  tu_check(memcmp(g_snap[LSE], g_buf[LSE].ptr, buf_bytes[LSE]) != 0, "the base call did not write lse");
   for (int i = 0; i < NBUF; i++)
-    if (i != OUT && i != LSE) check(memcmp(g_snap[i], g_buf[i].ptr, buf_bytes[i]) == 0, "the base call wrote buffer %d", i);
+    if (i != OUT && i != LSE) tu_check(memcmp(g_snap[i], g_buf[i].ptr, buf_bytes[i]) == 0, "the base call wrote buffer %d", i);
   restore_and_compare("base", 0);
   base(&d, ROTARY_CACHE_PAGES);
   d.rope_mode = ROTARY_ATTENTION_ROPE_NONE;

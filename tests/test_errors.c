@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "rotary.h"
+#include "test_util.h"
 
 /* The shape every apply case starts from: q [B, S, HQ, D] and k [B, S, HK, D], fp32, BSHD. */
 enum { D = 8, HQ = 4, HK = 2, S = 4, B = 2, HALF = D / 2, MAXPOS = 16 };
@@ -32,7 +33,6 @@ static rotary_rope *rope_free;  /* head_dim D, table-free */
 static rotary_rope *rope_long;  /* head_dim D, table of LONG_MAXPOS positions */
 static rotary_context *ctx3;    /* every bad apply input also goes through a 3-thread context */
 static int n_cases;             /* distinct bad inputs checked */
-static int n_failures;          /* failed checks in the current test */
 static char sentinel_object;    /* *out handles start pointing here */
 
 #define SENTINEL_ROPE ((rotary_rope *)(void *)&sentinel_object)
@@ -43,22 +43,9 @@ static int64_t *I64(size_t at) { return (int64_t *)(void *)(arena + at * 4); }
 static int32_t *I32(size_t at) { return (int32_t *)(void *)(arena + at * 4); }
 
 /* Records a failed check without stopping the test, so that one run lists every bad case. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void check(int ok, const char *fmt, ...) {
-  if (ok) return;
-  va_list ap;
-  va_start(ap, fmt);
-  printf("FAIL: ");
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-  n_failures++;
-}
 
 static void check_status(rotary_status got, rotary_status want, const char *what) {
-  check(got == want, "%s: got %d (%s), want %d (%s)", what, (int)got, rotary_status_string(got), (int)want,
+  tu_check(got == want, "%s: got %d (%s), want %d (%s)", what, (int)got, rotary_status_string(got), (int)want,
         rotary_status_string(want));
 }
 
@@ -119,7 +106,7 @@ static void expect_apply(const rotary_rope *rope, const rotary_apply_desc *d, ro
     char label[160];
     snprintf(label, sizeof(label), "%s (ctx %s)", what, ctxs[i] ? "3 threads" : "NULL");
     check_status(rotary_apply(ctxs[i], rope, d), want, label);
-    check(memcmp(snapshot, arena, ARENA_BYTES) == 0, "%s: the failed call wrote bytes", label);
+    tu_check(memcmp(snapshot, arena, ARENA_BYTES) == 0, "%s: the failed call wrote bytes", label);
     memcpy(arena, snapshot, ARENA_BYTES);
   }
   n_cases++;
@@ -158,7 +145,7 @@ static int group_teardown(void **state) {
 
 static int test_setup(void **state) {
   (void)state;
-  n_failures = 0;
+  tu_failures = 0;
   return 0;
 }
 
@@ -168,7 +155,7 @@ static void expect_create(const rotary_config *c, size_t max_positions, rotary_s
   rotary_rope *r = SENTINEL_ROPE;
   rotary_status st = rotary_rope_create(c, max_positions, &r);
   check_status(st, want, what);
-  check(r == SENTINEL_ROPE, "%s: *out was set on a failed create", what);
+  tu_check(r == SENTINEL_ROPE, "%s: *out was set on a failed create", what);
   if (st == ROTARY_OK && r != SENTINEL_ROPE) rotary_rope_destroy(r);
   n_cases++;
 }
@@ -207,7 +194,7 @@ static void test_create_shape_errors(void **state) {
   config_dims(&c, 8, 8);
   c.pairing = (rotary_pairing)2;
   expect_create(&c, 4, ROTARY_ERR_PAIRING, "create: pairing 2");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_create_frequency_errors(void **state) {
@@ -238,7 +225,7 @@ static void test_create_frequency_errors(void **state) {
     c.attention_scaling = scales[i];
     expect_create(&c, 4, ROTARY_ERR_FREQUENCY, scale_names[i]);
   }
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_create_size_errors(void **state) {
@@ -251,7 +238,7 @@ static void test_create_size_errors(void **state) {
   expect_create(&c, p53, ROTARY_ERR_OVERFLOW, "create: table 2^53 x 2048 x 4 bytes overflows");
   config_dims(&c, 2, 2);
   expect_create(&c, p53 + 1, ROTARY_ERR_POSITION, "create: max_positions - 1 = ROTARY_MAX_POSITION + 1");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 /* ---- getters, rotary_rope_cos_sin ---- */
@@ -261,11 +248,11 @@ static void test_inv_freq_errors(void **state) {
   double buf[HALF];
   memset(buf, 0x5a, sizeof(buf));
   check_status(rotary_rope_inv_freq(NULL, buf), ROTARY_ERR_NULL_POINTER, "inv_freq: rope NULL");
-  for (size_t i = 0; i < sizeof(buf); i++) check(((unsigned char *)buf)[i] == 0x5a, "inv_freq: wrote on failure");
+  for (size_t i = 0; i < sizeof(buf); i++) tu_check(((unsigned char *)buf)[i] == 0x5a, "inv_freq: wrote on failure");
   n_cases++;
   check_status(rotary_rope_inv_freq(rope_tab, NULL), ROTARY_ERR_NULL_POINTER, "inv_freq: inv_freq NULL");
   n_cases++;
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 enum { CS_N = 1000 };
@@ -274,7 +261,7 @@ static void expect_cos_sin(const rotary_rope *rope, const int64_t *pos, size_t n
                            rotary_status want, const char *what) {
   memcpy(snapshot, arena, ARENA_BYTES);
   check_status(rotary_rope_cos_sin(rope, pos, n, cos, sin), want, what);
-  check(memcmp(snapshot, arena, ARENA_BYTES) == 0, "%s: the failed call wrote bytes", what);
+  tu_check(memcmp(snapshot, arena, ARENA_BYTES) == 0, "%s: the failed call wrote bytes", what);
   n_cases++;
 }
 
@@ -311,7 +298,7 @@ static void test_cos_sin_errors(void **state) {
   assert_int_equal(rotary_rope_create(&c, 0, &wide), ROTARY_OK);
   expect_cos_sin(wide, pos, (size_t)1 << 49, cos, sin, ROTARY_ERR_OVERFLOW, "cos_sin: n x 32768 overflows");
   rotary_rope_destroy(wide);
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_cos_sin_valid_edges(void **state) {
@@ -320,11 +307,11 @@ static void test_cos_sin_valid_edges(void **state) {
   const int64_t pos[3] = {0, ROTARY_MAX_POSITION, ROTARY_MAX_POSITION - 1};
   float cos[3 * HALF], sin[3 * HALF];
   check_status(rotary_rope_cos_sin(rope_free, pos, 3, cos, sin), ROTARY_OK, "cos_sin: table-free MAX_POSITION");
-  for (int i = 0; i < 3 * HALF; i++) check(fabsf(cos[i]) <= 1.0f && fabsf(sin[i]) <= 1.0f, "cos_sin: |value| > 1");
-  for (int i = 0; i < HALF; i++) check(cos[i] == 1.0f && sin[i] == 0.0f, "cos_sin: position 0 is not identity");
+  for (int i = 0; i < 3 * HALF; i++) tu_check(fabsf(cos[i]) <= 1.0f && fabsf(sin[i]) <= 1.0f, "cos_sin: |value| > 1");
+  for (int i = 0; i < HALF; i++) tu_check(cos[i] == 1.0f && sin[i] == 0.0f, "cos_sin: position 0 is not identity");
   const int64_t last = MAXPOS - 1;
   check_status(rotary_rope_cos_sin(rope_tab, &last, 1, cos, sin), ROTARY_OK, "cos_sin: max_positions - 1");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 /* ---- contexts and rotary_tensor_init ---- */
@@ -337,7 +324,7 @@ static void test_context_errors(void **state) {
   for (int i = 0; i < 2; i++) {
     rotary_context *c = SENTINEL_CTX;
     check_status(rotary_context_create(bad[i], &c), ROTARY_ERR_INVALID_ARGUMENT, "context_create: n_threads > 1024");
-    check(c == SENTINEL_CTX, "context_create(%zu): *out was set on failure", bad[i]);
+    tu_check(c == SENTINEL_CTX, "context_create(%zu): *out was set on failure", bad[i]);
     n_cases++;
   }
   check_status(rotary_context_set_threads(NULL, 2), ROTARY_ERR_NULL_POINTER, "set_threads: ctx NULL");
@@ -345,10 +332,10 @@ static void test_context_errors(void **state) {
   rotary_context *c = NULL;
   assert_int_equal(rotary_context_create(2, &c), ROTARY_OK);
   check_status(rotary_context_set_threads(c, 1025), ROTARY_ERR_INVALID_ARGUMENT, "set_threads: 1025");
-  check(rotary_context_threads(c) == 2, "set_threads: the count changed on error");
+  tu_check(rotary_context_threads(c) == 2, "set_threads: the count changed on error");
   n_cases++;
   rotary_context_destroy(c);
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void expect_tensor_init(rotary_layout layout, size_t seq, size_t heads, size_t hd, rotary_status want,
@@ -357,7 +344,7 @@ static void expect_tensor_init(rotary_layout layout, size_t seq, size_t heads, s
   memset(&t, 0xa5, sizeof(t));
   before = t;
   check_status(rotary_tensor_init(&t, layout, F(Q_IN), F(Q_OUT), ROTARY_F32, seq, heads, hd), want, what);
-  check(memcmp(&t, &before, sizeof(t)) == 0, "%s: *t was written on failure", what);
+  tu_check(memcmp(&t, &before, sizeof(t)) == 0, "%s: *t was written on failure", what);
   n_cases++;
 }
 
@@ -371,7 +358,7 @@ static void test_tensor_init_errors(void **state) {
                      "tensor_init: seq x heads x head_dim beyond SIZE_MAX");
   expect_tensor_init(ROTARY_LAYOUT_BHSD, (size_t)1 << 31, (size_t)1 << 16, 65536, ROTARY_ERR_OVERFLOW,
                      "tensor_init: seq x heads x head_dim = 2^63 beyond PTRDIFF_MAX");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 /* ---- rotary_apply ---- */
@@ -398,7 +385,7 @@ static void test_apply_base_is_valid(void **state) {
   long_desc(&d, ROTARY_POSITIONS_IDS_I32);
   for (int i = 0; i < LONG_B * LONG_S; i++) I32(LONG_IDS)[i] = i % LONG_MAXPOS;
   check_status(rotary_apply(ctx3, rope_long, &d), ROTARY_OK, "apply: long base call, int32 ids");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_apply_null(void **state) {
@@ -425,7 +412,7 @@ static void test_apply_null(void **state) {
   expect_apply(rope_tab, &d, ROTARY_ERR_NULL_POINTER, "apply: cos NULL");
   base_desc(&d), d.positions.mode = ROTARY_POSITIONS_COS_SIN, d.positions.cos = F(COS);
   expect_apply(rope_tab, &d, ROTARY_ERR_NULL_POINTER, "apply: sin NULL");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_apply_invalid(void **state) {
@@ -449,7 +436,7 @@ static void test_apply_invalid(void **state) {
   expect_apply(rope_tab, &d, ROTARY_ERR_DTYPE, "apply: q.dtype 3");
   base_desc(&d), d.k.dtype = (rotary_dtype)77;
   expect_apply(rope_tab, &d, ROTARY_ERR_DTYPE, "apply: k.dtype 77, k.n_heads 2");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_apply_offset_positions(void **state) {
@@ -475,7 +462,7 @@ static void test_apply_offset_positions(void **state) {
   long_desc(&d, ROTARY_POSITIONS_OFFSETS);
   I64(LONG_OFFS)[LONG_B - 1] = LONG_MAXPOS - LONG_S + 1;
   expect_apply(rope_long, &d, ROTARY_ERR_POSITION, "apply: long call, last offsets[] entry one past the table");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void expect_bad_id(const rotary_rope *rope, int wide, int index, int64_t value, const char *what) {
@@ -507,7 +494,7 @@ static void test_apply_id_positions(void **state) {
   for (int i = 0; i < LONG_B * LONG_S; i++) I32(LONG_IDS)[i] = i % LONG_MAXPOS;
   I32(LONG_IDS)[LONG_B * LONG_S - 1] = -7;
   expect_apply(rope_long, &d, ROTARY_ERR_POSITION, "apply: 1024 int32 ids, the last one negative");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_apply_overflow(void **state) {
@@ -533,7 +520,7 @@ static void test_apply_overflow(void **state) {
   tensor_bshd(&d.q, F(Q_IN), F(Q_OUT), HQ, (size_t)1 << 32);
   d.k.n_heads = 0;
   expect_apply(rope_free, &d, ROTARY_ERR_OVERFLOW, "apply: batch x seq_len = 2^64");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 /* Two rows 2^61 floats apart: the element offset fits ptrdiff_t, the 2^63 bytes do not. */
@@ -543,7 +530,7 @@ static void test_apply_overflow_cos_sin_bytes(void **state) {
   base_desc(&d), d.batch = 1, d.seq_len = 2, d.positions.mode = ROTARY_POSITIONS_COS_SIN;
   d.positions.cos = F(COS), d.positions.sin = F(SIN), d.positions.row_stride = (size_t)1 << 61;
   expect_apply(rope_tab, &d, ROTARY_ERR_OVERFLOW, "apply: cos/sin row_stride 2^61, 2 rows: 2^63 bytes apart");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_apply_stride(void **state) {
@@ -565,7 +552,7 @@ static void test_apply_stride(void **state) {
   expect_apply(rope_tab, &d, ROTARY_ERR_STRIDE, "apply: q.out_stride_head -head_dim/2");
   base_desc(&d), d.q.out = F(Q_IN), d.q.stride_seq = d.q.out_stride_seq = 0;
   expect_apply(rope_tab, &d, ROTARY_ERR_STRIDE, "apply: in place with stride_seq 0");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_apply_overlap_tensors(void **state) {
@@ -589,7 +576,7 @@ static void test_apply_overlap_tensors(void **state) {
   expect_apply(rope_tab, &d, ROTARY_ERR_OVERLAP, "apply: q in place, k.out inside q");
   base_desc(&d), d.k.in = F(Q_OUT + NQ - 4);
   expect_apply(rope_tab, &d, ROTARY_ERR_OVERLAP, "apply: k.in starts in the tail of q.out");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_apply_overlap_positions(void **state) {
@@ -609,7 +596,7 @@ static void test_apply_overlap_positions(void **state) {
   expect_apply(rope_tab, &d, ROTARY_ERR_OVERLAP, "apply: q.out overlaps cos");
   d.positions.cos = F(COS), d.positions.sin = F(K_OUT + NK - 3);
   expect_apply(rope_tab, &d, ROTARY_ERR_OVERLAP, "apply: the tail of k.out overlaps sin");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 /* ---- valid edge cases that must succeed ---- */
@@ -623,7 +610,7 @@ static void compute_reference(void) {
   assert_int_equal(rotary_apply(NULL, rope_tab, &d), ROTARY_OK);
   memcpy(ref_q, F(Q_OUT), sizeof(ref_q));
   memcpy(ref_k, F(K_OUT), sizeof(ref_k));
-  check(memcmp(ref_q, F(Q_IN), sizeof(ref_q)) != 0, "reference: q.out equals q.in");
+  tu_check(memcmp(ref_q, F(Q_IN), sizeof(ref_q)) != 0, "reference: q.out equals q.in");
 }
 
 static void test_valid_k_absent_and_ctx(void **state) {
@@ -633,16 +620,16 @@ static void test_valid_k_absent_and_ctx(void **state) {
   base_desc(&d), d.k.n_heads = 0, d.k.in = NULL, d.k.out = NULL;
   memcpy(snapshot, arena, ARENA_BYTES);
   check_status(rotary_apply(NULL, rope_tab, &d), ROTARY_OK, "valid: k.n_heads 0, k pointers NULL");
-  check(memcmp(F(Q_OUT), ref_q, sizeof(ref_q)) == 0, "valid: q without k differs from q with k");
-  check(memcmp(F(K_OUT), snapshot + K_OUT * 4, sizeof(ref_k)) == 0, "valid: k.n_heads 0 wrote k.out");
+  tu_check(memcmp(F(Q_OUT), ref_q, sizeof(ref_q)) == 0, "valid: q without k differs from q with k");
+  tu_check(memcmp(F(K_OUT), snapshot + K_OUT * 4, sizeof(ref_k)) == 0, "valid: k.n_heads 0 wrote k.out");
   base_desc(&d);
   check_status(rotary_apply(ctx3, rope_tab, &d), ROTARY_OK, "valid: ctx 3 threads");
-  check(memcmp(F(Q_OUT), ref_q, sizeof(ref_q)) == 0, "valid: q with ctx differs from ctx NULL");
-  check(memcmp(F(K_OUT), ref_k, sizeof(ref_k)) == 0, "valid: k with ctx differs from ctx NULL");
+  tu_check(memcmp(F(Q_OUT), ref_q, sizeof(ref_q)) == 0, "valid: q with ctx differs from ctx NULL");
+  tu_check(memcmp(F(K_OUT), ref_k, sizeof(ref_k)) == 0, "valid: k with ctx differs from ctx NULL");
   base_desc(&d);
   check_status(rotary_apply(NULL, rope_free, &d), ROTARY_OK, "valid: table-free");
-  check(memcmp(F(Q_OUT), ref_q, sizeof(ref_q)) == 0, "valid: table-free q differs from the table");
-  assert_int_equal(n_failures, 0);
+  tu_check(memcmp(F(Q_OUT), ref_q, sizeof(ref_q)) == 0, "valid: table-free q differs from the table");
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_valid_in_place(void **state) {
@@ -651,15 +638,15 @@ static void test_valid_in_place(void **state) {
   rotary_apply_desc d;
   base_desc(&d), d.q.out = F(Q_IN), d.k.out = F(K_IN);
   check_status(rotary_apply(ctx3, rope_tab, &d), ROTARY_OK, "valid: in place, in == out");
-  check(memcmp(F(Q_IN), ref_q, sizeof(ref_q)) == 0, "valid: q in place differs from out of place");
-  check(memcmp(F(K_IN), ref_k, sizeof(ref_k)) == 0, "valid: k in place differs from out of place");
+  tu_check(memcmp(F(Q_IN), ref_q, sizeof(ref_q)) == 0, "valid: q in place differs from out of place");
+  tu_check(memcmp(F(K_IN), ref_k, sizeof(ref_k)) == 0, "valid: k in place differs from out of place");
   /* q and k read the same input: inputs may alias each other. */
   base_desc(&d), d.k.in = F(Q_IN);
   tensor_bshd(&d.k, F(Q_IN), F(K_OUT), HK, S);
   d.k.stride_seq = HQ * D, d.k.stride_batch = S * HQ * D;
   check_status(rotary_apply(NULL, rope_tab, &d), ROTARY_OK, "valid: k.in == q.in");
-  check(memcmp(F(Q_OUT), ref_q, sizeof(ref_q)) == 0, "valid: k.in == q.in changed q");
-  assert_int_equal(n_failures, 0);
+  tu_check(memcmp(F(Q_OUT), ref_q, sizeof(ref_q)) == 0, "valid: k.in == q.in changed q");
+  assert_int_equal(tu_failures, 0);
 }
 
 /* Packed QKV rows [q HQ | k HK | v HK] per token, q and k rotated in place through interleaved views. */
@@ -680,12 +667,12 @@ static void test_valid_packed_qkv(void **state) {
   d.q.stride_batch = d.q.out_stride_batch = d.k.stride_batch = d.k.out_stride_batch = (ptrdiff_t)(S * row);
   check_status(rotary_apply(ctx3, rope_tab, &d), ROTARY_OK, "valid: packed QKV in place");
   for (size_t t = 0; t < B * S; t++) {
-    check(memcmp(F(PACK + t * row), ref_q + t * HQ * D, HQ * D * 4) == 0, "valid: packed q, token %zu", t);
-    check(memcmp(F(PACK + t * row + HQ * D), ref_k + t * HK * D, HK * D * 4) == 0, "valid: packed k, token %zu", t);
+    tu_check(memcmp(F(PACK + t * row), ref_q + t * HQ * D, HQ * D * 4) == 0, "valid: packed q, token %zu", t);
+    tu_check(memcmp(F(PACK + t * row + HQ * D), ref_k + t * HK * D, HK * D * 4) == 0, "valid: packed k, token %zu", t);
     size_t v = (PACK + t * row + (HQ + HK) * D) * 4;
-    check(memcmp(arena + v, snapshot + v, HK * D * 4) == 0, "valid: packed v changed, token %zu", t);
+    tu_check(memcmp(arena + v, snapshot + v, HK * D * 4) == 0, "valid: packed v changed, token %zu", t);
   }
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 /* Zero strides over a count of 1 and a reversed (negative) sequence stride write no element twice. */
@@ -696,16 +683,16 @@ static void test_valid_odd_strides(void **state) {
   base_desc(&d), d.batch = 1, d.seq_len = 1, d.k.n_heads = 0, d.q.n_heads = 1;
   d.q.out_stride_batch = d.q.out_stride_seq = d.q.out_stride_head = 0;
   check_status(rotary_apply(NULL, rope_tab, &d), ROTARY_OK, "valid: zero out strides over counts of 1");
-  check(memcmp(F(Q_OUT), ref_q, D * 4) == 0, "valid: zero-stride q row differs");
+  tu_check(memcmp(F(Q_OUT), ref_q, D * 4) == 0, "valid: zero-stride q row differs");
   base_desc(&d), d.k.n_heads = 0;
   d.q.out = F(Q_OUT + (S - 1) * HQ * D), d.q.out_stride_seq = -(ptrdiff_t)(HQ * D);
   d.q.out_stride_batch = (ptrdiff_t)(S * HQ * D);
   check_status(rotary_apply(ctx3, rope_tab, &d), ROTARY_OK, "valid: negative out_stride_seq");
   for (size_t b = 0; b < B; b++)
     for (size_t s = 0; s < S; s++)
-      check(memcmp(F(Q_OUT + (b * S + (S - 1 - s)) * HQ * D), ref_q + (b * S + s) * HQ * D, HQ * D * 4) == 0,
+      tu_check(memcmp(F(Q_OUT + (b * S + (S - 1 - s)) * HQ * D), ref_q + (b * S + s) * HQ * D, HQ * D * 4) == 0,
             "valid: reversed token b %zu s %zu", b, s);
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_valid_position_limits(void **state) {
@@ -713,7 +700,7 @@ static void test_valid_position_limits(void **state) {
   rotary_apply_desc d;
   base_desc(&d), d.positions.offset = ROTARY_MAX_POSITION - S + 1;
   check_status(rotary_apply(NULL, rope_free, &d), ROTARY_OK, "valid: table-free last position MAX_POSITION");
-  for (size_t i = 0; i < NQ; i++) check(isfinite(F(Q_OUT)[i]), "valid: MAX_POSITION output not finite");
+  for (size_t i = 0; i < NQ; i++) tu_check(isfinite(F(Q_OUT)[i]), "valid: MAX_POSITION output not finite");
   base_desc(&d), d.positions.offset = MAXPOS - S;
   check_status(rotary_apply(ctx3, rope_tab, &d), ROTARY_OK, "valid: last position max_positions - 1");
   base_desc(&d), d.positions.mode = ROTARY_POSITIONS_IDS_I32, d.positions.ids = I32(IDS);
@@ -722,25 +709,25 @@ static void test_valid_position_limits(void **state) {
   base_desc(&d), d.positions.mode = ROTARY_POSITIONS_COS_SIN;
   d.positions.cos = F(COS), d.positions.sin = F(SIN), d.positions.row_stride = HALF + 3;
   check_status(rotary_apply(NULL, rope_tab, &d), ROTARY_OK, "valid: caller cos/sin, row_stride half + 3");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_misc_null_getters(void **state) {
   (void)state;
-  check(rotary_rope_head_dim(NULL) == 0 && rotary_rope_rotary_dim(NULL) == 0, "getters: NULL rope not 0");
-  check(rotary_rope_max_positions(NULL) == 0 && rotary_rope_memory_bytes(NULL) == 0, "getters: NULL rope not 0");
-  check(rotary_context_threads(NULL) == 0, "context_threads(NULL) not 0");
+  tu_check(rotary_rope_head_dim(NULL) == 0 && rotary_rope_rotary_dim(NULL) == 0, "getters: NULL rope not 0");
+  tu_check(rotary_rope_max_positions(NULL) == 0 && rotary_rope_memory_bytes(NULL) == 0, "getters: NULL rope not 0");
+  tu_check(rotary_context_threads(NULL) == 0, "context_threads(NULL) not 0");
   rotary_rope_destroy(NULL);
   rotary_context_destroy(NULL);
-  check(strcmp(rotary_status_string((rotary_status)99), "unknown status") == 0, "status_string(99)");
-  check(strcmp(rotary_status_string((rotary_status)-1), "unknown status") == 0, "status_string(-1)");
+  tu_check(strcmp(rotary_status_string((rotary_status)99), "unknown status") == 0, "status_string(99)");
+  tu_check(strcmp(rotary_status_string((rotary_status)-1), "unknown status") == 0, "status_string(-1)");
   for (int s = 0; s <= ROTARY_ERR_INVALID_ARGUMENT; s++) {
     const char *text = rotary_status_string((rotary_status)s);
-    check(text && *text && strcmp(text, "unknown status") != 0, "status_string(%d) has no text", s);
+    tu_check(text && *text && strcmp(text, "unknown status") != 0, "status_string(%d) has no text", s);
   }
-  check(strcmp(rotary_kernel_name((rotary_dtype)3, ROTARY_PAIRING_HALF), "unknown") == 0, "kernel_name dtype 3");
-  check(strcmp(rotary_kernel_name(ROTARY_F32, (rotary_pairing)2), "unknown") == 0, "kernel_name pairing 2");
-  assert_int_equal(n_failures, 0);
+  tu_check(strcmp(rotary_kernel_name((rotary_dtype)3, ROTARY_PAIRING_HALF), "unknown") == 0, "kernel_name dtype 3");
+  tu_check(strcmp(rotary_kernel_name(ROTARY_F32, (rotary_pairing)2), "unknown") == 0, "kernel_name pairing 2");
+  assert_int_equal(tu_failures, 0);
 }
 
 /* Extents that land exactly on INT64_MIN or INT64_MAX: the checks themselves must not overflow (UBSan flagged the
@@ -768,7 +755,7 @@ static void test_apply_extent_edges(void **state) {
   expect_apply(rope_tab, &d, ROTARY_ERR_OVERFLOW, "apply: f16 q.out_stride_seq INT64_MIN");
   d.q.out_stride_seq = -((ptrdiff_t)1 << 62) - 1;
   expect_apply(rope_tab, &d, ROTARY_ERR_OVERFLOW, "apply: f16 q.out_stride_seq -2^62 - 1");
-  assert_int_equal(n_failures, 0);
+  assert_int_equal(tu_failures, 0);
 }
 
 static void test_case_count(void **state) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "rotary.h"
+#include "test_util.h"
 
 /* The valid call every case starts from: q [B, S, HQ, D] rotated out of place, k and v [B, S, HK, D], f32; caches
  * of NB blocks of BS rows, NHD, f32. Each case changes one thing. */
@@ -30,24 +31,11 @@ enum {
 static float *arena, *snapshot;
 static rotary_rope *rope;
 static rotary_context *ctx3;
-static int n_cases, n_failures;
+static int n_cases;
 /* Index arrays (outside the arena: they must hold valid values), reset by every base_* call. */
 static int64_t lengths[B], slot_map[B * S], ids[B * S], long_map[LB * LS];
 static int32_t indptr[B + 1], indices[8], last_len[B], long_indptr[LB + 1], long_indices[LNB], long_last[LB];
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void check(int ok, const char *fmt, ...) {
-  if (ok) return;
-  va_list ap;
-  va_start(ap, fmt);
-  printf("FAIL: ");
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-  n_failures++;
-}
 
 static void fill_arena(void) {
   for (size_t i = 0; i < ARENA_FLOATS; i++) arena[i] = (float)((int)((i * 2654435761u) >> 7) % 201 - 100) / 37.0f;
@@ -108,7 +96,7 @@ static void base_long(rotary_kv_write_desc *d, rotary_cache_index index) {
 }
 
 static void check_status(rotary_status got, rotary_status want, const char *what) {
-  check(got == want, "%s: got %d (%s), want %d (%s)", what, (int)got, rotary_status_string(got), (int)want,
+  tu_check(got == want, "%s: got %d (%s), want %d (%s)", what, (int)got, rotary_status_string(got), (int)want,
         rotary_status_string(want));
 }
 
@@ -121,7 +109,7 @@ static void expect_write(const rotary_rope *r, const rotary_kv_write_desc *d, ro
     char label[200];
     snprintf(label, sizeof label, "%s (ctx %s)", what, ctxs[i] ? "3 threads" : "NULL");
     check_status(rotary_kv_write(ctxs[i], r, d), want, label);
-    if (want != ROTARY_OK) check(memcmp(snapshot, arena, ARENA_BYTES) == 0, "%s: the failed call wrote bytes", label);
+    if (want != ROTARY_OK) tu_check(memcmp(snapshot, arena, ARENA_BYTES) == 0, "%s: the failed call wrote bytes", label);
     memcpy(arena, snapshot, ARENA_BYTES);
   }
   if (want != ROTARY_OK) n_cases++;
@@ -135,16 +123,16 @@ static void expect_rerotate(const rotary_rope *r, const rotary_kv_rerotate_desc 
     char label[200];
     snprintf(label, sizeof label, "rerotate: %s (ctx %s)", what, ctxs[i] ? "3 threads" : "NULL");
     check_status(rotary_kv_rerotate(ctxs[i], r, d), want, label);
-    if (want != ROTARY_OK) check(memcmp(snapshot, arena, ARENA_BYTES) == 0, "%s: the failed call wrote bytes", label);
+    if (want != ROTARY_OK) tu_check(memcmp(snapshot, arena, ARENA_BYTES) == 0, "%s: the failed call wrote bytes", label);
     memcpy(arena, snapshot, ARENA_BYTES);
   }
   if (want != ROTARY_OK) n_cases++;
 }
 
 static void finish_test(void) {
-  const int failures = n_failures;
+  const int failures = tu_failures;
   printf("  %d bad inputs so far\n", n_cases);
-  n_failures = 0;
+  tu_failures = 0;
   assert_int_equal(failures, 0);
 }
 
@@ -163,7 +151,7 @@ static void unaligned_same_bytes(void) {
   d.cache.k = scratch + at[4], d.cache.v = scratch + at[5];
   check_status(rotary_kv_write(NULL, rope, &d), ROTARY_OK, "every tensor and cache at an odd byte address");
   for (int i = 0; i < 6; i++)
-    check(memcmp(scratch + at[i], arena + from[i], n[i] * 4) == 0, "unaligned call: buffer %d differs", i);
+    tu_check(memcmp(scratch + at[i], arena + from[i], n[i] * 4) == 0, "unaligned call: buffer %d differs", i);
 }
 
 static void test_valid_edges(void **state) {
@@ -179,8 +167,8 @@ static void test_valid_edges(void **state) {
   for (int i = 0; i < B * S; i++) slot_map[i] = i % 2 ? -1 : INT64_MIN;
   memcpy(snapshot, arena, ARENA_BYTES);
   assert_int_equal(rotary_kv_write(ctx3, rope, &d), ROTARY_OK);
-  check(memcmp(snapshot + KC, arena + KC, 2 * NC * 4) == 0, "every slot negative: the caches changed");
-  check(memcmp(snapshot + Q_OUT, arena + Q_OUT, NQ * 4) != 0, "every slot negative: q was not rotated");
+  tu_check(memcmp(snapshot + KC, arena + KC, 2 * NC * 4) == 0, "every slot negative: the caches changed");
+  tu_check(memcmp(snapshot + Q_OUT, arena + Q_OUT, NQ * 4) != 0, "every slot negative: q was not rotated");
   base(&d, ROTARY_CACHE_SEQUENCES);
   d.q.n_heads = 0, d.q.in = NULL, d.q.out = NULL;
   expect_write(rope, &d, ROTARY_OK, "q left out (n_heads 0, NULL pointers)");
@@ -433,7 +421,7 @@ static void expect_qkv(rotary_kv_write_desc *d, const void *qkv, rotary_dtype dt
   rotary_kv_write_desc before;
   if (d) memcpy(&before, d, sizeof before);
   check_status(rotary_kv_write_desc_set_qkv(d, qkv, NULL, dt, qh, kvh, hd, rs), want, what);
-  if (d) check(memcmp(&before, d, sizeof before) == 0, "set_qkv %s: the descriptor changed", what);
+  if (d) tu_check(memcmp(&before, d, sizeof before) == 0, "set_qkv %s: the descriptor changed", what);
   n_cases++;
 }
 
@@ -443,7 +431,7 @@ static void test_set_qkv(void **state) {
   base(&d, ROTARY_CACHE_SLOTS);
   const size_t row = (HQ + 2 * HK) * D;
   assert_int_equal(rotary_kv_write_desc_set_qkv(&d, arena, NULL, ROTARY_F32, HQ, HK, D, 0), ROTARY_OK);
-  check(d.k.out == NULL && d.v.out == NULL, "set_qkv: k.out and v.out are not NULL");
+  tu_check(d.k.out == NULL && d.v.out == NULL, "set_qkv: k.out and v.out are not NULL");
   const rotary_status IA = ROTARY_ERR_INVALID_ARGUMENT;
   expect_qkv(&d, arena, ROTARY_F32, HQ, 0, D, 0, IA, "kv_heads 0");
   expect_qkv(&d, arena, ROTARY_F32, HQ, HK, 0, 0, IA, "head_dim 0");

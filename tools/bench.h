@@ -148,6 +148,11 @@ enum { BENCH_BEATS_LIMIT = 1, /* median below BENCH_LIMIT_MARGIN x the fastest s
  * sat in cache (where the pass is no limit) or the run was disturbed. */
 #define BENCH_LIMIT_MARGIN 0.9
 
+/* The marks a printed row carries for its flags: " !", " ~", " !~" or "". */
+const char *bench_flag_mark(unsigned flags);
+/* "paged" (vLLM slots) or "contiguous": the --cache of a KV-write or attention run. */
+const char *bench_cache_name(const bench_options *o);
+
 typedef struct bench_result {
   const bench_impl *impl;
   double median, min, max; /* ms */

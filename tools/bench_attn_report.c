@@ -6,17 +6,6 @@
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
-static const char *cache_name(const bench_options *o) {
-  return o->cache == ROTARY_CACHE_SLOTS ? "paged" : "contiguous";
-}
-
-static const char *flag_mark(unsigned flags) {
-  return (flags & BENCH_BEATS_LIMIT) && (flags & BENCH_WIDE_RANGE) ? " !~"
-         : flags & BENCH_BEATS_LIMIT                              ? " !"
-         : flags & BENCH_WIDE_RANGE                               ? " ~"
-                                                                  : "";
-}
-
 static void print_case(const bench_setup *s) {
   const bench_options *o = s->o;
   const bench_attn *a = s->attn;
@@ -48,7 +37,7 @@ void bench_attn_print_row(const bench_setup *s, const bench_result *r, const ben
   char x[32] = "-";
   if (first->impl == &bench_attn_composed_row && r != first) snprintf(x, sizeof x, "%.2fx", first->median / r->median);
   printf("%-36s %10.3f %10.3f-%-10.3f %8.2f %11s %10.1f%%%s\n", r->impl->label, r->median, r->min, r->max,
-         bench_attn_cache_bytes(s) / r->median * 1e-6, x, r->limit_median / r->median * 100.0, flag_mark(r->flags));
+         bench_attn_cache_bytes(s) / r->median * 1e-6, x, r->limit_median / r->median * 100.0, bench_flag_mark(r->flags));
   fflush(stdout);
 }
 
@@ -88,9 +77,9 @@ void bench_attn_print_sweep_row(const bench_setup *s, const bench_result *r, siz
   const bench_result *c = &r[0], *q = &r[1], *qk = &r[2], *l = &r[n - 1];
   printf("| %zu x %zu | %s | %s | %zu | %.2f%s | %.2f%s | %.2f%s | %.2f%s | %.2f | %.1f%% | %.1f%% | %.2fx | %.3f "
          "| %.1e, %.1e |\n",
-         o->batch, s->attn->len, cache_name(o), bench_dtype_name(o->cache_dtype), o->threads, q->median,
-         flag_mark(q->flags), qk->median, flag_mark(qk->flags), c->median, flag_mark(c->flags), l->median,
-         flag_mark(l->flags), bench_attn_cache_bytes(s) / q->median * 1e-6, q->limit_median / q->median * 100.0,
+         o->batch, s->attn->len, bench_cache_name(o), bench_dtype_name(o->cache_dtype), o->threads, q->median,
+         bench_flag_mark(q->flags), qk->median, bench_flag_mark(qk->flags), c->median, bench_flag_mark(c->flags), l->median,
+         bench_flag_mark(l->flags), bench_attn_cache_bytes(s) / q->median * 1e-6, q->limit_median / q->median * 100.0,
          qk->limit_median / qk->median * 100.0, c->median / q->median, qk->median / q->median,
          s->attn->max_diff[0], s->attn->max_diff[1]);
   fflush(stdout);

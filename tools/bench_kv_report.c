@@ -29,17 +29,6 @@ static kv_derived derive(const bench_setup *s, const bench_result *r, const benc
   return d;
 }
 
-static const char *cache_name(const bench_options *o) {
-  return o->cache == ROTARY_CACHE_SLOTS ? "paged" : "contiguous";
-}
-
-static const char *flag_mark(unsigned flags) {
-  return (flags & BENCH_BEATS_LIMIT) && (flags & BENCH_WIDE_RANGE) ? " !~"
-         : flags & BENCH_BEATS_LIMIT                              ? " !"
-         : flags & BENCH_WIDE_RANGE                               ? " ~"
-                                                                  : "";
-}
-
 static void print_case(const bench_setup *s) {
   const bench_options *o = s->o;
   if (o->decode)
@@ -79,7 +68,7 @@ void bench_kv_print_row(const bench_setup *s, const bench_result *r, const bench
   if (d.x_unfused > 0) snprintf(x, sizeof x, "%.2fx", d.x_unfused);
   snprintf(pct, sizeof pct, "%.1f%%", d.pct_of_limit);
   printf("%-31s %10.4f %10.4f-%-10.4f %7.2f %10.2f %8.2f %9s %11s%s\n", r->impl->label, r->median, r->min, r->max,
-         d.passes, d.bytes / MIB, d.gb_per_s, x, pct, flag_mark(r->flags));
+         d.passes, d.bytes / MIB, d.gb_per_s, x, pct, bench_flag_mark(r->flags));
   fflush(stdout);
 }
 
@@ -106,7 +95,7 @@ static cJSON *json_row(const bench_setup *s, const bench_result *r, const bench_
            cJSON_AddStringToObject(row, "label", r->impl->label) &&
            cJSON_AddStringToObject(row, "dtype", bench_dtype_name(s->o->dtype)) &&
            cJSON_AddStringToObject(row, "cache_dtype", bench_dtype_name(s->o->cache_dtype)) &&
-           cJSON_AddStringToObject(row, "cache", cache_name(s->o)) &&
+           cJSON_AddStringToObject(row, "cache", bench_cache_name(s->o)) &&
            cJSON_AddNumberToObject(row, "threads", (double)s->o->threads) &&
            cJSON_AddNumberToObject(row, "warmups", r->warmups);
   const bench_json_figures f = {d.gb_per_s, d.limit_gb_per_s, "pct_of_limit", d.pct_of_limit, d.passes, d.bytes,
@@ -125,7 +114,7 @@ static cJSON *json_shape(const bench_setup *s) {
   int ok = shape != NULL;
   for (size_t i = 0; ok && i < sizeof nums / sizeof nums[0]; i++)
     ok = cJSON_AddNumberToObject(shape, nums[i].key, nums[i].v) != NULL;
-  ok = ok && cJSON_AddStringToObject(shape, "cache", cache_name(o)) &&
+  ok = ok && cJSON_AddStringToObject(shape, "cache", bench_cache_name(o)) &&
        cJSON_AddStringToObject(shape, "cache_layout", "nhd") &&
        cJSON_AddStringToObject(shape, "pairing", o->pairing == ROTARY_PAIRING_HALF ? "half" : "interleaved");
   if (!ok) {
@@ -187,8 +176,8 @@ void bench_kv_print_sweep_row(const bench_setup *s, const bench_result *r, size_
   const bench_result *u = &r[0], *f = &r[1], *l = &r[n - 1];
   const kv_derived d = derive(s, f, u);
   printf("| %s | %s | %s | %zu | %.4f%s | %.4f%s | %.4f%s | %.2f | %.1f%% | %.2fx |\n",
-         o->decode ? "decode" : "prefill", cache_name(o), bench_dtype_name(o->cache_dtype), o->threads, f->median,
-         flag_mark(f->flags), u->median, flag_mark(u->flags), l->median, flag_mark(l->flags), d.gb_per_s,
+         o->decode ? "decode" : "prefill", bench_cache_name(o), bench_dtype_name(o->cache_dtype), o->threads, f->median,
+         bench_flag_mark(f->flags), u->median, bench_flag_mark(u->flags), l->median, bench_flag_mark(l->flags), d.gb_per_s,
          d.pct_of_limit, d.x_unfused);
   fflush(stdout);
 }

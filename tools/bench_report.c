@@ -106,15 +106,23 @@ void bench_print_header(const bench_setup *s) {
   fflush(stdout);
 }
 
+const char *bench_flag_mark(unsigned flags) {
+  return (flags & BENCH_BEATS_LIMIT) && (flags & BENCH_WIDE_RANGE) ? " !~"
+         : flags & BENCH_BEATS_LIMIT                              ? " !"
+         : flags & BENCH_WIDE_RANGE                               ? " ~"
+                                                                  : "";
+}
+
+const char *bench_cache_name(const bench_options *o) {
+  return o->cache == ROTARY_CACHE_SLOTS ? "paged" : "contiguous";
+}
+
 void bench_print_row(const bench_setup *s, const bench_result *r, const bench_result *first) {
   const derived d = derive(s, r, first);
   char speedup[32] = "-", pct[32]; /* speedup: no composed row (--layout bhsd) */
   if (d.speedup > 0) snprintf(speedup, sizeof speedup, "%.2fx", d.speedup);
   snprintf(pct, sizeof pct, "%.1f%%", d.pct_of_stream);
-  const char *flag = (r->flags & BENCH_BEATS_LIMIT) && (r->flags & BENCH_WIDE_RANGE) ? " !~"
-                     : r->flags & BENCH_BEATS_LIMIT                                  ? " !"
-                     : r->flags & BENCH_WIDE_RANGE                                   ? " ~"
-                                                                                     : "";
+  const char *flag = bench_flag_mark(r->flags);
   printf("%-30s %10.4f %10.4f-%-10.4f %7.2f %10.2f %8.2f %8s %9s%s\n", r->impl->label, r->median, r->min, r->max,
          d.passes, d.bytes / MIB, d.gb_per_s, speedup, pct, flag);
   fflush(stdout);

@@ -3,6 +3,8 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -256,4 +258,17 @@ size_t tu_rotary_dims(size_t hd, size_t *out) {
   for (size_t j = 0; j < 4; j++)
     if (cand[j] >= 2 && (n == 0 || cand[j] != out[n - 1])) out[n++] = cand[j];
   return n;
+}
+
+int tu_failures;
+
+void tu_check(int ok, const char *fmt, ...) {
+  if (ok) return;
+  va_list ap;
+  va_start(ap, fmt);
+  printf("FAIL: ");
+  vprintf(fmt, ap);
+  printf("\n");
+  va_end(ap);
+  tu_failures++;
 }

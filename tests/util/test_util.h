@@ -72,6 +72,14 @@ void tu_guard_free(tu_guarded *g);
 void tu_canary_fill(void *p, size_t n, uint64_t seed);
 size_t tu_canary_check(const void *p, size_t n, uint64_t seed);
 
+/* Records a failed check without stopping the test (printing "FAIL: " and the message), so that one run lists every
+ * bad case; tests assert tu_failures == 0 at their end and reset it at their start. */
+extern int tu_failures;
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void tu_check(int ok, const char *fmt, ...);
+
 /* The rotary_dims a sweep tries for head_dim hd, written to out (room for hd / 2 values); returns the count.
  * Every even value up to 64 (quick mode: a handful); above, 2, head_dim/4, head_dim/2 and head_dim. */
 size_t tu_rotary_dims(size_t hd, size_t *out);
