@@ -53,13 +53,9 @@ static void rotate_key(const bench_attn_composed *c, size_t p, float *k) {
 #include "bench_attn_composed_passes.h"
 #endif
 
-static int use_avx2(void) {
 #ifdef ATTN_COMPOSED_AVX2
-  return __builtin_cpu_supports("avx2");
-#else
-  return 0;
+static int use_avx2(void) { return __builtin_cpu_supports("avx2"); }
 #endif
-}
 
 void bench_attn_composed_scores(void *arg, size_t index, size_t count) {
 #ifdef ATTN_COMPOSED_AVX2
