@@ -216,10 +216,18 @@ static int meets_rules(const cJSON *root, int named[NSET], int64_t values[NSET])
 
 /* Pure ASCII (tab, newline, return and printable characters) without \u escapes: read alike by cJSON and Python. */
 static int plain_ascii(const char *t, size_t n) {
+  int in_string = 0;
   for (size_t i = 0; i < n; i++) {
     const unsigned char ch = (unsigned char)t[i];
-    if ((ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') || ch > 0x7e) return 0;
-    if (ch == '\\' && i + 1 < n && t[i + 1] == 'u') return 0;
+    if (ch > 0x7e) return 0;
+    /* JSON (and Python's json) refuse raw control characters inside strings, which cJSON takes: not plain */
+    if (ch < 0x20 && (in_string || (ch != '\t' && ch != '\n' && ch != '\r'))) return 0;
+    if (ch == '\\') {
+      if (i + 1 < n && (t[i + 1] == 'u' || (unsigned char)t[i + 1] < 0x20)) return 0;
+      if (in_string) i++; /* the escaped character cannot end the string */
+      continue;
+    }
+    if (ch == '"') in_string = !in_string;
   }
   return 1;
 }
