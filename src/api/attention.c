@@ -24,7 +24,7 @@ static rotary_status run_attention(rotary_context *ctx, const rotary_rope *rope,
   /* a context keeps its working memory between calls: decode steps do not allocate and fault in pages each time */
   const size_t bytes = rotary_attn_plan_scratch_bytes(&plan);
   void *scratch = NULL;
-  if (ctx && bytes != SIZE_MAX && !(scratch = rotary_context_scratch(ctx, bytes))) return ROTARY_ERR_OUT_OF_MEMORY;
+  if (ctx && (bytes == SIZE_MAX || !(scratch = rotary_context_scratch(ctx, bytes)))) return ROTARY_ERR_OUT_OF_MEMORY;
   return rotary_attn_execute(&plan, ctx ? ctx->pool : NULL, scratch);
 }
 

@@ -127,23 +127,10 @@ static rotary_status lengths_slots(rotary_attn_view *v, rotary_view *table) {
 static rotary_status lengths_pages(rotary_attn_view *v) {
   const rotary_attention_desc *d = v->d;
   const rotary_kv_cache *c = &d->cache;
-  ROTARY_RETURN_IF(c->page_indptr[0] != 0, ROTARY_ERR_CACHE_INDEX);
-  for (size_t b = 0; b < d->batch; b++) {
-    const int32_t first = c->page_indptr[b], next = c->page_indptr[b + 1], last = c->last_page_len[b];
-    ROTARY_RETURN_IF(next <= first, ROTARY_ERR_CACHE_INDEX);
-    ROTARY_RETURN_IF(last < 1 || (size_t)last > v->geom.block_size, ROTARY_ERR_CACHE_INDEX);
-    size_t len;
-    ROTARY_RETURN_IF(rotary_mul_overflow_size((size_t)(next - first) - 1, v->geom.block_size, &len) ||
-                         rotary_add_overflow_size(len, (size_t)last, &len),
-                     ROTARY_ERR_CACHE_INDEX);
-    ROTARY_RETURN_IF(len < d->tokens, ROTARY_ERR_CACHE_INDEX);
-    v->len[b] = len;
-  }
-  const size_t n = (size_t)c->page_indptr[d->batch];
-  for (size_t i = 0; i < n; i++)
-    ROTARY_RETURN_IF(c->page_indices[i] < 0 || (size_t)c->page_indices[i] >= v->geom.num_blocks,
-                     ROTARY_ERR_CACHE_INDEX);
-  return rotary_view_flat(&v->arrays[v->n_arrays++], c->page_indices, n * sizeof(int32_t));
+  const rotary_status st = rotary_check_page_table(c, &v->geom, d->batch, d->tokens, v->len);
+  if (st != ROTARY_OK) return st;
+  return rotary_view_flat(&v->arrays[v->n_arrays++], c->page_indices,
+                          (size_t)c->page_indptr[d->batch] * sizeof(int32_t));
 }
 
 /* Reads L_b of every sequence once (checking the index arrays on the way) and describes the arrays read. */

@@ -132,10 +132,8 @@ static rotary_status check_slot_mapping(const rotary_kv_cache *c, const rotary_c
   return ROTARY_OK;
 }
 
-/* indptr from 0, non-decreasing, each sequence at least one page, a last page length in 1 .. block_size, at least
- * seq_len rows; every page index below num_blocks. */
-static rotary_status check_pages(const rotary_kv_cache *c, const rotary_cache_geom *g, size_t batch,
-                                 size_t seq_len) {
+rotary_status rotary_check_page_table(const rotary_kv_cache *c, const rotary_cache_geom *g, size_t batch,
+                                     size_t seq_len, size_t *lens) {
   ROTARY_RETURN_IF(c->page_indptr[0] != 0, ROTARY_ERR_CACHE_INDEX);
   for (size_t b = 0; b < batch; b++) {
     const int32_t first = c->page_indptr[b], next = c->page_indptr[b + 1], last = c->last_page_len[b];
@@ -146,6 +144,7 @@ static rotary_status check_pages(const rotary_kv_cache *c, const rotary_cache_ge
                          rotary_add_overflow_size(len, (size_t)last, &len),
                      ROTARY_ERR_CACHE_INDEX);
     ROTARY_RETURN_IF(len < seq_len, ROTARY_ERR_CACHE_INDEX);
+    if (lens) lens[b] = len;
   }
   const size_t n = (size_t)c->page_indptr[batch];
   for (size_t i = 0; i < n; i++) {
@@ -211,7 +210,7 @@ rotary_status rotary_check_cache_index(const rotary_kv_cache *c, const rotary_ca
       break;
     case ROTARY_CACHE_PAGES:
       ROTARY_RETURN_IF(!c->page_indptr || !c->page_indices || !c->last_page_len, ROTARY_ERR_NULL_POINTER);
-      st = check_pages(c, g, batch, seq_len);
+      st = rotary_check_page_table(c, g, batch, seq_len, NULL);
       break;
   }
   if (st != ROTARY_OK) return st;

@@ -42,6 +42,12 @@ static inline ptrdiff_t rotary_cache_offset(const rotary_cache_geom *g, size_t s
   return (ptrdiff_t)(block * g->block_stride) + (ptrdiff_t)row * g->row_stride + (ptrdiff_t)h * g->head_stride;
 }
 
+/* A PAGES table on the host: indptr from 0, non-decreasing, each sequence at least one page, a last page length in
+ * 1 .. block_size, at least seq_len rows, every page index below num_blocks (else CACHE_INDEX). lens, when not
+ * NULL, receives each sequence's rows (pages - 1) * block_size + last_page_len. */
+rotary_status rotary_check_page_table(const rotary_kv_cache *c, const rotary_cache_geom *g, size_t batch,
+                                      size_t seq_len, size_t *lens);
+
 /* SCALE unless the fp8 scale is finite and > 0. */
 rotary_status rotary_check_scale(float scale);
 

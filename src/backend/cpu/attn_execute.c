@@ -379,11 +379,13 @@ static size_t phase_tasks(size_t units, size_t threads) {
 }
 
 rotary_status rotary_attn_execute(rotary_attn_plan *plan, rotary_pool *pool, void *scratch) {
-  const size_t bytes = rotary_attn_plan_scratch_bytes(plan);
-  if (bytes == SIZE_MAX) return ROTARY_ERR_OUT_OF_MEMORY;
   void *owned = NULL;
-  if (!scratch) scratch = owned = aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (!scratch) return ROTARY_ERR_OUT_OF_MEMORY;
+  if (!scratch) { /* no context lent its memory: this call's own */
+    const size_t bytes = rotary_attn_plan_scratch_bytes(plan);
+    if (bytes == SIZE_MAX) return ROTARY_ERR_OUT_OF_MEMORY;
+    scratch = owned = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!scratch) return ROTARY_ERR_OUT_OF_MEMORY;
+  }
   rotary_attn_plan_bind(plan, scratch);
   const size_t helpers = plan->threads - 1;
   rotary_pool_run(pool, prepare_task, plan, phase_tasks(plan->d->batch, plan->threads), helpers);
