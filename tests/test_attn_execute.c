@@ -212,8 +212,26 @@ static void test_key_blocks(void **state) {
   shape_init(&s, 1, 1, 8, 4, 1024, 16, lens, 0, ROTARY_ATTENTION_ROPE_QK);
   rotary_attn_plan p;
   plan_for(&s, 1, &p);
+  if (p.rotate_in_scores) { /* QK through the rotating scores kernel: k repacked like v, only the repack bounds */
+    assert_true(p.repack_v && p.repack_k);
+    assert_int_equal(p.key_block, ROTARY_ATTN_REPACK_BYTES / (4 * 1024 * 2));
+  } else { /* QK through the fp32 key buffer (no rotating kernel here): values are repacked */
+    assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BUFFER_FLOATS / (4 * 1024));
+    assert_true(p.repack_v && !p.repack_k);
+  }
+  shape_free(&s);
+  /* interleaved pairs: never the rotating kernel (it rotates half pairs) */
+  shape_init(&s, 1, 1, 8, 4, 1024, 16, lens, 0, ROTARY_ATTENTION_ROPE_QK);
+  rotary_rope_destroy(s.rope);
+  {
+    rotary_config cfg;
+    rotary_config_init(&cfg, 1024);
+    cfg.pairing = ROTARY_PAIRING_INTERLEAVED;
+    assert_int_equal(rotary_rope_create(&cfg, 0, &s.rope), ROTARY_OK);
+  }
+  plan_for(&s, 1, &p);
+  assert_false(p.rotate_in_scores);
   assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BUFFER_FLOATS / (4 * 1024));
-  assert_true(p.repack_v && !p.repack_k); /* QK: keys go through the fp32 buffer, values are repacked */
   shape_free(&s);
   /* NHD with several heads: k and v repacked head-major, the block shortened to fit ROTARY_ATTN_REPACK_BYTES */
   shape_init(&s, 1, 1, 8, 8, 2048, 64, lens, 0, ROTARY_ATTENTION_ROPE_NONE);

@@ -104,7 +104,9 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   p.out_from_f32 = convert_fn(ROTARY_F32, d->out_dtype);
   if (d->rope_mode != ROTARY_ATTENTION_ROPE_NONE) p.rotate_f32 = rotary_kernel_select(ROTARY_F32, rope->pairing);
   p.key_block = ROTARY_ATTN_KEY_BLOCK;
-  if (d->rope_mode == ROTARY_ATTENTION_ROPE_QK) {
+  /* QK: keys rotated inside the scores kernel where the ISA has one for the pairing, else into an fp32 buffer */
+  p.rotate_in_scores = d->rope_mode == ROTARY_ATTENTION_ROPE_QK && p.kv.scores_half && rope->pairing == ROTARY_PAIRING_HALF;
+  if (d->rope_mode == ROTARY_ATTENTION_ROPE_QK && !p.rotate_in_scores) {
     rotary_attn_select(ROTARY_F32, &p.f32);
     p.key_to_f32 = convert_fn(d->cache.dtype, ROTARY_F32);
     const size_t fit = ROTARY_ATTN_KEY_BUFFER_FLOATS / sat_mul(hd, d->kv_heads);
@@ -129,20 +131,23 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
     const size_t fit = ROTARY_ATTN_REPACK_BYTES / sat_mul(head_rows, d->kv_heads);
     if (fit >= 1) {
       p.repack_v = 1;
-      p.repack_k = d->rope_mode != ROTARY_ATTENTION_ROPE_QK;
+      p.repack_k = d->rope_mode != ROTARY_ATTENTION_ROPE_QK || p.rotate_in_scores;
       if (fit < p.key_block) p.key_block = fit;
     }
   }
   p.lane_floats = round_line(ROTARY_ATTN_ROW_BLOCK * p.key_block);
   p.keys_at = p.lane_floats;
-  if (d->rope_mode == ROTARY_ATTENTION_ROPE_QK) p.lane_floats += round_line(sat_mul(p.key_block * hd, d->kv_heads));
+  const int keys_buffer = d->rope_mode == ROTARY_ATTENTION_ROPE_QK && !p.rotate_in_scores;
+  if (keys_buffer) p.lane_floats += round_line(sat_mul(p.key_block * hd, d->kv_heads));
   const size_t pack_floats = round_line(sat_mul(sat_mul(p.key_block, d->kv_heads), head_rows) / sizeof(float) + 1);
   p.kpack_at = p.lane_floats;
   if (p.repack_k) p.lane_floats += pack_floats;
   p.vpack_at = p.lane_floats;
   if (p.repack_v) p.lane_floats += pack_floats;
   p.rowkeys_at = p.lane_floats;
-  if (d->rope_mode == ROTARY_ATTENTION_ROPE_QK) p.lane_floats += round_line(sat_mul(hd, d->kv_heads));
+  if (keys_buffer) p.lane_floats += round_line(sat_mul(hd, d->kv_heads));
+  p.cs_at = p.lane_floats;
+  if (p.rotate_in_scores && !rope->table) p.lane_floats += round_line(sat_mul(p.key_block, rotary_rope_row_floats(rope)));
   p.row_at = p.lane_floats;
   if (d->rope_mode != ROTARY_ATTENTION_ROPE_NONE) p.lane_floats += round_line(rotary_rope_task_floats(rope));
   p.q_floats = sat_mul(sat_mul(sat_mul(d->batch, d->tokens), d->q_heads), hd);

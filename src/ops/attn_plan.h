@@ -29,8 +29,9 @@
 /* The most bytes of partial results (head_dim accumulators, m and l per query row, kv head and item). */
 #define ROTARY_ATTN_MAX_PARTIAL_BYTES ((size_t)64 << 20)
 /* Key rows per key block: at most this many, never across a cache block; with keys rotated on the fly (rope mode
- * QK) also at most ROTARY_ATTN_KEY_BUFFER_FLOATS / (kv_heads * head_dim) (the block's keys of every kv head in fp32,
- * 256 KiB: llama3-8b's 8 x 128 keep 64 rows), at least 1. */
+ * QK) into an fp32 buffer (no scores_half kernel, or interleaved pairs) also at most ROTARY_ATTN_KEY_BUFFER_FLOATS /
+ * (kv_heads * head_dim) (the block's keys of every kv head in fp32, 256 KiB: llama3-8b's 8 x 128 keep 64 rows), at
+ * least 1. */
 #define ROTARY_ATTN_KEY_BLOCK 64
 #define ROTARY_ATTN_KEY_BUFFER_FLOATS 65536u
 /* An NHD cache with several kv heads is repacked per key block into [head][row][dim] lane buffers (every head's
@@ -70,6 +71,9 @@ typedef struct rotary_attn_plan {
                                        fp32 keys of a key block (QK: kv_heads x key_block x head_dim, head-major),
                                        from row_at a cos/sin row buffer (Q, QK) */
   size_t keys_at, row_at;
+  int rotate_in_scores;             /* QK through kv.scores_half (half pairing, the ISA has one): keys rotated in the
+                                       scores kernel from the cache (no fp32 keys buffer: keys_at, rowkeys_at unused) */
+  size_t cs_at;                     /* rotate_in_scores with a table-free rope: a key block's cos/sin rows */
   size_t rowkeys_at;                /* QK with an NHD non-f32 cache: one cache row's kv_heads x head_dim keys in fp32 */
   size_t kpack_at, vpack_at;        /* NHD repack buffers (repack set): key_block x head_dim per head, head-major */
   int repack_k, repack_v;           /* k rows (modes NONE, Q) and v rows are repacked per key block */

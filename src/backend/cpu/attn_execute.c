@@ -88,7 +88,9 @@ typedef struct item_state {
   const float *q;      /* rows x head_dim, prepared */
   float *acc, *m, *l;  /* the item's partial results */
   float *logits;       /* ROW_BLOCK x key_block */
-  float *keys;         /* QK: the key block's fp32 keys, [kv head][row][dim] */
+  float *keys;         /* QK without rotate_in_scores: the key block's fp32 keys, [kv head][row][dim] */
+  const float *cs;     /* rotate_in_scores: the key block's first cos/sin row (rows cs_stride floats apart) */
+  size_t cs_stride;
   float *rowbuf;       /* QK: a cos/sin row */
   float *rowkeys;      /* QK: one cache row's keys of every kv head in fp32 (NHD) */
   char *kpack, *vpack; /* NHD repack: the key block's k and v rows, [kv head][row][dim] (NULL: read in place) */
@@ -200,6 +202,10 @@ static void attend_rows(const item_state *st, size_t r0, size_t r1, const char *
     const size_t nr = r1 - a < ROTARY_ATTN_ROW_BLOCK ? r1 - a : ROTARY_ATTN_ROW_BLOCK;
     if (st->keys) /* head h's rotated keys, head_dim apart */
       p->f32.scores(st->q + a * hd, nr, hd, st->keys + (st->h * kb + lo) * hd, (ptrdiff_t)hd, n, 1.0f, st->logits, kb);
+    else if (st->cs) /* keys rotated in the kernel at their rows' cos/sin */
+      p->kv.scores_half(st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * krs * (ptrdiff_t)v->geom.elem, krs, n, v->k_scale,
+                        st->cs + lo * st->cs_stride, st->cs_stride, p->rope->sin_offset, v->rotary_dim, st->logits,
+                        kb);
     else
       p->kv.scores(st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * krs * (ptrdiff_t)v->geom.elem, krs, n, v->k_scale,
                    st->logits, kb);
@@ -261,6 +267,22 @@ static void select_head(item_state *st, size_t item, size_t h) {
   st->l = st->m + rows;
 }
 
+/* The cos/sin rows of key rows [pb, pe) for rotate_in_scores: the table's, or computed into the lane once for
+ * every kv head. */
+static void block_rows(item_state *st, float *lane, size_t pb, size_t pe) {
+  const rotary_rope *rope = st->p->rope;
+  st->cs_stride = rotary_rope_row_floats(rope);
+  if (rope->table) {
+    st->cs = rotary_rope_table_row(rope, (int64_t)pb);
+    return;
+  }
+  float *rows = lane + st->p->cs_at;
+  for (size_t j = 0; j < pe - pb; j++)
+    rotary_rope_compute_row(rope, (int64_t)(pb + j), rows + j * st->cs_stride,
+                            rows + j * st->cs_stride + rope->sin_offset);
+  st->cs = rows;
+}
+
 /* Item `item`: every kv head of its chunk, key block by key block (the block's heads one after another, so an NHD
  * cache is read front to back). No software prefetch: asking for the next block's rows (prefetcht1, one head's
  * slice at a time) measured no faster on contiguous or paged (16-row blocks) caches, the repack's front-to-back
@@ -273,7 +295,9 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   st.p = p;
   rotary_attn_plan_item(p, item, &st.b, &c);
   st.logits = lane;
-  st.keys = p->d->rope_mode == ROTARY_ATTENTION_ROPE_QK ? lane + p->keys_at : NULL;
+  st.keys = p->d->rope_mode == ROTARY_ATTENTION_ROPE_QK && !p->rotate_in_scores ? lane + p->keys_at : NULL;
+  st.cs = NULL;
+  st.cs_stride = 0;
   st.rowbuf = lane + p->row_at;
   st.rowkeys = lane + p->rowkeys_at;
   st.kpack = p->repack_k ? (char *)(lane + p->kpack_at) : NULL;
@@ -292,6 +316,7 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   while (pb < end) {
     const size_t next = pe < end ? rotary_attn_plan_block_end(p, pe, end) : end;
     if (st.keys) rotate_keys(&st, pb, pe);
+    if (p->rotate_in_scores) block_rows(&st, lane, pb, pe);
     if (st.vpack) repack_block(&st, pb, pe);
     for (size_t h = 0; h < kvh; h++) {
       select_head(&st, item, h);

@@ -2,7 +2,9 @@
 /* Defines (names built by macros; listed so that grep finds every definition here):
  * rotary_attn_f32_scores__scalar rotary_attn_f32_values__scalar rotary_attn_f16_scores__scalar
  * rotary_attn_f16_values__scalar rotary_attn_bf16_scores__scalar rotary_attn_bf16_values__scalar
- * rotary_attn_fp8_scores__scalar rotary_attn_fp8_values__scalar rotary_attn_exp__scalar */
+ * rotary_attn_fp8_scores__scalar rotary_attn_fp8_values__scalar rotary_attn_exp__scalar
+ * rotary_attn_f32_scores_half__scalar rotary_attn_f16_scores_half__scalar rotary_attn_bf16_scores_half__scalar
+ * rotary_attn_fp8_scores_half__scalar */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -80,6 +82,50 @@ ATTN_SCALAR(f32, 4)
 ATTN_SCALAR(f16, 2)
 ATTN_SCALAR(bf16, 2)
 ATTN_SCALAR(fp8, 1)
+
+/* Keys rotated on the way: a key's rotated elements are made CHUNK at a time (first the pairs' first halves, then
+ * their second halves, then the unrotated rest, so in d order) and summed in d order per row: the bits of the f32
+ * scores kernel on the rotated key rows. */
+#define ATTN_SCALAR_HALF(dtype, size)                                                                             \
+  void rotary_attn_##dtype##_scores_half__scalar(const float *q, size_t rows, size_t head_dim, const void *k,   \
+                                                 ptrdiff_t k_row_stride, size_t n, float k_scale,               \
+                                                 const float *cs, size_t cs_stride, size_t sin_offset,          \
+                                                 size_t rotary_dim, float *s, size_t s_stride) {                \
+    float buf[CHUNK];                                                                                           \
+    const size_t half = rotary_dim / 2;                                                                         \
+    for (size_t j = 0; j < n; j++) {                                                                            \
+      const unsigned char *key = (const unsigned char *)k + (ptrdiff_t)j * k_row_stride * (size);              \
+      const float *c = cs + j * cs_stride, *sn = c + sin_offset;                                                \
+      for (size_t r = 0; r < rows; r++) s[r * s_stride + j] = 0.0f;                                            \
+      for (int part = 0; part < 3; part++) { /* y_i (i < half), y_{half+i}, then d >= rotary_dim */           \
+        const size_t base = part == 0 ? 0 : part == 1 ? half : rotary_dim;                                      \
+        const size_t len = part == 2 ? head_dim - rotary_dim : half;                                            \
+        for (size_t c0 = 0; c0 < len; c0 += CHUNK) {                                                            \
+          const size_t m = len - c0 < CHUNK ? len - c0 : CHUNK;                                                 \
+          for (size_t d = 0; d < m; d++) {                                                                      \
+            const size_t i = c0 + d;                                                                            \
+            if (part == 2) {                                                                                    \
+              buf[d] = load_##dtype(key, rotary_dim + i, k_scale);                                              \
+            } else {                                                                                            \
+              const float x0 = load_##dtype(key, i, k_scale), x1 = load_##dtype(key, half + i, k_scale);        \
+              buf[d] = part == 0 ? fmaf(x0, c[i], -(x1 * sn[i])) : fmaf(x0, sn[i], x1 * c[i]);                  \
+            }                                                                                                   \
+          }                                                                                                     \
+          for (size_t r = 0; r < rows; r++) {                                                                   \
+            const float *qr = q + r * head_dim + base + c0;                                                     \
+            float acc = s[r * s_stride + j];                                                                    \
+            for (size_t d = 0; d < m; d++) acc = fmaf(qr[d], buf[d], acc);                                      \
+            s[r * s_stride + j] = acc;                                                                          \
+          }                                                                                                     \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+
+ATTN_SCALAR_HALF(f32, 4)
+ATTN_SCALAR_HALF(f16, 2)
+ATTN_SCALAR_HALF(bf16, 2)
+ATTN_SCALAR_HALF(fp8, 1)
 
 /* expf (the C library's, within 1 ulp where glibc's is used) of s[j] - max, summed in j order. */
 float rotary_attn_exp__scalar(float *s, size_t n, float max) {
