@@ -49,6 +49,11 @@ static const rotary_dtype dtype_pairs[9][2] = {
     {ROTARY_F32, ROTARY_F16},  {ROTARY_F16, ROTARY_BF16}, {ROTARY_BF16, ROTARY_F32},
     {ROTARY_F32, ROTARY_BF16}, {ROTARY_F16, ROTARY_F32},  {ROTARY_BF16, ROTARY_F16}};
 
+/* The table length of the cases that need no particular one: 4096 positions (quick mode: 256). Building a rope's
+ * table (fp64 angles, rounded once) costs about 0.15 ms a position under valgrind, which runs the quick mode: 4096
+ * made this program 80 s there. The table path is the same for any length; the release run keeps 4096. */
+static size_t table_len(void) { return tu_quick() ? 256 : 4096; }
+
 static tu_acase base_case(size_t hd, size_t rd, size_t qh, size_t kh, size_t batch, size_t seq) {
   tu_acase ac;
   memset(&ac, 0, sizeof ac);
@@ -56,7 +61,7 @@ static tu_acase base_case(size_t hd, size_t rd, size_t qh, size_t kh, size_t bat
   ac.rotary_dim = rd;
   ac.base = 10000.0;
   ac.scaling = 1.0;
-  ac.max_positions = 4096;
+  ac.max_positions = table_len();
   ac.batch = batch;
   ac.seq = seq;
   ac.q.n_heads = qh;
@@ -131,19 +136,20 @@ static void test_heads(void **state) {
         vary(&ac, v++);
         ac.packed = 0;
         ac.pairing = (rotary_pairing)((h + d) % 2);
-        ac.max_positions = 4096;
+        ac.max_positions = table_len();
         tu_apply_case(&ac, g_ctx, &as);
       }
   finish("heads", &as);
 }
 
-/* A few long sequences (2048 and 8192 tokens; 64 in quick mode) of real shapes. */
+/* A few long sequences (2048 and 8192 tokens, tables of 8192 positions; quick mode: 64 tokens, 512 positions) of
+ * real shapes. */
 static void test_many_tokens(void **state) {
   (void)state;
-  size_t seq = tu_quick() ? 64 : 2048;
+  size_t seq = tu_quick() ? 64 : 2048, long_table = tu_quick() ? 512 : 8192;
   tu_astats as = {0};
   tu_acase a = base_case(128, 128, 32, 8, 1, seq);
-  a.max_positions = 8192;
+  a.max_positions = long_table;
   a.mode = ROTARY_POSITIONS_OFFSET;
   a.q.inplace = a.k.inplace = 1;
   tu_apply_case(&a, g_ctx, &as);
@@ -157,7 +163,7 @@ static void test_many_tokens(void **state) {
   b.max_positions = 0;
   tu_apply_case(&b, g_ctx, &as);
   tu_acase c = base_case(64, 64, 2, 1, 1, tu_quick() ? 64 : 8192);
-  c.max_positions = 8192;
+  c.max_positions = long_table;
   c.pos = TU_POS_MAX;
   c.mode = ROTARY_POSITIONS_IDS_I64;
   c.q.dt = ROTARY_F16;
@@ -191,7 +197,7 @@ static void test_far_heads(void **state) {
         ac.dir = (v / 5) % 2 ? ROTARY_INVERSE : ROTARY_FORWARD;
         ac.mode = modes[m];
         ac.pos = TU_POS_RANDOM;
-        ac.max_positions = 4096;
+        ac.max_positions = table_len();
         ac.seed = 9000 + v++;
         tu_apply_case(&ac, g_ctx, &as);
       }
@@ -329,21 +335,23 @@ static rotary_apply_desc f32_desc(float *x, size_t B, size_t S, size_t H, size_t
   return d;
 }
 
-/* inverse(forward(x)) returns x within a few eps, and every pair keeps its norm. */
+/* inverse(forward(x)) returns x within a few eps, and every pair keeps its norm; positions below 32768 (quick mode:
+ * 2048, the table's cost under valgrind). */
 static void test_roundtrip_and_norm(void **state) {
   (void)state;
   size_t B = 2, S = 33, H = 5, hd = 128, rd = 96, n = B * S * H * hd;
+  const int64_t max_pos = tu_quick() ? 2048 : 32768;
   int64_t ids[66];
   double worst_rt = 0, worst_norm = 0;
   for (int pairing = 0; pairing < 2; pairing++) {
-    rotary_rope *rope = make_rope(hd, rd, (rotary_pairing)pairing, 32768);
+    rotary_rope *rope = make_rope(hd, rd, (rotary_pairing)pairing, (size_t)max_pos);
     tu_guarded g;
     float *x = (float *)tu_guard_alloc(&g, n * 4, TU_GUARD_END), *x0 = malloc(n * 4), *y = malloc(n * 4);
     assert_true(x && x0 && y);
     tu_rng rng;
     tu_rng_seed(&rng, 9000 + (uint64_t)pairing);
     for (size_t e = 0; e < n; e++) x0[e] = x[e] = random_value(&rng, ROTARY_F32);
-    rotary_apply_desc d = f32_desc(x, B, S, H, hd, ids, &rng, 32768);
+    rotary_apply_desc d = f32_desc(x, B, S, H, hd, ids, &rng, max_pos);
     assert_int_equal(rotary_apply(NULL, rope, &d), ROTARY_OK);
     memcpy(y, x, n * 4);
     d.direction = ROTARY_INVERSE;
