@@ -159,7 +159,7 @@ int rotary_cli_info(int argc, char **argv) {
   printf("compiled kernels (operation, dtype, variant, isa):\n");
   for (size_t i = 0; i < rotary_kernel_registry_count; i++) {
     const rotary_kernel_info *k = &rotary_kernel_registry[i];
-    printf("  %-40s %-11s %-10s %s\n", k->name, rotary_kernel_op_name(k->op), k->variant,
+    printf("  %-40s %-16s %-11s %s\n", k->name, rotary_kernel_op_name(k->op), k->variant,
            rotary_isa_supported(k->isa) ? "usable" : "not usable on this CPU");
   }
   return 0;
