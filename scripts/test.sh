@@ -7,7 +7,7 @@
 # Time on a 2-core machine (landing must stay under 20 minutes): the release stage runs every sweep in full; the
 # slow tools (valgrind, qemu, TSan) and the repeated runs (ISA caps) run the quick sizes (ROTARY_TEST_QUICK=1: fewer
 # sizes and positions, every kernel variant and code path); the Python and MindSpore venvs are installed in the
-# background (network and disk) while the C stages use the cores.
+# background (network and disk) while the C stages use the cores, and pytest runs on every core (pytest-xdist).
 # Usage: scripts/test.sh [--quick]
 #   --quick: installs only cmake, a C compiler, cmocka and MPFR, and runs the release suite in its quick sizes
 #            (ROTARY_TEST_QUICK=1: the 2^20-position sweeps sampled); about a minute from a clean build.
