@@ -38,9 +38,11 @@ release() { # quick mode: ROTARY_TEST_QUICK=1 (the tests' reduced sizes). The CU
   # (ROTARY_CUDA=AUTO; every CPU test runs, the GPU tests report "skipped" without a device); the other stages
   # build without it (ROTARY_CUDA=OFF: the rotary_cuda_* functions return ROTARY_ERR_UNSUPPORTED, which
   # test_cuda_api checks). Without a GPU (nvidia-smi lists none) the kernels are only compile-checked, for one
-  # architecture (sm_80) instead of the default three (the kernels have no per-architecture code): 20 s less.
+  # architecture (sm_80) instead of the default three (the kernels have no per-architecture code): 20 s less. CUDAARCHS
+  # (CMake's variable for the list) overrides both.
   local cuda_archs=()
-  nvidia-smi -L 2>/dev/null | grep -q '^GPU' || cuda_archs=(-DCMAKE_CUDA_ARCHITECTURES=80-real)
+  [ -n "${CUDAARCHS:-}" ] || nvidia-smi -L 2>/dev/null | grep -q '^GPU' ||
+    cuda_archs=(-DCMAKE_CUDA_ARCHITECTURES=80-real)
   build build-test -DCMAKE_BUILD_TYPE=Release "${cuda_archs[@]}" &&
     echo "CUDA backend: $(grep -q 'ROTARY_CUDA_BUILT:INTERNAL=ON' build-test/CMakeCache.txt && echo built ||
       echo 'not built') (nvcc: $(command -v nvcc || echo none))" &&
@@ -218,7 +220,8 @@ fuzz_lib() { # librotary, librotary_hf and the bundled cJSON compiled once with 
   # largest files first (attn_avx2.c alone takes over a minute with clang's ASan + UBSan; started first, the rest
   # compile beside it on the other cores)
   rm -rf build-fuzz/obj && mkdir -p build-fuzz/obj &&
-    { find src -name '*.c' -not -path 'src/backend/cuda/*' -print0 | xargs -0 ls -S; echo third_party/cjson/cJSON.c; } |
+    { find src -name '*.c' -not -path 'src/backend/cuda/*' -print0 | xargs -0 ls -S
+      echo third_party/cjson/cJSON.c; } |
     xargs -P"$jobs" -I{} sh -c 'clang "$@" -fsanitize=fuzzer-no-link -c "$0" -o "build-fuzz/obj/$(echo "$0" | tr / _).o"' \
       {} "${fuzz_cflags[@]}" &&
     ar rcs build-fuzz/librotary_fuzz.a build-fuzz/obj/*.o
