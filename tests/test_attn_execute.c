@@ -212,15 +212,14 @@ static void test_key_blocks(void **state) {
   shape_init(&s, 1, 1, 8, 4, 1024, 16, lens, 0, ROTARY_ATTENTION_ROPE_QK);
   rotary_attn_plan p;
   plan_for(&s, 1, &p);
-  if (p.rotate_in_scores) { /* QK through the rotating scores kernel: k repacked like v, only the repack bounds */
-    assert_true(p.repack_v && p.repack_k);
-    assert_int_equal(p.key_block, ROTARY_ATTN_REPACK_BYTES / (4 * 1024 * 2));
-  } else { /* QK through the fp32 key buffer (no rotating kernel here): values are repacked */
-    assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BUFFER_FLOATS / (4 * 1024));
-    assert_true(p.repack_v && !p.repack_k);
-  }
+  /* QK through the rotating scores kernel (every ISA with attention kernels has both pairings): k repacked like v,
+   * only the repack bounds the block; the lane holds the block's computed cos/sin rows (a table-free rope) */
+  assert_true(p.rotate_in_scores);
+  assert_true(p.repack_v && p.repack_k);
+  assert_int_equal(p.key_block, ROTARY_ATTN_REPACK_BYTES / (4 * 1024 * 2));
+  assert_int_equal(p.cs_floats, 2 * s.rope->sin_offset);
   shape_free(&s);
-  /* interleaved pairs: never the rotating kernel (it rotates half pairs) */
+  /* interleaved pairs: the rotating kernel too, with B and D rows arranged in the lane (rotary_dim each) */
   shape_init(&s, 1, 1, 8, 4, 1024, 16, lens, 0, ROTARY_ATTENTION_ROPE_QK);
   rotary_rope_destroy(s.rope);
   {
@@ -230,8 +229,10 @@ static void test_key_blocks(void **state) {
     assert_int_equal(rotary_rope_create(&cfg, 0, &s.rope), ROTARY_OK);
   }
   plan_for(&s, 1, &p);
-  assert_false(p.rotate_in_scores);
-  assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BUFFER_FLOATS / (4 * 1024));
+  assert_true(p.rotate_in_scores);
+  assert_int_equal(p.cs_second, 1024);
+  assert_int_equal(p.cs_floats, 2048);
+  assert_true(p.lane_floats - p.cs_at >= p.key_block * p.cs_floats);
   shape_free(&s);
   /* NHD with several heads: k and v repacked head-major, the block shortened to fit ROTARY_ATTN_REPACK_BYTES */
   shape_init(&s, 1, 1, 8, 8, 2048, 64, lens, 0, ROTARY_ATTENTION_ROPE_NONE);

@@ -254,34 +254,55 @@ static void test_scores_sweep(void **state) {
   }
 }
 
-/* ---- scores with keys rotated on the way (half pairing) ----
+/* ---- scores with keys rotated on the way (both pairings) ----
  * Reference: the decoded key rotated in double with the kernel's fp32 cos/sin, then dotted in double. Bound: each
  * rotated element is two fp32 roundings off (|err| <= 2u (|x0| + |x1|), cos and sin in [-1, 1]), then the sum's
  * (head_dim + 8) u:
  *     |s - exact| <= (head_dim + 11) u sum_d |q_d| m_d,   m_d = |x0| + |x1| (rotated pairs), |x_d| (the rest)
  * Also checked: one call and the same rows one at a time give the same bits (the blocking does not change a logit);
- * the scalar kernel gives the bits of the f32 scores kernel on keys rotated by the rotation formula. */
+ * the scalar kernels give the bits of the f32 scores kernel on keys rotated by the rotation formula. */
 
 static void put_nan(int dt, unsigned char *p, int sign);
 
-/* A cos/sin table of n rows, css floats apart, sin at so: random angles, rows in [-1, 1] like a rope's. */
-static float *cs_make(size_t n, size_t half, size_t css, size_t so) {
+/* The rows a rotating kernel reads for n keys with random angles (cos and sin in [-1, 1], as a rope's), css floats
+ * apart, the second part `so` floats into a row: half pairs, cos_i then sin_i; interleaved, B = (c0, s0, ...) then
+ * D = (-s0, c0, ...) (attn_kernels.h). The angles' cos and sin also go to cv and sv (n x half). */
+static float *cs_make(int interleaved, size_t n, size_t half, size_t css, size_t so, float *cv, float *sv) {
   float *cs = floats(n * css);
   for (size_t i = 0; i < n * css; i++) cs[i] = bits_f32(CANARY);
   for (size_t j = 0; j < n; j++)
     for (size_t i = 0; i < half; i++) {
       const double a = 6.283185307179586 * (double)(rnd() >> 11) * 0x1p-53;
-      cs[j * css + i] = (float)cos(a);
-      cs[j * css + so + i] = (float)sin(a);
+      const float c = (float)cos(a), sn = (float)sin(a);
+      cv[j * half + i] = c, sv[j * half + i] = sn;
+      float *row = cs + j * css;
+      if (interleaved) {
+        row[2 * i] = c, row[2 * i + 1] = sn;
+        row[so + 2 * i] = -sn, row[so + 2 * i + 1] = c;
+      } else {
+        row[i] = c, row[so + i] = sn;
+      }
     }
   return cs;
 }
 
-static double check_half(const kset *K, size_t rows, size_t n, size_t hd, size_t rd, size_t stride, float scale,
-                         int nan_key) {
+/* Element d < rd of a rotated key: its pair (a, b), and whether d is the pair's second element. */
+static void pair_of(int interleaved, size_t rd, size_t d, size_t *a, size_t *b, size_t *i, int *second) {
+  const size_t half = rd / 2;
+  *i = interleaved ? d / 2 : d % half;
+  *a = interleaved ? 2 * *i : *i;
+  *b = interleaved ? 2 * *i + 1 : *i + half;
+  *second = interleaved ? (int)(d & 1) : d >= half;
+}
+
+static double check_rot(const kset *K, int pr, size_t rows, size_t n, size_t hd, size_t rd, size_t stride,
+                        float scale, int nan_key) {
+  rotary_attn_scores_rot_fn fn = K->k.scores_rot[pr];
+  const char *name = K->k.scores_rot_name[pr];
   cache c = cache_make(K->dt, n, hd, stride, (size_t)(rnd() % 4), scale, 2.0f);
-  const size_t half = rd / 2, so = half + (rnd() % 3) * 8, css = 2 * so + (rnd() & 1) * 4;
-  float *cs = cs_make(n, half, css, so);
+  const size_t half = rd / 2, so = (pr ? rd : half) + (rnd() % 3) * 8, css = 2 * so + (rnd() & 1) * 4;
+  float *cv = floats(n * half), *sv = floats(n * half);
+  float *cs = cs_make(pr, n, half, css, so, cv, sv);
   if (nan_key >= 0) put_nan(K->dt, (unsigned char *)(uintptr_t)elem(&c, (size_t)nan_key, rnd() % hd), 0);
   float *q = floats(rows * hd + 16);
   for (size_t i = 0; i < rows * hd; i++) q[i] = rndf();
@@ -289,30 +310,31 @@ static double check_half(const kset *K, size_t rows, size_t n, size_t hd, size_t
   const size_t ss = n + (rnd() & 3);
   float *s = floats(rows * ss), *s1 = floats(ss);
   for (size_t i = 0; i < rows * ss; i++) s[i] = bits_f32(CANARY);
-  K->k.scores_half(q, rows, hd, c.rows, (ptrdiff_t)stride, n, scale, cs, css, so, rd, s, ss);
+  fn(q, rows, hd, c.rows, (ptrdiff_t)stride, n, scale, cs, css, so, rd, s, ss);
   for (size_t r = 0; r < rows; r++) { /* the rows one at a time: the same bits */
-    K->k.scores_half(q + r * hd, 1, hd, c.rows, (ptrdiff_t)stride, n, scale, cs, css, so, rd, s1, ss);
+    fn(q + r * hd, 1, hd, c.rows, (ptrdiff_t)stride, n, scale, cs, css, so, rd, s1, ss);
     if (memcmp(s1, s + r * ss, n * sizeof(float)))
-      fail_msg("%s: row %zu alone differs from the %zu-row call (n %zu hd %zu rd %zu)", K->k.scores_half_name, r,
-               rows, n, hd, rd);
+      fail_msg("%s: row %zu alone differs from the %zu-row call (n %zu hd %zu rd %zu)", name, r, rows, n, hd, rd);
   }
   double worst = 0.0;
   for (size_t r = 0; r < rows; r++)
     for (size_t j = 0; j < ss; j++) {
       const float got = s[r * ss + j];
       if (j >= n) {
-        if (f32_bits(got) != CANARY) fail_msg("%s: wrote s[%zu][%zu] beyond n", K->k.scores_half_name, r, j);
+        if (f32_bits(got) != CANARY) fail_msg("%s: wrote s[%zu][%zu] beyond n", name, r, j);
         continue;
       }
       double exact = 0.0, mag = 0.0;
       for (size_t d = 0; d < hd; d++) {
         double y, m;
         if (d < rd) {
-          const size_t i = d < half ? d : d - half;
-          const double x0 = decode(K->dt, elem(&c, j, i), scale), x1 = decode(K->dt, elem(&c, j, i + half), scale);
-          const double cv = cs[j * css + i], sv = cs[j * css + so + i];
-          y = d < half ? x0 * cv - x1 * sv : x0 * sv + x1 * cv;
-          m = fabs(x0) + fabs(x1); /* >= |y|, |x0 c|, |x1 s|: the table's entries are in [-1, 1] */
+          size_t a, b, i;
+          int second;
+          pair_of(pr, rd, d, &a, &b, &i, &second);
+          const double x0 = decode(K->dt, elem(&c, j, a), scale), x1 = decode(K->dt, elem(&c, j, b), scale);
+          const double cc = cv[j * half + i], sn = sv[j * half + i];
+          y = second ? x0 * sn + x1 * cc : x0 * cc - x1 * sn;
+          m = fabs(x0) + fabs(x1); /* >= |y|, |x0 c|, |x1 s|: cos and sin are in [-1, 1] */
         } else {
           y = decode(K->dt, elem(&c, j, d), scale);
           m = fabs(y);
@@ -321,83 +343,87 @@ static double check_half(const kset *K, size_t rows, size_t n, size_t hd, size_t
         mag += fabs((double)q[r * hd + d]) * m;
       }
       if (nan_key >= 0 && j == (size_t)nan_key) {
-        if (!isnan(got)) fail_msg("%s: a NaN in key %zu, s[%zu][%zu] = %g", K->k.scores_half_name, j, r, j, (double)got);
+        if (!isnan(got)) fail_msg("%s: a NaN in key %zu, s[%zu][%zu] = %g", name, j, r, j, (double)got);
         continue;
       }
       const double bound = (double)(hd + 11) * 0x1p-24 * mag, err = fabs((double)got - exact);
       if (!(err <= bound))
-        fail_msg("%s: rows %zu n %zu hd %zu rd %zu stride %zu: s[%zu][%zu] = %.9g, exact %.17g, bound %.3g",
-                 K->k.scores_half_name, rows, n, hd, rd, stride, r, j, (double)got, exact, bound);
+        fail_msg("%s: rows %zu n %zu hd %zu rd %zu stride %zu: s[%zu][%zu] = %.9g, exact %.17g, bound %.3g", name,
+                 rows, n, hd, rd, stride, r, j, (double)got, exact, bound);
       if (bound > 0 && err / bound > worst) worst = err / bound;
     }
   { /* the scalar kernel: the f32 scores kernel's bits on the rotated keys */
     rotary_attn_kernels sc;
     assert_int_equal(rotary_attn_select_isa(dtypes[K->dt], ROTARY_ISA_SCALAR, &sc), ROTARY_OK);
-    if (K->k.scores_half == sc.scores_half) {
+    if (fn == sc.scores_rot[pr]) {
       float *y = floats(n * hd), *s2 = floats(rows * n);
       for (size_t j = 0; j < n; j++)
         for (size_t d = 0; d < hd; d++) {
-          const size_t i = d < half ? d : d - half;
-          const float x0 = (float)decode(K->dt, elem(&c, j, i), scale);
-          const float x1 = (float)decode(K->dt, elem(&c, j, i + half), scale);
-          const float cv = cs[j * css + i], sv = cs[j * css + so + i];
-          y[j * hd + d] = d >= rd ? (float)decode(K->dt, elem(&c, j, d), scale)
-                          : d < half ? fmaf(x0, cv, -(x1 * sv))
-                                     : fmaf(x0, sv, x1 * cv);
+          if (d >= rd) {
+            y[j * hd + d] = (float)decode(K->dt, elem(&c, j, d), scale);
+            continue;
+          }
+          size_t a, b, i;
+          int second;
+          pair_of(pr, rd, d, &a, &b, &i, &second);
+          const float x0 = (float)decode(K->dt, elem(&c, j, a), scale);
+          const float x1 = (float)decode(K->dt, elem(&c, j, b), scale);
+          const float cc = cv[j * half + i], sn = sv[j * half + i];
+          y[j * hd + d] = second ? fmaf(x0, sn, x1 * cc) : fmaf(x0, cc, -(x1 * sn));
         }
       rotary_attn_f32_scores__scalar(q, rows, hd, y, (ptrdiff_t)hd, n, 1.0f, s2, n);
       for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < n; j++)
           if (f32_bits(s2[r * n + j]) != f32_bits(s[r * ss + j]) && !(isnan(s2[r * n + j]) && isnan(s[r * ss + j])))
-            fail_msg("%s: s[%zu][%zu] = %a, the f32 kernel on rotated keys %a", K->k.scores_half_name, r, j,
-                     (double)s[r * ss + j], (double)s2[r * n + j]);
+            fail_msg("%s: s[%zu][%zu] = %a, the f32 kernel on rotated keys %a", name, r, j, (double)s[r * ss + j],
+                     (double)s2[r * n + j]);
       free(y);
       free(s2);
     }
   }
   free(c.base);
   free(cs);
+  free(cv);
+  free(sv);
   free(q);
   free(s);
   free(s1);
   return worst;
 }
 
-static void test_scores_half_sweep(void **state) {
+static void test_scores_rot_sweep(void **state) {
   (void)state;
   kset ks[32];
   const size_t m = kernel_sets(ks, 32);
   size_t tested = 0;
-  for (size_t i = 0; i < m; i++) {
-    const kset *K = &ks[i];
-    if (!K->k.scores_half) {
-      printf("  %s: no rotating scores kernel (the executor rotates keys apart)\n", K->k.scores_name);
-      continue;
+  for (size_t i = 0; i < m; i++)
+    for (int pr = 0; pr < 2; pr++) {
+      const kset *K = &ks[i];
+      if (!K->k.scores_rot[pr]) fail_msg("%s: no rotating scores kernel for pairing %d", K->k.scores_name, pr);
+      const float scale = K->dt == 3 ? 0.37f : 1.0f;
+      double worst = 0.0;
+      size_t cases = 0;
+      const size_t nd = sizeof dims / sizeof dims[0];
+      for (size_t di = 0; di < nd; di += quick() ? 3 : 1) {
+        const size_t hd = dims[di];
+        /* the whole head, a half, the smallest, and one with a tail of pairs (not a multiple of 8) */
+        const size_t rds[4] = {hd, hd / 2 & ~(size_t)1, 2, hd >= 36 ? 36 : hd};
+        for (size_t ri = di % 2; ri < N_ROWS; ri += quick() ? 4 : 2) /* every row and key count over the dims */
+          for (size_t ni = ri % 2; ni < N_KEYS; ni += quick() ? 3 : 2)
+            for (size_t k = 0; k < 4; k++) {
+              if (!rds[k] || (k + ni + di) % 2) continue; /* two of the four, alternating */
+              const size_t rows = row_counts[ri], n = key_counts[ni];
+              const size_t stride = hd + (rnd() % 3) * 2 * (rnd() & 1);
+              const int nan_key = (rnd() % 8 == 0) ? (int)(rnd() % n) : -1;
+              const double w = check_rot(K, pr, rows, n, hd, rds[k], stride, scale, nan_key);
+              if (w > worst) worst = w;
+              cases++;
+            }
+      }
+      tested++;
+      printf("  %-42s %zu cases, worst error %.3f of the bound\n", K->k.scores_rot_name[pr], cases, worst);
     }
-    const float scale = K->dt == 3 ? 0.37f : 1.0f;
-    double worst = 0.0;
-    size_t cases = 0;
-    const size_t nd = sizeof dims / sizeof dims[0];
-    for (size_t di = 0; di < nd; di += quick() ? 3 : 1) {
-      const size_t hd = dims[di];
-      /* the whole head, a half, the smallest, and one with a tail of pairs (not a multiple of 8) */
-      const size_t rds[4] = {hd, hd / 2 & ~(size_t)1, 2, hd >= 36 ? 36 : hd};
-      for (size_t ri = di % 2; ri < N_ROWS; ri += quick() ? 4 : 2) /* every row and key count over the dims */
-        for (size_t ni = ri % 2; ni < N_KEYS; ni += quick() ? 3 : 2)
-          for (size_t k = 0; k < 4; k++) {
-            if (!rds[k] || (quick() && (k + ni) % 2)) continue;
-            const size_t rows = row_counts[ri], n = key_counts[ni];
-            const size_t stride = hd + (rnd() % 3) * 2 * (rnd() & 1);
-            const int nan_key = (rnd() % 8 == 0) ? (int)(rnd() % n) : -1;
-            const double w = check_half(K, rows, n, hd, rds[k], stride, scale, nan_key);
-            if (w > worst) worst = w;
-            cases++;
-          }
-    }
-    tested++;
-    printf("  %-36s %zu cases, worst error %.3f of the bound\n", K->k.scores_half_name, cases, worst);
-  }
-  assert_true(tested >= 4); /* the scalar set at least */
+  assert_true(tested >= 8); /* the scalar set at least */
 }
 
 /* ---- values ---- */
@@ -688,6 +714,8 @@ static void test_select(void **state) {
     assert_non_null(k.scores);
     assert_non_null(k.values);
     assert_non_null(k.exp);
+    assert_non_null(k.scores_rot[ROTARY_PAIRING_HALF]); /* rope mode QK relies on both (attn_list.h) */
+    assert_non_null(k.scores_rot[ROTARY_PAIRING_INTERLEAVED]);
     const rotary_kernel_info *e = rotary_kernel_find(k.scores_name), *f = rotary_kernel_find(k.values_name);
     const rotary_kernel_info *x = rotary_kernel_find(k.exp_name);
     assert_non_null(e);
@@ -720,7 +748,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_select),      cmocka_unit_test(test_exact_decode), cmocka_unit_test(test_nan),
       cmocka_unit_test(test_exp),         cmocka_unit_test(test_scores_sweep), cmocka_unit_test(test_values_sweep),
-      cmocka_unit_test(test_scores_half_sweep),
+      cmocka_unit_test(test_scores_rot_sweep),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

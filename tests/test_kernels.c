@@ -500,36 +500,36 @@ static void test_kernel_registry(void **state) {
   (void)state;
   const size_t n = rotary_kernel_registry_count;
   /* attn_list.h: two registry entries (scores, values) per ROTARY_ATTN_KERNEL row, one per ROTARY_ATTN_EXP row and
-   * one per ROTARY_ATTN_HALF_KERNEL row */
+   * one per ROTARY_ATTN_ROT_KERNEL row */
   const size_t n_attn_kernels = 0
 #define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA) +1
 #define ROTARY_ATTN_EXP(isa, ISA)
-#define ROTARY_ATTN_HALF_KERNEL(dtype, DTYPE, isa, ISA)
+#define ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)
 #include "attn_list.h"
 #undef ROTARY_ATTN_KERNEL
 #undef ROTARY_ATTN_EXP
-#undef ROTARY_ATTN_HALF_KERNEL
+#undef ROTARY_ATTN_ROT_KERNEL
       ;
   const size_t n_attn_exp = 0
 #define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)
 #define ROTARY_ATTN_EXP(isa, ISA) +1
-#define ROTARY_ATTN_HALF_KERNEL(dtype, DTYPE, isa, ISA)
+#define ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)
 #include "attn_list.h"
 #undef ROTARY_ATTN_KERNEL
 #undef ROTARY_ATTN_EXP
-#undef ROTARY_ATTN_HALF_KERNEL
+#undef ROTARY_ATTN_ROT_KERNEL
       ;
-  const size_t n_attn_half = 0
+  const size_t n_attn_rot = 0
 #define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)
 #define ROTARY_ATTN_EXP(isa, ISA)
-#define ROTARY_ATTN_HALF_KERNEL(dtype, DTYPE, isa, ISA) +1
+#define ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA) +1
 #include "attn_list.h"
 #undef ROTARY_ATTN_KERNEL
 #undef ROTARY_ATTN_EXP
-#undef ROTARY_ATTN_HALF_KERNEL
+#undef ROTARY_ATTN_ROT_KERNEL
       ;
   assert_int_equal(n, rotary_kernel_count + rotary_rows_count + rotary_convert_count + 2 * n_attn_kernels + n_attn_exp +
-                          n_attn_half);
+                          n_attn_rot);
   size_t per_op[8] = {0};
   for (size_t i = 0; i < n; i++) {
     const rotary_kernel_info *e = &rotary_kernel_registry[i];
@@ -564,10 +564,10 @@ static void test_kernel_registry(void **state) {
         snprintf(want, sizeof want, "rotary_attn_exp__%s", isa);
         assert_string_equal(e->variant, "");
         break;
-      case ROTARY_OP_ATTN_SCORES_HALF:
+      case ROTARY_OP_ATTN_SCORES_ROT:
         assert_true(e->out_dtype == ROTARY_F32);
-        snprintf(want, sizeof want, "rotary_attn_%s_scores_half__%s", any_dtype_tag(e->dtype), isa);
-        assert_string_equal(e->variant, "half");
+        snprintf(want, sizeof want, "rotary_attn_%s_scores_%s__%s", any_dtype_tag(e->dtype), e->variant, isa);
+        assert_true(!strcmp(e->variant, "half") || !strcmp(e->variant, "interleaved"));
         break;
       default: fail_msg("%s: unknown operation %d", e->name, (int)e->op);
     }
@@ -589,12 +589,13 @@ static void test_kernel_registry(void **state) {
       for (size_t k = 0; k < rotary_rows_count; k++)
         if (!strcmp(rotary_rows_list[k].name, e->name) && rotary_rows_list[k].isa == e->isa)
           typed = (const void *)(uintptr_t)rotary_rows_list[k].fn;
-    } else if (e->op == ROTARY_OP_ATTN_SCORES_HALF) { /* the one rotary_attn_select_isa hands out with the set */
-      fn = (const void *)(uintptr_t)e->fn.attn_scores_half;
+    } else if (e->op == ROTARY_OP_ATTN_SCORES_ROT) { /* the one rotary_attn_select_isa hands out with the set */
+      fn = (const void *)(uintptr_t)e->fn.attn_scores_rot;
+      const int pr = strcmp(e->variant, "half") ? ROTARY_PAIRING_INTERLEAVED : ROTARY_PAIRING_HALF;
       rotary_attn_kernels k;
       if (rotary_attn_select_isa(e->dtype, e->isa, &k) == ROTARY_OK) {
-        typed = (const void *)(uintptr_t)k.scores_half;
-        assert_string_equal(k.scores_half_name, e->name);
+        typed = (const void *)(uintptr_t)k.scores_rot[pr];
+        assert_string_equal(k.scores_rot_name[pr], e->name);
       }
     } else if (e->op == ROTARY_OP_ATTN_SCORES || e->op == ROTARY_OP_ATTN_VALUES || e->op == ROTARY_OP_ATTN_EXP) {
       /* the function rotary_attn_select_isa hands out for that dtype and ISA (exp: any cache dtype with that ISA) */
@@ -629,7 +630,7 @@ static void test_kernel_registry(void **state) {
   assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES], n_attn_kernels);
   assert_int_equal(per_op[ROTARY_OP_ATTN_VALUES], n_attn_kernels);
   assert_int_equal(per_op[ROTARY_OP_ATTN_EXP], n_attn_exp);
-  assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES_HALF], n_attn_half);
+  assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES_ROT], n_attn_rot);
   for (int dt = ROTARY_F32; dt <= ROTARY_FP8_E4M3; dt++) {
     rotary_attn_kernels k;
     assert_int_equal(rotary_attn_select((rotary_dtype)dt, &k), ROTARY_OK);
@@ -647,10 +648,10 @@ static void test_kernel_registry(void **state) {
   assert_non_null(rotary_kernel_find(rotary_rows_select()->name));
   assert_null(rotary_kernel_find("rotary_f32_rotate_half__nosuchisa"));
   printf("registry: %zu kernels (%zu rotate, %zu rotate_nt, %zu sincos_rows, %zu convert, %zu attn_scores, "
-         "%zu attn_values, %zu attn_exp, %zu attn_scores_half)\n",
+         "%zu attn_values, %zu attn_exp, %zu attn_scores_rot)\n",
          n, per_op[ROTARY_OP_ROTATE], per_op[ROTARY_OP_ROTATE_NT], per_op[ROTARY_OP_SINCOS_ROWS],
          per_op[ROTARY_OP_CONVERT], per_op[ROTARY_OP_ATTN_SCORES], per_op[ROTARY_OP_ATTN_VALUES],
-         per_op[ROTARY_OP_ATTN_EXP], per_op[ROTARY_OP_ATTN_SCORES_HALF]);
+         per_op[ROTARY_OP_ATTN_EXP], per_op[ROTARY_OP_ATTN_SCORES_ROT]);
 }
 
 static int is_word_char(char c) { return c == '_' || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z'); }

@@ -104,13 +104,14 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   p.out_from_f32 = convert_fn(ROTARY_F32, d->out_dtype);
   if (d->rope_mode != ROTARY_ATTENTION_ROPE_NONE) p.rotate_f32 = rotary_kernel_select(ROTARY_F32, rope->pairing);
   p.key_block = ROTARY_ATTN_KEY_BLOCK;
-  /* QK: keys rotated inside the scores kernel where the ISA has one for the pairing, else into an fp32 buffer */
-  p.rotate_in_scores = d->rope_mode == ROTARY_ATTENTION_ROPE_QK && p.kv.scores_half && rope->pairing == ROTARY_PAIRING_HALF;
-  if (d->rope_mode == ROTARY_ATTENTION_ROPE_QK && !p.rotate_in_scores) {
-    rotary_attn_select(ROTARY_F32, &p.f32);
-    p.key_to_f32 = convert_fn(d->cache.dtype, ROTARY_F32);
-    const size_t fit = ROTARY_ATTN_KEY_BUFFER_FLOATS / sat_mul(hd, d->kv_heads);
-    p.key_block = fit < 1 ? 1 : fit < ROTARY_ATTN_KEY_BLOCK ? fit : ROTARY_ATTN_KEY_BLOCK;
+  /* QK: keys rotated inside the scores kernel (every ISA's set has both pairings: attn_list.h) */
+  p.rotate_in_scores = d->rope_mode == ROTARY_ATTENTION_ROPE_QK;
+  if (rope->pairing == ROTARY_PAIRING_HALF) { /* the rope's own rows: cos then sin at sin_offset */
+    p.cs_floats = rotary_rope_row_floats(rope);
+    p.cs_second = rope->sin_offset;
+  } else { /* B then D, each rotary_dim floats padded to a line */
+    p.cs_second = round_line(v->rotary_dim);
+    p.cs_floats = 2 * p.cs_second;
   }
   p.rows = v->group * d->tokens; /* <= q_heads * tokens: the validation bounded it */
   p.partial_floats = round_line(sat_mul(p.rows, sat_add(hd, 2)));
@@ -124,30 +125,26 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   size_t tasks_unused;
   rotary_task_split(bytes, p.tasks, available, tuning, &p.threads, &tasks_unused);
   p.lanes = p.threads;
-  /* a lane: logits of a row block, the fp32 keys of a key block (QK), a cos/sin row buffer (Q, QK) */
+  /* a lane: logits of a row block, the repacked rows, a key block's cos/sin (QK), a cos/sin row buffer (Q, QK) */
   /* NHD with several heads: repack a key block's rows head-major (attn_plan.h), the block shortened to fit */
   const size_t head_rows = sat_mul(hd, v->geom.elem);
   if (d->cache.layout == ROTARY_CACHE_NHD && d->kv_heads > 1) {
     const size_t fit = ROTARY_ATTN_REPACK_BYTES / sat_mul(head_rows, d->kv_heads);
     if (fit >= 1) {
       p.repack_v = 1;
-      p.repack_k = d->rope_mode != ROTARY_ATTENTION_ROPE_QK || p.rotate_in_scores;
+      p.repack_k = 1;
       if (fit < p.key_block) p.key_block = fit;
     }
   }
   p.lane_floats = round_line(ROTARY_ATTN_ROW_BLOCK * p.key_block);
-  p.keys_at = p.lane_floats;
-  const int keys_buffer = d->rope_mode == ROTARY_ATTENTION_ROPE_QK && !p.rotate_in_scores;
-  if (keys_buffer) p.lane_floats += round_line(sat_mul(p.key_block * hd, d->kv_heads));
   const size_t pack_floats = round_line(sat_mul(sat_mul(p.key_block, d->kv_heads), head_rows) / sizeof(float) + 1);
   p.kpack_at = p.lane_floats;
   if (p.repack_k) p.lane_floats += pack_floats;
   p.vpack_at = p.lane_floats;
   if (p.repack_v) p.lane_floats += pack_floats;
-  p.rowkeys_at = p.lane_floats;
-  if (keys_buffer) p.lane_floats += round_line(sat_mul(hd, d->kv_heads));
   p.cs_at = p.lane_floats;
-  if (p.rotate_in_scores && !rope->table) p.lane_floats += round_line(sat_mul(p.key_block, rotary_rope_row_floats(rope)));
+  if (p.rotate_in_scores && (!rope->table || rope->pairing != ROTARY_PAIRING_HALF))
+    p.lane_floats += round_line(sat_mul(p.key_block, p.cs_floats));
   p.row_at = p.lane_floats;
   if (d->rope_mode != ROTARY_ATTENTION_ROPE_NONE) p.lane_floats += round_line(rotary_rope_task_floats(rope));
   p.q_floats = sat_mul(sat_mul(sat_mul(d->batch, d->tokens), d->q_heads), hd);

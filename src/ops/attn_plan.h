@@ -28,12 +28,8 @@
 #define ROTARY_ATTN_MAX_TASKS 65535u
 /* The most bytes of partial results (head_dim accumulators, m and l per query row, kv head and item). */
 #define ROTARY_ATTN_MAX_PARTIAL_BYTES ((size_t)64 << 20)
-/* Key rows per key block: at most this many, never across a cache block; with keys rotated on the fly (rope mode
- * QK) into an fp32 buffer (no scores_half kernel, or interleaved pairs) also at most ROTARY_ATTN_KEY_BUFFER_FLOATS /
- * (kv_heads * head_dim) (the block's keys of every kv head in fp32, 256 KiB: llama3-8b's 8 x 128 keep 64 rows), at
- * least 1. */
+/* Key rows per key block: at most this many, never across a cache block (and shortened to fit the repack below). */
 #define ROTARY_ATTN_KEY_BLOCK 64
-#define ROTARY_ATTN_KEY_BUFFER_FLOATS 65536u
 /* An NHD cache with several kv heads is repacked per key block into [head][row][dim] lane buffers (every head's
  * rows contiguous) when the block's k (or v) rows take at most this many bytes: the kernels then read a head's rows
  * back to back from L2 (read in place, a head's rows lie kv_heads * head_dim elements apart, and their lines
@@ -50,11 +46,9 @@ typedef struct rotary_attn_plan {
   const rotary_attention_desc *d;
   const rotary_rope *rope;
   const rotary_tuning *tuning;
-  rotary_attn_kernels kv;           /* scores and values of the cache dtype, exp */
-  rotary_attn_kernels f32;          /* rope mode QK: the fp32 scores of the rotated keys */
+  rotary_attn_kernels kv;           /* scores (rotating ones for QK), values of the cache dtype, exp */
   rotary_convert_fn q_to_f32;       /* NULL for an f32 q (copied) */
-  rotary_convert_fn key_to_f32;     /* rope mode QK: cache dtype -> f32 (NULL for an f32 cache: rotated from it) */
-  const rotary_kernel *rotate_f32;  /* rope modes Q and QK: the f32 rotation kernel of the rope's pairing */
+  const rotary_kernel *rotate_f32;  /* rope modes Q and QK: the f32 rotation kernel of q, the rope's pairing */
   rotary_convert_fn out_from_f32;   /* NULL for an f32 output (copied) */
   size_t rows;                      /* query rows per (sequence, kv head): group * tokens */
   size_t chunk;                     /* cache rows per chunk */
@@ -67,16 +61,17 @@ typedef struct rotary_attn_plan {
   size_t q_floats;                  /* prepared q: batch * kv_heads * rows * head_dim */
   size_t partial_floats;            /* per item and kv head (slot item * kv_heads + h): rows * head_dim
                                        accumulators, rows m, rows l, padded to a line */
-  size_t lane_floats;               /* per running thread: logits (ROW_BLOCK x key_block), then from keys_at the
-                                       fp32 keys of a key block (QK: kv_heads x key_block x head_dim, head-major),
-                                       from row_at a cos/sin row buffer (Q, QK) */
-  size_t keys_at, row_at;
-  int rotate_in_scores;             /* QK through kv.scores_half (half pairing, the ISA has one): keys rotated in the
-                                       scores kernel from the cache (no fp32 keys buffer: keys_at, rowkeys_at unused) */
-  size_t cs_at;                     /* rotate_in_scores with a table-free rope: a key block's cos/sin rows */
-  size_t rowkeys_at;                /* QK with an NHD non-f32 cache: one cache row's kv_heads x head_dim keys in fp32 */
+  size_t lane_floats;               /* per running thread: logits (ROW_BLOCK x key_block), the repack buffers, a
+                                       key block's rows for the rotating kernel (cs_at), from row_at a cos/sin row
+                                       buffer (Q, QK) */
+  size_t row_at;
+  int rotate_in_scores;             /* rope mode QK: keys rotated in the scores kernel (kv.scores_rot of the rope's
+                                       pairing) as they are read */
+  size_t cs_at;                     /* rotate_in_scores: a key block's rows of cos/sin (a table-free rope, half
+                                       pairs) or of B/D (interleaved pairs, attn_kernels.h), cs_floats apart */
+  size_t cs_floats, cs_second;      /* floats per key row there, and from a row's first part to its second */
   size_t kpack_at, vpack_at;        /* NHD repack buffers (repack set): key_block x head_dim per head, head-major */
-  int repack_k, repack_v;           /* k rows (modes NONE, Q) and v rows are repacked per key block */
+  int repack_k, repack_v;           /* k and v rows are repacked per key block */
   size_t lanes;
   size_t *item_start;               /* batch + 1 entries (in the scratch): sequence b's first item */
   float *q;

@@ -88,46 +88,11 @@ typedef struct item_state {
   const float *q;      /* rows x head_dim, prepared */
   float *acc, *m, *l;  /* the item's partial results */
   float *logits;       /* ROW_BLOCK x key_block */
-  float *keys;         /* QK without rotate_in_scores: the key block's fp32 keys, [kv head][row][dim] */
-  const float *cs;     /* rotate_in_scores: the key block's first cos/sin row (rows cs_stride floats apart) */
+  const float *cs;     /* mode QK: the key block's first row for the rotating kernel (rows cs_stride floats apart) */
   size_t cs_stride;
-  float *rowbuf;       /* QK: a cos/sin row */
-  float *rowkeys;      /* QK: one cache row's keys of every kv head in fp32 (NHD) */
+  float *rowbuf;       /* QK, interleaved pairs: a cos/sin row (arranged into the block's rows) */
   char *kpack, *vpack; /* NHD repack: the key block's k and v rows, [kv head][row][dim] (NULL: read in place) */
 } item_state;
-
-/* Keys [pb, pe) of every kv head in fp32, rotated at their rows (mode QK), into st->keys as [head][row][dim]
- * (key_block rows per head): per row each head converted, then all its heads rotated in one call with the row's
- * cos/sin row. */
-static void rotate_keys(const item_state *st, size_t pb, size_t pe) {
-  const rotary_attn_plan *p = st->p;
-  const rotary_attn_view *v = p->v;
-  const rotary_cache_geom *g = &v->geom;
-  const size_t hd = v->head_dim, kvh = g->kv_heads;
-  const ptrdiff_t head_rows = (ptrdiff_t)(p->key_block * hd); /* floats from one head's rows to the next's */
-  const size_t slot = rotary_attn_block(v, st->b, pb) * g->block_size + pb % g->block_size;
-  const char *k = at(p->d->cache.k, rotary_cache_offset(g, slot, 0), g->elem);
-  const ptrdiff_t row_step = g->row_stride * (ptrdiff_t)g->elem, head_step = g->head_stride * (ptrdiff_t)g->elem;
-  for (size_t j = 0; j < pe - pb; j++) {
-    const float *c, *s;
-    position_row(p->rope, pb + j, st->rowbuf, &c, &s);
-    float *dst = st->keys + j * hd;
-    const char *src = k + (ptrdiff_t)j * row_step;
-    if (p->key_to_f32 && g->head_stride == (ptrdiff_t)hd) {
-      /* NHD: the row's heads are contiguous: one conversion into an L1-sized row, then one rotation of its heads
-       * into the head-major buffer (the same numbers as per head: a conversion is element-wise) */
-      p->key_to_f32(src, st->rowkeys, kvh * hd, v->k_scale);
-      rotary_rotate_run(p->rotate_f32, p->tuning, st->rowkeys, (ptrdiff_t)hd, dst, head_rows, kvh, hd, v->rotary_dim,
-                        c, s);
-    } else if (p->key_to_f32) {
-      for (size_t h = 0; h < kvh; h++)
-        p->key_to_f32(src + (ptrdiff_t)h * head_step, dst + (ptrdiff_t)h * head_rows, hd, v->k_scale);
-      rotary_rotate_run(p->rotate_f32, p->tuning, dst, head_rows, dst, head_rows, kvh, hd, v->rotary_dim, c, s);
-    } else { /* f32 cache: rotated from the cache row into the buffer */
-      rotary_rotate_run(p->rotate_f32, p->tuning, src, g->head_stride, dst, head_rows, kvh, hd, v->rotary_dim, c, s);
-    }
-  }
-}
 
 /* Copies one head row: whole 32-byte pieces as fixed-size copies (the compiler makes them vector moves; a libc
  * memcpy call per 256-byte row cost as much as the copy), then the rest. */
@@ -190,8 +155,8 @@ static void softmax_row(const item_state *st, size_t r, float *s, size_t n) {
 }
 
 /* Rows [r0, r1) (every one of them sees keys [lo, lo + n) of the block) through scores, softmax, values. The block's
- * head rows start at k and v, krs and vrs elements apart (the cache's, or a repack's); in mode QK the keys are
- * st->keys' rotated fp32 rows. lo is relative to the block start. */
+ * head rows start at k and v, krs and vrs elements apart (the cache's, or a repack's); in mode QK the scores
+ * kernel rotates each key at its row (st->cs). lo is relative to the block start. */
 static void attend_rows(const item_state *st, size_t r0, size_t r1, const char *k, ptrdiff_t krs, const char *vv,
                         ptrdiff_t vrs, size_t lo, size_t n) {
   const rotary_attn_plan *p = st->p;
@@ -200,12 +165,10 @@ static void attend_rows(const item_state *st, size_t r0, size_t r1, const char *
   const char *vrow = vv + (ptrdiff_t)lo * vrs * (ptrdiff_t)v->geom.elem;
   for (size_t a = r0; a < r1; a += ROTARY_ATTN_ROW_BLOCK) {
     const size_t nr = r1 - a < ROTARY_ATTN_ROW_BLOCK ? r1 - a : ROTARY_ATTN_ROW_BLOCK;
-    if (st->keys) /* head h's rotated keys, head_dim apart */
-      p->f32.scores(st->q + a * hd, nr, hd, st->keys + (st->h * kb + lo) * hd, (ptrdiff_t)hd, n, 1.0f, st->logits, kb);
-    else if (st->cs) /* keys rotated in the kernel at their rows' cos/sin */
-      p->kv.scores_half(st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * krs * (ptrdiff_t)v->geom.elem, krs, n, v->k_scale,
-                        st->cs + lo * st->cs_stride, st->cs_stride, p->rope->sin_offset, v->rotary_dim, st->logits,
-                        kb);
+    if (st->cs) /* keys rotated in the kernel at their rows' cos/sin */
+      p->kv.scores_rot[p->rope->pairing](st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * krs * (ptrdiff_t)v->geom.elem,
+                                         krs, n, v->k_scale, st->cs + lo * st->cs_stride, st->cs_stride,
+                                         p->cs_second, v->rotary_dim, st->logits, kb);
     else
       p->kv.scores(st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * krs * (ptrdiff_t)v->geom.elem, krs, n, v->k_scale,
                    st->logits, kb);
@@ -267,19 +230,32 @@ static void select_head(item_state *st, size_t item, size_t h) {
   st->l = st->m + rows;
 }
 
-/* The cos/sin rows of key rows [pb, pe) for rotate_in_scores: the table's, or computed into the lane once for
- * every kv head. */
+/* The rows the rotating scores kernel reads for key rows [pb, pe), made once for every kv head: half pairs, the
+ * table's rows (or rows computed into the lane); interleaved pairs, each row's B and D arranged in the lane
+ * (attn_kernels.h: B = (c0, s0, c1, s1, ...), D = (-s0, c0, -s1, c1, ...)). */
 static void block_rows(item_state *st, float *lane, size_t pb, size_t pe) {
-  const rotary_rope *rope = st->p->rope;
-  st->cs_stride = rotary_rope_row_floats(rope);
-  if (rope->table) {
+  const rotary_attn_plan *p = st->p;
+  const rotary_rope *rope = p->rope;
+  st->cs_stride = p->cs_floats;
+  if (rope->pairing == ROTARY_PAIRING_HALF && rope->table) {
     st->cs = rotary_rope_table_row(rope, (int64_t)pb);
     return;
   }
-  float *rows = lane + st->p->cs_at;
-  for (size_t j = 0; j < pe - pb; j++)
-    rotary_rope_compute_row(rope, (int64_t)(pb + j), rows + j * st->cs_stride,
-                            rows + j * st->cs_stride + rope->sin_offset);
+  float *rows = lane + p->cs_at;
+  for (size_t j = 0; j < pe - pb; j++) {
+    float *row = rows + j * p->cs_floats;
+    if (rope->pairing == ROTARY_PAIRING_HALF) {
+      rotary_rope_compute_row(rope, (int64_t)(pb + j), row, row + rope->sin_offset);
+      continue;
+    }
+    const float *c, *s;
+    position_row(rope, pb + j, st->rowbuf, &c, &s);
+    float *B = row, *D = row + p->cs_second;
+    for (size_t i = 0; i < p->v->rotary_dim / 2; i++) {
+      B[2 * i] = c[i], B[2 * i + 1] = s[i];
+      D[2 * i] = -s[i], D[2 * i + 1] = c[i];
+    }
+  }
   st->cs = rows;
 }
 
@@ -295,11 +271,9 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   st.p = p;
   rotary_attn_plan_item(p, item, &st.b, &c);
   st.logits = lane;
-  st.keys = p->d->rope_mode == ROTARY_ATTENTION_ROPE_QK && !p->rotate_in_scores ? lane + p->keys_at : NULL;
   st.cs = NULL;
   st.cs_stride = 0;
   st.rowbuf = lane + p->row_at;
-  st.rowkeys = lane + p->rowkeys_at;
   st.kpack = p->repack_k ? (char *)(lane + p->kpack_at) : NULL;
   st.vpack = p->repack_v ? (char *)(lane + p->vpack_at) : NULL;
   for (size_t h = 0; h < kvh; h++) {
@@ -315,7 +289,6 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   size_t pe = rotary_attn_plan_block_end(p, pb, end);
   while (pb < end) {
     const size_t next = pe < end ? rotary_attn_plan_block_end(p, pe, end) : end;
-    if (st.keys) rotate_keys(&st, pb, pe);
     if (p->rotate_in_scores) block_rows(&st, lane, pb, pe);
     if (st.vpack) repack_block(&st, pb, pe);
     for (size_t h = 0; h < kvh; h++) {

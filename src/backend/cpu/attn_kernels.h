@@ -21,19 +21,22 @@ typedef void (*rotary_attn_scores_fn)(const float *q, size_t rows, size_t head_d
                                       ptrdiff_t k_row_stride, size_t n, float k_scale, float *s, size_t s_stride);
 
 /*
- * Logits against keys rotated at their positions on the way (rope mode QK, half pairing): each key decoded exactly
- * as for scores, then rotated with its position's cos/sin row as the f32 rotation kernels rotate (rotate_scalar_
- * template.h: for i < half = rotary_dim / 2, y_i = fmaf(x_i, c_i, -(x_{i+half} * s_i)), y_{i+half} = fmaf(x_i, s_i,
- * x_{i+half} * c_i); elements from rotary_dim on unchanged), then
+ * Logits against keys rotated at their positions on the way (rope mode QK): each key decoded exactly as for scores,
+ * then rotated as the f32 rotation kernels rotate (rotate_scalar_template.h: a pair (x0, x1) with its cos c and sin
+ * s becomes (fmaf(x0, c, -(x1 * s)), fmaf(x0, s, x1 * c)); elements from rotary_dim on unchanged), then
  *     s[r * s_stride + j] = sum_{d < head_dim} q[r * head_dim + d] * y_j[d]
- * Key j's cos row is cs + j * cs_stride floats, its sin row sin_offset floats after it (a rope table's rows, or a
- * computed run of them). rotary_dim even, 2 <= rotary_dim <= head_dim; the other rules are scores'. A NaN element
- * makes the key's logits NaN (the payload is unspecified). The summation order is the kernel's own.
+ * Key j's rows start at cs + j * cs_stride floats; the second row is sin_offset floats after the first.
+ *   half pairing (pairs (i, i + rotary_dim/2)): the rope's rows, cos c_i then sin s_i, i < rotary_dim/2 (a table's
+ *   rows or a computed run of them);
+ *   interleaved (pairs (2i, 2i+1)), arranged by the caller in lane order, rotary_dim floats each:
+ *   B = (c_0, s_0, c_1, s_1, ...) then D = (-s_0, c_0, -s_1, c_1, ...), so that y = fma(x_even, B, x_odd * D).
+ * rotary_dim even, 2 <= rotary_dim <= head_dim; the other rules are scores'. A NaN element makes the key's logits
+ * NaN (the payload is unspecified). The summation order is the kernel's own.
  */
-typedef void (*rotary_attn_scores_half_fn)(const float *q, size_t rows, size_t head_dim, const void *k,
-                                           ptrdiff_t k_row_stride, size_t n, float k_scale, const float *cs,
-                                           size_t cs_stride, size_t sin_offset, size_t rotary_dim, float *s,
-                                           size_t s_stride);
+typedef void (*rotary_attn_scores_rot_fn)(const float *q, size_t rows, size_t head_dim, const void *k,
+                                          ptrdiff_t k_row_stride, size_t n, float k_scale, const float *cs,
+                                          size_t cs_stride, size_t sin_offset, size_t rotary_dim, float *s,
+                                          size_t s_stride);
 
 /*
  * Values weighted by probabilities, added to fp32 accumulators:
@@ -61,23 +64,24 @@ typedef float (*rotary_attn_exp_fn)(float *s, size_t n, float max);
                                            const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,      \
                                            float *o);
 #define ROTARY_ATTN_EXP(isa, ISA) float rotary_attn_exp__##isa(float *s, size_t n, float max);
-#define ROTARY_ATTN_HALF_KERNEL(dtype, DTYPE, isa, ISA)                                                          \
-  void rotary_attn_##dtype##_scores_half__##isa(const float *q, size_t rows, size_t head_dim, const void *k,    \
-                                                ptrdiff_t k_row_stride, size_t n, float k_scale, const float *cs, \
-                                                size_t cs_stride, size_t sin_offset, size_t rotary_dim, float *s, \
-                                                size_t s_stride);
+#define ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                         \
+  void rotary_attn_##dtype##_scores_##pairing##__##isa(const float *q, size_t rows, size_t head_dim,            \
+                                                       const void *k, ptrdiff_t k_row_stride, size_t n,         \
+                                                       float k_scale, const float *cs, size_t cs_stride,        \
+                                                       size_t sin_offset, size_t rotary_dim, float *s,          \
+                                                       size_t s_stride);
 #include "attn_list.h"
 #undef ROTARY_ATTN_KERNEL
 #undef ROTARY_ATTN_EXP
-#undef ROTARY_ATTN_HALF_KERNEL
+#undef ROTARY_ATTN_ROT_KERNEL
 
 /* The kernels one attention call uses, for one cache dtype. */
 typedef struct rotary_attn_kernels {
   rotary_attn_scores_fn scores;
   rotary_attn_values_fn values;
   rotary_attn_exp_fn exp;
-  rotary_attn_scores_half_fn scores_half; /* NULL when the ISA has none (the executor then rotates keys apart) */
-  const char *scores_name, *values_name, *exp_name, *scores_half_name; /* full function names (NULL with none) */
+  rotary_attn_scores_rot_fn scores_rot[2]; /* by rotary_pairing (every ISA's set has both: attn_list.h) */
+  const char *scores_name, *values_name, *exp_name, *scores_rot_name[2]; /* full function names */
 } rotary_attn_kernels;
 
 /* The best enabled (rotary_isa_enabled) kernels for a cache dtype (F32, F16, BF16, FP8_E4M3); INVALID_ARGUMENT

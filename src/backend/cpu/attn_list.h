@@ -1,29 +1,37 @@
 /* attn_list.h: X-macro list of every compiled decode-attention kernel; included by the registry, dispatch and tests. */
 /* ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA) names rotary_attn_<dtype>_scores__<isa> and
  * rotary_attn_<dtype>_values__<isa> for a cache of ROTARY_<DTYPE>; ROTARY_ATTN_EXP(isa, ISA) names
- * rotary_attn_exp__<isa>; ROTARY_ATTN_HALF_KERNEL(dtype, DTYPE, isa, ISA) names
- * rotary_attn_<dtype>_scores_half__<isa> (keys rotated on the way, half pairing), which goes with the same ISA's
- * scores and values (an ISA may have none). Within one dtype (and for exp), later rows are better: dispatch takes
+ * rotary_attn_exp__<isa>; ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA) names
+ * rotary_attn_<dtype>_scores_<pairing>__<isa> (keys rotated on the way), which goes with the same ISA's scores and
+ * values: every ISA with attention kernels has both pairings for every dtype (rope mode QK relies on it). Within one dtype (and for exp), later rows are better: dispatch takes
  * the last enabled one. */
 ROTARY_ATTN_KERNEL(f32, F32, scalar, SCALAR)
 ROTARY_ATTN_KERNEL(f16, F16, scalar, SCALAR)
 ROTARY_ATTN_KERNEL(bf16, BF16, scalar, SCALAR)
 ROTARY_ATTN_KERNEL(fp8, FP8_E4M3, scalar, SCALAR)
 ROTARY_ATTN_EXP(scalar, SCALAR)
-ROTARY_ATTN_HALF_KERNEL(f32, F32, scalar, SCALAR)
-ROTARY_ATTN_HALF_KERNEL(f16, F16, scalar, SCALAR)
-ROTARY_ATTN_HALF_KERNEL(bf16, BF16, scalar, SCALAR)
-ROTARY_ATTN_HALF_KERNEL(fp8, FP8_E4M3, scalar, SCALAR)
+ROTARY_ATTN_ROT_KERNEL(f32, F32, half, HALF, scalar, SCALAR)
+ROTARY_ATTN_ROT_KERNEL(f32, F32, interleaved, INTERLEAVED, scalar, SCALAR)
+ROTARY_ATTN_ROT_KERNEL(f16, F16, half, HALF, scalar, SCALAR)
+ROTARY_ATTN_ROT_KERNEL(f16, F16, interleaved, INTERLEAVED, scalar, SCALAR)
+ROTARY_ATTN_ROT_KERNEL(bf16, BF16, half, HALF, scalar, SCALAR)
+ROTARY_ATTN_ROT_KERNEL(bf16, BF16, interleaved, INTERLEAVED, scalar, SCALAR)
+ROTARY_ATTN_ROT_KERNEL(fp8, FP8_E4M3, half, HALF, scalar, SCALAR)
+ROTARY_ATTN_ROT_KERNEL(fp8, FP8_E4M3, interleaved, INTERLEAVED, scalar, SCALAR)
 #if defined(__x86_64__) || defined(__i386__)
 ROTARY_ATTN_KERNEL(f32, F32, avx2, AVX2)
 ROTARY_ATTN_KERNEL(f16, F16, avx2, AVX2)
 ROTARY_ATTN_KERNEL(bf16, BF16, avx2, AVX2)
 ROTARY_ATTN_KERNEL(fp8, FP8_E4M3, avx2, AVX2)
 ROTARY_ATTN_EXP(avx2, AVX2)
-ROTARY_ATTN_HALF_KERNEL(f32, F32, avx2, AVX2)
-ROTARY_ATTN_HALF_KERNEL(f16, F16, avx2, AVX2)
-ROTARY_ATTN_HALF_KERNEL(bf16, BF16, avx2, AVX2)
-ROTARY_ATTN_HALF_KERNEL(fp8, FP8_E4M3, avx2, AVX2)
+ROTARY_ATTN_ROT_KERNEL(f32, F32, half, HALF, avx2, AVX2)
+ROTARY_ATTN_ROT_KERNEL(f32, F32, interleaved, INTERLEAVED, avx2, AVX2)
+ROTARY_ATTN_ROT_KERNEL(f16, F16, half, HALF, avx2, AVX2)
+ROTARY_ATTN_ROT_KERNEL(f16, F16, interleaved, INTERLEAVED, avx2, AVX2)
+ROTARY_ATTN_ROT_KERNEL(bf16, BF16, half, HALF, avx2, AVX2)
+ROTARY_ATTN_ROT_KERNEL(bf16, BF16, interleaved, INTERLEAVED, avx2, AVX2)
+ROTARY_ATTN_ROT_KERNEL(fp8, FP8_E4M3, half, HALF, avx2, AVX2)
+ROTARY_ATTN_ROT_KERNEL(fp8, FP8_E4M3, interleaved, INTERLEAVED, avx2, AVX2)
 #endif
 #if defined(__aarch64__)
 ROTARY_ATTN_KERNEL(f32, F32, neon, NEON)
@@ -31,8 +39,12 @@ ROTARY_ATTN_KERNEL(f16, F16, neon, NEON)
 ROTARY_ATTN_KERNEL(bf16, BF16, neon, NEON)
 ROTARY_ATTN_KERNEL(fp8, FP8_E4M3, neon, NEON)
 ROTARY_ATTN_EXP(neon, NEON)
-ROTARY_ATTN_HALF_KERNEL(f32, F32, neon, NEON)
-ROTARY_ATTN_HALF_KERNEL(f16, F16, neon, NEON)
-ROTARY_ATTN_HALF_KERNEL(bf16, BF16, neon, NEON)
-ROTARY_ATTN_HALF_KERNEL(fp8, FP8_E4M3, neon, NEON)
+ROTARY_ATTN_ROT_KERNEL(f32, F32, half, HALF, neon, NEON)
+ROTARY_ATTN_ROT_KERNEL(f32, F32, interleaved, INTERLEAVED, neon, NEON)
+ROTARY_ATTN_ROT_KERNEL(f16, F16, half, HALF, neon, NEON)
+ROTARY_ATTN_ROT_KERNEL(f16, F16, interleaved, INTERLEAVED, neon, NEON)
+ROTARY_ATTN_ROT_KERNEL(bf16, BF16, half, HALF, neon, NEON)
+ROTARY_ATTN_ROT_KERNEL(bf16, BF16, interleaved, INTERLEAVED, neon, NEON)
+ROTARY_ATTN_ROT_KERNEL(fp8, FP8_E4M3, half, HALF, neon, NEON)
+ROTARY_ATTN_ROT_KERNEL(fp8, FP8_E4M3, interleaved, INTERLEAVED, neon, NEON)
 #endif

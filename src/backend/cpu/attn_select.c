@@ -18,46 +18,47 @@ typedef struct exp_row {
   const char *name;
 } exp_row;
 
-typedef struct half_row {
+typedef struct rot_row {
   rotary_dtype dtype;
+  rotary_pairing pairing;
   rotary_isa isa;
-  rotary_attn_scores_half_fn fn;
+  rotary_attn_scores_rot_fn fn;
   const char *name;
-} half_row;
+} rot_row;
 
 static const attn_row attn_rows[] = {
 #define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)                                                   \
   {ROTARY_##DTYPE, ROTARY_ISA_##ISA,                                                                 \
-   {rotary_attn_##dtype##_scores__##isa, rotary_attn_##dtype##_values__##isa, NULL, NULL,            \
-    "rotary_attn_" #dtype "_scores__" #isa, "rotary_attn_" #dtype "_values__" #isa, NULL, NULL}},
+   {rotary_attn_##dtype##_scores__##isa, rotary_attn_##dtype##_values__##isa, NULL, {NULL, NULL},    \
+    "rotary_attn_" #dtype "_scores__" #isa, "rotary_attn_" #dtype "_values__" #isa, NULL, {NULL, NULL}}},
 #define ROTARY_ATTN_EXP(isa, ISA)
-#define ROTARY_ATTN_HALF_KERNEL(dtype, DTYPE, isa, ISA)
+#define ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)
 #include "attn_list.h"
 #undef ROTARY_ATTN_KERNEL
 #undef ROTARY_ATTN_EXP
-#undef ROTARY_ATTN_HALF_KERNEL
+#undef ROTARY_ATTN_ROT_KERNEL
 };
 
-static const half_row half_rows[] = {
+static const rot_row rot_rows[] = {
 #define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)
 #define ROTARY_ATTN_EXP(isa, ISA)
-#define ROTARY_ATTN_HALF_KERNEL(dtype, DTYPE, isa, ISA)                                                      \
-  {ROTARY_##DTYPE, ROTARY_ISA_##ISA, rotary_attn_##dtype##_scores_half__##isa,                              \
-   "rotary_attn_" #dtype "_scores_half__" #isa},
+#define ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                    \
+  {ROTARY_##DTYPE, ROTARY_PAIRING_##PAIRING, ROTARY_ISA_##ISA, rotary_attn_##dtype##_scores_##pairing##__##isa, \
+   "rotary_attn_" #dtype "_scores_" #pairing "__" #isa},
 #include "attn_list.h"
 #undef ROTARY_ATTN_KERNEL
 #undef ROTARY_ATTN_EXP
-#undef ROTARY_ATTN_HALF_KERNEL
+#undef ROTARY_ATTN_ROT_KERNEL
 };
 
 static const exp_row exp_rows[] = {
 #define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)
 #define ROTARY_ATTN_EXP(isa, ISA) {ROTARY_ISA_##ISA, rotary_attn_exp__##isa, "rotary_attn_exp__" #isa},
-#define ROTARY_ATTN_HALF_KERNEL(dtype, DTYPE, isa, ISA)
+#define ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)
 #include "attn_list.h"
 #undef ROTARY_ATTN_KERNEL
 #undef ROTARY_ATTN_EXP
-#undef ROTARY_ATTN_HALF_KERNEL
+#undef ROTARY_ATTN_ROT_KERNEL
 };
 
 /* The exp kernel of an ISA, or NULL when it has none. */
@@ -68,17 +69,17 @@ static const exp_row *exp_of(rotary_isa isa) {
 }
 
 /* Scores and values of the row, with the exp kernel of the same ISA (each ISA's list has one) and its rotating
- * scores kernel where it has one; 0 when the ISA has no exp kernel. */
+ * scores kernels where it has them; 0 when the ISA has no exp kernel. */
 static int fill(const attn_row *row, rotary_attn_kernels *out) {
   const exp_row *e = exp_of(row->isa);
   if (!e) return 0;
   *out = row->k;
   out->exp = e->fn;
   out->exp_name = e->name;
-  for (size_t i = 0; i < sizeof half_rows / sizeof half_rows[0]; i++)
-    if (half_rows[i].dtype == row->dtype && half_rows[i].isa == row->isa) {
-      out->scores_half = half_rows[i].fn;
-      out->scores_half_name = half_rows[i].name;
+  for (size_t i = 0; i < sizeof rot_rows / sizeof rot_rows[0]; i++)
+    if (rot_rows[i].dtype == row->dtype && rot_rows[i].isa == row->isa) {
+      out->scores_rot[rot_rows[i].pairing] = rot_rows[i].fn;
+      out->scores_rot_name[rot_rows[i].pairing] = rot_rows[i].name;
     }
   return 1;
 }

@@ -58,13 +58,13 @@ const rotary_kernel_info rotary_kernel_registry[] = {
 #define ROTARY_ATTN_EXP(isa, ISA)                                                                   \
   {"rotary_attn_exp__" #isa, ROTARY_OP_ATTN_EXP, ROTARY_F32, ROTARY_F32, "", ROTARY_ISA_##ISA, \
    {.attn_exp = rotary_attn_exp__##isa}},
-#define ROTARY_ATTN_HALF_KERNEL(dtype, DTYPE, isa, ISA)                                                        \
-  {"rotary_attn_" #dtype "_scores_half__" #isa, ROTARY_OP_ATTN_SCORES_HALF, ROTARY_##DTYPE, ROTARY_F32, "half", \
-   ROTARY_ISA_##ISA, {.attn_scores_half = rotary_attn_##dtype##_scores_half__##isa}},
+#define ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                  \
+  {"rotary_attn_" #dtype "_scores_" #pairing "__" #isa, ROTARY_OP_ATTN_SCORES_ROT, ROTARY_##DTYPE, ROTARY_F32, \
+   #pairing, ROTARY_ISA_##ISA, {.attn_scores_rot = rotary_attn_##dtype##_scores_##pairing##__##isa}},
 #include "attn_list.h"
 #undef ROTARY_ATTN_KERNEL
 #undef ROTARY_ATTN_EXP
-#undef ROTARY_ATTN_HALF_KERNEL
+#undef ROTARY_ATTN_ROT_KERNEL
 };
 const size_t rotary_kernel_registry_count = sizeof rotary_kernel_registry / sizeof rotary_kernel_registry[0];
 
@@ -83,7 +83,7 @@ const char *rotary_kernel_op_name(rotary_kernel_op op) {
     case ROTARY_OP_ATTN_SCORES: return "attn_scores";
     case ROTARY_OP_ATTN_VALUES: return "attn_values";
     case ROTARY_OP_ATTN_EXP: return "attn_exp";
-    case ROTARY_OP_ATTN_SCORES_HALF: return "attn_scores_half";
+    case ROTARY_OP_ATTN_SCORES_ROT: return "attn_scores_rot";
   }
   return "unknown";
 }

@@ -81,10 +81,10 @@ typedef enum rotary_kernel_op {
   ROTARY_OP_ATTN_SCORES = 4, /* rotary_attn_<dtype>_scores__<isa>: rotary_attn_scores_fn (attn_kernels.h) */
   ROTARY_OP_ATTN_VALUES = 5, /* rotary_attn_<dtype>_values__<isa>: rotary_attn_values_fn (attn_kernels.h) */
   ROTARY_OP_ATTN_EXP = 6,    /* rotary_attn_exp__<isa>: rotary_attn_exp_fn (attn_kernels.h) */
-  ROTARY_OP_ATTN_SCORES_HALF = 7 /* rotary_attn_<dtype>_scores_half__<isa>: rotary_attn_scores_half_fn */
+  ROTARY_OP_ATTN_SCORES_ROT = 7 /* rotary_attn_<dtype>_scores_<pairing>__<isa>: rotary_attn_scores_rot_fn */
 } rotary_kernel_op;
 
-/* "rotate", "rotate_nt", "sincos_rows", "convert", "attn_scores", "attn_values", "attn_exp", "attn_scores_half". */
+/* "rotate", "rotate_nt", "sincos_rows", "convert", "attn_scores", "attn_values", "attn_exp", "attn_scores_rot". */
 const char *rotary_kernel_op_name(rotary_kernel_op op);
 
 /* A kernel's function, typed by its operation (the members' types are those of rotary_rows_fn,
@@ -98,9 +98,9 @@ typedef union rotary_kernel_fn {
   void (*attn_values)(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
                       ptrdiff_t v_row_stride, size_t n, float v_scale, float *o);
   float (*attn_exp)(float *s, size_t n, float max);
-  void (*attn_scores_half)(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
-                           size_t n, float k_scale, const float *cs, size_t cs_stride, size_t sin_offset,
-                           size_t rotary_dim, float *s, size_t s_stride);
+  void (*attn_scores_rot)(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
+                          size_t n, float k_scale, const float *cs, size_t cs_stride, size_t sin_offset,
+                          size_t rotary_dim, float *s, size_t s_stride);
 } rotary_kernel_fn;
 
 typedef struct rotary_kernel_info {

@@ -4,7 +4,8 @@
  * rotary_attn_f16_values__neon rotary_attn_bf16_scores__neon rotary_attn_bf16_values__neon
  * rotary_attn_fp8_scores__neon rotary_attn_fp8_values__neon rotary_attn_exp__neon
  * rotary_attn_f32_scores_half__neon rotary_attn_f16_scores_half__neon rotary_attn_bf16_scores_half__neon
- * rotary_attn_fp8_scores_half__neon */
+ * rotary_attn_fp8_scores_half__neon rotary_attn_f32_scores_interleaved__neon rotary_attn_f16_scores_interleaved__neon
+ * rotary_attn_bf16_scores_interleaved__neon rotary_attn_fp8_scores_interleaved__neon */
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #include <float.h>
@@ -165,13 +166,24 @@ INLINE void scores_any(int dt, const float *q, size_t rows, size_t hd, const voi
   scores_rows(dt, q, rows, hd, (const unsigned char *)k, kb, n, f8, scale, s, ss);
 }
 
-/* ---- scores with keys rotated on the way (half pairing): R rows x J keys per block (R <= 4; J <= 2 rotating,
- * J <= 3 reading rows rotated before), as x86/attn_avx2.c's half_block ----
- * Sum order, the same on every path: lane-wise, for each step i of 8 pairs the terms of y_i .. y_{i+7} (two fmas)
- * then those of y_{half+i} .. (two fmas), then the unrotated elements in steps of 8, then FADDP's lane sum. Needs
- * half and head_dim - rotary_dim multiples of 8 (the kernels send other shapes to the scalar kernel). */
-INLINE void half_block(int dt, int rot, int R, int J, const float *q, size_t hd, size_t rd, const unsigned char *k,
-                       ptrdiff_t kb, const float *cs, size_t css, size_t so, float32x4_t f8, float *s, size_t ss) {
+/* ---- scores with keys rotated on the way: R rows x J keys per block (R <= 4; J <= 2 rotating, J <= 3 reading
+ * rows rotated before), as x86/attn_avx2.c's rot_block ----
+ * Sum order, the same on every path, lane-wise then FADDP's lane sum:
+ *   half pairs: for each step i of 8 pairs the terms of y_i .. y_{i+7} (two fmas) then those of y_{half+i} ..
+ *   (two fmas), then the unrotated elements in steps of 8;
+ *   interleaved pairs: every element in steps of 8 (two fmas each: the plain scores order).
+ * Needs rotary_dim and head_dim multiples of 8 and, for half pairs, rotary_dim / 2 too (the kernels send other
+ * shapes to the scalar kernel). */
+enum { PR_HALF = 0, PR_INTER = 1 };
+
+/* 4 rotated elements (interleaved) from 4 decoded ones: y = fma(x_even, B, x_odd * D). */
+INLINE float32x4_t rot_inter4(float32x4_t x, const float *B, const float *D) {
+  return vfmaq_f32(vmulq_f32(vtrn2q_f32(x, x), vld1q_f32(D)), vtrn1q_f32(x, x), vld1q_f32(B));
+}
+
+INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, size_t hd, size_t rd,
+                      const unsigned char *k, ptrdiff_t kb, const float *cs, size_t css, size_t so, float32x4_t f8,
+                      float *s, size_t ss) {
   const size_t es = dt_size[dt], half = rd / 2;
   float32x4_t acc[12];
   for (int i = 0; i < 12; i++) acc[i] = vdupq_n_f32(0.0f);
@@ -179,38 +191,49 @@ INLINE void half_block(int dt, int rot, int R, int J, const float *q, size_t hd,
     for (int j = J; j < 2 * J; j++)
       for (size_t off = 0; off < hd * es && off < 512; off += 64)
         __builtin_prefetch((const char *)(uintptr_t)((uintptr_t)k + (uintptr_t)(j * kb) + off));
-  for (size_t i = 0; i < half; i += 8) {
-    float32x4_t ya[3][2], yb[3][2];
-    for (int j = 0; j < J; j++) {
-      const unsigned char *kj = k + j * kb;
-      float32x4_t x0[2], x1[2];
-      dec8(dt, kj + i * es, f8, &x0[0], &x0[1]);
-      dec8(dt, kj + (half + i) * es, f8, &x1[0], &x1[1]);
-      for (int h = 0; h < 2; h++) {
-        if (rot) { /* fmaf(x0, c, -(x1 s)) and fmaf(x0, s, x1 c): the rotation kernels' formula */
-          const float32x4_t c = vld1q_f32(cs + j * css + i + 4 * h), sn = vld1q_f32(cs + j * css + so + i + 4 * h);
-          ya[j][h] = vfmaq_f32(vnegq_f32(vmulq_f32(x1[h], sn)), x0[h], c);
-          yb[j][h] = vfmaq_f32(vmulq_f32(x1[h], c), x0[h], sn);
-        } else {
-          ya[j][h] = x0[h];
-          yb[j][h] = x1[h];
+  size_t d0 = 0;
+  if (pr == PR_HALF) {
+    for (size_t i = 0; i < half; i += 8) {
+      float32x4_t ya[3][2], yb[3][2];
+      for (int j = 0; j < J; j++) {
+        const unsigned char *kj = k + j * kb;
+        float32x4_t x0[2], x1[2];
+        dec8(dt, kj + i * es, f8, &x0[0], &x0[1]);
+        dec8(dt, kj + (half + i) * es, f8, &x1[0], &x1[1]);
+        for (int h = 0; h < 2; h++) {
+          if (rot) { /* fmaf(x0, c, -(x1 s)) and fmaf(x0, s, x1 c): the rotation kernels' formula */
+            const float32x4_t c = vld1q_f32(cs + j * css + i + 4 * h), sn = vld1q_f32(cs + j * css + so + i + 4 * h);
+            ya[j][h] = vfmaq_f32(vnegq_f32(vmulq_f32(x1[h], sn)), x0[h], c);
+            yb[j][h] = vfmaq_f32(vmulq_f32(x1[h], c), x0[h], sn);
+          } else {
+            ya[j][h] = x0[h];
+            yb[j][h] = x1[h];
+          }
+        }
+      }
+      for (int r = 0; r < R; r++) {
+        const float *qa = q + r * hd + i, *qb = q + r * hd + half + i;
+        const float32x4_t a0 = vld1q_f32(qa), a1 = vld1q_f32(qa + 4), b0 = vld1q_f32(qb), b1 = vld1q_f32(qb + 4);
+        for (int j = 0; j < J; j++) {
+          acc[r * J + j] = vfmaq_f32(acc[r * J + j], a0, ya[j][0]);
+          acc[r * J + j] = vfmaq_f32(acc[r * J + j], a1, ya[j][1]);
+          acc[r * J + j] = vfmaq_f32(acc[r * J + j], b0, yb[j][0]);
+          acc[r * J + j] = vfmaq_f32(acc[r * J + j], b1, yb[j][1]);
         }
       }
     }
-    for (int r = 0; r < R; r++) {
-      const float *qa = q + r * hd + i, *qb = q + r * hd + half + i;
-      const float32x4_t a0 = vld1q_f32(qa), a1 = vld1q_f32(qa + 4), b0 = vld1q_f32(qb), b1 = vld1q_f32(qb + 4);
-      for (int j = 0; j < J; j++) {
-        acc[r * J + j] = vfmaq_f32(acc[r * J + j], a0, ya[j][0]);
-        acc[r * J + j] = vfmaq_f32(acc[r * J + j], a1, ya[j][1]);
-        acc[r * J + j] = vfmaq_f32(acc[r * J + j], b0, yb[j][0]);
-        acc[r * J + j] = vfmaq_f32(acc[r * J + j], b1, yb[j][1]);
+    d0 = rd;
+  }
+  for (size_t d = d0; d < hd; d += 8) {
+    float32x4_t lo[3], hi[3];
+    for (int j = 0; j < J; j++) {
+      dec8(dt, k + j * kb + d * es, f8, &lo[j], &hi[j]);
+      if (pr == PR_INTER && rot && d < rd) {
+        const float *B = cs + j * css + d, *D = cs + j * css + so + d;
+        lo[j] = rot_inter4(lo[j], B, D);
+        hi[j] = rot_inter4(hi[j], B + 4, D + 4);
       }
     }
-  }
-  for (size_t d = rd; d < hd; d += 8) {
-    float32x4_t lo[3], hi[3];
-    for (int j = 0; j < J; j++) dec8(dt, k + j * kb + d * es, f8, &lo[j], &hi[j]);
     for (int r = 0; r < R; r++) {
       const float32x4_t q0 = vld1q_f32(q + r * hd + d), q1 = vld1q_f32(q + r * hd + d + 4);
       for (int j = 0; j < J; j++) {
@@ -223,39 +246,40 @@ INLINE void half_block(int dt, int rot, int R, int J, const float *q, size_t hd,
     for (int j = 0; j < J; j++) s[r * ss + j] = vaddvq_f32(acc[r * J + j]);
 }
 
-INLINE void half_rows_r(int dt, int rot, int R, const float *q, size_t hd, size_t rd, const unsigned char *k,
-                        ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so, float32x4_t f8, float *s,
-                        size_t ss) {
+INLINE void rot_rows_r(int pr, int dt, int rot, int R, const float *q, size_t hd, size_t rd, const unsigned char *k,
+                       ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so, float32x4_t f8, float *s,
+                       size_t ss) {
   size_t j = 0;
   if (rot) {
     for (; j + 2 <= n; j += 2)
-      half_block(dt, 1, R, 2, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs + j * css, css, so, f8, s + j, ss);
+      rot_block(pr, dt, 1, R, 2, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs + j * css, css, so, f8, s + j, ss);
   } else {
     for (; j + 3 <= n; j += 3)
-      half_block(dt, 0, R, 3, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs, css, so, f8, s + j, ss);
+      rot_block(pr, dt, 0, R, 3, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs, css, so, f8, s + j, ss);
   }
-  for (; j < n; j++) half_block(dt, rot, R, 1, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs + j * css, css, so, f8, s + j, ss);
+  for (; j < n; j++)
+    rot_block(pr, dt, rot, R, 1, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs + j * css, css, so, f8, s + j, ss);
 }
 
-INLINE void half_rows(int dt, int rot, const float *q, size_t rows, size_t hd, size_t rd, const unsigned char *k,
-                      ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so, float32x4_t f8, float *s,
-                      size_t ss) {
+INLINE void rot_rows(int pr, int dt, int rot, const float *q, size_t rows, size_t hd, size_t rd,
+                     const unsigned char *k, ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so,
+                     float32x4_t f8, float *s, size_t ss) {
   for (size_t r0 = 0; r0 < rows; r0 += 4) {
     const float *qr = q + r0 * hd;
     float *sr = s + r0 * ss;
     switch (rows - r0 < 4 ? rows - r0 : 4) {
-      case 4: half_rows_r(dt, rot, 4, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
-      case 3: half_rows_r(dt, rot, 3, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
-      case 2: half_rows_r(dt, rot, 2, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
-      default: half_rows_r(dt, rot, 1, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
+      case 4: rot_rows_r(pr, dt, rot, 4, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
+      case 3: rot_rows_r(pr, dt, rot, 3, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
+      case 2: rot_rows_r(pr, dt, rot, 2, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
+      default: rot_rows_r(pr, dt, rot, 1, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
     }
   }
 }
 
 /* With more than 4 rows, keys are rotated once into a block of fp32 rows that every row block reads (the same
  * numbers, the same order: the same bits). */
-INLINE void half_any(int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride, size_t n,
-                     float scale, const float *cs, size_t css, size_t so, size_t rd, float *s, size_t ss) {
+INLINE void rot_any(int pr, int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
+                    size_t n, float scale, const float *cs, size_t css, size_t so, size_t rd, float *s, size_t ss) {
   const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
   const float32x4_t f8 = vdupq_n_f32(scale * 256.0f);
   const unsigned char *kp = (const unsigned char *)k;
@@ -268,29 +292,37 @@ INLINE void half_any(int dt, const float *q, size_t rows, size_t hd, const void 
         const unsigned char *kj = kp + (ptrdiff_t)(j + t) * kb;
         const float *c = cs + (j + t) * css;
         float *y = buf + t * hd;
-        for (size_t i = 0; i < half; i += 8) {
-          float32x4_t x0[2], x1[2];
-          dec8(dt, kj + i * es, f8, &x0[0], &x0[1]);
-          dec8(dt, kj + (half + i) * es, f8, &x1[0], &x1[1]);
-          for (int h = 0; h < 2; h++) {
-            const float32x4_t cv = vld1q_f32(c + i + 4 * h), sv = vld1q_f32(c + so + i + 4 * h);
-            vst1q_f32(y + i + 4 * h, vfmaq_f32(vnegq_f32(vmulq_f32(x1[h], sv)), x0[h], cv));
-            vst1q_f32(y + half + i + 4 * h, vfmaq_f32(vmulq_f32(x1[h], cv), x0[h], sv));
+        size_t d = 0;
+        if (pr == PR_HALF) {
+          for (size_t i = 0; i < half; i += 8) {
+            float32x4_t x0[2], x1[2];
+            dec8(dt, kj + i * es, f8, &x0[0], &x0[1]);
+            dec8(dt, kj + (half + i) * es, f8, &x1[0], &x1[1]);
+            for (int h = 0; h < 2; h++) {
+              const float32x4_t cv = vld1q_f32(c + i + 4 * h), sv = vld1q_f32(c + so + i + 4 * h);
+              vst1q_f32(y + i + 4 * h, vfmaq_f32(vnegq_f32(vmulq_f32(x1[h], sv)), x0[h], cv));
+              vst1q_f32(y + half + i + 4 * h, vfmaq_f32(vmulq_f32(x1[h], cv), x0[h], sv));
+            }
           }
+          d = rd;
         }
-        for (size_t d = rd; d < hd; d += 8) {
+        for (; d < hd; d += 8) {
           float32x4_t lo, hi;
           dec8(dt, kj + d * es, f8, &lo, &hi);
+          if (pr == PR_INTER && d < rd) {
+            lo = rot_inter4(lo, c + d, c + so + d);
+            hi = rot_inter4(hi, c + d + 4, c + so + d + 4);
+          }
           vst1q_f32(y + d, lo);
           vst1q_f32(y + d + 4, hi);
         }
       }
-      half_rows(DT_F32, 0, q, rows, hd, rd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, cs, css, so, f8,
-                s + j, ss);
+      rot_rows(pr, DT_F32, 0, q, rows, hd, rd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, cs, css, so, f8,
+               s + j, ss);
     }
     return;
   }
-  half_rows(dt, 1, q, rows, hd, rd, kp, kb, n, cs, css, so, f8, s, ss);
+  rot_rows(pr, dt, 1, q, rows, hd, rd, kp, kb, n, cs, css, so, f8, s, ss);
 }
 
 /* ---- values: R rows x 16 outputs per block (4 vectors), keys inside, p broadcast ---- */
@@ -458,26 +490,31 @@ void rotary_attn_fp8_values__neon(const float *p, size_t p_stride, size_t rows, 
 
 /* ---- scores with keys rotated on the way ---- */
 
-#define ATTN_HALF_NEON(dtype, DT)                                                                                 \
-  void rotary_attn_##dtype##_scores_half__neon(const float *q, size_t rows, size_t head_dim, const void *k,     \
-                                               ptrdiff_t k_row_stride, size_t n, float k_scale, const float *cs, \
-                                               size_t cs_stride, size_t sin_offset, size_t rotary_dim, float *s,  \
-                                               size_t s_stride) {                                                 \
-    if ((rotary_dim / 2) % 8 || (head_dim - rotary_dim) % 8 || (DT == DT_FP8 && !fp8_factor_ok(k_scale))) {     \
-      rotary_attn_##dtype##_scores_half__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, cs, cs_stride,  \
-                                                sin_offset, rotary_dim, s, s_stride);                           \
-      return;                                                                                                   \
-    }                                                                                                           \
-    half_any(DT, q, rows, head_dim, k, k_row_stride, n, k_scale, cs, cs_stride, sin_offset, rotary_dim, s,      \
-             s_stride);                                                                                         \
-    if (DT == DT_FP8 && fp8_any_nan((const unsigned char *)k, k_row_stride, n, head_dim))                      \
-      fp8_fix_scores(rows, head_dim, (const unsigned char *)k, k_row_stride, n, s, s_stride);                  \
+#define ATTN_ROT_NEON(dtype, DT, pairing, PR)                                                                     \
+  void rotary_attn_##dtype##_scores_##pairing##__neon(const float *q, size_t rows, size_t head_dim, const void *k, \
+                                                      ptrdiff_t k_row_stride, size_t n, float k_scale,             \
+                                                      const float *cs, size_t cs_stride, size_t sin_offset,        \
+                                                      size_t rotary_dim, float *s, size_t s_stride) {              \
+    if ((PR == PR_HALF ? (rotary_dim / 2) % 8 : rotary_dim % 8) || (head_dim - rotary_dim) % 8 ||                  \
+        (DT == DT_FP8 && !fp8_factor_ok(k_scale))) {                                                                \
+      rotary_attn_##dtype##_scores_##pairing##__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, cs,         \
+                                                       cs_stride, sin_offset, rotary_dim, s, s_stride);           \
+      return;                                                                                                       \
+    }                                                                                                               \
+    rot_any(PR, DT, q, rows, head_dim, k, k_row_stride, n, k_scale, cs, cs_stride, sin_offset, rotary_dim, s,      \
+            s_stride);                                                                                              \
+    if (DT == DT_FP8 && fp8_any_nan((const unsigned char *)k, k_row_stride, n, head_dim))                          \
+      fp8_fix_scores(rows, head_dim, (const unsigned char *)k, k_row_stride, n, s, s_stride);                      \
   }
 
-ATTN_HALF_NEON(f32, DT_F32)
-ATTN_HALF_NEON(f16, DT_F16)
-ATTN_HALF_NEON(bf16, DT_BF16)
-ATTN_HALF_NEON(fp8, DT_FP8)
+ATTN_ROT_NEON(f32, DT_F32, half, PR_HALF)
+ATTN_ROT_NEON(f16, DT_F16, half, PR_HALF)
+ATTN_ROT_NEON(bf16, DT_BF16, half, PR_HALF)
+ATTN_ROT_NEON(fp8, DT_FP8, half, PR_HALF)
+ATTN_ROT_NEON(f32, DT_F32, interleaved, PR_INTER)
+ATTN_ROT_NEON(f16, DT_F16, interleaved, PR_INTER)
+ATTN_ROT_NEON(bf16, DT_BF16, interleaved, PR_INTER)
+ATTN_ROT_NEON(fp8, DT_FP8, interleaved, PR_INTER)
 
 /* ---- exp: the algorithm of x86/attn_avx2.c's exp8, 4 lanes (FMAX/FMIN keep a NaN) ---- */
 

@@ -4,7 +4,9 @@
  * rotary_attn_f16_values__scalar rotary_attn_bf16_scores__scalar rotary_attn_bf16_values__scalar
  * rotary_attn_fp8_scores__scalar rotary_attn_fp8_values__scalar rotary_attn_exp__scalar
  * rotary_attn_f32_scores_half__scalar rotary_attn_f16_scores_half__scalar rotary_attn_bf16_scores_half__scalar
- * rotary_attn_fp8_scores_half__scalar */
+ * rotary_attn_fp8_scores_half__scalar rotary_attn_f32_scores_interleaved__scalar
+ * rotary_attn_f16_scores_interleaved__scalar rotary_attn_bf16_scores_interleaved__scalar
+ * rotary_attn_fp8_scores_interleaved__scalar */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -126,6 +128,39 @@ ATTN_SCALAR_HALF(f32, 4)
 ATTN_SCALAR_HALF(f16, 2)
 ATTN_SCALAR_HALF(bf16, 2)
 ATTN_SCALAR_HALF(fp8, 1)
+
+/* Interleaved pairs: element e < rotary_dim of a key is fmaf(x_{2i}, B[e], x_{2i+1} * D[e]) for its pair i = e / 2
+ * (attn_kernels.h's arranged rows), made CHUNK at a time and summed in d order per row. */
+#define ATTN_SCALAR_INTERLEAVED(dtype, size)                                                                      \
+  void rotary_attn_##dtype##_scores_interleaved__scalar(                                                        \
+      const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride, size_t n,            \
+      float k_scale, const float *cs, size_t cs_stride, size_t sin_offset, size_t rotary_dim, float *s,         \
+      size_t s_stride) {                                                                                        \
+    float buf[CHUNK];                                                                                           \
+    for (size_t j = 0; j < n; j++) {                                                                            \
+      const unsigned char *key = (const unsigned char *)k + (ptrdiff_t)j * k_row_stride * (size);              \
+      const float *B = cs + j * cs_stride, *D = B + sin_offset;                                                 \
+      for (size_t c = 0; c < head_dim; c += CHUNK) {                                                            \
+        const size_t m = head_dim - c < CHUNK ? head_dim - c : CHUNK;                                           \
+        for (size_t d = 0; d < m; d++) {                                                                        \
+          const size_t e = c + d, a = e & ~(size_t)1;                                                           \
+          buf[d] = e < rotary_dim ? fmaf(load_##dtype(key, a, k_scale), B[e], load_##dtype(key, a + 1, k_scale) * D[e]) \
+                                  : load_##dtype(key, e, k_scale);                                              \
+        }                                                                                                       \
+        for (size_t r = 0; r < rows; r++) {                                                                     \
+          const float *qr = q + r * head_dim + c;                                                               \
+          float acc = c ? s[r * s_stride + j] : 0.0f;                                                           \
+          for (size_t d = 0; d < m; d++) acc = fmaf(qr[d], buf[d], acc);                                        \
+          s[r * s_stride + j] = acc;                                                                            \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+
+ATTN_SCALAR_INTERLEAVED(f32, 4)
+ATTN_SCALAR_INTERLEAVED(f16, 2)
+ATTN_SCALAR_INTERLEAVED(bf16, 2)
+ATTN_SCALAR_INTERLEAVED(fp8, 1)
 
 /* expf (the C library's, within 1 ulp where glibc's is used) of s[j] - max, summed in j order. */
 float rotary_attn_exp__scalar(float *s, size_t n, float max) {

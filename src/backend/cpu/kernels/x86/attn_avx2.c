@@ -4,7 +4,8 @@
  * rotary_attn_f16_values__avx2 rotary_attn_bf16_scores__avx2 rotary_attn_bf16_values__avx2
  * rotary_attn_fp8_scores__avx2 rotary_attn_fp8_values__avx2 rotary_attn_exp__avx2
  * rotary_attn_f32_scores_half__avx2 rotary_attn_f16_scores_half__avx2 rotary_attn_bf16_scores_half__avx2
- * rotary_attn_fp8_scores_half__avx2 */
+ * rotary_attn_fp8_scores_half__avx2 rotary_attn_f32_scores_interleaved__avx2 rotary_attn_f16_scores_interleaved__avx2
+ * rotary_attn_bf16_scores_interleaved__avx2 rotary_attn_fp8_scores_interleaved__avx2 */
 #if defined(__x86_64__) || defined(__i386__)
 #include <float.h>
 #include <stdint.h>
@@ -210,13 +211,26 @@ INLINE void scores_any(int dt, const float *q, size_t rows, size_t hd, const voi
   scores_rows(dt, q, rows, hd, (const unsigned char *)k, kb, n, f8, scale, s, ss);
 }
 
-/* ---- scores with keys rotated on the way (half pairing): R rows x J keys per block (R <= 4; J <= 2 rotating,
- * J <= 3 reading rows rotated before) ----
- * Sum order, the same on every path (so a logit does not depend on the blocking): lane-wise, for each step i of 8
- * pairs the term of y_i then that of y_{half+i}, then the unrotated elements in steps of 8, then hsum8's tree.
- * Needs half and head_dim - rotary_dim multiples of 8 (the kernels send other shapes to the scalar kernel). */
-INLINE void half_block(int dt, int rot, int R, int J, const float *q, size_t hd, size_t rd, const unsigned char *k,
-                       ptrdiff_t kb, const float *cs, size_t css, size_t so, __m256 f8, float *s, size_t ss) {
+/* ---- scores with keys rotated on the way: R rows x J keys per block (R <= 4; J <= 2 rotating, J <= 3 reading
+ * rows rotated before) ----
+ * Sum order, the same on every path (so a logit does not depend on the blocking), lane-wise then hsum8's tree:
+ *   half pairs: for each step i of 8 pairs the term of y_i then that of y_{half+i}, then the unrotated elements in
+ *   steps of 8;
+ *   interleaved pairs: every element in steps of 8 (the plain scores order).
+ * Needs rotary_dim and head_dim multiples of 8 and, for half pairs, rotary_dim / 2 too (the kernels send other
+ * shapes to the scalar kernel). */
+enum { PR_HALF = 0, PR_INTER = 1 };
+
+/* One key's 8 rotated elements at d (interleaved: d < rd, a multiple of 8): y = fma(x_even, B, x_odd * D). */
+INLINE __m256 rot_inter8(int dt, const unsigned char *kj, size_t d, const float *B, const float *D, __m256 f8) {
+  const __m256 x = dec8(dt, kj + d * dt_size[dt], f8);
+  return _mm256_fmadd_ps(_mm256_moveldup_ps(x), _mm256_loadu_ps(B + d),
+                         _mm256_mul_ps(_mm256_movehdup_ps(x), _mm256_loadu_ps(D + d)));
+}
+
+INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, size_t hd, size_t rd,
+                      const unsigned char *k, ptrdiff_t kb, const float *cs, size_t css, size_t so, __m256 f8,
+                      float *s, size_t ss) {
   const size_t es = dt_size[dt], half = rd / 2;
   __m256 acc[16];
   for (int i = 0; i < 16; i++) acc[i] = _mm256_setzero_ps();
@@ -224,31 +238,38 @@ INLINE void half_block(int dt, int rot, int R, int J, const float *q, size_t hd,
     for (int j = J; j < 2 * J; j++)
       for (size_t off = 0; off < hd * es && off < 512; off += 64)
         _mm_prefetch((const char *)(uintptr_t)((uintptr_t)k + (uintptr_t)(j * kb) + off), _MM_HINT_T0);
-  for (size_t i = 0; i < half; i += 8) {
-    __m256 ya[3], yb[3];
-    for (int j = 0; j < J; j++) {
-      const unsigned char *kj = k + j * kb;
-      const __m256 x0 = dec8(dt, kj + i * es, f8), x1 = dec8(dt, kj + (half + i) * es, f8);
-      if (rot) { /* y_i = fmaf(x0, c, -(x1 s)), y_{half+i} = fmaf(x0, s, x1 c): the rotation kernels' formula */
-        const __m256 c = _mm256_loadu_ps(cs + j * css + i), sn = _mm256_loadu_ps(cs + j * css + so + i);
-        ya[j] = _mm256_fmsub_ps(x0, c, _mm256_mul_ps(x1, sn));
-        yb[j] = _mm256_fmadd_ps(x0, sn, _mm256_mul_ps(x1, c));
-      } else {
-        ya[j] = x0;
-        yb[j] = x1;
-      }
-    }
-    for (int r = 0; r < R; r++) {
-      const __m256 qa = _mm256_loadu_ps(q + r * hd + i), qb = _mm256_loadu_ps(q + r * hd + half + i);
+  size_t d0 = 0; /* the first element of the plain steps */
+  if (pr == PR_HALF) {
+    for (size_t i = 0; i < half; i += 8) {
+      __m256 ya[3], yb[3];
       for (int j = 0; j < J; j++) {
-        acc[r * J + j] = _mm256_fmadd_ps(qa, ya[j], acc[r * J + j]);
-        acc[r * J + j] = _mm256_fmadd_ps(qb, yb[j], acc[r * J + j]);
+        const unsigned char *kj = k + j * kb;
+        const __m256 x0 = dec8(dt, kj + i * es, f8), x1 = dec8(dt, kj + (half + i) * es, f8);
+        if (rot) { /* y_i = fmaf(x0, c, -(x1 s)), y_{half+i} = fmaf(x0, s, x1 c): the rotation kernels' formula */
+          const __m256 c = _mm256_loadu_ps(cs + j * css + i), sn = _mm256_loadu_ps(cs + j * css + so + i);
+          ya[j] = _mm256_fmsub_ps(x0, c, _mm256_mul_ps(x1, sn));
+          yb[j] = _mm256_fmadd_ps(x0, sn, _mm256_mul_ps(x1, c));
+        } else {
+          ya[j] = x0;
+          yb[j] = x1;
+        }
+      }
+      for (int r = 0; r < R; r++) {
+        const __m256 qa = _mm256_loadu_ps(q + r * hd + i), qb = _mm256_loadu_ps(q + r * hd + half + i);
+        for (int j = 0; j < J; j++) {
+          acc[r * J + j] = _mm256_fmadd_ps(qa, ya[j], acc[r * J + j]);
+          acc[r * J + j] = _mm256_fmadd_ps(qb, yb[j], acc[r * J + j]);
+        }
       }
     }
+    d0 = rd;
   }
-  for (size_t d = rd; d < hd; d += 8) {
+  for (size_t d = d0; d < hd; d += 8) {
     __m256 kv[3];
-    for (int j = 0; j < J; j++) kv[j] = dec8(dt, k + j * kb + d * es, f8);
+    for (int j = 0; j < J; j++)
+      kv[j] = pr == PR_INTER && rot && d < rd
+                  ? rot_inter8(dt, k + j * kb, d, cs + j * css, cs + j * css + so, f8)
+                  : dec8(dt, k + j * kb + d * es, f8);
     for (int r = 0; r < R; r++) {
       const __m256 q0 = _mm256_loadu_ps(q + r * hd + d);
       for (int j = 0; j < J; j++) acc[r * J + j] = _mm256_fmadd_ps(q0, kv[j], acc[r * J + j]);
@@ -262,64 +283,72 @@ INLINE void half_block(int dt, int rot, int R, int J, const float *q, size_t hd,
 }
 
 /* One row block (R rows, then keys J at a time, then the rest one by one). */
-INLINE void half_rows_r(int dt, int rot, int R, const float *q, size_t hd, size_t rd, const unsigned char *k,
-                        ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so, __m256 f8, float *s,
-                        size_t ss) {
+INLINE void rot_rows_r(int pr, int dt, int rot, int R, const float *q, size_t hd, size_t rd, const unsigned char *k,
+                       ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so, __m256 f8, float *s,
+                       size_t ss) {
   size_t j = 0;
   if (rot) {
     for (; j + 2 <= n; j += 2)
-      half_block(dt, 1, R, 2, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs + j * css, css, so, f8, s + j, ss);
+      rot_block(pr, dt, 1, R, 2, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs + j * css, css, so, f8, s + j, ss);
   } else {
     for (; j + 3 <= n; j += 3)
-      half_block(dt, 0, R, 3, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs, css, so, f8, s + j, ss);
+      rot_block(pr, dt, 0, R, 3, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs, css, so, f8, s + j, ss);
   }
-  for (; j < n; j++) half_block(dt, rot, R, 1, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs + j * css, css, so, f8, s + j, ss);
+  for (; j < n; j++)
+    rot_block(pr, dt, rot, R, 1, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs + j * css, css, so, f8, s + j, ss);
 }
 
-INLINE void half_rows(int dt, int rot, const float *q, size_t rows, size_t hd, size_t rd, const unsigned char *k,
-                      ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so, __m256 f8, float *s, size_t ss) {
+INLINE void rot_rows(int pr, int dt, int rot, const float *q, size_t rows, size_t hd, size_t rd,
+                     const unsigned char *k, ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so,
+                     __m256 f8, float *s, size_t ss) {
   for (size_t r0 = 0; r0 < rows; r0 += 4) {
     const float *qr = q + r0 * hd;
     float *sr = s + r0 * ss;
     switch (rows - r0 < 4 ? rows - r0 : 4) {
-      case 4: half_rows_r(dt, rot, 4, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
-      case 3: half_rows_r(dt, rot, 3, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
-      case 2: half_rows_r(dt, rot, 2, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
-      default: half_rows_r(dt, rot, 1, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
+      case 4: rot_rows_r(pr, dt, rot, 4, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
+      case 3: rot_rows_r(pr, dt, rot, 3, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
+      case 2: rot_rows_r(pr, dt, rot, 2, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
+      default: rot_rows_r(pr, dt, rot, 1, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
     }
   }
 }
 
-/* With more than 4 rows, keys are rotated once into this many floats (a block of rows) and every row block reads
- * them rotated; the same numbers, the same order, so the same bits. */
-INLINE void half_any(int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride, size_t n,
-                     float scale, const float *cs, size_t css, size_t so, size_t rd, float *s, size_t ss) {
+/* With more than 4 rows, keys are rotated once into a block of fp32 rows that every row block reads (the same
+ * numbers, the same order: the same bits). */
+INLINE void rot_any(int pr, int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
+                    size_t n, float scale, const float *cs, size_t css, size_t so, size_t rd, float *s, size_t ss) {
   const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
   const __m256 f8 = _mm256_set1_ps(scale * 256.0f);
   const unsigned char *kp = (const unsigned char *)k;
   if (rows > 4 && hd <= STAGE_FLOATS / 4) {
     float buf[STAGE_FLOATS];
-    const size_t block = STAGE_FLOATS / hd, half = rd / 2;
+    const size_t block = STAGE_FLOATS / hd, half = rd / 2, es = dt_size[dt];
     for (size_t j = 0; j < n; j += block) {
       const size_t m = n - j < block ? n - j : block;
       for (size_t t = 0; t < m; t++) {
         const unsigned char *kj = kp + (ptrdiff_t)(j + t) * kb;
         const float *c = cs + (j + t) * css;
         float *y = buf + t * hd;
-        for (size_t i = 0; i < half; i += 8) {
-          const __m256 x0 = dec8(dt, kj + i * dt_size[dt], f8), x1 = dec8(dt, kj + (half + i) * dt_size[dt], f8);
-          const __m256 cv = _mm256_loadu_ps(c + i), sv = _mm256_loadu_ps(c + so + i);
-          _mm256_storeu_ps(y + i, _mm256_fmsub_ps(x0, cv, _mm256_mul_ps(x1, sv)));
-          _mm256_storeu_ps(y + half + i, _mm256_fmadd_ps(x0, sv, _mm256_mul_ps(x1, cv)));
+        size_t d = 0;
+        if (pr == PR_HALF) {
+          for (size_t i = 0; i < half; i += 8) {
+            const __m256 x0 = dec8(dt, kj + i * es, f8), x1 = dec8(dt, kj + (half + i) * es, f8);
+            const __m256 cv = _mm256_loadu_ps(c + i), sv = _mm256_loadu_ps(c + so + i);
+            _mm256_storeu_ps(y + i, _mm256_fmsub_ps(x0, cv, _mm256_mul_ps(x1, sv)));
+            _mm256_storeu_ps(y + half + i, _mm256_fmadd_ps(x0, sv, _mm256_mul_ps(x1, cv)));
+          }
+          d = rd;
+        } else {
+          for (; d < rd; d += 8) _mm256_storeu_ps(y + d, rot_inter8(dt, kj, d, c, c + so, f8));
         }
-        for (size_t d = rd; d < hd; d += 8) _mm256_storeu_ps(y + d, dec8(dt, kj + d * dt_size[dt], f8));
+        for (; d < hd; d += 8) _mm256_storeu_ps(y + d, dec8(dt, kj + d * es, f8));
       }
-      half_rows(DT_F32, 0, q, rows, hd, rd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, cs, css, so, f8,
-                s + j, ss);
+      rot_rows(pr, DT_F32, 0, q, rows, hd, rd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, cs, css, so, f8,
+               s + j, ss);
     }
     return;
   }
-  half_rows(dt, 1, q, rows, hd, rd, kp, kb, n, cs, css, so, f8, s, ss);
+  rot_rows(pr, dt, 1, q, rows, hd, rd, kp, kb, n, cs, css, so, f8, s, ss);
 }
 
 /* ---- values: R rows x 16 outputs per block, keys inside, p broadcast ---- */
@@ -520,30 +549,35 @@ void rotary_attn_fp8_values__avx2(const float *p, size_t p_stride, size_t rows, 
 
 /* ---- scores with keys rotated on the way ---- */
 
-#define ATTN_HALF_AVX2(dtype, DT)                                                                                 \
-  void rotary_attn_##dtype##_scores_half__avx2(const float *q, size_t rows, size_t head_dim, const void *k,     \
-                                               ptrdiff_t k_row_stride, size_t n, float k_scale, const float *cs, \
-                                               size_t cs_stride, size_t sin_offset, size_t rotary_dim, float *s,  \
-                                               size_t s_stride) ROTARY_TARGET;                                    \
-  void rotary_attn_##dtype##_scores_half__avx2(const float *q, size_t rows, size_t head_dim, const void *k,     \
-                                               ptrdiff_t k_row_stride, size_t n, float k_scale, const float *cs, \
-                                               size_t cs_stride, size_t sin_offset, size_t rotary_dim, float *s,  \
-                                               size_t s_stride) {                                                 \
-    if ((rotary_dim / 2) % 8 || (head_dim - rotary_dim) % 8 || (DT == DT_FP8 && !fp8_factor_ok(k_scale))) {     \
-      rotary_attn_##dtype##_scores_half__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, cs, cs_stride,  \
-                                                sin_offset, rotary_dim, s, s_stride);                           \
-      return;                                                                                                   \
-    }                                                                                                           \
-    half_any(DT, q, rows, head_dim, k, k_row_stride, n, k_scale, cs, cs_stride, sin_offset, rotary_dim, s,      \
-             s_stride);                                                                                         \
-    if (DT == DT_FP8 && fp8_any_nan((const unsigned char *)k, k_row_stride, n, head_dim))                      \
-      fp8_fix_scores(rows, head_dim, (const unsigned char *)k, k_row_stride, n, s, s_stride);                  \
+#define ATTN_ROT_AVX2(dtype, DT, pairing, PR)                                                                     \
+  void rotary_attn_##dtype##_scores_##pairing##__avx2(const float *q, size_t rows, size_t head_dim, const void *k, \
+                                                      ptrdiff_t k_row_stride, size_t n, float k_scale,             \
+                                                      const float *cs, size_t cs_stride, size_t sin_offset,        \
+                                                      size_t rotary_dim, float *s, size_t s_stride) ROTARY_TARGET; \
+  void rotary_attn_##dtype##_scores_##pairing##__avx2(const float *q, size_t rows, size_t head_dim, const void *k, \
+                                                      ptrdiff_t k_row_stride, size_t n, float k_scale,             \
+                                                      const float *cs, size_t cs_stride, size_t sin_offset,        \
+                                                      size_t rotary_dim, float *s, size_t s_stride) {              \
+    if ((PR == PR_HALF ? (rotary_dim / 2) % 8 : rotary_dim % 8) || (head_dim - rotary_dim) % 8 ||                  \
+        (DT == DT_FP8 && !fp8_factor_ok(k_scale))) {                                                                \
+      rotary_attn_##dtype##_scores_##pairing##__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, cs,         \
+                                                       cs_stride, sin_offset, rotary_dim, s, s_stride);           \
+      return;                                                                                                       \
+    }                                                                                                               \
+    rot_any(PR, DT, q, rows, head_dim, k, k_row_stride, n, k_scale, cs, cs_stride, sin_offset, rotary_dim, s,      \
+            s_stride);                                                                                              \
+    if (DT == DT_FP8 && fp8_any_nan((const unsigned char *)k, k_row_stride, n, head_dim))                          \
+      fp8_fix_scores(rows, head_dim, (const unsigned char *)k, k_row_stride, n, s, s_stride);                      \
   }
 
-ATTN_HALF_AVX2(f32, DT_F32)
-ATTN_HALF_AVX2(f16, DT_F16)
-ATTN_HALF_AVX2(bf16, DT_BF16)
-ATTN_HALF_AVX2(fp8, DT_FP8)
+ATTN_ROT_AVX2(f32, DT_F32, half, PR_HALF)
+ATTN_ROT_AVX2(f16, DT_F16, half, PR_HALF)
+ATTN_ROT_AVX2(bf16, DT_BF16, half, PR_HALF)
+ATTN_ROT_AVX2(fp8, DT_FP8, half, PR_HALF)
+ATTN_ROT_AVX2(f32, DT_F32, interleaved, PR_INTER)
+ATTN_ROT_AVX2(f16, DT_F16, interleaved, PR_INTER)
+ATTN_ROT_AVX2(bf16, DT_BF16, interleaved, PR_INTER)
+ATTN_ROT_AVX2(fp8, DT_FP8, interleaved, PR_INTER)
 
 /* ---- exp ---- */
 
