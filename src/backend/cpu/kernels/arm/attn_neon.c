@@ -246,35 +246,9 @@ INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, siz
     for (int j = 0; j < J; j++) s[r * ss + j] = vaddvq_f32(acc[r * J + j]);
 }
 
-INLINE void rot_rows_r(int pr, int dt, int rot, int R, const float *q, size_t hd, size_t rd, const unsigned char *k,
-                       ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so, float32x4_t f8, float *s,
-                       size_t ss) {
-  size_t j = 0;
-  if (rot) {
-    for (; j + 2 <= n; j += 2)
-      rot_block(pr, dt, 1, R, 2, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs + j * css, css, so, f8, s + j, ss);
-  } else {
-    for (; j + 3 <= n; j += 3)
-      rot_block(pr, dt, 0, R, 3, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs, css, so, f8, s + j, ss);
-  }
-  for (; j < n; j++)
-    rot_block(pr, dt, rot, R, 1, q, hd, rd, k + (ptrdiff_t)j * kb, kb, cs + j * css, css, so, f8, s + j, ss);
-}
-
-INLINE void rot_rows(int pr, int dt, int rot, const float *q, size_t rows, size_t hd, size_t rd,
-                     const unsigned char *k, ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so,
-                     float32x4_t f8, float *s, size_t ss) {
-  for (size_t r0 = 0; r0 < rows; r0 += 4) {
-    const float *qr = q + r0 * hd;
-    float *sr = s + r0 * ss;
-    switch (rows - r0 < 4 ? rows - r0 : 4) {
-      case 4: rot_rows_r(pr, dt, rot, 4, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
-      case 3: rot_rows_r(pr, dt, rot, 3, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
-      case 2: rot_rows_r(pr, dt, rot, 2, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
-      default: rot_rows_r(pr, dt, rot, 1, qr, hd, rd, k, kb, n, cs, css, so, f8, sr, ss); break;
-    }
-  }
-}
+#define ATTN_VEC float32x4_t
+#include "attn_rot_rows.h"
+#undef ATTN_VEC
 
 /* With more than 4 rows, keys are rotated once into a block of fp32 rows that every row block reads (the same
  * numbers, the same order: the same bits). */
@@ -495,16 +469,7 @@ void rotary_attn_fp8_values__neon(const float *p, size_t p_stride, size_t rows, 
                                                       ptrdiff_t k_row_stride, size_t n, float k_scale,             \
                                                       const float *cs, size_t cs_stride, size_t sin_offset,        \
                                                       size_t rotary_dim, float *s, size_t s_stride) {              \
-    if ((PR == PR_HALF ? (rotary_dim / 2) % 8 : rotary_dim % 8) || (head_dim - rotary_dim) % 8 ||                  \
-        (DT == DT_FP8 && !fp8_factor_ok(k_scale))) {                                                                \
-      rotary_attn_##dtype##_scores_##pairing##__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, cs,         \
-                                                       cs_stride, sin_offset, rotary_dim, s, s_stride);           \
-      return;                                                                                                       \
-    }                                                                                                               \
-    rot_any(PR, DT, q, rows, head_dim, k, k_row_stride, n, k_scale, cs, cs_stride, sin_offset, rotary_dim, s,      \
-            s_stride);                                                                                              \
-    if (DT == DT_FP8 && fp8_any_nan((const unsigned char *)k, k_row_stride, n, head_dim))                          \
-      fp8_fix_scores(rows, head_dim, (const unsigned char *)k, k_row_stride, n, s, s_stride);                      \
+    ATTN_ROT_BODY(dtype, DT, pairing, PR)                                                                           \
   }
 
 ATTN_ROT_NEON(f32, DT_F32, half, PR_HALF)

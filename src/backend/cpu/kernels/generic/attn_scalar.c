@@ -43,6 +43,18 @@ static inline float load_fp8(const unsigned char *p, size_t i, float scale) {
   return rotary_fp8_e4m3_decode(p[i], scale);
 }
 
+/* Adds the terms of elements [c, c + m) of key j (decoded, or rotated, into buf) to every row's logit, in d order
+ * (the first chunk, c = 0, starts the sums). */
+static inline void add_terms(const float *q, size_t rows, size_t head_dim, size_t c, const float *buf, size_t m,
+                             float *s, size_t s_stride, size_t j) {
+  for (size_t r = 0; r < rows; r++) {
+    const float *qr = q + r * head_dim + c;
+    float acc = c ? s[r * s_stride + j] : 0.0f;
+    for (size_t d = 0; d < m; d++) acc = fmaf(qr[d], buf[d], acc);
+    s[r * s_stride + j] = acc;
+  }
+}
+
 #define ATTN_SCALAR(dtype, size)                                                                                  \
   void rotary_attn_##dtype##_scores__scalar(const float *q, size_t rows, size_t head_dim, const void *k,        \
                                             ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,           \
@@ -53,12 +65,7 @@ static inline float load_fp8(const unsigned char *p, size_t i, float scale) {
       for (size_t c = 0; c < head_dim; c += CHUNK) {                                                            \
         const size_t m = head_dim - c < CHUNK ? head_dim - c : CHUNK;                                           \
         for (size_t d = 0; d < m; d++) buf[d] = load_##dtype(key, c + d, k_scale);                              \
-        for (size_t r = 0; r < rows; r++) {                                                                     \
-          const float *qr = q + r * head_dim + c;                                                               \
-          float acc = c ? s[r * s_stride + j] : 0.0f;                                                           \
-          for (size_t d = 0; d < m; d++) acc = fmaf(qr[d], buf[d], acc);                                        \
-          s[r * s_stride + j] = acc;                                                                            \
-        }                                                                                                       \
+        add_terms(q, rows, head_dim, c, buf, m, s, s_stride, j);                                                \
       }                                                                                                         \
     }                                                                                                           \
   }                                                                                                             \
@@ -98,7 +105,6 @@ ATTN_SCALAR(fp8, 1)
     for (size_t j = 0; j < n; j++) {                                                                            \
       const unsigned char *key = (const unsigned char *)k + (ptrdiff_t)j * k_row_stride * (size);              \
       const float *c = cs + j * cs_stride, *sn = c + sin_offset;                                                \
-      for (size_t r = 0; r < rows; r++) s[r * s_stride + j] = 0.0f;                                            \
       for (int part = 0; part < 3; part++) { /* y_i (i < half), y_{half+i}, then d >= rotary_dim */           \
         const size_t base = part == 0 ? 0 : part == 1 ? half : rotary_dim;                                      \
         const size_t len = part == 2 ? head_dim - rotary_dim : half;                                            \
@@ -113,12 +119,7 @@ ATTN_SCALAR(fp8, 1)
               buf[d] = part == 0 ? fmaf(x0, c[i], -(x1 * sn[i])) : fmaf(x0, sn[i], x1 * c[i]);                  \
             }                                                                                                   \
           }                                                                                                     \
-          for (size_t r = 0; r < rows; r++) {                                                                   \
-            const float *qr = q + r * head_dim + base + c0;                                                     \
-            float acc = s[r * s_stride + j];                                                                    \
-            for (size_t d = 0; d < m; d++) acc = fmaf(qr[d], buf[d], acc);                                      \
-            s[r * s_stride + j] = acc;                                                                          \
-          }                                                                                                     \
+          add_terms(q, rows, head_dim, base + c0, buf, m, s, s_stride, j); /* base + c0 = 0 first */            \
         }                                                                                                       \
       }                                                                                                         \
     }                                                                                                           \
@@ -147,12 +148,7 @@ ATTN_SCALAR_HALF(fp8, 1)
           buf[d] = e < rotary_dim ? fmaf(load_##dtype(key, a, k_scale), B[e], load_##dtype(key, a + 1, k_scale) * D[e]) \
                                   : load_##dtype(key, e, k_scale);                                              \
         }                                                                                                       \
-        for (size_t r = 0; r < rows; r++) {                                                                     \
-          const float *qr = q + r * head_dim + c;                                                               \
-          float acc = c ? s[r * s_stride + j] : 0.0f;                                                           \
-          for (size_t d = 0; d < m; d++) acc = fmaf(qr[d], buf[d], acc);                                        \
-          s[r * s_stride + j] = acc;                                                                            \
-        }                                                                                                       \
+        add_terms(q, rows, head_dim, c, buf, m, s, s_stride, j);                                                \
       }                                                                                                         \
     }                                                                                                           \
   }
