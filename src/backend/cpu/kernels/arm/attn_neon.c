@@ -182,8 +182,8 @@ INLINE float32x4_t rot_inter4(float32x4_t x, const float *B, const float *D) {
 }
 
 INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, size_t hd, size_t rd,
-                      const unsigned char *k, ptrdiff_t kb, const float *cs, size_t css, size_t so, float32x4_t f8,
-                      float *s, size_t ss) {
+                      const unsigned char *k, ptrdiff_t kb, ptrdiff_t k1, const float *cs, size_t c1, size_t so,
+                      float32x4_t f8, float *s, size_t ss, int nst) {
   const size_t es = dt_size[dt], half = rd / 2;
   float32x4_t acc[12];
   for (int i = 0; i < 12; i++) acc[i] = vdupq_n_f32(0.0f);
@@ -196,13 +196,13 @@ INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, siz
     for (size_t i = 0; i < half; i += 8) {
       float32x4_t ya[3][2], yb[3][2];
       for (int j = 0; j < J; j++) {
-        const unsigned char *kj = k + j * kb;
+        const unsigned char *kj = k + j * k1;
         float32x4_t x0[2], x1[2];
         dec8(dt, kj + i * es, f8, &x0[0], &x0[1]);
         dec8(dt, kj + (half + i) * es, f8, &x1[0], &x1[1]);
         for (int h = 0; h < 2; h++) {
           if (rot) { /* fmaf(x0, c, -(x1 s)) and fmaf(x0, s, x1 c): the rotation kernels' formula */
-            const float32x4_t c = vld1q_f32(cs + j * css + i + 4 * h), sn = vld1q_f32(cs + j * css + so + i + 4 * h);
+            const float32x4_t c = vld1q_f32(cs + j * c1 + i + 4 * h), sn = vld1q_f32(cs + j * c1 + so + i + 4 * h);
             ya[j][h] = vfmaq_f32(vnegq_f32(vmulq_f32(x1[h], sn)), x0[h], c);
             yb[j][h] = vfmaq_f32(vmulq_f32(x1[h], c), x0[h], sn);
           } else {
@@ -227,9 +227,9 @@ INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, siz
   for (size_t d = d0; d < hd; d += 8) {
     float32x4_t lo[3], hi[3];
     for (int j = 0; j < J; j++) {
-      dec8(dt, k + j * kb + d * es, f8, &lo[j], &hi[j]);
+      dec8(dt, k + j * k1 + d * es, f8, &lo[j], &hi[j]);
       if (pr == PR_INTER && rot && d < rd) {
-        const float *B = cs + j * css + d, *D = cs + j * css + so + d;
+        const float *B = cs + j * c1 + d, *D = cs + j * c1 + so + d;
         lo[j] = rot_inter4(lo[j], B, D);
         hi[j] = rot_inter4(hi[j], B + 4, D + 4);
       }
@@ -243,7 +243,7 @@ INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, siz
     }
   }
   for (int r = 0; r < R; r++)
-    for (int j = 0; j < J; j++) s[r * ss + j] = vaddvq_f32(acc[r * J + j]);
+    for (int j = 0; j < nst; j++) s[r * ss + j] = vaddvq_f32(acc[r * J + j]);
 }
 
 #define ATTN_VEC float32x4_t

@@ -229,8 +229,8 @@ INLINE __m256 rot_inter8(int dt, const unsigned char *kj, size_t d, const float 
 }
 
 INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, size_t hd, size_t rd,
-                      const unsigned char *k, ptrdiff_t kb, const float *cs, size_t css, size_t so, __m256 f8,
-                      float *s, size_t ss) {
+                      const unsigned char *k, ptrdiff_t kb, ptrdiff_t k1, const float *cs, size_t c1, size_t so,
+                      __m256 f8, float *s, size_t ss, int nst) {
   const size_t es = dt_size[dt], half = rd / 2;
   __m256 acc[16];
   for (int i = 0; i < 16; i++) acc[i] = _mm256_setzero_ps();
@@ -243,10 +243,10 @@ INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, siz
     for (size_t i = 0; i < half; i += 8) {
       __m256 ya[3], yb[3];
       for (int j = 0; j < J; j++) {
-        const unsigned char *kj = k + j * kb;
+        const unsigned char *kj = k + j * k1;
         const __m256 x0 = dec8(dt, kj + i * es, f8), x1 = dec8(dt, kj + (half + i) * es, f8);
         if (rot) { /* y_i = fmaf(x0, c, -(x1 s)), y_{half+i} = fmaf(x0, s, x1 c): the rotation kernels' formula */
-          const __m256 c = _mm256_loadu_ps(cs + j * css + i), sn = _mm256_loadu_ps(cs + j * css + so + i);
+          const __m256 c = _mm256_loadu_ps(cs + j * c1 + i), sn = _mm256_loadu_ps(cs + j * c1 + so + i);
           ya[j] = _mm256_fmsub_ps(x0, c, _mm256_mul_ps(x1, sn));
           yb[j] = _mm256_fmadd_ps(x0, sn, _mm256_mul_ps(x1, c));
         } else {
@@ -268,8 +268,8 @@ INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, siz
     __m256 kv[3];
     for (int j = 0; j < J; j++)
       kv[j] = pr == PR_INTER && rot && d < rd
-                  ? rot_inter8(dt, k + j * kb, d, cs + j * css, cs + j * css + so, f8)
-                  : dec8(dt, k + j * kb + d * es, f8);
+                  ? rot_inter8(dt, k + j * k1, d, cs + j * c1, cs + j * c1 + so, f8)
+                  : dec8(dt, k + j * k1 + d * es, f8);
     for (int r = 0; r < R; r++) {
       const __m256 q0 = _mm256_loadu_ps(q + r * hd + d);
       for (int j = 0; j < J; j++) acc[r * J + j] = _mm256_fmadd_ps(q0, kv[j], acc[r * J + j]);
@@ -279,7 +279,7 @@ INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, siz
   _mm256_storeu_ps(out, hsum8(acc));
   if (R * J > 8) _mm256_storeu_ps(out + 8, hsum8(acc + 8));
   for (int r = 0; r < R; r++)
-    for (int j = 0; j < J; j++) s[r * ss + j] = out[r * J + j];
+    for (int j = 0; j < nst; j++) s[r * ss + j] = out[r * J + j];
 }
 
 #define ATTN_VEC __m256
