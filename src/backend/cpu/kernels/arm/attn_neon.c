@@ -166,8 +166,8 @@ INLINE void scores_any(int dt, const float *q, size_t rows, size_t hd, const voi
   scores_rows(dt, q, rows, hd, (const unsigned char *)k, kb, n, f8, scale, s, ss);
 }
 
-/* ---- scores with keys rotated on the way: R rows x J keys per block (R <= 4; J <= 2 rotating, J <= 3 reading
- * rows rotated before), as x86/attn_avx2.c's rot_block ----
+/* ---- scores with keys rotated on the way: R rows (4 or 1) x J = 2 keys per block (attn_rot_rows.h), as
+ * x86/attn_avx2.c's rot_block ----
  * Sum order, the same on every path, lane-wise then FADDP's lane sum:
  *   half pairs: for each step i of 8 pairs the terms of y_i .. y_{i+7} (two fmas) then those of y_{half+i} ..
  *   (two fmas), then the unrotated elements in steps of 8;

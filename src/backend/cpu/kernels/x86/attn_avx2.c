@@ -211,8 +211,7 @@ INLINE void scores_any(int dt, const float *q, size_t rows, size_t hd, const voi
   scores_rows(dt, q, rows, hd, (const unsigned char *)k, kb, n, f8, scale, s, ss);
 }
 
-/* ---- scores with keys rotated on the way: R rows x J keys per block (R <= 4; J <= 2 rotating, J <= 3 reading
- * rows rotated before) ----
+/* ---- scores with keys rotated on the way: R rows (4 or 1) x J = 2 keys per block (attn_rot_rows.h) ----
  * Sum order, the same on every path (so a logit does not depend on the blocking), lane-wise then hsum8's tree:
  *   half pairs: for each step i of 8 pairs the term of y_i then that of y_{half+i}, then the unrotated elements in
  *   steps of 8;
