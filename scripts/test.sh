@@ -217,8 +217,8 @@ fuzz_cflags=(-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -ffp-
   $(find src -type d | sed 's/^/-I/') -Ithird_party/cjson -Ithird_party/cjson/cjson -DCJSON_HIDE_SYMBOLS)
 
 fuzz_lib() { # librotary, librotary_hf and the bundled cJSON compiled once with the fuzzers' instrumentation, the
-  # largest files first (attn_avx2.c alone takes over a minute with clang's ASan + UBSan; started first, the rest
-  # compile beside it on the other cores)
+  # largest files first (each AVX2 attention kernel file takes about a minute with clang's ASan + UBSan; started
+  # first, the rest compile beside them)
   rm -rf build-fuzz/obj && mkdir -p build-fuzz/obj &&
     { find src -name '*.c' -not -path 'src/backend/cuda/*' -print0 | xargs -0 ls -S
       echo third_party/cjson/cJSON.c; } |

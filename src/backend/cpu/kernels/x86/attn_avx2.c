@@ -2,93 +2,13 @@
 /* Defines (names built by macros; listed so that grep finds every definition here):
  * rotary_attn_f32_scores__avx2 rotary_attn_f32_values__avx2 rotary_attn_f16_scores__avx2
  * rotary_attn_f16_values__avx2 rotary_attn_bf16_scores__avx2 rotary_attn_bf16_values__avx2
- * rotary_attn_fp8_scores__avx2 rotary_attn_fp8_values__avx2 rotary_attn_exp__avx2
- * rotary_attn_f32_scores_half__avx2 rotary_attn_f16_scores_half__avx2 rotary_attn_bf16_scores_half__avx2
- * rotary_attn_fp8_scores_half__avx2 rotary_attn_f32_scores_interleaved__avx2 rotary_attn_f16_scores_interleaved__avx2
- * rotary_attn_bf16_scores_interleaved__avx2 rotary_attn_fp8_scores_interleaved__avx2 */
+ * rotary_attn_fp8_scores__avx2 rotary_attn_fp8_values__avx2 rotary_attn_exp__avx2 */
 #if defined(__x86_64__) || defined(__i386__)
-#include <float.h>
-#include <stdint.h>
-#include <string.h>
-
-#include "attn_kernels.h"
-#include "convert.h"
-#include "fp8.h"
-#include "isa_avx2.h"
-
-#define INLINE static inline __attribute__((always_inline)) ROTARY_TARGET
-
-/* Cache dtypes as compile-time constants of the shared bodies below (each kernel inlines them with its own). */
-enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_FP8 = 3 };
-static const size_t dt_size[4] = {4, 2, 2, 1};
-
-/* 8 cache elements at p decoded to 8 floats, in order (dec16's rules). */
-INLINE __m256 dec8(int dt, const unsigned char *p, __m256 fp8_factor) {
-  if (dt == DT_F32) return _mm256_loadu_ps((const float *)(const void *)p);
-  if (dt == DT_F16) return rv_load_f16(p);
-  if (dt == DT_BF16) return rv_load_bf16((const uint16_t *)(const void *)p);
-  const __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)p));
-  const __m128i h = _mm_and_si128(_mm_slli_epi16(w, 7), _mm_set1_epi16((short)0xbf80));
-  return _mm256_mul_ps(_mm256_cvtph_ps(h), fp8_factor);
-}
-
-/*
- * 16 cache elements at p decoded to two vectors of 8 floats, in order. fp8 goes through f16: a code's sign and
- * 7 magnitude bits shifted into f16 bits (sign << 15 | magnitude << 7) are the f16 number value * 2^-8, exact
- * (exponent field 0 lands on f16 subnormals, which F16C converts exactly, whatever MXCSR's DAZ); one multiply by
- * fp8_factor = scale * 2^8 (exact: checked finite by the caller) then gives value * scale rounded once, the bits of
- * rotary_fp8_e4m3_decode. NaN codes (S.1111.111) come out finite: the fp8 kernels find them apart (fp8_fix_*).
- */
-INLINE void dec16(int dt, const unsigned char *p, __m256 fp8_factor, __m256 *lo, __m256 *hi) {
-  if (dt == DT_F32) {
-    *lo = _mm256_loadu_ps((const float *)(const void *)p);
-    *hi = _mm256_loadu_ps((const float *)(const void *)(p + 32));
-  } else if (dt == DT_F16) {
-    *lo = rv_load_f16(p);
-    *hi = rv_load_f16(p + 16);
-  } else if (dt == DT_BF16) {
-    *lo = rv_load_bf16((const uint16_t *)(const void *)p);
-    *hi = rv_load_bf16((const uint16_t *)(const void *)(p + 16));
-  } else {
-    const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)p));
-    const __m256i h = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16((short)0xbf80));
-    *lo = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), fp8_factor);
-    *hi = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), fp8_factor);
-  }
-}
-
-/* Elements [0, t) of a row (t < 16) decoded exactly (the scalar rule) into 16 floats, zeros after. */
-static inline void dec_tail(int dt, const unsigned char *p, size_t t, float scale, float out[16]) {
-  for (size_t i = 0; i < 16; i++) out[i] = 0.0f;
-  for (size_t i = 0; i < t; i++) {
-    uint16_t h;
-    if (dt == DT_F32) memcpy(&out[i], p + 4 * i, 4);
-    else if (dt == DT_FP8) out[i] = rotary_fp8_e4m3_decode(p[i], scale);
-    else {
-      memcpy(&h, p + 2 * i, 2);
-      out[i] = dt == DT_F16 ? rotary_f16_to_f32_quiet(h) : rotary_bf16_to_f32(h);
-    }
-  }
-}
-
-/* Lane masks for the first t of 16 lanes (maskload / maskstore). */
-INLINE void tail_masks(size_t t, __m256i *m0, __m256i *m1) {
-  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  *m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)t), idx);
-  *m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)t - 8), idx);
-}
+#include "attn_avx2.h"
 
 /* ---- scores: R query rows x J keys per block (R <= 4, J <= 3), 8-lane partial sums per (row, key) ----
  * A key's 8 elements are decoded once per step and used by the R rows; 12 accumulators (4 x 3) keep the two fma
  * units busy past the fma latency (8 would only match it). */
-
-/* The sums of 8 vectors, lane i of the result holding the sum of v[i] (a fixed tree: 3 rounds of pairwise adds). */
-INLINE __m256 hsum8(const __m256 v[8]) {
-  const __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
-  const __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
-  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
 
 /* s[r * ss + j] for r < R, j < J: keys at k (byte stride kb), elements decoded as dt. Sum order: lane-wise over
  * steps of 8 (then the tail block of up to 16), then hsum8's tree; the same for every R, J and path (direct or
@@ -169,10 +89,6 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
   }
 }
 
-/* Staging: with more than 4 rows, f16 and fp8 rows are decoded once into this many floats and every row block
- * reads them as f32 (the decoded values are the same numbers, so the results are the same bits). */
-#define STAGE_FLOATS 4096
-
 /* Decodes n rows of hd elements (hd <= STAGE_FLOATS / n) into buf, row after row. */
 INLINE void stage_rows(int dt, const unsigned char *p, ptrdiff_t pb, size_t n, size_t hd, __m256 f8, float scale,
                        float *buf) {
@@ -209,118 +125,6 @@ INLINE void scores_any(int dt, const float *q, size_t rows, size_t hd, const voi
     return;
   }
   scores_rows(dt, q, rows, hd, (const unsigned char *)k, kb, n, f8, scale, s, ss);
-}
-
-/* ---- scores with keys rotated on the way: R rows (4 or 1) x J = 2 keys per block (attn_rot_rows.h) ----
- * Sum order, the same on every path (so a logit does not depend on the blocking), lane-wise then hsum8's tree:
- *   half pairs: for each step i of 8 pairs the term of y_i then that of y_{half+i}, then the unrotated elements in
- *   steps of 8;
- *   interleaved pairs: every element in steps of 8 (the plain scores order).
- * Needs rotary_dim and head_dim multiples of 8 and, for half pairs, rotary_dim / 2 too (the kernels send other
- * shapes to the scalar kernel). */
-enum { PR_HALF = 0, PR_INTER = 1 };
-
-/* One key's 8 rotated elements at d (interleaved: d < rd, a multiple of 8): y = fma(x_even, B, x_odd * D). */
-INLINE __m256 rot_inter8(int dt, const unsigned char *kj, size_t d, const float *B, const float *D, __m256 f8) {
-  const __m256 x = dec8(dt, kj + d * dt_size[dt], f8);
-  return _mm256_fmadd_ps(_mm256_moveldup_ps(x), _mm256_loadu_ps(B + d),
-                         _mm256_mul_ps(_mm256_movehdup_ps(x), _mm256_loadu_ps(D + d)));
-}
-
-INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, size_t hd, size_t rd,
-                      const unsigned char *k, ptrdiff_t kb, ptrdiff_t k1, const float *cs, size_t c1, size_t so,
-                      __m256 f8, float *s, size_t ss, int nst) {
-  const size_t es = dt_size[dt], half = rd / 2;
-  __m256 acc[16];
-  for (int i = 0; i < 16; i++) acc[i] = _mm256_setzero_ps();
-  if (rot) /* the next block's keys, as scores_block asks for them */
-    for (int j = J; j < 2 * J; j++)
-      for (size_t off = 0; off < hd * es && off < 512; off += 64)
-        _mm_prefetch((const char *)(uintptr_t)((uintptr_t)k + (uintptr_t)(j * kb) + off), _MM_HINT_T0);
-  size_t d0 = 0; /* the first element of the plain steps */
-  if (pr == PR_HALF) {
-    for (size_t i = 0; i < half; i += 8) {
-      __m256 ya[3], yb[3];
-      for (int j = 0; j < J; j++) {
-        const unsigned char *kj = k + j * k1;
-        const __m256 x0 = dec8(dt, kj + i * es, f8), x1 = dec8(dt, kj + (half + i) * es, f8);
-        if (rot) { /* y_i = fmaf(x0, c, -(x1 s)), y_{half+i} = fmaf(x0, s, x1 c): the rotation kernels' formula */
-          const __m256 c = _mm256_loadu_ps(cs + j * c1 + i), sn = _mm256_loadu_ps(cs + j * c1 + so + i);
-          ya[j] = _mm256_fmsub_ps(x0, c, _mm256_mul_ps(x1, sn));
-          yb[j] = _mm256_fmadd_ps(x0, sn, _mm256_mul_ps(x1, c));
-        } else {
-          ya[j] = x0;
-          yb[j] = x1;
-        }
-      }
-      for (int r = 0; r < R; r++) {
-        const __m256 qa = _mm256_loadu_ps(q + r * hd + i), qb = _mm256_loadu_ps(q + r * hd + half + i);
-        for (int j = 0; j < J; j++) {
-          acc[r * J + j] = _mm256_fmadd_ps(qa, ya[j], acc[r * J + j]);
-          acc[r * J + j] = _mm256_fmadd_ps(qb, yb[j], acc[r * J + j]);
-        }
-      }
-    }
-    d0 = rd;
-  }
-  for (size_t d = d0; d < hd; d += 8) {
-    __m256 kv[3];
-    for (int j = 0; j < J; j++)
-      kv[j] = pr == PR_INTER && rot && d < rd
-                  ? rot_inter8(dt, k + j * k1, d, cs + j * c1, cs + j * c1 + so, f8)
-                  : dec8(dt, k + j * k1 + d * es, f8);
-    for (int r = 0; r < R; r++) {
-      const __m256 q0 = _mm256_loadu_ps(q + r * hd + d);
-      for (int j = 0; j < J; j++) acc[r * J + j] = _mm256_fmadd_ps(q0, kv[j], acc[r * J + j]);
-    }
-  }
-  float out[16];
-  _mm256_storeu_ps(out, hsum8(acc));
-  if (R * J > 8) _mm256_storeu_ps(out + 8, hsum8(acc + 8));
-  for (int r = 0; r < R; r++)
-    for (int j = 0; j < nst; j++) s[r * ss + j] = out[r * J + j];
-}
-
-#define ATTN_VEC __m256
-#include "attn_rot_rows.h"
-#undef ATTN_VEC
-
-/* With more than 4 rows, keys are rotated once into a block of fp32 rows that every row block reads (the same
- * numbers, the same order: the same bits). */
-INLINE void rot_any(int pr, int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
-                    size_t n, float scale, const float *cs, size_t css, size_t so, size_t rd, float *s, size_t ss) {
-  const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
-  const __m256 f8 = _mm256_set1_ps(scale * 256.0f);
-  const unsigned char *kp = (const unsigned char *)k;
-  if (rows > 4 && hd <= STAGE_FLOATS / 4) {
-    float buf[STAGE_FLOATS];
-    const size_t block = STAGE_FLOATS / hd, half = rd / 2, es = dt_size[dt];
-    for (size_t j = 0; j < n; j += block) {
-      const size_t m = n - j < block ? n - j : block;
-      for (size_t t = 0; t < m; t++) {
-        const unsigned char *kj = kp + (ptrdiff_t)(j + t) * kb;
-        const float *c = cs + (j + t) * css;
-        float *y = buf + t * hd;
-        size_t d = 0;
-        if (pr == PR_HALF) {
-          for (size_t i = 0; i < half; i += 8) {
-            const __m256 x0 = dec8(dt, kj + i * es, f8), x1 = dec8(dt, kj + (half + i) * es, f8);
-            const __m256 cv = _mm256_loadu_ps(c + i), sv = _mm256_loadu_ps(c + so + i);
-            _mm256_storeu_ps(y + i, _mm256_fmsub_ps(x0, cv, _mm256_mul_ps(x1, sv)));
-            _mm256_storeu_ps(y + half + i, _mm256_fmadd_ps(x0, sv, _mm256_mul_ps(x1, cv)));
-          }
-          d = rd;
-        } else {
-          for (; d < rd; d += 8) _mm256_storeu_ps(y + d, rot_inter8(dt, kj, d, c, c + so, f8));
-        }
-        for (; d < hd; d += 8) _mm256_storeu_ps(y + d, dec8(dt, kj + d * es, f8));
-      }
-      rot_rows(pr, DT_F32, 0, q, rows, hd, rd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, cs, css, so, f8,
-               s + j, ss);
-    }
-    return;
-  }
-  rot_rows(pr, dt, 1, q, rows, hd, rd, kp, kb, n, cs, css, so, f8, s, ss);
 }
 
 /* ---- values: R rows x 16 outputs per block, keys inside, p broadcast ---- */
@@ -410,46 +214,6 @@ INLINE void values_any(int dt, const float *p, size_t ps, size_t rows, size_t hd
   values_rows(dt, p, ps, rows, hd, (const unsigned char *)v, vb, n, f8, scale, o);
 }
 
-/* ---- fp8: NaN codes, and scales too large for the f16 route ---- */
-
-/* Nonzero when one of the n rows of m codes (byte stride pb) holds a NaN code (S.1111.111): the rows' compares
- * are or-ed together and tested once. */
-INLINE int fp8_any_nan(const unsigned char *p, ptrdiff_t pb, size_t n, size_t m) {
-  const __m256i top = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi8(-1);
-  const size_t m32 = m & ~(size_t)31;
-  __m256i hit = _mm256_setzero_si256();
-  int any = 0;
-  for (size_t j = 0; j < n; j++) {
-    const unsigned char *row = p + (ptrdiff_t)j * pb;
-    for (size_t i = 0; i < m32; i += 32) {
-      const __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(row + i));
-      hit = _mm256_or_si256(hit, _mm256_cmpeq_epi8(_mm256_or_si256(b, top), ones));
-    }
-    for (size_t i = m32; i < m; i++) any |= (row[i] & 0x7f) == 0x7f;
-  }
-  return any | !_mm256_testz_si256(hit, hit);
-}
-
-/* The scalar rule where the f16 route cannot hold it: scale * 2^8 not finite. */
-static int fp8_factor_ok(float scale) { return scale * 256.0f <= FLT_MAX; }
-
-/* A key holding a NaN code gives NaN logits in every row (q . key is NaN whatever q is). */
-__attribute__((noinline, cold)) ROTARY_TARGET static void fp8_fix_scores(size_t rows, size_t hd, const unsigned char *k,
-                                                           ptrdiff_t kb, size_t n, float *s, size_t ss) {
-  for (size_t j = 0; j < n; j++)
-    if (fp8_any_nan(k + (ptrdiff_t)j * kb, 0, 1, hd))
-      for (size_t r = 0; r < rows; r++) s[r * ss + j] = rotary_bits_f32(0x7fc00000u);
-}
-
-/* A NaN code at (j, d) makes o[r][d] NaN in every row (p * NaN is NaN whatever p is). */
-__attribute__((noinline, cold)) static void fp8_fix_values(size_t rows, size_t hd, const unsigned char *v,
-                                                           ptrdiff_t vb, size_t n, float *o) {
-  for (size_t j = 0; j < n; j++)
-    for (size_t d = 0; d < hd; d++)
-      if ((v[(ptrdiff_t)j * vb + (ptrdiff_t)d] & 0x7f) == 0x7f)
-        for (size_t r = 0; r < rows; r++) o[r * hd + d] = rotary_bits_f32(0x7fc00000u);
-}
-
 /* ---- the kernels ---- */
 
 void rotary_attn_f32_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
@@ -518,29 +282,6 @@ void rotary_attn_fp8_values__avx2(const float *p, size_t p_stride, size_t rows, 
   values_any(DT_FP8, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
   if (fp8_any_nan(v, v_row_stride, n, head_dim)) fp8_fix_values(rows, head_dim, v, v_row_stride, n, o);
 }
-
-/* ---- scores with keys rotated on the way ---- */
-
-#define ATTN_ROT_AVX2(dtype, DT, pairing, PR)                                                                     \
-  void rotary_attn_##dtype##_scores_##pairing##__avx2(const float *q, size_t rows, size_t head_dim, const void *k, \
-                                                      ptrdiff_t k_row_stride, size_t n, float k_scale,             \
-                                                      const float *cs, size_t cs_stride, size_t sin_offset,        \
-                                                      size_t rotary_dim, float *s, size_t s_stride) ROTARY_TARGET; \
-  void rotary_attn_##dtype##_scores_##pairing##__avx2(const float *q, size_t rows, size_t head_dim, const void *k, \
-                                                      ptrdiff_t k_row_stride, size_t n, float k_scale,             \
-                                                      const float *cs, size_t cs_stride, size_t sin_offset,        \
-                                                      size_t rotary_dim, float *s, size_t s_stride) {              \
-    ATTN_ROT_BODY(dtype, DT, pairing, PR)                                                                           \
-  }
-
-ATTN_ROT_AVX2(f32, DT_F32, half, PR_HALF)
-ATTN_ROT_AVX2(f16, DT_F16, half, PR_HALF)
-ATTN_ROT_AVX2(bf16, DT_BF16, half, PR_HALF)
-ATTN_ROT_AVX2(fp8, DT_FP8, half, PR_HALF)
-ATTN_ROT_AVX2(f32, DT_F32, interleaved, PR_INTER)
-ATTN_ROT_AVX2(f16, DT_F16, interleaved, PR_INTER)
-ATTN_ROT_AVX2(bf16, DT_BF16, interleaved, PR_INTER)
-ATTN_ROT_AVX2(fp8, DT_FP8, interleaved, PR_INTER)
 
 /* ---- exp ---- */
 
