@@ -1,16 +1,21 @@
 /* test_family_accuracy.c: every frequency-scaling family's cos/sin (the rope's own inverse frequencies and
  * attention factor) within 1 fp32 ulp of the true value cos/sin(pos * inv_freq) * attention for every position below
- * 2^20 (quick mode: a sample), with an exact oracle (tests/util/true_sweep.h). An argument "K/N" checks only the
- * K-th of N equal slices of the positions (ctest runs two slices side by side); none checks them all. */
+ * 2^20 (quick mode: a sample), with an exact oracle (a double-precision first path here, then
+ * tests/util/oracle_exact.h). An argument "K/N" checks only the K-th of N equal slices of the positions (ctest runs
+ * slices side by side); none checks them all. */
+#define _GNU_SOURCE /* sincos */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "oracle_exact.h"
 #include "rotary.h"
 #include "test_util.h"
 #include "true_sweep.h"
@@ -84,16 +89,93 @@ static size_t make_cases(family_case *fc) {
 enum { N_POSITIONS = 1 << 20, QUICK_HEAD = 1024, QUICK_STEP = 997 }; /* quick: 2076 positions (valgrind 24 s at 4096) */
 static int64_t g_begin = 0, g_end = N_POSITIONS; /* this run's slice of the positions */
 
+/*
+ * The correctly rounded fp32 of cos/sin(pos * w) * scaling, decided in double precision when it can be (about 1.4e-7
+ * of the values cannot: then oracle_exact_cos_sin decides, as for every value before; the sweep costs a fifth of
+ * what it did with that oracle alone). Returns 1 when *c and *s are certain, else 0.
+ * The angle pos * w as hi + lo exactly: w = wh + wl (wh its top 26 significant bits, wl the other 27), and for
+ * pos < 2^26 both pos * wh and pos * wl are exact doubles, so hi = pos*wh + pos*wl rounded and lo its exact error
+ * (Fast2Sum, |pos*wh| >= |pos*wl|). No fma is needed, and a compiler contracting a product into an fma changes
+ * nothing (every product is exact); |lo| <= 2^-20 is required. Then cos(hi + lo) = c - s lo - c lo^2/2 + r, |r| <= |lo|^3/6 + lo^4/24, from
+ * libm's c = cos(hi), s = sin(hi), taken as within 2^-50 relative (as oracle_exact.c does); each value's margin
+ * bounds libm's error on the two terms it uses (four times over), the left-out terms, and the double roundings
+ * (eight roundings of the largest term, which also keeps the margin several double ulps wide, so that rounding
+ * v -/+ m to double, then to fp32, brackets the true value's fp32 rounding). The value is certain when v - m and
+ * v + m round to the same fp32.
+ */
+static int fast_cr(int64_t pos, double w, double scaling, float *c, float *s) {
+  if (pos < 0 || pos >= ((int64_t)1 << 26) || !(w >= 0x1p-900 && w <= 0x1p900) ||
+      !(scaling >= 0x1p-100 && scaling <= 0x1p100))
+    return 0;
+  uint64_t wb;
+  memcpy(&wb, &w, sizeof wb);
+  wb &= ~(((uint64_t)1 << 27) - 1); /* the top 26 significant bits (w normal) */
+  double wh;
+  memcpy(&wh, &wb, sizeof wh);
+  const double p = (double)pos, wl = w - wh; /* exact */
+  const double a = p * wh, b = p * wl;       /* exact: 26 + 26 and 26 + 27 bits */
+  const double hi = a + b, lo = b - (hi - a); /* Fast2Sum: hi + lo = pos * w exactly */
+  if (!(hi < 0x1p900) || !(fabs(lo) <= 0x1p-20)) return 0; /* the Taylor terms of lo need |lo| small */
+  double sd, cd;
+  sincos(hi, &sd, &cd);
+  const double l2 = lo * lo / 2, tail = fabs(lo * l2) / 3 + l2 * l2;
+  const double vc = cd - sd * lo - cd * l2, vs = sd + cd * lo - sd * l2;
+  const double ac = fabs(cd) + fabs(sd * lo), as = fabs(sd) + fabs(cd * lo);
+  const double mc = 4 * 0x1p-50 * ac + tail + 8 * 0x1p-53 * (ac + fabs(vc) + 0x1p-1000);
+  const double ms = 4 * 0x1p-50 * as + tail + 8 * 0x1p-53 * (as + fabs(vs) + 0x1p-1000);
+  const double xc = vc * scaling, xs = vs * scaling, yc = mc * scaling, ys = ms * scaling;
+  const float c0 = (float)(xc - yc), c1 = (float)(xc + yc), s0 = (float)(xs - ys), s1 = (float)(xs + ys);
+  if (tu_f32_bits(c0) != tu_f32_bits(c1) || tu_f32_bits(s0) != tu_f32_bits(s1)) return 0;
+  *c = c0, *s = s0;
+  return 1;
+}
+
+#define SWEEP_CHUNK 2048 /* positions per rotary_rope_cos_sin call */
+
+/* tu_true_sweep_range with fast_cr as the oracle's first path: a table-free rope with these inverse frequencies and
+ * attention scaling, its cos/sin rows at positions begin, begin + step, ... below end against the truth. */
+static int sweep_range(const double *inv, size_t half, double att, int64_t begin, int64_t end, int64_t step,
+                       tu_true_stats *st) {
+  rotary_config cfg;
+  rotary_config_init(&cfg, 2 * half);
+  cfg.inv_freq = inv;
+  cfg.attention_scaling = att;
+  rotary_rope *rope = NULL;
+  if (rotary_rope_create(&cfg, 0, &rope) != ROTARY_OK) return -1;
+  int64_t *pos = malloc(SWEEP_CHUNK * sizeof *pos);
+  float *cv = malloc(SWEEP_CHUNK * half * sizeof *cv), *sv = malloc(SWEEP_CHUNK * half * sizeof *sv);
+  int rc = pos && cv && sv ? 0 : -1;
+  for (int64_t p0 = begin; rc == 0 && p0 < end; p0 += step * SWEEP_CHUNK) {
+    size_t n = 0;
+    for (int64_t p = p0; p < end && n < SWEEP_CHUNK; p += step) pos[n++] = p;
+    if (rotary_rope_cos_sin(rope, pos, n, cv, sv) != ROTARY_OK) rc = -1;
+    for (size_t j = 0; rc == 0 && j < n; j++)
+      for (size_t i = 0; i < half; i++) {
+        float cr_c, cr_s;
+        int path = ORACLE_FAST;
+        if (!fast_cr(pos[j], inv[i], att, &cr_c, &cr_s))
+          path = (int)oracle_exact_cos_sin(pos[j], inv[i], att, &cr_c, &cr_s);
+        const float got[2] = {cv[j * half + i], sv[j * half + i]}, cr[2] = {cr_c, cr_s};
+        if (path == ORACLE_FAST && !memcmp(got, cr, sizeof got)) st->entries += 2; /* tu_true_check's count */
+        else tu_true_check(got[0], cr[0], path, st), tu_true_check(got[1], cr[1], path, st);
+      }
+  }
+  free(pos);
+  free(cv);
+  free(sv);
+  rotary_rope_destroy(rope);
+  return rc;
+}
+
 /* The positions of [g_begin, g_end) that tu_true_sweep would check over [0, N_POSITIONS) (quick mode: the first
  * QUICK_HEAD and every QUICK_STEP-th after), so that the slices together check exactly what one run checks. */
 static int sweep_slice(const double *inv, size_t half, double att, tu_true_stats *st) {
-  if (!tu_quick()) return tu_true_sweep_range(inv, half, att, g_begin, g_end, 1, st);
+  if (!tu_quick()) return sweep_range(inv, half, att, g_begin, g_end, 1, st);
   int rc = 0;
-  if (g_begin < QUICK_HEAD)
-    rc = tu_true_sweep_range(inv, half, att, g_begin, g_end < QUICK_HEAD ? g_end : QUICK_HEAD, 1, st);
+  if (g_begin < QUICK_HEAD) rc = sweep_range(inv, half, att, g_begin, g_end < QUICK_HEAD ? g_end : QUICK_HEAD, 1, st);
   int64_t first = g_begin > QUICK_HEAD ? g_begin : QUICK_HEAD;
   first = QUICK_HEAD + (first - QUICK_HEAD + QUICK_STEP - 1) / QUICK_STEP * QUICK_STEP;
-  if (rc == 0 && first < g_end) rc = tu_true_sweep_range(inv, half, att, first, g_end, QUICK_STEP, st);
+  if (rc == 0 && first < g_end) rc = sweep_range(inv, half, att, first, g_end, QUICK_STEP, st);
   return rc;
 }
 
