@@ -168,6 +168,16 @@ static const unsigned char *elem(const cache *c, size_t j, size_t d) {
   return c->rows + (j * c->stride + d) * dtype_size[c->dt];
 }
 
+/* Every element of the cache decoded (decode), n x hd, row j at j * hd: the references read each element once per
+ * row of q / column of o, so it is decoded once. */
+static double *decoded(const cache *c) {
+  double *x = malloc((c->n * c->hd + 1) * sizeof(double));
+  assert_non_null(x);
+  for (size_t j = 0; j < c->n; j++)
+    for (size_t d = 0; d < c->hd; d++) x[j * c->hd + d] = decode(c->dt, elem(c, j, d), c->scale);
+  return x;
+}
+
 static float *floats(size_t n) {
   float *p = malloc((n ? n : 1) * sizeof(float));
   assert_non_null(p);
@@ -196,6 +206,7 @@ static double check_scores(const kset *K, size_t rows, size_t n, size_t hd, size
   if (memcmp(s, s2, rows * ss * sizeof(float)))
     fail_msg("%s: two calls differ (rows %zu n %zu hd %zu)", K->k.scores_name, rows, n, hd);
   double worst = 0.0;
+  double *kd = decoded(&c);
   for (size_t r = 0; r < rows; r++)
     for (size_t j = 0; j < ss; j++) {
       const float got = s[r * ss + j];
@@ -205,7 +216,7 @@ static double check_scores(const kset *K, size_t rows, size_t n, size_t hd, size
       }
       double exact = 0.0, mag = 0.0;
       for (size_t d = 0; d < hd; d++) {
-        const double t = (double)q[r * hd + d] * decode(K->dt, elem(&c, back ? n - 1 - j : j, d), scale);
+        const double t = (double)q[r * hd + d] * kd[(back ? n - 1 - j : j) * hd + d];
         exact += t;
         mag += fabs(t);
       }
@@ -216,6 +227,7 @@ static double check_scores(const kset *K, size_t rows, size_t n, size_t hd, size
                  K->k.scores_name, rows, n, hd, stride, off, r, j, (double)got, exact, bound);
       if (bound > 0 && err / bound > worst) worst = err / bound;
     }
+  free(kd);
   free(c.base);
   free(q);
   free(s);
@@ -317,6 +329,7 @@ static double check_rot(const kset *K, int pr, size_t rows, size_t n, size_t hd,
       fail_msg("%s: row %zu alone differs from the %zu-row call (n %zu hd %zu rd %zu)", name, r, rows, n, hd, rd);
   }
   double worst = 0.0;
+  double *kd = decoded(&c); /* after put_nan */
   for (size_t r = 0; r < rows; r++)
     for (size_t j = 0; j < ss; j++) {
       const float got = s[r * ss + j];
@@ -331,12 +344,12 @@ static double check_rot(const kset *K, int pr, size_t rows, size_t n, size_t hd,
           size_t a, b, i;
           int second;
           pair_of(pr, rd, d, &a, &b, &i, &second);
-          const double x0 = decode(K->dt, elem(&c, j, a), scale), x1 = decode(K->dt, elem(&c, j, b), scale);
+          const double x0 = kd[j * hd + a], x1 = kd[j * hd + b];
           const double cc = cv[j * half + i], sn = sv[j * half + i];
           y = second ? x0 * sn + x1 * cc : x0 * cc - x1 * sn;
           m = fabs(x0) + fabs(x1); /* >= |y|, |x0 c|, |x1 s|: cos and sin are in [-1, 1] */
         } else {
-          y = decode(K->dt, elem(&c, j, d), scale);
+          y = kd[j * hd + d];
           m = fabs(y);
         }
         exact += (double)q[r * hd + d] * y;
@@ -360,14 +373,13 @@ static double check_rot(const kset *K, int pr, size_t rows, size_t n, size_t hd,
       for (size_t j = 0; j < n; j++)
         for (size_t d = 0; d < hd; d++) {
           if (d >= rd) {
-            y[j * hd + d] = (float)decode(K->dt, elem(&c, j, d), scale);
+            y[j * hd + d] = (float)kd[j * hd + d];
             continue;
           }
           size_t a, b, i;
           int second;
           pair_of(pr, rd, d, &a, &b, &i, &second);
-          const float x0 = (float)decode(K->dt, elem(&c, j, a), scale);
-          const float x1 = (float)decode(K->dt, elem(&c, j, b), scale);
+          const float x0 = (float)kd[j * hd + a], x1 = (float)kd[j * hd + b];
           const float cc = cv[j * half + i], sn = sv[j * half + i];
           y[j * hd + d] = second ? fmaf(x0, sn, x1 * cc) : fmaf(x0, cc, -(x1 * sn));
         }
@@ -381,6 +393,7 @@ static double check_rot(const kset *K, int pr, size_t rows, size_t n, size_t hd,
       free(s2);
     }
   }
+  free(kd);
   free(c.base);
   free(cs);
   free(cv);
@@ -445,11 +458,12 @@ static double check_values(const kset *K, size_t rows, size_t n, size_t hd, size
   for (size_t i = rows * hd; i < rows * hd + 16; i++)
     if (f32_bits(o[i]) != CANARY) fail_msg("%s: wrote past o (rows %zu hd %zu)", K->k.values_name, rows, hd);
   double worst = 0.0;
+  double *vd = decoded(&c);
   for (size_t r = 0; r < rows; r++)
     for (size_t d = 0; d < hd; d++) {
       double exact = o0[r * hd + d], mag = fabs(exact);
       for (size_t j = 0; j < n; j++) {
-        const double t = (double)p[r * ps + j] * decode(K->dt, elem(&c, back ? n - 1 - j : j, d), scale);
+        const double t = (double)p[r * ps + j] * vd[(back ? n - 1 - j : j) * hd + d];
         exact += t;
         mag += fabs(t);
       }
@@ -459,6 +473,7 @@ static double check_values(const kset *K, size_t rows, size_t n, size_t hd, size
                  K->k.values_name, rows, n, hd, stride, off, r, d, (double)o[r * hd + d], exact, bound);
       if (bound > 0 && err / bound > worst) worst = err / bound;
     }
+  free(vd);
   free(c.base);
   free(p);
   free(o);
