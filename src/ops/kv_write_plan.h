@@ -20,9 +20,11 @@
 /* How one of k and v reaches its cache:
  * - direct (input dtype == cache dtype): k rotated by the dtype's kernel straight from the input head row into the
  *   cache row; v copied with memcpy;
- * - through f32: the head row converted to an f32 scratch row (to_f32; NULL when the input is f32: read in place),
- *   k rotated there by the f32 kernel (from the input row when it is f32), then converted to the cache dtype
- *   (from_f32 with the tensor's scale; NULL when the cache is f32: the f32 result goes straight into the cache).
+ * - through f32: the head rows converted to an f32 row buffer (to_f32; NULL when the input is f32: read in place),
+ *   k rotated there by the f32 kernel (from the input rows when they are f32), then converted to the cache dtype
+ *   (from_f32 with the tensor's scale; NULL when the cache is f32: the f32 result goes straight into the cache);
+ *   as many heads per pass as ROTARY_KV_STACK_ROW floats hold, one conversion call for all of them where the rows
+ *   are packed (NHD caches, packed QKV rows).
  * Same bits as a direct kernel would give: f16/bf16 -> f32 is exact, the f32 kernel does the same fp32 operations
  * as every other kernel (kernels.h; NaN outputs rotary_pair_nan of the same fp32 inputs: quieting a NaN twice is
  * quieting it once), and the one rounding to the destination is the last conversion. */

@@ -11,32 +11,70 @@ static inline char *at(const void *base, ptrdiff_t off, size_t elem) {
   return (char *)(uintptr_t)base + off * (ptrdiff_t)elem;
 }
 
-/* One k head row through f32 (kv_write_plan.h): in is the input row, out the cache row, row an f32 scratch row. */
-static void k_through_f32(const rotary_kv_path *k, const rotary_kv_write_plan *p, const void *in, void *out,
-                          const float *c, const float *s, float *row) {
-  const size_t hd = p->rope->head_dim, rd = p->rope->rotary_dim;
-  const void *src = in;
-  if (k->to_f32) {
-    k->to_f32(in, row, hd, 1.0f);
-    src = row;
-  }
-  if (!k->from_f32) { /* f32 cache: the kernel writes the result in place */
-    rotary_rotate_run(k->kernel, p->tuning, src, 0, out, 0, 1, hd, rd, c, s);
+/* Head rows per pass through the f32 row buffer: as many as ROTARY_KV_STACK_ROW floats hold (the buffer is a head
+ * row of the task's scratch when one head is longer). */
+static inline size_t heads_per_row(size_t hd) { return hd > ROTARY_KV_STACK_ROW ? 1 : ROTARY_KV_STACK_ROW / hd; }
+
+/* n rows of hd elements, `in_step` and `out_step` bytes apart, converted by f (elements of in_elem and out_elem
+ * bytes): one call over all of them when both sides are packed. */
+static void convert_rows(rotary_convert_fn f, const char *in, ptrdiff_t in_step, size_t in_elem, char *out,
+                         ptrdiff_t out_step, size_t out_elem, size_t n, size_t hd, float scale) {
+  if ((size_t)in_step == hd * in_elem && (size_t)out_step == hd * out_elem) {
+    f(in, out, n * hd, scale);
     return;
   }
-  rotary_rotate_run(k->kernel, p->tuning, src, 0, row, 0, 1, hd, rd, c, s);
-  k->from_f32(row, out, hd, k->scale);
+  for (size_t h = 0; h < n; h++) f(in + (ptrdiff_t)h * in_step, out + (ptrdiff_t)h * out_step, hd, scale);
 }
 
-/* One v head row through f32. */
-static void v_through_f32(const rotary_kv_path *v, size_t hd, const void *in, void *out, float *row) {
-  if (!v->to_f32) {
-    v->from_f32(in, out, hd, v->scale); /* f32 input */
-  } else if (!v->from_f32) {
-    v->to_f32(in, out, hd, 1.0f); /* f32 cache */
-  } else {
-    v->to_f32(in, row, hd, 1.0f);
-    v->from_f32(row, out, hd, v->scale);
+/* n k head rows through f32 (kv_write_plan.h), heads_per_row of them per pass: in the input rows (kstep bytes
+ * apart), out the destination rows (ostep bytes apart, elements of oelem bytes), row the f32 row buffer. A few
+ * calls per pass instead of three per head: the same elementwise conversions and per-head rotations, the same
+ * bits. */
+static void k_through_f32(const rotary_kv_write_plan *p, const char *in, ptrdiff_t kstep, char *out, ptrdiff_t ostep,
+                          size_t oelem, size_t n, const float *c, const float *s, float *row) {
+  const rotary_kv_path *k = &p->k;
+  const size_t hd = p->rope->head_dim, rd = p->rope->rotary_dim, per = heads_per_row(hd);
+  for (size_t h0 = 0; h0 < n; h0 += per) {
+    const size_t m = n - h0 < per ? n - h0 : per;
+    const char *x = in + (ptrdiff_t)h0 * kstep;
+    char *y = out + (ptrdiff_t)h0 * ostep;
+    const void *src = x;
+    ptrdiff_t src_stride = kstep / (ptrdiff_t)sizeof(float); /* f32 input: read in place */
+    if (k->to_f32) {
+      convert_rows(k->to_f32, x, kstep, k->in_elem, (char *)row, (ptrdiff_t)(hd * sizeof(float)), sizeof(float), m,
+                   hd, 1.0f);
+      src = row;
+      src_stride = (ptrdiff_t)hd;
+    }
+    if (!k->from_f32) { /* f32 cache: the kernel writes the result in place */
+      rotary_rotate_run(k->kernel, p->tuning, src, src_stride, y, ostep / (ptrdiff_t)sizeof(float), m, hd, rd, c, s);
+      continue;
+    }
+    rotary_rotate_run(k->kernel, p->tuning, src, src_stride, row, (ptrdiff_t)hd, m, hd, rd, c, s);
+    convert_rows(k->from_f32, (const char *)row, (ptrdiff_t)(hd * sizeof(float)), sizeof(float), y, ostep, oelem, m,
+                 hd, k->scale);
+  }
+}
+
+/* n v head rows through f32, as k_through_f32 (no rotation). */
+static void v_through_f32(const rotary_kv_write_plan *p, const char *in, ptrdiff_t vstep, char *out, ptrdiff_t ostep,
+                          size_t oelem, size_t n, float *row) {
+  const rotary_kv_path *v = &p->v;
+  const size_t hd = p->rope->head_dim, per = heads_per_row(hd), f = sizeof(float);
+  if (!v->to_f32) { /* f32 input */
+    convert_rows(v->from_f32, in, vstep, f, out, ostep, oelem, n, hd, v->scale);
+    return;
+  }
+  if (!v->from_f32) { /* f32 cache */
+    convert_rows(v->to_f32, in, vstep, v->in_elem, out, ostep, f, n, hd, 1.0f);
+    return;
+  }
+  for (size_t h0 = 0; h0 < n; h0 += per) {
+    const size_t m = n - h0 < per ? n - h0 : per;
+    convert_rows(v->to_f32, in + (ptrdiff_t)h0 * vstep, vstep, v->in_elem, (char *)row, (ptrdiff_t)(hd * f), f, m,
+                 hd, 1.0f);
+    convert_rows(v->from_f32, (const char *)row, (ptrdiff_t)(hd * f), f, out + (ptrdiff_t)h0 * ostep, ostep, oelem,
+                 m, hd, v->scale);
   }
 }
 
@@ -58,8 +96,7 @@ static void write_kv(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
     rotary_rotate_run(p->k.kernel, p->tuning, kin, d->k.stride_head, kc, g->head_stride, nh, hd,
                       p->rope->rotary_dim, c, s);
   } else {
-    for (size_t h = 0; h < nh; h++)
-      k_through_f32(&p->k, p, kin + (ptrdiff_t)h * kstep, kc + (ptrdiff_t)h * cstep, c, s, row);
+    k_through_f32(p, kin, kstep, kc, cstep, g->elem, nh, c, s, row);
   }
   if (p->v.direct) {
     const size_t bytes = hd * g->elem;
@@ -69,7 +106,7 @@ static void write_kv(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
       for (size_t h = 0; h < nh; h++) memcpy(vc + (ptrdiff_t)h * cstep, vin + (ptrdiff_t)h * vstep, bytes);
     }
   } else {
-    for (size_t h = 0; h < nh; h++) v_through_f32(&p->v, hd, vin + (ptrdiff_t)h * vstep, vc + (ptrdiff_t)h * cstep, row);
+    v_through_f32(p, vin, vstep, vc, cstep, g->elem, nh, row);
   }
 }
 
