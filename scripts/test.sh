@@ -261,10 +261,9 @@ fuzz() { # every tests/fuzz/fuzz_*.c target, ROTARY_FUZZ_SECONDS each (10), one 
 
 venvs_pid=""
 venvs() { # the Python and MindSpore venvs, installed in the background (mostly download and unpacking, ~3.5 min);
-  # pytest-xdist too, with which the Python stage runs pytest on every core (-n): 170 s on one
+  # the Python pins include pytest-xdist, with which the Python stage runs pytest on every core (-n): 170 s on one
   mkdir -p build-py build-ms
-  { bash scripts/test-python.sh --deps-only &&
-      "${ROTARY_PY_VENV:-build-py/venv}/bin/python" -m pip install -q pytest-xdist==3.8.0; } >build-py/deps.log 2>&1
+  bash scripts/test-python.sh --deps-only >build-py/deps.log 2>&1
   echo $? >build-py/deps.rc
   bash scripts/test-mindspore.sh --deps-only >build-ms/deps.log 2>&1
   echo $? >build-ms/deps.rc
