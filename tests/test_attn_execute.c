@@ -215,7 +215,7 @@ static void test_key_blocks(void **state) {
   /* QK through the rotating scores kernel (every ISA with attention kernels has both pairings): k repacked like v,
    * only the repack bounds the block; the lane holds the block's computed cos/sin rows (a table-free rope) */
   assert_true(p.rotate_in_scores);
-  assert_true(p.repack_v && p.repack_k);
+  assert_true(p.repack);
   assert_int_equal(p.key_block, ROTARY_ATTN_REPACK_BYTES / (4 * 1024 * 2));
   assert_int_equal(p.cs_floats, 2 * s.rope->sin_offset);
   shape_free(&s);
@@ -238,14 +238,14 @@ static void test_key_blocks(void **state) {
   shape_init(&s, 1, 1, 8, 8, 2048, 64, lens, 0, ROTARY_ATTENTION_ROPE_NONE);
   s.d.cache.layout = ROTARY_CACHE_NHD;
   plan_for(&s, 1, &p);
-  assert_true(p.repack_k && p.repack_v);
+  assert_true(p.repack);
   assert_int_equal(p.key_block, ROTARY_ATTN_REPACK_BYTES / (8 * 2048 * 2));
   shape_free(&s);
   /* HND, or a single kv head: read in place */
   shape_init(&s, 1, 1, 8, 8, 128, 64, lens, 0, ROTARY_ATTENTION_ROPE_NONE);
   s.d.cache.layout = ROTARY_CACHE_HND;
   plan_for(&s, 1, &p);
-  assert_true(!p.repack_k && !p.repack_v);
+  assert_true(!p.repack);
   assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BLOCK);
   shape_free(&s);
 }

@@ -131,17 +131,16 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   if (d->cache.layout == ROTARY_CACHE_NHD && d->kv_heads > 1) {
     const size_t fit = ROTARY_ATTN_REPACK_BYTES / sat_mul(head_rows, d->kv_heads);
     if (fit >= 1) {
-      p.repack_v = 1;
-      p.repack_k = 1;
+      p.repack = 1;
       if (fit < p.key_block) p.key_block = fit;
     }
   }
   p.lane_floats = round_line(ROTARY_ATTN_ROW_BLOCK * p.key_block);
   const size_t pack_floats = round_line(sat_mul(sat_mul(p.key_block, d->kv_heads), head_rows) / sizeof(float) + 1);
   p.kpack_at = p.lane_floats;
-  if (p.repack_k) p.lane_floats += pack_floats;
+  if (p.repack) p.lane_floats += pack_floats;
   p.vpack_at = p.lane_floats;
-  if (p.repack_v) p.lane_floats += pack_floats;
+  if (p.repack) p.lane_floats += pack_floats;
   p.cs_at = p.lane_floats;
   if (p.rotate_in_scores && (!rope->table || rope->pairing != ROTARY_PAIRING_HALF))
     p.lane_floats += round_line(sat_mul(p.key_block, p.cs_floats));

@@ -71,7 +71,7 @@ typedef struct rotary_attn_plan {
                                        pairs) or of B/D (interleaved pairs, attn_kernels.h), cs_floats apart */
   size_t cs_floats, cs_second;      /* floats per key row there, and from a row's first part to its second */
   size_t kpack_at, vpack_at;        /* NHD repack buffers (repack set): key_block x head_dim per head, head-major */
-  int repack_k, repack_v;           /* k and v rows are repacked per key block */
+  int repack;                       /* k and v rows are repacked per key block */
   size_t lanes;
   size_t *item_start;               /* batch + 1 entries (in the scratch): sequence b's first item */
   float *q;

@@ -102,7 +102,7 @@ static inline void copy_row(char *dst, const char *src, size_t bytes) {
   if (i < bytes) memcpy(dst + i, src + i, bytes - i);
 }
 
-/* The k (when repack_k) and v rows [pb, pe) of every kv head of an NHD block copied head-major into the lane. */
+/* The k and v rows [pb, pe) of every kv head of an NHD block copied head-major into the lane. */
 static void repack_block(const item_state *st, size_t pb, size_t pe) {
   const rotary_attn_plan *p = st->p;
   const rotary_cache_geom *g = &p->v->geom;
@@ -114,7 +114,7 @@ static void repack_block(const item_state *st, size_t pb, size_t pe) {
   for (size_t j = 0; j < pe - pb; j++) {
     const char *ks = k + (ptrdiff_t)j * row_step, *vs = vv + (ptrdiff_t)j * row_step;
     for (size_t h = 0; h < kvh; h++) {
-      if (st->kpack) copy_row(st->kpack + h * head_bytes + j * row_bytes, ks + h * row_bytes, row_bytes);
+      copy_row(st->kpack + h * head_bytes + j * row_bytes, ks + h * row_bytes, row_bytes);
       copy_row(st->vpack + h * head_bytes + j * row_bytes, vs + h * row_bytes, row_bytes);
     }
   }
@@ -274,8 +274,8 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   st.cs = NULL;
   st.cs_stride = 0;
   st.rowbuf = lane + p->row_at;
-  st.kpack = p->repack_k ? (char *)(lane + p->kpack_at) : NULL;
-  st.vpack = p->repack_v ? (char *)(lane + p->vpack_at) : NULL;
+  st.kpack = p->repack ? (char *)(lane + p->kpack_at) : NULL;
+  st.vpack = p->repack ? (char *)(lane + p->vpack_at) : NULL;
   for (size_t h = 0; h < kvh; h++) {
     select_head(&st, item, h);
     memset(st.acc, 0, rows * hd * sizeof(float));
@@ -290,7 +290,7 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   while (pb < end) {
     const size_t next = pe < end ? rotary_attn_plan_block_end(p, pe, end) : end;
     if (p->rotate_in_scores) block_rows(&st, lane, pb, pe);
-    if (st.vpack) repack_block(&st, pb, pe);
+    if (p->repack) repack_block(&st, pb, pe);
     for (size_t h = 0; h < kvh; h++) {
       select_head(&st, item, h);
       attend_block(&st, pb, pe);
