@@ -12,15 +12,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "attn_common.h"
 #include "attn_kernels.h"
 #include "convert.h"
 #include "fp8.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* Cache dtypes as compile-time constants of the shared bodies below (each kernel inlines them with its own). */
-enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_FP8 = 3 };
-static const size_t dt_size[4] = {4, 2, 2, 1};
 
 /*
  * 8 cache elements at p decoded to two vectors of 4 floats, in order. fp8 goes through f16 as in x86/attn_avx2.c:
@@ -45,20 +43,6 @@ INLINE void dec8(int dt, const unsigned char *p, float32x4_t fp8_factor, float32
     const uint16x8_t h = vandq_u16(vreinterpretq_u16_s16(vshlq_n_s16(w, 7)), vdupq_n_u16(0xbf80));
     *lo = vmulq_f32(vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h))), fp8_factor);
     *hi = vmulq_f32(vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h))), fp8_factor);
-  }
-}
-
-/* Elements [0, t) of a row (t < 8) decoded exactly (the scalar rule) into 8 floats, zeros after. */
-static inline void dec_tail(int dt, const unsigned char *p, size_t t, float scale, float out[8]) {
-  for (size_t i = 0; i < 8; i++) out[i] = 0.0f;
-  for (size_t i = 0; i < t; i++) {
-    uint16_t h;
-    if (dt == DT_F32) memcpy(&out[i], p + 4 * i, 4);
-    else if (dt == DT_FP8) out[i] = rotary_fp8_e4m3_decode(p[i], scale);
-    else {
-      memcpy(&h, p + 2 * i, 2);
-      out[i] = dt == DT_F16 ? rotary_f16_to_f32_quiet(h) : rotary_bf16_to_f32(h);
-    }
   }
 }
 
@@ -87,7 +71,7 @@ INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const 
   if (d8 < hd) {
     const size_t t = hd - d8;
     float kt[3][8];
-    for (int j = 0; j < J; j++) dec_tail(dt, k + j * kb + d8 * es, t, scale, kt[j]);
+    for (int j = 0; j < J; j++) attn_dec_tail(dt, k + j * kb + d8 * es, t, scale, kt[j], 8);
     for (int r = 0; r < R; r++) {
       float qt[8] = {0};
       memcpy(qt, q + r * hd + d8, t * sizeof(float));
@@ -143,7 +127,7 @@ INLINE void stage_rows(int dt, const unsigned char *p, ptrdiff_t pb, size_t n, s
     }
     if (d8 < hd) {
       float t[8];
-      dec_tail(dt, row + d8 * es, hd - d8, scale, t);
+      attn_dec_tail(dt, row + d8 * es, hd - d8, scale, t, 8);
       memcpy(b + d8, t, (hd - d8) * sizeof(float));
     }
   }
@@ -327,8 +311,8 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
       dec8(dt, row + (d + 8) * es, f8, &x[2], &x[3]);
     } else {
       float vt[16];
-      dec_tail(dt, row + d * es, t < 8 ? t : 8, scale, vt);
-      dec_tail(dt, row + (d + 8) * es, t > 8 ? t - 8 : 0, scale, vt + 8);
+      attn_dec_tail(dt, row + d * es, t < 8 ? t : 8, scale, vt, 8);
+      attn_dec_tail(dt, row + (d + 8) * es, t > 8 ? t - 8 : 0, scale, vt + 8, 8);
       for (int c = 0; c < 4; c++) x[c] = vld1q_f32(vt + 4 * c);
     }
     for (int r = 0; r < R; r++) {

@@ -38,7 +38,7 @@ INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const 
     __m256i m0, m1;
     tail_masks(t, &m0, &m1);
     float kt[3][16];
-    for (int j = 0; j < J; j++) dec_tail(dt, k + j * kb + d16 * es, t, scale, kt[j]);
+    for (int j = 0; j < J; j++) attn_dec_tail(dt, k + j * kb + d16 * es, t, scale, kt[j], 16);
     for (int r = 0; r < R; r++) {
       const __m256 q0 = _mm256_maskload_ps(q + r * hd + d16, m0), q1 = _mm256_maskload_ps(q + r * hd + d16 + 8, m1);
       for (int j = 0; j < J; j++) {
@@ -104,7 +104,7 @@ INLINE void stage_rows(int dt, const unsigned char *p, ptrdiff_t pb, size_t n, s
     }
     if (d16 < hd) {
       float t[16];
-      dec_tail(dt, row + d16 * es, hd - d16, scale, t);
+      attn_dec_tail(dt, row + d16 * es, hd - d16, scale, t, 16);
       memcpy(b + d16, t, (hd - d16) * sizeof(float));
     }
   }
@@ -166,7 +166,7 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
     }
     for (size_t j = 0; j < n; j++) {
       float vt[16];
-      dec_tail(dt, v + (ptrdiff_t)j * vb + d * es, t, scale, vt);
+      attn_dec_tail(dt, v + (ptrdiff_t)j * vb + d * es, t, scale, vt, 16);
       const __m256 lo = _mm256_loadu_ps(vt), hi = _mm256_loadu_ps(vt + 8);
       for (int r = 0; r < R; r++) {
         const __m256 pj = _mm256_broadcast_ss(p + r * ps + j);

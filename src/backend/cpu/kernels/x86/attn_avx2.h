@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "attn_common.h"
 #include "attn_kernels.h"
 #include "convert.h"
 #include "fp8.h"
@@ -15,9 +16,6 @@
 
 #define INLINE static inline __attribute__((always_inline)) ROTARY_TARGET
 
-/* Cache dtypes as compile-time constants of the shared bodies below (each kernel inlines them with its own). */
-enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_FP8 = 3 };
-static const size_t dt_size[4] = {4, 2, 2, 1};
 
 /* 8 cache elements at p decoded to 8 floats, in order (dec16's rules). */
 INLINE __m256 dec8(int dt, const unsigned char *p, __m256 fp8_factor) {
@@ -51,20 +49,6 @@ INLINE void dec16(int dt, const unsigned char *p, __m256 fp8_factor, __m256 *lo,
     const __m256i h = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16((short)0xbf80));
     *lo = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), fp8_factor);
     *hi = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), fp8_factor);
-  }
-}
-
-/* Elements [0, t) of a row (t < 16) decoded exactly (the scalar rule) into 16 floats, zeros after. */
-static inline void dec_tail(int dt, const unsigned char *p, size_t t, float scale, float out[16]) {
-  for (size_t i = 0; i < 16; i++) out[i] = 0.0f;
-  for (size_t i = 0; i < t; i++) {
-    uint16_t h;
-    if (dt == DT_F32) memcpy(&out[i], p + 4 * i, 4);
-    else if (dt == DT_FP8) out[i] = rotary_fp8_e4m3_decode(p[i], scale);
-    else {
-      memcpy(&h, p + 2 * i, 2);
-      out[i] = dt == DT_F16 ? rotary_f16_to_f32_quiet(h) : rotary_bf16_to_f32(h);
-    }
   }
 }
 
