@@ -230,58 +230,41 @@ INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, siz
     for (int j = 0; j < nst; j++) s[r * ss + j] = vaddvq_f32(acc[r * J + j]);
 }
 
+/* One key row decoded and rotated into the fp32 row y (attn_rot_rows.h's rot_key_row): rot_block's numbers. */
+INLINE void rot_key_row(int pr, int dt, const unsigned char *kj, const float *c, size_t so, size_t rd, size_t hd,
+                        float32x4_t f8, float *y) {
+  const size_t half = rd / 2, es = dt_size[dt];
+  size_t d = 0;
+  if (pr == PR_HALF) {
+    for (size_t i = 0; i < half; i += 8) {
+      float32x4_t x0[2], x1[2];
+      dec8(dt, kj + i * es, f8, &x0[0], &x0[1]);
+      dec8(dt, kj + (half + i) * es, f8, &x1[0], &x1[1]);
+      for (int h = 0; h < 2; h++) {
+        const float32x4_t cv = vld1q_f32(c + i + 4 * h), sv = vld1q_f32(c + so + i + 4 * h);
+        vst1q_f32(y + i + 4 * h, vfmaq_f32(vnegq_f32(vmulq_f32(x1[h], sv)), x0[h], cv));
+        vst1q_f32(y + half + i + 4 * h, vfmaq_f32(vmulq_f32(x1[h], cv), x0[h], sv));
+      }
+    }
+    d = rd;
+  }
+  for (; d < hd; d += 8) {
+    float32x4_t lo, hi;
+    dec8(dt, kj + d * es, f8, &lo, &hi);
+    if (pr == PR_INTER && d < rd) {
+      lo = rot_inter4(lo, c + d, c + so + d);
+      hi = rot_inter4(hi, c + d + 4, c + so + d + 4);
+    }
+    vst1q_f32(y + d, lo);
+    vst1q_f32(y + d + 4, hi);
+  }
+}
+
 #define ATTN_VEC float32x4_t
+#define ATTN_FACTOR(scale) vdupq_n_f32((scale) * 256.0f)
 #include "attn_rot_rows.h"
 #undef ATTN_VEC
-
-/* With more than 4 rows, keys are rotated once into a block of fp32 rows that every row block reads (the same
- * numbers, the same order: the same bits). */
-INLINE void rot_any(int pr, int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
-                    size_t n, float scale, const float *cs, size_t css, size_t so, size_t rd, float *s, size_t ss) {
-  const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
-  const float32x4_t f8 = vdupq_n_f32(scale * 256.0f);
-  const unsigned char *kp = (const unsigned char *)k;
-  if (rows > 4 && hd <= STAGE_FLOATS / 4) {
-    float buf[STAGE_FLOATS];
-    const size_t block = STAGE_FLOATS / hd, half = rd / 2, es = dt_size[dt];
-    for (size_t j = 0; j < n; j += block) {
-      const size_t m = n - j < block ? n - j : block;
-      for (size_t t = 0; t < m; t++) {
-        const unsigned char *kj = kp + (ptrdiff_t)(j + t) * kb;
-        const float *c = cs + (j + t) * css;
-        float *y = buf + t * hd;
-        size_t d = 0;
-        if (pr == PR_HALF) {
-          for (size_t i = 0; i < half; i += 8) {
-            float32x4_t x0[2], x1[2];
-            dec8(dt, kj + i * es, f8, &x0[0], &x0[1]);
-            dec8(dt, kj + (half + i) * es, f8, &x1[0], &x1[1]);
-            for (int h = 0; h < 2; h++) {
-              const float32x4_t cv = vld1q_f32(c + i + 4 * h), sv = vld1q_f32(c + so + i + 4 * h);
-              vst1q_f32(y + i + 4 * h, vfmaq_f32(vnegq_f32(vmulq_f32(x1[h], sv)), x0[h], cv));
-              vst1q_f32(y + half + i + 4 * h, vfmaq_f32(vmulq_f32(x1[h], cv), x0[h], sv));
-            }
-          }
-          d = rd;
-        }
-        for (; d < hd; d += 8) {
-          float32x4_t lo, hi;
-          dec8(dt, kj + d * es, f8, &lo, &hi);
-          if (pr == PR_INTER && d < rd) {
-            lo = rot_inter4(lo, c + d, c + so + d);
-            hi = rot_inter4(hi, c + d + 4, c + so + d + 4);
-          }
-          vst1q_f32(y + d, lo);
-          vst1q_f32(y + d + 4, hi);
-        }
-      }
-      rot_rows(pr, DT_F32, 0, q, rows, hd, rd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, cs, css, so, f8,
-               s + j, ss);
-    }
-    return;
-  }
-  rot_rows(pr, dt, 1, q, rows, hd, rd, kp, kb, n, cs, css, so, f8, s, ss);
-}
+#undef ATTN_FACTOR
 
 /* ---- values: R rows x 16 outputs per block (4 vectors), keys inside, p broadcast ---- */
 

@@ -76,47 +76,30 @@ INLINE void rot_block(int pr, int dt, int rot, int R, int J, const float *q, siz
     for (int j = 0; j < nst; j++) s[r * ss + j] = out[r * J + j];
 }
 
+/* One key row decoded and rotated into the fp32 row y (attn_rot_rows.h's rot_key_row): rot_block's numbers. */
+INLINE void rot_key_row(int pr, int dt, const unsigned char *kj, const float *c, size_t so, size_t rd, size_t hd,
+                        __m256 f8, float *y) {
+  const size_t half = rd / 2, es = dt_size[dt];
+  size_t d = 0;
+  if (pr == PR_HALF) {
+    for (size_t i = 0; i < half; i += 8) {
+      const __m256 x0 = dec8(dt, kj + i * es, f8), x1 = dec8(dt, kj + (half + i) * es, f8);
+      const __m256 cv = _mm256_loadu_ps(c + i), sv = _mm256_loadu_ps(c + so + i);
+      _mm256_storeu_ps(y + i, _mm256_fmsub_ps(x0, cv, _mm256_mul_ps(x1, sv)));
+      _mm256_storeu_ps(y + half + i, _mm256_fmadd_ps(x0, sv, _mm256_mul_ps(x1, cv)));
+    }
+    d = rd;
+  } else {
+    for (; d < rd; d += 8) _mm256_storeu_ps(y + d, rot_inter8(dt, kj, d, c, c + so, f8));
+  }
+  for (; d < hd; d += 8) _mm256_storeu_ps(y + d, dec8(dt, kj + d * es, f8));
+}
+
 #define ATTN_VEC __m256
+#define ATTN_FACTOR(scale) _mm256_set1_ps((scale) * 256.0f)
 #include "attn_rot_rows.h"
 #undef ATTN_VEC
-
-/* With more than 4 rows, keys are rotated once into a block of fp32 rows that every row block reads (the same
- * numbers, the same order: the same bits). */
-INLINE void rot_any(int pr, int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
-                    size_t n, float scale, const float *cs, size_t css, size_t so, size_t rd, float *s, size_t ss) {
-  const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
-  const __m256 f8 = _mm256_set1_ps(scale * 256.0f);
-  const unsigned char *kp = (const unsigned char *)k;
-  if (rows > 4 && hd <= STAGE_FLOATS / 4) {
-    float buf[STAGE_FLOATS];
-    const size_t block = STAGE_FLOATS / hd, half = rd / 2, es = dt_size[dt];
-    for (size_t j = 0; j < n; j += block) {
-      const size_t m = n - j < block ? n - j : block;
-      for (size_t t = 0; t < m; t++) {
-        const unsigned char *kj = kp + (ptrdiff_t)(j + t) * kb;
-        const float *c = cs + (j + t) * css;
-        float *y = buf + t * hd;
-        size_t d = 0;
-        if (pr == PR_HALF) {
-          for (size_t i = 0; i < half; i += 8) {
-            const __m256 x0 = dec8(dt, kj + i * es, f8), x1 = dec8(dt, kj + (half + i) * es, f8);
-            const __m256 cv = _mm256_loadu_ps(c + i), sv = _mm256_loadu_ps(c + so + i);
-            _mm256_storeu_ps(y + i, _mm256_fmsub_ps(x0, cv, _mm256_mul_ps(x1, sv)));
-            _mm256_storeu_ps(y + half + i, _mm256_fmadd_ps(x0, sv, _mm256_mul_ps(x1, cv)));
-          }
-          d = rd;
-        } else {
-          for (; d < rd; d += 8) _mm256_storeu_ps(y + d, rot_inter8(dt, kj, d, c, c + so, f8));
-        }
-        for (; d < hd; d += 8) _mm256_storeu_ps(y + d, dec8(dt, kj + d * es, f8));
-      }
-      rot_rows(pr, DT_F32, 0, q, rows, hd, rd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, cs, css, so, f8,
-               s + j, ss);
-    }
-    return;
-  }
-  rot_rows(pr, dt, 1, q, rows, hd, rd, kp, kb, n, cs, css, so, f8, s, ss);
-}
+#undef ATTN_FACTOR
 
 /* ---- scores with keys rotated on the way ---- */
 
