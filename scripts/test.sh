@@ -117,10 +117,12 @@ memcheck_one() { # memcheck_one PROGRAM: one test program under valgrind, in the
 }
 export -f memcheck_one
 
-memcheck() { # valgrind on every test program of the release build, one per core at a time, the slowest first;
+memcheck() { # valgrind on every test program of the release build, one per core at a time, the slowest first (12-26 s
+  # each on one core; the rest under 9 s);
   # the fuzz corpus replays are left to the ASan + UBSan stage, which runs them with the sanitizers the fuzzers were
   # built with
-  local t s progs=() slow=(apply scaling kv_write attention attn_kernels streams family_accuracy kernels table convert)
+  local t s progs=() slow=(table apply hf_golden streams_apply scaling streams kernels kv_write settings_bits
+    attn_kernels convert kv_rerotate attn_execute)
   for s in "${slow[@]}"; do [ -x "build-test/tests/test_$s" ] && progs+=("build-test/tests/test_$s"); done
   for t in build-test/tests/test_* build-test/examples/readme_example; do
     case $t in */test_fuzz_*_replay) continue ;; esac
@@ -216,14 +218,40 @@ api_reference() { # the Doxygen reference of include/rotary.h builds with no war
 fuzz_cflags=(-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -ffp-contract=off -D_GNU_SOURCE -Iinclude
   $(find src -type d | sed 's/^/-I/') -Ithird_party/cjson -Ithird_party/cjson/cjson -DCJSON_HIDE_SYMBOLS)
 
-fuzz_lib() { # librotary, librotary_hf and the bundled cJSON compiled once with the fuzzers' instrumentation, the
-  # largest files first (each AVX2 attention kernel file takes about a minute with clang's ASan + UBSan; started
-  # first, the rest compile beside them)
+fuzz_cc() { # fuzz_cc FILE: one object of the fuzz library, with FUZZ_CFLAGS (fuzz_cflags, exported as one string). The
+  # SIMD kernel files (kernels/x86, kernels/arm) get ASan without UBSan (attn_avx2.c: 83 s of CPU with both, 42 s
+  # with ASan alone; the five largest x86 files were about 60% of the library's time); every kernel variant runs
+  # under gcc's UBSan in the ASan + UBSan stage, and the fuzzers' kernel calls keep ASan and coverage. The AVX-512
+  # files, where the CPU has no AVX-512F (their kernels are never dispatched to), get no sanitizer at all. The whole
+  # library: about 90 s of CPU.
+  local f=$1 flags=() x
+  for x in $FUZZ_CFLAGS; do
+    case $f:$x in
+      src/backend/cpu/kernels/x86/*avx512*:-fsanitize=*) grep -qw avx512f /proc/cpuinfo || continue ;;
+    esac
+    case $f:$x in
+      src/backend/cpu/kernels/x86/*:-fsanitize=address,undefined | src/backend/cpu/kernels/arm/*:-fsanitize=address,undefined)
+        x=-fsanitize=address ;;
+    esac
+    flags+=("$x")
+  done
+  case $f in
+    src/backend/cpu/kernels/x86/*avx512*) grep -qw avx512f /proc/cpuinfo || { clang "${flags[@]}" -c "$f" \
+      -o "build-fuzz/obj/$(echo "$f" | tr / _).o"; return; } ;;
+  esac
+  clang "${flags[@]}" -fsanitize=fuzzer-no-link -c "$f" -o "build-fuzz/obj/$(echo "$f" | tr / _).o"
+}
+export -f fuzz_cc
+
+fuzz_lib() { # librotary, librotary_hf and the bundled cJSON compiled once with the fuzzers' instrumentation (fuzz_cc),
+  # the x86 kernel files first, the longest (attn_avx2.c: about 40 s; the rest compile beside it), then the
+  # others, the largest first
   rm -rf build-fuzz/obj && mkdir -p build-fuzz/obj &&
-    { find src -name '*.c' -not -path 'src/backend/cuda/*' -print0 | xargs -0 ls -S
+    { ls -S src/backend/cpu/kernels/x86/*.c
+      find src -name '*.c' -not -path 'src/backend/cuda/*' -not -path 'src/backend/cpu/kernels/x86/*' -print0 |
+        xargs -0 ls -S
       echo third_party/cjson/cJSON.c; } |
-    xargs -P"$jobs" -I{} sh -c 'clang "$@" -fsanitize=fuzzer-no-link -c "$0" -o "build-fuzz/obj/$(echo "$0" | tr / _).o"' \
-      {} "${fuzz_cflags[@]}" &&
+    FUZZ_CFLAGS="${fuzz_cflags[*]}" xargs -P"$jobs" -I{} bash -c 'fuzz_cc "$1"' _ {} &&
     ar rcs build-fuzz/librotary_fuzz.a build-fuzz/obj/*.o
 }
 
