@@ -90,9 +90,10 @@ enum { N_POSITIONS = 1 << 20, QUICK_HEAD = 1024, QUICK_STEP = 997 }; /* quick: 2
 static int64_t g_begin = 0, g_end = N_POSITIONS; /* this run's slice of the positions */
 
 /*
- * The correctly rounded fp32 of cos/sin(pos * w) * scaling, decided in double precision when it can be (about 1.4e-7
- * of the values cannot: then oracle_exact_cos_sin decides, as for every value before; the sweep costs a fifth of
- * what it did with that oracle alone). Returns 1 when *c and *s are certain, else 0.
+ * The correctly rounded fp32 of cos/sin(pos * w) * scaling, decided in double precision when it can be (not for the
+ * sines at position 0, exactly 0, nor for values within about 2^-48 of an fp32 rounding boundary: for those,
+ * oracle_exact_cos_sin decides, as it did for every value before; the sweep costs a quarter of what it did with that
+ * oracle alone). Returns 1 when *c and *s are certain, else 0.
  * The angle pos * w as hi + lo exactly: w = wh + wl (wh its top 26 significant bits, wl the other 27), and for
  * pos < 2^26 both pos * wh and pos * wl are exact doubles, so hi = pos*wh + pos*wl rounded and lo its exact error
  * (Fast2Sum, |pos*wh| >= |pos*wl|). No fma is needed, and a compiler contracting a product into an fma changes
