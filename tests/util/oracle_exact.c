@@ -68,10 +68,13 @@ static int from_parts(long double c, long double s, long double lo, long double 
                       float *so) {
   long double l2 = lo * lo / 2, l3 = fabsl(lo * l2) / 3;
   long double vc = c - s * lo - c * l2, vs = s + c * lo - s * l2;
-  /* libm's error on c and s (twice, for the products), the Taylor terms left out, long double roundings */
-  long double m = eps * (fabsl(c) + fabsl(s * lo) + 0x1p-1000L) * 2 + l3 + l2 * l2 +
-                  8 * ld_rounding() * (fabsl(c) + fabsl(s) + fabsl(vc) + fabsl(vs));
-  return decide(vc * scaling, m * scaling, co) & decide(vs * scaling, m * scaling, so);
+  /* libm's error on c and s (relative; twice, for the products), the Taylor terms left out, long double roundings:
+   * a margin per value, since vc leans on c and vs on s (one margin from c's terms was too small for the sine when
+   * |s| >> |c|) */
+  const long double rest = l3 + l2 * l2 + 8 * ld_rounding() * (fabsl(c) + fabsl(s) + fabsl(vc) + fabsl(vs));
+  const long double mc = eps * (fabsl(c) + fabsl(s * lo) + 0x1p-1000L) * 2 + rest;
+  const long double ms = eps * (fabsl(s) + fabsl(c * lo) + 0x1p-1000L) * 2 + rest;
+  return decide(vc * scaling, mc * scaling, co) & decide(vs * scaling, ms * scaling, so);
 }
 
 oracle_path oracle_exact_cos_sin_mpfr(int64_t pos, double w, double scaling, float *c, float *s) {
