@@ -911,13 +911,16 @@ ROTARY_API rotary_status rotary_cuda_apply(const rotary_cuda_rope *rope, const r
                                            int32_t *flags);
 
 /*
- * NOT IMPLEMENTED YET: in every build this returns ROTARY_ERR_NULL_POINTER for a NULL rope or desc, else
- * ROTARY_ERR_UNSUPPORTED, and launches nothing. The contract it will keep:
  * rotary_kv_write on the GPU: q rotated, k rotated into the key cache, v copied into the value cache, every cache
- * index (SEQUENCES, SLOTS, PAGES), layout (NHD, HND) and cache dtype (f32, f16, bf16, fp8 e4m3). Rows no token
- * writes are never touched; a negative slot (SLOTS) skips the token's k and v and still rotates its q, as on the
- * CPU. Launches on the current device, which must be the rope's. flags: NULL or a device int32 (see above).
- * Errors: those of rotary_kv_write found on the host, DEVICE, UNSUPPORTED.
+ * index (SEQUENCES, SLOTS, PAGES), layout (NHD, HND) and cache dtype (f32, f16, bf16, fp8 e4m3), every position
+ * mode, table-free ropes: the same bytes as rotary_kv_write on the same call. Rows no token writes are never
+ * touched; a negative slot (SLOTS) skips the token's k and v and still rotates its q, as on the CPU. A token whose
+ * device-side position, slot, page or row is out of range is skipped whole and flagged. One kernel enqueued on
+ * stream; no allocation, copy or synchronization. Launches on the current device, which must be the rope's.
+ * flags: NULL or a device int32 (see above).
+ * NOT YET RUN ON A GPU: verified only by a CPU emulation of the kernel (docs/cuda.md). A build without the CUDA
+ * backend returns NULL_POINTER for a NULL rope or desc, else UNSUPPORTED, and launches nothing.
+ * Errors: those of rotary_kv_write found on the host, DEVICE, UNSUPPORTED (no CUDA build).
  */
 ROTARY_API rotary_status rotary_cuda_kv_write(const rotary_cuda_rope *rope, const rotary_kv_write_desc *desc,
                                               void *stream, int32_t *flags);
