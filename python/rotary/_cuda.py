@@ -29,8 +29,8 @@ def device_count():
 def _raise(status, what, device):
     if status == _lib.ERR_UNSUPPORTED:
         raise _core.RotaryDeviceError(status, f"{what}: unsupported: the loaded librotary was built without CUDA "
-                                      "(ROTARY_CUDA=OFF or no nvcc at build time), or this operation has no CUDA "
-                                      "kernel yet (rotary_cuda_kv_write)")
+                                      "(ROTARY_CUDA=OFF or no nvcc at build time), or (rotary_cuda_kv_write) it "
+                                      "predates the CUDA KV write")
     if status == _lib.ERR_DEVICE:
         raise _core.RotaryDeviceError(status, f"{what}: {_lib.status_string(status)} (cuda:{device}; librotary "
                                       f"sees {device_count()} CUDA device(s))")

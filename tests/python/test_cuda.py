@@ -1,9 +1,9 @@
 """test_cuda.py: torch CUDA tensors through rotary's Python API (rotary_cuda_apply / rotary_cuda_kv_write), bit for
 bit against the CPU path on the same RoPE and the same values: RoPE.apply over dtypes, pairings, layouts, positions,
 GQA, in and out of place; the custom op under torch.compile(fullgraph=True); a torch.cuda.CUDAGraph replayed with new
-positions; device flags; errors before any launch; the Hugging Face patch on a tiny Llama; kv_write into a paged
-cache. Skipped as a whole without torch, without a CUDA device torch can use, or with a librotary that has no CUDA
-device (a build without CUDA)."""
+positions; device flags; errors before any launch; the Hugging Face patch on a tiny Llama; kv_write into
+per-sequence, slot-mapped and paged caches. Skipped as a whole without torch, without a CUDA device torch can use,
+or with a librotary that has no CUDA device (a build without CUDA)."""
 import numpy as np
 import pytest
 
@@ -256,26 +256,33 @@ def test_hf_patch_llama_cuda():
     assert torch.isfinite(got16).all()
 
 
-# rotary_cuda_kv_write is not implemented yet (it returns ROTARY_ERR_UNSUPPORTED in every build): the KV tests
-# below wait for it. test_kv_write_unsupported_is_an_error checks what a caller gets meanwhile.
-KV_PENDING = pytest.mark.skip(reason="rotary_cuda_kv_write not implemented yet (ROTARY_ERR_UNSUPPORTED)")
-
-
-def test_kv_write_unsupported_is_an_error():
+# rotary_cuda_kv_write: the KV tests below compare the GPU's q and caches with the CPU's bytes (the C-level cases are
+# tests/cuda/test_cuda_kv.c). Not yet run on a GPU: written against the CPU emulation of the kernel only.
+def test_kv_write_sequences_matches_cpu():
+    """A per-sequence cache (lengths and offsets on the device), f16 k/v into an f32 cache, GQA, flags zero."""
     r = rotary.RoPE(D, max_positions=64)
-    q = torch.randn(1, 2, 2, D, device=DEV)
-    k = torch.randn(1, 2, 1, D, device=DEV)
-    v = torch.randn(1, 2, 1, D, device=DEV)
-    cache = rotary.KVCache(torch.zeros(1, 8, 1, D, device=DEV), torch.zeros(1, 8, 1, D, device=DEV))
-    before = q.clone()
-    with pytest.raises(rotary.RotaryDeviceError, match="without CUDA|UNSUPPORTED|unsupported|not"):
-        rotary.kv.kv_write(r, q, k, v, cache, offsets=torch.zeros(1, dtype=torch.int64, device=DEV),
-                           lengths=torch.zeros(1, dtype=torch.int64, device=DEV))
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(2, 3, 4, D, generator=g)
+    k = (torch.randn(2, 3, 2, D, generator=g) * 4).to(torch.float16)
+    v = torch.randn(2, 3, 2, D, generator=g).to(torch.float16)
+    kc = torch.full((2, 8, 2, D), 0.5)
+    vc = kc.clone()
+    lengths, offsets = torch.tensor([0, 4]), torch.tensor([3, 40])
+    cpu_cache = rotary.KVCache(kc.clone(), vc.clone())
+    want_q = rotary.kv.kv_write(r, q.clone(), k, v, cpu_cache, offsets=offsets, lengths=lengths)
+    dev_cache = rotary.KVCache(to_dev(kc), to_dev(vc))
+    flags = torch.zeros(1, dtype=torch.int32, device=DEV)
+    qd = to_dev(q)
+    got_q = rotary.kv.kv_write(r, qd, to_dev(k), to_dev(v), dev_cache, offsets=offsets.to(DEV),
+                               lengths=lengths.to(DEV), flags=flags)
     torch.cuda.synchronize()
-    assert torch.equal(q, before)
+    assert got_q is qd
+    same(got_q, want_q, "q")
+    same(dev_cache.k, cpu_cache.k, "k cache")
+    same(dev_cache.v, cpu_cache.v, "v cache")
+    assert flags.item() == 0
 
 
-@KV_PENDING
 @pytest.mark.parametrize("cache_dtype", ["bfloat16", "fp8_e4m3"])
 @pytest.mark.parametrize("index", ["pages", "slots"])
 def test_kv_write_paged_matches_cpu(index, cache_dtype):
@@ -315,7 +322,6 @@ def test_kv_write_paged_matches_cpu(index, cache_dtype):
     assert flags.item() == 0
 
 
-@KV_PENDING
 def test_kv_write_compiled_matches_eager():
     r = rotary.RoPE(D, max_positions=256)
     g = torch.Generator().manual_seed(4)
