@@ -38,8 +38,8 @@ release() { # quick mode: ROTARY_TEST_QUICK=1 (the tests' reduced sizes). The CU
   # (ROTARY_CUDA=AUTO; every CPU test runs, the GPU tests report "skipped" without a device); the other stages
   # build without it (ROTARY_CUDA=OFF: the rotary_cuda_* functions return ROTARY_ERR_UNSUPPORTED, which
   # test_cuda_api checks). Without a GPU (nvidia-smi lists none) the kernels are only compile-checked, for one
-  # architecture (sm_80) instead of the default three (the kernels have no per-architecture code): 20 s less. CUDAARCHS
-  # (CMake's variable for the list) overrides both.
+  # architecture (sm_80) instead of the default three (the kernels have no per-architecture code): about 26 s less.
+  # CUDAARCHS (CMake's variable for the list) overrides both.
   local cuda_archs=()
   [ -n "${CUDAARCHS:-}" ] || nvidia-smi -L 2>/dev/null | grep -q '^GPU' ||
     cuda_archs=(-DCMAKE_CUDA_ARCHITECTURES=80-real)
