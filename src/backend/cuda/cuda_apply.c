@@ -4,32 +4,16 @@
 #include <string.h>
 
 #include "check.h"
+#include "cuda_pointers.h"
 #include "cuda_positions.h"
 #include "cuda_rope.h"
 #include "cuda_rotate_plan.h"
 #include "rope.h"
 #include "validate.h"
 
-/* Nonzero when device `device` can address p: device memory of that device, managed memory, or host memory
- * mapped into the device's address space. Clears the error cudaPointerGetAttributes may raise. */
-static int device_addressable(const void *p, int device) {
-  struct cudaPointerAttributes a;
-  memset(&a, 0, sizeof a);
-  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  switch (a.type) {
-    case cudaMemoryTypeDevice: return a.device == device;
-    case cudaMemoryTypeManaged: return 1;
-    case cudaMemoryTypeHost: return a.devicePointer != NULL;
-    default: return 0;
-  }
-}
-
 /* Every pointer the kernel reads or writes (tensors, position arrays, flags) is addressable by the device. */
 static rotary_status check_pointers(const rotary_apply_desc *d, const int32_t *flags, int device) {
-  const void *ptrs[7];
+  const void *ptrs[4 + ROTARY_CUDA_POINTERS_APPENDED];
   int n = 0;
   ptrs[n++] = d->q.in;
   if (d->q.out != d->q.in) ptrs[n++] = d->q.out; /* in place: one lookup */
@@ -37,22 +21,7 @@ static rotary_status check_pointers(const rotary_apply_desc *d, const int32_t *f
     ptrs[n++] = d->k.in;
     if (d->k.out != d->k.in) ptrs[n++] = d->k.out;
   }
-  const rotary_positions *p = &d->positions;
-  switch (p->mode) {
-    case ROTARY_POSITIONS_OFFSET: break;
-    case ROTARY_POSITIONS_OFFSETS: ptrs[n++] = p->offsets; break;
-    case ROTARY_POSITIONS_COS_SIN:
-      ptrs[n++] = p->cos;
-      ptrs[n++] = p->sin;
-      break;
-    default: ptrs[n++] = p->ids; break; /* IDS_*, STREAMS_* */
-  }
-  if (flags) {
-    ROTARY_RETURN_IF(((uintptr_t)flags & (sizeof *flags - 1)) != 0, ROTARY_ERR_DEVICE); /* atomicOr needs it */
-    ptrs[n++] = flags;
-  }
-  for (int i = 0; i < n; i++) ROTARY_RETURN_IF(!device_addressable(ptrs[i], device), ROTARY_ERR_DEVICE);
-  return ROTARY_OK;
+  return rotary_cuda_check_pointers(ptrs, n, &d->positions, flags, device);
 }
 
 static void tensor_plan(rotary_cuda_rotate_tensor *r, const rotary_tensor *t, size_t head_dim, size_t rotary_dim) {

@@ -5,32 +5,16 @@
 
 #include "check.h"
 #include "cuda_kv_plan.h"
+#include "cuda_pointers.h"
 #include "cuda_positions.h"
 #include "cuda_rope.h"
 #include "kv_validate.h"
 #include "rope.h"
 
-/* Nonzero when device `device` can address p: device memory of that device, managed memory, or host memory
- * mapped into the device's address space. Clears the error cudaPointerGetAttributes may raise. */
-static int kv_addressable(const void *p, int device) {
-  struct cudaPointerAttributes a;
-  memset(&a, 0, sizeof a);
-  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  switch (a.type) {
-    case cudaMemoryTypeDevice: return a.device == device;
-    case cudaMemoryTypeManaged: return 1;
-    case cudaMemoryTypeHost: return a.devicePointer != NULL;
-    default: return 0;
-  }
-}
-
 /* Every pointer the kernel reads or writes: q (when it has heads), the k and v inputs, both caches, the index
  * arrays, the position arrays, flags (4-byte aligned for atomicOr). */
 static rotary_status kv_check_pointers(const rotary_kv_write_desc *d, const int32_t *flags, int device) {
-  const void *ptrs[12];
+  const void *ptrs[9 + ROTARY_CUDA_POINTERS_APPENDED];
   int n = 0;
   if (d->q.n_heads) {
     ptrs[n++] = d->q.in;
@@ -50,22 +34,7 @@ static rotary_status kv_check_pointers(const rotary_kv_write_desc *d, const int3
       ptrs[n++] = c->last_page_len;
       break;
   }
-  const rotary_positions *p = &d->positions;
-  switch (p->mode) {
-    case ROTARY_POSITIONS_OFFSET: break;
-    case ROTARY_POSITIONS_OFFSETS: ptrs[n++] = p->offsets; break;
-    case ROTARY_POSITIONS_COS_SIN:
-      ptrs[n++] = p->cos;
-      ptrs[n++] = p->sin;
-      break;
-    default: ptrs[n++] = p->ids; break; /* IDS_*, STREAMS_* */
-  }
-  if (flags) {
-    ROTARY_RETURN_IF(((uintptr_t)flags & (sizeof *flags - 1)) != 0, ROTARY_ERR_DEVICE);
-    ptrs[n++] = flags;
-  }
-  for (int i = 0; i < n; i++) ROTARY_RETURN_IF(!kv_addressable(ptrs[i], device), ROTARY_ERR_DEVICE);
-  return ROTARY_OK;
+  return rotary_cuda_check_pointers(ptrs, n, &d->positions, flags, device);
 }
 
 /* A tensor as the kernel reads it (out NULL for k and v: only q has an output). */
