@@ -84,13 +84,8 @@ rotary_status rotary_cuda_apply(const rotary_cuda_rope *rope, const rotary_apply
   ROTARY_RETURN_IF(!rope || !desc, ROTARY_ERR_NULL_POINTER);
   rotary_status st = rotary_validate_apply(rope->host, desc, 1);
   if (st != ROTARY_OK) return st;
-  int device = -1;
-  if (cudaGetDevice(&device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return ROTARY_ERR_DEVICE;
-  }
-  ROTARY_RETURN_IF(device != rope->device, ROTARY_ERR_DEVICE);
-  if ((st = check_pointers(desc, flags, device)) != ROTARY_OK) return st;
+  if ((st = rotary_cuda_check_device(rope->device)) != ROTARY_OK) return st;
+  if ((st = check_pointers(desc, flags, rope->device)) != ROTARY_OK) return st;
   rotary_cuda_rotate_plan plan;
   rotary_cuda_rotate_plan_build(&plan, rope, desc, flags);
   return rotary_cuda_rotate_launch(&plan, stream);

@@ -137,19 +137,9 @@ rotary_status rotary_cuda_kv_write(const rotary_cuda_rope *rope, const rotary_kv
   rotary_cache_geom geom;
   rotary_status st = rotary_validate_kv_write(rope->host, desc, &geom, 1);
   if (st != ROTARY_OK) return st;
-  int device = -1;
-  if (cudaGetDevice(&device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return ROTARY_ERR_DEVICE;
-  }
-  ROTARY_RETURN_IF(device != rope->device, ROTARY_ERR_DEVICE);
-  if ((st = kv_check_pointers(desc, flags, device)) != ROTARY_OK) return st;
-  int sm_count = 0;
-  if (cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return ROTARY_ERR_DEVICE;
-  }
+  if ((st = rotary_cuda_check_device(rope->device)) != ROTARY_OK) return st;
+  if ((st = kv_check_pointers(desc, flags, rope->device)) != ROTARY_OK) return st;
   rotary_cuda_kv_plan plan;
-  kv_plan_build(&plan, rope, desc, &geom, flags, sm_count);
+  kv_plan_build(&plan, rope, desc, &geom, flags, rope->sm_count); /* read once by rotary_cuda_rope_create */
   return rotary_cuda_kv_launch(&plan, stream);
 }

@@ -1,4 +1,4 @@
-/* cuda_pointers.c: rotary_cuda_check_pointers, the addressability check shared by the CUDA calls. */
+/* cuda_pointers.c: the host checks shared by the CUDA calls: the current device, and every pointer addressable. */
 #include "cuda_pointers.h"
 
 #include <cuda_runtime_api.h>
@@ -20,6 +20,15 @@ static int device_addressable(const void *p, int device) {
     case cudaMemoryTypeHost: return a.devicePointer != NULL;
     default: return 0;
   }
+}
+
+rotary_status rotary_cuda_check_device(int device) {
+  int current = -1;
+  if (cudaGetDevice(&current) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return ROTARY_ERR_DEVICE;
+  }
+  return current == device ? ROTARY_OK : ROTARY_ERR_DEVICE;
 }
 
 rotary_status rotary_cuda_check_pointers(const void **ptrs, int n, const rotary_positions *positions,

@@ -1,10 +1,14 @@
-/* cuda_pointers.h: the host check that a CUDA call's device can address every pointer its kernel touches. */
+/* cuda_pointers.h: the host checks of a CUDA call: the current device is the rope's, and it can address every pointer. */
 #ifndef ROTARY_CUDA_POINTERS_H
 #define ROTARY_CUDA_POINTERS_H
 
 #include <stdint.h>
 
 #include "rotary.h"
+
+/* DEVICE unless the calling thread's current device is `device` (the rope's); clears the error a failed
+ * cudaGetDevice may raise. */
+rotary_status rotary_cuda_check_device(int device);
 
 /* Room a caller leaves in its pointer list for what rotary_cuda_check_pointers appends (positions, flags). */
 #define ROTARY_CUDA_POINTERS_APPENDED 3
