@@ -176,6 +176,35 @@ static void test_many_tokens(void **state) {
   finish("tokens", &as);
 }
 
+/* Table-free ropes compute cos/sin rows a block of tokens at a time (as many as a 16 KiB buffer holds, at most 64:
+ * 16 rows at head_dim 256, 32 at 128, 64 below): token counts around one and several blocks, a block that crosses
+ * sequences (OFFSETS), ids, forward and inverse, GQA head counts whose units split tasks mid-token on the 3-thread
+ * run. Each is checked against the oracle and across thread counts. */
+static void test_rows_blocks(void **state) {
+  (void)state;
+  static const size_t dims[4] = {16, 64, 128, 256}, blocks[4] = {64, 64, 32, 16};
+  static const rotary_position_mode modes[3] = {ROTARY_POSITIONS_OFFSET, ROTARY_POSITIONS_OFFSETS,
+                                                ROTARY_POSITIONS_IDS_I32};
+  tu_astats as = {0};
+  unsigned v = 0;
+  for (int d = 0; d < 4; d++)
+    for (int n = 0; n < 4; n++) {
+      const size_t seq = n < 3 ? blocks[d] - 1 + (size_t)n : 3 * blocks[d] + 5;
+      tu_acase ac = base_case(dims[d], dims[d] - (v % 3 == 2 ? 8 : 0), 5, 1 + v % 2, 1 + v % 2, seq);
+      ac.max_positions = 0;
+      ac.mode = modes[v % 3];
+      ac.pos = TU_POS_RANDOM;
+      ac.dir = (rotary_direction)((v / 3) % 2);
+      ac.pairing = (rotary_pairing)(v % 2);
+      ac.q.dt = dtype_pairs[v % 9][0];
+      ac.k.dt = dtype_pairs[v % 9][1];
+      ac.q.inplace = ac.k.inplace = (int)((v / 2) % 2);
+      ac.seed = 9500 + v++;
+      tu_apply_case(&ac, g_ctx, &as);
+    }
+  finish("rows blocks", &as);
+}
+
 /* Heads far apart (heads-major tensors: at least 4 KiB between a token's heads) are walked in groups of 8 heads,
  * token by token, when rows come from a table or the caller: head counts around and below the group size, q and k
  * of different layouts, GQA, k left out, both pairings, forward and inverse, every dtype pairing. The case runner
@@ -409,6 +438,7 @@ int main(void) {
       cmocka_unit_test(test_dtype_mix),        cmocka_unit_test(test_position_modes),
       cmocka_unit_test(test_layouts),          cmocka_unit_test(test_heads),
       cmocka_unit_test(test_dims_sweep),       cmocka_unit_test(test_many_tokens),
+      cmocka_unit_test(test_rows_blocks),
       cmocka_unit_test(test_far_heads),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

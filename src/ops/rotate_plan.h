@@ -10,9 +10,12 @@
 #include "tuning.h"
 
 /* A task's row buffer (rotary_rope_task_floats: a cos/sin row, and the scratch of a table-free multi-stream
- * gather) up to this many floats lives on the executing task's stack; a longer one in a per-call scratch buffer.
- * Every rope with rotary_dim <= 1024 fits. */
-#define ROTARY_STACK_ROW 2048
+ * gather; or a block of computed rows, rows_block) up to this many floats (16 KiB) lives on the executing task's
+ * stack; a longer one in a per-call scratch buffer. Every rope with rotary_dim <= 2048 fits. */
+#define ROTARY_STACK_ROW 4096
+
+/* Most rows of a table-free rope computed at once (rows_block). */
+#define ROTARY_ROWS_BLOCK 64
 
 /* The work of rotating q and k (tensor 0 and 1): tokens x heads units, split into `tasks` contiguous ranges. Two
  * walk orders:
@@ -36,6 +39,12 @@ typedef struct rotary_rotate_plan {
   size_t threads;                 /* threads that run the tasks, the caller included (rotary_rotate_plan_split) */
   size_t tasks;                   /* 1 .. units (rotary_rotate_plan_split) */
   size_t scratch_floats;          /* floats of scratch per task; 0 when the buffer fits the stack (ROTARY_STACK_ROW) */
+  size_t rows_block;              /* tokens whose cos/sin rows are computed at once (1: token by token). Computed
+                                     rows (a table-free rope, positions not COS_SIN) in the together order come
+                                     as many at a time as the stack buffer holds, up to ROTARY_ROWS_BLOCK, and
+                                     while they are computed the walk's next input lines are asked for: one
+                                     computed between head rows now and then stalls the memory stream for more
+                                     than its own time (see rotary_rotate_plan_split) */
   float *scratch;                 /* tasks * scratch_floats floats, owned by the executor; NULL until it runs */
 } rotary_rotate_plan;
 

@@ -1,36 +1,88 @@
 /* execute_rotate.c: the task walk of a rotation plan: each task rotates a contiguous range of tokens x heads. */
 #include "execute_rotate.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "kernels.h"
 #include "token_rows.h"
 
+/* The first element of head h of tensor i for token (b, s_idx): its input (out = 0) or its output (out = 1). */
+static char *head_row(const rotary_rotate_plan *plan, int i, int out, size_t b, size_t s_idx, size_t h) {
+  const rotary_tensor *t = i ? &plan->d->k : &plan->d->q;
+  const ptrdiff_t off = out ? (ptrdiff_t)b * t->out_stride_batch + (ptrdiff_t)s_idx * t->out_stride_seq +
+                                  (ptrdiff_t)h * t->out_stride_head
+                            : (ptrdiff_t)b * t->stride_batch + (ptrdiff_t)s_idx * t->stride_seq +
+                                  (ptrdiff_t)h * t->stride_head;
+  return (char *)(out ? t->out : (void *)(uintptr_t)t->in) + off * (ptrdiff_t)plan->elem[i];
+}
+
 /* Rotates heads [h0, h1) of tensor i for token (b, s_idx) with the kernels' settings `tuning`. */
 static void rotate_heads(const rotary_rotate_plan *plan, const rotary_tuning *tuning, int i, size_t b, size_t s_idx,
                          size_t h0, size_t h1, const float *c, const float *s) {
   const rotary_tensor *t = i ? &plan->d->k : &plan->d->q;
-  const ptrdiff_t in_off = (ptrdiff_t)b * t->stride_batch + (ptrdiff_t)s_idx * t->stride_seq +
-                           (ptrdiff_t)h0 * t->stride_head;
-  const ptrdiff_t out_off = (ptrdiff_t)b * t->out_stride_batch + (ptrdiff_t)s_idx * t->out_stride_seq +
-                            (ptrdiff_t)h0 * t->out_stride_head;
-  const char *in = (const char *)t->in + in_off * (ptrdiff_t)plan->elem[i];
-  char *out = (char *)t->out + out_off * (ptrdiff_t)plan->elem[i];
-  rotary_rotate_run(plan->kernel[i], tuning, in, t->stride_head, out, t->out_stride_head, h1 - h0,
-                    plan->rope->head_dim, plan->rope->rotary_dim, c, s);
+  rotary_rotate_run(plan->kernel[i], tuning, head_row(plan, i, 0, b, s_idx, h0), t->stride_head,
+                    head_row(plan, i, 1, b, s_idx, h0), t->out_stride_head, h1 - h0, plan->rope->head_dim,
+                    plan->rope->rotary_dim, c, s);
+}
+
+/* Asks, into L2, for up to `lines` 64-byte lines of the together walk's input head rows from unit *u, byte *off of
+ * its row, on (never past unit end), and moves the cursor past them. */
+static void prefetch_walk(const rotary_rotate_plan *plan, size_t *u, size_t *off, size_t end, size_t lines) {
+  const size_t seq = plan->d->seq_len, nq = plan->heads[0], per_token = plan->heads[0] + plan->heads[1];
+  while (lines && *u < end) {
+    const size_t t = *u / per_token, h = *u % per_token;
+    const int i = h >= nq;
+    const char *row = head_row(plan, i, 0, t / seq, t % seq, i ? h - nq : h);
+    const size_t bytes = plan->rope->head_dim * plan->elem[i];
+    for (; lines && *off < bytes; *off += 64, lines--) __builtin_prefetch(row + *off, 0, 2);
+    if (*off >= bytes) {
+      ++*u;
+      *off = 0;
+    }
+  }
+}
+
+/* Computes into buf (rows rotary_rope_row_floats apart) the cos/sin rows of the tokens from unit u's on, at most
+ * plan->rows_block of them and none past unit end; returns the token after the last. While it computes it asks for
+ * the walk's next input lines, one line per two frequencies of each row (rotate_plan.h, rows_block). */
+static size_t compute_rows_block(const rotary_rotate_plan *plan, size_t u, size_t end, float *buf) {
+  const size_t per_token = plan->heads[0] + plan->heads[1], seq = plan->d->seq_len;
+  const size_t t0 = u / per_token, tokens = (end - 1) / per_token + 1 - t0;
+  const size_t t1 = t0 + (tokens < plan->rows_block ? tokens : plan->rows_block);
+  const size_t rf = rotary_rope_row_floats(plan->rope), lines = plan->rope->rotary_dim / 4 + 1;
+  size_t pu = u, poff = 0;
+  for (size_t t = t0; t < t1; t++) {
+    const float *c, *s; /* a computed row lands at the buffer it is given: buf + (t - t0) * rf */
+    prefetch_walk(plan, &pu, &poff, end, lines);
+    rotary_token_row(plan->rope, &plan->positions, plan->d->direction, t, t / seq, t % seq, buf + (t - t0) * rf, &c,
+                     &s);
+  }
+  return t1;
 }
 
 /* Units [u, end) of the together order: token by token, q's heads then k's. */
 static void run_together(const rotary_rotate_plan *plan, size_t u, size_t end, float *buf) {
   const rotary_positions *pos = &plan->positions;
   const size_t seq = plan->d->seq_len, nq = plan->heads[0], per_token = plan->heads[0] + plan->heads[1];
+  const size_t rf = rotary_rope_row_floats(plan->rope);
+  size_t block_t0 = 0, block_t1 = 0; /* rows_block > 1: the tokens whose rows buf holds */
   while (u < end) {
     const float *c = NULL, *s = NULL; /* always set by rotary_token_row; gcc -O1 (TSan) cannot tell */
     const size_t t = u / per_token, h0 = u % per_token;
     const size_t h1 = end - u < per_token - h0 ? h0 + (end - u) : per_token;
     const size_t b = t / seq, s_idx = t % seq;
-    if (plan->rows_in_table && t + 1 < plan->tokens) rotary_token_row_prefetch(plan->rope, pos, t + 1);
-    rotary_token_row(plan->rope, pos, plan->d->direction, t, b, s_idx, buf, &c, &s);
+    if (plan->rows_block > 1) { /* tokens come in order: a token past the block starts the next one */
+      if (t >= block_t1) {
+        block_t0 = t;
+        block_t1 = compute_rows_block(plan, u, end, buf);
+      }
+      c = buf + (t - block_t0) * rf;
+      s = c + plan->rope->sin_offset;
+    } else {
+      if (plan->rows_in_table && t + 1 < plan->tokens) rotary_token_row_prefetch(plan->rope, pos, t + 1);
+      rotary_token_row(plan->rope, pos, plan->d->direction, t, b, s_idx, buf, &c, &s);
+    }
     if (h0 < nq) rotate_heads(plan, plan->tuning, 0, b, s_idx, h0, h1 < nq ? h1 : nq, c, s);
     if (h1 > nq) rotate_heads(plan, plan->tuning, 1, b, s_idx, (h0 > nq ? h0 : nq) - nq, h1 - nq, c, s);
     u += h1 - h0;
