@@ -8,6 +8,8 @@
  * streaming pass by `rotary bench`, and a kernel slower than that pass per element cannot reach it.
  * Then the rows kernels (what a table-free rope computes per token): the best of five passes over positions
  * 0 .. 2047 of a head_dim 128 rope (64 frequencies, base 10000), in ns per row.
+ * On AVX-512 x86 also the floor of any f16 kernel there without AVX512-FP16: a loop that only converts each 16
+ * elements to f32 and back (VCVTPH2PS, VCVTPS2PH), loading and storing them (docs/performance.md).
  */
 #include <math.h>
 #include <stdint.h>
@@ -16,6 +18,18 @@
 #include <time.h>
 
 #include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_F16_FLOOR 1
+/* The f16 elements at p converted to f32 and back in place, 16 at a time, nothing else. */
+__attribute__((target("avx512f"))) static void f16_convert_only(uint16_t *p, size_t n) {
+  for (size_t i = 0; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p + i)));
+    _mm256_storeu_si256((__m256i *)(void *)(p + i), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+}
+#endif
 
 #define DIM 128
 
@@ -92,6 +106,19 @@ int main(int argc, char **argv) {
     }
     printf("  %-44s %.4f ns/element\n", K->name, best);
   }
+#ifdef HAVE_F16_FLOOR
+  if (rotary_isa_supported(ROTARY_ISA_AVX512)) {
+    fill_ones(buf, ROTARY_F16, n);
+    double best = INFINITY;
+    for (int t = 0; t < 5; t++) {
+      const double t0 = now_ns();
+      for (long r = 0; r < reps; r++) f16_convert_only(buf, n);
+      const double per = (now_ns() - t0) / (double)reps / (double)n;
+      if (per < best) best = per;
+    }
+    printf("  %-44s %.4f ns/element\n", "f16 conversions only (the avx512 floor)", best);
+  }
+#endif
   bench_rows();
   free(buf);
   free(row);
