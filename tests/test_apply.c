@@ -189,6 +189,7 @@ static void test_rows_blocks(void **state) {
   unsigned v = 0;
   for (int d = 0; d < 4; d++)
     for (int n = 0; n < 4; n++) {
+      if (tu_quick() && (n == 1 || n == 3)) continue; /* quick: one short of a block, one past it */
       const size_t seq = n < 3 ? blocks[d] - 1 + (size_t)n : 3 * blocks[d] + 5;
       tu_acase ac = base_case(dims[d], dims[d] - (v % 3 == 2 ? 8 : 0), 5, 1 + v % 2, 1 + v % 2, seq);
       ac.max_positions = 0;
