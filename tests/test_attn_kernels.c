@@ -458,6 +458,16 @@ static double check_values(const kset *K, size_t rows, size_t n, size_t hd, size
   K->k.values(p, ps, rows, hd, v0, vst, n, scale, o2);
   if (memcmp(o, o2, (rows * hd + 16) * sizeof(float)))
     fail_msg("%s: two calls differ (rows %zu n %zu hd %zu)", K->k.values_name, rows, n, hd);
+  { /* every ISA's values kernel sums in the scalar kernel's order: its bits */
+    rotary_attn_kernels sc;
+    assert_int_equal(rotary_attn_select_isa(dtypes[K->dt], ROTARY_ISA_SCALAR, &sc), ROTARY_OK);
+    memcpy(o2, o0, rows * hd * sizeof(float));
+    sc.values(p, ps, rows, hd, v0, vst, n, scale, o2);
+    for (size_t i = 0; i < rows * hd; i++)
+      if (f32_bits(o[i]) != f32_bits(o2[i]) && !(isnan(o[i]) && isnan(o2[i])))
+        fail_msg("%s: o[%zu] = %a, the scalar kernel's %a (rows %zu n %zu hd %zu)", K->k.values_name, i, (double)o[i],
+                 (double)o2[i], rows, n, hd);
+  }
   for (size_t i = rows * hd; i < rows * hd + 16; i++)
     if (f32_bits(o[i]) != CANARY) fail_msg("%s: wrote past o (rows %zu hd %zu)", K->k.values_name, rows, hd);
   double worst = 0.0;

@@ -1,0 +1,277 @@
+/* x86/attn_avx512.c: the decode-attention kernels built for AVX-512 F/BW/VL (scores, values per cache dtype; exp). */
+/* Defines (names built by macros; listed so that grep finds every definition here):
+ * rotary_attn_f32_scores__avx512 rotary_attn_f32_values__avx512 rotary_attn_f16_scores__avx512
+ * rotary_attn_f16_values__avx512 rotary_attn_bf16_scores__avx512 rotary_attn_bf16_values__avx512
+ * rotary_attn_fp8_scores__avx512 rotary_attn_fp8_values__avx512 rotary_attn_exp__avx512 */
+#if defined(__x86_64__) || defined(__i386__)
+#include "attn_avx512.h"
+
+/* ---- scores: R query rows x J keys per block (R <= 4, J <= 3), 16-lane partial sums per (row, key) ----
+ * The AVX2 kernels' blocking with vectors twice as wide. Sum order: lane-wise over steps of 16 (then the tail of
+ * up to 15 elements, decoded exactly, in one masked step), then hsum8z's tree; the same for every R, J and path
+ * (direct or staged), so a logit does not depend on how rows and keys were blocked. It is not the AVX2 order:
+ * results differ from the AVX2 kernels' in the last bits, within the same bound. */
+INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const unsigned char *k, ptrdiff_t kb,
+                         __m512 f8, float scale, float *s, size_t ss) {
+  const size_t es = dt_size[dt], d16 = hd & ~(size_t)15;
+  __m512 acc[16];
+  for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_ps();
+  /* the next block's keys (up to 512 bytes of each), as the AVX2 kernel asks for them */
+  for (int j = J; j < 2 * J; j++)
+    for (size_t off = 0; off < hd * es && off < 512; off += 64)
+      _mm_prefetch((const char *)(uintptr_t)((uintptr_t)k + (uintptr_t)(j * kb) + off), _MM_HINT_T0);
+  for (size_t d = 0; d < d16; d += 16) {
+    __m512 kv[3];
+    for (int j = 0; j < J; j++) kv[j] = dec16z(dt, k + j * kb + d * es, f8);
+    for (int r = 0; r < R; r++) {
+      const __m512 q0 = _mm512_loadu_ps(q + r * hd + d);
+      for (int j = 0; j < J; j++) acc[r * J + j] = _mm512_fmadd_ps(q0, kv[j], acc[r * J + j]);
+    }
+  }
+  if (d16 < hd) {
+    const size_t t = hd - d16;
+    const __mmask16 m = (__mmask16)((1u << t) - 1u);
+    float kt[3][16];
+    for (int j = 0; j < J; j++) attn_dec_tail(dt, k + j * kb + d16 * es, t, scale, kt[j], 16);
+    for (int r = 0; r < R; r++) {
+      const __m512 q0 = _mm512_maskz_loadu_ps(m, q + r * hd + d16);
+      for (int j = 0; j < J; j++) acc[r * J + j] = _mm512_fmadd_ps(q0, _mm512_loadu_ps(kt[j]), acc[r * J + j]);
+    }
+  }
+  float out[16];
+  _mm256_storeu_ps(out, hsum8z(acc));
+  if (R * J > 8) _mm256_storeu_ps(out + 8, hsum8z(acc + 8));
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < J; j++) s[r * ss + j] = out[r * J + j];
+}
+
+/* Rows in blocks of 4, then one at a time, against n keys in threes, then one at a time: only R = 4 or 1 and J = 3
+ * or 1 are compiled (each (R, J, dtype) is inlined apart; the AVX2 file's 12 per dtype made its sanitizer builds
+ * the longest part of those CI stages). Decode's q rows come in GQA groups of 4 or more. */
+INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const unsigned char *k, ptrdiff_t kb,
+                        size_t n, __m512 f8, float scale, float *s, size_t ss) {
+  for (size_t r0 = 0; r0 < rows;) {
+    const int four = r0 + 4 <= rows;
+    const float *qr = q + r0 * hd;
+    float *sr = s + r0 * ss;
+    size_t j = 0;
+    for (; j + 3 <= n; j += 3) {
+      if (four) scores_block(dt, 4, 3, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
+      else scores_block(dt, 1, 3, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
+    }
+    for (; j < n; j++) {
+      if (four) scores_block(dt, 4, 1, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
+      else scores_block(dt, 1, 1, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
+    }
+    r0 += four ? 4 : 1;
+  }
+}
+
+/* Decodes n rows of hd elements (hd <= STAGE_FLOATS / n) into buf, row after row. */
+INLINE void stage_rows(int dt, const unsigned char *p, ptrdiff_t pb, size_t n, size_t hd, __m512 f8, float scale,
+                       float *buf) {
+  const size_t es = dt_size[dt], d16 = hd & ~(size_t)15;
+  for (size_t j = 0; j < n; j++) {
+    const unsigned char *row = p + (ptrdiff_t)j * pb;
+    float *b = buf + j * hd;
+    for (size_t d = 0; d < d16; d += 16) _mm512_storeu_ps(b + d, dec16z(dt, row + d * es, f8));
+    if (d16 < hd) {
+      float t[16];
+      attn_dec_tail(dt, row + d16 * es, hd - d16, scale, t, 16);
+      memcpy(b + d16, t, (hd - d16) * sizeof(float));
+    }
+  }
+}
+
+INLINE void scores_any(int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
+                       size_t n, float scale, float *s, size_t ss) {
+  const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
+  const __m512 f8 = _mm512_set1_ps(scale * 256.0f);
+  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
+    float buf[STAGE_FLOATS];
+    const size_t block = STAGE_FLOATS / hd;
+    for (size_t j = 0; j < n; j += block) {
+      const size_t m = n - j < block ? n - j : block;
+      stage_rows(dt, (const unsigned char *)k + (ptrdiff_t)j * kb, kb, m, hd, f8, scale, buf);
+      scores_rows(DT_F32, q, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, s + j, ss);
+    }
+    return;
+  }
+  scores_rows(dt, q, rows, hd, (const unsigned char *)k, kb, n, f8, scale, s, ss);
+}
+
+/* ---- values: R rows x 32 outputs per block, keys inside, p broadcast ---- */
+
+INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, size_t d, const unsigned char *v,
+                         ptrdiff_t vb, size_t n, __m512 f8, float scale, float *o) {
+  const size_t es = dt_size[dt];
+  __m512 a0[4], a1[4];
+  if (d + 32 <= hd) {
+    for (int r = 0; r < R; r++) {
+      a0[r] = _mm512_loadu_ps(o + r * hd + d);
+      a1[r] = _mm512_loadu_ps(o + r * hd + d + 16);
+    }
+    for (size_t j = 0; j < n; j++) {
+      const unsigned char *vj = v + (ptrdiff_t)j * vb;
+      /* the first block's pass over the keys asks for the rest of each row (up to 512 bytes), as in AVX2 */
+      if (d == 0 && dt != DT_F32)
+        for (size_t off = 64; off < hd * es && off < 512; off += 64) _mm_prefetch((const char *)vj + off, _MM_HINT_T0);
+      const __m512 lo = dec16z(dt, vj + d * es, f8), hi = dec16z(dt, vj + (d + 16) * es, f8);
+      for (int r = 0; r < R; r++) {
+        const __m512 pj = _mm512_set1_ps(p[r * ps + j]);
+        a0[r] = _mm512_fmadd_ps(pj, lo, a0[r]);
+        a1[r] = _mm512_fmadd_ps(pj, hi, a1[r]);
+      }
+    }
+    for (int r = 0; r < R; r++) {
+      _mm512_storeu_ps(o + r * hd + d, a0[r]);
+      _mm512_storeu_ps(o + r * hd + d + 16, a1[r]);
+    }
+  } else {
+    const size_t t = hd - d; /* 1 .. 31 */
+    const __mmask16 m0 = t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << t) - 1u);
+    const __mmask16 m1 = t > 16 ? (__mmask16)((1u << (t - 16)) - 1u) : 0;
+    for (int r = 0; r < R; r++) {
+      a0[r] = _mm512_maskz_loadu_ps(m0, o + r * hd + d);
+      a1[r] = _mm512_maskz_loadu_ps(m1, o + r * hd + d + 16);
+    }
+    for (size_t j = 0; j < n; j++) {
+      float vt[32];
+      attn_dec_tail(dt, v + (ptrdiff_t)j * vb + d * es, t, scale, vt, 32);
+      const __m512 lo = _mm512_loadu_ps(vt), hi = _mm512_loadu_ps(vt + 16);
+      for (int r = 0; r < R; r++) {
+        const __m512 pj = _mm512_set1_ps(p[r * ps + j]);
+        a0[r] = _mm512_fmadd_ps(pj, lo, a0[r]);
+        a1[r] = _mm512_fmadd_ps(pj, hi, a1[r]);
+      }
+    }
+    for (int r = 0; r < R; r++) {
+      _mm512_mask_storeu_ps(o + r * hd + d, m0, a0[r]);
+      _mm512_mask_storeu_ps(o + r * hd + d + 16, m1, a1[r]);
+    }
+  }
+}
+
+/* o[r][d] = fma(p[r][j], v_j[d], o[r][d]) for j = 0 .. n-1 in order: the scalar kernel's order, so the same bits
+ * (as the AVX2 kernels). */
+INLINE void values_rows(int dt, const float *p, size_t ps, size_t rows, size_t hd, const unsigned char *v,
+                        ptrdiff_t vb, size_t n, __m512 f8, float scale, float *o) {
+  size_t r0 = 0; /* rows by 4, then one at a time (R = 4 or 1 compiled, as for scores) */
+  for (; r0 + 4 <= rows; r0 += 4)
+    for (size_t d = 0; d < hd; d += 32) values_block(dt, 4, p + r0 * ps, ps, hd, d, v, vb, n, f8, scale, o + r0 * hd);
+  for (; r0 < rows; r0++)
+    for (size_t d = 0; d < hd; d += 32) values_block(dt, 1, p + r0 * ps, ps, hd, d, v, vb, n, f8, scale, o + r0 * hd);
+}
+
+INLINE void values_any(int dt, const float *p, size_t ps, size_t rows, size_t hd, const void *v,
+                       ptrdiff_t v_row_stride, size_t n, float scale, float *o) {
+  const ptrdiff_t vb = v_row_stride * (ptrdiff_t)dt_size[dt];
+  const __m512 f8 = _mm512_set1_ps(scale * 256.0f);
+  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
+    float buf[STAGE_FLOATS];
+    const size_t block = STAGE_FLOATS / hd;
+    for (size_t j = 0; j < n; j += block) {
+      const size_t m = n - j < block ? n - j : block;
+      stage_rows(dt, (const unsigned char *)v + (ptrdiff_t)j * vb, vb, m, hd, f8, scale, buf);
+      values_rows(DT_F32, p + j, ps, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, o);
+    }
+    return;
+  }
+  values_rows(dt, p, ps, rows, hd, (const unsigned char *)v, vb, n, f8, scale, o);
+}
+
+/* ---- the kernels ---- */
+
+#define ATTN_AVX512(dtype, DT)                                                                                      \
+  void rotary_attn_##dtype##_scores__avx512(const float *q, size_t rows, size_t head_dim, const void *k,           \
+                                            ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,             \
+                                            size_t s_stride) ROTARY_TARGET;                                        \
+  void rotary_attn_##dtype##_scores__avx512(const float *q, size_t rows, size_t head_dim, const void *k,           \
+                                            ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,             \
+                                            size_t s_stride) {                                                     \
+    if (DT == DT_FP8 && !fp8_factor_ok(k_scale)) {                                                                  \
+      rotary_attn_fp8_scores__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);                  \
+      return;                                                                                                        \
+    }                                                                                                                \
+    scores_any(DT, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);                                    \
+    if (DT == DT_FP8 && fp8_any_nan((const unsigned char *)k, k_row_stride, n, head_dim))                           \
+      fp8_fix_scores(rows, head_dim, (const unsigned char *)k, k_row_stride, n, s, s_stride);                       \
+  }                                                                                                                  \
+  void rotary_attn_##dtype##_values__avx512(const float *p, size_t p_stride, size_t rows, size_t head_dim,         \
+                                            const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,        \
+                                            float *o) ROTARY_TARGET;                                               \
+  void rotary_attn_##dtype##_values__avx512(const float *p, size_t p_stride, size_t rows, size_t head_dim,         \
+                                            const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,        \
+                                            float *o) {                                                            \
+    if (DT == DT_FP8 && !fp8_factor_ok(v_scale)) {                                                                  \
+      rotary_attn_fp8_values__scalar(p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);                  \
+      return;                                                                                                        \
+    }                                                                                                                \
+    values_any(DT, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);                                    \
+    if (DT == DT_FP8 && fp8_any_nan((const unsigned char *)v, v_row_stride, n, head_dim))                           \
+      fp8_fix_values(rows, head_dim, (const unsigned char *)v, v_row_stride, n, o);                                 \
+  }
+
+ATTN_AVX512(f32, DT_F32)
+ATTN_AVX512(f16, DT_F16)
+ATTN_AVX512(bf16, DT_BF16)
+ATTN_AVX512(fp8, DT_FP8)
+
+/* ---- exp ---- */
+
+/* exp(x) for 16 lanes: exp8's operations (attn_avx2.c) lane for lane, so the same bits as the AVX2 kernel. */
+INLINE __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-110.0f), x);
+  x = _mm512_min_ps(_mm512_set1_ps(89.0f), x);
+  const __m512 nf = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i n = _mm512_cvtps_epi32(nf);
+  const __m512i n1 = _mm512_srai_epi32(n, 1), n2 = _mm512_sub_epi32(n, n1);
+  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
+  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
+  return _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
+}
+
+/* Sums: two 16-lane accumulators over blocks of 32 (then 16, then a masked tail), combined at the end by a fixed
+ * tree (the halves, then the AVX2 kernel's tree of 8). */
+float rotary_attn_exp__avx512(float *s, size_t n, float max) ROTARY_TARGET;
+float rotary_attn_exp__avx512(float *s, size_t n, float max) {
+  const __m512 m = _mm512_set1_ps(max);
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  size_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    const __m512 e0 = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), m));
+    const __m512 e1 = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), m));
+    _mm512_storeu_ps(s + j, e0);
+    _mm512_storeu_ps(s + j + 16, e1);
+    a0 = _mm512_add_ps(a0, e0);
+    a1 = _mm512_add_ps(a1, e1);
+  }
+  if (j + 16 <= n) {
+    const __m512 e0 = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), m));
+    _mm512_storeu_ps(s + j, e0);
+    a0 = _mm512_add_ps(a0, e0);
+    j += 16;
+  }
+  if (j < n) {
+    const __mmask16 k = (__mmask16)((1u << (n - j)) - 1u);
+    const __m512 e0 = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), m));
+    _mm512_mask_storeu_ps(s + j, k, e0);
+    a1 = _mm512_add_ps(a1, _mm512_maskz_mov_ps(k, e0));
+  }
+  const __m512 a = _mm512_add_ps(a0, a1);
+  const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(a), upper8(a));
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+  const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
+}
+#endif
