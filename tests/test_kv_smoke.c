@@ -269,8 +269,9 @@ static void test_threads_identical(void **state) {
   (void)state;
   rotary_config cfg;
   rotary_config_init(&cfg, HD);
-  rotary_rope *rope;
-  assert_int_equal(rotary_rope_create(&cfg, 0, &rope), ROTARY_OK); /* table-free: rows computed per token */
+  rotary_rope *rope, *table;
+  assert_int_equal(rotary_rope_create(&cfg, 0, &rope), ROTARY_OK); /* table-free: rows computed, in blocks */
+  assert_int_equal(rotary_rope_create(&cfg, 128, &table), ROTARY_OK); /* positions 2 .. 111 */
   const size_t tokens = 200, qkv_elems = tokens * (ROW + 8), q_elems = tokens * QH * HD;
   const size_t cache_bytes = 16 * 16 * KVH * HD * 2;
   uint16_t *qkv = malloc(qkv_elems * 2), *q1 = calloc(q_elems, 2), *q2 = calloc(q_elems, 2);
@@ -288,6 +289,11 @@ static void test_threads_identical(void **state) {
     assert_memory_equal(q1, q2, q_elems * 2);
     assert_memory_equal(k1, k2, cache_bytes);
     assert_memory_equal(v1, v2, cache_bytes);
+    /* a table rope holds the same rows (one rows kernel): the same bytes, whatever blocks the rows came in */
+    run_big(NULL, table, dts[i], qkv, q2, k2, v2);
+    assert_memory_equal(q1, q2, q_elems * 2);
+    assert_memory_equal(k1, k2, cache_bytes);
+    assert_memory_equal(v1, v2, cache_bytes);
     size_t nonzero = 0;
     for (size_t j = 0; j < cache_bytes; j++) nonzero += k1[j] != 0;
     assert_true(nonzero > cache_bytes / 4); /* the calls did write */
@@ -295,6 +301,7 @@ static void test_threads_identical(void **state) {
   rotary_context_destroy(ctx);
   free(qkv), free(q1), free(q2), free(k1), free(v1), free(k2), free(v2);
   rotary_rope_destroy(rope);
+  rotary_rope_destroy(table);
 }
 
 /* Rotating by d1 then d2 agrees with d1 + d2 within 3 (u + 5 * 2^-24) r + 3 a per element (docs/kv_cache.md: r the

@@ -5,6 +5,7 @@
 
 #include "strided_view.h"
 #include "task_split.h"
+#include "token_rows.h"
 
 /* f32 head rows in the scratch are padded to whole 64-byte lines. */
 #define ROTARY_KV_LINE_FLOATS 16u
@@ -74,6 +75,9 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
     if (nt) p.k.kernel = nt;
   }
   p.scratch_floats = scratch_floats(rope, 1, !p.k.direct || !p.v.direct);
+  p.rows_block = rotary_rope_task_floats(rope) > ROTARY_KV_STACK_ROWS
+                     ? 1
+                     : rotary_rows_block_size(rope, &p.positions, ROTARY_KV_STACK_ROWS);
   *plan = p;
 }
 

@@ -14,8 +14,9 @@
 /* f32 head rows up to this many floats live on the executing task's stack; longer ones in the task's scratch. */
 #define ROTARY_KV_STACK_ROW 1024
 /* A task's row buffer (rotary_rope_task_floats: a cos/sin row, and the scratch of a table-free multi-stream
- * gather) up to this many floats lives on the stack too: every rope with rotary_dim <= 1024 fits. */
-#define ROTARY_KV_STACK_ROWS 2048
+ * gather; or a block of computed rows, rows_block) up to this many floats (16 KiB) lives on the stack too: every
+ * rope with rotary_dim <= 2048 fits. */
+#define ROTARY_KV_STACK_ROWS 4096
 
 /* How one of k and v reaches its cache:
  * - direct (input dtype == cache dtype): k rotated by the dtype's kernel straight from the input head row into the
@@ -49,6 +50,7 @@ typedef struct rotary_kv_write_plan {
   rotary_kv_path k, v;
   size_t tokens, per_token, units;
   int rows_in_table;              /* the next token's table row can be prefetched (ids) */
+  size_t rows_block;              /* tokens whose computed cos/sin rows come at once (rotary_rows_block_size) */
   size_t threads, tasks;
   size_t scratch_floats;          /* per task: a long row buffer and/or a head row in f32; 0: none */
   float *scratch;

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "token_rows.h"
+
 #include "check.h"
 #include "task_split.h"
 #include "validate.h"
@@ -103,9 +105,6 @@ void rotary_rotate_plan_split(rotary_rotate_plan *plan, size_t available) {
    * than token by token. Asking for the walk's next input lines while a block is computed (32 lines a row of 64
    * frequencies; 64 lines measured slower) gave 94% (16 rows), 96% (32) and 97% (64). 32 rows fit the buffer at
    * head_dim 128: 98% in 8 runs of the final code. */
-  plan->rows_block = 1;
-  if (!rope->table && plan->positions.mode != ROTARY_POSITIONS_COS_SIN && !plan->group[0] && !plan->scratch_floats) {
-    const size_t rows = (ROTARY_STACK_ROW - rope->streams.tmp_floats) / rotary_rope_row_floats(rope);
-    plan->rows_block = rows < ROTARY_ROWS_BLOCK ? rows : ROTARY_ROWS_BLOCK;
-  }
+  plan->rows_block = plan->group[0] || plan->scratch_floats ? 1 : rotary_rows_block_size(rope, &plan->positions,
+                                                                                           ROTARY_STACK_ROW);
 }

@@ -14,8 +14,6 @@
  * stack; a longer one in a per-call scratch buffer. Every rope with rotary_dim <= 2048 fits. */
 #define ROTARY_STACK_ROW 4096
 
-/* Most rows of a table-free rope computed at once (rows_block). */
-#define ROTARY_ROWS_BLOCK 64
 
 /* The work of rotating q and k (tensor 0 and 1): tokens x heads units, split into `tasks` contiguous ranges. Two
  * walk orders:

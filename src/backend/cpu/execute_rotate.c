@@ -26,38 +26,40 @@ static void rotate_heads(const rotary_rotate_plan *plan, const rotary_tuning *tu
                     plan->rope->rotary_dim, c, s);
 }
 
-/* Asks, into L2, for up to `lines` 64-byte lines of the together walk's input head rows from unit *u, byte *off of
- * its row, on (never past unit end), and moves the cursor past them. */
-static void prefetch_walk(const rotary_rotate_plan *plan, size_t *u, size_t *off, size_t end, size_t lines) {
+/* The together walk's input from unit u, byte off of its row, on (never past unit end): what a block of computed
+ * rows asks for while it is computed. */
+typedef struct walk_cursor {
+  const rotary_rotate_plan *plan;
+  size_t u, off, end;
+} walk_cursor;
+
+/* Asks, into L2, for the next `lines` 64-byte lines of the walk's input head rows, and moves the cursor past them. */
+static void prefetch_walk(void *arg, size_t lines) {
+  walk_cursor *w = arg;
+  const rotary_rotate_plan *plan = w->plan;
   const size_t seq = plan->d->seq_len, nq = plan->heads[0], per_token = plan->heads[0] + plan->heads[1];
-  while (lines && *u < end) {
-    const size_t t = *u / per_token, h = *u % per_token;
+  while (lines && w->u < w->end) {
+    const size_t t = w->u / per_token, h = w->u % per_token;
     const int i = h >= nq;
     const char *row = head_row(plan, i, 0, t / seq, t % seq, i ? h - nq : h);
     const size_t bytes = plan->rope->head_dim * plan->elem[i];
-    for (; lines && *off < bytes; *off += 64, lines--) __builtin_prefetch(row + *off, 0, 2);
-    if (*off >= bytes) {
-      ++*u;
-      *off = 0;
+    for (; lines && w->off < bytes; w->off += 64, lines--) __builtin_prefetch(row + w->off, 0, 2);
+    if (w->off >= bytes) {
+      w->u++;
+      w->off = 0;
     }
   }
 }
 
-/* Computes into buf (rows rotary_rope_row_floats apart) the cos/sin rows of the tokens from unit u's on, at most
- * plan->rows_block of them and none past unit end; returns the token after the last. While it computes it asks for
- * the walk's next input lines, one line per two frequencies of each row (rotate_plan.h, rows_block). */
+/* Computes into buf the cos/sin rows of the tokens from unit u's on, at most plan->rows_block of them and none past
+ * unit end, asking for the walk's next input as it goes; returns the token after the last. */
 static size_t compute_rows_block(const rotary_rotate_plan *plan, size_t u, size_t end, float *buf) {
-  const size_t per_token = plan->heads[0] + plan->heads[1], seq = plan->d->seq_len;
+  const size_t per_token = plan->heads[0] + plan->heads[1];
   const size_t t0 = u / per_token, tokens = (end - 1) / per_token + 1 - t0;
   const size_t t1 = t0 + (tokens < plan->rows_block ? tokens : plan->rows_block);
-  const size_t rf = rotary_rope_row_floats(plan->rope), lines = plan->rope->rotary_dim / 4 + 1;
-  size_t pu = u, poff = 0;
-  for (size_t t = t0; t < t1; t++) {
-    const float *c, *s; /* a computed row lands at the buffer it is given: buf + (t - t0) * rf */
-    prefetch_walk(plan, &pu, &poff, end, lines);
-    rotary_token_row(plan->rope, &plan->positions, plan->d->direction, t, t / seq, t % seq, buf + (t - t0) * rf, &c,
-                     &s);
-  }
+  walk_cursor w = {plan, u, 0, end};
+  rotary_token_rows_block(plan->rope, &plan->positions, plan->d->direction, t0, t1, plan->d->seq_len, buf,
+                          prefetch_walk, &w);
   return t1;
 }
 

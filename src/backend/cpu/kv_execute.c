@@ -122,6 +122,50 @@ static void rotate_q(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
                     p->rope->head_dim, p->rope->rotary_dim, c, s);
 }
 
+/* The write walk's input from unit u on (never past unit end; a kv unit's k row, then its v row): what a block of
+ * computed rows asks for while it is computed. */
+typedef struct kv_cursor {
+  const rotary_kv_write_plan *p;
+  size_t u, off, end;
+  int v; /* in a kv unit: its v row */
+} kv_cursor;
+
+/* Asks, into L2, for the next `lines` 64-byte lines of the walk's input head rows, and moves the cursor past them. */
+static void prefetch_kv_walk(void *arg, size_t lines) {
+  kv_cursor *w = arg;
+  const rotary_kv_write_plan *p = w->p;
+  const rotary_kv_write_desc *d = p->d;
+  const size_t nq = d->q.n_heads, seq = d->seq_len;
+  while (lines && w->u < w->end) {
+    const size_t t = w->u / p->per_token, h = w->u % p->per_token, b = t / seq, s_idx = t % seq;
+    const rotary_tensor *x = h < nq ? &d->q : w->v ? &d->v : &d->k;
+    const size_t elem = h < nq ? p->q_elem : w->v ? p->v.in_elem : p->k.in_elem, head = h < nq ? h : h - nq;
+    const char *row = at(x->in, (ptrdiff_t)b * x->stride_batch + (ptrdiff_t)s_idx * x->stride_seq +
+                                    (ptrdiff_t)head * x->stride_head, elem);
+    const size_t bytes = p->rope->head_dim * elem;
+    for (; lines && w->off < bytes; w->off += 64, lines--) __builtin_prefetch(row + w->off, 0, 2);
+    if (w->off >= bytes) {
+      w->off = 0;
+      if (h >= nq && !w->v) {
+        w->v = 1;
+      } else {
+        w->v = 0;
+        w->u++;
+      }
+    }
+  }
+}
+
+/* Computes into buf the cos/sin rows of the tokens from unit u's on, at most p->rows_block of them and none past
+ * unit end, asking for the walk's next input as it goes; returns the token after the last. */
+static size_t kv_rows_block(const rotary_kv_write_plan *p, size_t u, size_t end, float *buf) {
+  const size_t t0 = u / p->per_token, tokens = (end - 1) / p->per_token + 1 - t0;
+  const size_t t1 = t0 + (tokens < p->rows_block ? tokens : p->rows_block);
+  kv_cursor w = {p, u, 0, end, 0};
+  rotary_token_rows_block(p->rope, &p->positions, ROTARY_FORWARD, t0, t1, p->d->seq_len, buf, prefetch_kv_walk, &w);
+  return t1;
+}
+
 /* Task `index` of `count`: units [u, end), token-major (kv_write_plan.h). */
 static void write_task(void *arg, size_t index, size_t count) {
   const rotary_kv_write_plan *p = arg;
@@ -137,14 +181,24 @@ static void write_task(void *arg, size_t index, size_t count) {
   const size_t row_part = long_row ? (task_floats + 15) / 16 * 16 : 0; /* as kv_write_plan.c lays it out */
   float *buf = long_row ? scratch : stack_row;
   float *head_row = p->rope->head_dim > ROTARY_KV_STACK_ROW ? scratch + row_part : stack_head;
-  const size_t nq = d->q.n_heads, per = p->per_token, seq = d->seq_len;
+  const size_t nq = d->q.n_heads, per = p->per_token, seq = d->seq_len, rf = rotary_rope_row_floats(p->rope);
+  size_t block_t0 = 0, block_t1 = 0; /* rows_block > 1: the tokens whose rows buf holds */
   while (u < end) {
     const size_t t = u / per, h0 = u % per;
     const size_t h1 = end - u < per - h0 ? h0 + (end - u) : per;
     const size_t b = t / seq, s_idx = t % seq;
     const float *c = NULL, *s = NULL; /* always set by rotary_token_row; gcc -O1 (TSan) cannot tell */
-    if (p->rows_in_table && t + 1 < p->tokens) rotary_token_row_prefetch(p->rope, &p->positions, t + 1);
-    rotary_token_row(p->rope, &p->positions, ROTARY_FORWARD, t, b, s_idx, buf, &c, &s);
+    if (p->rows_block > 1) { /* tokens come in order: a token past the block starts the next one */
+      if (t >= block_t1) {
+        block_t0 = t;
+        block_t1 = kv_rows_block(p, u, end, buf);
+      }
+      c = buf + (t - block_t0) * rf;
+      s = c + p->rope->sin_offset;
+    } else {
+      if (p->rows_in_table && t + 1 < p->tokens) rotary_token_row_prefetch(p->rope, &p->positions, t + 1);
+      rotary_token_row(p->rope, &p->positions, ROTARY_FORWARD, t, b, s_idx, buf, &c, &s);
+    }
     if (h0 < nq) rotate_q(p, b, s_idx, h0, h1 < nq ? h1 : nq, c, s);
     if (h1 > nq) {
       const int64_t slot = rotary_cache_slot(&d->cache, p->geom.block_size, seq, b, s_idx);
