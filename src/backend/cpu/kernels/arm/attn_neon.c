@@ -113,43 +113,6 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
  * reads them as f32 (the same numbers, so the same bits). */
 #define STAGE_FLOATS 4096
 
-INLINE void stage_rows(int dt, const unsigned char *p, ptrdiff_t pb, size_t n, size_t hd, float32x4_t f8,
-                       float scale, float *buf) {
-  const size_t es = dt_size[dt], d8 = hd & ~(size_t)7;
-  for (size_t j = 0; j < n; j++) {
-    const unsigned char *row = p + (ptrdiff_t)j * pb;
-    float *b = buf + j * hd;
-    for (size_t d = 0; d < d8; d += 8) {
-      float32x4_t lo, hi;
-      dec8(dt, row + d * es, f8, &lo, &hi);
-      vst1q_f32(b + d, lo);
-      vst1q_f32(b + d + 4, hi);
-    }
-    if (d8 < hd) {
-      float t[8];
-      attn_dec_tail(dt, row + d8 * es, hd - d8, scale, t, 8);
-      memcpy(b + d8, t, (hd - d8) * sizeof(float));
-    }
-  }
-}
-
-INLINE void scores_any(int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
-                       size_t n, float scale, float *s, size_t ss) {
-  const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
-  const float32x4_t f8 = vdupq_n_f32(scale * 256.0f);
-  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
-    float buf[STAGE_FLOATS];
-    const size_t block = STAGE_FLOATS / hd;
-    for (size_t j = 0; j < n; j += block) {
-      const size_t m = n - j < block ? n - j : block;
-      stage_rows(dt, (const unsigned char *)k + (ptrdiff_t)j * kb, kb, m, hd, f8, scale, buf);
-      scores_rows(DT_F32, q, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, s + j, ss);
-    }
-    return;
-  }
-  scores_rows(dt, q, rows, hd, (const unsigned char *)k, kb, n, f8, scale, s, ss);
-}
-
 /* ---- scores with keys rotated on the way: R rows (4 or 1) x J = 2 keys per block (attn_rot_rows.h), as
  * x86/attn_avx2.c's rot_block ----
  * Sum order, the same on every path, lane-wise then FADDP's lane sum:
@@ -325,23 +288,6 @@ INLINE void values_rows(int dt, const float *p, size_t ps, size_t rows, size_t h
   }
 }
 
-INLINE void values_any(int dt, const float *p, size_t ps, size_t rows, size_t hd, const void *v,
-                       ptrdiff_t v_row_stride, size_t n, float scale, float *o) {
-  const ptrdiff_t vb = v_row_stride * (ptrdiff_t)dt_size[dt];
-  const float32x4_t f8 = vdupq_n_f32(scale * 256.0f);
-  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
-    float buf[STAGE_FLOATS];
-    const size_t block = STAGE_FLOATS / hd;
-    for (size_t j = 0; j < n; j += block) {
-      const size_t m = n - j < block ? n - j : block;
-      stage_rows(dt, (const unsigned char *)v + (ptrdiff_t)j * vb, vb, m, hd, f8, scale, buf);
-      values_rows(DT_F32, p + j, ps, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, o);
-    }
-    return;
-  }
-  values_rows(dt, p, ps, rows, hd, (const unsigned char *)v, vb, n, f8, scale, o);
-}
-
 /* ---- fp8: NaN codes, and scales too large for the f16 route ---- */
 
 /* Nonzero when one of the n rows of m codes (byte stride pb) holds a NaN code (S.1111.111). */
@@ -377,76 +323,28 @@ __attribute__((noinline, cold)) static void fp8_fix_values(size_t rows, size_t h
         for (size_t r = 0; r < rows; r++) o[r * hd + d] = rotary_bits_f32(0x7fc00000u);
 }
 
-/* ---- the kernels ---- */
+/* ---- staging and the kernels (simd/attn_any.h) ---- */
 
-void rotary_attn_f32_scores__neon(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
-                                  size_t n, float k_scale, float *s, size_t s_stride) {
-  scores_any(DT_F32, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+#define ATTN_TARGET
+#define ATTN_VEC float32x4_t
+#define ATTN_FACTOR(scale) vdupq_n_f32((scale) * 256.0f)
+#define ATTN_STEP 8
+INLINE void stage_step(int dt, const unsigned char *src, float32x4_t f8, float *dst) {
+  float32x4_t lo, hi;
+  dec8(dt, src, f8, &lo, &hi);
+  vst1q_f32(dst, lo);
+  vst1q_f32(dst + 4, hi);
 }
+#include "attn_any.h"
 
-void rotary_attn_f16_scores__neon(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
-                                  size_t n, float k_scale, float *s, size_t s_stride) {
-  scores_any(DT_F16, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
-}
-
-void rotary_attn_bf16_scores__neon(const float *q, size_t rows, size_t head_dim, const void *k,
-                                   ptrdiff_t k_row_stride, size_t n, float k_scale, float *s, size_t s_stride) {
-  scores_any(DT_BF16, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
-}
-
-void rotary_attn_fp8_scores__neon(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
-                                  size_t n, float k_scale, float *s, size_t s_stride) {
-  if (!fp8_factor_ok(k_scale)) {
-    rotary_attn_fp8_scores__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
-    return;
-  }
-  scores_any(DT_FP8, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
-  if (fp8_any_nan(k, k_row_stride, n, head_dim)) fp8_fix_scores(rows, head_dim, k, k_row_stride, n, s, s_stride);
-}
-
-void rotary_attn_f32_values__neon(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
-  values_any(DT_F32, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
-}
-
-void rotary_attn_f16_values__neon(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
-  values_any(DT_F16, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
-}
-
-void rotary_attn_bf16_values__neon(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                   ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
-  values_any(DT_BF16, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
-}
-
-void rotary_attn_fp8_values__neon(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
-  if (!fp8_factor_ok(v_scale)) {
-    rotary_attn_fp8_values__scalar(p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
-    return;
-  }
-  values_any(DT_FP8, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
-  if (fp8_any_nan(v, v_row_stride, n, head_dim)) fp8_fix_values(rows, head_dim, v, v_row_stride, n, o);
-}
+ATTN_KERNELS(f32, DT_F32, neon)
+ATTN_KERNELS(f16, DT_F16, neon)
+ATTN_KERNELS(bf16, DT_BF16, neon)
+ATTN_KERNELS(fp8, DT_FP8, neon)
 
 /* ---- scores with keys rotated on the way ---- */
 
-#define ATTN_ROT_NEON(dtype, DT, pairing, PR)                                                                     \
-  void rotary_attn_##dtype##_scores_##pairing##__neon(const float *q, size_t rows, size_t head_dim, const void *k, \
-                                                      ptrdiff_t k_row_stride, size_t n, float k_scale,             \
-                                                      const float *cs, size_t cs_stride, size_t sin_offset,        \
-                                                      size_t rotary_dim, float *s, size_t s_stride) {              \
-    ATTN_ROT_BODY(dtype, DT, pairing, PR)                                                                           \
-  }
-
-ATTN_ROT_NEON(f32, DT_F32, half, PR_HALF)
-ATTN_ROT_NEON(f16, DT_F16, half, PR_HALF)
-ATTN_ROT_NEON(bf16, DT_BF16, half, PR_HALF)
-ATTN_ROT_NEON(fp8, DT_FP8, half, PR_HALF)
-ATTN_ROT_NEON(f32, DT_F32, interleaved, PR_INTER)
-ATTN_ROT_NEON(f16, DT_F16, interleaved, PR_INTER)
-ATTN_ROT_NEON(bf16, DT_BF16, interleaved, PR_INTER)
-ATTN_ROT_NEON(fp8, DT_FP8, interleaved, PR_INTER)
+ATTN_ROT_KERNELS(neon)
 
 /* ---- exp: the algorithm of x86/attn_avx2.c's exp8, 4 lanes (FMAX/FMIN keep a NaN) ---- */
 

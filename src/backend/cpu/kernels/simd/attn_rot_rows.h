@@ -67,3 +67,27 @@ INLINE void rot_any(int pr, int dt, const float *q, size_t rows, size_t hd, cons
           s_stride);                                                                                                \
   if (DT == DT_FP8 && fp8_any_nan((const unsigned char *)k, k_row_stride, n, head_dim))                            \
     fp8_fix_scores(rows, head_dim, (const unsigned char *)k, k_row_stride, n, s, s_stride);
+
+/* The eight rotating scores kernels of an ISA, rotary_attn_<dtype>_scores_<pairing>__<isa> for every cache dtype and
+ * both pairings, in ISA files that also define ATTN_TARGET (the kernels' function attributes; may be empty) and
+ * PR_HALF, PR_INTER. */
+#define ATTN_ROT_KERNEL(dtype, DT, pairing, PR, isa)                                                               \
+  void rotary_attn_##dtype##_scores_##pairing##__##isa(const float *q, size_t rows, size_t head_dim, const void *k, \
+                                                       ptrdiff_t k_row_stride, size_t n, float k_scale,             \
+                                                       const float *cs, size_t cs_stride, size_t sin_offset,        \
+                                                       size_t rotary_dim, float *s, size_t s_stride) ATTN_TARGET;   \
+  void rotary_attn_##dtype##_scores_##pairing##__##isa(const float *q, size_t rows, size_t head_dim, const void *k, \
+                                                       ptrdiff_t k_row_stride, size_t n, float k_scale,             \
+                                                       const float *cs, size_t cs_stride, size_t sin_offset,        \
+                                                       size_t rotary_dim, float *s, size_t s_stride) {              \
+    ATTN_ROT_BODY(dtype, DT, pairing, PR)                                                                            \
+  }
+#define ATTN_ROT_KERNELS(isa)                                     \
+  ATTN_ROT_KERNEL(f32, DT_F32, half, PR_HALF, isa)                \
+  ATTN_ROT_KERNEL(f16, DT_F16, half, PR_HALF, isa)                \
+  ATTN_ROT_KERNEL(bf16, DT_BF16, half, PR_HALF, isa)              \
+  ATTN_ROT_KERNEL(fp8, DT_FP8, half, PR_HALF, isa)                \
+  ATTN_ROT_KERNEL(f32, DT_F32, interleaved, PR_INTER, isa)        \
+  ATTN_ROT_KERNEL(f16, DT_F16, interleaved, PR_INTER, isa)        \
+  ATTN_ROT_KERNEL(bf16, DT_BF16, interleaved, PR_INTER, isa)      \
+  ATTN_ROT_KERNEL(fp8, DT_FP8, interleaved, PR_INTER, isa)

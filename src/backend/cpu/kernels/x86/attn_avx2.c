@@ -89,44 +89,6 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
   }
 }
 
-/* Decodes n rows of hd elements (hd <= STAGE_FLOATS / n) into buf, row after row. */
-INLINE void stage_rows(int dt, const unsigned char *p, ptrdiff_t pb, size_t n, size_t hd, __m256 f8, float scale,
-                       float *buf) {
-  const size_t es = dt_size[dt], d16 = hd & ~(size_t)15;
-  for (size_t j = 0; j < n; j++) {
-    const unsigned char *row = p + (ptrdiff_t)j * pb;
-    float *b = buf + j * hd;
-    for (size_t d = 0; d < d16; d += 16) {
-      __m256 lo, hi;
-      dec16(dt, row + d * es, f8, &lo, &hi);
-      _mm256_storeu_ps(b + d, lo);
-      _mm256_storeu_ps(b + d + 8, hi);
-    }
-    if (d16 < hd) {
-      float t[16];
-      attn_dec_tail(dt, row + d16 * es, hd - d16, scale, t, 16);
-      memcpy(b + d16, t, (hd - d16) * sizeof(float));
-    }
-  }
-}
-
-INLINE void scores_any(int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
-                       size_t n, float scale, float *s, size_t ss) {
-  const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
-  const __m256 f8 = _mm256_set1_ps(scale * 256.0f);
-  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
-    float buf[STAGE_FLOATS];
-    const size_t block = STAGE_FLOATS / hd;
-    for (size_t j = 0; j < n; j += block) {
-      const size_t m = n - j < block ? n - j : block;
-      stage_rows(dt, (const unsigned char *)k + (ptrdiff_t)j * kb, kb, m, hd, f8, scale, buf);
-      scores_rows(DT_F32, q, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, s + j, ss);
-    }
-    return;
-  }
-  scores_rows(dt, q, rows, hd, (const unsigned char *)k, kb, n, f8, scale, s, ss);
-}
-
 /* ---- values: R rows x 16 outputs per block, keys inside, p broadcast ---- */
 
 INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, size_t d, const unsigned char *v,
@@ -197,91 +159,24 @@ INLINE void values_rows(int dt, const float *p, size_t ps, size_t rows, size_t h
   }
 }
 
-INLINE void values_any(int dt, const float *p, size_t ps, size_t rows, size_t hd, const void *v,
-                       ptrdiff_t v_row_stride, size_t n, float scale, float *o) {
-  const ptrdiff_t vb = v_row_stride * (ptrdiff_t)dt_size[dt];
-  const __m256 f8 = _mm256_set1_ps(scale * 256.0f);
-  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
-    float buf[STAGE_FLOATS];
-    const size_t block = STAGE_FLOATS / hd;
-    for (size_t j = 0; j < n; j += block) {
-      const size_t m = n - j < block ? n - j : block;
-      stage_rows(dt, (const unsigned char *)v + (ptrdiff_t)j * vb, vb, m, hd, f8, scale, buf);
-      values_rows(DT_F32, p + j, ps, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, o);
-    }
-    return;
-  }
-  values_rows(dt, p, ps, rows, hd, (const unsigned char *)v, vb, n, f8, scale, o);
-}
+/* ---- staging and the kernels (simd/attn_any.h) ---- */
 
-/* ---- the kernels ---- */
-
-void rotary_attn_f32_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
-                                  size_t n, float k_scale, float *s, size_t s_stride) ROTARY_TARGET;
-void rotary_attn_f32_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
-                                  size_t n, float k_scale, float *s, size_t s_stride) {
-  scores_any(DT_F32, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
+#define ATTN_TARGET ROTARY_TARGET
+#define ATTN_VEC __m256
+#define ATTN_FACTOR(scale) _mm256_set1_ps((scale) * 256.0f)
+#define ATTN_STEP 16
+INLINE void stage_step(int dt, const unsigned char *src, __m256 f8, float *dst) {
+  __m256 lo, hi;
+  dec16(dt, src, f8, &lo, &hi);
+  _mm256_storeu_ps(dst, lo);
+  _mm256_storeu_ps(dst + 8, hi);
 }
+#include "attn_any.h"
 
-void rotary_attn_f16_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
-                                  size_t n, float k_scale, float *s, size_t s_stride) ROTARY_TARGET;
-void rotary_attn_f16_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
-                                  size_t n, float k_scale, float *s, size_t s_stride) {
-  scores_any(DT_F16, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
-}
-
-void rotary_attn_bf16_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k,
-                                   ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,
-                                   size_t s_stride) ROTARY_TARGET;
-void rotary_attn_bf16_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k,
-                                   ptrdiff_t k_row_stride, size_t n, float k_scale, float *s, size_t s_stride) {
-  scores_any(DT_BF16, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
-}
-
-void rotary_attn_fp8_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
-                                  size_t n, float k_scale, float *s, size_t s_stride) ROTARY_TARGET;
-void rotary_attn_fp8_scores__avx2(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
-                                  size_t n, float k_scale, float *s, size_t s_stride) {
-  if (!fp8_factor_ok(k_scale)) {
-    rotary_attn_fp8_scores__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
-    return;
-  }
-  scores_any(DT_FP8, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);
-  if (fp8_any_nan(k, k_row_stride, n, head_dim)) fp8_fix_scores(rows, head_dim, k, k_row_stride, n, s, s_stride);
-}
-
-void rotary_attn_f32_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) ROTARY_TARGET;
-void rotary_attn_f32_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
-  values_any(DT_F32, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
-}
-
-void rotary_attn_f16_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) ROTARY_TARGET;
-void rotary_attn_f16_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
-  values_any(DT_F16, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
-}
-
-void rotary_attn_bf16_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                   ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) ROTARY_TARGET;
-void rotary_attn_bf16_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                   ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
-  values_any(DT_BF16, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
-}
-
-void rotary_attn_fp8_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) ROTARY_TARGET;
-void rotary_attn_fp8_values__avx2(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                  ptrdiff_t v_row_stride, size_t n, float v_scale, float *o) {
-  if (!fp8_factor_ok(v_scale)) {
-    rotary_attn_fp8_values__scalar(p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
-    return;
-  }
-  values_any(DT_FP8, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);
-  if (fp8_any_nan(v, v_row_stride, n, head_dim)) fp8_fix_values(rows, head_dim, v, v_row_stride, n, o);
-}
+ATTN_KERNELS(f32, DT_F32, avx2)
+ATTN_KERNELS(f16, DT_F16, avx2)
+ATTN_KERNELS(bf16, DT_BF16, avx2)
+ATTN_KERNELS(fp8, DT_FP8, avx2)
 
 /* ---- exp ---- */
 

@@ -67,39 +67,6 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
   }
 }
 
-/* Decodes n rows of hd elements (hd <= STAGE_FLOATS / n) into buf, row after row. */
-INLINE void stage_rows(int dt, const unsigned char *p, ptrdiff_t pb, size_t n, size_t hd, __m512 f8, float scale,
-                       float *buf) {
-  const size_t es = dt_size[dt], d16 = hd & ~(size_t)15;
-  for (size_t j = 0; j < n; j++) {
-    const unsigned char *row = p + (ptrdiff_t)j * pb;
-    float *b = buf + j * hd;
-    for (size_t d = 0; d < d16; d += 16) _mm512_storeu_ps(b + d, dec16z(dt, row + d * es, f8));
-    if (d16 < hd) {
-      float t[16];
-      attn_dec_tail(dt, row + d16 * es, hd - d16, scale, t, 16);
-      memcpy(b + d16, t, (hd - d16) * sizeof(float));
-    }
-  }
-}
-
-INLINE void scores_any(int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
-                       size_t n, float scale, float *s, size_t ss) {
-  const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
-  const __m512 f8 = _mm512_set1_ps(scale * 256.0f);
-  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
-    float buf[STAGE_FLOATS];
-    const size_t block = STAGE_FLOATS / hd;
-    for (size_t j = 0; j < n; j += block) {
-      const size_t m = n - j < block ? n - j : block;
-      stage_rows(dt, (const unsigned char *)k + (ptrdiff_t)j * kb, kb, m, hd, f8, scale, buf);
-      scores_rows(DT_F32, q, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, s + j, ss);
-    }
-    return;
-  }
-  scores_rows(dt, q, rows, hd, (const unsigned char *)k, kb, n, f8, scale, s, ss);
-}
-
 /* ---- values: R rows x 32 outputs per block, keys inside, p broadcast ---- */
 
 INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, size_t d, const unsigned char *v,
@@ -129,8 +96,8 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
     }
   } else {
     const size_t t = hd - d; /* 1 .. 31 */
-    const __mmask16 m0 = t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << t) - 1u);
-    const __mmask16 m1 = t > 16 ? (__mmask16)((1u << (t - 16)) - 1u) : 0;
+    const __mmask16 m0 = (__mmask16)(t >= 16 ? 0xffffu : (1u << t) - 1u);
+    const __mmask16 m1 = (__mmask16)(t > 16 ? (1u << (t - 16)) - 1u : 0u);
     for (int r = 0; r < R; r++) {
       a0[r] = _mm512_maskz_loadu_ps(m0, o + r * hd + d);
       a1[r] = _mm512_maskz_loadu_ps(m1, o + r * hd + d + 16);
@@ -163,59 +130,21 @@ INLINE void values_rows(int dt, const float *p, size_t ps, size_t rows, size_t h
     for (size_t d = 0; d < hd; d += 32) values_block(dt, 1, p + r0 * ps, ps, hd, d, v, vb, n, f8, scale, o + r0 * hd);
 }
 
-INLINE void values_any(int dt, const float *p, size_t ps, size_t rows, size_t hd, const void *v,
-                       ptrdiff_t v_row_stride, size_t n, float scale, float *o) {
-  const ptrdiff_t vb = v_row_stride * (ptrdiff_t)dt_size[dt];
-  const __m512 f8 = _mm512_set1_ps(scale * 256.0f);
-  if (rows > 4 && (dt == DT_F16 || dt == DT_FP8) && hd <= STAGE_FLOATS / 4) {
-    float buf[STAGE_FLOATS];
-    const size_t block = STAGE_FLOATS / hd;
-    for (size_t j = 0; j < n; j += block) {
-      const size_t m = n - j < block ? n - j : block;
-      stage_rows(dt, (const unsigned char *)v + (ptrdiff_t)j * vb, vb, m, hd, f8, scale, buf);
-      values_rows(DT_F32, p + j, ps, rows, hd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, f8, scale, o);
-    }
-    return;
-  }
-  values_rows(dt, p, ps, rows, hd, (const unsigned char *)v, vb, n, f8, scale, o);
+/* ---- staging and the kernels (simd/attn_any.h) ---- */
+
+#define ATTN_TARGET ROTARY_TARGET
+#define ATTN_VEC __m512
+#define ATTN_FACTOR(scale) _mm512_set1_ps((scale) * 256.0f)
+#define ATTN_STEP 16
+INLINE void stage_step(int dt, const unsigned char *src, __m512 f8, float *dst) {
+  _mm512_storeu_ps(dst, dec16z(dt, src, f8));
 }
+#include "attn_any.h"
 
-/* ---- the kernels ---- */
-
-#define ATTN_AVX512(dtype, DT)                                                                                      \
-  void rotary_attn_##dtype##_scores__avx512(const float *q, size_t rows, size_t head_dim, const void *k,           \
-                                            ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,             \
-                                            size_t s_stride) ROTARY_TARGET;                                        \
-  void rotary_attn_##dtype##_scores__avx512(const float *q, size_t rows, size_t head_dim, const void *k,           \
-                                            ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,             \
-                                            size_t s_stride) {                                                     \
-    if (DT == DT_FP8 && !fp8_factor_ok(k_scale)) {                                                                  \
-      rotary_attn_fp8_scores__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);                  \
-      return;                                                                                                        \
-    }                                                                                                                \
-    scores_any(DT, q, rows, head_dim, k, k_row_stride, n, k_scale, s, s_stride);                                    \
-    if (DT == DT_FP8 && fp8_any_nan((const unsigned char *)k, k_row_stride, n, head_dim))                           \
-      fp8_fix_scores(rows, head_dim, (const unsigned char *)k, k_row_stride, n, s, s_stride);                       \
-  }                                                                                                                  \
-  void rotary_attn_##dtype##_values__avx512(const float *p, size_t p_stride, size_t rows, size_t head_dim,         \
-                                            const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,        \
-                                            float *o) ROTARY_TARGET;                                               \
-  void rotary_attn_##dtype##_values__avx512(const float *p, size_t p_stride, size_t rows, size_t head_dim,         \
-                                            const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,        \
-                                            float *o) {                                                            \
-    if (DT == DT_FP8 && !fp8_factor_ok(v_scale)) {                                                                  \
-      rotary_attn_fp8_values__scalar(p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);                  \
-      return;                                                                                                        \
-    }                                                                                                                \
-    values_any(DT, p, p_stride, rows, head_dim, v, v_row_stride, n, v_scale, o);                                    \
-    if (DT == DT_FP8 && fp8_any_nan((const unsigned char *)v, v_row_stride, n, head_dim))                           \
-      fp8_fix_values(rows, head_dim, (const unsigned char *)v, v_row_stride, n, o);                                 \
-  }
-
-ATTN_AVX512(f32, DT_F32)
-ATTN_AVX512(f16, DT_F16)
-ATTN_AVX512(bf16, DT_BF16)
-ATTN_AVX512(fp8, DT_FP8)
+ATTN_KERNELS(f32, DT_F32, avx512)
+ATTN_KERNELS(f16, DT_F16, avx512)
+ATTN_KERNELS(bf16, DT_BF16, avx512)
+ATTN_KERNELS(fp8, DT_FP8, avx512)
 
 /* ---- exp ---- */
 

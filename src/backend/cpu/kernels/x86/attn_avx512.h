@@ -33,7 +33,7 @@ INLINE __m512 decn(int dt, const unsigned char *p, __m512 fp8_factor, int full) 
 }
 
 /* The lanes of a 16- or 8-element step. */
-static inline __mmask16 step_mask(int full) { return full ? (__mmask16)0xffff : (__mmask16)0x00ff; }
+static inline __mmask16 step_mask(int full) { return (__mmask16)(full ? 0xffffu : 0x00ffu); }
 
 /* Lanes 8 .. 15 (AVX-512 F has no 8-float extract: it moves them as 4 doubles). */
 INLINE __m256 upper8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }

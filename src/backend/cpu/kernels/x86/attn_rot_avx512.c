@@ -126,24 +126,6 @@ INLINE void rot_key_row(int pr, int dt, const unsigned char *kj, const float *c,
 
 /* ---- scores with keys rotated on the way ---- */
 
-#define ATTN_ROT_AVX512(dtype, DT, pairing, PR)                                                                     \
-  void rotary_attn_##dtype##_scores_##pairing##__avx512(const float *q, size_t rows, size_t head_dim, const void *k, \
-                                                        ptrdiff_t k_row_stride, size_t n, float k_scale,             \
-                                                        const float *cs, size_t cs_stride, size_t sin_offset,        \
-                                                        size_t rotary_dim, float *s, size_t s_stride) ROTARY_TARGET; \
-  void rotary_attn_##dtype##_scores_##pairing##__avx512(const float *q, size_t rows, size_t head_dim, const void *k, \
-                                                        ptrdiff_t k_row_stride, size_t n, float k_scale,             \
-                                                        const float *cs, size_t cs_stride, size_t sin_offset,        \
-                                                        size_t rotary_dim, float *s, size_t s_stride) {              \
-    ATTN_ROT_BODY(dtype, DT, pairing, PR)                                                                             \
-  }
-
-ATTN_ROT_AVX512(f32, DT_F32, half, PR_HALF)
-ATTN_ROT_AVX512(f16, DT_F16, half, PR_HALF)
-ATTN_ROT_AVX512(bf16, DT_BF16, half, PR_HALF)
-ATTN_ROT_AVX512(fp8, DT_FP8, half, PR_HALF)
-ATTN_ROT_AVX512(f32, DT_F32, interleaved, PR_INTER)
-ATTN_ROT_AVX512(f16, DT_F16, interleaved, PR_INTER)
-ATTN_ROT_AVX512(bf16, DT_BF16, interleaved, PR_INTER)
-ATTN_ROT_AVX512(fp8, DT_FP8, interleaved, PR_INTER)
+#define ATTN_TARGET ROTARY_TARGET
+ATTN_ROT_KERNELS(avx512)
 #endif
