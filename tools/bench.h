@@ -53,7 +53,8 @@ typedef struct bench_options {
   int table_free;     /* also time rotary_apply with a table-free rope (cos/sin computed per token) */
   rotary_layout layout; /* --layout: q and k as [batch, seq, heads, dim] (default) or [batch, heads, seq, dim] */
   /* --op kv-write only */
-  rotary_cache_index cache; /* --cache contiguous (SEQUENCES) or paged (SLOTS); NHD either way */
+  rotary_cache_index cache; /* --cache contiguous (SEQUENCES) or paged (SLOTS) */
+  rotary_cache_layout cache_layout; /* --cache-layout nhd (default) or hnd: --op attention only */
   rotary_dtype cache_dtype; /* --cache-dtype */
   size_t block_size;        /* --block-size: rows per block of the paged cache */
   int sweep;                /* --sweep: the issue's whole table (prefill and decode, both caches, bf16 and fp8,

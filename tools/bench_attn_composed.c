@@ -28,7 +28,7 @@ static inline float fp8_to_f32(uint8_t byte) {
 static size_t row_at(const bench_attn_composed *c, size_t b, size_t p, size_t h) {
   const size_t block = c->block_table ? (size_t)c->block_table[b * c->block_table_stride + p / c->block_size] : b;
   const size_t row = c->block_table ? p % c->block_size : p;
-  return block * c->block_stride + (row * c->kv_heads + h) * c->head_dim;
+  return block * c->block_stride + (c->hnd ? h * c->block_size + row : row * c->kv_heads + h) * c->head_dim;
 }
 
 /* The key rotated at its row as rotary_apply rotates (half pairing): fmaf(x0, c, -(x1 * s)), fmaf(x0, s, x1 * c). */

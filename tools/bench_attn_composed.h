@@ -11,11 +11,12 @@
 #define BENCH_ATTN_COMPOSED_MAX_DIM 8192 /* head_dim the passes take (a decoded tile holds a row at least) */
 
 /*
- * One query token per sequence; q already rotated (the caller's rotary_apply). The cache is NHD: row p of sequence
- * b, kv head h at element (block * block_stride + (p % block_size) * kv_heads * head_dim + h * head_dim) of k and
- * v, block = block_table[b * block_table_stride + p / block_size], or b when block_table is NULL (contiguous, one
- * block per sequence). Each of the three passes is a task function for rotary_pool_run (or any fork-join loop):
- * task `index` of `count` does its share of the items. Every pass reads or writes memory: the logits buffer is the
+ * One query token per sequence; q already rotated (the caller's rotary_apply). Row p of sequence b, kv head h is
+ * at element block * block_stride + (p % block_size) * kv_heads * head_dim + h * head_dim of k and v (NHD), or
+ * block * block_stride + (h * block_size + p % block_size) * head_dim (HND), with block = block_table[b *
+ * block_table_stride + p / block_size], or b when block_table is NULL (contiguous, one block per sequence). Each
+ * of the three passes is a task function for rotary_pool_run (or any fork-join loop): task `index` of `count` does
+ * its share of the items. Every pass reads or writes memory: the logits buffer is the
  * whole intermediate [batch, q_heads, logits_stride] in fp32, as a framework's QK^T output is.
  */
 typedef struct bench_attn_composed {
@@ -26,6 +27,7 @@ typedef struct bench_attn_composed {
   const void *k, *v;
   size_t block_size, block_stride; /* block_stride in elements */
   const int32_t *block_table;      /* NULL: contiguous */
+  int hnd;                         /* the cache layout is HND (else NHD) */
   size_t block_table_stride;
   float k_scale, v_scale;          /* fp8 only */
   float scale;                     /* softmax scale */

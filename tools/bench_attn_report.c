@@ -11,10 +11,12 @@ static void print_case(const bench_setup *s) {
   const bench_attn *a = s->attn;
   printf("%zu sequence%s x %zu cached rows, 1 query token, %zu q / %zu kv heads, head_dim %zu, %s cache ", o->batch,
          o->batch == 1 ? "" : "s", a->len, o->heads, o->kv_heads, o->head_dim, bench_dtype_name(o->cache_dtype));
+  const char *layout = o->cache_layout == ROTARY_CACHE_HND ? "HND" : "NHD";
   if (a->block_table)
-    printf("paged NHD (vLLM block table, block %zu, %zu blocks in random order)", a->block_size, a->num_blocks);
+    printf("paged %s (vLLM block table, block %zu, %zu blocks in random order)", layout, a->block_size,
+           a->num_blocks);
   else
-    printf("contiguous NHD (one block of %zu rows per sequence)", a->block_size);
+    printf("contiguous %s (one block of %zu rows per sequence)", layout, a->block_size);
 }
 
 void bench_attn_print_header(const bench_setup *s) {

@@ -117,7 +117,7 @@ static void make_desc(const bench_options *o, bench_attn *a) {
   d->out_dtype = ROTARY_F32;
   rotary_kv_cache *c = &d->cache;
   c->index = o->cache;
-  c->layout = ROTARY_CACHE_NHD;
+  c->layout = o->cache_layout;
   c->dtype = o->cache_dtype;
   c->k = a->kc;
   c->v = a->vc;
@@ -146,7 +146,8 @@ static rotary_status make_composed(const bench_options *o, bench_attn *a) {
                              .head_dim = o->head_dim, .lengths = a->lengths, .logits_stride = a->len,
                              .cache_dtype = o->cache_dtype, .k = a->kc, .v = a->vc, .block_size = a->block_size,
                              .block_stride = a->block_size * a->kv_row, .block_table = a->block_table,
-                             .block_table_stride = a->blocks_per_seq, .k_scale = ATTN_FP8_SCALE,
+                             .block_table_stride = a->blocks_per_seq, .hnd = o->cache_layout == ROTARY_CACHE_HND,
+                             .k_scale = ATTN_FP8_SCALE,
                              .v_scale = ATTN_FP8_SCALE, .scale = 1.0f / sqrtf((float)o->head_dim), .q = a->q_rot,
                              .logits = a->logits, .out = a->out};
     return ROTARY_OK;

@@ -31,7 +31,8 @@ void bench_usage(FILE *f, int full) {
           "       rotary bench --op kv-write [--cache contiguous|paged] [--cache-dtype f32|f16|bf16|fp8]\n"
           "                    [--block-size N] [--sweep] [shape, --dtype, --threads, --reps, --json as above]\n"
           "       rotary bench --op attention [--batch N] [--table N] [--cache contiguous|paged]\n"
-          "                    [--cache-dtype f32|f16|bf16|fp8] [--block-size N] [--sweep] [--threads N] [--reps N]\n"
+          "                    [--cache-dtype f32|f16|bf16|fp8] [--cache-layout nhd|hnd] [--block-size N] [--sweep]\n"
+          "                    [--threads N] [--reps N]\n"
           "       rotary bench --cuda [--rows quick|all] [--reps N] [--json FILE]   (CUDA builds: the GPU table)\n");
   if (!full) {
     fprintf(f, "Try 'rotary bench --help' for more information.\n");
@@ -87,6 +88,9 @@ void bench_usage(FILE *f, int full) {
           "  --cache      kv-write: contiguous (one [capacity, kv_heads, head_dim] block per sequence, capacity the\n"
           "               table size, written at its length) or paged (vLLM slots, blocks in random order); NHD\n"
           "  --cache-dtype kv-write: the cache's dtype (fp8: e4m3 with per-tensor scales)\n"
+          "  --cache-layout attention: nhd (a block is [rows, kv_heads, head_dim], the default) or hnd ([kv_heads,\n"
+          "               rows, head_dim]: each head's rows contiguous, read in place; NHD rows are repacked per key\n"
+          "               block); the limit reads the same blocks either way\n"
           "  --block-size kv-write: rows per block of the paged cache (default 16)\n"
           "  --sweep      kv-write: the issue's table, one line per case: prefill (--batch x --tokens) and decode\n"
           "               (--decode N, default 64, at random cache lengths), contiguous and paged, bf16 and fp8\n"
@@ -109,7 +113,7 @@ void bench_usage(FILE *f, int full) {
 enum { OPT_TOKENS = 256, OPT_BATCH, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_REPS, OPT_DECODE, OPT_TABLE,
        OPT_BLOCK, OPT_BASE, OPT_DTYPE, OPT_PAIRING, OPT_LAYOUT, OPT_MODEL, OPT_CONFIG, OPT_OOP, OPT_JSON, OPT_TUNE,
        OPT_FREE, OPT_TORCH, OPT_OP, OPT_CACHE, OPT_CACHE_DTYPE, OPT_SWEEP, OPT_STREAMS, OPT_STREAM_LAYOUT,
-       OPT_STREAM_CANDIDATES, OPT_TUNING, OPT_SET, OPT_FUSED_ONLY };
+       OPT_STREAM_CANDIDATES, OPT_TUNING, OPT_SET, OPT_FUSED_ONLY, OPT_CACHE_LAYOUT };
 
 static const struct option long_options[] = {
     {"tokens", required_argument, NULL, OPT_TOKENS},     {"batch", required_argument, NULL, OPT_BATCH},
@@ -130,6 +134,7 @@ static const struct option long_options[] = {
     {"stream-candidates", no_argument, NULL, OPT_STREAM_CANDIDATES},
     {"tuning", required_argument, NULL, OPT_TUNING},     {"set", required_argument, NULL, OPT_SET},
     {"fused-only", no_argument, NULL, OPT_FUSED_ONLY},
+    {"cache-layout", required_argument, NULL, OPT_CACHE_LAYOUT},
     {NULL, 0, NULL, 0},
 };
 
@@ -151,6 +156,10 @@ static int parse_kv_enum(bench_options *o, int opt, const char *v) {
     else if (!strcmp(v, "kv-write")) o->op = BENCH_OP_KV_WRITE;
     else if (!strcmp(v, "attention")) o->op = BENCH_OP_ATTENTION;
     else return bad("--op wants rope, kv-write or attention, got '%s'", v);
+  } else if (opt == OPT_CACHE_LAYOUT) {
+    if (!strcmp(v, "nhd")) o->cache_layout = ROTARY_CACHE_NHD;
+    else if (!strcmp(v, "hnd")) o->cache_layout = ROTARY_CACHE_HND;
+    else return bad("--cache-layout wants nhd or hnd, got '%s'", v);
   } else if (opt == OPT_CACHE) {
     if (!strcmp(v, "contiguous")) o->cache = ROTARY_CACHE_SEQUENCES;
     else if (!strcmp(v, "paged")) o->cache = ROTARY_CACHE_SLOTS;
@@ -166,7 +175,8 @@ static int parse_kv_enum(bench_options *o, int opt, const char *v) {
 }
 
 static int parse_enum(bench_options *o, int opt, const char *v) {
-  if (opt == OPT_OP || opt == OPT_CACHE || opt == OPT_CACHE_DTYPE) return parse_kv_enum(o, opt, v);
+  if (opt == OPT_OP || opt == OPT_CACHE || opt == OPT_CACHE_DTYPE || opt == OPT_CACHE_LAYOUT)
+    return parse_kv_enum(o, opt, v);
   if (opt == OPT_DTYPE) {
     if (!strcmp(v, "f32")) o->dtype = ROTARY_F32;
     else if (!strcmp(v, "f16")) o->dtype = ROTARY_F16;
@@ -311,6 +321,7 @@ static int take(bench_options *o, int c, const char *v, unsigned *set) {
       return 1;
     case OPT_STREAM_LAYOUT: *set |= SET_STREAM_LAYOUT; return parse_stream_layout(v, &o->stream_layout);
     case OPT_CACHE:
+    case OPT_CACHE_LAYOUT:
     case OPT_CACHE_DTYPE: *set |= SET_KV_ONLY; return parse_enum(o, c, v);
     default: return parse_enum(o, c, v);
   }
@@ -389,7 +400,8 @@ void bench_options_free(bench_options *o) {
 static int check_op(const bench_options *o, unsigned set) {
   if (o->op == BENCH_OP_ROPE) {
     if (set & SET_KV_ONLY)
-      return bad("--cache, --cache-dtype, --block-size and --sweep go with --op kv-write or attention");
+      return bad("--cache, --cache-dtype, --cache-layout, --block-size and --sweep go with --op kv-write or "
+                 "attention");
     const char *rows = o->tune                ? "--tune"
                        : o->torch             ? "--torch"
                        : o->stream_candidates ? "--stream-candidates"
@@ -417,6 +429,8 @@ static int check_op(const bench_options *o, unsigned set) {
                           : o->layout != ROTARY_LAYOUT_BSHD ? "--layout"
                                                             : NULL;
   if (rope_only) return bad("%s goes with --op rope: kv-write rotates q in place in the packed QKV rows", rope_only);
+  if (o->op != BENCH_OP_ATTENTION && o->cache_layout != ROTARY_CACHE_NHD)
+    return bad("--cache-layout goes with --op attention (kv-write writes NHD caches)");
   if (!o->block_size) return bad("--block-size must be at least 1");
   return 1;
 }

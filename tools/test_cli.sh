@@ -235,14 +235,20 @@ EOF
   # the options of one operation are refused with the other
   expect 2 '' '--tune goes with --op rope' -- "$ROTARY" bench --op kv-write --tune
   expect 2 '' '--out-of-place goes with --op rope' -- "$ROTARY" bench --op kv-write --out-of-place
-  expect 2 '' '--cache, --cache-dtype, --block-size and --sweep go with --op kv-write' -- "$ROTARY" bench --cache paged
-  expect 2 '' '--cache, --cache-dtype, --block-size and --sweep go with --op kv-write' -- "$ROTARY" bench --sweep
+  local kv_only='--cache, --cache-dtype, --cache-layout, --block-size and --sweep go with --op kv-write'
+  expect 2 '' "$kv_only" -- "$ROTARY" bench --cache paged
+  expect 2 '' "$kv_only" -- "$ROTARY" bench --sweep
+  expect 2 '' '--cache-layout goes with --op attention' -- "$ROTARY" bench --op kv-write --cache-layout hnd
+  expect 2 '' "--cache-layout wants nhd or hnd, got 'bhsd'" -- "$ROTARY" bench --op attention --cache-layout bhsd
   expect 2 '' "--op wants rope, kv-write or attention, got 'kv'" -- "$ROTARY" bench --op kv
   expect 2 '' "--cache-dtype wants f32, f16, bf16 or fp8, got 'f64'" -- "$ROTARY" bench --op kv-write --cache-dtype f64
   expect 2 '' "--cache wants contiguous or paged, got 'hnd'" -- "$ROTARY" bench --op kv-write --cache hnd
   expect 2 '' '--block-size must be at least 1' -- "$ROTARY" bench --op kv-write --block-size 0
   expect 2 '' '--tokens does not go with --op attention' -- "$ROTARY" bench --op attention --tokens 4
   expect 0 'streaming read of K and V' '' -- "$ROTARY" bench --op attention --batch 2 --table 64 --reps 2 --threads 1
+  # HND caches: checked against the composed passes (which read HND) before timing, paged with a partial block too
+  expect 0 'paged HND' '' -- "$ROTARY" bench --op attention --batch 2 --table 40 --cache paged --cache-layout hnd \
+    --cache-dtype fp8 --reps 2 --threads 2
 }
 
 # --streams: the 1-D and multi-stream calls of each preset and pattern, their rows in --json (the ratio is the
