@@ -346,26 +346,25 @@ ATTN_KERNELS(fp8, DT_FP8, neon)
 
 ATTN_ROT_KERNELS(neon)
 
-/* ---- exp: the algorithm of x86/attn_avx2.c's exp8, 4 lanes (FMAX/FMIN keep a NaN) ---- */
+/* ---- exp: simd/attn_exp.h's exp with 4 lanes (FMAX and FMIN keep a NaN; a NaN lane's n converts to 0) ---- */
 
-INLINE float32x4_t exp4(float32x4_t x) {
-  x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-110.0f)), vdupq_n_f32(89.0f));
-  const float32x4_t nf = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
-  float32x4_t r = vfmsq_f32(x, nf, vdupq_n_f32(0.693145751953125f));
-  r = vfmsq_f32(r, nf, vdupq_n_f32(1.428606765330187e-06f));
-  float32x4_t y = vdupq_n_f32(1.9875691500e-4f);
-  y = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), y, r);
-  y = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), y, r);
-  y = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), y, r);
-  y = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), y, r);
-  y = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), y, r);
-  y = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), y, vmulq_f32(r, r));
-  const int32x4_t n = vcvtq_s32_f32(nf); /* nf is integral (NaN lanes: 0, and y is NaN there) */
-  const int32x4_t n1 = vshrq_n_s32(n, 1), n2 = vsubq_s32(n, n1);
-  const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, vdupq_n_s32(127)), 23));
-  const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, vdupq_n_s32(127)), 23));
-  return vmulq_f32(vmulq_f32(y, s1), s2);
-}
+#define EXP_NAME(x) x##_neon
+#define EV float32x4_t
+#define EI int32x4_t
+#define ev_set(c) vdupq_n_f32(c)
+#define ev_mul(a, b) vmulq_f32((a), (b))
+#define ev_add(a, b) vaddq_f32((a), (b))
+#define ev_fma(a, b, c) vfmaq_f32((c), (a), (b))
+#define ev_fnma(a, b, c) vfmsq_f32((c), (a), (b))
+#define ev_clamp(x) vminq_f32(vmaxq_f32((x), vdupq_n_f32(-110.0f)), vdupq_n_f32(89.0f))
+#define ev_round(x) vrndnq_f32(x)
+#define ev_to_int(x) vcvtq_s32_f32(x)
+#define ei_set(c) vdupq_n_s32(c)
+#define ei_add(a, b) vaddq_s32((a), (b))
+#define ei_sub(a, b) vsubq_s32((a), (b))
+#define ei_sra1(n) vshrq_n_s32((n), 1)
+#define ei_shl23(n) vreinterpretq_f32_s32(vshlq_n_s32((n), 23))
+#include "attn_exp.h"
 
 /* Sums: two 4-lane accumulators over blocks of 8 (then 4, then a zero-padded tail), combined at the end. */
 float rotary_attn_exp__neon(float *s, size_t n, float max) {
@@ -373,14 +372,15 @@ float rotary_attn_exp__neon(float *s, size_t n, float max) {
   float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0;
   size_t j = 0;
   for (; j + 8 <= n; j += 8) {
-    const float32x4_t e0 = exp4(vsubq_f32(vld1q_f32(s + j), m)), e1 = exp4(vsubq_f32(vld1q_f32(s + j + 4), m));
+    const float32x4_t e0 = exp_lanes_neon(vsubq_f32(vld1q_f32(s + j), m));
+    const float32x4_t e1 = exp_lanes_neon(vsubq_f32(vld1q_f32(s + j + 4), m));
     vst1q_f32(s + j, e0);
     vst1q_f32(s + j + 4, e1);
     a0 = vaddq_f32(a0, e0);
     a1 = vaddq_f32(a1, e1);
   }
   if (j + 4 <= n) {
-    const float32x4_t e0 = exp4(vsubq_f32(vld1q_f32(s + j), m));
+    const float32x4_t e0 = exp_lanes_neon(vsubq_f32(vld1q_f32(s + j), m));
     vst1q_f32(s + j, e0);
     a0 = vaddq_f32(a0, e0);
     j += 4;
@@ -389,7 +389,7 @@ float rotary_attn_exp__neon(float *s, size_t n, float max) {
     float t[4] = {0, 0, 0, 0};
     memcpy(t, s + j, (n - j) * sizeof(float));
     float e[4];
-    vst1q_f32(e, exp4(vsubq_f32(vld1q_f32(t), m)));
+    vst1q_f32(e, exp_lanes_neon(vsubq_f32(vld1q_f32(t), m)));
     for (size_t i = n - j; i < 4; i++) e[i] = 0.0f;
     memcpy(s + j, e, (n - j) * sizeof(float));
     a1 = vaddq_f32(a1, vld1q_f32(e));

@@ -180,34 +180,24 @@ ATTN_KERNELS(fp8, DT_FP8, avx2)
 
 /* ---- exp ---- */
 
-/*
- * exp(x) for 8 lanes: n = round(x log2 e), r = x - n ln2 in two fma steps (Cody-Waite; ln2's high part has 16
- * significant bits, so n * hi is exact for |n| < 256), exp(r) on |r| <= ln2/2 by Cephes expf's polynomial
- * (1 + r + r^2 P(r), P of degree 5), then times 2^n as 2^(n/2) * 2^(n - n/2) (both normal for n in [-160, 128]:
- * subnormal results rounded once, overflow to +Inf). x is clamped to [-110, 89] first (max with x second keeps a
- * NaN), so -Inf gives 0 and +Inf gives +Inf; NaN stays NaN. Measured (tests/test_attn_kernels.c, 168M arguments
- * of [-87, 0]: every float of [-1, -2^-20], a 2^-13 grid below): at most 1 ulp from the correctly rounded exp.
- */
-INLINE __m256 exp8(__m256 x) {
-  x = _mm256_max_ps(_mm256_set1_ps(-110.0f), x);
-  x = _mm256_min_ps(_mm256_set1_ps(89.0f), x);
-  const __m256 nf = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(0.693145751953125f), x);
-  r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(1.428606765330187e-06f), r);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i n = _mm256_cvtps_epi32(nf);
-  const __m256i n1 = _mm256_srai_epi32(n, 1), n2 = _mm256_sub_epi32(n, n1);
-  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
-  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
-}
+/* simd/attn_exp.h's exp with 8 lanes (max and min with x second keep a NaN): exp_lanes_avx2 */
+#define EXP_NAME(x) x##_avx2
+#define EV __m256
+#define EI __m256i
+#define ev_set(c) _mm256_set1_ps(c)
+#define ev_mul(a, b) _mm256_mul_ps((a), (b))
+#define ev_add(a, b) _mm256_add_ps((a), (b))
+#define ev_fma(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define ev_fnma(a, b, c) _mm256_fnmadd_ps((a), (b), (c))
+#define ev_clamp(x) _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-110.0f), (x)))
+#define ev_round(x) _mm256_round_ps((x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define ev_to_int(x) _mm256_cvtps_epi32(x)
+#define ei_set(c) _mm256_set1_epi32(c)
+#define ei_add(a, b) _mm256_add_epi32((a), (b))
+#define ei_sub(a, b) _mm256_sub_epi32((a), (b))
+#define ei_sra1(n) _mm256_srai_epi32((n), 1)
+#define ei_shl23(n) _mm256_castsi256_ps(_mm256_slli_epi32((n), 23))
+#include "attn_exp.h"
 
 /* Sums: two 8-lane accumulators over blocks of 16 (then 8, then a masked tail), combined at the end by a fixed tree. */
 float rotary_attn_exp__avx2(float *s, size_t n, float max) ROTARY_TARGET;
@@ -216,15 +206,15 @@ float rotary_attn_exp__avx2(float *s, size_t n, float max) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
   size_t j = 0;
   for (; j + 16 <= n; j += 16) {
-    const __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
-    const __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j + 8), m));
+    const __m256 e0 = exp_lanes_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+    const __m256 e1 = exp_lanes_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j + 8), m));
     _mm256_storeu_ps(s + j, e0);
     _mm256_storeu_ps(s + j + 8, e1);
     a0 = _mm256_add_ps(a0, e0);
     a1 = _mm256_add_ps(a1, e1);
   }
   if (j + 8 <= n) {
-    const __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+    const __m256 e0 = exp_lanes_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
     _mm256_storeu_ps(s + j, e0);
     a0 = _mm256_add_ps(a0, e0);
     j += 8;
@@ -232,7 +222,8 @@ float rotary_attn_exp__avx2(float *s, size_t n, float max) {
   if (j < n) {
     __m256i m0, m1;
     tail_masks(n - j, &m0, &m1);
-    const __m256 e0 = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_maskload_ps(s + j, m0), m)), _mm256_castsi256_ps(m0));
+    const __m256 e0 =
+        _mm256_and_ps(exp_lanes_avx2(_mm256_sub_ps(_mm256_maskload_ps(s + j, m0), m)), _mm256_castsi256_ps(m0));
     _mm256_maskstore_ps(s + j, m0, e0);
     a1 = _mm256_add_ps(a1, e0);
   }

@@ -148,27 +148,24 @@ ATTN_KERNELS(fp8, DT_FP8, avx512)
 
 /* ---- exp ---- */
 
-/* exp(x) for 16 lanes: exp8's operations (attn_avx2.c) lane for lane, so the same bits as the AVX2 kernel. */
-INLINE __m512 exp16(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-110.0f), x);
-  x = _mm512_min_ps(_mm512_set1_ps(89.0f), x);
-  const __m512 nf = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(1.428606765330187e-06f), r);
-  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  const __m512i n = _mm512_cvtps_epi32(nf);
-  const __m512i n1 = _mm512_srai_epi32(n, 1), n2 = _mm512_sub_epi32(n, n1);
-  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
-  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
-  return _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
-}
+/* simd/attn_exp.h's exp with 16 lanes, the AVX2 kernel's operations lane for lane: exp_lanes_avx512 */
+#define EXP_NAME(x) x##_avx512
+#define EV __m512
+#define EI __m512i
+#define ev_set(c) _mm512_set1_ps(c)
+#define ev_mul(a, b) _mm512_mul_ps((a), (b))
+#define ev_add(a, b) _mm512_add_ps((a), (b))
+#define ev_fma(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define ev_fnma(a, b, c) _mm512_fnmadd_ps((a), (b), (c))
+#define ev_clamp(x) _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-110.0f), (x)))
+#define ev_round(x) _mm512_roundscale_ps((x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define ev_to_int(x) _mm512_cvtps_epi32(x)
+#define ei_set(c) _mm512_set1_epi32(c)
+#define ei_add(a, b) _mm512_add_epi32((a), (b))
+#define ei_sub(a, b) _mm512_sub_epi32((a), (b))
+#define ei_sra1(n) _mm512_srai_epi32((n), 1)
+#define ei_shl23(n) _mm512_castsi512_ps(_mm512_slli_epi32((n), 23))
+#include "attn_exp.h"
 
 /* Sums: two 16-lane accumulators over blocks of 32 (then 16, then a masked tail), combined at the end by a fixed
  * tree (the halves, then the AVX2 kernel's tree of 8). */
@@ -178,22 +175,22 @@ float rotary_attn_exp__avx512(float *s, size_t n, float max) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
   size_t j = 0;
   for (; j + 32 <= n; j += 32) {
-    const __m512 e0 = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), m));
-    const __m512 e1 = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), m));
+    const __m512 e0 = exp_lanes_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + j), m));
+    const __m512 e1 = exp_lanes_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), m));
     _mm512_storeu_ps(s + j, e0);
     _mm512_storeu_ps(s + j + 16, e1);
     a0 = _mm512_add_ps(a0, e0);
     a1 = _mm512_add_ps(a1, e1);
   }
   if (j + 16 <= n) {
-    const __m512 e0 = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), m));
+    const __m512 e0 = exp_lanes_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + j), m));
     _mm512_storeu_ps(s + j, e0);
     a0 = _mm512_add_ps(a0, e0);
     j += 16;
   }
   if (j < n) {
     const __mmask16 k = (__mmask16)((1u << (n - j)) - 1u);
-    const __m512 e0 = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), m));
+    const __m512 e0 = exp_lanes_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), m));
     _mm512_mask_storeu_ps(s + j, k, e0);
     a1 = _mm512_add_ps(a1, _mm512_maskz_mov_ps(k, e0));
   }
