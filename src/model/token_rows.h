@@ -82,7 +82,8 @@ static inline __attribute__((always_inline)) void rotary_token_row(const rotary_
 #define ROTARY_ROWS_BLOCK 64
 
 /* How many tokens' rows an executor computes at once into a buffer of `floats` floats: 1 (token by token) unless
- * the rows are computed (a rope without a table, positions not COS_SIN) and at least two fit, then as many as fit
+ * the rows are computed (a rope without a table, positions not COS_SIN) and at least two fit (so 1 whenever a row
+ * does not fit the buffer, where the executor uses its scratch instead), then as many as fit
  * (the last row's multi-stream gather scratch included), at most ROTARY_ROWS_BLOCK. A row computed between a
  * token's head rows stalls the memory stream for longer than it takes (docs/performance.md); a block of them,
  * computed while the walk's next input lines are asked for, does not. */
@@ -92,19 +93,21 @@ static inline size_t rotary_rows_block_size(const rotary_rope *rope, const rotar
   return rows < 2 ? 1 : rows < ROTARY_ROWS_BLOCK ? rows : ROTARY_ROWS_BLOCK;
 }
 
-/* Computes the rows of tokens [t0, t1) (t = b * seq + s_idx; computed rows as rotary_rows_block_size allows) into
- * buf, rotary_rope_row_floats(rope) floats apart: a computed row lands at the buffer it is given. Before each row
- * calls ahead(arg), which asks for input lines the caller's walk reads next (one per two frequencies of a row:
- * half / 2). */
-static inline void rotary_token_rows_block(const rotary_rope *rope, const rotary_positions *p, rotary_direction dir,
-                                           size_t t0, size_t t1, size_t seq, float *buf,
-                                           void (*ahead)(void *arg, size_t lines), void *arg) {
+/* Computes the rows of tokens [t0, t1), t1 = min(t0 + block, t_end) (t = b * seq + s_idx; computed rows as
+ * rotary_rows_block_size allows), into buf, rotary_rope_row_floats(rope) floats apart: a computed row lands at the
+ * buffer it is given. Before each row calls ahead(arg), which asks for input lines the caller's walk reads next
+ * (one per two frequencies of a row: half / 2). Returns t1. */
+static inline size_t rotary_token_rows_block(const rotary_rope *rope, const rotary_positions *p, rotary_direction dir,
+                                             size_t t0, size_t t_end, size_t block, size_t seq, float *buf,
+                                             void (*ahead)(void *arg, size_t lines), void *arg) {
   const size_t rf = rotary_rope_row_floats(rope), lines = rope->rotary_dim / 4 + 1;
+  const size_t t1 = t_end - t0 < block ? t_end : t0 + block;
   for (size_t t = t0; t < t1; t++) {
     const float *c, *s;
     ahead(arg, lines);
     rotary_token_row(rope, p, dir, t, t / seq, t % seq, buf + (t - t0) * rf, &c, &s);
   }
+  return t1;
 }
 
 /* Asks for the table row of token t ahead of its use when positions are ids (decode positions are random, so the

@@ -75,9 +75,7 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
     if (nt) p.k.kernel = nt;
   }
   p.scratch_floats = scratch_floats(rope, 1, !p.k.direct || !p.v.direct);
-  p.rows_block = rotary_rope_task_floats(rope) > ROTARY_KV_STACK_ROWS
-                     ? 1
-                     : rotary_rows_block_size(rope, &p.positions, ROTARY_KV_STACK_ROWS);
+  p.rows_block = rotary_rows_block_size(rope, &p.positions, ROTARY_KV_STACK_ROWS);
   *plan = p;
 }
 

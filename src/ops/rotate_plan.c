@@ -3,10 +3,9 @@
 
 #include <string.h>
 
-#include "token_rows.h"
-
 #include "check.h"
 #include "task_split.h"
+#include "token_rows.h"
 #include "validate.h"
 
 /* Heads at least this many bytes apart count as far apart. */
@@ -105,6 +104,5 @@ void rotary_rotate_plan_split(rotary_rotate_plan *plan, size_t available) {
    * than token by token. Asking for the walk's next input lines while a block is computed (32 lines a row of 64
    * frequencies; 64 lines measured slower) gave 94% (16 rows), 96% (32) and 97% (64). 32 rows fit the buffer at
    * head_dim 128: 98% in 8 runs of the final code. */
-  plan->rows_block = plan->group[0] || plan->scratch_floats ? 1 : rotary_rows_block_size(rope, &plan->positions,
-                                                                                           ROTARY_STACK_ROW);
+  plan->rows_block = plan->group[0] ? 1 : rotary_rows_block_size(rope, &plan->positions, ROTARY_STACK_ROW);
 }

@@ -14,7 +14,6 @@
  * stack; a longer one in a per-call scratch buffer. Every rope with rotary_dim <= 2048 fits. */
 #define ROTARY_STACK_ROW 4096
 
-
 /* The work of rotating q and k (tensor 0 and 1): tokens x heads units, split into `tasks` contiguous ranges. Two
  * walk orders:
  * - together (group[0] == 0): token by token, q's heads then k's, so a token's cos/sin row serves both;

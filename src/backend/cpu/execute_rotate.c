@@ -55,12 +55,10 @@ static void prefetch_walk(void *arg, size_t lines) {
  * unit end, asking for the walk's next input as it goes; returns the token after the last. */
 static size_t compute_rows_block(const rotary_rotate_plan *plan, size_t u, size_t end, float *buf) {
   const size_t per_token = plan->heads[0] + plan->heads[1];
-  const size_t t0 = u / per_token, tokens = (end - 1) / per_token + 1 - t0;
-  const size_t t1 = t0 + (tokens < plan->rows_block ? tokens : plan->rows_block);
   walk_cursor w = {plan, u, 0, end};
-  rotary_token_rows_block(plan->rope, &plan->positions, plan->d->direction, t0, t1, plan->d->seq_len, buf,
-                          prefetch_walk, &w);
-  return t1;
+  return rotary_token_rows_block(plan->rope, &plan->positions, plan->d->direction, u / per_token,
+                                 (end - 1) / per_token + 1, plan->rows_block, plan->d->seq_len, buf, prefetch_walk,
+                                 &w);
 }
 
 /* Units [u, end) of the together order: token by token, q's heads then k's. */

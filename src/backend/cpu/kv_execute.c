@@ -159,11 +159,10 @@ static void prefetch_kv_walk(void *arg, size_t lines) {
 /* Computes into buf the cos/sin rows of the tokens from unit u's on, at most p->rows_block of them and none past
  * unit end, asking for the walk's next input as it goes; returns the token after the last. */
 static size_t kv_rows_block(const rotary_kv_write_plan *p, size_t u, size_t end, float *buf) {
-  const size_t t0 = u / p->per_token, tokens = (end - 1) / p->per_token + 1 - t0;
-  const size_t t1 = t0 + (tokens < p->rows_block ? tokens : p->rows_block);
   kv_cursor w = {p, u, 0, end, 0};
-  rotary_token_rows_block(p->rope, &p->positions, ROTARY_FORWARD, t0, t1, p->d->seq_len, buf, prefetch_kv_walk, &w);
-  return t1;
+  return rotary_token_rows_block(p->rope, &p->positions, ROTARY_FORWARD, u / p->per_token,
+                                 (end - 1) / p->per_token + 1, p->rows_block, p->d->seq_len, buf, prefetch_kv_walk,
+                                 &w);
 }
 
 /* Task `index` of `count`: units [u, end), token-major (kv_write_plan.h). */

@@ -227,9 +227,6 @@ float rotary_attn_exp__avx2(float *s, size_t n, float max) {
     _mm256_maskstore_ps(s + j, m0, e0);
     a1 = _mm256_add_ps(a1, e0);
   }
-  const __m256 a = _mm256_add_ps(a0, a1);
-  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  return _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
+  return lane_sum8(_mm256_add_ps(a0, a1));
 }
 #endif

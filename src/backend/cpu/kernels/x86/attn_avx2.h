@@ -67,6 +67,13 @@ INLINE __m256 hsum8(const __m256 v[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
+/* The sum of a vector's 8 lanes by a fixed tree: the two halves, then pairs, then the last two. */
+INLINE float lane_sum8(__m256 a) {
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
+}
+
 /* Staging: with more than 4 rows, f16 and fp8 rows are decoded once into this many floats and every row block
  * reads them as f32 (the decoded values are the same numbers, so the results are the same bits). */
 #define STAGE_FLOATS 4096

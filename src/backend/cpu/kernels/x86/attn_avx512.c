@@ -195,9 +195,6 @@ float rotary_attn_exp__avx512(float *s, size_t n, float max) {
     a1 = _mm512_add_ps(a1, _mm512_maskz_mov_ps(k, e0));
   }
   const __m512 a = _mm512_add_ps(a0, a1);
-  const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(a), upper8(a));
-  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
-  const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  return _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
+  return lane_sum8(_mm256_add_ps(_mm512_castps512_ps256(a), upper8(a)));
 }
 #endif
