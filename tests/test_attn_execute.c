@@ -212,12 +212,12 @@ static void test_key_blocks(void **state) {
   shape_init(&s, 1, 1, 8, 4, 1024, 16, lens, 0, ROTARY_ATTENTION_ROPE_QK);
   rotary_attn_plan p;
   plan_for(&s, 1, &p);
-  /* QK through the rotating scores kernel (every ISA with attention kernels has both pairings): k repacked like v,
-   * only the repack bounds the block; the lane holds the block's computed cos/sin rows (a table-free rope) */
+  /* QK through the rotating scores kernel (every ISA with attention kernels has both pairings); the lane holds the
+   * block's computed cos/sin rows (a table-free rope) */
   assert_true(p.rotate_in_scores);
-  assert_true(p.repack);
-  assert_int_equal(p.key_block, ROTARY_ATTN_REPACK_BYTES / (4 * 1024 * 2));
+  assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BLOCK);
   assert_int_equal(p.cs_floats, 2 * s.rope->sin_offset);
+  assert_true(p.lane_floats - p.cs_at >= p.key_block * p.cs_floats);
   shape_free(&s);
   /* interleaved pairs: the rotating kernel too, with B and D rows arranged in the lane (rotary_dim each) */
   shape_init(&s, 1, 1, 8, 4, 1024, 16, lens, 0, ROTARY_ATTENTION_ROPE_QK);
@@ -234,20 +234,159 @@ static void test_key_blocks(void **state) {
   assert_int_equal(p.cs_floats, 2048);
   assert_true(p.lane_floats - p.cs_at >= p.key_block * p.cs_floats);
   shape_free(&s);
-  /* NHD with several heads: k and v repacked head-major, the block shortened to fit ROTARY_ATTN_REPACK_BYTES */
-  shape_init(&s, 1, 1, 8, 8, 2048, 64, lens, 0, ROTARY_ATTENTION_ROPE_NONE);
-  s.d.cache.layout = ROTARY_CACHE_NHD;
-  plan_for(&s, 1, &p);
-  assert_true(p.repack);
-  assert_int_equal(p.key_block, ROTARY_ATTN_REPACK_BYTES / (8 * 2048 * 2));
-  shape_free(&s);
-  /* HND, or a single kv head: read in place */
-  shape_init(&s, 1, 1, 8, 8, 128, 64, lens, 0, ROTARY_ATTENTION_ROPE_NONE);
-  s.d.cache.layout = ROTARY_CACHE_HND;
-  plan_for(&s, 1, &p);
-  assert_true(!p.repack);
-  assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BLOCK);
-  shape_free(&s);
+  /* NHD and HND rows are read in place: the lane holds only the logits (mode NONE) */
+  for (int layout = 0; layout < 2; layout++) {
+    shape_init(&s, 1, 1, 8, 8, 2048, 64, lens, 0, ROTARY_ATTENTION_ROPE_NONE);
+    s.d.cache.layout = layout ? ROTARY_CACHE_HND : ROTARY_CACHE_NHD;
+    plan_for(&s, 1, &p);
+    assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BLOCK);
+    assert_int_equal(p.lane_floats, ROTARY_ATTN_ROW_BLOCK * ROTARY_ATTN_KEY_BLOCK);
+    shape_free(&s);
+  }
+}
+
+/* ---- the prefetch cursors: the key blocks in walk order, and each block's rows covered once by the heads ---- */
+
+/* A validated call over a real cache (the plan reads its index and addresses): batch sequences of lens[b] rows,
+ * 4 kv heads of 64 bf16, contiguous (capacity 256) or paged (block 16, blocks in reverse order). */
+typedef struct real_call {
+  rotary_attention_desc d;
+  rotary_attn_view v;
+  rotary_rope *rope;
+  uint16_t *k, *vc, *q, *out;
+  int64_t lens64[3];
+  int32_t table[3 * 16];
+} real_call;
+
+static void real_call_init(real_call *c, int paged, rotary_cache_layout layout, const size_t *lens) {
+  memset(c, 0, sizeof *c);
+  rotary_config cfg;
+  rotary_config_init(&cfg, 64);
+  assert_int_equal(rotary_rope_create(&cfg, 256, &c->rope), ROTARY_OK);
+  const size_t blocks = paged ? 3 * 16 : 3, block = paged ? 16 : 256, elems = blocks * block * 4 * 64;
+  c->k = aligned_alloc(64, elems * 2); /* line-aligned, so that k's and v's cursors line up */
+  c->vc = aligned_alloc(64, elems * 2);
+  assert_true(c->k && c->vc);
+  memset(c->k, 0, elems * 2);
+  memset(c->vc, 0, elems * 2);
+  c->q = calloc(3 * 8 * 64, 2);
+  c->out = calloc(3 * 8 * 64, 2);
+  assert_true(c->q && c->out);
+  rotary_attention_desc_init(&c->d);
+  c->d.batch = 3;
+  c->d.q_heads = 8;
+  c->d.kv_heads = 4;
+  c->d.q = c->q;
+  c->d.q_dtype = ROTARY_BF16;
+  c->d.out = c->out;
+  c->d.out_dtype = ROTARY_BF16;
+  c->d.cache.layout = layout;
+  c->d.cache.dtype = ROTARY_BF16;
+  c->d.cache.k = c->k;
+  c->d.cache.v = c->vc;
+  c->d.cache.num_blocks = blocks;
+  c->d.cache.block_size = block;
+  for (size_t b = 0; b < 3; b++) c->lens64[b] = (int64_t)lens[b];
+  c->d.cache.lengths = c->lens64;
+  if (paged) {
+    c->d.cache.index = ROTARY_CACHE_SLOTS;
+    for (size_t i = 0; i < 3 * 16; i++) c->table[i] = (int32_t)(3 * 16 - 1 - i);
+    c->d.block_table = c->table;
+    c->d.block_table_stride = 16;
+  } else {
+    c->d.cache.index = ROTARY_CACHE_SEQUENCES;
+  }
+  assert_int_equal(rotary_validate_attention(c->rope, &c->d, &c->v), ROTARY_OK);
+}
+
+static void real_call_free(real_call *c) {
+  rotary_attn_view_release(&c->v);
+  rotary_rope_destroy(c->rope);
+  free(c->k);
+  free(c->vc);
+  free(c->q);
+  free(c->out);
+}
+
+static void test_prefetch_cursors(void **state) {
+  (void)state;
+  const size_t lens[3] = {200, 1, 130};
+  for (int paged = 0; paged < 2; paged++)
+    for (int layout = 0; layout < 2; layout++) {
+      real_call c;
+      real_call_init(&c, paged, layout ? ROTARY_CACHE_HND : ROTARY_CACHE_NHD, lens);
+      const rotary_cache_geom *g = &c.v.geom;
+      rotary_attn_plan p;
+      rotary_attn_plan_build(&p, c.rope, &c.v, rotary_context_tuning(NULL), 1);
+      void *scratch = aligned_alloc(64, (rotary_attn_plan_scratch_bytes(&p) + 63) / 64 * 64);
+      assert_non_null(scratch);
+      rotary_attn_plan_bind(&p, scratch); /* the items' table */
+      /* every key block of the walk, item by item (one task runs them all) */
+      rotary_attn_key_block walk[64];
+      size_t nw = 0, item_of[64], end_of[64];
+      for (size_t i = 0; i < p.items; i++) {
+        size_t b, ch, pb, end;
+        rotary_attn_plan_item(&p, i, &b, &ch);
+        rotary_attn_plan_chunk_rows(&p, b, ch, &pb, &end);
+        for (size_t pe; pb < end; pb = pe) {
+          pe = rotary_attn_plan_block_end(&p, pb, end);
+          assert_true(nw < 64);
+          walk[nw] = (rotary_attn_key_block){b, pb, pe};
+          item_of[nw] = i;
+          end_of[nw++] = end;
+        }
+      }
+      assert_true(nw >= 5);
+      for (size_t w = 0; w < nw; w++) {
+        const rotary_attn_key_block nb =
+            rotary_attn_plan_block_after(&p, item_of[w], walk[w].b, walk[w].pe, end_of[w], p.items);
+        if (w + 1 == nw) { /* the task's last block: nothing after it */
+          assert_true(nb.pe == nb.pb);
+          rotary_attn_prefetch k, v;
+          rotary_attn_plan_prefetch(&p, nb, 0, 8, &k, &v);
+          assert_true(k.at == k.end && v.at == v.end);
+          continue;
+        }
+        assert_int_equal(nb.b, walk[w + 1].b);
+        assert_int_equal(nb.pb, walk[w + 1].pb);
+        assert_int_equal(nb.pe, walk[w + 1].pe);
+        /* the heads' k cursors together cover the next block's k rows (NHD: one run of rows; HND: each head's) */
+        const size_t n = nb.pe - nb.pb, keys = walk[w].pe - walk[w].pb, row = 64 * 2;
+        const size_t slot = rotary_attn_block(&c.v, nb.b, nb.pb) * g->block_size + nb.pb % g->block_size;
+        uintptr_t covered = 0; /* NHD: the end of the heads' run so far */
+        for (size_t h = 0; h < 4; h++) {
+          rotary_attn_prefetch k, v;
+          rotary_attn_plan_prefetch(&p, nb, h, keys, &k, &v);
+          const uintptr_t off = (uintptr_t)rotary_cache_offset(g, slot, layout ? h : 0) * 2;
+          const uintptr_t first = (uintptr_t)c.k + off, last = first + (layout ? n : n * 4) * row;
+          /* v's cursor is k's, moved to the value cache */
+          assert_int_equal(v.at - (uintptr_t)c.vc, k.at - (uintptr_t)c.k);
+          assert_int_equal(v.end - (uintptr_t)c.vc, k.end - (uintptr_t)c.k);
+          assert_int_equal(v.per_key, k.per_key);
+          assert_int_equal(k.at % 64, 0);
+          assert_true(k.per_key * keys * 64 >= k.end - k.at); /* the block's keys ask for all of it */
+          if (layout) { /* HND: the head's own rows, exactly */
+            assert_int_equal(k.at, first & ~(uintptr_t)63);
+            assert_int_equal(k.end, last);
+            continue;
+          }
+          if (h == 0) assert_int_equal(k.at, first & ~(uintptr_t)63);
+          else assert_true(k.at <= covered && covered - k.at < 64); /* no gap, no line asked twice over */
+          assert_true(k.end > k.at);
+          covered = k.end;
+          if (h == 3) assert_int_equal(covered, last);
+        }
+      }
+      /* prefetch_bytes off: no cursor */
+      rotary_tuning off = *rotary_context_tuning(NULL);
+      off.prefetch_bytes = -1;
+      rotary_attn_plan_build(&p, c.rope, &c.v, &off, 1);
+      rotary_attn_prefetch k, v;
+      rotary_attn_plan_prefetch(&p, walk[1], 0, 8, &k, &v);
+      assert_true(k.at == k.end && v.at == v.end && k.per_key == 0);
+      free(scratch);
+      real_call_free(&c);
+    }
 }
 
 /* ---- end-to-end smoke against a naive fp64 loop */
@@ -575,6 +714,7 @@ int main(void) {
       cmocka_unit_test(test_item_counts),
       cmocka_unit_test(test_chunk_growth),
       cmocka_unit_test(test_key_blocks),
+      cmocka_unit_test(test_prefetch_cursors),
       cmocka_unit_test(test_smoke),
       cmocka_unit_test(test_smoke_nan),
       cmocka_unit_test(test_decode_step),

@@ -184,6 +184,24 @@ static float *floats(size_t n) {
   return p;
 }
 
+/* ---- prefetch cursors (attn_kernels.h): never read, so no bit may depend on them; asked for within bounds ---- */
+
+static unsigned char pf_area[4096];
+
+/* A cursor over pf_area with 1-4 lines per key and an end that is not a line boundary. */
+static rotary_attn_prefetch pf_make(void) {
+  rotary_attn_prefetch pf = {(uintptr_t)pf_area, (uintptr_t)pf_area + sizeof pf_area - 5, 1 + (size_t)(rnd() % 4)};
+  return pf;
+}
+
+/* Lines were asked for (a call uses at least one key), one line at a time from the start, none at or past end. */
+static void pf_check(const char *name, const rotary_attn_prefetch *pf) {
+  const uintptr_t start = (uintptr_t)pf_area;
+  if (pf->at <= start || (pf->at - start) % 64 || pf->at >= pf->end + 64)
+    fail_msg("%s: prefetch cursor at %+td of [0, %td)", name, (ptrdiff_t)(pf->at - start),
+             (ptrdiff_t)(pf->end - start));
+}
+
 /* ---- scores ---- */
 
 #define CANARY 0x7fbadbadu
@@ -201,10 +219,12 @@ static double check_scores(const kset *K, size_t rows, size_t n, size_t hd, size
   const int back = (int)(rnd() & 1);
   const unsigned char *k0 = back ? elem(&c, n - 1, 0) : c.rows;
   const ptrdiff_t kst = back ? -(ptrdiff_t)stride : (ptrdiff_t)stride;
-  K->k.scores(q, rows, hd, k0, kst, n, scale, s, ss);
-  K->k.scores(q, rows, hd, k0, kst, n, scale, s2, ss);
+  rotary_attn_prefetch pf = pf_make();
+  K->k.scores(q, rows, hd, k0, kst, n, scale, s, ss, NULL);
+  K->k.scores(q, rows, hd, k0, kst, n, scale, s2, ss, &pf); /* a prefetch cursor changes no bit */
   if (memcmp(s, s2, rows * ss * sizeof(float)))
     fail_msg("%s: two calls differ (rows %zu n %zu hd %zu)", K->k.scores_name, rows, n, hd);
+  pf_check(K->k.scores_name, &pf);
   double worst = 0.0;
   double *kd = decoded(&c);
   for (size_t r = 0; r < rows; r++)
@@ -322,9 +342,11 @@ static double check_rot(const kset *K, int pr, size_t rows, size_t n, size_t hd,
   const size_t ss = n + (rnd() & 3);
   float *s = floats(rows * ss), *s1 = floats(ss);
   for (size_t i = 0; i < rows * ss; i++) s[i] = bits_f32(CANARY);
-  fn(q, rows, hd, c.rows, (ptrdiff_t)stride, n, scale, cs, css, so, rd, s, ss);
-  for (size_t r = 0; r < rows; r++) { /* the rows one at a time: the same bits */
-    fn(q + r * hd, 1, hd, c.rows, (ptrdiff_t)stride, n, scale, cs, css, so, rd, s1, ss);
+  rotary_attn_prefetch pf = pf_make();
+  fn(q, rows, hd, c.rows, (ptrdiff_t)stride, n, scale, cs, css, so, rd, s, ss, &pf);
+  pf_check(name, &pf);
+  for (size_t r = 0; r < rows; r++) { /* the rows one at a time (no cursor): the same bits */
+    fn(q + r * hd, 1, hd, c.rows, (ptrdiff_t)stride, n, scale, cs, css, so, rd, s1, ss, NULL);
     if (memcmp(s1, s + r * ss, n * sizeof(float)))
       fail_msg("%s: row %zu alone differs from the %zu-row call (n %zu hd %zu rd %zu)", name, r, rows, n, hd, rd);
   }
@@ -383,7 +405,7 @@ static double check_rot(const kset *K, int pr, size_t rows, size_t n, size_t hd,
           const float cc = cv[j * half + i], sn = sv[j * half + i];
           y[j * hd + d] = second ? fmaf(x0, sn, x1 * cc) : fmaf(x0, cc, -(x1 * sn));
         }
-      rotary_attn_f32_scores__scalar(q, rows, hd, y, (ptrdiff_t)hd, n, 1.0f, s2, n);
+      rotary_attn_f32_scores__scalar(q, rows, hd, y, (ptrdiff_t)hd, n, 1.0f, s2, n, NULL);
       for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < n; j++)
           if (f32_bits(s2[r * n + j]) != f32_bits(s[r * ss + j]) && !(isnan(s2[r * n + j]) && isnan(s[r * ss + j])))
@@ -454,15 +476,17 @@ static double check_values(const kset *K, size_t rows, size_t n, size_t hd, size
   const int back = (int)(rnd() & 1); /* as in check_scores: value j is row n-1-j */
   const unsigned char *v0 = back ? elem(&c, n - 1, 0) : c.rows;
   const ptrdiff_t vst = back ? -(ptrdiff_t)stride : (ptrdiff_t)stride;
-  K->k.values(p, ps, rows, hd, v0, vst, n, scale, o);
-  K->k.values(p, ps, rows, hd, v0, vst, n, scale, o2);
+  rotary_attn_prefetch pf = pf_make();
+  K->k.values(p, ps, rows, hd, v0, vst, n, scale, o, NULL);
+  K->k.values(p, ps, rows, hd, v0, vst, n, scale, o2, &pf); /* a prefetch cursor changes no bit */
   if (memcmp(o, o2, (rows * hd + 16) * sizeof(float)))
     fail_msg("%s: two calls differ (rows %zu n %zu hd %zu)", K->k.values_name, rows, n, hd);
+  pf_check(K->k.values_name, &pf);
   { /* every ISA's values kernel sums in the scalar kernel's order: its bits */
     rotary_attn_kernels sc;
     assert_int_equal(rotary_attn_select_isa(dtypes[K->dt], ROTARY_ISA_SCALAR, &sc), ROTARY_OK);
     memcpy(o2, o0, rows * hd * sizeof(float));
-    sc.values(p, ps, rows, hd, v0, vst, n, scale, o2);
+    sc.values(p, ps, rows, hd, v0, vst, n, scale, o2, NULL);
     for (size_t i = 0; i < rows * hd; i++)
       if (f32_bits(o[i]) != f32_bits(o2[i]) && !(isnan(o[i]) && isnan(o2[i])))
         fail_msg("%s: o[%zu] = %a, the scalar kernel's %a (rows %zu n %zu hd %zu)", K->k.values_name, i, (double)o[i],
@@ -528,10 +552,10 @@ static void check_decoded(const kset *K, const unsigned char *row, size_t hd, fl
   float *q = floats(hd * hd), *s = floats(hd), *o = floats(hd);
   memset(q, 0, hd * hd * sizeof(float));
   for (size_t r = 0; r < hd; r++) q[r * hd + r] = 1.0f;
-  K->k.scores(q, hd, hd, row, (ptrdiff_t)hd, 1, scale, s, 1);
+  K->k.scores(q, hd, hd, row, (ptrdiff_t)hd, 1, scale, s, 1, NULL);
   const float one = 1.0f;
   memset(o, 0, hd * sizeof(float));
-  K->k.values(&one, 1, 1, hd, row, (ptrdiff_t)hd, 1, scale, o);
+  K->k.values(&one, 1, 1, hd, row, (ptrdiff_t)hd, 1, scale, o, NULL);
   for (size_t d = 0; d < hd; d++) {
     if (s[d] != want[d] && !(isnan(s[d]) && isnan(want[d])))
       fail_msg("%s scale %g: element %zu decoded %.9g, want %.9g", K->k.scores_name, (double)scale, d, (double)s[d],
@@ -573,7 +597,7 @@ static void test_exact_decode(void **state) {
         float o[254];
         const float one = 1.0f;
         memset(o, 0, sizeof o);
-        K->k.values(&one, 1, 1, 254, row, 254, 1, scales[si], o);
+        K->k.values(&one, 1, 1, 254, row, 254, 1, scales[si], o, NULL);
         for (size_t d = 0; d < 254; d++)
           if (o[d] != want[d]) fail_msg("%s scale %g: code 0x%02x decoded %.9g, want %.9g", K->k.values_name,
                                         (double)scales[si], row[d], (double)o[d], (double)want[d]);
@@ -626,8 +650,8 @@ static void test_nan(void **state) {
       float *q = floats(rows * hd), *s = floats(rows * n), *p = floats(rows * n), *o = floats(rows * hd);
       for (size_t t = 0; t < rows * hd; t++) q[t] = rndf(), o[t] = 0.0f;
       for (size_t t = 0; t < rows * n; t++) p[t] = (float)((rnd() >> 41) * 0x1p-24) * (rep & 2 ? 0.0f : 1.0f);
-      K->k.scores(q, rows, hd, c.rows, (ptrdiff_t)hd, n, 0.5f, s, n);
-      K->k.values(p, n, rows, hd, c.rows, (ptrdiff_t)hd, n, 0.5f, o);
+      K->k.scores(q, rows, hd, c.rows, (ptrdiff_t)hd, n, 0.5f, s, n, NULL);
+      K->k.values(p, n, rows, hd, c.rows, (ptrdiff_t)hd, n, 0.5f, o, NULL);
       for (size_t r = 0; r < rows; r++) {
         for (size_t j = 0; j < n; j++)
           if ((j == jn) != (isnan(s[r * n + j]) != 0))

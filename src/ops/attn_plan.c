@@ -125,22 +125,8 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   size_t tasks_unused;
   rotary_task_split(bytes, p.tasks, available, tuning, &p.threads, &tasks_unused);
   p.lanes = p.threads;
-  /* a lane: logits of a row block, the repacked rows, a key block's cos/sin (QK), a cos/sin row buffer (Q, QK) */
-  /* NHD with several heads: repack a key block's rows head-major (attn_plan.h), the block shortened to fit */
-  const size_t head_rows = sat_mul(hd, v->geom.elem);
-  if (d->cache.layout == ROTARY_CACHE_NHD && d->kv_heads > 1) {
-    const size_t fit = ROTARY_ATTN_REPACK_BYTES / sat_mul(head_rows, d->kv_heads);
-    if (fit >= 1) {
-      p.repack = 1;
-      if (fit < p.key_block) p.key_block = fit;
-    }
-  }
+  /* a lane: logits of a row block, a key block's cos/sin (QK), a cos/sin row buffer (Q, QK) */
   p.lane_floats = round_line(ROTARY_ATTN_ROW_BLOCK * p.key_block);
-  const size_t pack_floats = round_line(sat_mul(sat_mul(p.key_block, d->kv_heads), head_rows) / sizeof(float) + 1);
-  p.kpack_at = p.lane_floats;
-  if (p.repack) p.lane_floats += pack_floats;
-  p.vpack_at = p.lane_floats;
-  if (p.repack) p.lane_floats += pack_floats;
   p.cs_at = p.lane_floats;
   if (p.rotate_in_scores && (!rope->table || rope->pairing != ROTARY_PAIRING_HALF))
     p.lane_floats += round_line(sat_mul(p.key_block, p.cs_floats));
@@ -194,4 +180,40 @@ void rotary_attn_plan_item(const rotary_attn_plan *p, size_t i, size_t *b, size_
   chunks_of(p->v, p->chunk, lo, &first, &count);
   *b = lo;
   *c = first + (i - p->item_start[lo]);
+}
+
+rotary_attn_key_block rotary_attn_plan_block_after(const rotary_attn_plan *p, size_t item, size_t b, size_t pe,
+                                                   size_t end, size_t items_end) {
+  rotary_attn_key_block n = {b, pe, pe};
+  if (pe < end) {
+    n.pe = rotary_attn_plan_block_end(p, pe, end);
+  } else if (item + 1 < items_end) {
+    size_t c, e;
+    rotary_attn_plan_item(p, item + 1, &n.b, &c);
+    rotary_attn_plan_chunk_rows(p, n.b, c, &n.pb, &e);
+    n.pe = rotary_attn_plan_block_end(p, n.pb, e);
+  }
+  return n;
+}
+
+void rotary_attn_plan_prefetch(const rotary_attn_plan *p, rotary_attn_key_block nb, size_t h, size_t keys,
+                               rotary_attn_prefetch *k, rotary_attn_prefetch *v) {
+  const rotary_cache_geom *g = &p->v->geom;
+  *k = *v = (rotary_attn_prefetch){0, 0, 0};
+  if (nb.pe <= nb.pb || p->tuning->prefetch_bytes < 0) return;
+  const size_t n = nb.pe - nb.pb, row = g->head_dim * g->elem, kvh = p->d->kv_heads;
+  const int hnd = p->d->cache.layout == ROTARY_CACHE_HND;
+  const size_t slot = rotary_attn_block(p->v, nb.b, nb.pb) * g->block_size + nb.pb % g->block_size;
+  const ptrdiff_t off = rotary_cache_offset(g, slot, hnd ? h : 0) * (ptrdiff_t)g->elem;
+  /* the rows' bytes: inside one cache block, so within the cache's extent (validated) */
+  const size_t span = (n - 1) * (size_t)g->row_stride * g->elem + (hnd ? 1 : kvh) * row;
+  const size_t slice = hnd ? span : span / kvh;
+  const size_t first = hnd ? 0 : slice * h, last = hnd || h + 1 == kvh ? span : slice * (h + 1);
+  const uintptr_t kb = (uintptr_t)p->d->cache.k + (uintptr_t)off, vb = (uintptr_t)p->d->cache.v + (uintptr_t)off;
+  k->at = (kb + first) & ~(uintptr_t)63;
+  k->end = kb + last;
+  v->at = (vb + first) & ~(uintptr_t)63;
+  v->end = vb + last;
+  const size_t lines = (k->end - k->at + 63) / 64;
+  k->per_key = v->per_key = (lines + keys - 1) / keys;
 }

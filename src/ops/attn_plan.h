@@ -28,13 +28,9 @@
 #define ROTARY_ATTN_MAX_TASKS 65535u
 /* The most bytes of partial results (head_dim accumulators, m and l per query row, kv head and item). */
 #define ROTARY_ATTN_MAX_PARTIAL_BYTES ((size_t)64 << 20)
-/* Key rows per key block: at most this many, never across a cache block (and shortened to fit the repack below). */
+/* Key rows per key block: at most this many, never across a cache block. The kernels read a block's rows in place
+ * (NHD and HND) and, meanwhile, ask for the next block's (attn_kernels.h's rotary_attn_prefetch). */
 #define ROTARY_ATTN_KEY_BLOCK 64
-/* An NHD cache with several kv heads is repacked per key block into [head][row][dim] lane buffers (every head's
- * rows contiguous) when the block's k (or v) rows take at most this many bytes: the kernels then read a head's rows
- * back to back from L2 (read in place, a head's rows lie kv_heads * head_dim elements apart, and their lines
- * crowd a few L1 sets: measured 1.7x slower than HND). The copy reads the block front to back once. */
-#define ROTARY_ATTN_REPACK_BYTES ((size_t)256 << 10)
 
 /* Query rows per kernel call (the logits buffer is rows x key block floats). */
 #define ROTARY_ATTN_ROW_BLOCK 64
@@ -61,17 +57,14 @@ typedef struct rotary_attn_plan {
   size_t q_floats;                  /* prepared q: batch * kv_heads * rows * head_dim */
   size_t partial_floats;            /* per item and kv head (slot item * kv_heads + h): rows * head_dim
                                        accumulators, rows m, rows l, padded to a line */
-  size_t lane_floats;               /* per running thread: logits (ROW_BLOCK x key_block), the repack buffers, a
-                                       key block's rows for the rotating kernel (cs_at), from row_at a cos/sin row
-                                       buffer (Q, QK) */
+  size_t lane_floats;               /* per running thread: logits (ROW_BLOCK x key_block), a key block's rows for
+                                       the rotating kernel (cs_at), from row_at a cos/sin row buffer (Q, QK) */
   size_t row_at;
   int rotate_in_scores;             /* rope mode QK: keys rotated in the scores kernel (kv.scores_rot of the rope's
                                        pairing) as they are read */
   size_t cs_at;                     /* rotate_in_scores: a key block's rows of cos/sin (a table-free rope, half
                                        pairs) or of B/D (interleaved pairs, attn_kernels.h), cs_floats apart */
   size_t cs_floats, cs_second;      /* floats per key row there, and from a row's first part to its second */
-  size_t kpack_at, vpack_at;        /* NHD repack buffers (repack set): key_block x head_dim per head, head-major */
-  int repack;                       /* k and v rows are repacked per key block */
   size_t lanes;
   size_t *item_start;               /* batch + 1 entries (in the scratch): sequence b's first item */
   float *q;
@@ -109,5 +102,22 @@ static inline size_t rotary_attn_plan_block_end(const rotary_attn_plan *plan, si
 /* Item i's sequence and chunk index (i < plan->items; the plan bound). Items run sequence by sequence, chunk by
  * chunk: a sequence's chunks are consecutive items, merged in that order. */
 void rotary_attn_plan_item(const rotary_attn_plan *plan, size_t i, size_t *b, size_t *c);
+
+/* A key block: rows [pb, pe) of sequence b (pe == pb: none). */
+typedef struct rotary_attn_key_block {
+  size_t b, pb, pe;
+} rotary_attn_key_block;
+
+/* The key block after [.., pe) of item `item` (sequence b, its rows ending at end): the item's next block, else the
+ * first block of item + 1 when the same task runs it (item + 1 < items_end), else none. */
+rotary_attn_key_block rotary_attn_plan_block_after(const rotary_attn_plan *plan, size_t item, size_t b, size_t pe,
+                                                   size_t end, size_t items_end);
+
+/* The prefetch cursors of kv head h while it uses a block of `keys` keys (>= 1): its share of block nb's k and v
+ * rows (HND: the head's own rows of the block; NHD: the h-th of kv_heads equal slices of the block's rows, whose
+ * heads lie together, so the heads' shares cover the rows once), per_key set so that the block's keys ask for all
+ * of it. Empty cursors when nb is none or the context's prefetch_bytes is off (-1). */
+void rotary_attn_plan_prefetch(const rotary_attn_plan *plan, rotary_attn_key_block nb, size_t h, size_t keys,
+                               rotary_attn_prefetch *k, rotary_attn_prefetch *v);
 
 #endif /* ROTARY_ATTN_PLAN_H */

@@ -3,6 +3,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,34 +92,8 @@ typedef struct item_state {
   const float *cs;     /* mode QK: the key block's first row for the rotating kernel (rows cs_stride floats apart) */
   size_t cs_stride;
   float *rowbuf;       /* QK, interleaved pairs: a cos/sin row (arranged into the block's rows) */
-  char *kpack, *vpack; /* NHD repack: the key block's k and v rows, [kv head][row][dim] (NULL: read in place) */
+  rotary_attn_prefetch *pf_k, *pf_v; /* what the kernels ask for as they go: the next key block's k and v rows */
 } item_state;
-
-/* Copies one head row: whole 32-byte pieces as fixed-size copies (the compiler makes them vector moves; a libc
- * memcpy call per 256-byte row cost as much as the copy), then the rest. */
-static inline void copy_row(char *dst, const char *src, size_t bytes) {
-  size_t i = 0;
-  for (; i + 32 <= bytes; i += 32) memcpy(dst + i, src + i, 32);
-  if (i < bytes) memcpy(dst + i, src + i, bytes - i);
-}
-
-/* The k and v rows [pb, pe) of every kv head of an NHD block copied head-major into the lane. */
-static void repack_block(const item_state *st, size_t pb, size_t pe) {
-  const rotary_attn_plan *p = st->p;
-  const rotary_cache_geom *g = &p->v->geom;
-  const size_t kvh = g->kv_heads, row_bytes = g->head_dim * g->elem, head_bytes = p->key_block * row_bytes;
-  const size_t slot = rotary_attn_block(p->v, st->b, pb) * g->block_size + pb % g->block_size;
-  const ptrdiff_t off = rotary_cache_offset(g, slot, 0);
-  const char *k = at(p->d->cache.k, off, g->elem), *vv = at(p->d->cache.v, off, g->elem);
-  const ptrdiff_t row_step = g->row_stride * (ptrdiff_t)g->elem;
-  for (size_t j = 0; j < pe - pb; j++) {
-    const char *ks = k + (ptrdiff_t)j * row_step, *vs = vv + (ptrdiff_t)j * row_step;
-    for (size_t h = 0; h < kvh; h++) {
-      copy_row(st->kpack + h * head_bytes + j * row_bytes, ks + h * row_bytes, row_bytes);
-      copy_row(st->vpack + h * head_bytes + j * row_bytes, vs + h * row_bytes, row_bytes);
-    }
-  }
-}
 
 /* One row's online-softmax step over n logits at s, in IEEE arithmetic (rotary.h): soft-capping first (+-Inf to
  * +-softcap); a NaN or +Inf logit poisons the row (m NaN: its output and lse are NaN, as exp(Inf - Inf) would
@@ -155,7 +130,7 @@ static void softmax_row(const item_state *st, size_t r, float *s, size_t n) {
 }
 
 /* Rows [r0, r1) (every one of them sees keys [lo, lo + n) of the block) through scores, softmax, values. The block's
- * head rows start at k and v, krs and vrs elements apart (the cache's, or a repack's); in mode QK the scores
+ * head rows start at k and v, krs and vrs elements apart (the cache's rows, read in place); in mode QK the scores
  * kernel rotates each key at its row (st->cs). lo is relative to the block start. */
 static void attend_rows(const item_state *st, size_t r0, size_t r1, const char *k, ptrdiff_t krs, const char *vv,
                         ptrdiff_t vrs, size_t lo, size_t n) {
@@ -168,12 +143,12 @@ static void attend_rows(const item_state *st, size_t r0, size_t r1, const char *
     if (st->cs) /* keys rotated in the kernel at their rows' cos/sin */
       p->kv.scores_rot[p->rope->pairing](st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * krs * (ptrdiff_t)v->geom.elem,
                                          krs, n, v->k_scale, st->cs + lo * st->cs_stride, st->cs_stride,
-                                         p->cs_second, v->rotary_dim, st->logits, kb);
+                                         p->cs_second, v->rotary_dim, st->logits, kb, st->pf_k);
     else
       p->kv.scores(st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * krs * (ptrdiff_t)v->geom.elem, krs, n, v->k_scale,
-                   st->logits, kb);
+                   st->logits, kb, st->pf_k);
     for (size_t r = 0; r < nr; r++) softmax_row(st, a + r, st->logits + r * kb, n);
-    p->kv.values(st->logits, kb, nr, hd, vrow, vrs, n, v->v_scale, st->acc + a * hd);
+    p->kv.values(st->logits, kb, nr, hd, vrow, vrs, n, v->v_scale, st->acc + a * hd, st->pf_v);
   }
 }
 
@@ -193,16 +168,7 @@ static void attend_block(const item_state *st, size_t pb, size_t pe) {
   const size_t slot = rotary_attn_block(v, st->b, pb) * g->block_size + pb % g->block_size;
   const ptrdiff_t off = rotary_cache_offset(g, slot, st->h);
   const char *k = at(p->d->cache.k, off, g->elem), *vv = at(p->d->cache.v, off, g->elem);
-  ptrdiff_t krs = g->row_stride, vrs = g->row_stride;
-  const size_t head_bytes = p->key_block * g->head_dim * g->elem;
-  if (st->kpack) {
-    k = st->kpack + st->h * head_bytes;
-    krs = (ptrdiff_t)g->head_dim;
-  }
-  if (st->vpack) {
-    vv = st->vpack + st->h * head_bytes;
-    vrs = (ptrdiff_t)g->head_dim;
-  }
+  const ptrdiff_t krs = g->row_stride, vrs = g->row_stride;
   const size_t tokens = p->d->tokens, group = v->group;
   size_t t = 0;
   while (t < tokens) {
@@ -260,11 +226,10 @@ static void block_rows(item_state *st, float *lane, size_t pb, size_t pe) {
 }
 
 /* Item `item`: every kv head of its chunk, key block by key block (the block's heads one after another, so an NHD
- * cache is read front to back). No software prefetch: asking for the next block's rows (prefetcht1, one head's
- * slice at a time) measured no faster on contiguous or paged (16-row blocks) caches, the repack's front-to-back
- * copy being what the hardware prefetchers follow; the prefetch instructions themselves stalled on full miss
- * queues. */
-static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
+ * cache is read front to back). While a head's rows of one block are used, its kernels ask for the head's share
+ * of the next block's rows (rotary_attn_plan_prefetch), a line every few keys: the rows then come from memory while the
+ * arithmetic runs, where without it the block's reads and the arithmetic took turns. */
+static void run_item(rotary_attn_plan *p, size_t item, size_t items_end, float *lane) {
   const size_t kvh = p->d->kv_heads, rows = p->rows, hd = p->v->head_dim;
   item_state st;
   size_t c;
@@ -274,8 +239,9 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   st.cs = NULL;
   st.cs_stride = 0;
   st.rowbuf = lane + p->row_at;
-  st.kpack = p->repack ? (char *)(lane + p->kpack_at) : NULL;
-  st.vpack = p->repack ? (char *)(lane + p->vpack_at) : NULL;
+  rotary_attn_prefetch pf_k, pf_v;
+  st.pf_k = &pf_k;
+  st.pf_v = &pf_v;
   for (size_t h = 0; h < kvh; h++) {
     select_head(&st, item, h);
     memset(st.acc, 0, rows * hd * sizeof(float));
@@ -290,9 +256,10 @@ static void run_item(rotary_attn_plan *p, size_t item, float *lane) {
   while (pb < end) {
     const size_t next = pe < end ? rotary_attn_plan_block_end(p, pe, end) : end;
     if (p->rotate_in_scores) block_rows(&st, lane, pb, pe);
-    if (p->repack) repack_block(&st, pb, pe);
+    const rotary_attn_key_block nb = rotary_attn_plan_block_after(p, item, st.b, pe, end, items_end);
     for (size_t h = 0; h < kvh; h++) {
       select_head(&st, item, h);
+      rotary_attn_plan_prefetch(p, nb, h, pe - pb, &pf_k, &pf_v);
       attend_block(&st, pb, pe);
     }
     pb = pe;
@@ -305,7 +272,7 @@ static void attend_task(void *arg, size_t index, size_t count) {
   (void)count;
   const size_t lo = index * p->per_task, hi = lo + p->per_task < p->items ? lo + p->per_task : p->items;
   const size_t lane = lane_claim(p);
-  for (size_t i = lo; i < hi; i++) run_item(p, i, p->lane + lane * p->lane_floats);
+  for (size_t i = lo; i < hi; i++) run_item(p, i, hi, p->lane + lane * p->lane_floats);
   lane_release(p, lane);
 }
 

@@ -4,9 +4,31 @@
 #define ROTARY_ATTN_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels.h"
 #include "rotary.h"
+
+/*
+ * Cache bytes a kernel asks for while it computes (software prefetch into L2, one 64-byte line at a time, from at
+ * up to end): the executor points it at rows the next key block will read, so that they come from memory while this
+ * block's rows are used. Each kernel asks for per_key lines for every key row it uses (values: spread over its
+ * passes over the row) and moves at past them; it never reads those bytes, and a prefetch never faults, so no result
+ * depends on it. Every kernel takes one (NULL, at >= end or per_key 0: nothing asked). Into L2 rather than L1
+ * (locality 2: prefetcht1 on x86): a block's rows (128 KiB of k at llama3-8b shapes) would only push the current
+ * block's lines out of L1; on a Zen 4, L1 (prefetcht0) gave a third of L2's gain.
+ */
+typedef struct rotary_attn_prefetch {
+  uintptr_t at, end;
+  size_t per_key;
+} rotary_attn_prefetch;
+
+/* Asks for the next `lines` lines of pf (none past its end). */
+static inline void rotary_attn_prefetch_lines(rotary_attn_prefetch *pf, size_t lines) {
+  uintptr_t a = pf->at;
+  for (; lines && a < pf->end; lines--, a += 64) __builtin_prefetch((const void *)a, 0, 2);
+  pf->at = a;
+}
 
 /*
  * Logits of `rows` query rows against n cached key rows, accumulated in fp32:
@@ -18,7 +40,8 @@
  * (ISAs differ in the last bits); each kernel is deterministic (same inputs, same bits).
  */
 typedef void (*rotary_attn_scores_fn)(const float *q, size_t rows, size_t head_dim, const void *k,
-                                      ptrdiff_t k_row_stride, size_t n, float k_scale, float *s, size_t s_stride);
+                                      ptrdiff_t k_row_stride, size_t n, float k_scale, float *s, size_t s_stride,
+                                      rotary_attn_prefetch *pf);
 
 /*
  * Logits against keys rotated at their positions on the way (rope mode QK): each key decoded exactly as for scores,
@@ -36,7 +59,7 @@ typedef void (*rotary_attn_scores_fn)(const float *q, size_t rows, size_t head_d
 typedef void (*rotary_attn_scores_rot_fn)(const float *q, size_t rows, size_t head_dim, const void *k,
                                           ptrdiff_t k_row_stride, size_t n, float k_scale, const float *cs,
                                           size_t cs_stride, size_t sin_offset, size_t rotary_dim, float *s,
-                                          size_t s_stride);
+                                          size_t s_stride, rotary_attn_prefetch *pf);
 
 /*
  * Values weighted by probabilities, added to fp32 accumulators:
@@ -45,7 +68,8 @@ typedef void (*rotary_attn_scores_rot_fn)(const float *q, size_t rows, size_t he
  * float-aligned, disjoint from p; p_stride >= n. Same rules as scores for sizes and determinism.
  */
 typedef void (*rotary_attn_values_fn)(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                                      ptrdiff_t v_row_stride, size_t n, float v_scale, float *o);
+                                      ptrdiff_t v_row_stride, size_t n, float v_scale, float *o,
+                                      rotary_attn_prefetch *pf);
 
 /*
  * Exponentials of one row of logits: s[j] = exp(s[j] - max) for j < n, returning their fp32 sum (in the kernel's
@@ -59,17 +83,17 @@ typedef float (*rotary_attn_exp_fn)(float *s, size_t n, float max);
 #define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)                                                               \
   void rotary_attn_##dtype##_scores__##isa(const float *q, size_t rows, size_t head_dim, const void *k,         \
                                            ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,            \
-                                           size_t s_stride);                                                     \
+                                           size_t s_stride, rotary_attn_prefetch *pf);                           \
   void rotary_attn_##dtype##_values__##isa(const float *p, size_t p_stride, size_t rows, size_t head_dim,       \
                                            const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,      \
-                                           float *o);
+                                           float *o, rotary_attn_prefetch *pf);
 #define ROTARY_ATTN_EXP(isa, ISA) float rotary_attn_exp__##isa(float *s, size_t n, float max);
 #define ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                         \
   void rotary_attn_##dtype##_scores_##pairing##__##isa(const float *q, size_t rows, size_t head_dim,            \
                                                        const void *k, ptrdiff_t k_row_stride, size_t n,         \
                                                        float k_scale, const float *cs, size_t cs_stride,        \
                                                        size_t sin_offset, size_t rotary_dim, float *s,          \
-                                                       size_t s_stride);
+                                                       size_t s_stride, rotary_attn_prefetch *pf);
 #include "attn_list.h"
 #undef ROTARY_ATTN_KERNEL
 #undef ROTARY_ATTN_EXP

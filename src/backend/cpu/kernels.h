@@ -89,18 +89,19 @@ const char *rotary_kernel_op_name(rotary_kernel_op op);
 
 /* A kernel's function, typed by its operation (the members' types are those of rotary_rows_fn,
  * rotary_convert_fn and the rotary_attn_*_fn, spelled out here because those headers include this one). */
+struct rotary_attn_prefetch; /* attn_kernels.h */
 typedef union rotary_kernel_fn {
   rotary_rotate_fn rotate; /* ROTATE, ROTATE_NT */
   void (*sincos_rows)(const double *inv_freq, size_t half, double scaling, int64_t pos, float *cos, float *sin);
   void (*convert)(const void *in, void *out, size_t n, float scale);
   void (*attn_scores)(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride, size_t n,
-                      float k_scale, float *s, size_t s_stride);
+                      float k_scale, float *s, size_t s_stride, struct rotary_attn_prefetch *pf);
   void (*attn_values)(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
-                      ptrdiff_t v_row_stride, size_t n, float v_scale, float *o);
+                      ptrdiff_t v_row_stride, size_t n, float v_scale, float *o, struct rotary_attn_prefetch *pf);
   float (*attn_exp)(float *s, size_t n, float max);
   void (*attn_scores_rot)(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
                           size_t n, float k_scale, const float *cs, size_t cs_stride, size_t sin_offset,
-                          size_t rotary_dim, float *s, size_t s_stride);
+                          size_t rotary_dim, float *s, size_t s_stride, struct rotary_attn_prefetch *pf);
 } rotary_kernel_fn;
 
 typedef struct rotary_kernel_info {

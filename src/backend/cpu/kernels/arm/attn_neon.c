@@ -87,7 +87,8 @@ INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const 
 }
 
 INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const unsigned char *k, ptrdiff_t kb,
-                        size_t n, float32x4_t f8, float scale, float *s, size_t ss) {
+                        size_t n, float32x4_t f8, float scale, float *s, size_t ss, rotary_attn_prefetch *pf) {
+  const size_t pk = pf ? pf->per_key : 0;
   for (size_t r0 = 0; r0 < rows; r0 += 4) {
     const size_t R = rows - r0 < 4 ? rows - r0 : 4;
     const float *qr = q + r0 * hd;
@@ -104,6 +105,7 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
   }
       if (J == 3) SCORES_R(3) else if (J == 2) SCORES_R(2) else SCORES_R(1)
 #undef SCORES_R
+      if (pk) rotary_attn_prefetch_lines(pf, J * pk);
       j += J;
     }
   }
@@ -234,7 +236,8 @@ INLINE void rot_key_row(int pr, int dt, const unsigned char *kj, const float *c,
 /* o[r][d] = fma(p[r][j], v_j[d], o[r][d]) for j = 0 .. n-1 in order: the scalar kernel's order, so the same bits.
  * A tail block (t < 16 outputs) goes through a zero-padded copy of o and of the value elements. */
 INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, size_t d, const unsigned char *v,
-                         ptrdiff_t vb, size_t n, float32x4_t f8, float scale, float *o) {
+                         ptrdiff_t vb, size_t n, float32x4_t f8, float scale, float *o, rotary_attn_prefetch *pf,
+                         size_t pv) {
   const size_t es = dt_size[dt], t = hd - d < 16 ? hd - d : 16;
   float32x4_t a[4][4];
   float ot[4][16];
@@ -252,6 +255,7 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
     float32x4_t x[4];
     if (d == 0)
       for (size_t off = 64; off < hd * es && off < 512; off += 64) __builtin_prefetch(row + off);
+    if (pv) rotary_attn_prefetch_lines(pf, pv);
     if (t == 16) {
       dec8(dt, row + d * es, f8, &x[0], &x[1]);
       dec8(dt, row + (d + 8) * es, f8, &x[2], &x[3]);
@@ -274,16 +278,17 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
 }
 
 INLINE void values_rows(int dt, const float *p, size_t ps, size_t rows, size_t hd, const unsigned char *v,
-                        ptrdiff_t vb, size_t n, float32x4_t f8, float scale, float *o) {
+                        ptrdiff_t vb, size_t n, float32x4_t f8, float scale, float *o, rotary_attn_prefetch *pf) {
+  const size_t passes = (hd + 15) / 16, pv = pf ? (pf->per_key + passes - 1) / passes : 0;
   for (size_t r0 = 0; r0 < rows; r0 += 4) {
     const size_t R = rows - r0 < 4 ? rows - r0 : 4;
     const float *pr = p + r0 * ps;
     float *orow = o + r0 * hd;
     for (size_t d = 0; d < hd; d += 16) switch (R) {
-        case 4: values_block(dt, 4, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
-        case 3: values_block(dt, 3, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
-        case 2: values_block(dt, 2, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
-        default: values_block(dt, 1, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
+        case 4: values_block(dt, 4, pr, ps, hd, d, v, vb, n, f8, scale, orow, pf, pv); break;
+        case 3: values_block(dt, 3, pr, ps, hd, d, v, vb, n, f8, scale, orow, pf, pv); break;
+        case 2: values_block(dt, 2, pr, ps, hd, d, v, vb, n, f8, scale, orow, pf, pv); break;
+        default: values_block(dt, 1, pr, ps, hd, d, v, vb, n, f8, scale, orow, pf, pv); break;
       }
   }
 }

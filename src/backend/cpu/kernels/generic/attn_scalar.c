@@ -58,10 +58,11 @@ static inline void add_terms(const float *q, size_t rows, size_t head_dim, size_
 #define ATTN_SCALAR(dtype, size)                                                                                  \
   void rotary_attn_##dtype##_scores__scalar(const float *q, size_t rows, size_t head_dim, const void *k,        \
                                             ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,           \
-                                            size_t s_stride) {                                                  \
+                                            size_t s_stride, rotary_attn_prefetch *pf) {                        \
     float buf[CHUNK];                                                                                           \
     for (size_t j = 0; j < n; j++) {                                                                            \
       const unsigned char *key = (const unsigned char *)k + (ptrdiff_t)j * k_row_stride * (size);              \
+      if (pf) rotary_attn_prefetch_lines(pf, pf->per_key);                                                      \
       for (size_t c = 0; c < head_dim; c += CHUNK) {                                                            \
         const size_t m = head_dim - c < CHUNK ? head_dim - c : CHUNK;                                           \
         for (size_t d = 0; d < m; d++) buf[d] = load_##dtype(key, c + d, k_scale);                              \
@@ -71,10 +72,11 @@ static inline void add_terms(const float *q, size_t rows, size_t head_dim, size_
   }                                                                                                             \
   void rotary_attn_##dtype##_values__scalar(const float *p, size_t p_stride, size_t rows, size_t head_dim,      \
                                             const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,     \
-                                            float *o) {                                                         \
+                                            float *o, rotary_attn_prefetch *pf) {                               \
     float buf[CHUNK];                                                                                           \
     for (size_t j = 0; j < n; j++) {                                                                            \
       const unsigned char *val = (const unsigned char *)v + (ptrdiff_t)j * v_row_stride * (size);              \
+      if (pf) rotary_attn_prefetch_lines(pf, pf->per_key);                                                      \
       for (size_t c = 0; c < head_dim; c += CHUNK) {                                                            \
         const size_t m = head_dim - c < CHUNK ? head_dim - c : CHUNK;                                           \
         for (size_t d = 0; d < m; d++) buf[d] = load_##dtype(val, c + d, v_scale);                              \
@@ -99,11 +101,13 @@ ATTN_SCALAR(fp8, 1)
   void rotary_attn_##dtype##_scores_half__scalar(const float *q, size_t rows, size_t head_dim, const void *k,   \
                                                  ptrdiff_t k_row_stride, size_t n, float k_scale,               \
                                                  const float *cs, size_t cs_stride, size_t sin_offset,          \
-                                                 size_t rotary_dim, float *s, size_t s_stride) {                \
+                                                 size_t rotary_dim, float *s, size_t s_stride,                  \
+                                                 rotary_attn_prefetch *pf) {                                    \
     float buf[CHUNK];                                                                                           \
     const size_t half = rotary_dim / 2;                                                                         \
     for (size_t j = 0; j < n; j++) {                                                                            \
       const unsigned char *key = (const unsigned char *)k + (ptrdiff_t)j * k_row_stride * (size);              \
+      if (pf) rotary_attn_prefetch_lines(pf, pf->per_key);                                                      \
       const float *c = cs + j * cs_stride, *sn = c + sin_offset;                                                \
       for (int part = 0; part < 3; part++) { /* y_i (i < half), y_{half+i}, then d >= rotary_dim */           \
         const size_t base = part == 0 ? 0 : part == 1 ? half : rotary_dim;                                      \
@@ -136,10 +140,11 @@ ATTN_SCALAR_HALF(fp8, 1)
   void rotary_attn_##dtype##_scores_interleaved__scalar(                                                        \
       const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride, size_t n,            \
       float k_scale, const float *cs, size_t cs_stride, size_t sin_offset, size_t rotary_dim, float *s,         \
-      size_t s_stride) {                                                                                        \
+      size_t s_stride, rotary_attn_prefetch *pf) {                                                              \
     float buf[CHUNK];                                                                                           \
     for (size_t j = 0; j < n; j++) {                                                                            \
       const unsigned char *key = (const unsigned char *)k + (ptrdiff_t)j * k_row_stride * (size);              \
+      if (pf) rotary_attn_prefetch_lines(pf, pf->per_key);                                                      \
       const float *B = cs + j * cs_stride, *D = B + sin_offset;                                                 \
       for (size_t c = 0; c < head_dim; c += CHUNK) {                                                            \
         const size_t m = head_dim - c < CHUNK ? head_dim - c : CHUNK;                                           \

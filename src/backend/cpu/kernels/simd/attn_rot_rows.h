@@ -14,28 +14,32 @@
  * stored once (each logit's sum is its own: the copy changes no bit). */
 INLINE void rot_rows_r(int pr, int dt, int rot, int R, const float *q, size_t hd, size_t rd, const unsigned char *k,
                        ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so, ATTN_VEC f8, float *s,
-                       size_t ss) {
+                       size_t ss, rotary_attn_prefetch *pf) {
+  const size_t pk = pf ? pf->per_key : 0;
   for (size_t j = 0; j < n; j += 2) {
     const int two = j + 1 < n;
     rot_block(pr, dt, rot, R, 2, q, hd, rd, k + (ptrdiff_t)j * kb, kb, two ? kb : 0, cs + j * css, two ? css : 0, so,
               f8, s + j, ss, two ? 2 : 1);
+    if (pk) rotary_attn_prefetch_lines(pf, (two ? 2 : 1) * pk);
   }
 }
 
 /* Every row: blocks of 4, then the rest one at a time. */
 INLINE void rot_rows(int pr, int dt, int rot, const float *q, size_t rows, size_t hd, size_t rd,
                      const unsigned char *k, ptrdiff_t kb, size_t n, const float *cs, size_t css, size_t so,
-                     ATTN_VEC f8, float *s, size_t ss) {
+                     ATTN_VEC f8, float *s, size_t ss, rotary_attn_prefetch *pf) {
   size_t r0 = 0;
   for (; r0 + 4 <= rows; r0 += 4)
-    rot_rows_r(pr, dt, rot, 4, q + r0 * hd, hd, rd, k, kb, n, cs, css, so, f8, s + r0 * ss, ss);
-  for (; r0 < rows; r0++) rot_rows_r(pr, dt, rot, 1, q + r0 * hd, hd, rd, k, kb, n, cs, css, so, f8, s + r0 * ss, ss);
+    rot_rows_r(pr, dt, rot, 4, q + r0 * hd, hd, rd, k, kb, n, cs, css, so, f8, s + r0 * ss, ss, pf);
+  for (; r0 < rows; r0++)
+    rot_rows_r(pr, dt, rot, 1, q + r0 * hd, hd, rd, k, kb, n, cs, css, so, f8, s + r0 * ss, ss, pf);
 }
 
 /* With more than 4 rows, keys are rotated once into a block of fp32 rows that every row block reads (the same
  * numbers, the same order: the same bits). */
 INLINE void rot_any(int pr, int dt, const float *q, size_t rows, size_t hd, const void *k, ptrdiff_t k_row_stride,
-                    size_t n, float scale, const float *cs, size_t css, size_t so, size_t rd, float *s, size_t ss) {
+                    size_t n, float scale, const float *cs, size_t css, size_t so, size_t rd, float *s, size_t ss,
+                    rotary_attn_prefetch *pf) {
   const ptrdiff_t kb = k_row_stride * (ptrdiff_t)dt_size[dt];
   const ATTN_VEC f8 = ATTN_FACTOR(scale);
   const unsigned char *kp = (const unsigned char *)k;
@@ -47,11 +51,11 @@ INLINE void rot_any(int pr, int dt, const float *q, size_t rows, size_t hd, cons
       for (size_t t = 0; t < m; t++)
         rot_key_row(pr, dt, kp + (ptrdiff_t)(j + t) * kb, cs + (j + t) * css, so, rd, hd, f8, buf + t * hd);
       rot_rows(pr, DT_F32, 0, q, rows, hd, rd, (const unsigned char *)buf, (ptrdiff_t)(hd * 4), m, cs, css, so, f8,
-               s + j, ss);
+               s + j, ss, pf);
     }
     return;
   }
-  rot_rows(pr, dt, 1, q, rows, hd, rd, kp, kb, n, cs, css, so, f8, s, ss);
+  rot_rows(pr, dt, 1, q, rows, hd, rd, kp, kb, n, cs, css, so, f8, s, ss, pf);
 }
 
 /* Shapes the vector path does not take (a pair step or the unrotated rest not a multiple of 8, an fp8 scale whose
@@ -60,11 +64,11 @@ INLINE void rot_any(int pr, int dt, const float *q, size_t rows, size_t hd, cons
   if ((PR == PR_HALF ? (rotary_dim / 2) % 8 : rotary_dim % 8) || (head_dim - rotary_dim) % 8 ||                    \
       (DT == DT_FP8 && !fp8_factor_ok(k_scale))) {                                                                  \
     rotary_attn_##dtype##_scores_##pairing##__scalar(q, rows, head_dim, k, k_row_stride, n, k_scale, cs, cs_stride, \
-                                                     sin_offset, rotary_dim, s, s_stride);                          \
+                                                     sin_offset, rotary_dim, s, s_stride, pf);                      \
     return;                                                                                                         \
   }                                                                                                                 \
   rot_any(PR, DT, q, rows, head_dim, k, k_row_stride, n, k_scale, cs, cs_stride, sin_offset, rotary_dim, s,        \
-          s_stride);                                                                                                \
+          s_stride, pf);                                                                                            \
   if (DT == DT_FP8 && fp8_any_nan((const unsigned char *)k, k_row_stride, n, head_dim))                            \
     fp8_fix_scores(rows, head_dim, (const unsigned char *)k, k_row_stride, n, s, s_stride);
 
@@ -75,11 +79,13 @@ INLINE void rot_any(int pr, int dt, const float *q, size_t rows, size_t hd, cons
   void rotary_attn_##dtype##_scores_##pairing##__##isa(const float *q, size_t rows, size_t head_dim, const void *k, \
                                                        ptrdiff_t k_row_stride, size_t n, float k_scale,             \
                                                        const float *cs, size_t cs_stride, size_t sin_offset,        \
-                                                       size_t rotary_dim, float *s, size_t s_stride) ATTN_TARGET;   \
+                                                       size_t rotary_dim, float *s, size_t s_stride,                \
+                                                       rotary_attn_prefetch *pf) ATTN_TARGET;                       \
   void rotary_attn_##dtype##_scores_##pairing##__##isa(const float *q, size_t rows, size_t head_dim, const void *k, \
                                                        ptrdiff_t k_row_stride, size_t n, float k_scale,             \
                                                        const float *cs, size_t cs_stride, size_t sin_offset,        \
-                                                       size_t rotary_dim, float *s, size_t s_stride) {              \
+                                                       size_t rotary_dim, float *s, size_t s_stride,                \
+                                                       rotary_attn_prefetch *pf) {                                  \
     ATTN_ROT_BODY(dtype, DT, pairing, PR)                                                                            \
   }
 #define ATTN_ROT_KERNELS(isa)                                     \

@@ -56,7 +56,8 @@ INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const 
 
 /* Every row block (4 rows, then the rest) against n keys, keys in threes (then a pair or one). */
 INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const unsigned char *k, ptrdiff_t kb,
-                        size_t n, __m256 f8, float scale, float *s, size_t ss) {
+                        size_t n, __m256 f8, float scale, float *s, size_t ss, rotary_attn_prefetch *pf) {
+  const size_t pk = pf ? pf->per_key : 0;
   for (size_t r0 = 0; r0 < rows; r0 += 4) {
     const size_t R = rows - r0 < 4 ? rows - r0 : 4;
     const float *qr = q + r0 * hd;
@@ -70,6 +71,7 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
         case 2: scores_block(dt, 2, 3, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
         default: scores_block(dt, 1, 3, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
       }
+      if (pk) rotary_attn_prefetch_lines(pf, 3 * pk);
     }
     for (; j < n; j += 2) {
       const unsigned char *kj = k + (ptrdiff_t)j * kb;
@@ -85,6 +87,7 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
           case 2: scores_block(dt, 2, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
           default: scores_block(dt, 1, 1, qr, hd, kj, kb, f8, scale, sr + j, ss); break;
         }
+      if (pk) rotary_attn_prefetch_lines(pf, (j + 2 <= n ? 2 : 1) * pk);
     }
   }
 }
@@ -92,7 +95,8 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
 /* ---- values: R rows x 16 outputs per block, keys inside, p broadcast ---- */
 
 INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, size_t d, const unsigned char *v,
-                         ptrdiff_t vb, size_t n, __m256 f8, float scale, float *o) {
+                         ptrdiff_t vb, size_t n, __m256 f8, float scale, float *o, rotary_attn_prefetch *pf,
+                         size_t pv) {
   const size_t es = dt_size[dt];
   __m256 a0[4], a1[4];
   if (d + 16 <= hd) {
@@ -108,6 +112,7 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
         for (size_t off = 64; off < hd * es && off < 512; off += 64)
           _mm_prefetch((const char *)(v + (ptrdiff_t)j * vb) + off, _MM_HINT_T0);
       dec16(dt, v + (ptrdiff_t)j * vb + d * es, f8, &lo, &hi);
+      if (pv) rotary_attn_prefetch_lines(pf, pv);
       for (int r = 0; r < R; r++) {
         const __m256 pj = _mm256_broadcast_ss(p + r * ps + j);
         a0[r] = _mm256_fmadd_ps(pj, lo, a0[r]);
@@ -130,6 +135,7 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
       float vt[16];
       attn_dec_tail(dt, v + (ptrdiff_t)j * vb + d * es, t, scale, vt, 16);
       const __m256 lo = _mm256_loadu_ps(vt), hi = _mm256_loadu_ps(vt + 8);
+      if (pv) rotary_attn_prefetch_lines(pf, pv);
       for (int r = 0; r < R; r++) {
         const __m256 pj = _mm256_broadcast_ss(p + r * ps + j);
         a0[r] = _mm256_fmadd_ps(pj, lo, a0[r]);
@@ -143,18 +149,20 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
   }
 }
 
-/* o[r][d] = fma(p[r][j], v_j[d], o[r][d]) for j = 0 .. n-1 in order: the scalar kernel's order, so the same bits. */
+/* o[r][d] = fma(p[r][j], v_j[d], o[r][d]) for j = 0 .. n-1 in order: the scalar kernel's order, so the same bits.
+ * pf's per_key lines per key are asked for over the row's passes (one per 16 outputs). */
 INLINE void values_rows(int dt, const float *p, size_t ps, size_t rows, size_t hd, const unsigned char *v,
-                        ptrdiff_t vb, size_t n, __m256 f8, float scale, float *o) {
+                        ptrdiff_t vb, size_t n, __m256 f8, float scale, float *o, rotary_attn_prefetch *pf) {
+  const size_t passes = (hd + 15) / 16, pv = pf ? (pf->per_key + passes - 1) / passes : 0;
   for (size_t r0 = 0; r0 < rows; r0 += 4) {
     const size_t R = rows - r0 < 4 ? rows - r0 : 4;
     const float *pr = p + r0 * ps;
     float *orow = o + r0 * hd;
     for (size_t d = 0; d < hd; d += 16) switch (R) {
-        case 4: values_block(dt, 4, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
-        case 3: values_block(dt, 3, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
-        case 2: values_block(dt, 2, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
-        default: values_block(dt, 1, pr, ps, hd, d, v, vb, n, f8, scale, orow); break;
+        case 4: values_block(dt, 4, pr, ps, hd, d, v, vb, n, f8, scale, orow, pf, pv); break;
+        case 3: values_block(dt, 3, pr, ps, hd, d, v, vb, n, f8, scale, orow, pf, pv); break;
+        case 2: values_block(dt, 2, pr, ps, hd, d, v, vb, n, f8, scale, orow, pf, pv); break;
+        default: values_block(dt, 1, pr, ps, hd, d, v, vb, n, f8, scale, orow, pf, pv); break;
       }
   }
 }

@@ -49,7 +49,8 @@ INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const 
  * or 1 are compiled (each (R, J, dtype) is inlined apart; the AVX2 file's 12 per dtype made its sanitizer builds
  * the longest part of those CI stages). Decode's q rows come in GQA groups of 4 or more. */
 INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const unsigned char *k, ptrdiff_t kb,
-                        size_t n, __m512 f8, float scale, float *s, size_t ss) {
+                        size_t n, __m512 f8, float scale, float *s, size_t ss, rotary_attn_prefetch *pf) {
+  const size_t pk = pf ? pf->per_key : 0;
   for (size_t r0 = 0; r0 < rows;) {
     const int four = r0 + 4 <= rows;
     const float *qr = q + r0 * hd;
@@ -58,10 +59,12 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
     for (; j + 3 <= n; j += 3) {
       if (four) scores_block(dt, 4, 3, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
       else scores_block(dt, 1, 3, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
+      if (pk) rotary_attn_prefetch_lines(pf, 3 * pk);
     }
     for (; j < n; j++) {
       if (four) scores_block(dt, 4, 1, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
       else scores_block(dt, 1, 1, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
+      if (pk) rotary_attn_prefetch_lines(pf, pk);
     }
     r0 += four ? 4 : 1;
   }
@@ -70,7 +73,8 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
 /* ---- values: R rows x 32 outputs per block, keys inside, p broadcast ---- */
 
 INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, size_t d, const unsigned char *v,
-                         ptrdiff_t vb, size_t n, __m512 f8, float scale, float *o) {
+                         ptrdiff_t vb, size_t n, __m512 f8, float scale, float *o, rotary_attn_prefetch *pf,
+                         size_t pv) {
   const size_t es = dt_size[dt];
   __m512 a0[4], a1[4];
   if (d + 32 <= hd) {
@@ -84,6 +88,7 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
       if (d == 0 && dt != DT_F32)
         for (size_t off = 64; off < hd * es && off < 512; off += 64) _mm_prefetch((const char *)vj + off, _MM_HINT_T0);
       const __m512 lo = dec16z(dt, vj + d * es, f8), hi = dec16z(dt, vj + (d + 16) * es, f8);
+      if (pv) rotary_attn_prefetch_lines(pf, pv);
       for (int r = 0; r < R; r++) {
         const __m512 pj = _mm512_set1_ps(p[r * ps + j]);
         a0[r] = _mm512_fmadd_ps(pj, lo, a0[r]);
@@ -106,6 +111,7 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
       float vt[32];
       attn_dec_tail(dt, v + (ptrdiff_t)j * vb + d * es, t, scale, vt, 32);
       const __m512 lo = _mm512_loadu_ps(vt), hi = _mm512_loadu_ps(vt + 16);
+      if (pv) rotary_attn_prefetch_lines(pf, pv);
       for (int r = 0; r < R; r++) {
         const __m512 pj = _mm512_set1_ps(p[r * ps + j]);
         a0[r] = _mm512_fmadd_ps(pj, lo, a0[r]);
@@ -120,14 +126,17 @@ INLINE void values_block(int dt, int R, const float *p, size_t ps, size_t hd, si
 }
 
 /* o[r][d] = fma(p[r][j], v_j[d], o[r][d]) for j = 0 .. n-1 in order: the scalar kernel's order, so the same bits
- * (as the AVX2 kernels). */
+ * (as the AVX2 kernels). pf's per_key lines per key are asked for over the row's passes (one per 32 outputs). */
 INLINE void values_rows(int dt, const float *p, size_t ps, size_t rows, size_t hd, const unsigned char *v,
-                        ptrdiff_t vb, size_t n, __m512 f8, float scale, float *o) {
+                        ptrdiff_t vb, size_t n, __m512 f8, float scale, float *o, rotary_attn_prefetch *pf) {
+  const size_t passes = (hd + 31) / 32, pv = pf ? (pf->per_key + passes - 1) / passes : 0;
   size_t r0 = 0; /* rows by 4, then one at a time (R = 4 or 1 compiled, as for scores) */
   for (; r0 + 4 <= rows; r0 += 4)
-    for (size_t d = 0; d < hd; d += 32) values_block(dt, 4, p + r0 * ps, ps, hd, d, v, vb, n, f8, scale, o + r0 * hd);
+    for (size_t d = 0; d < hd; d += 32)
+      values_block(dt, 4, p + r0 * ps, ps, hd, d, v, vb, n, f8, scale, o + r0 * hd, pf, pv);
   for (; r0 < rows; r0++)
-    for (size_t d = 0; d < hd; d += 32) values_block(dt, 1, p + r0 * ps, ps, hd, d, v, vb, n, f8, scale, o + r0 * hd);
+    for (size_t d = 0; d < hd; d += 32)
+      values_block(dt, 1, p + r0 * ps, ps, hd, d, v, vb, n, f8, scale, o + r0 * hd, pf, pv);
 }
 
 /* ---- staging and the kernels (simd/attn_any.h) ---- */
