@@ -377,13 +377,6 @@ static void test_prefetch_cursors(void **state) {
           if (h == 3) assert_int_equal(covered, last);
         }
       }
-      /* prefetch_bytes off: no cursor */
-      rotary_tuning off = *rotary_context_tuning(NULL);
-      off.prefetch_bytes = -1;
-      rotary_attn_plan_build(&p, c.rope, &c.v, &off, 1);
-      rotary_attn_prefetch k, v;
-      rotary_attn_plan_prefetch(&p, walk[1], 0, 8, &k, &v);
-      assert_true(k.at == k.end && v.at == v.end && k.per_key == 0);
       free(scratch);
       real_call_free(&c);
     }

@@ -200,7 +200,7 @@ void rotary_attn_plan_prefetch(const rotary_attn_plan *p, rotary_attn_key_block 
                                rotary_attn_prefetch *k, rotary_attn_prefetch *v) {
   const rotary_cache_geom *g = &p->v->geom;
   *k = *v = (rotary_attn_prefetch){0, 0, 0};
-  if (nb.pe <= nb.pb || p->tuning->prefetch_bytes < 0) return;
+  if (nb.pe <= nb.pb) return;
   const size_t n = nb.pe - nb.pb, row = g->head_dim * g->elem, kvh = p->d->kv_heads;
   const int hnd = p->d->cache.layout == ROTARY_CACHE_HND;
   const size_t slot = rotary_attn_block(p->v, nb.b, nb.pb) * g->block_size + nb.pb % g->block_size;

@@ -116,7 +116,8 @@ rotary_attn_key_block rotary_attn_plan_block_after(const rotary_attn_plan *plan,
 /* The prefetch cursors of kv head h while it uses a block of `keys` keys (>= 1): its share of block nb's k and v
  * rows (HND: the head's own rows of the block; NHD: the h-th of kv_heads equal slices of the block's rows, whose
  * heads lie together, so the heads' shares cover the rows once), per_key set so that the block's keys ask for all
- * of it. Empty cursors when nb is none or the context's prefetch_bytes is off (-1). */
+ * of it. Empty cursors when nb is none. Not a setting: prefetch_bytes is the rope kernels' distance, and a tuner
+ * that turned it off for ropes would have taken this away from attention too. */
 void rotary_attn_plan_prefetch(const rotary_attn_plan *plan, rotary_attn_key_block nb, size_t h, size_t keys,
                                rotary_attn_prefetch *k, rotary_attn_prefetch *v);
 
