@@ -94,6 +94,30 @@ typedef struct item_state {
   rotary_attn_prefetch *pf_k, *pf_v; /* what the kernels ask for as they go: the next key block's k and v rows */
 } item_state;
 
+/* The largest of n logits (-Inf when none is above it); *bad set when one is NaN or +Inf. Four running maxima and
+ * no early exit, so that the compares do not wait on one another: a maximum is the same number in any order (of a
+ * +0 and a -0 either may come out; both shift every logit alike, exp(-0) = exp(+0)). */
+static float row_max(const float *s, size_t n, int *bad) {
+  float m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
+  int b = 0;
+  size_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    b |= !(s[j] < INFINITY) | !(s[j + 1] < INFINITY) | !(s[j + 2] < INFINITY) | !(s[j + 3] < INFINITY);
+    m0 = s[j] > m0 ? s[j] : m0;
+    m1 = s[j + 1] > m1 ? s[j + 1] : m1;
+    m2 = s[j + 2] > m2 ? s[j + 2] : m2;
+    m3 = s[j + 3] > m3 ? s[j + 3] : m3;
+  }
+  for (; j < n; j++) {
+    b |= !(s[j] < INFINITY);
+    m0 = s[j] > m0 ? s[j] : m0;
+  }
+  *bad = b;
+  m0 = m1 > m0 ? m1 : m0;
+  m2 = m3 > m2 ? m3 : m2;
+  return m2 > m0 ? m2 : m0;
+}
+
 /* One row's online-softmax step over n logits at s, in IEEE arithmetic (rotary.h): soft-capping first (+-Inf to
  * +-softcap); a NaN or +Inf logit poisons the row (m NaN: its output and lse are NaN, as exp(Inf - Inf) would
  * make them); -Inf logits weigh 0 (a block of them only adds 0 * v); a new maximum rescales the row's sum and
@@ -104,13 +128,11 @@ static void softmax_row(const item_state *st, size_t r, float *s, size_t n) {
   if (isnan(st->m[r])) return;
   if (cap != 0.0f)
     for (size_t j = 0; j < n; j++) s[j] = cap * tanhf(s[j] / cap);
-  float bm = -INFINITY;
-  for (size_t j = 0; j < n; j++) {
-    if (!(s[j] < INFINITY)) { /* NaN or +Inf */
-      st->m[r] = NAN;
-      return;
-    }
-    bm = s[j] > bm ? s[j] : bm;
+  int bad;
+  const float bm = row_max(s, n, &bad);
+  if (bad) { /* NaN or +Inf */
+    st->m[r] = NAN;
+    return;
   }
   if (bm == -INFINITY) { /* every weight exp(-Inf - m) = 0 */
     memset(s, 0, n * sizeof *s);

@@ -6,11 +6,13 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include "attn_avx512.h"
 
-/* ---- scores: R query rows x J keys per block (R <= 4, J <= 3), 16-lane partial sums per (row, key) ----
- * The AVX2 kernels' blocking with vectors twice as wide. Sum order: lane-wise over steps of 16 (then the tail of
- * up to 15 elements, decoded exactly, in one masked step), then hsum8z's tree; the same for every R, J and path
- * (direct or staged), so a logit does not depend on how rows and keys were blocked. It is not the AVX2 order:
- * results differ from the AVX2 kernels' in the last bits, within the same bound. */
+/* ---- scores: R query rows x J keys per block (R <= 4, J <= 4), 16-lane partial sums per (row, key) ----
+ * The AVX2 kernels' blocking with vectors twice as wide, and four keys where AVX2 takes three (32 registers: the
+ * 16 sums of 4 x 4 fill both of hsum8z's trees, where 4 x 3 left half of the second idle). Sum order: lane-wise
+ * over steps of 16 (then the tail of up to 15 elements, decoded exactly, in one masked step), then hsum8z's tree;
+ * the same for every R, J and path (direct or staged), so a logit does not depend on how rows and keys were
+ * blocked. It is not the AVX2 order: results differ from the AVX2 kernels' in the last bits, within the same
+ * bound. */
 INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const unsigned char *k, ptrdiff_t kb,
                          __m512 f8, float scale, float *s, size_t ss) {
   const size_t es = dt_size[dt], d16 = hd & ~(size_t)15;
@@ -21,7 +23,7 @@ INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const 
     for (size_t off = 0; off < hd * es && off < 512; off += 64)
       _mm_prefetch((const char *)(uintptr_t)((uintptr_t)k + (uintptr_t)(j * kb) + off), _MM_HINT_T0);
   for (size_t d = 0; d < d16; d += 16) {
-    __m512 kv[3];
+    __m512 kv[4];
     for (int j = 0; j < J; j++) kv[j] = dec16z(dt, k + j * kb + d * es, f8);
     for (int r = 0; r < R; r++) {
       const __m512 q0 = _mm512_loadu_ps(q + r * hd + d);
@@ -31,7 +33,7 @@ INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const 
   if (d16 < hd) {
     const size_t t = hd - d16;
     const __mmask16 m = (__mmask16)((1u << t) - 1u);
-    float kt[3][16];
+    float kt[4][16];
     for (int j = 0; j < J; j++) attn_dec_tail(dt, k + j * kb + d16 * es, t, scale, kt[j], 16);
     for (int r = 0; r < R; r++) {
       const __m512 q0 = _mm512_maskz_loadu_ps(m, q + r * hd + d16);
@@ -45,7 +47,7 @@ INLINE void scores_block(int dt, int R, int J, const float *q, size_t hd, const 
     for (int j = 0; j < J; j++) s[r * ss + j] = out[r * J + j];
 }
 
-/* Rows in blocks of 4, then one at a time, against n keys in threes, then one at a time: only R = 4 or 1 and J = 3
+/* Rows in blocks of 4, then one at a time, against n keys in fours, then one at a time: only R = 4 or 1 and J = 4
  * or 1 are compiled (each (R, J, dtype) is inlined apart; the AVX2 file's 12 per dtype made its sanitizer builds
  * the longest part of those CI stages). Decode's q rows come in GQA groups of 4 or more. */
 INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const unsigned char *k, ptrdiff_t kb,
@@ -56,10 +58,10 @@ INLINE void scores_rows(int dt, const float *q, size_t rows, size_t hd, const un
     const float *qr = q + r0 * hd;
     float *sr = s + r0 * ss;
     size_t j = 0;
-    for (; j + 3 <= n; j += 3) {
-      if (four) scores_block(dt, 4, 3, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
-      else scores_block(dt, 1, 3, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
-      if (pk) rotary_attn_prefetch_lines(pf, 3 * pk);
+    for (; j + 4 <= n; j += 4) {
+      if (four) scores_block(dt, 4, 4, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
+      else scores_block(dt, 1, 4, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
+      if (pk) rotary_attn_prefetch_lines(pf, 4 * pk);
     }
     for (; j < n; j++) {
       if (four) scores_block(dt, 4, 1, qr, hd, k + (ptrdiff_t)j * kb, kb, f8, scale, sr + j, ss);
