@@ -352,7 +352,7 @@ static void test_prefetch_cursors(void **state) {
         assert_int_equal(nb.pe, walk[w + 1].pe);
         /* the heads' k cursors together cover the next block's k rows (NHD: one run of rows; HND: each head's) */
         const size_t n = nb.pe - nb.pb, keys = walk[w].pe - walk[w].pb, row = 64 * 2;
-        const size_t slot = rotary_attn_block(&c.v, nb.b, nb.pb) * g->block_size + nb.pb % g->block_size;
+        const size_t slot = rotary_attn_slot(&c.v, nb.b, nb.pb);
         uintptr_t covered = 0; /* NHD: the end of the heads' run so far */
         for (size_t h = 0; h < 4; h++) {
           rotary_attn_prefetch k, v;

@@ -203,8 +203,7 @@ void rotary_attn_plan_prefetch(const rotary_attn_plan *p, rotary_attn_key_block 
   if (nb.pe <= nb.pb) return;
   const size_t n = nb.pe - nb.pb, row = g->head_dim * g->elem, kvh = p->d->kv_heads;
   const int hnd = p->d->cache.layout == ROTARY_CACHE_HND;
-  const size_t slot = rotary_attn_block(p->v, nb.b, nb.pb) * g->block_size + nb.pb % g->block_size;
-  const ptrdiff_t off = rotary_cache_offset(g, slot, hnd ? h : 0) * (ptrdiff_t)g->elem;
+  const ptrdiff_t off = rotary_cache_offset(g, rotary_attn_slot(p->v, nb.b, nb.pb), hnd ? h : 0) * (ptrdiff_t)g->elem;
   /* the rows' bytes: inside one cache block, so within the cache's extent (validated) */
   const size_t span = (n - 1) * (size_t)g->row_stride * g->elem + (hnd ? 1 : kvh) * row;
   const size_t slice = hnd ? span : span / kvh;

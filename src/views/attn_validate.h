@@ -53,6 +53,11 @@ static inline size_t rotary_attn_block(const rotary_attn_view *v, size_t b, size
   return 0;
 }
 
+/* The cache slot (block * block_size + row in block) of row p of sequence b, as rotary_cache_offset takes it. */
+static inline size_t rotary_attn_slot(const rotary_attn_view *v, size_t b, size_t p) {
+  return rotary_attn_block(v, b, p) * v->geom.block_size + p % v->geom.block_size;
+}
+
 /* The checks of rotary_decode_step: the write (rotary_validate_kv_write) and the attention (above) each, then that
  * they describe one step: attn's q is write's q output (pointer, heads, dtype, strides), attn's cache is the cache
  * the write fills (index kind, layout, dtype, k, v, geometry, fp8 scales), rope_mode NONE, the same batch and

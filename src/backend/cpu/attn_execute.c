@@ -151,25 +151,24 @@ static void softmax_row(const item_state *st, size_t r, float *s, size_t n) {
 }
 
 /* Rows [r0, r1) (every one of them sees keys [lo, lo + n) of the block) through scores, softmax, values. The block's
- * head rows start at k and v, krs and vrs elements apart (the cache's rows, read in place); in mode QK the scores
- * kernel rotates each key at its row (st->cs). lo is relative to the block start. */
-static void attend_rows(const item_state *st, size_t r0, size_t r1, const char *k, ptrdiff_t krs, const char *vv,
-                        ptrdiff_t vrs, size_t lo, size_t n) {
+ * head rows start at k and v, the cache's row stride apart (read in place); in mode QK the scores kernel rotates
+ * each key at its row (st->cs). lo is relative to the block start. */
+static void attend_rows(const item_state *st, size_t r0, size_t r1, const char *k, const char *vv, size_t lo,
+                        size_t n) {
   const rotary_attn_plan *p = st->p;
   const rotary_attn_view *v = p->v;
   const size_t hd = v->head_dim, kb = p->key_block;
-  const char *vrow = vv + (ptrdiff_t)lo * vrs * (ptrdiff_t)v->geom.elem;
+  const ptrdiff_t rs = v->geom.row_stride, skip = (ptrdiff_t)lo * rs * (ptrdiff_t)v->geom.elem;
+  const char *krow = k + skip, *vrow = vv + skip;
   for (size_t a = r0; a < r1; a += ROTARY_ATTN_ROW_BLOCK) {
     const size_t nr = r1 - a < ROTARY_ATTN_ROW_BLOCK ? r1 - a : ROTARY_ATTN_ROW_BLOCK;
     if (st->cs) /* keys rotated in the kernel at their rows' cos/sin */
-      p->kv.scores_rot[p->rope->pairing](st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * krs * (ptrdiff_t)v->geom.elem,
-                                         krs, n, v->k_scale, st->cs + lo * st->cs_stride, st->cs_stride,
-                                         p->cs_second, v->rotary_dim, st->logits, kb, st->pf_k);
+      p->kv.scores_rot[p->rope->pairing](st->q + a * hd, nr, hd, krow, rs, n, v->k_scale, st->cs + lo * st->cs_stride,
+                                         st->cs_stride, p->cs_second, v->rotary_dim, st->logits, kb, st->pf_k);
     else
-      p->kv.scores(st->q + a * hd, nr, hd, k + (ptrdiff_t)lo * krs * (ptrdiff_t)v->geom.elem, krs, n, v->k_scale,
-                   st->logits, kb, st->pf_k);
+      p->kv.scores(st->q + a * hd, nr, hd, krow, rs, n, v->k_scale, st->logits, kb, st->pf_k);
     for (size_t r = 0; r < nr; r++) softmax_row(st, a + r, st->logits + r * kb, n);
-    p->kv.values(st->logits, kb, nr, hd, vrow, vrs, n, v->v_scale, st->acc + a * hd, st->pf_v);
+    p->kv.values(st->logits, kb, nr, hd, vrow, rs, n, v->v_scale, st->acc + a * hd, st->pf_v);
   }
 }
 
@@ -186,10 +185,8 @@ static void attend_block(const item_state *st, size_t pb, size_t pe) {
   const rotary_attn_plan *p = st->p;
   const rotary_attn_view *v = p->v;
   const rotary_cache_geom *g = &v->geom;
-  const size_t slot = rotary_attn_block(v, st->b, pb) * g->block_size + pb % g->block_size;
-  const ptrdiff_t off = rotary_cache_offset(g, slot, st->h);
+  const ptrdiff_t off = rotary_cache_offset(g, rotary_attn_slot(v, st->b, pb), st->h);
   const char *k = at(p->d->cache.k, off, g->elem), *vv = at(p->d->cache.v, off, g->elem);
-  const ptrdiff_t krs = g->row_stride, vrs = g->row_stride;
   const size_t tokens = p->d->tokens, group = v->group;
   size_t t = 0;
   while (t < tokens) {
@@ -201,7 +198,7 @@ static void attend_block(const item_state *st, size_t pb, size_t pe) {
       visible(p, st->b, t1, pb, pe, &lo1, &hi1);
       if (lo1 != lo || hi1 != hi) break;
     }
-    if (lo < hi) attend_rows(st, t * group, t1 * group, k, krs, vv, vrs, lo - pb, hi - lo);
+    if (lo < hi) attend_rows(st, t * group, t1 * group, k, vv, lo - pb, hi - lo);
     t = t1;
   }
 }
@@ -275,7 +272,6 @@ static void run_item(rotary_attn_plan *p, size_t item, size_t items_end, float *
   rotary_attn_plan_chunk_rows(p, st.b, c, &pb, &end);
   size_t pe = rotary_attn_plan_block_end(p, pb, end);
   while (pb < end) {
-    const size_t next = pe < end ? rotary_attn_plan_block_end(p, pe, end) : end;
     if (p->rotate_in_scores) block_rows(&st, lane, pb, pe);
     const rotary_attn_key_block nb = rotary_attn_plan_block_after(p, item, st.b, pe, end, items_end);
     for (size_t h = 0; h < kvh; h++) {
@@ -284,7 +280,7 @@ static void run_item(rotary_attn_plan *p, size_t item, size_t items_end, float *
       attend_block(&st, pb, pe);
     }
     pb = pe;
-    pe = next;
+    pe = pe < end ? nb.pe : end; /* before end, nb is this item's next block */
   }
 }
 
