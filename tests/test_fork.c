@@ -40,8 +40,11 @@ const char *__tsan_default_options(void) { return "die_after_fork=0"; }
 static int child_threads_ok;
 
 #ifndef ROTARY_TSAN
+static atomic_int idle_running;
+
 static void *idle_main(void *p) {
   int fd = *(int *)p;
+  atomic_store(&idle_running, 1);
   char c;
   ssize_t r = read(fd, &c, 1); /* blocks until the probe closes the pipe */
   (void)r;
@@ -58,6 +61,9 @@ static int probe_child_threads(void) {
   int fds[2];
   pthread_t idle;
   if (pipe(fds) != 0 || pthread_create(&idle, NULL, idle_main, &fds[0]) != 0) return 0;
+  /* fork only once the thread runs its own code: under ASan a thread still starting holds the sanitizer's allocator
+   * locks, and a child forked then hangs on them (a sanitizer limit, not this environment's) */
+  while (!atomic_load(&idle_running)) sched_yield();
   fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) {

@@ -57,6 +57,7 @@ struct rotary_pool {
   _Atomic size_t done;
   _Atomic int stop;
   _Atomic int caller_sleeping;
+  _Atomic size_t started; /* workers that reached worker_main: create waits for all of them */
   pthread_mutex_t done_mu;
   pthread_cond_t done_cv;
 };
@@ -97,6 +98,7 @@ static uint64_t wait_for_job(worker *w, uint64_t seen) {
 static void *worker_main(void *p) {
   worker *w = p;
   uint64_t seen = 0;
+  atomic_fetch_add(&w->pool->started, 1);
   for (;;) {
     seen = wait_for_job(w, seen);
     if (atomic_load(&w->pool->stop)) return NULL;
@@ -190,6 +192,9 @@ rotary_status rotary_pool_create(size_t n_workers, rotary_pool **out) {
       return ROTARY_ERR_THREAD;
     }
   }
+  /* Returns only when every worker runs its own code: a fork() soon after must not find a worker still starting,
+   * where a sanitizer's start-up code holds its allocator's locks (the child's first thread would wait on them). */
+  while (atomic_load(&pool->started) != n_workers) sched_yield();
   *out = pool;
   return ROTARY_OK;
 }

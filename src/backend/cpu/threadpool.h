@@ -15,7 +15,8 @@ typedef void (*rotary_task_fn)(void *arg, size_t index, size_t count);
 /* Largest task count of one job. */
 #define ROTARY_POOL_MAX_TASKS 65535u
 
-/* Starts n_workers threads (the caller is not counted). Errors: OUT_OF_MEMORY, THREAD. */
+/* Starts n_workers threads (the caller is not counted) and returns once all of them run. Errors: OUT_OF_MEMORY,
+ * THREAD. */
 rotary_status rotary_pool_create(size_t n_workers, rotary_pool **out);
 
 /* Stops and joins the workers. NULL is allowed. */
