@@ -783,6 +783,22 @@ typedef enum rotary_attention_rope {
   ROTARY_ATTENTION_ROPE_QK = 2    /* q and keys rotated by the call; keys stored unrotated */
 } rotary_attention_rope;
 
+/*
+ * Arithmetic of the two products (QK^T and P V):
+ *   F32:  q (rotated and scaled) and the probabilities stay fp32; each product q_d * k_d and p * v_d is rounded
+ *         in fp32 arithmetic (the bound in docs/attention.md). The default.
+ *   BF16: q after rotation and scaling, and each probability after exp, are rounded to bf16 (to nearest even)
+ *         before their products, as a bf16 model's attention on a GPU does; the products with bf16 and fp8 cache
+ *         elements are then exact and are summed in fp32. Where the CPU has AVX512-BF16, bf16 caches use
+ *         VDPBF16PS (two products per lane and step: twice the FMA's products per instruction, no decoding), which
+ *         flushes subnormal operands and partial sums to zero. Error: each logit moves by at most 2^-9 of
+ *         scale * sum_d |q_d k_d| more than in F32, each weight by 2^-9 of itself (docs/attention.md).
+ */
+typedef enum rotary_attention_precision {
+  ROTARY_ATTENTION_F32 = 0, /* fp32 q and probabilities (the default) */
+  ROTARY_ATTENTION_BF16 = 1 /* q and probabilities rounded to bf16, exact products, fp32 sums */
+} rotary_attention_precision;
+
 /* One attention call. Zero it (or use rotary_attention_desc_init), then fill it. */
 typedef struct rotary_attention_desc {
   size_t struct_size;          /* sizeof(rotary_attention_desc) */
@@ -807,6 +823,7 @@ typedef struct rotary_attention_desc {
   float scale;                 /* softmax scale; 0 means 1 / sqrt(head_dim); else finite and > 0 */
   float softcap;               /* 0: none; else finite and > 0 */
   size_t window;               /* 0: none; else the sliding window in rows */
+  rotary_attention_precision precision; /* F32 (0, the default) or BF16 (above) */
 } rotary_attention_desc;
 
 /* Zeroes desc and sets struct_size, batch = tokens = 1. Does nothing for NULL. */
@@ -820,8 +837,8 @@ ROTARY_API void rotary_attention_desc_init(rotary_attention_desc *desc);
  * Everything is checked before anything is read from the cache or written; on error out and lse are unchanged.
  * Errors: NULL_POINTER (rope, desc, q, out, cache.k, cache.v, the index's arrays, block_table for SLOTS),
  * INVALID_ARGUMENT (struct_size, batch 0, tokens 0 or above ROTARY_ATTENTION_MAX_TOKENS, kv_heads 0, q_heads not
- * a positive multiple of kv_heads, unknown index, layout or rope_mode, num_blocks or block_size 0), DTYPE (q or
- * out not F32/F16/BF16, unknown cache dtype), SCALE (scale or softcap negative, NaN or infinite; fp8 k_scale or
+ * a positive multiple of kv_heads, unknown index, layout, rope_mode or precision, num_blocks or block_size 0),
+ * DTYPE (q or out not F32/F16/BF16, unknown cache dtype), SCALE (scale or softcap negative, NaN or infinite; fp8 k_scale or
  * v_scale not finite and > 0), POSITION (rope_mode Q or QK and a position outside the rope's table), OVERFLOW,
  * STRIDE (out writes an element twice; block_stride smaller than a block), OVERLAP (out or lse overlaps q, a cache,
  * an index array, the block table or each other, out == q included; k and v may be one buffer: both are read only), CACHE_INDEX (L_b < tokens; SEQUENCES: L_b above block_size or

@@ -53,6 +53,7 @@ typedef struct acase {
   float scale, softcap, q_mag;
   size_t window;
   float k_scale, v_scale;
+  rotary_attention_precision precision;
   int wide;     /* values over many binades */
   int all_max;  /* every sequence holds lmax rows */
   int no_nan;   /* rows no query attends hold values, not NaN */
@@ -70,6 +71,7 @@ typedef struct afig {
 
 typedef struct astats {
   afig fig[4][3];
+  afig fig_bf16[4]; /* precision BF16 cases, by cache dtype (every out dtype) */
   size_t cases, fail_bound, fail_class, fail_lse, fail_canary, fail_repeat, fail_status, fail_setup, nan_rows;
   size_t printed;
 } astats;
@@ -278,6 +280,7 @@ static int setup_run(arun *r, tu_rng *rng) {
   d->batch = B, d->tokens = T, d->q_heads = HQ, d->kv_heads = HK;
   d->q_dtype = ac->q_dt, d->out_dtype = ac->out_dt;
   d->rope_mode = ac->mode, d->scale = ac->scale, d->softcap = ac->softcap, d->window = ac->window;
+  d->precision = ac->precision;
   if (setup_index(r, rng) != 0) return -1;
   /* q */
   ptrdiff_t pass[3];
@@ -323,20 +326,20 @@ static void free_run(arun *r) {
 static void print_case(const acase *ac) {
   printf("  case seed 0x%llx: hd %zu rd %zu pairing %d table_free %d scaling %g B %zu T %zu qh %zu kvh %zu lmax %lld "
          "q %s out %s cache %d index %d layout %d bs %zu pad %zu combined %d share %d mode %d q_layout %d "
-         "out_layout %d lse %d scale %g softcap %g window %zu k_scale %g v_scale %g wide %d q_mag %g\n",
+         "out_layout %d lse %d scale %g softcap %g window %zu k_scale %g v_scale %g wide %d q_mag %g precision %d\n",
          (unsigned long long)ac->seed, ac->head_dim, ac->rotary_dim, (int)ac->pairing, ac->table_free, ac->scaling,
          ac->batch, ac->tokens, ac->q_heads, ac->kv_heads, (long long)ac->lmax, tu_dtype_name(ac->q_dt),
          tu_dtype_name(ac->out_dt), (int)ac->cache_dt, (int)ac->index, (int)ac->layout, ac->block_size,
          ac->block_pad, ac->combined, ac->share, (int)ac->mode, ac->q_layout, ac->out_layout, ac->lse,
          (double)ac->scale, (double)ac->softcap, ac->window, (double)ac->k_scale, (double)ac->v_scale, ac->wide,
-         (double)ac->q_mag);
+         (double)ac->q_mag, (int)ac->precision);
 }
 
 /* Every element against the oracle; every byte of out that is no element unchanged. */
 static void check_results(arun *r, const ao_result *ref, astats *st) {
   const acase *ac = r->ac;
   const size_t D = ac->head_dim;
-  afig *f = &st->fig[ac->cache_dt][ac->out_dt];
+  afig *f = ac->precision == ROTARY_ATTENTION_BF16 ? &st->fig_bf16[ac->cache_dt] : &st->fig[ac->cache_dt][ac->out_dt];
   unsigned char *is_elem = calloc(r->out_n, 1);
   size_t bad = 0, row = 0;
   for (size_t b = 0; b < ac->batch; b++)
@@ -480,6 +483,13 @@ static void print_figs(const astats *st) {
       printf(", max err/bound %.3g; lse %zu rows: max |err| %.3g, max err/bound %.3g\n", f->max_use, f->lse_rows,
              f->max_lse, f->max_lse_use);
     }
+  for (int c = 0; c < 4; c++) {
+    const afig *f = &st->fig_bf16[c];
+    if (!f->elems) continue;
+    printf("  cache %-4s precision BF16: %8zu elements: max |err| = %7.2f u W (any out), max err/bound %.3g; lse %zu "
+           "rows: max |err| %.3g, max err/bound %.3g\n", cache_name(c), f->elems, f->max_u, f->max_use, f->lse_rows,
+           f->max_lse, f->max_lse_use);
+  }
 }
 
 static void finish(const char *what, const astats *st) {
@@ -490,6 +500,7 @@ static void finish(const char *what, const astats *st) {
   g_total.cases += st->cases;
   for (int c = 0; c < 4; c++)
     for (int o = 0; o < 3; o++) merge_fig(&g_total.fig[c][o], &st->fig[c][o]);
+  for (int c = 0; c < 4; c++) merge_fig(&g_total.fig_bf16[c], &st->fig_bf16[c]);
   assert_true(st->cases > 0);
   assert_true(stats_ok(st));
 }
@@ -555,6 +566,7 @@ static acase make_case(unsigned v, uint64_t seed, double budget) {
   ac.q_mag = tu_rng_below(&rng, 4) ? 1.0f : 4.0f;
   ac.wide = tu_rng_below(&rng, 4) == 0;
   ac.k_scale = random_scale(&rng), ac.v_scale = random_scale(&rng);
+  ac.precision = v % 5 < 2 ? ROTARY_ATTENTION_BF16 : ROTARY_ATTENTION_F32; /* every cache dtype within 20 cases */
   return ac;
 }
 

@@ -194,6 +194,8 @@ static void test_arguments(void **state) {
   base(&d, ROTARY_CACHE_PAGES), d.cache.layout = (rotary_cache_layout)2, expect(rope, &d, IA, "unknown layout");
   base(&d, ROTARY_CACHE_PAGES), d.rope_mode = (rotary_attention_rope)3, expect(rope, &d, IA, "unknown rope_mode");
   base(&d, ROTARY_CACHE_PAGES), d.rope_mode = (rotary_attention_rope)-1, expect(rope, &d, IA, "rope_mode -1");
+  base(&d, ROTARY_CACHE_PAGES), d.precision = (rotary_attention_precision)2, expect(rope, &d, IA, "unknown precision");
+  base(&d, ROTARY_CACHE_SLOTS), d.precision = (rotary_attention_precision)-1, expect(rope, &d, IA, "precision -1");
   base(&d, ROTARY_CACHE_PAGES), d.cache.num_blocks = 0, expect(rope, &d, IA, "num_blocks 0");
   base(&d, ROTARY_CACHE_PAGES), d.cache.block_size = 0, expect(rope, &d, IA, "block_size 0");
 

@@ -206,11 +206,17 @@ static void pf_check(const char *name, const rotary_attn_prefetch *pf) {
 
 #define CANARY 0x7fbadbadu
 
+/* Set while the `_dot` kernels (precision BF16) are checked: q and p hold bf16 values (their contract), and the
+ * values kernels sum in their own order (no bit comparison with the scalar kernel). */
+static int g_dot;
+
+static float bf16_value(float x) { return bits_f32(f32_bits(x) & 0xffff0000u); }
+
 /* One scores call against the reference; returns the largest error in units of its bound. */
 static double check_scores(const kset *K, size_t rows, size_t n, size_t hd, size_t stride, size_t off, float scale) {
   cache c = cache_make(K->dt, n, hd, stride, off, scale, 2.0f);
   float *q = floats(rows * hd + 16); /* NaN after the last row: a kernel reading past it gets NaN logits */
-  for (size_t i = 0; i < rows * hd; i++) q[i] = rndf();
+  for (size_t i = 0; i < rows * hd; i++) q[i] = g_dot ? bf16_value(rndf()) : rndf();
   for (size_t i = rows * hd; i < rows * hd + 16; i++) q[i] = NAN;
   const size_t ss = n + (rnd() & 3);
   float *s = floats(rows * ss), *s2 = floats(rows * ss);
@@ -337,7 +343,7 @@ static double check_rot(const kset *K, int pr, size_t rows, size_t n, size_t hd,
   float *cs = cs_make(pr, n, half, css, so, cv, sv);
   if (nan_key >= 0) put_nan(K->dt, (unsigned char *)(uintptr_t)elem(&c, (size_t)nan_key, rnd() % hd), 0);
   float *q = floats(rows * hd + 16);
-  for (size_t i = 0; i < rows * hd; i++) q[i] = rndf();
+  for (size_t i = 0; i < rows * hd; i++) q[i] = g_dot ? bf16_value(rndf()) : rndf();
   for (size_t i = rows * hd; i < rows * hd + 16; i++) q[i] = NAN;
   const size_t ss = n + (rnd() & 3);
   float *s = floats(rows * ss), *s1 = floats(ss);
@@ -471,6 +477,8 @@ static double check_values(const kset *K, size_t rows, size_t n, size_t hd, size
   const size_t ps = n + (rnd() & 3);
   float *p = floats(rows * ps), *o = floats(rows * hd + 16), *o0 = floats(rows * hd), *o2 = floats(rows * hd + 16);
   for (size_t i = 0; i < rows * ps; i++) p[i] = (float)((rnd() >> 40) * 0x1p-24); /* [0, 1) like probabilities */
+  if (g_dot)
+    for (size_t i = 0; i < rows * ps; i++) p[i] = bf16_value(p[i]);
   for (size_t i = 0; i < rows * hd; i++) o[i] = o0[i] = o2[i] = rndf();
   for (size_t i = rows * hd; i < rows * hd + 16; i++) o[i] = o2[i] = bits_f32(CANARY); /* never written */
   const int back = (int)(rnd() & 1); /* as in check_scores: value j is row n-1-j */
@@ -482,7 +490,7 @@ static double check_values(const kset *K, size_t rows, size_t n, size_t hd, size
   if (memcmp(o, o2, (rows * hd + 16) * sizeof(float)))
     fail_msg("%s: two calls differ (rows %zu n %zu hd %zu)", K->k.values_name, rows, n, hd);
   pf_check(K->k.values_name, &pf);
-  { /* every ISA's values kernel sums in the scalar kernel's order: its bits */
+  if (!g_dot) { /* every ISA's values kernel sums in the scalar kernel's order: its bits */
     rotary_attn_kernels sc;
     assert_int_equal(rotary_attn_select_isa(dtypes[K->dt], ROTARY_ISA_SCALAR, &sc), ROTARY_OK);
     memcpy(o2, o0, rows * hd * sizeof(float));
@@ -542,6 +550,47 @@ static void test_values_sweep(void **state) {
     }
     printf("  %-32s %zu cases, worst error %.3f of the bound\n", K->k.values_name, cases, worst);
   }
+}
+
+/* ---- the `_dot` kernels (attn_dot_list.h, precision BF16): the sweeps above with bf16-valued q and p, against the
+ * same exact sums and bounds (each product is exact; a pair per step rounds twice at most) ---- */
+
+static void test_dot_sweep(void **state) {
+  (void)state;
+  size_t tested = 0;
+  for (size_t i = 0; i < rotary_kernel_registry_count; i++) {
+    const rotary_kernel_info *e = &rotary_kernel_registry[i];
+    if (e->op != ROTARY_OP_ATTN_SCORES_DOT && e->op != ROTARY_OP_ATTN_VALUES_DOT) continue;
+    if (!rotary_isa_supported(e->isa)) {
+      printf("  %s: not supported here, skipped\n", e->name);
+      continue;
+    }
+    kset K;
+    memset(&K, 0, sizeof K);
+    for (int dt = 0; dt < 4; dt++)
+      if (dtypes[dt] == e->dtype) K.dt = dt;
+    K.k.scores = e->fn.attn_scores, K.k.values = e->fn.attn_values;
+    K.k.scores_name = K.k.values_name = e->name;
+    const float scale = K.dt == 3 ? 0.37f : 1.0f;
+    double worst = 0.0;
+    size_t cases = 0;
+    g_dot = 1;
+    const size_t nd = sizeof dims / sizeof dims[0];
+    for (size_t di = 0; di < nd; di += quick() ? 3 : 1)
+      for (size_t ri = 0; ri < N_ROWS; ri += quick() ? 4 : 1)
+        for (size_t ni = 0; ni < N_KEYS; ni += quick() ? 3 : 1) {
+          const size_t hd = dims[di], rows = row_counts[ri], n = key_counts[ni];
+          const size_t stride = hd + (rnd() % 3) * 2 * (rnd() & 1), off = (size_t)(rnd() % 4);
+          const double w = e->op == ROTARY_OP_ATTN_SCORES_DOT ? check_scores(&K, rows, n, hd, stride, off, scale)
+                                                              : check_values(&K, rows, n, hd, stride, off, scale);
+          if (w > worst) worst = w;
+          cases++;
+        }
+    g_dot = 0;
+    tested++;
+    printf("  %-40s %zu cases, worst error %.3f of the bound\n", e->name, cases, worst);
+  }
+  printf("dot kernels: %zu tested\n", tested);
 }
 
 /* ---- exact decoding: fp8 every finite code at several scales, f16 and bf16 sampled ---- */
@@ -800,7 +849,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_select),      cmocka_unit_test(test_exact_decode), cmocka_unit_test(test_nan),
       cmocka_unit_test(test_exp),         cmocka_unit_test(test_scores_sweep), cmocka_unit_test(test_values_sweep),
-      cmocka_unit_test(test_scores_rot_sweep),
+      cmocka_unit_test(test_scores_rot_sweep), cmocka_unit_test(test_dot_sweep),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

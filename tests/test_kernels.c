@@ -528,9 +528,21 @@ static void test_kernel_registry(void **state) {
 #undef ROTARY_ATTN_EXP
 #undef ROTARY_ATTN_ROT_KERNEL
       ;
+  /* attn_dot_list.h: two entries (scores_dot, values_dot) per row, each the function its row names */
+  static const struct {
+    const char *name;
+    const void *fn;
+  } dots[] = {
+#define ROTARY_ATTN_DOT_KERNEL(dtype, DTYPE, isa, ISA)                                                     \
+  {"rotary_attn_" #dtype "_scores_dot__" #isa, (const void *)(uintptr_t)rotary_attn_##dtype##_scores_dot__##isa}, \
+      {"rotary_attn_" #dtype "_values_dot__" #isa, (const void *)(uintptr_t)rotary_attn_##dtype##_values_dot__##isa},
+#include "attn_dot_list.h"
+#undef ROTARY_ATTN_DOT_KERNEL
+      {NULL, NULL}};
+  const size_t n_attn_dot = sizeof dots / sizeof dots[0] - 1;
   assert_int_equal(n, rotary_kernel_count + rotary_rows_count + rotary_convert_count + 2 * n_attn_kernels + n_attn_exp +
-                          n_attn_rot);
-  size_t per_op[8] = {0};
+                          n_attn_rot + n_attn_dot);
+  size_t per_op[10] = {0};
   for (size_t i = 0; i < n; i++) {
     const rotary_kernel_info *e = &rotary_kernel_registry[i];
     assert_non_null(e->name);
@@ -569,6 +581,13 @@ static void test_kernel_registry(void **state) {
         snprintf(want, sizeof want, "rotary_attn_%s_scores_%s__%s", any_dtype_tag(e->dtype), e->variant, isa);
         assert_true(!strcmp(e->variant, "half") || !strcmp(e->variant, "interleaved"));
         break;
+      case ROTARY_OP_ATTN_SCORES_DOT:
+      case ROTARY_OP_ATTN_VALUES_DOT:
+        assert_true(e->out_dtype == ROTARY_F32);
+        snprintf(want, sizeof want, "rotary_attn_%s_%s_dot__%s", any_dtype_tag(e->dtype),
+                 e->op == ROTARY_OP_ATTN_SCORES_DOT ? "scores" : "values", isa);
+        assert_string_equal(e->variant, "dot");
+        break;
       default: fail_msg("%s: unknown operation %d", e->name, (int)e->op);
     }
     assert_string_equal(e->name, want);
@@ -589,6 +608,11 @@ static void test_kernel_registry(void **state) {
       for (size_t k = 0; k < rotary_rows_count; k++)
         if (!strcmp(rotary_rows_list[k].name, e->name) && rotary_rows_list[k].isa == e->isa)
           typed = (const void *)(uintptr_t)rotary_rows_list[k].fn;
+    } else if (e->op == ROTARY_OP_ATTN_SCORES_DOT || e->op == ROTARY_OP_ATTN_VALUES_DOT) {
+      fn = e->op == ROTARY_OP_ATTN_SCORES_DOT ? (const void *)(uintptr_t)e->fn.attn_scores
+                                              : (const void *)(uintptr_t)e->fn.attn_values;
+      for (size_t k = 0; k < n_attn_dot; k++)
+        if (!strcmp(dots[k].name, e->name)) typed = dots[k].fn;
     } else if (e->op == ROTARY_OP_ATTN_SCORES_ROT) { /* the one rotary_attn_select_isa hands out with the set */
       fn = (const void *)(uintptr_t)e->fn.attn_scores_rot;
       const int pr = strcmp(e->variant, "half") ? ROTARY_PAIRING_INTERLEAVED : ROTARY_PAIRING_HALF;
@@ -631,12 +655,15 @@ static void test_kernel_registry(void **state) {
   assert_int_equal(per_op[ROTARY_OP_ATTN_VALUES], n_attn_kernels);
   assert_int_equal(per_op[ROTARY_OP_ATTN_EXP], n_attn_exp);
   assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES_ROT], n_attn_rot);
+  assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES_DOT] + per_op[ROTARY_OP_ATTN_VALUES_DOT], n_attn_dot);
   for (int dt = ROTARY_F32; dt <= ROTARY_FP8_E4M3; dt++) {
     rotary_attn_kernels k;
     assert_int_equal(rotary_attn_select((rotary_dtype)dt, &k), ROTARY_OK);
     assert_non_null(rotary_kernel_find(k.scores_name));
     assert_non_null(rotary_kernel_find(k.values_name));
     assert_non_null(rotary_kernel_find(k.exp_name));
+    assert_non_null(rotary_kernel_find(k.scores_dot_name));
+    assert_non_null(rotary_kernel_find(k.values_dot_name));
   }
   for (int dt = ROTARY_F32; dt <= ROTARY_BF16; dt++)
     for (int pr = 0; pr < 2; pr++) {

@@ -4,14 +4,16 @@
 
 #include "bench_attn.h"
 
-/* The composed passes first (the reference of "x composed"), ours with keys rotated, ours rotating them, the limit
- * last (timed inside the other rows' blocks). */
+/* The composed passes first (the reference of "x composed"), ours with keys rotated, ours rotating them, ours with
+ * keys rotated and bf16 products (precision BF16), the limit last (timed inside the other rows' blocks). */
+#define N_ROWS 5
 static size_t pick_rows(bench_result *r) {
   r[0].impl = &bench_attn_composed_row;
   r[1].impl = &bench_attn_ours_q;
   r[2].impl = &bench_attn_ours_qk;
-  r[3].impl = &bench_attn_limit;
-  return 4;
+  r[3].impl = &bench_attn_ours_q_bf16;
+  r[4].impl = &bench_attn_limit;
+  return N_ROWS;
 }
 
 static int finish(bench_setup *s, rotary_status st) {
@@ -31,7 +33,7 @@ static rotary_status measure(bench_setup *s, bench_result *r, size_t n, bench_ro
 
 static int run_one(const bench_options *o) {
   bench_setup s;
-  bench_result r[4] = {{0}};
+  bench_result r[N_ROWS] = {{0}};
   const size_t n = pick_rows(r);
   rotary_status st = bench_attn_setup_create(o, &s);
   if (st == ROTARY_OK) st = bench_attn_check(&s);
@@ -58,7 +60,7 @@ static int run_sweep(const bench_options *o) {
   for (unsigned i = 0; i < 8; i++) {
     bench_options c = sweep_case(o, i);
     bench_setup s;
-    bench_result r[4] = {{0}};
+    bench_result r[N_ROWS] = {{0}};
     const size_t n = pick_rows(r);
     rotary_status st = bench_attn_setup_create(&c, &s);
     if (st == ROTARY_OK) st = bench_attn_check(&s);

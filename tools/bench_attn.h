@@ -30,7 +30,7 @@ typedef struct bench_attn {
   bench_attn_span *spans;       /* the limit's reading order */
   size_t n_spans;
   int limit_kind;               /* BENCH_ATTN_SUM_*: the faster at this thread count */
-  double max_diff[2];           /* check: ours (Q, QK) against the composed reference, max |difference| */
+  double max_diff[3];           /* check: ours (Q, QK, Q with BF16) against the composed reference, max |difference| */
 } bench_attn;
 
 /* bench_attn_setup.c */
@@ -41,7 +41,8 @@ double bench_attn_cache_bytes(const bench_setup *s); /* the K and V rows attende
 rotary_status bench_attn_check(bench_setup *s);      /* ours (Q and QK) against the composed passes */
 
 /* bench_attn_impls.c */
-extern const bench_impl bench_attn_ours_q, bench_attn_ours_qk, bench_attn_composed_row, bench_attn_limit;
+extern const bench_impl bench_attn_ours_q, bench_attn_ours_qk, bench_attn_ours_q_bf16, bench_attn_composed_row,
+    bench_attn_limit;
 void bench_attn_pick_limit(bench_setup *s); /* times both loops of the limit, keeps the faster */
 const char *bench_attn_limit_name(const bench_attn *a);
 

@@ -13,9 +13,12 @@
 #define ATTN_X86 0
 #endif
 
+/* mode: the rope mode, plus BF16_ROW for precision BF16. */
+#define BF16_ROW 16
 static rotary_status ours_run(bench_setup *s, size_t mode) {
   bench_attn *a = s->attn;
-  a->desc.rope_mode = (rotary_attention_rope)mode;
+  a->desc.rope_mode = (rotary_attention_rope)(mode & (BF16_ROW - 1));
+  a->desc.precision = mode & BF16_ROW ? ROTARY_ATTENTION_BF16 : ROTARY_ATTENTION_F32;
   return rotary_attention(s->ctx, s->rope, &a->desc);
 }
 
@@ -141,6 +144,8 @@ const bench_impl bench_attn_ours_q = {"attn_q", "ours, keys rotated (Q)", ours_r
                                       ROTARY_ATTENTION_ROPE_Q};
 const bench_impl bench_attn_ours_qk = {"attn_qk", "ours, rotate on the fly (QK)", ours_run, cache_bytes, 0, NULL,
                                        ROTARY_ATTENTION_ROPE_QK};
+const bench_impl bench_attn_ours_q_bf16 = {"attn_q_bf16", "ours, Q, bf16 products (BF16)", ours_run, cache_bytes,
+                                           0, NULL, ROTARY_ATTENTION_ROPE_Q | BF16_ROW};
 const bench_impl bench_attn_composed_row = {"attn_composed", "composed: rope, QK^T, softmax, xV", composed_run,
                                             cache_bytes, 0, NULL, 0};
 const bench_impl bench_attn_limit = {"attn_limit", "streaming read of K and V (limit)", limit_run, cache_bytes, 0,

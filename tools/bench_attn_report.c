@@ -25,11 +25,11 @@ void bench_attn_print_header(const bench_setup *s) {
   print_case(s);
   printf(", q and out f32, %zu thread%s, %zu reps\n", o->threads, o->threads == 1 ? "" : "s", o->reps);
   printf("K+V attended: %.3f GiB; GB/s = those bytes / median; the limit reads them with the %s loop (the faster\n"
-         "at setup). Checked before timing against the composed passes: max |diff| Q %.3g, QK %.3g.\n"
+         "at setup). Checked before timing against the composed passes: max |diff| Q %.3g, QK %.3g, Q BF16 %.3g.\n"
          "Each row: %d warm-up%s (the first row %d), then %zu runs with the limit after every other one (%% of limit\n"
          "compares the two medians; x composed: the composed median / this median)\n\n",
          bench_attn_cache_bytes(s) / GIB, bench_attn_limit_name(s->attn), s->attn->max_diff[0],
-         s->attn->max_diff[1], BENCH_WARMUPS_NEXT, BENCH_WARMUPS_NEXT == 1 ? "" : "s", BENCH_WARMUPS, o->reps);
+         s->attn->max_diff[1], s->attn->max_diff[2], BENCH_WARMUPS_NEXT, BENCH_WARMUPS_NEXT == 1 ? "" : "s", BENCH_WARMUPS, o->reps);
   printf("%-36s %10s %21s %8s %11s %11s\n", "implementation", "median ms", "min-max ms", "GB/s", "x composed",
          "% of limit");
   fflush(stdout);
@@ -47,6 +47,7 @@ void bench_attn_print_notes(const bench_setup *s, const bench_result *r, size_t 
   (void)s;
   bench_print_flag_notes(bench_all_flags(r, n));
   if (n >= 3) printf("QK / Q: %.3f (medians)\n", r[2].median / r[1].median);
+  if (n >= 5) printf("Q with bf16 products / Q: %.3f (medians)\n", r[3].median / r[1].median);
   printf("composed: rotary_apply of q, then three passes split over the threads: QK^T into an fp32 logits buffer\n"
          "[batch, q_heads, L], softmax over it, logits x V (plain C, fp32, the cache decoded row by row).\n"
          "limit: one read of the same K and V bytes (each sequence's rows in order, block by block when paged), split\n"
@@ -68,22 +69,23 @@ void bench_attn_print_sweep_header(const bench_options *o) {
          "(medians)\n",
          o->model ? o->model : "", o->heads, o->kv_heads, o->head_dim, o->block_size, o->reps);
   print_load("before");
-  printf("\n| shape | cache | dtype | threads | Q ms | QK ms | composed ms | limit ms | Q GB/s | Q %% of limit "
-         "| QK %% of limit | Q x composed | QK / Q | max diff Q, QK |\n"
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  printf("\n| shape | cache | dtype | threads | Q ms | QK ms | Q bf16 ms | composed ms | limit ms | Q GB/s "
+         "| Q %% of limit | QK %% of limit | Q bf16 %% of limit | Q x composed | QK / Q | max diff Q, QK, Q bf16 |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   fflush(stdout);
 }
 
 void bench_attn_print_sweep_row(const bench_setup *s, const bench_result *r, size_t n) {
   const bench_options *o = s->o;
-  const bench_result *c = &r[0], *q = &r[1], *qk = &r[2], *l = &r[n - 1];
-  printf("| %zu x %zu | %s | %s | %zu | %.2f%s | %.2f%s | %.2f%s | %.2f%s | %.2f | %.1f%% | %.1f%% | %.2fx | %.3f "
-         "| %.1e, %.1e |\n",
+  const bench_result *c = &r[0], *q = &r[1], *qk = &r[2], *qb = &r[3], *l = &r[n - 1];
+  printf("| %zu x %zu | %s | %s | %zu | %.2f%s | %.2f%s | %.2f%s | %.2f%s | %.2f%s | %.2f | %.1f%% | %.1f%% | %.1f%% "
+         "| %.2fx | %.3f | %.1e, %.1e, %.1e |\n",
          o->batch, s->attn->len, bench_cache_name(o), bench_dtype_name(o->cache_dtype), o->threads, q->median,
-         bench_flag_mark(q->flags), qk->median, bench_flag_mark(qk->flags), c->median, bench_flag_mark(c->flags), l->median,
-         bench_flag_mark(l->flags), bench_attn_cache_bytes(s) / q->median * 1e-6, q->limit_median / q->median * 100.0,
-         qk->limit_median / qk->median * 100.0, c->median / q->median, qk->median / q->median,
-         s->attn->max_diff[0], s->attn->max_diff[1]);
+         bench_flag_mark(q->flags), qk->median, bench_flag_mark(qk->flags), qb->median, bench_flag_mark(qb->flags),
+         c->median, bench_flag_mark(c->flags), l->median, bench_flag_mark(l->flags),
+         bench_attn_cache_bytes(s) / q->median * 1e-6, q->limit_median / q->median * 100.0,
+         qk->limit_median / qk->median * 100.0, qb->limit_median / qb->median * 100.0, c->median / q->median,
+         qk->median / q->median, s->attn->max_diff[0], s->attn->max_diff[1], s->attn->max_diff[2]);
   fflush(stdout);
 }
 

@@ -10,6 +10,7 @@
 #define ATTN_FP8_SCALE 0.25f     /* k and v scales of an fp8 cache: values below 2 in e4m3, times 1/4 */
 #define ATTN_SPAN_ROWS 256       /* rows of one contiguous sequence per span of the limit */
 #define ATTN_CHECK_LIMIT 1e-3    /* max |ours - composed| allowed (outputs are below 1 in magnitude) */
+#define ATTN_CHECK_LIMIT_BF16 1e-2 /* the same with precision BF16 (q and weights rounded to 8 bits) */
 
 static void *alloc_aligned(size_t bytes) {
   void *p = NULL;
@@ -222,8 +223,9 @@ static rotary_status composed_reference(bench_attn *a, rotary_context *ctx, cons
   return ROTARY_OK;
 }
 
-/* Ours in mode m against the composed reference: max |difference| into a->max_diff[m - 1]. */
-static rotary_status check_mode(bench_setup *s, float *ref, rotary_attention_rope m) {
+/* Ours in mode m (precision BF16 when bf16) against the composed reference: max |difference| into
+ * a->max_diff[m - 1] (BF16: [2]). */
+static rotary_status check_mode(bench_setup *s, float *ref, rotary_attention_rope m, int bf16) {
   bench_attn *a = s->attn;
   const size_t n = s->o->batch * s->o->heads * s->o->head_dim;
   rotary_status st = composed_reference(a, s->ctx, s->rope);
@@ -231,14 +233,17 @@ static rotary_status check_mode(bench_setup *s, float *ref, rotary_attention_rop
   memcpy(ref, a->out, n * sizeof *ref);
   memset(a->out, 0xff, n * sizeof *a->out); /* NaN: an element ours leaves unwritten fails the check */
   a->desc.rope_mode = m;
+  a->desc.precision = bf16 ? ROTARY_ATTENTION_BF16 : ROTARY_ATTENTION_F32;
   st = rotary_attention(s->ctx, s->rope, &a->desc);
   a->desc.rope_mode = ROTARY_ATTENTION_ROPE_Q;
+  a->desc.precision = ROTARY_ATTENTION_F32;
   if (st != ROTARY_OK) return st;
-  const double diff = max_abs_diff(a->out, ref, n);
-  a->max_diff[m - 1] = diff;
-  if (!(diff <= ATTN_CHECK_LIMIT)) {
-    fprintf(stderr, "rotary bench: rotary_attention (rope_mode %s) differs from the composed passes: max |diff| "
-            "%.3g (limit %.3g)\n", m == ROTARY_ATTENTION_ROPE_Q ? "Q" : "QK", diff, ATTN_CHECK_LIMIT);
+  const double diff = max_abs_diff(a->out, ref, n), limit = bf16 ? ATTN_CHECK_LIMIT_BF16 : ATTN_CHECK_LIMIT;
+  a->max_diff[bf16 ? 2 : m - 1] = diff;
+  if (!(diff <= limit)) {
+    fprintf(stderr, "rotary bench: rotary_attention (rope_mode %s%s) differs from the composed passes: max |diff| "
+            "%.3g (limit %.3g)\n", m == ROTARY_ATTENTION_ROPE_Q ? "Q" : "QK", bf16 ? ", precision BF16" : "", diff,
+            limit);
     return ROTARY_ERR_INVALID_ARGUMENT;
   }
   return ROTARY_OK;
@@ -263,7 +268,8 @@ static rotary_status key_rows(bench_setup *s, float **cs, float **sn) {
 rotary_status bench_attn_check(bench_setup *s) {
   bench_attn *a = s->attn;
   float *ref = malloc(s->o->batch * s->o->heads * s->o->head_dim * sizeof *ref), *cs = NULL, *sn = NULL;
-  rotary_status st = ref ? check_mode(s, ref, ROTARY_ATTENTION_ROPE_Q) : ROTARY_ERR_OUT_OF_MEMORY;
+  rotary_status st = ref ? check_mode(s, ref, ROTARY_ATTENTION_ROPE_Q, 0) : ROTARY_ERR_OUT_OF_MEMORY;
+  if (st == ROTARY_OK) st = check_mode(s, ref, ROTARY_ATTENTION_ROPE_Q, 1);
   if (st == ROTARY_OK && s->o->rotary_dim != s->o->head_dim) {
     fprintf(stderr, "rotary bench: the QK check needs rotary_dim == head_dim\n");
     st = ROTARY_ERR_INVALID_ARGUMENT;
@@ -272,7 +278,7 @@ rotary_status bench_attn_check(bench_setup *s) {
   if (st == ROTARY_OK) {
     a->comp.key_cos = cs;
     a->comp.key_sin = sn;
-    st = check_mode(s, ref, ROTARY_ATTENTION_ROPE_QK);
+    st = check_mode(s, ref, ROTARY_ATTENTION_ROPE_QK, 0);
     a->comp.key_cos = a->comp.key_sin = NULL;
   }
   free(ref);

@@ -228,6 +228,7 @@ class AttentionDesc(ctypes.Structure):
         ("scale", ctypes.c_float),
         ("softcap", ctypes.c_float),
         ("window", ctypes.c_size_t),
+        ("precision", ctypes.c_int),         # rotary_attention_precision: 0 F32, 1 BF16
     ]
 
 

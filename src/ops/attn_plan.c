@@ -100,6 +100,11 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   p.tuning = tuning;
   /* every dtype the validation lets through has kernels (attn_select.c: the scalar set at least) */
   rotary_attn_select(d->cache.dtype, &p.kv);
+  p.bf16 = d->precision == ROTARY_ATTENTION_BF16;
+  if (p.bf16) { /* the `_dot` kernels where the CPU has them (else the same products through scores and values) */
+    p.kv.scores = p.kv.scores_dot, p.kv.values = p.kv.values_dot;
+    p.kv.scores_name = p.kv.scores_dot_name, p.kv.values_name = p.kv.values_dot_name;
+  }
   p.q_to_f32 = convert_fn(d->q_dtype, ROTARY_F32);
   p.out_from_f32 = convert_fn(ROTARY_F32, d->out_dtype);
   if (d->rope_mode != ROTARY_ATTENTION_ROPE_NONE) p.rotate_f32 = rotary_kernel_select(ROTARY_F32, rope->pairing);

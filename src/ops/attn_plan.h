@@ -42,7 +42,9 @@ typedef struct rotary_attn_plan {
   const rotary_attention_desc *d;
   const rotary_rope *rope;
   const rotary_tuning *tuning;
-  rotary_attn_kernels kv;           /* scores (rotating ones for QK), values of the cache dtype, exp */
+  rotary_attn_kernels kv;           /* scores (rotating ones for QK), values of the cache dtype, exp (precision
+                                       BF16: scores and values are the `_dot` ones where the CPU has them) */
+  int bf16;                         /* precision BF16: q rows and probabilities rounded to bf16 (attn_execute.c) */
   rotary_convert_fn q_to_f32;       /* NULL for an f32 q (copied) */
   const rotary_kernel *rotate_f32;  /* rope modes Q and QK: the f32 rotation kernel of q, the rope's pairing */
   rotary_convert_fn out_from_f32;   /* NULL for an f32 output (copied) */

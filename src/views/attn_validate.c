@@ -28,6 +28,8 @@ static rotary_status check_args(const rotary_attention_desc *d) {
   ROTARY_RETURN_IF(d->rope_mode != ROTARY_ATTENTION_ROPE_NONE && d->rope_mode != ROTARY_ATTENTION_ROPE_Q &&
                        d->rope_mode != ROTARY_ATTENTION_ROPE_QK,
                    ROTARY_ERR_INVALID_ARGUMENT);
+  ROTARY_RETURN_IF(d->precision != ROTARY_ATTENTION_F32 && d->precision != ROTARY_ATTENTION_BF16,
+                   ROTARY_ERR_INVALID_ARGUMENT);
   ROTARY_RETURN_IF(c->num_blocks == 0 || c->block_size == 0, ROTARY_ERR_INVALID_ARGUMENT);
   ROTARY_RETURN_IF(!d->q || !d->out || !c->k || !c->v, ROTARY_ERR_NULL_POINTER);
   switch (c->index) {

@@ -36,6 +36,18 @@ static inline void position_row(const rotary_rope *rope, size_t pos, float *buf,
   *s = *c + rope->sin_offset;
 }
 
+/* Precision BF16: each of n floats rounded to the nearest bf16 value, ties to even (a NaN stays a NaN, quieted), kept
+ * as a float whose low 16 bits are zero: what the `_dot` kernels read as bf16 words (attn_kernels.h). */
+static void round_bf16(float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    uint32_t b;
+    memcpy(&b, &x[i], sizeof b);
+    b = (b & 0x7fffffffu) > 0x7f800000u ? (b | 0x00400000u) : b + 0x7fffu + ((b >> 16) & 1u);
+    b &= 0xffff0000u;
+    memcpy(&x[i], &b, sizeof b);
+  }
+}
+
 /* Range [*lo, *hi) of units that task `index` of `count` takes. */
 static void task_range(size_t units, size_t index, size_t count, size_t *lo, size_t *hi) {
   const size_t base = units / count, extra = units % count;
@@ -65,6 +77,7 @@ static void prepare_sequence(const rotary_attn_plan *p, size_t b, float *rowbuf)
       if (p->rotate_f32) rotary_rotate_run(p->rotate_f32, p->tuning, dst, (ptrdiff_t)hd, dst, (ptrdiff_t)hd, group,
                                            hd, v->rotary_dim, c, s);
       for (size_t i = 0; i < group * hd; i++) dst[i] *= v->scale;
+      if (p->bf16) round_bf16(dst, group * hd);
     }
   }
 }
@@ -148,6 +161,7 @@ static void softmax_row(const item_state *st, size_t r, float *s, size_t n) {
     st->m[r] = bm;
   }
   st->l[r] += p->kv.exp(s, n, st->m[r]);
+  if (p->bf16) round_bf16(s, n); /* the weights; the sum l stays the fp32 sum of the unrounded ones */
 }
 
 /* Rows [r0, r1) (every one of them sees keys [lo, lo + n) of the block) through scores, softmax, values. The block's

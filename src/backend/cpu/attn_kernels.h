@@ -79,6 +79,23 @@ typedef void (*rotary_attn_values_fn)(const float *p, size_t p_stride, size_t ro
  */
 typedef float (*rotary_attn_exp_fn)(float *s, size_t n, float max);
 
+/*
+ * Precision BF16 (rotary_attention_precision): scores and values whose q rows and probabilities p hold bf16 values
+ * (each float's low 16 bits zero: the executor rounds them), so each product with a bf16 or fp8 cache element is
+ * exact; the `_dot` kernels (attn_dot_list.h) sum those products in fp32 in their own order with instructions that
+ * take bf16 operands (AVX512-BF16's VDPBF16PS: two products per lane and step, subnormal operands and results
+ * flushed to zero). Same signatures and rules as scores and values; values add their sums to o.
+ */
+#define ROTARY_ATTN_DOT_KERNEL(dtype, DTYPE, isa, ISA)                                                           \
+  void rotary_attn_##dtype##_scores_dot__##isa(const float *q, size_t rows, size_t head_dim, const void *k,     \
+                                               ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,        \
+                                               size_t s_stride, rotary_attn_prefetch *pf);                       \
+  void rotary_attn_##dtype##_values_dot__##isa(const float *p, size_t p_stride, size_t rows, size_t head_dim,   \
+                                               const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,  \
+                                               float *o, rotary_attn_prefetch *pf);
+#include "attn_dot_list.h"
+#undef ROTARY_ATTN_DOT_KERNEL
+
 /* One declaration per kernel of the list (attn_list.h). */
 #define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)                                                               \
   void rotary_attn_##dtype##_scores__##isa(const float *q, size_t rows, size_t head_dim, const void *k,         \
@@ -105,14 +122,19 @@ typedef struct rotary_attn_kernels {
   rotary_attn_values_fn values;
   rotary_attn_exp_fn exp;
   rotary_attn_scores_rot_fn scores_rot[2]; /* by rotary_pairing (every ISA's set has both: attn_list.h) */
+  rotary_attn_scores_fn scores_dot;        /* precision BF16: the best enabled `_dot` kernel, else scores */
+  rotary_attn_values_fn values_dot;        /* likewise, else values */
   const char *scores_name, *values_name, *exp_name, *scores_rot_name[2]; /* full function names */
+  const char *scores_dot_name, *values_dot_name;
 } rotary_attn_kernels;
 
-/* The best enabled (rotary_isa_enabled) kernels for a cache dtype (F32, F16, BF16, FP8_E4M3); INVALID_ARGUMENT
- * for another dtype (*out then unchanged). */
+/* The best enabled (rotary_isa_enabled) kernels for a cache dtype (F32, F16, BF16, FP8_E4M3); scores_dot and
+ * values_dot: the best enabled `_dot` kernels of any ISA for it, else scores and values. INVALID_ARGUMENT for
+ * another dtype (*out then unchanged). */
 rotary_status rotary_attn_select(rotary_dtype cache_dtype, rotary_attn_kernels *out);
 
-/* The kernels of one ISA for a cache dtype, enabled or not (tests run each one this CPU supports); INVALID_ARGUMENT
+/* The kernels of one ISA for a cache dtype, enabled or not (scores_dot and values_dot: scores and values; tests
+ * reach the `_dot` kernels through the registry) (tests run each one this CPU supports); INVALID_ARGUMENT
  * when that ISA has none for the dtype. */
 rotary_status rotary_attn_select_isa(rotary_dtype cache_dtype, rotary_isa isa, rotary_attn_kernels *out);
 

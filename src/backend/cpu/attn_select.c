@@ -29,8 +29,9 @@ typedef struct rot_row {
 static const attn_row attn_rows[] = {
 #define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)                                                   \
   {ROTARY_##DTYPE, ROTARY_ISA_##ISA,                                                                 \
-   {rotary_attn_##dtype##_scores__##isa, rotary_attn_##dtype##_values__##isa, NULL, {NULL, NULL},    \
-    "rotary_attn_" #dtype "_scores__" #isa, "rotary_attn_" #dtype "_values__" #isa, NULL, {NULL, NULL}}},
+   {.scores = rotary_attn_##dtype##_scores__##isa, .values = rotary_attn_##dtype##_values__##isa,    \
+    .scores_name = "rotary_attn_" #dtype "_scores__" #isa,                                           \
+    .values_name = "rotary_attn_" #dtype "_values__" #isa}},
 #define ROTARY_ATTN_EXP(isa, ISA)
 #define ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)
 #include "attn_list.h"
@@ -49,6 +50,23 @@ static const rot_row rot_rows[] = {
 #undef ROTARY_ATTN_KERNEL
 #undef ROTARY_ATTN_EXP
 #undef ROTARY_ATTN_ROT_KERNEL
+};
+
+typedef struct dot_row {
+  rotary_dtype dtype;
+  rotary_isa isa;
+  rotary_attn_scores_fn scores;
+  rotary_attn_values_fn values;
+  const char *scores_name, *values_name;
+} dot_row;
+
+static const dot_row dot_rows[] = {
+#define ROTARY_ATTN_DOT_KERNEL(dtype, DTYPE, isa, ISA)                                                         \
+  {ROTARY_##DTYPE, ROTARY_ISA_##ISA, rotary_attn_##dtype##_scores_dot__##isa, rotary_attn_##dtype##_values_dot__##isa, \
+   "rotary_attn_" #dtype "_scores_dot__" #isa, "rotary_attn_" #dtype "_values_dot__" #isa},
+#include "attn_dot_list.h"
+#undef ROTARY_ATTN_DOT_KERNEL
+    {ROTARY_F32, ROTARY_ISA_SCALAR, NULL, NULL, NULL, NULL} /* an end row: the list may be empty */
 };
 
 static const exp_row exp_rows[] = {
@@ -74,6 +92,8 @@ static int fill(const attn_row *row, rotary_attn_kernels *out) {
   const exp_row *e = exp_of(row->isa);
   if (!e) return 0;
   *out = row->k;
+  out->scores_dot = out->scores, out->values_dot = out->values;
+  out->scores_dot_name = out->scores_name, out->values_dot_name = out->values_name;
   out->exp = e->fn;
   out->exp_name = e->name;
   for (size_t i = 0; i < sizeof rot_rows / sizeof rot_rows[0]; i++)
@@ -91,6 +111,13 @@ static void attn_choose(void) {
   for (size_t i = 0; i < sizeof attn_rows / sizeof attn_rows[0]; i++) {
     const attn_row *row = &attn_rows[i];
     if (rotary_isa_enabled(row->isa)) fill(row, &attn_chosen[row->dtype]);
+  }
+  for (size_t i = 0; dot_rows[i].scores; i++) {
+    const dot_row *row = &dot_rows[i];
+    if (!rotary_isa_enabled(row->isa)) continue;
+    rotary_attn_kernels *k = &attn_chosen[row->dtype];
+    k->scores_dot = row->scores, k->values_dot = row->values;
+    k->scores_dot_name = row->scores_name, k->values_dot_name = row->values_name;
   }
 }
 

@@ -65,6 +65,13 @@ const rotary_kernel_info rotary_kernel_registry[] = {
 #undef ROTARY_ATTN_KERNEL
 #undef ROTARY_ATTN_EXP
 #undef ROTARY_ATTN_ROT_KERNEL
+#define ROTARY_ATTN_DOT_KERNEL(dtype, DTYPE, isa, ISA)                                                            \
+  {"rotary_attn_" #dtype "_scores_dot__" #isa, ROTARY_OP_ATTN_SCORES_DOT, ROTARY_##DTYPE, ROTARY_F32, "dot",     \
+   ROTARY_ISA_##ISA, {.attn_scores = rotary_attn_##dtype##_scores_dot__##isa}},                                  \
+  {"rotary_attn_" #dtype "_values_dot__" #isa, ROTARY_OP_ATTN_VALUES_DOT, ROTARY_##DTYPE, ROTARY_F32, "dot",     \
+   ROTARY_ISA_##ISA, {.attn_values = rotary_attn_##dtype##_values_dot__##isa}},
+#include "attn_dot_list.h"
+#undef ROTARY_ATTN_DOT_KERNEL
 };
 const size_t rotary_kernel_registry_count = sizeof rotary_kernel_registry / sizeof rotary_kernel_registry[0];
 
@@ -84,6 +91,8 @@ const char *rotary_kernel_op_name(rotary_kernel_op op) {
     case ROTARY_OP_ATTN_VALUES: return "attn_values";
     case ROTARY_OP_ATTN_EXP: return "attn_exp";
     case ROTARY_OP_ATTN_SCORES_ROT: return "attn_scores_rot";
+    case ROTARY_OP_ATTN_SCORES_DOT: return "attn_scores_dot";
+    case ROTARY_OP_ATTN_VALUES_DOT: return "attn_values_dot";
   }
   return "unknown";
 }

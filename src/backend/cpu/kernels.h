@@ -81,7 +81,9 @@ typedef enum rotary_kernel_op {
   ROTARY_OP_ATTN_SCORES = 4, /* rotary_attn_<dtype>_scores__<isa>: rotary_attn_scores_fn (attn_kernels.h) */
   ROTARY_OP_ATTN_VALUES = 5, /* rotary_attn_<dtype>_values__<isa>: rotary_attn_values_fn (attn_kernels.h) */
   ROTARY_OP_ATTN_EXP = 6,    /* rotary_attn_exp__<isa>: rotary_attn_exp_fn (attn_kernels.h) */
-  ROTARY_OP_ATTN_SCORES_ROT = 7 /* rotary_attn_<dtype>_scores_<pairing>__<isa>: rotary_attn_scores_rot_fn */
+  ROTARY_OP_ATTN_SCORES_ROT = 7, /* rotary_attn_<dtype>_scores_<pairing>__<isa>: rotary_attn_scores_rot_fn */
+  ROTARY_OP_ATTN_SCORES_DOT = 8, /* rotary_attn_<dtype>_scores_dot__<isa>: rotary_attn_scores_fn, precision BF16 */
+  ROTARY_OP_ATTN_VALUES_DOT = 9  /* rotary_attn_<dtype>_values_dot__<isa>: rotary_attn_values_fn, precision BF16 */
 } rotary_kernel_op;
 
 /* "rotate", "rotate_nt", "sincos_rows", "convert", "attn_scores", "attn_values", "attn_exp", "attn_scores_rot". */
