@@ -633,6 +633,8 @@ typedef struct spot {
 
 static size_t g_nan_fail, g_nan_seen;
 
+static rotary_attention_precision g_nan_precision; /* test_nonfinite runs every placement with each precision */
+
 static void nan_case(rotary_dtype cache_dt, rotary_attention_rope mode, size_t window, float softcap, const spot *sp,
                      uint64_t seed) {
   acase ac;
@@ -643,7 +645,7 @@ static void nan_case(rotary_dtype cache_dt, rotary_attention_rope mode, size_t w
   ac.index = ROTARY_CACHE_PAGES, ac.layout = ROTARY_CACHE_NHD, ac.block_size = 4;
   ac.all_max = 1, ac.no_nan = 1;
   ac.mode = mode, ac.lse = 1, ac.window = window, ac.softcap = softcap, ac.q_mag = 1.0f;
-  ac.k_scale = 0.5f, ac.v_scale = 0.25f, ac.seed = seed;
+  ac.k_scale = 0.5f, ac.v_scale = 0.25f, ac.seed = seed, ac.precision = g_nan_precision;
   arun r;
   memset(&r, 0, sizeof r);
   r.ac = &ac;
@@ -716,38 +718,42 @@ static void test_nonfinite(void **state) {
   (void)state;
   g_nan_fail = 0, g_nan_seen = 0;
   size_t n = 0;
-  for (int c = 0; c < 4; c++)
-    for (int m = 0; m < 3; m++)
-      for (int w = 0; w < 2; w++) {
-        const size_t window = w ? 4 : 0;
-        const rotary_attention_rope mode = (rotary_attention_rope)m;
-        const rotary_dtype cdt = (rotary_dtype)c;
-        const uint64_t seed = 0x9a9ull + (uint64_t)(c * 6 + m * 2 + w);
-        /* sequence 1 holds 11 rows (pages of 4); its queries sit at rows 8, 9, 10 */
-        const spot spots[] = {
-            {0, NAN, 1, 1, 2, 0, 3},        /* NaN in q */
-            {0, INFINITY, 0, 2, 1, 0, 0},   /* Inf in q */
-            {1, NAN, 1, 0, 1, 8, 5},        /* NaN in a key every query attends */
-            {2, NAN, 1, 0, 0, 9, 2},        /* NaN in a value: query rows 9, 10 attend it */
-            {1, NAN, 1, 0, 0, 10, 0},       /* NaN in the last row: causal, only the last query */
-            {1, NAN, 1, 0, 1, 5, 7},        /* row 5: outside window 4 of every query, inside without */
-            {1, NAN, 1, 0, 0, 11, 1},       /* key row 11 of the last page: past L */
-            {2, NAN, 1, 0, 1, 11, 0},       /* value row 11: past L */
-            {1, NAN, 1, 0, 1, 4, 2},        /* row 4: outside window 4 of every query */
-            {1, INFINITY, 1, 0, 0, 9, 4},   /* Inf key */
-            {1, -INFINITY, 1, 0, 1, 10, 6}, /* -Inf key */
-            {2, INFINITY, 1, 0, 1, 8, 1},   /* Inf value: element 1 Inf or NaN */
-        };
-        for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
-          if (cdt == ROTARY_FP8_E4M3 && isinf(spots[i].value) && spots[i].what) continue; /* e4m3 has no Inf */
-          nan_case(cdt, mode, window, 0.0f, &spots[i], seed + i);
-          n++;
+  for (int prec = 0; prec < 2; prec++)
+    for (int c = 0; c < 4; c++)
+      for (int m = 0; m < 3; m++)
+        for (int w = 0; w < 2; w++) {
+          g_nan_precision = (rotary_attention_precision)prec;
+          const size_t window = w ? 4 : 0;
+          const rotary_attention_rope mode = (rotary_attention_rope)m;
+          const rotary_dtype cdt = (rotary_dtype)c;
+          const uint64_t seed = 0x9a9ull + (uint64_t)(c * 6 + m * 2 + w);
+          /* sequence 1 holds 11 rows (pages of 4); its queries sit at rows 8, 9, 10 */
+          const spot spots[] = {
+              {0, NAN, 1, 1, 2, 0, 3},        /* NaN in q */
+              {0, INFINITY, 0, 2, 1, 0, 0},   /* Inf in q */
+              {1, NAN, 1, 0, 1, 8, 5},        /* NaN in a key every query attends */
+              {2, NAN, 1, 0, 0, 9, 2},        /* NaN in a value: query rows 9, 10 attend it */
+              {1, NAN, 1, 0, 0, 10, 0},       /* NaN in the last row: causal, only the last query */
+              {1, NAN, 1, 0, 1, 5, 7},        /* row 5: outside window 4 of every query, inside without */
+              {1, NAN, 1, 0, 0, 11, 1},       /* key row 11 of the last page: past L */
+              {2, NAN, 1, 0, 1, 11, 0},       /* value row 11: past L */
+              {1, NAN, 1, 0, 1, 4, 2},        /* row 4: outside window 4 of every query */
+              {1, INFINITY, 1, 0, 0, 9, 4},   /* Inf key */
+              {1, -INFINITY, 1, 0, 1, 10, 6}, /* -Inf key */
+              {2, INFINITY, 1, 0, 1, 8, 1},   /* Inf value: element 1 Inf or NaN */
+          };
+          for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
+            if (cdt == ROTARY_FP8_E4M3 && isinf(spots[i].value) && spots[i].what) continue; /* e4m3 has no Inf */
+            nan_case(cdt, mode, window, 0.0f, &spots[i], seed + i);
+            n++;
+          }
+          /* soft-capping keeps a NaN and maps an Inf logit to +-softcap */
+          nan_case(cdt, mode, window, 5.0f, &spots[2], seed + 99), n++;
+          if (cdt != ROTARY_FP8_E4M3) nan_case(cdt, mode, window, 5.0f, &spots[9], seed + 98), n++;
         }
-        /* soft-capping keeps a NaN and maps an Inf logit to +-softcap */
-        nan_case(cdt, mode, window, 5.0f, &spots[2], seed + 99), n++;
-        if (cdt != ROTARY_FP8_E4M3) nan_case(cdt, mode, window, 5.0f, &spots[9], seed + 98), n++;
-      }
-  printf("non-finite: %zu placements, %zu NaN outputs expected and checked, %zu failures\n", n, g_nan_seen, g_nan_fail);
+  g_nan_precision = ROTARY_ATTENTION_F32;
+  printf("non-finite: %zu placements (precision F32 and BF16), %zu NaN outputs expected and checked, %zu failures\n", n,
+         g_nan_seen, g_nan_fail);
   assert_int_equal(g_nan_fail, 0);
   assert_true(g_nan_seen > 1000);
 }
