@@ -41,6 +41,14 @@ def dtype_name(dtype):
     return key
 
 
+def precision_code(precision):
+    """rotary_attention_precision of "f32" (or None: the default) and "bf16"; ValueError for anything else."""
+    codes = {None: _lib.ATTN_PRECISION_F32, "f32": _lib.ATTN_PRECISION_F32, "bf16": _lib.ATTN_PRECISION_BF16}
+    if not isinstance(precision, (str, type(None))) or precision not in codes:
+        raise ValueError(f"precision: expected \"f32\" or \"bf16\", got {precision!r}")
+    return codes[precision]
+
+
 def scalars(scale, softcap, window):
     """(scale, softcap, window) as librotary takes them: scale None -> 0 (1/sqrt(head_dim)), softcap None or 0 -> 0
     (none), window None or 0 -> 0 (none). A scale or softcap that is not finite and > 0 raises RotaryError
@@ -147,7 +155,7 @@ def fill_index(d, batch, keep, lengths=None, block_table=None, page_indptr=None,
 
 
 def fill(d, r, q, out, lse, k_cache, v_cache, cache_layout, cache_dtype, k_scale, v_scale, rope_mode, scale,
-         softcap, window, keep, **index):
+         softcap, window, keep, precision=None, **index):
     """A rotary_attention_desc (initialized) from arrays or tensors; returns (batch, tokens, q_heads)."""
     hd = r.head_dim
     gq = _rows(q, "q", hd, False)
@@ -169,6 +177,7 @@ def fill(d, r, q, out, lse, k_cache, v_cache, cache_layout, cache_dtype, k_scale
     if d.kv_heads == 0 or heads % d.kv_heads:
         raise ValueError(f"q: {heads} heads is not a multiple of the cache's {d.kv_heads} kv heads (GQA groups)")
     d.rope_mode = rope_mode_code(rope_mode)
+    d.precision = precision_code(precision)
     d.scale, d.softcap, d.window = scalars(scale, softcap, window)
     if tokens > _lib.ATTENTION_MAX_TOKENS:
         raise ValueError(f"q: {tokens} query tokens per sequence, at most {_lib.ATTENTION_MAX_TOKENS} "
@@ -199,14 +208,14 @@ def detail(st, d, r):
 
 
 def attention(r, q, out, lse, k_cache, v_cache, cache_layout="NHD", cache_dtype="auto", k_scale=1.0, v_scale=1.0,
-              rope_mode="none", scale=None, softcap=None, window=None, **index):
+              rope_mode="none", scale=None, softcap=None, window=None, precision=None, **index):
     """One rotary_attention writing out (and lse when not None), both allocated by the caller."""
     require()
     d = _lib.AttentionDesc()
     lib.rotary_attention_desc_init(ctypes.byref(d))
     keep = []
     batch, tokens, heads = fill(d, r, q, out, lse, k_cache, v_cache, cache_layout, cache_dtype, k_scale, v_scale,
-                                rope_mode, scale, softcap, window, keep, **index)
+                                rope_mode, scale, softcap, window, keep, precision, **index)
     if batch == 0 or heads == 0:
         return  # nothing to attend (librotary refuses zero counts)
     st = lib.rotary_attention(_core._context_of(r), r._handle, ctypes.byref(d))

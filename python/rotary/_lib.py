@@ -233,6 +233,7 @@ class AttentionDesc(ctypes.Structure):
 
 
 ATTN_ROPE_NONE, ATTN_ROPE_Q, ATTN_ROPE_QK = 0, 1, 2
+ATTN_PRECISION_F32, ATTN_PRECISION_BF16 = 0, 1  # rotary_attention_precision
 ATTENTION_MAX_TOKENS = 16  # ROTARY_ATTENTION_MAX_TOKENS
 
 

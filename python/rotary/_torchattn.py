@@ -10,7 +10,7 @@ _library.define(
     "attention(Tensor q, Tensor k_cache, Tensor v_cache, Tensor rope, str cache_layout, str cache_dtype, "
     "float k_scale, float v_scale, Tensor? lengths, Tensor? block_table, Tensor? page_indptr, Tensor? page_indices, "
     "Tensor? last_page_len, str rope_mode, float scale, float softcap, SymInt window, ScalarType? out_dtype, "
-    "bool return_lse) -> (Tensor, Tensor)")
+    "bool return_lse, str precision=\"f32\") -> (Tensor, Tensor)")
 _ATTENTION = torch.ops.rotary.attention.default
 _INPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -29,11 +29,11 @@ def _index(lengths, block_table, page_indptr, page_indices, last_page_len):
 
 def _attention_cpu(q, k_cache, v_cache, rope, cache_layout, cache_dtype, k_scale, v_scale, lengths, block_table,
                    page_indptr, page_indices, last_page_len, rope_mode, scale, softcap, window, out_dtype,
-                   return_lse):
+                   return_lse, precision="f32"):
     out, lse = _outputs(q, out_dtype, return_lse)
     _attention.attention(_torchop.rope_for(rope), q, out, lse if return_lse else None, k_cache, v_cache,
                          cache_layout, cache_dtype, k_scale, v_scale, rope_mode, scale or None, softcap, window,
-                         **_index(lengths, block_table, page_indptr, page_indices, last_page_len))
+                         precision, **_index(lengths, block_table, page_indptr, page_indices, last_page_len))
     return out, lse
 
 
@@ -43,12 +43,13 @@ _library.impl("attention", _attention_cpu, "CPU")
 @torch.library.register_fake("rotary::attention", lib=_library)
 def _attention_fake(q, k_cache, v_cache, rope, cache_layout, cache_dtype, k_scale, v_scale, lengths, block_table,
                     page_indptr, page_indices, last_page_len, rope_mode, scale, softcap, window, out_dtype,
-                    return_lse):
+                    return_lse, precision="f32"):
     """The checks that need no data, so a traced program fails where eager would; then the outputs' shapes."""
     _check_q(q, out_dtype)
     for name, x in (("k_cache", k_cache), ("v_cache", v_cache)):
         _torchkv._check_cache_fake(name, x, cache_dtype, cache_layout)
     _attention.rope_mode_code(rope_mode)
+    _attention.precision_code(precision)
     return _outputs(q, out_dtype, return_lse)
 
 
@@ -90,7 +91,7 @@ def _check_out(out, q, out_dtype):
         raise TypeError(f"out: dtype {out.dtype} differs from out_dtype {out_dtype}")
 
 
-def attention(r, q, cache, index, rope_mode, scale, softcap, window, out, out_dtype, return_lse):
+def attention(r, q, cache, index, rope_mode, scale, softcap, window, out, out_dtype, return_lse, precision="f32"):
     """rotary.attention for torch tensors: torch.ops.rotary.attention (eager, plain tensors: its kernel, into out
     when given)."""
     _check_tensors(q=q, k_cache=cache.k, v_cache=cache.v, out=out)
@@ -101,6 +102,7 @@ def attention(r, q, cache, index, rope_mode, scale, softcap, window, out, out_dt
         out_dtype = out.dtype
     scale_c, softcap_c, window_c = _attention.scalars(scale, softcap, window)
     _attention.rope_mode_code(rope_mode)
+    _attention.precision_code(precision)
     idx = {n: _torchkv._as_tensor(x, n, torch.int64 if n == "lengths" else torch.int32) for n, x in index.items()}
     if _torchkv._plain(q, cache.k, cache.v, out, *idx.values()):
         r = _torchkv._rope_object(r)
@@ -109,11 +111,12 @@ def attention(r, q, cache, index, rope_mode, scale, softcap, window, out, out_dt
             out = q.new_empty(q.shape, dtype=out_dtype if out_dtype is not None else q.dtype)
         lse = q.new_empty(q.shape[:-1], dtype=torch.float32) if return_lse else None
         _attention.attention(r, q, out, lse, cache.k, cache.v, cache.layout, cache.dtype, cache.k_scale,
-                             cache.v_scale, rope_mode, scale, softcap, window, **idx)
+                             cache.v_scale, rope_mode, scale, softcap, window, precision, **idx)
         return (out, lse) if return_lse else out
     res, lse = _ATTENTION(q, cache.k, cache.v, _torchkv._rope_tensor(r), cache.layout, cache.dtype, cache.k_scale,
                           cache.v_scale, idx["lengths"], idx["block_table"], idx["page_indptr"], idx["page_indices"],
-                          idx["last_page_len"], rope_mode, scale_c, softcap_c, window_c, out_dtype, return_lse)
+                          idx["last_page_len"], rope_mode, scale_c, softcap_c, window_c, out_dtype, return_lse,
+                          precision if precision is not None else "f32")
     if out is not None:
         out.copy_(res)
         res = out

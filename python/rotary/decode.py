@@ -48,7 +48,7 @@ def _numpy_out(q, out, out_dtype):
 
 def attention(rope, q, cache, *, lengths=None, block_table=None, page_indptr=None, page_indices=None,
               last_page_len=None, rope_mode="none", scale=None, softcap=None, window=None, out=None, out_dtype=None,
-              return_lse=False):
+              return_lse=False, precision="f32"):
     """softmax(scale * q K^T) V over the rows each sequence holds in `cache` (rotary_attention); returns out, or
     (out, lse) with return_lse.
 
@@ -70,6 +70,9 @@ def attention(rope, q, cache, *, lengths=None, block_table=None, page_indptr=Non
     out: an array or tensor for the result (q's shape), else a new one of out_dtype (default q's dtype).
     return_lse: also return lse [batch, tokens, q_heads] (float32): the natural log of sum exp(logits) per row,
     so that results over disjoint row sets can be merged.
+    precision: "f32" (q and the softmax weights in fp32) or "bf16": q (after rotation and scale) and each weight
+    rounded to bfloat16 before their products, as a bf16 model's attention on a GPU; the products are exact and
+    summed in fp32 (AVX512-BF16 CPUs run bf16 caches on VDPBF16PS; docs/attention.md has the error bound).
     Accumulation in fp32, one rounding to out's dtype; bit-identical for every thread count. Not differentiable.
     Errors (nothing written): rotary.RotaryError (its .status the rotary_status) for what librotary refuses;
     TypeError / ValueError for arguments that are not what is described here.
@@ -80,13 +83,13 @@ def attention(rope, q, cache, *, lengths=None, block_table=None, page_indptr=Non
     if _core.is_torch(q) or _core.is_torch(cache.k):
         from . import _torchattn
         return _torchattn.attention(rope, q, cache, index, rope_mode, scale, softcap, window, out, out_dtype,
-                                    return_lse)
+                                    return_lse, precision)
     if not isinstance(q, np.ndarray):
         raise TypeError(f"q: expected a numpy.ndarray or a torch.Tensor, got {type(q).__name__}")
     out = _numpy_out(q, out, out_dtype)
     lse = np.empty(q.shape[:-1], dtype=np.float32) if return_lse else None
     _attention.attention(rope, q, out, lse, cache.k, cache.v, cache.layout, cache.dtype, cache.k_scale,
-                         cache.v_scale, rope_mode, scale, softcap, window, **index)
+                         cache.v_scale, rope_mode, scale, softcap, window, precision, **index)
     return (out, lse) if return_lse else out
 
 

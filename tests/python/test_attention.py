@@ -375,6 +375,37 @@ def test_custom_op_under_torch_compile(index, gen):
     assert torch.equal(op[0], eager[0]) and torch.equal(op[1], eager[1])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, U8], ids=["f32", "bf16", "fp8"])
+def test_precision_bf16(dtype, gen):
+    """precision="bf16" reaches librotary (its results differ from "f32"'s), stays within bf16's rounding of them,
+    and gives the same bits through NumPy, eager torch, the custom op under torch.compile and the op itself."""
+    case = Case("vllm", "NHD", dtype, [17, 300], 2, 64, 16, gen)
+    q = make_q(gen, 2, 2, 8)
+    kw, cache = case.kwargs, case.cache
+    f32 = rotary.attention(ROPE, q, cache, **kw, rope_mode="q")
+    b16, lse = rotary.attention(ROPE, q, cache, **kw, rope_mode="q", precision="bf16", return_lse=True)
+    assert not torch.equal(b16, f32)
+    assert float((b16 - f32).abs().max()) <= 2.0 ** -5 * vmax(case)
+    knp = {k: v.numpy() for k, v in kw.items()}
+    npo = rotary.attention(ROPE, q.numpy(), case.numpy(), **knp, rope_mode="q", precision="bf16")
+    assert np.array_equal(npo, b16.numpy())
+
+    def step(q, *ix):
+        return rotary.attention(ROPE, q, cache, **dict(zip(kw, ix)), rope_mode="q", precision="bf16") * 1
+
+    assert torch.equal(torch.compile(step, fullgraph=True, backend="aot_eager")(q, *kw.values()), b16)
+    op = torch.ops.rotary.attention(q, cache.k, cache.v, rotary.ops.rope_tensor(ROPE), "NHD", cache.dtype,
+                                    cache.k_scale, cache.v_scale, kw.get("lengths"), kw.get("block_table"),
+                                    kw.get("page_indptr"), kw.get("page_indices"), kw.get("last_page_len"), "q", 0.0,
+                                    0.0, 0, None, True, "bf16")
+    assert torch.equal(op[0], b16) and torch.equal(op[1], lse)
+    for bad in ("fp16", "BF16", 1):
+        with pytest.raises(ValueError):
+            rotary.attention(ROPE, q, cache, **kw, precision=bad)
+        with pytest.raises(ValueError):
+            rotary.attention(ROPE, q.numpy(), case.numpy(), **knp, precision=bad)
+
+
 def test_inductor_compile(gen):
     case = Case("seq", "HND", torch.float32, [12, 30], 2, 64, 0, gen)
     q = make_q(gen, 2, 1, 4)
