@@ -788,11 +788,12 @@ typedef enum rotary_attention_rope {
  *   F32:  q (rotated and scaled) and the probabilities stay fp32; each product q_d * k_d and p * v_d is rounded
  *         in fp32 arithmetic (the bound in docs/attention.md). The default.
  *   BF16: q after rotation and scaling, and each probability after exp, are rounded to bf16 (to nearest even)
- *         before their products, as a bf16 model's attention on a GPU does; the products with bf16 and fp8 cache
- *         elements are then exact and are summed in fp32. Where the CPU has AVX512-BF16, bf16 caches use
- *         VDPBF16PS (two products per lane and step: twice the FMA's products per instruction, no decoding), which
- *         flushes subnormal operands and partial sums to zero. Error: each logit moves by at most 2^-9 of
- *         scale * sum_d |q_d k_d| more than in F32, each weight by 2^-9 of itself (docs/attention.md).
+ *         before their products, as a bf16 model's attention on a GPU does; the products with bf16 and f16 cache
+ *         elements (fp8 ones at power-of-two scales) are then exact and are summed in fp32. Where the CPU has
+ *         AVX512-BF16, bf16 caches use VDPBF16PS (two products per lane and step: twice the FMA's products per
+ *         instruction, no decoding) for the scores of rope modes NONE and Q and for the values; it flushes
+ *         subnormal operands and partial sums to zero. Error: each logit moves by at most 2^-8 of
+ *         scale * sum_d |q_d k_d| more than in F32, each weight by 2^-8 of itself (docs/attention.md).
  */
 typedef enum rotary_attention_precision {
   ROTARY_ATTENTION_F32 = 0, /* fp32 q and probabilities (the default) */

@@ -758,6 +758,79 @@ static void test_nonfinite(void **state) {
   assert_true(g_nan_seen > 1000);
 }
 
+/* ---- precision BF16: the weights rounded to nearest even ----
+ * One query row (q = e_0, scale 1) over keys whose first elements are the logits 0, -2, -3 and -5 (exact in every
+ * cache dtype, as is q in bf16), values e_0 * (1, 2, 4, 8): out[0] = sum_j rne(exp(s_j)) * 2^j / l with l the fp32 sum
+ * of the unrounded weights. exp(-2) sits far from a bf16 tie and rounds up, so truncating the weights, or leaving
+ * them unrounded, moves out[0] by far more than the tolerance (checked here, so the test can fail). */
+static float rne_bf16(float x) {
+  uint32_t b;
+  memcpy(&b, &x, sizeof b);
+  b = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
+  memcpy(&x, &b, sizeof b);
+  return x;
+}
+
+static float trunc_bf16(float x) {
+  uint32_t b;
+  memcpy(&b, &x, sizeof b);
+  b &= 0xffff0000u;
+  memcpy(&x, &b, sizeof b);
+  return x;
+}
+
+static void test_bf16_weights(void **state) {
+  (void)state;
+  enum { D = 8, N = 4 };
+  const float logits[N] = {0.0f, -2.0f, -3.0f, -5.0f};
+  double want = 0, want_trunc = 0, want_plain = 0, l = 0;
+  for (int j = 0; j < N; j++) {
+    const float w = expf(logits[j]);
+    l += (double)w;
+    want += (double)rne_bf16(w) * (double)(1 << j);
+    want_trunc += (double)trunc_bf16(w) * (double)(1 << j);
+    want_plain += (double)w * (double)(1 << j);
+  }
+  want /= l, want_trunc /= l, want_plain /= l;
+  const double tol = 1e-6 * want; /* the exp kernel's 2 ulp and the fp32 sums, many times over */
+  assert_true(fabs(want - want_trunc) > 100 * tol && fabs(want - want_plain) > 100 * tol);
+  rotary_config c;
+  rotary_config_init(&c, D);
+  rotary_rope *rope;
+  assert_int_equal(rotary_rope_create(&c, 64, &rope), ROTARY_OK);
+  for (int dt = 0; dt < 4; dt++) {
+    unsigned char k[N * D * 4], v[N * D * 4];
+    for (int j = 0; j < N; j++)
+      for (int e = 0; e < D; e++) {
+        put_value((rotary_dtype)dt, k, (size_t)(j * D + e), e == 0 ? logits[j] : 0.0f, 1.0f);
+        put_value((rotary_dtype)dt, v, (size_t)(j * D + e), e == 0 ? (float)(1 << j) : 0.0f, 1.0f);
+      }
+    float q[D] = {1.0f}, out[D];
+    const int64_t len = N;
+    for (int prec = 0; prec < 2; prec++) {
+      rotary_attention_desc d;
+      rotary_attention_desc_init(&d);
+      d.q_heads = d.kv_heads = 1;
+      d.q = q, d.q_dtype = ROTARY_F32, d.out = out, d.out_dtype = ROTARY_F32;
+      d.cache.index = ROTARY_CACHE_SEQUENCES, d.cache.layout = ROTARY_CACHE_NHD, d.cache.dtype = (rotary_dtype)dt;
+      d.cache.k = k, d.cache.v = v, d.cache.num_blocks = 1, d.cache.block_size = N, d.cache.lengths = &len;
+      d.cache.k_scale = d.cache.v_scale = 1.0f;
+      d.scale = 1.0f;
+      d.precision = (rotary_attention_precision)prec;
+      for (size_t t = 0; t < 3; t++) {
+        assert_int_equal(rotary_attention(t ? g_ctx[t - 1] : NULL, rope, &d), ROTARY_OK);
+        const double w = prec ? want : want_plain;
+        if (!(fabs((double)out[0] - w) <= tol))
+          fail_msg("cache %s precision %d: out[0] = %.9g, want %.9g (truncated weights %.9g, unrounded %.9g)",
+                   cache_name(dt), prec, (double)out[0], w, want_trunc, want_plain);
+      }
+    }
+  }
+  printf("bf16 weights: out[0] %.9g (rounded) against %.9g truncated and %.9g unrounded, every cache dtype\n", want,
+         want_trunc, want_plain);
+  rotary_rope_destroy(rope);
+}
+
 /* ---- merging two calls by their lse ---- */
 
 /* One decode token (mode NONE, no window: the query attends every row) over a sequence's pages split in two calls
@@ -941,6 +1014,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sweep),      cmocka_unit_test(test_long_and_llama), cmocka_unit_test(test_windows),
       cmocka_unit_test(test_nonfinite),  cmocka_unit_test(test_lse_merge),      cmocka_unit_test(test_decode_step),
+      cmocka_unit_test(test_bf16_weights),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -566,11 +566,16 @@ static void test_kernel_registry(void **state) {
         break;
       case ROTARY_OP_ATTN_SCORES:
       case ROTARY_OP_ATTN_VALUES:
+      case ROTARY_OP_ATTN_SCORES_DOT: /* the same names with _dot (variant "dot") */
+      case ROTARY_OP_ATTN_VALUES_DOT: {
+        const int dot = e->op == ROTARY_OP_ATTN_SCORES_DOT || e->op == ROTARY_OP_ATTN_VALUES_DOT;
         assert_true(e->out_dtype == ROTARY_F32);
-        snprintf(want, sizeof want, "rotary_attn_%s_%s__%s", any_dtype_tag(e->dtype),
-                 e->op == ROTARY_OP_ATTN_SCORES ? "scores" : "values", isa);
-        assert_string_equal(e->variant, "");
+        snprintf(want, sizeof want, "rotary_attn_%s_%s%s__%s", any_dtype_tag(e->dtype),
+                 e->op == ROTARY_OP_ATTN_SCORES || e->op == ROTARY_OP_ATTN_SCORES_DOT ? "scores" : "values",
+                 dot ? "_dot" : "", isa);
+        assert_string_equal(e->variant, dot ? "dot" : "");
         break;
+      }
       case ROTARY_OP_ATTN_EXP:
         assert_true(e->dtype == ROTARY_F32 && e->out_dtype == ROTARY_F32);
         snprintf(want, sizeof want, "rotary_attn_exp__%s", isa);
@@ -580,13 +585,6 @@ static void test_kernel_registry(void **state) {
         assert_true(e->out_dtype == ROTARY_F32);
         snprintf(want, sizeof want, "rotary_attn_%s_scores_%s__%s", any_dtype_tag(e->dtype), e->variant, isa);
         assert_true(!strcmp(e->variant, "half") || !strcmp(e->variant, "interleaved"));
-        break;
-      case ROTARY_OP_ATTN_SCORES_DOT:
-      case ROTARY_OP_ATTN_VALUES_DOT:
-        assert_true(e->out_dtype == ROTARY_F32);
-        snprintf(want, sizeof want, "rotary_attn_%s_%s_dot__%s", any_dtype_tag(e->dtype),
-                 e->op == ROTARY_OP_ATTN_SCORES_DOT ? "scores" : "values", isa);
-        assert_string_equal(e->variant, "dot");
         break;
       default: fail_msg("%s: unknown operation %d", e->name, (int)e->op);
     }

@@ -152,7 +152,7 @@ static void one_row(const rotary_attention_desc *d, const ao_rope *ar, const ao_
     double dot = 0, mag = 0;
     for (size_t e = 0; e < D; e++) dot += q[e] * k[e], mag += qa[e] * ka[e];
     double x = scale * dot, dl = scale * (double)(D + 24) * AO_U * mag + 4 * AO_U * fabs(x);
-    if (d->precision == ROTARY_ATTENTION_BF16) /* q rounded to bf16 (2^-9, doubled), flushed subnormals */
+    if (d->precision == ROTARY_ATTENTION_BF16) /* q rounded to bf16 (8 significant bits: 2^-8), flushed subnormals */
       dl += scale * 0x1p-8 * mag + scale * (double)D * 0x1p-124 * (1 + mag);
     if (d->softcap > 0) {
       x = (double)d->softcap * tanh(x / (double)d->softcap);
@@ -201,13 +201,14 @@ static void one_row(const rotary_attention_desc *d, const ao_rope *ar, const ao_
     if (d->precision == ROTARY_ATTENTION_BF16) b += 1.05 * (0x1p-8 * wsum + (double)n * 0x1p-124 * vmax); /* weights */
     /* logit errors so large that the perturbation bound fails (e >= 1/2: precision BF16 with large logits): the
      * output is still a weighted mean of the values, so it lies within max|v| of the exact one */
-    if (e_sum >= 0.5) b = 1.05 * (2 * vmax + (double)(2 * n + 16) * AO_U * wsum);
+    if (d->precision == ROTARY_ATTENTION_BF16 && e_sum >= 0.5)
+      b = 1.05 * (2 * vmax + (double)(2 * n + 16) * AO_U * wsum);
     bd[e] = b + out_half_ulp(d->out_dtype, fabs(acc) + b);
   }
   r->lse_cls[row] = AO_FINITE;
   r->lse[row] = m + log(z);
   /* log-sum-exp moves by at most the largest logit error (and by e / (1 - e) while e < 1/2) */
-  const double lse_shift = e_sum < 0.5 ? e_sum / (1 - e_sum) : dmax;
+  const double lse_shift = d->precision != ROTARY_ATTENTION_BF16 || e_sum < 0.5 ? e_sum / (1 - e_sum) : dmax;
   r->lse_bound[row] = 1.05 * (lse_shift + (double)(n + 16) * AO_U + (double)n * 0x1p-126) +
                       4 * AO_U * (fabs(r->lse[row]) + fabs(m));
 }

@@ -59,8 +59,8 @@ int ao_attends(const rotary_attention_desc *d, int64_t L, size_t t, int64_t p);
  *   where W_d = sum_p P_p |v_pd| (the perturbed softmax exactly, plus fp32 sums of n terms and the division);
  *   out_dtype f16/bf16 adds half an ulp of that type at |out| + bound. Precision BF16 adds 2^-8 scale sum_d |q|_d
  *   |k|_pd (+ D 2^-124 scale (1 + that sum): flushed subnormals) to Delta_p and 1.05 (2^-8 W_d + n 2^-124 max|v|) to
- *   the bound: q and each weight rounded to bf16 (2^-9 of themselves, doubled). Where e >= 1/2 (large logits in
- *   BF16) the bound is 1.05 (2 max|v| + (2 n + 16) u W_d) (the output stays a weighted mean of the values) and lse's
+ *   the bound: q and each weight rounded to bf16 (8 significant bits: 2^-8 of themselves). Where e >= 1/2 (large
+ *   logits in BF16) the bound is 1.05 (2 max|v| + (2 n + 16) u W_d) (the output stays a weighted mean of the values) and lse's
  *   shift term max_p Delta_p instead of e / (1 - e). lse: 1.05 (e + (n + 16) u) + 4 u (|lse| +
  *   |m|) with m the largest logit.
  */

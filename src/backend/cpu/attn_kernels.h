@@ -79,31 +79,29 @@ typedef void (*rotary_attn_values_fn)(const float *p, size_t p_stride, size_t ro
  */
 typedef float (*rotary_attn_exp_fn)(float *s, size_t n, float max);
 
+/* Declares a scores and a values kernel by their full names (the contracts above and below). */
+#define ROTARY_ATTN_PAIR(scores, values)                                                                          \
+  void scores(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride, size_t n,     \
+              float k_scale, float *s, size_t s_stride, rotary_attn_prefetch *pf);                               \
+  void values(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,                      \
+              ptrdiff_t v_row_stride, size_t n, float v_scale, float *o, rotary_attn_prefetch *pf);
+
 /*
  * Precision BF16 (rotary_attention_precision): scores and values whose q rows and probabilities p hold bf16 values
- * (each float's low 16 bits zero: the executor rounds them), so each product with a bf16 or fp8 cache element is
- * exact; the `_dot` kernels (attn_dot_list.h) sum those products in fp32 in their own order with instructions that
- * take bf16 operands (AVX512-BF16's VDPBF16PS: two products per lane and step, subnormal operands and results
- * flushed to zero). Same signatures and rules as scores and values; values add their sums to o.
+ * (each float's low 16 bits zero: the executor rounds them), so each product with a bf16 or f16 cache element (fp8
+ * at a power-of-two scale) is exact; the `_dot` kernels (attn_dot_list.h) sum the products in fp32 in their own
+ * order with instructions that take bf16 operands (AVX512-BF16's VDPBF16PS: two products per lane and step,
+ * subnormal operands and results flushed to zero). Same signatures and rules as scores and values; values add
+ * their sums to o.
  */
-#define ROTARY_ATTN_DOT_KERNEL(dtype, DTYPE, isa, ISA)                                                           \
-  void rotary_attn_##dtype##_scores_dot__##isa(const float *q, size_t rows, size_t head_dim, const void *k,     \
-                                               ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,        \
-                                               size_t s_stride, rotary_attn_prefetch *pf);                       \
-  void rotary_attn_##dtype##_values_dot__##isa(const float *p, size_t p_stride, size_t rows, size_t head_dim,   \
-                                               const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,  \
-                                               float *o, rotary_attn_prefetch *pf);
+#define ROTARY_ATTN_DOT_KERNEL(dtype, DTYPE, isa, ISA) \
+  ROTARY_ATTN_PAIR(rotary_attn_##dtype##_scores_dot__##isa, rotary_attn_##dtype##_values_dot__##isa)
 #include "attn_dot_list.h"
 #undef ROTARY_ATTN_DOT_KERNEL
 
 /* One declaration per kernel of the list (attn_list.h). */
-#define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)                                                               \
-  void rotary_attn_##dtype##_scores__##isa(const float *q, size_t rows, size_t head_dim, const void *k,         \
-                                           ptrdiff_t k_row_stride, size_t n, float k_scale, float *s,            \
-                                           size_t s_stride, rotary_attn_prefetch *pf);                           \
-  void rotary_attn_##dtype##_values__##isa(const float *p, size_t p_stride, size_t rows, size_t head_dim,       \
-                                           const void *v, ptrdiff_t v_row_stride, size_t n, float v_scale,      \
-                                           float *o, rotary_attn_prefetch *pf);
+#define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA) \
+  ROTARY_ATTN_PAIR(rotary_attn_##dtype##_scores__##isa, rotary_attn_##dtype##_values__##isa)
 #define ROTARY_ATTN_EXP(isa, ISA) float rotary_attn_exp__##isa(float *s, size_t n, float max);
 #define ROTARY_ATTN_ROT_KERNEL(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                         \
   void rotary_attn_##dtype##_scores_##pairing##__##isa(const float *q, size_t rows, size_t head_dim,            \
