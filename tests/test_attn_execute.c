@@ -188,7 +188,7 @@ static void test_key_blocks(void **state) {
     shape_init(&s, 1, 1, 4, 1, 128, bss[k], lens, 0, ROTARY_ATTENTION_ROPE_NONE);
     rotary_attn_plan p;
     plan_for(&s, 1, &p);
-    assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BLOCK);
+    assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BLOCK_FEW); /* 4 query rows per kv head: few */
     size_t covered = 0;
     for (size_t c = 0; c * p.chunk < 1500; c++) {
       size_t pb, end;
@@ -215,7 +215,7 @@ static void test_key_blocks(void **state) {
   /* QK through the rotating scores kernel (every ISA with attention kernels has both pairings); the lane holds the
    * block's computed cos/sin rows (a table-free rope) */
   assert_true(p.rotate_in_scores);
-  assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BLOCK);
+  assert_int_equal(p.key_block, rotary_attn_key_block_len(p.rows));
   assert_int_equal(p.cs_floats, 2 * s.rope->sin_offset);
   assert_true(p.lane_floats - p.cs_at >= p.key_block * p.cs_floats);
   shape_free(&s);
@@ -239,8 +239,17 @@ static void test_key_blocks(void **state) {
     shape_init(&s, 1, 1, 8, 8, 2048, 64, lens, 0, ROTARY_ATTENTION_ROPE_NONE);
     s.d.cache.layout = layout ? ROTARY_CACHE_HND : ROTARY_CACHE_NHD;
     plan_for(&s, 1, &p);
-    assert_int_equal(p.key_block, ROTARY_ATTN_KEY_BLOCK);
-    assert_int_equal(p.lane_floats, ROTARY_ATTN_ROW_BLOCK * ROTARY_ATTN_KEY_BLOCK);
+    assert_int_equal(p.key_block, rotary_attn_key_block_len(p.rows));
+    assert_int_equal(p.lane_floats, ROTARY_ATTN_ROW_BLOCK * p.key_block);
+    shape_free(&s);
+  }
+  /* the block length by query rows per kv head: 8 or fewer (a decode token's group) half as long as more */
+  const size_t tokens[3] = {1, 2, 4};
+  for (int i = 0; i < 3; i++) {
+    shape_init(&s, 1, tokens[i], 8, 2, 128, 64, lens, 0, ROTARY_ATTENTION_ROPE_NONE); /* 4 q heads per kv head */
+    plan_for(&s, 1, &p);
+    assert_int_equal(p.rows, 4 * tokens[i]);
+    assert_int_equal(p.key_block, p.rows <= 8 ? 32 : 64);
     shape_free(&s);
   }
 }

@@ -108,7 +108,6 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
   p.q_to_f32 = convert_fn(d->q_dtype, ROTARY_F32);
   p.out_from_f32 = convert_fn(ROTARY_F32, d->out_dtype);
   if (d->rope_mode != ROTARY_ATTENTION_ROPE_NONE) p.rotate_f32 = rotary_kernel_select(ROTARY_F32, rope->pairing);
-  p.key_block = ROTARY_ATTN_KEY_BLOCK;
   /* QK: keys rotated inside the scores kernel (every ISA's set has both pairings: attn_list.h) */
   p.rotate_in_scores = d->rope_mode == ROTARY_ATTENTION_ROPE_QK;
   if (rope->pairing == ROTARY_PAIRING_HALF) { /* the rope's own rows: cos then sin at sin_offset */
@@ -119,6 +118,7 @@ void rotary_attn_plan_build(rotary_attn_plan *plan, const rotary_rope *rope, con
     p.cs_floats = 2 * p.cs_second;
   }
   p.rows = v->group * d->tokens; /* <= q_heads * tokens: the validation bounded it */
+  p.key_block = rotary_attn_key_block_len(p.rows);
   p.partial_floats = round_line(sat_mul(p.rows, sat_add(hd, 2)));
   p.chunk = choose_chunk(v, p.partial_floats, &p.items);
   p.per_task = (p.items + ROTARY_ATTN_MAX_TASKS - 1) / ROTARY_ATTN_MAX_TASKS;

@@ -15,7 +15,7 @@
  * block's rows are used. Each kernel asks for per_key lines for every key row it uses (values: spread over its
  * passes over the row) and moves at past them; it never reads those bytes, and a prefetch never faults, so no result
  * depends on it. Every kernel takes one (NULL, at >= end or per_key 0: nothing asked). Into L2 rather than L1
- * (locality 2: prefetcht1 on x86): a block's rows (128 KiB of k at llama3-8b shapes) would only push the current
+ * (locality 2: prefetcht1 on x86): a block's rows (64-128 KiB of k at llama3-8b shapes) would only push the current
  * block's lines out of L1; on a Zen 4, L1 (prefetcht0) gave about half of L2's gain.
  */
 typedef struct rotary_attn_prefetch {
