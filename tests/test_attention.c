@@ -763,13 +763,7 @@ static void test_nonfinite(void **state) {
  * cache dtype, as is q in bf16), values e_0 * (1, 2, 4, 8): out[0] = sum_j rne(exp(s_j)) * 2^j / l with l the fp32 sum
  * of the unrounded weights. exp(-2) sits far from a bf16 tie and rounds up, so truncating the weights, or leaving
  * them unrounded, moves out[0] by far more than the tolerance (checked here, so the test can fail). */
-static float rne_bf16(float x) {
-  uint32_t b;
-  memcpy(&b, &x, sizeof b);
-  b = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
-  memcpy(&x, &b, sizeof b);
-  return x;
-}
+static float rne_bf16(float x) { return tu_bf16_to_f32(tu_f32_to_bf16(x)); }
 
 static float trunc_bf16(float x) {
   uint32_t b;

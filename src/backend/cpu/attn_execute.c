@@ -39,13 +39,7 @@ static inline void position_row(const rotary_rope *rope, size_t pos, float *buf,
 /* Precision BF16: each of n floats rounded to the nearest bf16 value, ties to even (a NaN stays a NaN, quieted), kept
  * as a float whose low 16 bits are zero: what the `_dot` kernels read as bf16 words (attn_kernels.h). */
 static void round_bf16(float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    uint32_t b;
-    memcpy(&b, &x[i], sizeof b);
-    b = (b & 0x7fffffffu) > 0x7f800000u ? (b | 0x00400000u) : b + 0x7fffu + ((b >> 16) & 1u);
-    b &= 0xffff0000u;
-    memcpy(&x[i], &b, sizeof b);
-  }
+  for (size_t i = 0; i < n; i++) x[i] = rotary_bf16_to_f32(rotary_f32_to_bf16(x[i]));
 }
 
 /* Range [*lo, *hi) of units that task `index` of `count` takes. */
