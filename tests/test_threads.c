@@ -392,11 +392,87 @@ static void test_context_settings(void **state) {
   rotary_context_destroy(ctx);
 }
 
+/* The kernels' prefetch distance per tensor (rotate_plan.h): the setting for rows that follow one another, one
+ * token's step for q and k as views into packed QKV rows (in place, or out of place into the same strides), the
+ * setting again when an output's step differs, none when the setting is off or the walk is grouped. */
+static void test_plan_prefetch(void **state) {
+  (void)state;
+  enum { B = 2, S = 16, HQ = 4, HK = 2, D = 128, ROW = (HQ + 2 * HK) * D };
+  rotary_config cfg;
+  rotary_config_init(&cfg, D);
+  rotary_rope *rope;
+  assert_int_equal(rotary_rope_create(&cfg, 64, &rope), ROTARY_OK);
+  uint16_t *qkv = calloc(2 * B * S * ROW, sizeof *qkv), *other = qkv + B * S * ROW;
+  assert_non_null(qkv);
+  rotary_tuning tuning[3];
+  const int64_t distance[3] = {0, 512, -1};
+  for (int i = 0; i < 3; i++) {
+    tuning[i] = *rotary_tuning_defaults();
+    rotary_tuning_put(&tuning[i], ROTARY_SETTING_PREFETCH_BYTES, distance[i], ROTARY_SOURCE_SET);
+  }
+  rotary_apply_desc d;
+  rotary_apply_desc_init(&d);
+  d.batch = B;
+  d.seq_len = S;
+  const ptrdiff_t sb = (ptrdiff_t)S * ROW;
+  d.q = (rotary_tensor){qkv, qkv, ROTARY_BF16, HQ, sb, ROW, D, sb, ROW, D};
+  d.k = (rotary_tensor){qkv + HQ * D, qkv + HQ * D, ROTARY_BF16, HK, sb, ROW, D, sb, ROW, D};
+  rotary_rotate_plan plan;
+  const int step = ROW * 2;
+  const int packed_want[3][2] = {{step, step}, {step, step}, {-1, -1}};
+  for (int t = 0; t < 3; t++) {
+    assert_int_equal(rotary_rotate_plan_build(&plan, rope, &d, &tuning[t]), ROTARY_OK);
+    assert_int_equal(plan.group[0], 0);
+    assert_int_equal(plan.prefetch[0], packed_want[t][0]);
+    assert_int_equal(plan.prefetch[1], packed_want[t][1]);
+  }
+  /* decode: one token per sequence, the next token is the next sequence's */
+  rotary_apply_desc dec = d;
+  dec.batch = B * S;
+  dec.seq_len = 1;
+  dec.q.stride_batch = dec.q.out_stride_batch = dec.k.stride_batch = dec.k.out_stride_batch = ROW;
+  assert_int_equal(rotary_rotate_plan_build(&plan, rope, &dec, &tuning[0]), ROTARY_OK);
+  assert_int_equal(plan.prefetch[0], step);
+  /* out of place into the same strides of another buffer: the same; into packed q rows: the setting */
+  rotary_apply_desc out = d;
+  out.q.out = other;
+  out.k.out = other + HQ * D;
+  assert_int_equal(rotary_rotate_plan_build(&plan, rope, &out, &tuning[1]), ROTARY_OK);
+  assert_int_equal(plan.prefetch[0], step);
+  assert_int_equal(plan.prefetch[1], step);
+  out.q.out_stride_seq = HQ * D;
+  out.q.out_stride_batch = (ptrdiff_t)S * HQ * D;
+  assert_int_equal(rotary_rotate_plan_build(&plan, rope, &out, &tuning[1]), ROTARY_OK);
+  assert_int_equal(plan.prefetch[0], 512);
+  assert_int_equal(plan.prefetch[1], step);
+  /* q and k contiguous tensors (BSHD): their rows follow one another */
+  rotary_apply_desc dense = d;
+  assert_int_equal(rotary_tensor_init(&dense.q, ROTARY_LAYOUT_BSHD, qkv, qkv, ROTARY_BF16, S, HQ, D), ROTARY_OK);
+  assert_int_equal(rotary_tensor_init(&dense.k, ROTARY_LAYOUT_BSHD, other, other, ROTARY_BF16, S, HK, D),
+                   ROTARY_OK);
+  for (int t = 0; t < 3; t++) {
+    assert_int_equal(rotary_rotate_plan_build(&plan, rope, &dense, &tuning[t]), ROTARY_OK);
+    assert_int_equal(plan.prefetch[0], (int)distance[t]);
+    assert_int_equal(plan.prefetch[1], (int)distance[t]);
+  }
+  /* heads-major (BHSD, heads 4 KiB apart): the grouped walk, no software prefetch */
+  assert_int_equal(rotary_tensor_init(&dense.q, ROTARY_LAYOUT_BHSD, qkv, qkv, ROTARY_BF16, S, HQ, D), ROTARY_OK);
+  assert_int_equal(rotary_tensor_init(&dense.k, ROTARY_LAYOUT_BHSD, other, other, ROTARY_BF16, S, HK, D),
+                   ROTARY_OK);
+  assert_int_equal(rotary_rotate_plan_build(&plan, rope, &dense, &tuning[1]), ROTARY_OK);
+  assert_true(plan.group[0] > 0);
+  assert_int_equal(plan.prefetch[0], -1);
+  assert_int_equal(plan.prefetch[1], -1);
+  free(qkv);
+  rotary_rope_destroy(rope);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_thread_counts),
       cmocka_unit_test(test_bit_identical_across_thread_counts),
       cmocka_unit_test(test_context_settings),
+      cmocka_unit_test(test_plan_prefetch),
       cmocka_unit_test(test_create_destroy_loop),
       cmocka_unit_test(test_set_threads_loop),
       cmocka_unit_test(test_app_threads_own_contexts),

@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "task_split.h"
+#include "token_prefetch.h"
 #include "token_rows.h"
 #include "validate.h"
 
@@ -34,6 +35,33 @@ static void choose_order(rotary_rotate_plan *plan) {
   for (int i = 0; i < 2; i++) plan->group[i] = plan->heads[i] < group ? plan->heads[i] : group;
   if (!plan->group[1]) plan->group[1] = 1; /* k left out: never reached, but no zero divisor either */
   if (!plan->group[0]) plan->group[0] = 1;
+}
+
+/* The kernels' prefetch distance per tensor. The together walk takes the setting prefetch_bytes (a distance
+ * within the token's run of head rows), except that a tensor whose token rows lie apart asks for the same heads
+ * one token ahead (token_prefetch.h) when the setting is not off. Measured on a 2-core Zen 4 (AVX-512), llama3-8b
+ * heads, 2048 tokens, bf16, q and k in place in packed QKV rows (12 KiB a token), medians of 30-60 calls: 0.59-0.66x
+ * the time at 1 and 2 threads (a distance of 12 KiB against the default, calls alternating in one process),
+ * 0.41-0.73x against the former binary, 0.54-0.85x table-free; the kernel alone over 32 heads a token at row
+ * strides of 9-16 KiB ran at 5.8-10.5 elements per ns without and 13.3-14.1 with it (15.1 at the packed stride of
+ * 8 KiB, where the hardware prefetchers follow the rows).
+ * The grouped walk (heads-major tensors) runs without software prefetch: the distance is meant for rows that
+ * follow one another in the walk, but past a row of a heads-major tensor lie the same head's later tokens, and
+ * the hardware prefetchers already follow the group's streams. Measured on a 2-core Zen 3 (AVX2, default
+ * distance 2048 bytes), article shape in BHSD at 1 thread, 8 runs alternating with the old binary (`rotary bench
+ * --layout bhsd`, % of the streaming pass, median [range]): head_group 4: 78 [70-104] with the distance,
+ * 106 [99-115] without; head_group 8: 63 [61-73] with it, 72 [57-110] without (bimodal between runs).
+ * Prefetching the group's next token rows instead (1, 2 or 4 tokens ahead, to L1 or L2) measured slower still. */
+static void choose_prefetch(rotary_rotate_plan *plan) {
+  for (int i = 0; i < 2; i++) {
+    const rotary_tensor *t = i ? &plan->d->k : &plan->d->q;
+    const int step = plan->tokens < 2 ? 0
+                                      : rotary_token_prefetch(t, plan->d->seq_len, plan->heads[i],
+                                                              plan->rope->head_dim, plan->elem[i], 1);
+    plan->prefetch[i] = plan->group[0]                                ? -1
+                        : plan->tuning->prefetch_bytes >= 0 && step > 0 ? step
+                                                                        : plan->tuning->prefetch_bytes;
+  }
 }
 
 /* Bytes of tensor i (0: q, 1: k) the call covers: every element of every head, rotated or passed through. */
@@ -84,6 +112,7 @@ rotary_status rotary_rotate_plan_build(rotary_rotate_plan *plan, const rotary_ro
   p.rows_in_table = rope->table != NULL;
   choose_stores(&p);
   choose_order(&p);
+  choose_prefetch(&p);
   *plan = p;
   return ROTARY_OK;
 }

@@ -32,6 +32,9 @@ typedef struct rotary_rotate_plan {
   size_t tokens;                  /* batch * seq_len */
   size_t units;                   /* tokens * (q heads + k heads): the work split between tasks */
   size_t group[2];                /* heads walked together per token; 0 when q and k walk together */
+  int prefetch[2];                /* bytes ahead of each head row its kernel asks for (-1: none): the setting
+                                     prefetch_bytes, one token's step for rows apart, none in the grouped order
+                                     (rotate_plan.c, choose_prefetch) */
   int rows_in_table;              /* positions come from the table: the next token's row can be prefetched */
   size_t threads;                 /* threads that run the tasks, the caller included (rotary_rotate_plan_split) */
   size_t tasks;                   /* 1 .. units (rotary_rotate_plan_split) */

@@ -68,8 +68,9 @@ static void prepare_sequence(const rotary_attn_plan *p, size_t b, float *rowbuf)
         else
           memcpy(dst + g * hd, src, hd * sizeof(float));
       }
-      if (p->rotate_f32) rotary_rotate_run(p->rotate_f32, p->tuning, dst, (ptrdiff_t)hd, dst, (ptrdiff_t)hd, group,
-                                           hd, v->rotary_dim, c, s);
+      if (p->rotate_f32)
+        rotary_rotate_run(p->rotate_f32, p->tuning->prefetch_bytes, dst, (ptrdiff_t)hd, dst, (ptrdiff_t)hd, group, hd,
+                          v->rotary_dim, c, s);
       for (size_t i = 0; i < group * hd; i++) dst[i] *= v->scale;
       if (p->bf16) round_bf16(dst, group * hd);
     }

@@ -17,11 +17,11 @@ static char *head_row(const rotary_rotate_plan *plan, int i, int out, size_t b, 
   return (char *)(out ? t->out : (void *)(uintptr_t)t->in) + off * (ptrdiff_t)plan->elem[i];
 }
 
-/* Rotates heads [h0, h1) of tensor i for token (b, s_idx) with the kernels' settings `tuning`. */
-static void rotate_heads(const rotary_rotate_plan *plan, const rotary_tuning *tuning, int i, size_t b, size_t s_idx,
-                         size_t h0, size_t h1, const float *c, const float *s) {
+/* Rotates heads [h0, h1) of tensor i for token (b, s_idx), prefetching as the plan chose (rotate_plan.h). */
+static void rotate_heads(const rotary_rotate_plan *plan, int i, size_t b, size_t s_idx, size_t h0, size_t h1,
+                         const float *c, const float *s) {
   const rotary_tensor *t = i ? &plan->d->k : &plan->d->q;
-  rotary_rotate_run(plan->kernel[i], tuning, head_row(plan, i, 0, b, s_idx, h0), t->stride_head,
+  rotary_rotate_run(plan->kernel[i], plan->prefetch[i], head_row(plan, i, 0, b, s_idx, h0), t->stride_head,
                     head_row(plan, i, 1, b, s_idx, h0), t->out_stride_head, h1 - h0, plan->rope->head_dim,
                     plan->rope->rotary_dim, c, s);
 }
@@ -83,25 +83,17 @@ static void run_together(const rotary_rotate_plan *plan, size_t u, size_t end, f
       if (plan->rows_in_table && t + 1 < plan->tokens) rotary_token_row_prefetch(plan->rope, pos, t + 1);
       rotary_token_row(plan->rope, pos, plan->d->direction, t, b, s_idx, buf, &c, &s);
     }
-    if (h0 < nq) rotate_heads(plan, plan->tuning, 0, b, s_idx, h0, h1 < nq ? h1 : nq, c, s);
-    if (h1 > nq) rotate_heads(plan, plan->tuning, 1, b, s_idx, (h0 > nq ? h0 : nq) - nq, h1 - nq, c, s);
+    if (h0 < nq) rotate_heads(plan, 0, b, s_idx, h0, h1 < nq ? h1 : nq, c, s);
+    if (h1 > nq) rotate_heads(plan, 1, b, s_idx, (h0 > nq ? h0 : nq) - nq, h1 - nq, c, s);
     u += h1 - h0;
   }
 }
 
-/* Units [u, end) of the grouped order: q's units, then k's, each tensor group by group, each group token by token.
- * The kernels run without software prefetch here: their distance is meant for rows that follow one another in the
- * walk (the together order: the next head of the token), but past a row of a heads-major tensor lie the same head's
- * later tokens, and the hardware prefetchers already follow the group's streams. Measured on a 2-core Zen 3 (AVX2,
- * default distance 2048 bytes), article shape in BHSD at 1 thread, 8 runs alternating with the old binary
- * (`rotary bench --layout bhsd`, % of the streaming pass, median [range]): head_group 4: 78 [70-104] with the
- * distance, 106 [99-115] without; head_group 8: 63 [61-73] with it, 72 [57-110] without (bimodal between runs).
- * Prefetching the group's next token rows instead (1, 2 or 4 tokens ahead, to L1 or L2) measured slower still. */
+/* Units [u, end) of the grouped order: q's units, then k's, each tensor group by group, each group token by token
+ * (the plan turns the kernels' software prefetch off here: rotate_plan.c, choose_prefetch). */
 static void run_grouped(const rotary_rotate_plan *plan, size_t u, size_t end, float *buf) {
   const rotary_positions *pos = &plan->positions;
   const size_t seq = plan->d->seq_len, q_units = plan->tokens * plan->heads[0];
-  rotary_tuning tuning = *plan->tuning;
-  tuning.prefetch_bytes = -1;
   while (u < end) {
     const float *c = NULL, *s = NULL; /* always set by rotary_token_row; gcc -O1 (TSan) cannot tell */
     const int i = u >= q_units;
@@ -111,7 +103,7 @@ static void run_grouped(const rotary_rotate_plan *plan, size_t u, size_t end, fl
     const size_t h1 = end - u < in_group - h0 ? h0 + (end - u) : in_group;
     const size_t b = t / seq, s_idx = t % seq;
     rotary_token_row(plan->rope, pos, plan->d->direction, t, b, s_idx, buf, &c, &s);
-    rotate_heads(plan, &tuning, i, b, s_idx, first + h0, first + h1, c, s);
+    rotate_heads(plan, i, b, s_idx, first + h0, first + h1, c, s);
     u += h1 - h0;
   }
 }

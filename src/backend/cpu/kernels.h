@@ -130,12 +130,13 @@ int rotary_isa_supported(rotary_isa isa);
  * (scalar, avx2, avx512, avx512bf16 or neon: the best ISA dispatch may use; read once per process). */
 int rotary_isa_enabled(rotary_isa isa);
 
-/* Runs a rotation kernel with a call's settings (tuning.h: rotary_context_tuning). Operations call kernels only
- * through this, so that the way settings reach kernels can change in one place. */
-static inline void rotary_rotate_run(const rotary_kernel *k, const rotary_tuning *tuning, const void *in,
-                                     ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads,
-                                     size_t head_dim, size_t rotary_dim, const float *cos, const float *sin) {
-  k->fn(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, tuning->prefetch_bytes);
+/* Runs a rotation kernel with the prefetch distance its plan chose (rotate_plan.h: the call's prefetch_bytes
+ * setting, or one token's step for rows that do not follow one another). Operations call kernels only through
+ * this, so that the way plans reach kernels can change in one place. */
+static inline void rotary_rotate_run(const rotary_kernel *k, int prefetch_bytes, const void *in, ptrdiff_t in_stride,
+                                     void *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim,
+                                     size_t rotary_dim, const float *cos, const float *sin) {
+  k->fn(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, prefetch_bytes);
 }
 
 /* The best enabled kernel for a dtype and pairing on this CPU; NULL for an unknown dtype or pairing. */

@@ -47,10 +47,11 @@ static void k_through_f32(const rotary_kv_write_plan *p, const char *in, ptrdiff
       src_stride = (ptrdiff_t)hd;
     }
     if (!k->from_f32) { /* f32 cache: the kernel writes the result in place */
-      rotary_rotate_run(k->kernel, p->tuning, src, src_stride, y, ostep / (ptrdiff_t)sizeof(float), m, hd, rd, c, s);
+      rotary_rotate_run(k->kernel, p->tuning->prefetch_bytes, src, src_stride, y, ostep / (ptrdiff_t)sizeof(float), m,
+                        hd, rd, c, s);
       continue;
     }
-    rotary_rotate_run(k->kernel, p->tuning, src, src_stride, row, (ptrdiff_t)hd, m, hd, rd, c, s);
+    rotary_rotate_run(k->kernel, p->tuning->prefetch_bytes, src, src_stride, row, (ptrdiff_t)hd, m, hd, rd, c, s);
     convert_rows(k->from_f32, (const char *)row, (ptrdiff_t)(hd * sizeof(float)), sizeof(float), y, ostep, oelem, m,
                  hd, k->scale);
   }
@@ -93,7 +94,7 @@ static void write_kv(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
   const ptrdiff_t kstep = d->k.stride_head * (ptrdiff_t)p->k.in_elem, vstep = d->v.stride_head * (ptrdiff_t)p->v.in_elem;
   const ptrdiff_t cstep = g->head_stride * (ptrdiff_t)g->elem;
   if (p->k.direct) {
-    rotary_rotate_run(p->k.kernel, p->tuning, kin, d->k.stride_head, kc, g->head_stride, nh, hd,
+    rotary_rotate_run(p->k.kernel, p->tuning->prefetch_bytes, kin, d->k.stride_head, kc, g->head_stride, nh, hd,
                       p->rope->rotary_dim, c, s);
   } else {
     k_through_f32(p, kin, kstep, kc, cstep, g->elem, nh, c, s, row);
@@ -118,7 +119,7 @@ static void rotate_q(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
                                  (ptrdiff_t)h0 * q->stride_head, p->q_elem);
   char *out = at(q->out, (ptrdiff_t)b * q->out_stride_batch + (ptrdiff_t)s_idx * q->out_stride_seq +
                              (ptrdiff_t)h0 * q->out_stride_head, p->q_elem);
-  rotary_rotate_run(p->q_kernel, p->tuning, in, q->stride_head, out, q->out_stride_head, h1 - h0,
+  rotary_rotate_run(p->q_kernel, p->tuning->prefetch_bytes, in, q->stride_head, out, q->out_stride_head, h1 - h0,
                     p->rope->head_dim, p->rope->rotary_dim, c, s);
 }
 
@@ -242,15 +243,15 @@ static void rerotate_task(void *arg, size_t index, size_t count) {
     if (slot < 0) continue;
     char *k = at(d->cache.k, rotary_cache_offset(g, (size_t)slot, 0), g->elem);
     if (p->k.direct) {
-      rotary_rotate_run(p->k.kernel, p->tuning, k, g->head_stride, k, g->head_stride, d->kv_heads, hd, rd, p->cos,
-                        p->sin);
+      rotary_rotate_run(p->k.kernel, p->tuning->prefetch_bytes, k, g->head_stride, k, g->head_stride, d->kv_heads, hd,
+                        rd, p->cos, p->sin);
       continue;
     }
     /* fp8: only the rotary_dim elements that turn are decoded and encoded again; the rest stay as they are */
     for (size_t h = 0; h < d->kv_heads; h++) {
       char *r = k + (ptrdiff_t)h * cstep;
       p->k.to_f32(r, row, rd, p->k.scale);
-      rotary_rotate_run(p->k.kernel, p->tuning, row, 0, row, 0, 1, rd, rd, p->cos, p->sin);
+      rotary_rotate_run(p->k.kernel, p->tuning->prefetch_bytes, row, 0, row, 0, 1, rd, rd, p->cos, p->sin);
       p->k.from_f32(row, r, rd, p->k.scale);
     }
   }

@@ -1,0 +1,29 @@
+/* token_prefetch.h: the prefetch distance of one token's step, for head rows that do not follow one another. */
+#ifndef ROTARY_TOKEN_PREFETCH_H
+#define ROTARY_TOKEN_PREFETCH_H
+
+#include <stddef.h>
+
+#include "rotary.h"
+
+/* A token step longer than this (bytes) is not prefetched one token ahead. */
+#define ROTARY_TOKEN_PREFETCH_MAX ((size_t)1 << 20)
+
+/* The byte step from one token's head rows of tensor t (heads rows of head_dim elements of elem bytes) to the next
+ * token's in a token-major walk (the next sequence's first token when seq_len is 1), when that step leaves a gap
+ * the hardware prefetchers do not follow: rows that are not one contiguous run of heads (q and k as views into a
+ * projection's packed QKV rows). With with_out, t's output must take the same steps (the kernels prefetch input
+ * and output the same distance ahead; in place always does). 0 when the rows follow one another, the output's
+ * steps differ, or the step is not a positive distance up to ROTARY_TOKEN_PREFETCH_MAX. */
+static inline int rotary_token_prefetch(const rotary_tensor *t, size_t seq_len, size_t heads, size_t head_dim,
+                                        size_t elem, int with_out) {
+  const ptrdiff_t step = seq_len > 1 ? t->stride_seq : t->stride_batch;
+  const ptrdiff_t out_step = seq_len > 1 ? t->out_stride_seq : t->out_stride_batch;
+  if (heads == 0 || elem == 0) return 0;
+  if (with_out && t->in != t->out && (out_step != step || t->out_stride_head != t->stride_head)) return 0;
+  const int packed = (heads == 1 || t->stride_head == (ptrdiff_t)head_dim) && step == (ptrdiff_t)(heads * head_dim);
+  if (packed || step <= 0 || (size_t)step > ROTARY_TOKEN_PREFETCH_MAX / elem) return 0;
+  return (int)((size_t)step * elem);
+}
+
+#endif /* ROTARY_TOKEN_PREFETCH_H */
