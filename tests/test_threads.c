@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "context.h"
+#include "kv_validate.h"
+#include "kv_write_plan.h"
 #include "rotary.h"
 #include "rotate_plan.h"
 #include "tuning.h"
@@ -394,7 +396,8 @@ static void test_context_settings(void **state) {
 
 /* The kernels' prefetch distance per tensor (rotate_plan.h): the setting for rows that follow one another, one
  * token's step for q and k as views into packed QKV rows (in place, or out of place into the same strides), the
- * setting again when an output's step differs, none when the setting is off or the walk is grouped. */
+ * setting again when an output's step differs, none when the setting is off or the walk is grouped; the same for
+ * rotary_kv_write's q. */
 static void test_plan_prefetch(void **state) {
   (void)state;
   enum { B = 2, S = 16, HQ = 4, HK = 2, D = 128, ROW = (HQ + 2 * HK) * D };
@@ -463,6 +466,35 @@ static void test_plan_prefetch(void **state) {
   assert_true(plan.group[0] > 0);
   assert_int_equal(plan.prefetch[0], -1);
   assert_int_equal(plan.prefetch[1], -1);
+  /* rotary_kv_write's q: in place in packed QKV rows one token ahead; q rows of their own take the setting */
+  uint16_t *kc = calloc(2 * (size_t)B * S * HK * D, sizeof *kc);
+  assert_non_null(kc);
+  int64_t lengths[B] = {0, 0};
+  rotary_kv_write_desc w;
+  rotary_kv_write_desc_init(&w);
+  w.batch = B;
+  w.seq_len = S;
+  assert_int_equal(rotary_kv_write_desc_set_qkv(&w, qkv, NULL, ROTARY_BF16, HQ, HK, D, 0), ROTARY_OK);
+  w.cache.dtype = ROTARY_BF16;
+  w.cache.k = kc;
+  w.cache.v = kc + (size_t)B * S * HK * D;
+  w.cache.num_blocks = B;
+  w.cache.block_size = S;
+  w.cache.lengths = lengths;
+  w.cache.k_scale = w.cache.v_scale = 1.0f;
+  rotary_cache_geom geom;
+  rotary_kv_write_plan kv;
+  for (int t = 0; t < 3; t++) {
+    assert_int_equal(rotary_validate_kv_write(rope, &w, &geom, 0), ROTARY_OK);
+    rotary_kv_write_plan_build(&kv, rope, &w, &geom, &tuning[t], 1);
+    assert_int_equal(kv.q_prefetch, t == 2 ? -1 : step);
+  }
+  /* a q tensor of its own (BSHD): its rows follow one another, the setting stays */
+  assert_int_equal(rotary_tensor_init(&w.q, ROTARY_LAYOUT_BSHD, other, other, ROTARY_BF16, S, HQ, D), ROTARY_OK);
+  assert_int_equal(rotary_validate_kv_write(rope, &w, &geom, 0), ROTARY_OK);
+  rotary_kv_write_plan_build(&kv, rope, &w, &geom, &tuning[1], 1);
+  assert_int_equal(kv.q_prefetch, 512);
+  free(kc);
   free(qkv);
   rotary_rope_destroy(rope);
 }

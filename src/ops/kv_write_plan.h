@@ -47,6 +47,8 @@ typedef struct rotary_kv_write_plan {
   rotary_cache_geom geom;
   const rotary_kernel *q_kernel;  /* NULL when q is left out */
   size_t q_elem;
+  int q_prefetch;                 /* the q kernel's prefetch distance: the setting, or one token's step for q rows
+                                     apart (packed QKV rows; token_prefetch.h) */
   rotary_kv_path k, v;
   size_t tokens, per_token, units;
   int rows_in_table;              /* the next token's table row can be prefetched (ids) */
