@@ -14,6 +14,7 @@
 
 #include "attn_kernels.h"
 #include "convert_kernels.h"
+#include "copy_kernels.h"
 #include "kernels.h"
 #include "sincos.h"
 #include "oracle.h"
@@ -541,8 +542,8 @@ static void test_kernel_registry(void **state) {
       {NULL, NULL}};
   const size_t n_attn_dot = sizeof dots / sizeof dots[0] - 1;
   assert_int_equal(n, rotary_kernel_count + rotary_rows_count + rotary_convert_count + 2 * n_attn_kernels + n_attn_exp +
-                          n_attn_rot + n_attn_dot);
-  size_t per_op[10] = {0};
+                          n_attn_rot + n_attn_dot + rotary_copy_count);
+  size_t per_op[11] = {0};
   for (size_t i = 0; i < n; i++) {
     const rotary_kernel_info *e = &rotary_kernel_registry[i];
     assert_non_null(e->name);
@@ -585,6 +586,11 @@ static void test_kernel_registry(void **state) {
         assert_true(e->out_dtype == ROTARY_F32);
         snprintf(want, sizeof want, "rotary_attn_%s_scores_%s__%s", any_dtype_tag(e->dtype), e->variant, isa);
         assert_true(!strcmp(e->variant, "half") || !strcmp(e->variant, "interleaved"));
+        break;
+      case ROTARY_OP_COPY_NT:
+        assert_true(e->dtype == ROTARY_F32 && e->out_dtype == ROTARY_F32);
+        snprintf(want, sizeof want, "rotary_copy_nt__%s", isa);
+        assert_string_equal(e->variant, "");
         break;
       default: fail_msg("%s: unknown operation %d", e->name, (int)e->op);
     }
@@ -637,6 +643,11 @@ static void test_kernel_registry(void **state) {
                                                              : k.exp_name,
                             e->name);
       }
+    } else if (e->op == ROTARY_OP_COPY_NT) {
+      fn = (const void *)(uintptr_t)e->fn.copy;
+      for (size_t k = 0; k < rotary_copy_count; k++)
+        if (!strcmp(rotary_copy_list[k].name, e->name) && rotary_copy_list[k].isa == e->isa)
+          typed = (const void *)(uintptr_t)rotary_copy_list[k].fn;
     } else {
       fn = (const void *)(uintptr_t)e->fn.convert;
       for (size_t k = 0; k < rotary_convert_count; k++)
@@ -654,6 +665,8 @@ static void test_kernel_registry(void **state) {
   assert_int_equal(per_op[ROTARY_OP_ATTN_EXP], n_attn_exp);
   assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES_ROT], n_attn_rot);
   assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES_DOT] + per_op[ROTARY_OP_ATTN_VALUES_DOT], n_attn_dot);
+  assert_int_equal(per_op[ROTARY_OP_COPY_NT], rotary_copy_count);
+  assert_non_null(rotary_kernel_find(rotary_copy_nt_select()->name));
   for (int dt = ROTARY_F32; dt <= ROTARY_FP8_E4M3; dt++) {
     rotary_attn_kernels k;
     assert_int_equal(rotary_attn_select((rotary_dtype)dt, &k), ROTARY_OK);
@@ -673,10 +686,46 @@ static void test_kernel_registry(void **state) {
   assert_non_null(rotary_kernel_find(rotary_rows_select()->name));
   assert_null(rotary_kernel_find("rotary_f32_rotate_half__nosuchisa"));
   printf("registry: %zu kernels (%zu rotate, %zu rotate_nt, %zu sincos_rows, %zu convert, %zu attn_scores, "
-         "%zu attn_values, %zu attn_exp, %zu attn_scores_rot)\n",
+         "%zu attn_values, %zu attn_exp, %zu attn_scores_rot, %zu attn _dot, %zu copy_nt)\n",
          n, per_op[ROTARY_OP_ROTATE], per_op[ROTARY_OP_ROTATE_NT], per_op[ROTARY_OP_SINCOS_ROWS],
          per_op[ROTARY_OP_CONVERT], per_op[ROTARY_OP_ATTN_SCORES], per_op[ROTARY_OP_ATTN_VALUES],
-         per_op[ROTARY_OP_ATTN_EXP], per_op[ROTARY_OP_ATTN_SCORES_ROT]);
+         per_op[ROTARY_OP_ATTN_EXP], per_op[ROTARY_OP_ATTN_SCORES_ROT],
+         per_op[ROTARY_OP_ATTN_SCORES_DOT] + per_op[ROTARY_OP_ATTN_VALUES_DOT], per_op[ROTARY_OP_COPY_NT]);
+}
+
+/* Every streaming copy this CPU runs leaves exactly memcpy's bytes, for every length up to a few lines and every
+ * alignment of both sides, and nothing outside dst (guard bytes on both sides); the chosen one is the best
+ * enabled. */
+static void test_copy_nt(void **state) {
+  (void)state;
+  enum { GUARD = 64, MAX = 700 };
+  unsigned char *src = malloc(MAX + 128), *dst = malloc(MAX + 128 + 2 * GUARD), *want = malloc(MAX + 128 + 2 * GUARD);
+  assert_true(src && dst && want);
+  tu_rng r;
+  tu_rng_seed(&r, 0x243f6a8885a308d3u);
+  for (size_t i = 0; i < MAX + 128; i++) src[i] = (unsigned char)(tu_rng_u64(&r) >> 56);
+  size_t ran = 0;
+  for (size_t k = 0; k < rotary_copy_count; k++) {
+    const rotary_copy_kernel *c = &rotary_copy_list[k];
+    if (!rotary_isa_supported(c->isa)) continue;
+    ran++;
+    for (size_t bytes = 0; bytes <= MAX; bytes += bytes < 160 ? 1 : 37)
+      for (size_t so = 0; so < 64; so += 7)
+        for (size_t doff = 0; doff < 64; doff += bytes < 160 ? 5 : 1) {
+          memset(dst, 0xa5, MAX + 128 + 2 * GUARD);
+          memset(want, 0xa5, MAX + 128 + 2 * GUARD);
+          memcpy(want + GUARD + doff, src + so, bytes);
+          c->fn(dst + GUARD + doff, src + so, bytes);
+          if (memcmp(dst, want, MAX + 128 + 2 * GUARD))
+            fail_msg("%s: %zu bytes, src offset %zu, dst offset %zu differ from memcpy", c->name, bytes, so, doff);
+        }
+  }
+  assert_true(ran >= 1);
+  const rotary_copy_kernel *best = rotary_copy_nt_select();
+  assert_true(rotary_isa_enabled(best->isa));
+  for (size_t k = 0; k < rotary_copy_count; k++)
+    if (rotary_isa_enabled(rotary_copy_list[k].isa)) assert_true(rotary_copy_list[k].isa <= best->isa);
+  free(src), free(dst), free(want);
 }
 
 static int is_word_char(char c) { return c == '_' || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z'); }
@@ -749,6 +798,7 @@ int main(void) {
       cmocka_unit_test(test_registry),
       cmocka_unit_test(test_kernel_registry),
       cmocka_unit_test(test_kernel_names_in_source),
+      cmocka_unit_test(test_copy_nt),
       cmocka_unit_test(test_special_values),
       cmocka_unit_test(test_nan_bits),
       cmocka_unit_test(test_sweep),

@@ -68,12 +68,18 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
                        ((double)d->q.n_heads * 2.0 * (double)p.q_elem +
                         (double)d->k.n_heads * (double)(p.k.in_elem + p.v.in_elem + 2 * geom->elem));
   rotary_task_split(bytes, p.units, available, tuning, &p.threads, &p.tasks);
-  /* the cache writes take the kernel's non-temporal stores from the settings' size up, as rotary_apply's
-   * out-of-place outputs do: rows that large leave the caches anyway, and such stores skip reading each line */
-  const double cache_bytes = tokens * hd * (double)d->k.n_heads * 2.0 * (double)geom->elem;
-  if (p.k.direct && cache_bytes >= (double)tuning->nt_min_bytes) {
-    const rotary_kernel *nt = rotary_kernel_select_nt(d->k.dtype, rope->pairing);
+  /* The cache writes stream (non-temporal stores: k's _nt kernel where its dtype has one, v's streaming copy) when
+   * the call moves the settings' stream_store_bytes or more (input read and outputs written, as above): a call
+   * that large leaves little of its cache rows in cache anyway, and such stores skip reading each line first (the
+   * same-run streaming limit of `rotary bench --op kv-write` writes its cache rows that way). Measured on a 2-core
+   * Zen 4, llama3-8b heads, prefill 2048 bf16 (48 MiB moved, 8 MiB of cache rows: below the threshold when it was
+   * the cache rows' size), alternating binaries, medians of 40 calls: v streamed 0.71-0.79x the time at 1 thread,
+   * 0.73-0.80x at 2; k rotated into a buffer and streamed too 0.67-0.80x and 0.68-0.73x (not done: no bf16 _nt
+   * kernel yet). */
+  if (bytes >= (double)tuning->nt_min_bytes) {
+    const rotary_kernel *nt = p.k.direct ? rotary_kernel_select_nt(d->k.dtype, rope->pairing) : NULL;
     if (nt) p.k.kernel = nt;
+    if (p.v.direct) p.v_copy = rotary_copy_nt_select()->fn;
   }
   /* q rows in packed QKV rows: one token ahead, as rotary_apply's plan does (rotate_plan.c, choose_prefetch).
    * Measured (2-core Zen 4, llama3-8b heads, prefill 2048, bf16 packed rows, contiguous cache, alternating

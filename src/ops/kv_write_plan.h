@@ -6,6 +6,7 @@
 
 #include "cache_view.h"
 #include "convert_kernels.h"
+#include "copy_kernels.h"
 #include "kernels.h"
 #include "rope.h"
 #include "rotary.h"
@@ -20,7 +21,7 @@
 
 /* How one of k and v reaches its cache:
  * - direct (input dtype == cache dtype): k rotated by the dtype's kernel straight from the input head row into the
- *   cache row; v copied with memcpy;
+ *   cache row; v copied with memcpy (or the streaming copy, v_copy);
  * - through f32: the head rows converted to an f32 row buffer (to_f32; NULL when the input is f32: read in place),
  *   k rotated there by the f32 kernel (from the input rows when they are f32), then converted to the cache dtype
  *   (from_f32 with the tensor's scale; NULL when the cache is f32: the f32 result goes straight into the cache);
@@ -50,6 +51,8 @@ typedef struct rotary_kv_write_plan {
   int q_prefetch;                 /* the q kernel's prefetch distance: the setting, or one token's step for q rows
                                      apart (packed QKV rows; token_prefetch.h) */
   rotary_kv_path k, v;
+  rotary_copy_fn v_copy;          /* direct v rows: the streaming copy for a call that streams its cache writes
+                                     (kv_write_plan.c), else NULL (memcpy) */
   size_t tokens, per_token, units;
   int rows_in_table;              /* the next token's table row can be prefetched (ids) */
   size_t rows_block;              /* tokens whose computed cos/sin rows come at once (rotary_rows_block_size) */

@@ -7,6 +7,7 @@
 
 #include "attn_kernels.h"
 #include "convert_kernels.h"
+#include "copy_kernels.h"
 #include "cpu_features.h"
 #include "sincos.h"
 
@@ -72,6 +73,11 @@ const rotary_kernel_info rotary_kernel_registry[] = {
    ROTARY_ISA_##ISA, {.attn_values = rotary_attn_##dtype##_values_dot__##isa}},
 #include "attn_dot_list.h"
 #undef ROTARY_ATTN_DOT_KERNEL
+#define ROTARY_COPY_NT(isa, ISA)                                                           \
+  {"rotary_copy_nt__" #isa, ROTARY_OP_COPY_NT, ROTARY_F32, ROTARY_F32, "", ROTARY_ISA_##ISA, \
+   {.copy = rotary_copy_nt__##isa}},
+#include "copy_list.h"
+#undef ROTARY_COPY_NT
 };
 const size_t rotary_kernel_registry_count = sizeof rotary_kernel_registry / sizeof rotary_kernel_registry[0];
 
@@ -93,6 +99,7 @@ const char *rotary_kernel_op_name(rotary_kernel_op op) {
     case ROTARY_OP_ATTN_SCORES_ROT: return "attn_scores_rot";
     case ROTARY_OP_ATTN_SCORES_DOT: return "attn_scores_dot";
     case ROTARY_OP_ATTN_VALUES_DOT: return "attn_values_dot";
+    case ROTARY_OP_COPY_NT: return "copy_nt";
   }
   return "unknown";
 }

@@ -83,14 +83,17 @@ typedef enum rotary_kernel_op {
   ROTARY_OP_ATTN_EXP = 6,    /* rotary_attn_exp__<isa>: rotary_attn_exp_fn (attn_kernels.h) */
   ROTARY_OP_ATTN_SCORES_ROT = 7, /* rotary_attn_<dtype>_scores_<pairing>__<isa>: rotary_attn_scores_rot_fn */
   ROTARY_OP_ATTN_SCORES_DOT = 8, /* rotary_attn_<dtype>_scores_dot__<isa>: rotary_attn_scores_fn, precision BF16 */
-  ROTARY_OP_ATTN_VALUES_DOT = 9  /* rotary_attn_<dtype>_values_dot__<isa>: rotary_attn_values_fn, precision BF16 */
+  ROTARY_OP_ATTN_VALUES_DOT = 9, /* rotary_attn_<dtype>_values_dot__<isa>: rotary_attn_values_fn, precision BF16 */
+  ROTARY_OP_COPY_NT = 10         /* rotary_copy_nt__<isa>: rotary_copy_fn (copy_kernels.h) */
 } rotary_kernel_op;
 
-/* "rotate", "rotate_nt", "sincos_rows", "convert", "attn_scores", "attn_values", "attn_exp", "attn_scores_rot". */
+/* "rotate", "rotate_nt", "sincos_rows", "convert", "attn_scores", "attn_values", "attn_exp", "attn_scores_rot",
+ * "attn_scores_dot", "attn_values_dot", "copy_nt". */
 const char *rotary_kernel_op_name(rotary_kernel_op op);
 
 /* A kernel's function, typed by its operation (the members' types are those of rotary_rows_fn,
- * rotary_convert_fn and the rotary_attn_*_fn, spelled out here because those headers include this one). */
+ * rotary_convert_fn, the rotary_attn_*_fn and rotary_copy_fn, spelled out here because those headers include this
+ * one). */
 struct rotary_attn_prefetch; /* attn_kernels.h */
 typedef union rotary_kernel_fn {
   rotary_rotate_fn rotate; /* ROTATE, ROTATE_NT */
@@ -101,6 +104,7 @@ typedef union rotary_kernel_fn {
   void (*attn_values)(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
                       ptrdiff_t v_row_stride, size_t n, float v_scale, float *o, struct rotary_attn_prefetch *pf);
   float (*attn_exp)(float *s, size_t n, float max);
+  void (*copy)(void *dst, const void *src, size_t bytes);
   void (*attn_scores_rot)(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
                           size_t n, float k_scale, const float *cs, size_t cs_stride, size_t sin_offset,
                           size_t rotary_dim, float *s, size_t s_stride, struct rotary_attn_prefetch *pf);
@@ -110,9 +114,10 @@ typedef struct rotary_kernel_info {
   const char *name;        /* the function's full name, as defined in src/ */
   rotary_kernel_op op;
   rotary_dtype dtype;      /* rotate: the tensors'; convert: the input's; attn scores/values: the cache's;
-                              sincos rows, attn exp: ROTARY_F32 (the rows') */
+                              sincos rows, attn exp: ROTARY_F32 (the rows'); copy: ROTARY_F32 (bytes, any dtype) */
   rotary_dtype out_dtype;  /* convert: the output's; attn scores/values: ROTARY_F32; others: dtype */
-  const char *variant;     /* rotate: "half" or "interleaved"; convert: "to_<dtype>"; sincos rows, attn: "" */
+  const char *variant;     /* rotate: "half" or "interleaved"; convert: "to_<dtype>"; attn dot: "dot";
+                              sincos rows, other attn, copy: "" */
   rotary_isa isa;
   rotary_kernel_fn fn;
 } rotary_kernel_info;

@@ -101,10 +101,18 @@ static void write_kv(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
   }
   if (p->v.direct) {
     const size_t bytes = hd * g->elem;
-    if ((size_t)vstep == bytes && (size_t)cstep == bytes) {
-      memcpy(vc, vin, nh * bytes); /* heads contiguous on both sides (NHD, packed rows) */
+    if ((size_t)vstep == bytes && (size_t)cstep == bytes) { /* heads contiguous on both sides (NHD, packed rows) */
+      if (p->v_copy)
+        p->v_copy(vc, vin, nh * bytes);
+      else
+        memcpy(vc, vin, nh * bytes);
     } else {
-      for (size_t h = 0; h < nh; h++) memcpy(vc + (ptrdiff_t)h * cstep, vin + (ptrdiff_t)h * vstep, bytes);
+      for (size_t h = 0; h < nh; h++) {
+        if (p->v_copy)
+          p->v_copy(vc + (ptrdiff_t)h * cstep, vin + (ptrdiff_t)h * vstep, bytes);
+        else
+          memcpy(vc + (ptrdiff_t)h * cstep, vin + (ptrdiff_t)h * vstep, bytes);
+      }
     }
   } else {
     v_through_f32(p, vin, vstep, vc, cstep, g->elem, nh, row);
