@@ -55,4 +55,10 @@
 #define RT_PLOAD(p, a, b) rv_pload_bf16((p), &(a), &(b))
 #define RT_PSTORE(p, a, b) rv_pstore_bf16((p), (a), (b))
 #endif
+#if defined(ROTARY_HAS_NT_STORES) && defined(ROTARY_HAS_BF16_PAIRS)
+/* streaming: whole blocks through a buffer (rotate_template.h, RT_STREAM_BLOCK); single vectors (tails of kernels
+ * in plain lane order only, never reached here) as ordinary stores */
+#define RT_NAME_NT(pairing) RT_PASTE_NT(bf16, pairing, ROTARY_ISA_NAME)
+#define RT_VSTORE_NT(p, v) RT_VSTORE((p), (v))
+#endif
 #include "rotate_template.h"

@@ -13,8 +13,9 @@
  *   RT_PLOAD(p, a, b), RT_PSTORE(p, a, b)   2 * ROTARY_W elements <-> the first (a) and second (b) elements of
  *                                           ROTARY_W pairs; the interleaved kernel then uses the cos/sin rows as
  *                                           they are, like the half pairing
- * and optionally, for a dtype in plain lane order whose ISA has non-temporal stores:
+ * and optionally, for a dtype whose ISA has non-temporal stores (rv_store_nt):
  *   RT_VSTORE_NT(p, v)  as RT_VSTORE, with a non-temporal store   RT_NAME_NT(pairing)  the name of those kernels
+ *   (a two-byte dtype with RT_VSTORE2 or RT_PSTORE streams those blocks through a buffer: RT_STREAM_BLOCK)
  * The _nt kernels (for outputs far larger than the caches, out of place) store every full vector that way and end
  * with a store fence; their results are the same bits.
  * Every lane computes y0 = fma(x0, c, -(x1 * s)) and y1 = fma(x0, s, x1 * c), the scalar kernels' arithmetic, and
@@ -87,9 +88,6 @@ __attribute__((noinline, cold)) ROTARY_TARGET static rv_f32 rt_nan_fix(rv_f32 x0
 #endif
 
 #ifdef RT_VLOAD2
-#if RT_HAS_NT
-#error "non-temporal stores are for dtypes in plain lane order"
-#endif
 #define RT_ARRANGED 1
 #else
 #define RT_ARRANGED 0
@@ -104,6 +102,18 @@ __attribute__((noinline, cold)) ROTARY_TARGET static rv_f32 rt_nan_fix(rv_f32 x0
 #define RT_ARRANGE2(dst, src)                                                   \
   do {                                                                          \
     for (size_t j_ = 0; j_ < 2 * ROTARY_W; j_++) (dst)[RT_SLOT(j_)] = (src)[j_]; \
+  } while (0)
+#endif
+
+/* The _nt kernels of a dtype whose vectors convert two at a time in a lane order of its own (RT_VSTORE2, RT_PSTORE:
+ * bf16) put each converted block of 2W two-byte elements, in memory order, into an L1 buffer and stream it from
+ * there as one float vector (a bit move): the conversions stay as they are, one vector load is added per streamed
+ * vector. */
+#if RT_HAS_NT
+#define RT_STREAM_BLOCK(p, buf)                                                                          \
+  do {                                                                                                   \
+    _Static_assert(sizeof(RT_T) == 2, "a block of 2W elements is one float vector");                     \
+    rv_store_nt((float *)(void *)(p), rv_loadu((const float *)(const void *)(buf)));                     \
   } while (0)
 #endif
 
@@ -174,10 +184,17 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_hea
         y01 = rt_nan_fix(a1, b1, y01), y11 = rt_nan_fix(a1, b1, y11);
       }
       if (RT_HAS_NT && nt) {
+#if RT_ARRANGED && RT_HAS_NT
+        RT_T buf[4 * ROTARY_W] __attribute__((aligned(64)));
+        RT_VSTORE2X2(buf, y00, y01, buf + 2 * ROTARY_W, y10, y11);
+        RT_STREAM_BLOCK(y + i, buf);
+        RT_STREAM_BLOCK(y + half + i, buf + 2 * ROTARY_W);
+#else
         RT_VSTORE_NT(y + i, y00);
         RT_VSTORE_NT(y + i + ROTARY_W, y01);
         RT_VSTORE_NT(y + half + i, y10);
         RT_VSTORE_NT(y + half + i + ROTARY_W, y11);
+#endif
       } else {
         RT_VSTORE2X2(y + i, y00, y01, y + half + i, y10, y11);
       }
@@ -230,7 +247,7 @@ RT_ENTRIES(half)
  * plain cos/sin rows. Always inlined, so a constant n becomes straight code. */
 __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_heads)(
     const RT_T *in, ptrdiff_t in_stride, RT_T *out, ptrdiff_t out_stride, size_t n_heads, size_t n,
-    const float *restrict c, const float *restrict s, const int ahead) {
+    const float *restrict c, const float *restrict s, const int nt, const int ahead) {
   const size_t vend = n - n % (2 * ROTARY_W);
   /* The vector part of the rows, loaded once for every head when short enough (registers when n is constant). */
   enum { HOIST = RT_CHUNK / 2 / ROTARY_W };
@@ -243,7 +260,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_he
   for (size_t h = 0; h < n_heads; h++) {
     const RT_T *x = in + (ptrdiff_t)h * in_stride;
     RT_T *y = out + (ptrdiff_t)h * out_stride;
-    rt_prefetch_rows(x, y, n * sizeof(RT_T), 0, ahead);
+    rt_prefetch_rows(x, y, n * sizeof(RT_T), nt, ahead);
     size_t i = 0;
 #pragma GCC unroll 8 /* whole for the common head dims: the hoisted rows then stay in registers */
     for (; i < vend; i += 2 * ROTARY_W) {
@@ -253,6 +270,14 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_he
       const rv_f32 c0 = hoist ? cv[k] : rv_loadu(c + i / 2), s0 = hoist ? sv[k] : rv_loadu(s + i / 2);
       rv_f32 y0 = rv_fmsub(a, c0, rv_mul(b, s0)), y1 = rv_fmadd(a, s0, rv_mul(b, c0));
       if (__builtin_expect(rv_any_nan4(y0, y1, y0, y1), 0)) y0 = rt_nan_fix(a, b, y0), y1 = rt_nan_fix(a, b, y1);
+#if RT_HAS_NT
+      if (nt) {
+        RT_T buf[2 * ROTARY_W] __attribute__((aligned(64)));
+        RT_PSTORE(buf, y0, y1);
+        RT_STREAM_BLOCK(y + i, buf);
+        continue;
+      }
+#endif
       RT_PSTORE(y + i, y0, y1);
     }
     for (; i < n; i += 2) RT_NAME(pair)(x, y, i, i + 1, c[i / 2], s[i / 2]);
@@ -282,8 +307,14 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
         y1 = rt_nan_fix(rv_dup_even(v1), rv_dup_odd(v1), y1);
       }
       if (RT_HAS_NT && nt) {
+#if RT_ARRANGED && RT_HAS_NT
+        RT_T buf[2 * ROTARY_W] __attribute__((aligned(64)));
+        RT_VSTORE2(buf, y0, y1);
+        RT_STREAM_BLOCK(y + i, buf);
+#else
         RT_VSTORE_NT(y + i, y0);
         RT_VSTORE_NT(y + i + ROTARY_W, y1);
+#endif
       } else {
         RT_VSTORE2(y + i, y0, y1);
       }
@@ -308,11 +339,11 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
   RT_T *y = (RT_T *)out;
 #ifdef RT_PLOAD
   switch (rotary_dim) { /* constant trip counts for the common head dims, as in the half pairing */
-    case 64: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 64, cos, sin, ahead); break;
-    case 96: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 96, cos, sin, ahead); break;
-    case 128: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 128, cos, sin, ahead); break;
-    case 256: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 256, cos, sin, ahead); break;
-    default: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, rotary_dim, cos, sin, ahead); break;
+    case 64: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 64, cos, sin, nt, ahead); break;
+    case 96: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 96, cos, sin, nt, ahead); break;
+    case 128: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 128, cos, sin, nt, ahead); break;
+    case 256: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, 256, cos, sin, nt, ahead); break;
+    default: RT_NAME(pairs_heads)(x, in_stride, y, out_stride, n_heads, rotary_dim, cos, sin, nt, ahead); break;
   }
   RT_NAME(copy_rest)(x, in_stride, y, out_stride, n_heads, head_dim, rotary_dim);
   return;
@@ -361,6 +392,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
 RT_ENTRIES(interleaved)
 
 #undef RT_ARRANGED
+#undef RT_STREAM_BLOCK
 #undef RT_HAS_NT
 #undef RT_VSTORE_NT
 #undef RT_PUT

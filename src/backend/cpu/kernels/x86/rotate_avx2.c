@@ -3,7 +3,8 @@
  * rotary_f32_rotate_half__avx2 rotary_f32_rotate_interleaved__avx2 rotary_f16_rotate_half__avx2
  * rotary_f16_rotate_interleaved__avx2 rotary_bf16_rotate_half__avx2 rotary_bf16_rotate_interleaved__avx2
  * rotary_f32_rotate_half__avx2_nt rotary_f32_rotate_interleaved__avx2_nt rotary_f16_rotate_half__avx2_nt
- * rotary_f16_rotate_interleaved__avx2_nt */
+ * rotary_f16_rotate_interleaved__avx2_nt rotary_bf16_rotate_half__avx2_nt
+ * rotary_bf16_rotate_interleaved__avx2_nt */
 #if defined(__x86_64__) || defined(__i386__)
 #include <stdint.h>
 

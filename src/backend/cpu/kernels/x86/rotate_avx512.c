@@ -3,7 +3,8 @@
  * rotary_f32_rotate_half__avx512 rotary_f32_rotate_interleaved__avx512 rotary_f16_rotate_half__avx512
  * rotary_f16_rotate_interleaved__avx512 rotary_bf16_rotate_half__avx512 rotary_bf16_rotate_interleaved__avx512
  * rotary_f32_rotate_half__avx512_nt rotary_f32_rotate_interleaved__avx512_nt rotary_f16_rotate_half__avx512_nt
- * rotary_f16_rotate_interleaved__avx512_nt */
+ * rotary_f16_rotate_interleaved__avx512_nt rotary_bf16_rotate_half__avx512_nt
+ * rotary_bf16_rotate_interleaved__avx512_nt */
 #if defined(__x86_64__) || defined(__i386__)
 #include <stdint.h>
 
