@@ -13,8 +13,6 @@
 #include <unistd.h>
 
 #include "context.h"
-#include "kv_validate.h"
-#include "kv_write_plan.h"
 #include "rotary.h"
 #include "rotate_plan.h"
 #include "tuning.h"
@@ -395,17 +393,17 @@ static void test_context_settings(void **state) {
 }
 
 /* The kernels' prefetch distance per tensor (rotate_plan.h): the setting for rows that follow one another, one
- * token's step for q and k as views into packed QKV rows (in place, or out of place into the same strides), the
- * setting again when an output's step differs, none when the setting is off or the walk is grouped; the same for
- * rotary_kv_write's q. */
+ * token's step for q and k as views into packed QKV rows spanning 8 MiB or more (in place, or out of place into the
+ * same strides), the setting again for a shorter span or when an output's step differs, none when the setting is
+ * off or the walk is grouped. Plans only: the buffer is never read. */
 static void test_plan_prefetch(void **state) {
   (void)state;
-  enum { B = 2, S = 16, HQ = 4, HK = 2, D = 128, ROW = (HQ + 2 * HK) * D };
+  enum { B = 2, S = 4096, HQ = 4, HK = 2, D = 128, ROW = (HQ + 2 * HK) * D };
   rotary_config cfg;
   rotary_config_init(&cfg, D);
   rotary_rope *rope;
-  assert_int_equal(rotary_rope_create(&cfg, 64, &rope), ROTARY_OK);
-  uint16_t *qkv = calloc(2 * B * S * ROW, sizeof *qkv), *other = qkv + B * S * ROW;
+  assert_int_equal(rotary_rope_create(&cfg, S, &rope), ROTARY_OK);
+  uint16_t *qkv = calloc(2 * (size_t)B * S * ROW, sizeof *qkv), *other = qkv + (size_t)B * S * ROW;
   assert_non_null(qkv);
   rotary_tuning tuning[3];
   const int64_t distance[3] = {0, 512, -1};
@@ -416,19 +414,26 @@ static void test_plan_prefetch(void **state) {
   rotary_apply_desc d;
   rotary_apply_desc_init(&d);
   d.batch = B;
-  d.seq_len = S;
+  d.seq_len = S; /* 8192 tokens of 2 KiB rows: 16 MiB */
   const ptrdiff_t sb = (ptrdiff_t)S * ROW;
   d.q = (rotary_tensor){qkv, qkv, ROTARY_BF16, HQ, sb, ROW, D, sb, ROW, D};
   d.k = (rotary_tensor){qkv + HQ * D, qkv + HQ * D, ROTARY_BF16, HK, sb, ROW, D, sb, ROW, D};
   rotary_rotate_plan plan;
   const int step = ROW * 2;
-  const int packed_want[3][2] = {{step, step}, {step, step}, {-1, -1}};
+  const int packed_want[3] = {step, step, -1};
   for (int t = 0; t < 3; t++) {
     assert_int_equal(rotary_rotate_plan_build(&plan, rope, &d, &tuning[t]), ROTARY_OK);
     assert_int_equal(plan.group[0], 0);
-    assert_int_equal(plan.prefetch[0], packed_want[t][0]);
-    assert_int_equal(plan.prefetch[1], packed_want[t][1]);
+    assert_int_equal(plan.prefetch[0], packed_want[t]);
+    assert_int_equal(plan.prefetch[1], packed_want[t]);
   }
+  /* the same rows over 2047 tokens (4 MiB less 2 KiB): short of the span, the setting */
+  rotary_apply_desc few = d;
+  few.batch = 1;
+  few.seq_len = 2047;
+  assert_int_equal(rotary_rotate_plan_build(&plan, rope, &few, &tuning[1]), ROTARY_OK);
+  assert_int_equal(plan.prefetch[0], 512);
+  assert_int_equal(plan.prefetch[1], 512);
   /* decode: one token per sequence, the next token is the next sequence's */
   rotary_apply_desc dec = d;
   dec.batch = B * S;
@@ -458,7 +463,7 @@ static void test_plan_prefetch(void **state) {
     assert_int_equal(plan.prefetch[0], (int)distance[t]);
     assert_int_equal(plan.prefetch[1], (int)distance[t]);
   }
-  /* heads-major (BHSD, heads 4 KiB apart): the grouped walk, no software prefetch */
+  /* heads-major (BHSD, heads far apart): the grouped walk, no software prefetch */
   assert_int_equal(rotary_tensor_init(&dense.q, ROTARY_LAYOUT_BHSD, qkv, qkv, ROTARY_BF16, S, HQ, D), ROTARY_OK);
   assert_int_equal(rotary_tensor_init(&dense.k, ROTARY_LAYOUT_BHSD, other, other, ROTARY_BF16, S, HK, D),
                    ROTARY_OK);
@@ -466,35 +471,6 @@ static void test_plan_prefetch(void **state) {
   assert_true(plan.group[0] > 0);
   assert_int_equal(plan.prefetch[0], -1);
   assert_int_equal(plan.prefetch[1], -1);
-  /* rotary_kv_write's q: in place in packed QKV rows one token ahead; q rows of their own take the setting */
-  uint16_t *kc = calloc(2 * (size_t)B * S * HK * D, sizeof *kc);
-  assert_non_null(kc);
-  int64_t lengths[B] = {0, 0};
-  rotary_kv_write_desc w;
-  rotary_kv_write_desc_init(&w);
-  w.batch = B;
-  w.seq_len = S;
-  assert_int_equal(rotary_kv_write_desc_set_qkv(&w, qkv, NULL, ROTARY_BF16, HQ, HK, D, 0), ROTARY_OK);
-  w.cache.dtype = ROTARY_BF16;
-  w.cache.k = kc;
-  w.cache.v = kc + (size_t)B * S * HK * D;
-  w.cache.num_blocks = B;
-  w.cache.block_size = S;
-  w.cache.lengths = lengths;
-  w.cache.k_scale = w.cache.v_scale = 1.0f;
-  rotary_cache_geom geom;
-  rotary_kv_write_plan kv;
-  for (int t = 0; t < 3; t++) {
-    assert_int_equal(rotary_validate_kv_write(rope, &w, &geom, 0), ROTARY_OK);
-    rotary_kv_write_plan_build(&kv, rope, &w, &geom, &tuning[t], 1);
-    assert_int_equal(kv.q_prefetch, t == 2 ? -1 : step);
-  }
-  /* a q tensor of its own (BSHD): its rows follow one another, the setting stays */
-  assert_int_equal(rotary_tensor_init(&w.q, ROTARY_LAYOUT_BSHD, other, other, ROTARY_BF16, S, HQ, D), ROTARY_OK);
-  assert_int_equal(rotary_validate_kv_write(rope, &w, &geom, 0), ROTARY_OK);
-  rotary_kv_write_plan_build(&kv, rope, &w, &geom, &tuning[1], 1);
-  assert_int_equal(kv.q_prefetch, 512);
-  free(kc);
   free(qkv);
   rotary_rope_destroy(rope);
 }

@@ -5,7 +5,6 @@
 
 #include "strided_view.h"
 #include "task_split.h"
-#include "token_prefetch.h"
 #include "token_rows.h"
 
 /* f32 head rows in the scratch are padded to whole 64-byte lines. */
@@ -81,14 +80,6 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
     if (nt) p.k.kernel = nt;
     if (p.v.direct) p.v_copy = rotary_copy_nt_select()->fn;
   }
-  /* q rows in packed QKV rows: one token ahead, as rotary_apply's plan does (rotate_plan.c, choose_prefetch).
-   * Measured (2-core Zen 4, llama3-8b heads, prefill 2048, bf16 packed rows, contiguous cache, alternating
-   * binaries): 0.91-0.96x the time at 1 thread, 0.76-0.92x at 2; k too (its input rows lie apart as well, but the
-   * kernel would prefetch the cache rows the same distance ahead) measured no better. */
-  const int q_step = tuning->prefetch_bytes >= 0 && p.tokens > 1
-                         ? rotary_token_prefetch(&d->q, d->seq_len, d->q.n_heads, rope->head_dim, p.q_elem, 1)
-                         : 0;
-  p.q_prefetch = q_step > 0 ? q_step : tuning->prefetch_bytes;
   p.scratch_floats = scratch_floats(rope, 1, !p.k.direct || !p.v.direct);
   p.rows_block = rotary_rows_block_size(rope, &p.positions, ROTARY_KV_STACK_ROWS);
   *plan = p;

@@ -48,8 +48,6 @@ typedef struct rotary_kv_write_plan {
   rotary_cache_geom geom;
   const rotary_kernel *q_kernel;  /* NULL when q is left out */
   size_t q_elem;
-  int q_prefetch;                 /* the q kernel's prefetch distance: the setting, or one token's step for q rows
-                                     apart (packed QKV rows; token_prefetch.h) */
   rotary_kv_path k, v;
   rotary_copy_fn v_copy;          /* direct v rows: the streaming copy for a call that streams its cache writes
                                      (kv_write_plan.c), else NULL (memcpy) */

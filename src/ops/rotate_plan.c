@@ -39,12 +39,12 @@ static void choose_order(rotary_rotate_plan *plan) {
 
 /* The kernels' prefetch distance per tensor. The together walk takes the setting prefetch_bytes (a distance
  * within the token's run of head rows), except that a tensor whose token rows lie apart asks for the same heads
- * one token ahead (token_prefetch.h) when the setting is not off. Measured on a 2-core Zen 4 (AVX-512), llama3-8b
- * heads, 2048 tokens, bf16, q and k in place in packed QKV rows (12 KiB a token), medians of 30-60 calls: 0.59-0.66x
- * the time at 1 and 2 threads (a distance of 12 KiB against the default, calls alternating in one process),
- * 0.41-0.73x against the former binary, 0.54-0.85x table-free; the kernel alone over 32 heads a token at row
- * strides of 9-16 KiB ran at 5.8-10.5 elements per ns without and 13.3-14.1 with it (15.1 at the packed stride of
- * 8 KiB, where the hardware prefetchers follow the rows).
+ * one token ahead (token_prefetch.h: rows spanning 8 MiB or more) when the setting is not off. Measured on a
+ * 2-core Zen 4 (AVX-512), llama3-8b heads, 2048 tokens, bf16, q and k in place in packed QKV rows (12 KiB a
+ * token), medians of 30-60 calls: 0.59-0.66x the time at 1 and 2 threads (a distance of 12 KiB against the
+ * default, calls alternating in one process), 0.41-0.73x against the former binary, 0.54-0.85x table-free; the
+ * kernel alone over 32 heads a token at row strides of 9-16 KiB ran at 5.8-10.5 elements per ns without and
+ * 13.3-14.1 with it (15.1 at the packed stride of 8 KiB, where the hardware prefetchers follow the rows).
  * The grouped walk (heads-major tensors) runs without software prefetch: the distance is meant for rows that
  * follow one another in the walk, but past a row of a heads-major tensor lie the same head's later tokens, and
  * the hardware prefetchers already follow the group's streams. Measured on a 2-core Zen 3 (AVX2, default
@@ -55,9 +55,8 @@ static void choose_order(rotary_rotate_plan *plan) {
 static void choose_prefetch(rotary_rotate_plan *plan) {
   for (int i = 0; i < 2; i++) {
     const rotary_tensor *t = i ? &plan->d->k : &plan->d->q;
-    const int step = plan->tokens < 2 ? 0
-                                      : rotary_token_prefetch(t, plan->d->seq_len, plan->heads[i],
-                                                              plan->rope->head_dim, plan->elem[i], 1);
+    const int step = rotary_token_prefetch(t, plan->tokens, plan->d->seq_len, plan->heads[i], plan->rope->head_dim,
+                                           plan->elem[i], 1);
     plan->prefetch[i] = plan->group[0]                                ? -1
                         : plan->tuning->prefetch_bytes >= 0 && step > 0 ? step
                                                                         : plan->tuning->prefetch_bytes;

@@ -127,7 +127,7 @@ static void rotate_q(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
                                  (ptrdiff_t)h0 * q->stride_head, p->q_elem);
   char *out = at(q->out, (ptrdiff_t)b * q->out_stride_batch + (ptrdiff_t)s_idx * q->out_stride_seq +
                              (ptrdiff_t)h0 * q->out_stride_head, p->q_elem);
-  rotary_rotate_run(p->q_kernel, p->q_prefetch, in, q->stride_head, out, q->out_stride_head, h1 - h0,
+  rotary_rotate_run(p->q_kernel, p->tuning->prefetch_bytes, in, q->stride_head, out, q->out_stride_head, h1 - h0,
                     p->rope->head_dim, p->rope->rotary_dim, c, s);
 }
 
