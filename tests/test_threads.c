@@ -393,9 +393,10 @@ static void test_context_settings(void **state) {
 }
 
 /* The kernels' prefetch distance per tensor (rotate_plan.h): the setting for rows that follow one another, one
- * token's step for q and k as views into packed QKV rows spanning 8 MiB or more (in place, or out of place into the
- * same strides), the setting again for a shorter span or when an output's step differs, none when the setting is
- * off or the walk is grouped. Plans only: the buffer is never read. */
+ * token's step for q and k as views into packed QKV rows spanning 8 MiB or more (in place, out of place into the
+ * same strides, or into other strides with non-temporal stores), the setting again for a shorter span or when an
+ * ordinary store's output step differs, none when the setting is off or the walk is grouped. Plans only: the
+ * buffer is never read. */
 static void test_plan_prefetch(void **state) {
   (void)state;
   enum { B = 2, S = 4096, HQ = 4, HK = 2, D = 128, ROW = (HQ + 2 * HK) * D };
@@ -453,6 +454,12 @@ static void test_plan_prefetch(void **state) {
   assert_int_equal(rotary_rotate_plan_build(&plan, rope, &out, &tuning[1]), ROTARY_OK);
   assert_int_equal(plan.prefetch[0], 512);
   assert_int_equal(plan.prefetch[1], step);
+  /* ... unless its stores are non-temporal (they prefetch no output): stream_store_bytes 0 */
+  rotary_tuning streaming = tuning[1];
+  rotary_tuning_put(&streaming, ROTARY_SETTING_STREAM_STORE_BYTES, 0, ROTARY_SOURCE_SET);
+  assert_int_equal(rotary_rotate_plan_build(&plan, rope, &out, &streaming), ROTARY_OK);
+  assert_int_equal(plan.nontemporal[0], rotary_kernel_select_nt(ROTARY_BF16, ROTARY_PAIRING_HALF) != NULL);
+  assert_int_equal(plan.prefetch[0], plan.nontemporal[0] ? step : 512);
   /* q and k contiguous tensors (BSHD): their rows follow one another */
   rotary_apply_desc dense = d;
   assert_int_equal(rotary_tensor_init(&dense.q, ROTARY_LAYOUT_BSHD, qkv, qkv, ROTARY_BF16, S, HQ, D), ROTARY_OK);

@@ -55,8 +55,9 @@ static void choose_order(rotary_rotate_plan *plan) {
 static void choose_prefetch(rotary_rotate_plan *plan) {
   for (int i = 0; i < 2; i++) {
     const rotary_tensor *t = i ? &plan->d->k : &plan->d->q;
+    /* a kernel with non-temporal stores prefetches no output: the output's strides do not matter then */
     const int step = rotary_token_prefetch(t, plan->tokens, plan->d->seq_len, plan->heads[i], plan->rope->head_dim,
-                                           plan->elem[i], 1);
+                                           plan->elem[i], !plan->nontemporal[i]);
     plan->prefetch[i] = plan->group[0]                                ? -1
                         : plan->tuning->prefetch_bytes >= 0 && step > 0 ? step
                                                                         : plan->tuning->prefetch_bytes;

@@ -17,8 +17,8 @@
 /* The byte step from one token's head rows of tensor t (heads rows of head_dim elements of elem bytes) to the next
  * token's in a token-major walk over `tokens` tokens (the next sequence's first token when seq_len is 1), when that
  * step leaves a gap the hardware prefetchers do not follow and the rows span ROTARY_TOKEN_PREFETCH_MIN_SPAN or more: rows that are not one contiguous run of heads (q and k as views into a
- * projection's packed QKV rows). With with_out, t's output must take the same steps (the kernels prefetch input
- * and output the same distance ahead; in place always does). 0 when the rows follow one another, the output's
+ * projection's packed QKV rows). With with_out (kernels with ordinary stores prefetch the output the same
+ * distance ahead as the input; in place always qualifies), t's output must take the same steps. 0 when the rows follow one another, the output's
  * steps differ, the step is not a positive distance up to ROTARY_TOKEN_PREFETCH_MAX, or the span is short. */
 static inline int rotary_token_prefetch(const rotary_tensor *t, size_t tokens, size_t seq_len, size_t heads,
                                         size_t head_dim, size_t elem, int with_out) {
