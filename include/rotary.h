@@ -348,9 +348,11 @@ ROTARY_API size_t rotary_cpu_count(void);
 typedef enum rotary_setting {
   ROTARY_SETTING_PREFETCH_BYTES = 0, /* "prefetch_bytes", ROTARY_PREFETCH: bytes ahead of each head row the SIMD
                                         kernels prefetch; -1 ("off"): no software prefetch; 0 .. 65536. Heads-major
-                                        walks (head_group) run without software prefetch whatever it says; q and k
-                                        whose token rows lie apart (views into packed QKV rows) and span 8 MiB or
-                                        more prefetch the same heads one token ahead instead, unless it is off */
+                                        walks (head_group) run without software prefetch whatever it says. In
+                                        rotary_apply, q and k whose token rows lie apart (views into packed QKV
+                                        rows) and span 8 MiB or more prefetch the same heads one token ahead
+                                        instead, unless it is off (out of place: when the output takes the same
+                                        steps or is stored non-temporally) */
   ROTARY_SETTING_STREAM_STORE_BYTES = 1, /* "stream_store_bytes", ROTARY_STREAM_STORES: out-of-place calls writing
                                             at least this many bytes use non-temporal stores; -1 ("off"): never;
                                             0 .. 2^50 (1 PiB: JSON numbers are exact integers up to 2^53) */

@@ -686,7 +686,7 @@ static void test_kernel_registry(void **state) {
   assert_non_null(rotary_kernel_find(rotary_rows_select()->name));
   assert_null(rotary_kernel_find("rotary_f32_rotate_half__nosuchisa"));
   printf("registry: %zu kernels (%zu rotate, %zu rotate_nt, %zu sincos_rows, %zu convert, %zu attn_scores, "
-         "%zu attn_values, %zu attn_exp, %zu attn_scores_rot, %zu attn _dot, %zu copy_nt)\n",
+         "%zu attn_values, %zu attn_exp, %zu attn_scores_rot, %zu attn_dot, %zu copy_nt)\n",
          n, per_op[ROTARY_OP_ROTATE], per_op[ROTARY_OP_ROTATE_NT], per_op[ROTARY_OP_SINCOS_ROWS],
          per_op[ROTARY_OP_CONVERT], per_op[ROTARY_OP_ATTN_SCORES], per_op[ROTARY_OP_ATTN_VALUES],
          per_op[ROTARY_OP_ATTN_EXP], per_op[ROTARY_OP_ATTN_SCORES_ROT],

@@ -235,13 +235,14 @@ static void test_kv_write_bits(void **state) {
   (void)state;
   /* the same dtype in and in the cache (the direct path, non-temporal stores from stream_store_bytes up), and bf16
    * into an f16 cache (converted) */
-  static const rotary_dtype pairs[][2] = {{ROTARY_F32, ROTARY_F32}, {ROTARY_F16, ROTARY_F16}, {ROTARY_BF16, ROTARY_F16}};
+  static const rotary_dtype pairs[][2] = {
+      {ROTARY_F32, ROTARY_F32}, {ROTARY_F16, ROTARY_F16}, {ROTARY_BF16, ROTARY_BF16}, {ROTARY_BF16, ROTARY_F16}};
   unsigned char *buf[6], *ref[3];
   const size_t sizes[6] = {KNQ, KNK, KNK, KNQ, KNC, KNC};
   for (int i = 0; i < 6; i++) assert_non_null(buf[i] = malloc(sizes[i] * sizeof(float)));
   for (int i = 0; i < 3; i++) assert_non_null(ref[i] = malloc(sizes[3 + i] * sizeof(float)));
   size_t calls = 0, cases = 0;
-  for (int p = 0; p < 3; p++)
+  for (int p = 0; p < 4; p++)
     for (int l = 0; l < 2; l++)
       for (int th = 1; th <= 3; th++) {
         if (tu_quick() && (p + l + th) % 3 != 0) continue;

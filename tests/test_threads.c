@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "context.h"
+#include "kv_validate.h"
+#include "kv_write_plan.h"
 #include "rotary.h"
 #include "rotate_plan.h"
 #include "tuning.h"
@@ -428,13 +430,17 @@ static void test_plan_prefetch(void **state) {
     assert_int_equal(plan.prefetch[0], packed_want[t]);
     assert_int_equal(plan.prefetch[1], packed_want[t]);
   }
-  /* the same rows over 2047 tokens (4 MiB less 2 KiB): short of the span, the setting */
+  /* the same rows over 4095 tokens (8 MiB less 2 KiB): short of the span, the setting; 4096 tokens: the step */
   rotary_apply_desc few = d;
   few.batch = 1;
-  few.seq_len = 2047;
+  few.seq_len = 4095;
   assert_int_equal(rotary_rotate_plan_build(&plan, rope, &few, &tuning[1]), ROTARY_OK);
   assert_int_equal(plan.prefetch[0], 512);
   assert_int_equal(plan.prefetch[1], 512);
+  few.seq_len = 4096;
+  assert_int_equal(rotary_rotate_plan_build(&plan, rope, &few, &tuning[1]), ROTARY_OK);
+  assert_int_equal(plan.prefetch[0], step);
+  assert_int_equal(plan.prefetch[1], step);
   /* decode: one token per sequence, the next token is the next sequence's */
   rotary_apply_desc dec = d;
   dec.batch = B * S;
@@ -442,6 +448,7 @@ static void test_plan_prefetch(void **state) {
   dec.q.stride_batch = dec.q.out_stride_batch = dec.k.stride_batch = dec.k.out_stride_batch = ROW;
   assert_int_equal(rotary_rotate_plan_build(&plan, rope, &dec, &tuning[0]), ROTARY_OK);
   assert_int_equal(plan.prefetch[0], step);
+  assert_int_equal(plan.prefetch[1], step);
   /* out of place into the same strides of another buffer: the same; into packed q rows: the setting */
   rotary_apply_desc out = d;
   out.q.out = other;
@@ -478,7 +485,60 @@ static void test_plan_prefetch(void **state) {
   assert_true(plan.group[0] > 0);
   assert_int_equal(plan.prefetch[0], -1);
   assert_int_equal(plan.prefetch[1], -1);
+  /* heads-major with a table-free rope: the together walk (rows are computed), but a token's rows interleave with
+   * the next token's, so no token step: the setting */
+  rotary_rope *free_rope;
+  assert_int_equal(rotary_rope_create(&cfg, 0, &free_rope), ROTARY_OK);
+  assert_int_equal(rotary_rotate_plan_build(&plan, free_rope, &dense, &tuning[1]), ROTARY_OK);
+  assert_int_equal(plan.group[0], 0);
+  assert_int_equal(plan.prefetch[0], 512);
+  assert_int_equal(plan.prefetch[1], 512);
+  rotary_rope_destroy(free_rope);
   free(qkv);
+  rotary_rope_destroy(rope);
+}
+
+/* rotary_kv_write's cache rows stream (v through the streaming copy, k through its dtype's _nt kernel) exactly when
+ * the call moves stream_store_bytes or more, and never with the setting off. Plans only. */
+static void test_kv_plan_streams(void **state) {
+  (void)state;
+  enum { S = 64, HQ = 4, HK = 2, D = 128 };
+  rotary_config cfg;
+  rotary_config_init(&cfg, D);
+  rotary_rope *rope;
+  assert_int_equal(rotary_rope_create(&cfg, S, &rope), ROTARY_OK);
+  uint16_t *qkv = calloc((size_t)S * (HQ + 2 * HK) * D, sizeof *qkv), *kc = calloc(2 * (size_t)S * HK * D, 2);
+  assert_true(qkv && kc);
+  int64_t length = 0;
+  rotary_kv_write_desc w;
+  rotary_kv_write_desc_init(&w);
+  w.batch = 1;
+  w.seq_len = S;
+  assert_int_equal(rotary_kv_write_desc_set_qkv(&w, qkv, NULL, ROTARY_BF16, HQ, HK, D, 0), ROTARY_OK);
+  w.cache.dtype = ROTARY_BF16;
+  w.cache.k = kc;
+  w.cache.v = kc + (size_t)S * HK * D;
+  w.cache.num_blocks = 1;
+  w.cache.block_size = S;
+  w.cache.lengths = &length;
+  w.cache.k_scale = w.cache.v_scale = 1.0f;
+  rotary_cache_geom geom;
+  assert_int_equal(rotary_validate_kv_write(rope, &w, &geom, 0), ROTARY_OK);
+  /* bytes moved: q read and written, k and v read and written to the cache, all bf16 */
+  const int64_t moved = (int64_t)S * D * 2 * (2 * HQ + 4 * HK);
+  const rotary_kernel *nt = rotary_kernel_select_nt(ROTARY_BF16, ROTARY_PAIRING_HALF);
+  const int64_t thresholds[4] = {moved, moved + 1, 0, -1};
+  for (int i = 0; i < 4; i++) {
+    rotary_tuning t = *rotary_tuning_defaults();
+    rotary_tuning_put(&t, ROTARY_SETTING_STREAM_STORE_BYTES, thresholds[i], ROTARY_SOURCE_SET);
+    rotary_kv_write_plan p;
+    rotary_kv_write_plan_build(&p, rope, &w, &geom, &t, 1);
+    const int streams = thresholds[i] >= 0 && thresholds[i] <= moved;
+    assert_int_equal(p.v_copy != NULL, streams);
+    if (streams) assert_ptr_equal(p.v_copy, rotary_copy_nt_select()->fn);
+    assert_ptr_equal(p.k.kernel, streams && nt ? nt : rotary_kernel_select(ROTARY_BF16, ROTARY_PAIRING_HALF));
+  }
+  free(qkv), free(kc);
   rotary_rope_destroy(rope);
 }
 
@@ -488,6 +548,7 @@ int main(void) {
       cmocka_unit_test(test_bit_identical_across_thread_counts),
       cmocka_unit_test(test_context_settings),
       cmocka_unit_test(test_plan_prefetch),
+      cmocka_unit_test(test_kv_plan_streams),
       cmocka_unit_test(test_create_destroy_loop),
       cmocka_unit_test(test_set_threads_loop),
       cmocka_unit_test(test_app_threads_own_contexts),

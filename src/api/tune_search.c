@@ -100,8 +100,9 @@ int rotary_tune_b_wins(const rotary_tune_run *run) {
  * threads, has the same kernels, store kinds, groups, threads and tasks under the candidate as under the current
  * value, the calls run the very same code: e.g. stream stores when every call is in place or writes less than any
  * threshold tried, the head group when no tensor is heads-major, the thread split on a one-thread context.
- * prefetch_bytes is read by the kernels themselves and is always timed. A skipped candidate is not counted in the
- * report's candidates (values timed). */
+ * prefetch_bytes reaches the kernels through the plan's per-tensor distances and is always timed (the plans are
+ * compared on those too, should it ever be skipped). A skipped candidate is not counted in the report's
+ * candidates (values timed). */
 static int plans_differ(const rotary_tune_run *run, rotary_setting s, const rotary_tuning *a, const rotary_tuning *b) {
   if (s != ROTARY_SETTING_STREAM_STORE_BYTES && s != ROTARY_SETTING_HEAD_GROUP && s != ROTARY_SETTING_THREAD_BYTES &&
       s != ROTARY_SETTING_TASKS_PER_THREAD)
@@ -114,7 +115,8 @@ static int plans_differ(const rotary_tune_run *run, rotary_setting s, const rota
     rotary_rotate_plan_split(&pa, run->n_threads);
     rotary_rotate_plan_split(&pb, run->n_threads);
     for (int t = 0; t < 2; t++)
-      if (pa.kernel[t] != pb.kernel[t] || pa.nontemporal[t] != pb.nontemporal[t] || pa.group[t] != pb.group[t])
+      if (pa.kernel[t] != pb.kernel[t] || pa.nontemporal[t] != pb.nontemporal[t] || pa.group[t] != pb.group[t] ||
+          pa.prefetch[t] != pb.prefetch[t])
         return 1;
     if (pa.threads != pb.threads || pa.tasks != pb.tasks) return 1;
   }

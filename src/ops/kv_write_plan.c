@@ -73,8 +73,7 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
    * same-run streaming limit of `rotary bench --op kv-write` writes its cache rows that way). Measured on a 2-core
    * Zen 4, llama3-8b heads, prefill 2048 bf16 (48 MiB moved, 8 MiB of cache rows: below the threshold when it was
    * the cache rows' size), alternating binaries, medians of 40 calls: v streamed 0.71-0.79x the time at 1 thread,
-   * 0.73-0.80x at 2; k rotated into a buffer and streamed too 0.67-0.80x and 0.68-0.73x (not done: no bf16 _nt
-   * kernel yet). */
+   * 0.73-0.80x at 2; bf16 k through the bf16 _nt kernel as well: no further gain measured (docs/kv_cache.md). */
   if (bytes >= (double)tuning->nt_min_bytes) {
     const rotary_kernel *nt = p.k.direct ? rotary_kernel_select_nt(d->k.dtype, rope->pairing) : NULL;
     if (nt) p.k.kernel = nt;

@@ -14,22 +14,27 @@
  * the time at 1 thread, 256 tokens (3 MiB) 0.80-1.19x, 1024 tokens (12 MiB) 0.76-0.93x, 2048 tokens 0.41-0.73x. */
 #define ROTARY_TOKEN_PREFETCH_MIN_SPAN ((size_t)8 << 20)
 
-/* The byte step from one token's head rows of tensor t (heads rows of head_dim elements of elem bytes) to the next
- * token's in a token-major walk over `tokens` tokens (the next sequence's first token when seq_len is 1), when that
- * step leaves a gap the hardware prefetchers do not follow and the rows span ROTARY_TOKEN_PREFETCH_MIN_SPAN or more: rows that are not one contiguous run of heads (q and k as views into a
- * projection's packed QKV rows). With with_out (kernels with ordinary stores prefetch the output the same
- * distance ahead as the input; in place always qualifies), t's output must take the same steps. 0 when the rows follow one another, the output's
- * steps differ, the step is not a positive distance up to ROTARY_TOKEN_PREFETCH_MAX, or the span is short. */
+/* The byte step from one token's head rows of tensor t to the next token's in a token-major walk over `tokens`
+ * tokens (the next sequence's first token when seq_len is 1), when the token's heads (rows of head_dim elements of
+ * elem bytes) lie before the next token's with a gap the hardware prefetchers do not follow (q and k as views into
+ * a projection's packed QKV rows) and the rows span ROTARY_TOKEN_PREFETCH_MIN_SPAN or more. With with_out
+ * (kernels with ordinary stores prefetch the output the same distance ahead as the input; in place always
+ * qualifies), t's output must take the same steps. 0 otherwise: rows that follow one another, heads-major tensors
+ * (a token's rows interleave with the next token's), an output's other steps, a step that is not a positive
+ * distance up to ROTARY_TOKEN_PREFETCH_MAX, or a short span. */
 static inline int rotary_token_prefetch(const rotary_tensor *t, size_t tokens, size_t seq_len, size_t heads,
                                         size_t head_dim, size_t elem, int with_out) {
   const ptrdiff_t step = seq_len > 1 ? t->stride_seq : t->stride_batch;
   const ptrdiff_t out_step = seq_len > 1 ? t->out_stride_seq : t->out_stride_batch;
-  if (heads == 0 || elem == 0) return 0;
+  if (heads == 0 || elem == 0 || tokens < 2 || step <= 0 || (size_t)step > ROTARY_TOKEN_PREFETCH_MAX / elem) return 0;
   if (with_out && t->in != t->out && (out_step != step || t->out_stride_head != t->stride_head)) return 0;
-  const int packed = (heads == 1 || t->stride_head == (ptrdiff_t)head_dim) && step == (ptrdiff_t)(heads * head_dim);
-  if (packed || step <= 0 || (size_t)step > ROTARY_TOKEN_PREFETCH_MAX / elem) return 0;
+  /* where the token's last head row ends, in elements from its first; the next token must start past it */
+  if (heads > 1 && (t->stride_head <= 0 || (size_t)t->stride_head > (size_t)step / (heads - 1))) return 0;
+  const size_t end = (heads - 1) * (heads > 1 ? (size_t)t->stride_head : 0) + head_dim;
+  if ((size_t)step < end) return 0;
+  if ((size_t)step == end && (heads == 1 || t->stride_head == (ptrdiff_t)head_dim)) return 0; /* packed */
   const size_t bytes = (size_t)step * elem;
-  if (tokens < 2 || tokens < ROTARY_TOKEN_PREFETCH_MIN_SPAN / bytes) return 0; /* tokens * bytes < the span */
+  if (tokens < (ROTARY_TOKEN_PREFETCH_MIN_SPAN + bytes - 1) / bytes) return 0; /* tokens * bytes < the span */
   return (int)bytes;
 }
 

@@ -106,13 +106,8 @@ static void write_kv(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
         p->v_copy(vc, vin, nh * bytes);
       else
         memcpy(vc, vin, nh * bytes);
-    } else {
-      for (size_t h = 0; h < nh; h++) {
-        if (p->v_copy)
-          p->v_copy(vc + (ptrdiff_t)h * cstep, vin + (ptrdiff_t)h * vstep, bytes);
-        else
-          memcpy(vc + (ptrdiff_t)h * cstep, vin + (ptrdiff_t)h * vstep, bytes);
-      }
+    } else { /* head by head: the streaming copy's fence per head row would drain its stores every row */
+      for (size_t h = 0; h < nh; h++) memcpy(vc + (ptrdiff_t)h * cstep, vin + (ptrdiff_t)h * vstep, bytes);
     }
   } else {
     v_through_f32(p, vin, vstep, vc, cstep, g->elem, nh, row);
