@@ -410,9 +410,10 @@ static void test_plan_prefetch(void **state) {
   assert_non_null(qkv);
   rotary_tuning tuning[3];
   const int64_t distance[3] = {0, 512, -1};
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 3; i++) { /* ordinary stores whatever ROTARY_STREAM_STORES says (CI sets it to 0) */
     tuning[i] = *rotary_tuning_defaults();
     rotary_tuning_put(&tuning[i], ROTARY_SETTING_PREFETCH_BYTES, distance[i], ROTARY_SOURCE_SET);
+    rotary_tuning_put(&tuning[i], ROTARY_SETTING_STREAM_STORE_BYTES, -1, ROTARY_SOURCE_SET);
   }
   rotary_apply_desc d;
   rotary_apply_desc_init(&d);
