@@ -131,8 +131,8 @@ typedef struct rotary_attn_kernels {
  * another dtype (*out then unchanged). */
 rotary_status rotary_attn_select(rotary_dtype cache_dtype, rotary_attn_kernels *out);
 
-/* The kernels of one ISA for a cache dtype, enabled or not (scores_dot and values_dot: scores and values; tests
- * reach the `_dot` kernels through the registry) (tests run each one this CPU supports); INVALID_ARGUMENT
+/* The kernels of one ISA for a cache dtype, enabled or not (tests run each one this CPU supports); scores_dot and
+ * values_dot are scores and values here (tests reach the `_dot` kernels through the registry). INVALID_ARGUMENT
  * when that ISA has none for the dtype. */
 rotary_status rotary_attn_select_isa(rotary_dtype cache_dtype, rotary_isa isa, rotary_attn_kernels *out);
 
