@@ -70,7 +70,7 @@ static uint32_t ref_convert(rotary_dtype from, rotary_dtype to, uint32_t in, flo
     if (from == ROTARY_F16 && (u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u; /* f16 NaNs come out quiet */
     return u;
   }
-  const float x = tu_bits_f32(in);
+  const float x = from == ROTARY_BF16 ? tu_bf16_to_f32((uint16_t)in) : tu_bits_f32(in); /* bf16 -> fp8: exact widening */
   if (to == ROTARY_F16) return tu_f32_to_f16(x);
   if (to == ROTARY_BF16) return tu_f32_to_bf16(x);
   return ref_fp8_encode(x, scale);
@@ -203,6 +203,23 @@ static void test_fp8_encode_exhaustive16(void **state) {
     check_encode_batch(bits, 65536, scales[s], "bf16 patterns");
   }
   free(bits);
+}
+
+/* bf16 -> fp8 in one pass (the KV-cache write's v rows): all 2^16 patterns at every scale, each code the reference
+ * encoding of the widened value. */
+static void test_fp8_encode_bf16_all(void **state) {
+  (void)state;
+  ref_fp8_init();
+  uint16_t *h = malloc(65536 * sizeof *h);
+  uint32_t *want = malloc(65536 * sizeof *want);
+  assert_true(h && want);
+  for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+  for (size_t s = 0; s < N_SCALES; s++) {
+    for (uint32_t i = 0; i < 65536; i++) want[i] = ref_fp8_encode(tu_bits_f32(i << 16), scales[s]);
+    check_all_kernels(ROTARY_BF16, ROTARY_FP8_E4M3, (const unsigned char *)h, 65536, want, scales[s], "bf16 all");
+  }
+  free(h);
+  free(want);
 }
 
 /* Random f32: any bit pattern, values spread over the fp8 range and beyond, and points near every code's rounding
@@ -412,6 +429,13 @@ static void test_fp8_lone_specials(void **state) {
       bits[p] = special_f32[s];
       for (size_t i = 0; i < 64; i++) want[i] = ref_fp8_encode(tu_bits_f32(bits[i]), 3.7f);
       check_all_kernels(ROTARY_F32, ROTARY_FP8_E4M3, (const unsigned char *)bits, 64, want, 3.7f, "lone special");
+      /* the same values as bf16 (truncated: still ordinary, the special kept), through the bf16 encoders */
+      uint16_t h[64];
+      for (size_t i = 0; i < 64; i++) {
+        h[i] = (uint16_t)(bits[i] >> 16);
+        want[i] = ref_fp8_encode(tu_bits_f32((uint32_t)h[i] << 16), 3.7f);
+      }
+      check_all_kernels(ROTARY_BF16, ROTARY_FP8_E4M3, (const unsigned char *)h, 64, want, 3.7f, "lone special bf16");
     }
 }
 
@@ -429,9 +453,10 @@ static const char *dt_name(rotary_dtype dt) {
 
 static void test_list_and_select(void **state) {
   (void)state;
-  static const rotary_dtype pairs[6][2] = {{ROTARY_F16, ROTARY_F32},  {ROTARY_BF16, ROTARY_F32},
+  static const rotary_dtype pairs[7][2] = {{ROTARY_F16, ROTARY_F32},  {ROTARY_BF16, ROTARY_F32},
                                            {ROTARY_FP8_E4M3, ROTARY_F32}, {ROTARY_F32, ROTARY_F16},
-                                           {ROTARY_F32, ROTARY_BF16}, {ROTARY_F32, ROTARY_FP8_E4M3}};
+                                           {ROTARY_F32, ROTARY_BF16}, {ROTARY_F32, ROTARY_FP8_E4M3},
+                                           {ROTARY_BF16, ROTARY_FP8_E4M3}};
   for (size_t k = 0; k < rotary_convert_count; k++) {
     const rotary_convert_kernel *kern = &rotary_convert_list[k];
     char name[96];
@@ -440,7 +465,7 @@ static void test_list_and_select(void **state) {
     assert_string_equal(kern->name, name);
     assert_non_null(kern->fn);
   }
-  for (size_t p = 0; p < 6; p++) {
+  for (size_t p = 0; p < 7; p++) {
     const rotary_convert_kernel *sel = rotary_convert_select(pairs[p][0], pairs[p][1]);
     assert_non_null(sel);
     assert_non_null(scalar_kernel(pairs[p][0], pairs[p][1]));
@@ -467,6 +492,7 @@ int main(void) {
       cmocka_unit_test(test_list_and_select),
       cmocka_unit_test(test_fp8_boundaries),
       cmocka_unit_test(test_fp8_encode_exhaustive16),
+      cmocka_unit_test(test_fp8_encode_bf16_all),
       cmocka_unit_test(test_fp8_encode_random),
       cmocka_unit_test(test_fp8_lone_specials),
       cmocka_unit_test(test_fp8_decode_all),

@@ -74,3 +74,14 @@ void rotary_f32_to_fp8_convert__scalar(const void *in, void *out, size_t n, floa
     dst[i] = rotary_fp8_e4m3_encode(f, scale);
   }
 }
+
+/* bf16 -> f32 is exact, so this is bf16 -> f32 -> fp8 in one pass (the KV-cache write's v rows into an fp8 cache). */
+void rotary_bf16_to_fp8_convert__scalar(const void *in, void *out, size_t n, float scale) {
+  const unsigned char *src = in;
+  uint8_t *dst = out;
+  for (size_t i = 0; i < n; i++) {
+    uint16_t h;
+    memcpy(&h, src + 2 * i, 2);
+    dst[i] = rotary_fp8_e4m3_encode(rotary_bf16_to_f32(h), scale);
+  }
+}

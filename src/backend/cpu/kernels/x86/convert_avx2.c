@@ -103,6 +103,27 @@ void rotary_f32_to_fp8_convert__avx2(const void *in, void *out, size_t n, float 
   rotary_f32_to_fp8_convert__scalar(src + 4 * i, dst + i, n - i, scale);
 }
 
+/* bf16 -> f32 is exact, so encoding the widened values gives the bits of bf16 -> f32 -> fp8 (the same steps as
+ * rotary_f32_to_fp8_convert__avx2 on the widened rows). */
+ROTARY_TARGET static inline __m256 fp8_div8_bf16(const uint16_t *p, fp8_div d) {
+  const __m256 x = rv_load_bf16(p);
+  return d.mul ? _mm256_mul_ps(x, d.by) : _mm256_div_ps(x, d.by);
+}
+
+void rotary_bf16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
+void rotary_bf16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) {
+  const uint16_t *src = in;
+  unsigned char *dst = out;
+  const fp8_div d = fp8_div_init(scale);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i b = fp8_encode32(fp8_div8_bf16(src + i, d), fp8_div8_bf16(src + i + 8, d),
+                                   fp8_div8_bf16(src + i + 16, d), fp8_div8_bf16(src + i + 24, d));
+    _mm256_storeu_si256((__m256i *)(void *)(dst + i), b);
+  }
+  rotary_bf16_to_fp8_convert__scalar(src + i, dst + i, n - i, scale);
+}
+
 /* 8 codes (one per 32-bit lane) to their values times scale; NaN codes give the quiet NaN with their sign. */
 ROTARY_TARGET static inline __m256 fp8_decode8(__m256i b, __m256 scale) {
   const __m256i t = _mm256_slli_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x7f)), 20);
