@@ -25,6 +25,8 @@ typedef struct bench_kv {
   int64_t *lengths, *slots, *pos; /* per sequence; per token; per token (its position) */
   int limit_stores;          /* how the limit writes the cache rows: the kind that ran fastest at setup */
   const rotary_convert_kernel *to_f32, *from_f32; /* the unfused copy when the dtypes differ (NULL: f32 itself) */
+  const rotary_convert_kernel *direct;             /* the unfused copy in one pass where a kernel does it (bf16 ->
+                                                      fp8, as vLLM's quantizing cache copy), else NULL */
 } bench_kv;
 
 /* bench_kv_setup.c */

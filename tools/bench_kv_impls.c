@@ -28,11 +28,15 @@ static void run_tasks(const bench_setup *s, rotary_task_fn fn, kv_job *job) {
 
 /* ---- the unfused pair ---- */
 
-/* n elements from a row of the input dtype to a row of the cache dtype, through fp32 where they differ (the
- * library's fastest conversion kernels; fp8 with its scale). */
+/* n elements from a row of the input dtype to a row of the cache dtype, in one pass where a kernel does it, else
+ * through fp32 where they differ (the library's fastest conversion kernels; fp8 with its scale). */
 static void copy_convert(const bench_kv *kv, const void *in, void *out, size_t n, float scale) {
   if (!kv->to_f32 && !kv->from_f32 && kv->esize == kv->cache_esize) {
     memcpy(out, in, n * kv->esize);
+    return;
+  }
+  if (kv->direct) {
+    kv->direct->fn(in, out, n, scale);
     return;
   }
   float buf[CHUNK];

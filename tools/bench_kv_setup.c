@@ -127,6 +127,7 @@ static rotary_status make_buffers(const bench_options *o, bench_setup *s) {
   if (o->dtype != o->cache_dtype) {
     kv->to_f32 = o->dtype == ROTARY_F32 ? NULL : rotary_convert_select(o->dtype, ROTARY_F32);
     kv->from_f32 = o->cache_dtype == ROTARY_F32 ? NULL : rotary_convert_select(ROTARY_F32, o->cache_dtype);
+    if (kv->to_f32 && kv->from_f32) kv->direct = rotary_convert_select(o->dtype, o->cache_dtype);
   }
   return make_index(o, s);
 }

@@ -26,6 +26,7 @@ static void path_init(rotary_kv_path *p, rotary_dtype in, const rotary_kv_cache 
   if (!p->direct) {
     p->to_f32 = convert_fn(in, ROTARY_F32);
     p->from_f32 = convert_fn(ROTARY_F32, c->dtype);
+    if (p->to_f32 && p->from_f32) p->to_cache = convert_fn(in, c->dtype);
   }
 }
 

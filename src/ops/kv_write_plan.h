@@ -34,6 +34,8 @@ typedef struct rotary_kv_path {
   int direct;
   const rotary_kernel *kernel;        /* k: the rotation kernel (cache dtype when direct, else f32) */
   rotary_convert_fn to_f32, from_f32; /* NULL as described above */
+  rotary_convert_fn to_cache;         /* v through f32: input -> cache dtype in one pass where a kernel does it
+                                         (bf16 -> fp8: the same bits, no f32 row in between), else NULL */
   float scale;                        /* fp8 cache: k_scale or v_scale; 1 otherwise */
   size_t in_elem;
 } rotary_kv_path;

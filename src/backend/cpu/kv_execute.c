@@ -57,7 +57,7 @@ static void k_through_f32(const rotary_kv_write_plan *p, const char *in, ptrdiff
   }
 }
 
-/* n v head rows through f32, as k_through_f32 (no rotation). */
+/* n v head rows through f32, as k_through_f32 (no rotation), or in one pass where the plan has a kernel for it. */
 static void v_through_f32(const rotary_kv_write_plan *p, const char *in, ptrdiff_t vstep, char *out, ptrdiff_t ostep,
                           size_t oelem, size_t n, float *row) {
   const rotary_kv_path *v = &p->v;
@@ -68,6 +68,10 @@ static void v_through_f32(const rotary_kv_write_plan *p, const char *in, ptrdiff
   }
   if (!v->from_f32) { /* f32 cache */
     convert_rows(v->to_f32, in, vstep, v->in_elem, out, ostep, f, n, hd, 1.0f);
+    return;
+  }
+  if (v->to_cache) { /* one pass (bf16 -> fp8) */
+    convert_rows(v->to_cache, in, vstep, v->in_elem, out, ostep, oelem, n, hd, v->scale);
     return;
   }
   for (size_t h0 = 0; h0 < n; h0 += per) {
