@@ -3,7 +3,8 @@
 
 Each cell is the median over the runs of that option set, with the range in brackets when there were several:
 the fused call's median time and its percent of the same run's streaming pass; where the run has them, the fused
-call's speed against the copy, the table-free row's percent of the streaming pass, the real torch row (--torch)
+call's speed against the copy, the table-free row's percent of the streaming pass and its speed as a share of the
+table call's (timed in pairs), the real torch row (--torch)
 against the fused call, and how many runs the bench flagged as unstable (a row faster than its limit, or times
 ranging wider than their median; docs/bench.md). Runs of `rotary bench --streams` get a table of their own: per
 rope (table, table-free) the 1-D call's and the streams call's median times and the streams call's speed as a
@@ -124,6 +125,8 @@ def main(path):
             elif line.startswith("{") and options is not None:
                 doc = json.loads(line)
                 rows = {r["impl"]: r for r in doc["rows"]}
+                if "table_free_pairs" in doc:
+                    rows["_table_free_pairs"] = doc["table_free_pairs"]
                 (streams if "streams" in doc else runs).setdefault(options, []).append(rows)
     if streams:
         streams_table(streams)
@@ -144,6 +147,9 @@ def main(path):
         if "fused_table_free" in results[0]:
             free = [r["fused_table_free"]["pct_of_stream"] for r in results]
             others.append("table-free %s%% of stream" % cell(free, "%.0f"))
+        if "_table_free_pairs" in results[0]:
+            share = [100.0 / r["_table_free_pairs"]["ratio_median"] for r in results]
+            others.append("table-free at %s%% of the table call's speed (in pairs)" % cell(share, "%.1f"))
         if "torch_eager" in results[0]:
             torch_ms = [r["torch_eager"]["median_ms"] for r in results]
             vs = [r["torch_eager"]["median_ms"] / r["fused"]["median_ms"] for r in results]

@@ -126,6 +126,40 @@ rotary_status bench_time_all(bench_setup *s, bench_result *r, size_t n, bench_ro
   return st;
 }
 
+/* The value at fraction f of sorted t (n > 0), between neighbours. */
+static double quantile(const double *t, size_t n, double f) {
+  const double x = f * (double)(n - 1);
+  const size_t i = (size_t)x;
+  return i + 1 < n ? t[i] + (x - (double)i) * (t[i + 1] - t[i]) : t[n - 1];
+}
+
+rotary_status bench_time_pairs(bench_setup *s, const bench_impl *a, const bench_impl *b, bench_pairs *out) {
+  const size_t reps = s->o->reps;
+  double *ta = malloc(reps * sizeof *ta), *tb = malloc(reps * sizeof *tb), *ratio = malloc(reps * sizeof *ratio);
+  rotary_status st = ta && tb && ratio ? ROTARY_OK : ROTARY_ERR_OUT_OF_MEMORY;
+  double ms;
+  if (st == ROTARY_OK) st = time_one(s, a, &ms);
+  if (st == ROTARY_OK) st = time_one(s, b, &ms);
+  for (size_t i = 0; i < reps && st == ROTARY_OK; i++) { /* a first in even pairs, b first in odd ones */
+    st = time_one(s, i % 2 ? b : a, i % 2 ? &tb[i] : &ta[i]);
+    if (st == ROTARY_OK) st = time_one(s, i % 2 ? a : b, i % 2 ? &ta[i] : &tb[i]);
+    if (st == ROTARY_OK) ratio[i] = tb[i] / ta[i];
+  }
+  if (st == ROTARY_OK) {
+    double lo, hi;
+    out->n = reps;
+    summarize(ta, reps, &out->a_ms, &lo, &hi);
+    summarize(tb, reps, &out->b_ms, &lo, &hi);
+    summarize(ratio, reps, &out->ratio, &lo, &hi);
+    out->ratio_q1 = quantile(ratio, reps, 0.25);
+    out->ratio_q3 = quantile(ratio, reps, 0.75);
+  }
+  free(ta);
+  free(tb);
+  free(ratio);
+  return st;
+}
+
 /* Setup, check, timing and report; returns the exit status. */
 static int run_bench(const bench_options *o, bench_torch *torch) {
   bench_setup s;
@@ -143,6 +177,8 @@ static int run_bench(const bench_options *o, bench_torch *torch) {
   if (st == ROTARY_OK && !o->json) bench_print_header(&s);
   if (st == ROTARY_OK) st = bench_check(&s, r, n);
   if (st == ROTARY_OK) st = bench_time_all(&s, r, n, o->json ? NULL : bench_print_row);
+  if (st == ROTARY_OK && o->table_free)
+    st = bench_time_pairs(&s, &bench_impl_fused, &bench_impl_fused_free, &s.free_pairs);
   if (st == ROTARY_OK) {
     if (o->json && !bench_print_json(&s, r, n)) st = ROTARY_ERR_OUT_OF_MEMORY;
     if (!o->json) bench_print_notes(&s, r, n);

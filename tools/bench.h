@@ -117,6 +117,14 @@ typedef struct bench_tune_set {
   char ids[BENCH_TUNE_MAX][48], labels[BENCH_TUNE_MAX][48];
 } bench_tune_set;
 
+/* Two calls timed in pairs, one after the other in alternating order, reps pairs (bench.c, bench_time_pairs):
+ * medians of each, and of the per-pair ratio b / a with its quartiles. n == 0: not measured. */
+typedef struct bench_pairs {
+  size_t n;
+  double a_ms, b_ms;            /* medians */
+  double ratio, ratio_q1, ratio_q3; /* of b / a per pair */
+} bench_pairs;
+
 /* Everything the implementations work on; filled by bench_setup_create, every buffer written once. */
 struct bench_setup {
   const bench_options *o;
@@ -139,6 +147,7 @@ struct bench_setup {
   struct bench_attn *attn;       /* --op attention: its cache, buffers and calls (bench_attn_setup.c), else NULL */
   bench_stream_pick stream;      /* the streaming pass: its candidates and the one picked (bench_impls.c) */
   bench_tune_set tune;           /* --tune: a row per candidate value of each setting */
+  bench_pairs free_pairs;        /* --table-free: the table call against the table-free call, in pairs */
 };
 
 
@@ -174,6 +183,8 @@ void bench_list_presets(FILE *f);
  * (print NULL: nothing printed); the last row from the limit samples of every block. */
 typedef void (*bench_row_printer)(const bench_setup *s, const bench_result *r, const bench_result *first);
 rotary_status bench_time_all(bench_setup *s, bench_result *r, size_t n, bench_row_printer print);
+/* a against b in s->o->reps pairs, one warm-up call of each first; fills *out. */
+rotary_status bench_time_pairs(bench_setup *s, const bench_impl *a, const bench_impl *b, bench_pairs *out);
 
 /* bench_streams.c: `rotary bench --streams text|image`; returns the exit status. */
 int bench_streams_main(const bench_options *o);

@@ -171,6 +171,13 @@ void bench_print_notes(const bench_setup *s, const bench_result *r, size_t n) {
   }
   if (tune_rows) printf(" the %zu --tune rows %.2g", tune_rows, tune_err);
   printf("%s\n", checked ? ")." : "");
+  if (s->free_pairs.n) {
+    const bench_pairs *f = &s->free_pairs;
+    printf("table-free against the table, the two calls in %zu pairs (alternating which goes first): %.4f ms\n"
+           "against %.4f ms (medians); table-free time / table time per pair: median %.3f (quartiles %.3f-%.3f),\n"
+           "so the table-free call runs at %.1f%% of the table call's speed.\n",
+           f->n, f->b_ms, f->a_ms, f->ratio, f->ratio_q1, f->ratio_q3, 100.0 / f->ratio);
+  }
   if (s->torch) printf("torch: timed in its own process (not checked); it returns new q and k tensors, as HF does.\n");
   fflush(stdout);
 }
@@ -287,6 +294,18 @@ static cJSON *json_doc(const bench_setup *s, const bench_result *r, size_t n) {
        cJSON_AddNumberToObject(doc, "ideal_bytes", bench_ideal_bytes(s)) &&
        cJSON_AddStringToObject(doc, "gb_per_s_basis", "ideal_bytes / median");
   ok = ok && bench_json_settings(doc, s);
+  if (ok && s->free_pairs.n) {
+    const bench_pairs *f = &s->free_pairs;
+    cJSON *fp = cJSON_CreateObject();
+    ok = fp && cJSON_AddItemToObject(doc, "table_free_pairs", fp);
+    if (!ok) cJSON_Delete(fp);
+    ok = ok && cJSON_AddNumberToObject(fp, "pairs", (double)f->n) &&
+         cJSON_AddNumberToObject(fp, "table_median_ms", bench_sig6(f->a_ms)) &&
+         cJSON_AddNumberToObject(fp, "table_free_median_ms", bench_sig6(f->b_ms)) &&
+         cJSON_AddNumberToObject(fp, "ratio_median", bench_sig6(f->ratio)) &&
+         cJSON_AddNumberToObject(fp, "ratio_q1", bench_sig6(f->ratio_q1)) &&
+         cJSON_AddNumberToObject(fp, "ratio_q3", bench_sig6(f->ratio_q3));
+  }
   cJSON *pass = ok ? json_stream_pass(s) : NULL;
   ok = pass && cJSON_AddItemToObject(doc, "stream_pass", pass);
   if (!ok) cJSON_Delete(pass);

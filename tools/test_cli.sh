@@ -66,6 +66,10 @@ for r in doc["rows"]:
                 "flags", "max_rel_err_vs_fused"):
         assert key in r, (r["impl"], key)
     assert r["min_ms"] <= r["median_ms"] <= r["max_ms"], r
+pairs = doc["table_free_pairs"]
+assert pairs["pairs"] == doc["reps"], pairs
+assert pairs["ratio_q1"] <= pairs["ratio_median"] <= pairs["ratio_q3"], pairs
+assert pairs["table_median_ms"] > 0 and pairs["table_free_median_ms"] > 0, pairs
 EOF
 }
 
