@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench-all.sh: the rotary bench runs behind docs/performance.md (1 and 2 threads: f32/bf16 x both pairings, f16
-# both pairings, bhsd, out of place, table-free, decode, a real config), each printed as one JSON object after a
+# both pairings, bhsd, out of place, q and k as views into packed QKV rows (llama3-8b, bf16), table-free, decode, a
+# real config), each printed as one JSON object after a
 # "### options" line; the whole set RUNS times (default 1), set after set, so that slow spells of a shared machine
 # spread over every case. TORCH=PYTHON adds the default shape with a real torch row (rotary bench --torch=PYTHON;
 # that Python must import torch). scripts/bench_summary.py turns the output into the table of docs/performance.md;
@@ -67,6 +68,7 @@ for ((r = 0; r < ${RUNS:-1}; r++)); do
     for dt in f32 bf16 f16; do for p in half interleaved; do rope --threads $t --dtype $dt --pairing $p --reps 30; done; done
     rope --threads $t --layout bhsd --reps 30
     rope --threads $t --out-of-place --reps 30
+    rope --threads $t --qkv --model llama3-8b --dtype bf16 --reps 30
     rope --threads $t --table-free --reps 30
     rope --threads $t --decode 64 --model llama3-8b --reps 400
     rope --threads $t --config examples/configs/llama-3.1-8b.json --reps 30

@@ -39,12 +39,13 @@ static size_t pick_impls(const bench_setup *s, bench_result *r) {
   const bench_options *o = s->o;
   size_t n = 0;
   if (o->fused_only) {
-  } else if (o->layout == ROTARY_LAYOUT_BHSD) {
-    fprintf(stderr, "rotary bench: --layout bhsd: the composed and naive rows (written for bshd) are left out\n");
+  } else if (o->layout == ROTARY_LAYOUT_BHSD || o->qkv) {
+    fprintf(stderr, "rotary bench: %s: the composed and naive rows (written for separate bshd tensors) are left out\n",
+            o->qkv ? "--qkv" : "--layout bhsd");
   } else {
     r[n++].impl = &bench_impl_composed;
   }
-  if (o->fused_only || o->layout == ROTARY_LAYOUT_BHSD) {
+  if (o->fused_only || o->layout == ROTARY_LAYOUT_BHSD || o->qkv) {
   } else if (o->head_dim <= BENCH_NAIVE_MAX_DIM) {
     r[n++].impl = &bench_impl_naive;
   } else {

@@ -52,6 +52,7 @@ typedef struct bench_options {
   const char *torch;  /* --torch[=PYTHON]: the Python that times real torch (bench_torch.c), or NULL */
   int table_free;     /* also time rotary_apply with a table-free rope (cos/sin computed per token) */
   rotary_layout layout; /* --layout: q and k as [batch, seq, heads, dim] (default) or [batch, heads, seq, dim] */
+  int qkv;            /* --qkv: q and k as views into one packed QKV buffer [batch, seq, heads + 2 kv_heads, dim] */
   /* --op kv-write only */
   rotary_cache_index cache; /* --cache contiguous (SEQUENCES) or paged (SLOTS) */
   rotary_cache_layout cache_layout; /* --cache-layout nhd (default) or hnd: --op attention only */
@@ -136,7 +137,9 @@ struct bench_setup {
   size_t esize;            /* bytes per element */
   size_t heads[2];         /* q, k */
   size_t bytes[2];         /* whole q and k tensors */
-  void *in[2], *out[2];    /* out == in when in place */
+  void *in[2], *out[2];    /* out == in when in place (--qkv: q and k heads of the packed buffer) */
+  void *qkv;               /* --qkv: the packed buffer (in[0] and in[1] point into it), else NULL */
+  size_t qkv_bytes;        /* its bytes */
   int64_t *pos;            /* rows positions (what the baselines use; the fused call gets offset 0 or these ids) */
   float *cos_tab, *sin_tab;/* [table][rotary_dim / 2] fp32, the rope's own values */
   /* the composed baseline's intermediates, in the model dtype, reused for q then k (like a caching allocator) */
@@ -204,6 +207,10 @@ rotary_status bench_setup_create(const bench_options *o, bench_setup *s);
 void bench_setup_destroy(bench_setup *s);
 double bench_qk_bytes(const bench_setup *s);     /* q + k tensors */
 double bench_ideal_bytes(const bench_setup *s);  /* one read and one write of what must be rotated or copied */
+size_t bench_qkv_row(const bench_setup *s);      /* --qkv: elements from one token's row to the next */
+/* The bytes the check saves, restores and compares for tensor t: q's and k's own buffers, or with --qkv the whole
+ * packed buffer as t = 0 (v included: neither call may change it) and nothing as t = 1. */
+void bench_check_span(const bench_setup *s, int t, void **p, size_t *bytes);
 size_t bench_split(size_t n, size_t index, size_t count); /* first item of task index among count */
 
 /* bench_impls.c: stream, copy, fused; bench_naive.c; bench_composed.c */

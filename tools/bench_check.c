@@ -16,32 +16,50 @@ static float element(rotary_dtype d, const void *p, size_t i) {
   return d == ROTARY_F16 ? bench_f16_to_f32(h) : bench_bf16_to_f32(h);
 }
 
-/* max |out - ref| / max |ref| over q and k; NaN anywhere (an element left unwritten) gives infinity. */
+void bench_check_span(const bench_setup *s, int t, void **p, size_t *bytes) {
+  *p = s->qkv ? (t ? NULL : s->qkv) : s->out[t];
+  *bytes = s->qkv ? (t ? 0 : s->qkv_bytes) : s->bytes[t];
+}
+
+/* max |out - ref| / max |ref| over q and k (--qkv: the packed buffer); NaN anywhere (an element left unwritten)
+ * gives infinity. */
 static double rel_error(const bench_setup *s, void *const ref[2]) {
   double worst = 0, scale = 0;
-  for (int t = 0; t < 2; t++)
-    for (size_t i = 0; i < s->bytes[t] / s->esize; i++) {
-      const double r = element(s->o->dtype, ref[t], i), x = element(s->o->dtype, s->out[t], i);
+  for (int t = 0; t < 2; t++) {
+    void *out;
+    size_t bytes;
+    bench_check_span(s, t, &out, &bytes);
+    for (size_t i = 0; i < bytes / s->esize; i++) {
+      const double r = element(s->o->dtype, ref[t], i), x = element(s->o->dtype, out, i);
       const double diff = fabs(x - r);
       if (isnan(diff)) return INFINITY;
       if (diff > worst) worst = diff;
       if (fabs(r) > scale) scale = fabs(r);
     }
+  }
   return scale > 0 ? worst / scale : worst;
 }
 
 /* Puts the original input back (in place) or poisons the output with NaN (out of place). */
 static void reset(bench_setup *s, void *const saved[2]) {
   for (int t = 0; t < 2; t++) {
-    if (s->in[t] == s->out[t]) memcpy(s->in[t], saved[t], s->bytes[t]);
-    else memset(s->out[t], 0xff, s->bytes[t]);
+    void *out;
+    size_t bytes;
+    bench_check_span(s, t, &out, &bytes);
+    if (s->in[t] == s->out[t]) memcpy(out, saved[t], bytes);
+    else memset(out, 0xff, bytes);
   }
 }
 
 static rotary_status check_all(bench_setup *s, bench_result *results, size_t n, void *saved[2], void *ref[2]) {
   rotary_status st = bench_impl_fused.run(s, 0);
   if (st != ROTARY_OK) return st;
-  for (int t = 0; t < 2; t++) memcpy(ref[t], s->out[t], s->bytes[t]);
+  for (int t = 0; t < 2; t++) {
+    void *out;
+    size_t bytes;
+    bench_check_span(s, t, &out, &bytes);
+    memcpy(ref[t], out, bytes);
+  }
   for (size_t i = 0; i < n && st == ROTARY_OK; i++) {
     results[i].max_rel_err = -1;
     if (!results[i].impl->checked) continue;
@@ -63,10 +81,14 @@ rotary_status bench_check(bench_setup *s, bench_result *results, size_t n) {
   void *saved[2] = {NULL, NULL}, *ref[2] = {NULL, NULL};
   rotary_status st = ROTARY_OK;
   for (int t = 0; t < 2; t++) {
-    saved[t] = malloc(s->bytes[t] ? s->bytes[t] : 1);
-    ref[t] = malloc(s->bytes[t] ? s->bytes[t] : 1);
+    void *in; /* in place, the input is the output's span; out of place, the input's bytes are bytes[t] */
+    size_t bytes;
+    bench_check_span(s, t, &in, &bytes);
+    if (s->in[t] != s->out[t]) in = s->in[t];
+    saved[t] = malloc(bytes ? bytes : 1);
+    ref[t] = malloc(bytes ? bytes : 1);
     if (!saved[t] || !ref[t]) st = ROTARY_ERR_OUT_OF_MEMORY;
-    else memcpy(saved[t], s->in[t], s->bytes[t]);
+    else memcpy(saved[t], in, bytes);
   }
   if (st == ROTARY_OK) st = check_all(s, results, n, saved, ref);
   for (int t = 0; t < 2; t++) {

@@ -214,6 +214,17 @@ static void pass_task(void *arg, size_t index, size_t count) {
   const bench_setup *s = job->s;
   const span_fn fn = job->kind->fn;
   const size_t D = s->o->head_dim, R = s->o->rotary_dim;
+  if (s->qkv) { /* --qkv: each token's q and k heads (one run when every dim rotates), v left alone */
+    const size_t row = bench_qkv_row(s) * s->esize / 4, stride = D * s->esize / 4, w = R * s->esize / 4;
+    const size_t heads = s->heads[0] + s->heads[1], r1 = bench_split(s->rows, index + 1, count);
+    uint32_t *base = s->qkv;
+    for (size_t r = bench_split(s->rows, index, count); r < r1; r++) {
+      if (R == D) fn(base + r * row, base + r * row, heads * stride, job->z);
+      else
+        for (size_t h = 0; h < heads; h++) fn(base + r * row + h * stride, base + r * row + h * stride, w, job->z);
+    }
+    return;
+  }
   for (int t = 0; t < 2; t++) {
     const uint32_t *in = s->in[t];
     uint32_t *out = s->out[t];

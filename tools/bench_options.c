@@ -23,7 +23,7 @@ void bench_usage(FILE *f, int full) {
   fprintf(f,
           "usage: rotary bench [--model NAME | --config config.json] [--tokens N] [--batch N] [--decode N]\n"
           "                    [--heads N] [--kv-heads N] [--head-dim N] [--rotary-dim N] [--base X] [--table N]\n"
-          "                    [--dtype f32|f16|bf16] [--pairing half|interleaved] [--layout bshd|bhsd]\n"
+          "                    [--dtype f32|f16|bf16] [--pairing half|interleaved] [--layout bshd|bhsd] [--qkv]\n"
           "                    [--threads N] [--reps N] [--out-of-place] [--table-free] [--tune]\n"
           "                    [--stream-candidates] [--fused-only] [--torch[=PYTHON]]\n"
           "                    [--streams text|image [--stream-layout L]] [--tuning FILE] [--set NAME=VALUE]...\n"
@@ -51,6 +51,10 @@ void bench_usage(FILE *f, int full) {
           "  --table-free adds a row: the fused call with a table-free rope (cos/sin rows computed per token)\n"
           "  --layout     bhsd: q and k heads-major, [batch, heads, seq, head_dim]; the composed and naive rows\n"
           "               (written for bshd) are left out\n"
+          "  --qkv        q and k as views into one packed QKV buffer, [batch, seq, heads + 2 kv heads, head_dim]\n"
+          "               (the output of one GEMM, as vLLM's rotary_embedding gets them), rotated in place; the\n"
+          "               streaming pass reads and writes the q and k heads of each row and skips v; the composed\n"
+          "               and naive rows (written for separate tensors) are left out\n"
           "  --model      sets heads, kv heads, head_dim, rotary_dim and base; explicit options override it\n"
           "  --tune       adds a row per candidate value of each setting (the values `rotary tune` searches),\n"
           "               the fused call with that one setting changed, and names each setting's fastest value on\n"
@@ -113,7 +117,7 @@ void bench_usage(FILE *f, int full) {
 enum { OPT_TOKENS = 256, OPT_BATCH, OPT_HEADS, OPT_KV, OPT_DIM, OPT_ROT, OPT_THREADS, OPT_REPS, OPT_DECODE, OPT_TABLE,
        OPT_BLOCK, OPT_BASE, OPT_DTYPE, OPT_PAIRING, OPT_LAYOUT, OPT_MODEL, OPT_CONFIG, OPT_OOP, OPT_JSON, OPT_TUNE,
        OPT_FREE, OPT_TORCH, OPT_OP, OPT_CACHE, OPT_CACHE_DTYPE, OPT_SWEEP, OPT_STREAMS, OPT_STREAM_LAYOUT,
-       OPT_STREAM_CANDIDATES, OPT_TUNING, OPT_SET, OPT_FUSED_ONLY, OPT_CACHE_LAYOUT };
+       OPT_STREAM_CANDIDATES, OPT_TUNING, OPT_SET, OPT_FUSED_ONLY, OPT_CACHE_LAYOUT, OPT_QKV };
 
 static const struct option long_options[] = {
     {"tokens", required_argument, NULL, OPT_TOKENS},     {"batch", required_argument, NULL, OPT_BATCH},
@@ -135,6 +139,7 @@ static const struct option long_options[] = {
     {"tuning", required_argument, NULL, OPT_TUNING},     {"set", required_argument, NULL, OPT_SET},
     {"fused-only", no_argument, NULL, OPT_FUSED_ONLY},
     {"cache-layout", required_argument, NULL, OPT_CACHE_LAYOUT},
+    {"qkv", no_argument, NULL, OPT_QKV},
     {NULL, 0, NULL, 0},
 };
 
@@ -306,6 +311,7 @@ static int take(bench_options *o, int c, const char *v, unsigned *set) {
     case OPT_STREAM_CANDIDATES: o->stream_candidates = 1; return 1;
     case OPT_TUNING: o->tuning = v; return 1;
     case OPT_FUSED_ONLY: o->fused_only = 1; return 1;
+    case OPT_QKV: o->qkv = 1; return 1;
     case OPT_SET: return parse_set(o, v);
     case OPT_FREE: o->table_free = 1; return 1;
     case OPT_TORCH: o->torch = v ? v : "python3"; return 1;
@@ -408,6 +414,13 @@ static int check_op(const bench_options *o, unsigned set) {
                        : o->fused_only        ? "--fused-only"
                                               : NULL;
     if (o->streams && rows) return bad("%s does not go with --streams: it times the fused call only", rows);
+    const char *not_qkv = o->out_of_place                   ? "--out-of-place"
+                          : o->layout != ROTARY_LAYOUT_BSHD ? "--layout"
+                          : o->torch                        ? "--torch"
+                          : o->streams                      ? "--streams"
+                                                            : NULL;
+    if (o->qkv && not_qkv)
+      return bad("%s does not go with --qkv: q and k are rotated in place in the packed rows", not_qkv);
     return 1;
   }
   if (o->streams || (set & SET_STREAM_LAYOUT)) return bad("--streams and --stream-layout go with --op rope");
@@ -427,6 +440,7 @@ static int check_op(const bench_options *o, unsigned set) {
                           : o->torch                        ? "--torch"
                           : o->table_free                   ? "--table-free"
                           : o->layout != ROTARY_LAYOUT_BSHD ? "--layout"
+                          : o->qkv                          ? "--qkv"
                                                             : NULL;
   if (rope_only) return bad("%s goes with --op rope: kv-write rotates q in place in the packed QKV rows", rope_only);
   if (o->op != BENCH_OP_ATTENTION && o->cache_layout != ROTARY_CACHE_NHD)
@@ -469,7 +483,7 @@ static double memory_needed(const bench_options *o) {
            rows * (double)o->kv_heads * (double)o->head_dim * 4.0 * 4.0 +
            2.0 * (double)o->table * (double)o->rotary_dim * 4.0;
   const double maxh = (double)(o->heads > o->kv_heads ? o->heads : o->kv_heads);
-  const double qk = rows * ((double)o->heads + (double)o->kv_heads) * (double)o->head_dim * e;
+  const double qk = rows * ((double)o->heads + (double)o->kv_heads * (o->qkv ? 2.0 : 1.0)) * (double)o->head_dim * e;
   const double tmp = 4.0 * rows * maxh * (double)o->rotary_dim * e + 2.0 * rows * (double)o->rotary_dim * e;
   return qk * (o->out_of_place ? 4.0 : 3.0) + tmp + 2.0 * (double)o->table * (double)o->rotary_dim * 4.0;
 }

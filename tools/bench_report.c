@@ -91,7 +91,8 @@ void bench_print_header(const bench_setup *s) {
     printf("prefill, batch %zu x %zu tokens (positions 0..%zu)", o->batch, o->tokens, o->tokens - 1);
   printf(", %zu q / %zu k heads, head_dim %zu (rotary %zu), %s, %s, %s pairing, %s, %zu thread%s, kernel %s, "
          "%zu reps\n",
-         o->heads, o->kv_heads, o->head_dim, o->rotary_dim, layout_name(o), bench_dtype_name(o->dtype), pairing_name(s),
+         o->heads, o->kv_heads, o->head_dim, o->rotary_dim, o->qkv ? "bshd views into packed QKV rows" : layout_name(o),
+         bench_dtype_name(o->dtype), pairing_name(s),
          o->out_of_place ? "out of place" : "in place", o->threads, o->threads == 1 ? "" : "s",
          rotary_kernel_name(o->dtype, o->pairing), o->reps);
   bench_print_settings(s);
@@ -201,6 +202,7 @@ static cJSON *json_shape(const bench_options *o, const bench_setup *s) {
   ok &= cJSON_AddStringToObject(shape, "layout", layout_name(o)) != NULL;
   ok &= cJSON_AddStringToObject(shape, "pairing", pairing_name(s)) != NULL;
   ok &= cJSON_AddBoolToObject(shape, "in_place", !o->out_of_place) != NULL;
+  ok &= cJSON_AddBoolToObject(shape, "qkv", o->qkv) != NULL;
   ok &= cJSON_AddNumberToObject(shape, "base", o->base) != NULL;
   if (!ok) {
     cJSON_Delete(shape);

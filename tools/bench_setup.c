@@ -96,11 +96,22 @@ rotary_status bench_setup_library(const bench_options *o, bench_setup *s) {
   return st;
 }
 
+/* Elements from one token's row to the next in the packed QKV buffer (--qkv): q, k and v heads. */
+size_t bench_qkv_row(const bench_setup *s) { return (s->heads[0] + 2 * s->heads[1]) * s->o->head_dim; }
+
 static rotary_status make_buffers(const bench_options *o, bench_setup *s) {
   const size_t maxh = s->heads[0] > s->heads[1] ? s->heads[0] : s->heads[1];
   const size_t tmp = s->rows * maxh * o->rotary_dim * s->esize, row = s->rows * o->rotary_dim * s->esize;
+  if (o->qkv) { /* one buffer; q and k point at their first heads, in place */
+    s->qkv_bytes = s->rows * bench_qkv_row(s) * s->esize;
+    if (!(s->qkv = alloc_touched(s->qkv_bytes, 3u))) return ROTARY_ERR_OUT_OF_MEMORY;
+  }
   for (int t = 0; t < 2; t++) {
     s->bytes[t] = s->rows * s->heads[t] * o->head_dim * s->esize;
+    if (o->qkv) {
+      s->in[t] = s->out[t] = (char *)s->qkv + (t ? s->heads[0] * o->head_dim * s->esize : 0);
+      continue;
+    }
     s->in[t] = alloc_touched(s->bytes[t], (unsigned)t);
     s->out[t] = o->out_of_place ? alloc_touched(s->bytes[t], 7u) : s->in[t];
     if (!s->in[t] || !s->out[t]) return ROTARY_ERR_OUT_OF_MEMORY;
@@ -127,6 +138,11 @@ static rotary_status make_desc(const bench_options *o, bench_setup *s) {
   for (int t = 0; t < 2 && st == ROTARY_OK; t++)
     st = rotary_tensor_init(t ? &d->k : &d->q, o->layout, s->in[t], s->out[t], o->dtype, o->tokens,
                             s->heads[t], o->head_dim);
+  for (int t = 0; o->qkv && t < 2; t++) { /* views into the packed rows: a token's step is the whole row */
+    rotary_tensor *x = t ? &d->k : &d->q;
+    x->stride_seq = x->out_stride_seq = (ptrdiff_t)bench_qkv_row(s);
+    x->stride_batch = x->out_stride_batch = (ptrdiff_t)(bench_qkv_row(s) * o->tokens);
+  }
   return st;
 }
 
@@ -146,10 +162,11 @@ rotary_status bench_setup_create(const bench_options *o, bench_setup *s) {
 }
 
 void bench_setup_destroy(bench_setup *s) {
-  for (int t = 0; t < 2; t++) {
+  for (int t = 0; t < 2 && !s->qkv; t++) {
     if (s->out[t] != s->in[t]) free(s->out[t]);
     free(s->in[t]);
   }
+  free(s->qkv);
   void *others[] = {s->pos, s->cos_tab, s->sin_tab, s->cos_full, s->sin_full, s->rot, s->tmp1, s->tmp2, s->sum};
   for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) free(others[i]);
   rotary_context_destroy(s->ctx);

@@ -70,7 +70,26 @@ pairs = doc["table_free_pairs"]
 assert pairs["pairs"] == doc["reps"], pairs
 assert pairs["ratio_q1"] <= pairs["ratio_median"] <= pairs["ratio_q3"], pairs
 assert pairs["table_median_ms"] > 0 and pairs["table_free_median_ms"] > 0, pairs
+assert doc["shape"]["qkv"] is False, doc["shape"]
 EOF
+  # --qkv: q and k as views into packed QKV rows (every dim rotating, partial rotary, decode ids); the rows it keeps
+  local extra
+  for extra in "--tokens 4" "--tokens 4 --rotary-dim 4" "--decode 3 --table 8"; do
+    # shellcheck disable=SC2086 # extra is a list of options
+    "$ROTARY" bench --json --heads 2 --kv-heads 1 --head-dim 8 --reps 2 --threads 2 --qkv --table-free \
+      --dtype bf16 $extra > "$TMP/qkv.json" 2> "$TMP/err" || fail "bench --qkv $extra failed: $(cat "$TMP/err")"
+    grep -q 'composed and naive rows' "$TMP/err" || fail "bench --qkv $extra: stderr does not say what is left out"
+    "$PYTHON" - "$TMP/qkv.json" << 'EOF' || fail "bench --qkv $extra: json"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["shape"]["qkv"] is True and doc["shape"]["in_place"] is True, doc["shape"]
+assert [r["impl"] for r in doc["rows"]] == ["fused", "fused_table_free", "stream"], doc["rows"]
+assert doc["rows"][1]["max_rel_err_vs_fused"] == 0, doc["rows"][1]
+shape = doc["shape"]
+assert doc["qk_bytes"] == shape["batch"] * shape["tokens"] * 3 * 8 * 2, doc["qk_bytes"]
+assert doc["ideal_bytes"] == 2 * shape["batch"] * shape["tokens"] * 3 * shape["rotary_dim"] * 2, doc["ideal_bytes"]
+EOF
+  done
 }
 
 case_options() {
@@ -94,6 +113,9 @@ case_options() {
   expect 2 '' "unexpected argument 'extra'" -- "$ROTARY" bench extra
   expect 2 '' "unknown option '--bogus'" -- "$ROTARY" info --bogus
   grep -q '^usage: rotary info' "$TMP/err" || fail "info --bogus: no usage on stderr"
+  expect 2 '' '--out-of-place does not go with --qkv' -- "$ROTARY" bench --qkv --out-of-place
+  expect 2 '' '--layout does not go with --qkv' -- "$ROTARY" bench --qkv --layout bhsd
+  expect 2 '' '--qkv goes with --op rope' -- "$ROTARY" bench --op kv-write --qkv
   expect 2 '' "unknown command 'frobnicate'" -- "$ROTARY" frobnicate
   grep -q '^usage: rotary <command>' "$TMP/err" || fail "unknown command: no usage on stderr"
   expect 2 '' '^usage: rotary <command>' -- "$ROTARY"
