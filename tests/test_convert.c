@@ -70,7 +70,10 @@ static uint32_t ref_convert(rotary_dtype from, rotary_dtype to, uint32_t in, flo
     if (from == ROTARY_F16 && (u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u; /* f16 NaNs come out quiet */
     return u;
   }
-  const float x = from == ROTARY_BF16 ? tu_bf16_to_f32((uint16_t)in) : tu_bits_f32(in); /* bf16 -> fp8: exact widening */
+  /* f16/bf16 -> fp8: the exact widening first */
+  const float x = from == ROTARY_BF16 ? tu_bf16_to_f32((uint16_t)in)
+                  : from == ROTARY_F16 ? tu_f16_to_f32((uint16_t)in)
+                                       : tu_bits_f32(in);
   if (to == ROTARY_F16) return tu_f32_to_f16(x);
   if (to == ROTARY_BF16) return tu_f32_to_bf16(x);
   return ref_fp8_encode(x, scale);
@@ -205,9 +208,9 @@ static void test_fp8_encode_exhaustive16(void **state) {
   free(bits);
 }
 
-/* bf16 -> fp8 in one pass (the KV-cache write's v rows): all 2^16 patterns at every scale, each code the reference
- * encoding of the widened value. */
-static void test_fp8_encode_bf16_all(void **state) {
+/* bf16 -> fp8 and f16 -> fp8 in one pass (the KV-cache write's v rows): all 2^16 patterns at every scale, each code
+ * the reference encoding of the widened value. */
+static void test_fp8_encode_16bit_all(void **state) {
   (void)state;
   ref_fp8_init();
   uint16_t *h = malloc(65536 * sizeof *h);
@@ -217,6 +220,8 @@ static void test_fp8_encode_bf16_all(void **state) {
   for (size_t s = 0; s < N_SCALES; s++) {
     for (uint32_t i = 0; i < 65536; i++) want[i] = ref_fp8_encode(tu_bits_f32(i << 16), scales[s]);
     check_all_kernels(ROTARY_BF16, ROTARY_FP8_E4M3, (const unsigned char *)h, 65536, want, scales[s], "bf16 all");
+    for (uint32_t i = 0; i < 65536; i++) want[i] = ref_fp8_encode(tu_f16_to_f32((uint16_t)i), scales[s]);
+    check_all_kernels(ROTARY_F16, ROTARY_FP8_E4M3, (const unsigned char *)h, 65536, want, scales[s], "f16 all");
   }
   free(h);
   free(want);
@@ -436,6 +441,12 @@ static void test_fp8_lone_specials(void **state) {
         want[i] = ref_fp8_encode(tu_bits_f32((uint32_t)h[i] << 16), 3.7f);
       }
       check_all_kernels(ROTARY_BF16, ROTARY_FP8_E4M3, (const unsigned char *)h, 64, want, 3.7f, "lone special bf16");
+      /* and as f16 (rounded: the ordinary values stay ordinary, the special stays special or becomes one) */
+      for (size_t i = 0; i < 64; i++) {
+        h[i] = (uint16_t)tu_f32_to_f16(tu_bits_f32(bits[i]));
+        want[i] = ref_fp8_encode(tu_f16_to_f32(h[i]), 3.7f);
+      }
+      check_all_kernels(ROTARY_F16, ROTARY_FP8_E4M3, (const unsigned char *)h, 64, want, 3.7f, "lone special f16");
     }
 }
 
@@ -453,10 +464,10 @@ static const char *dt_name(rotary_dtype dt) {
 
 static void test_list_and_select(void **state) {
   (void)state;
-  static const rotary_dtype pairs[7][2] = {{ROTARY_F16, ROTARY_F32},  {ROTARY_BF16, ROTARY_F32},
+  static const rotary_dtype pairs[8][2] = {{ROTARY_F16, ROTARY_F32},  {ROTARY_BF16, ROTARY_F32},
                                            {ROTARY_FP8_E4M3, ROTARY_F32}, {ROTARY_F32, ROTARY_F16},
                                            {ROTARY_F32, ROTARY_BF16}, {ROTARY_F32, ROTARY_FP8_E4M3},
-                                           {ROTARY_BF16, ROTARY_FP8_E4M3}};
+                                           {ROTARY_BF16, ROTARY_FP8_E4M3}, {ROTARY_F16, ROTARY_FP8_E4M3}};
   for (size_t k = 0; k < rotary_convert_count; k++) {
     const rotary_convert_kernel *kern = &rotary_convert_list[k];
     char name[96];
@@ -465,7 +476,7 @@ static void test_list_and_select(void **state) {
     assert_string_equal(kern->name, name);
     assert_non_null(kern->fn);
   }
-  for (size_t p = 0; p < 7; p++) {
+  for (size_t p = 0; p < 8; p++) {
     const rotary_convert_kernel *sel = rotary_convert_select(pairs[p][0], pairs[p][1]);
     assert_non_null(sel);
     assert_non_null(scalar_kernel(pairs[p][0], pairs[p][1]));
@@ -492,7 +503,7 @@ int main(void) {
       cmocka_unit_test(test_list_and_select),
       cmocka_unit_test(test_fp8_boundaries),
       cmocka_unit_test(test_fp8_encode_exhaustive16),
-      cmocka_unit_test(test_fp8_encode_bf16_all),
+      cmocka_unit_test(test_fp8_encode_16bit_all),
       cmocka_unit_test(test_fp8_encode_random),
       cmocka_unit_test(test_fp8_lone_specials),
       cmocka_unit_test(test_fp8_decode_all),

@@ -1,4 +1,4 @@
-/* convert_kernels.h: the element conversion kernels (f16/bf16/fp8 <-> f32, bf16 -> fp8) that the KV-cache write composes. */
+/* convert_kernels.h: the element conversion kernels (f16/bf16/fp8 <-> f32, f16/bf16 -> fp8) that the KV-cache write composes. */
 #ifndef ROTARY_CONVERT_KERNELS_H
 #define ROTARY_CONVERT_KERNELS_H
 

@@ -85,3 +85,14 @@ void rotary_bf16_to_fp8_convert__scalar(const void *in, void *out, size_t n, flo
     dst[i] = rotary_fp8_e4m3_encode(rotary_bf16_to_f32(h), scale);
   }
 }
+
+/* f16 -> f32 is exact, so this is f16 -> f32 -> fp8 in one pass (v rows of an f16 model into an fp8 cache). */
+void rotary_f16_to_fp8_convert__scalar(const void *in, void *out, size_t n, float scale) {
+  const unsigned char *src = in;
+  uint8_t *dst = out;
+  for (size_t i = 0; i < n; i++) {
+    uint16_t h;
+    memcpy(&h, src + 2 * i, 2);
+    dst[i] = rotary_fp8_e4m3_encode(rotary_f16_to_f32(h), scale);
+  }
+}

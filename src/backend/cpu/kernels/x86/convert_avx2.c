@@ -110,6 +110,26 @@ ROTARY_TARGET static inline __m256 fp8_div8_bf16(const uint16_t *p, fp8_div d) {
   return d.mul ? _mm256_mul_ps(x, d.by) : _mm256_div_ps(x, d.by);
 }
 
+/* f16 likewise (F16C's widening is exact; a signalling NaN comes out quieted and encodes as any NaN). */
+ROTARY_TARGET static inline __m256 fp8_div8_f16(const uint16_t *p, fp8_div d) {
+  const __m256 x = rv_load_f16(p);
+  return d.mul ? _mm256_mul_ps(x, d.by) : _mm256_div_ps(x, d.by);
+}
+
+void rotary_f16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
+void rotary_f16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) {
+  const uint16_t *src = in;
+  unsigned char *dst = out;
+  const fp8_div d = fp8_div_init(scale);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i b = fp8_encode32(fp8_div8_f16(src + i, d), fp8_div8_f16(src + i + 8, d),
+                                   fp8_div8_f16(src + i + 16, d), fp8_div8_f16(src + i + 24, d));
+    _mm256_storeu_si256((__m256i *)(void *)(dst + i), b);
+  }
+  rotary_f16_to_fp8_convert__scalar(src + i, dst + i, n - i, scale);
+}
+
 void rotary_bf16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
 void rotary_bf16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) {
   const uint16_t *src = in;

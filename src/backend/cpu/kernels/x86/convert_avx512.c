@@ -1,5 +1,5 @@
 /* x86/convert_avx512.c: the fp8 encoders built for AVX-512 F/BW/VL: 16 lanes a step, no branch per block, masked tails. */
-/* Defines rotary_f32_to_fp8_convert__avx512 and rotary_bf16_to_fp8_convert__avx512. */
+/* Defines rotary_f32_to_fp8_convert__avx512, rotary_bf16_to_fp8_convert__avx512, rotary_f16_to_fp8_convert__avx512. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <stdint.h>
 #include <string.h>
@@ -28,18 +28,21 @@ ROTARY_TARGET static inline __m128i fp8_encode16(__m512 q) {
                             _mm512_castps_si512(_mm512_add_ps(af, _mm512_set1_ps(16384.0f))),
                             _mm512_set1_epi32(-0x46800000));
   /* the sign bit to bit 7 where q's is set */
-  o = _mm512_mask_or_epi32(o, _mm512_cmplt_epi32_mask(_mm512_castps_si512(q), _mm512_setzero_si512()), o, _mm512_set1_epi32(0x80));
+  const __mmask16 negative = _mm512_cmplt_epi32_mask(_mm512_castps_si512(q), _mm512_setzero_si512());
+  o = _mm512_mask_or_epi32(o, negative, o, _mm512_set1_epi32(0x80));
   return _mm512_cvtepi32_epi8(o);
 }
 
-/* 16 elements from lane i of src (f32, or bf16 widened: exact), under mask m (lanes outside it neither read nor
- * faulted: a row that ends at a page's end is safe). */
-ROTARY_TARGET static inline __m512 fp8_load16(const void *src, size_t i, __mmask16 m, const int bf16) {
-  if (bf16) {
-    const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)src + i);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  }
-  return _mm512_maskz_loadu_ps(m, (const float *)src + i);
+/* The encoders' input dtypes; bf16 and f16 widen to f32 exactly. */
+enum { FROM_F32, FROM_BF16, FROM_F16 };
+
+/* 16 elements from lane i of src, as floats, under mask m (lanes outside it neither read nor faulted: a row that
+ * ends at a page's end is safe). */
+ROTARY_TARGET static inline __m512 fp8_load16(const void *src, size_t i, __mmask16 m, const int from) {
+  if (from == FROM_F32) return _mm512_maskz_loadu_ps(m, (const float *)src + i);
+  const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)src + i);
+  if (from == FROM_F16) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
 /* x / scale as the scalar code computes it; a power-of-two scale with a normal reciprocal multiplies by it instead
@@ -50,14 +53,14 @@ ROTARY_TARGET static inline __m512 fp8_divide16(__m512 x, __m512 by, const int m
 
 /* The loop, specialized by the callers for the input type and the division (constants: no test per block). */
 __attribute__((always_inline)) ROTARY_TARGET static inline void fp8_encode_rows(const void *src, unsigned char *dst,
-                                                                                size_t n, __m512 by, const int bf16,
+                                                                                size_t n, __m512 by, const int from,
                                                                                 const int mul) {
   size_t i = 0;
   for (; i + 64 <= n; i += 64) {
-    const __m128i b0 = fp8_encode16(fp8_divide16(fp8_load16(src, i, 0xffff, bf16), by, mul));
-    const __m128i b1 = fp8_encode16(fp8_divide16(fp8_load16(src, i + 16, 0xffff, bf16), by, mul));
-    const __m128i b2 = fp8_encode16(fp8_divide16(fp8_load16(src, i + 32, 0xffff, bf16), by, mul));
-    const __m128i b3 = fp8_encode16(fp8_divide16(fp8_load16(src, i + 48, 0xffff, bf16), by, mul));
+    const __m128i b0 = fp8_encode16(fp8_divide16(fp8_load16(src, i, 0xffff, from), by, mul));
+    const __m128i b1 = fp8_encode16(fp8_divide16(fp8_load16(src, i + 16, 0xffff, from), by, mul));
+    const __m128i b2 = fp8_encode16(fp8_divide16(fp8_load16(src, i + 32, 0xffff, from), by, mul));
+    const __m128i b3 = fp8_encode16(fp8_divide16(fp8_load16(src, i + 48, 0xffff, from), by, mul));
     _mm_storeu_si128((__m128i *)(void *)(dst + i), b0);
     _mm_storeu_si128((__m128i *)(void *)(dst + i + 16), b1);
     _mm_storeu_si128((__m128i *)(void *)(dst + i + 32), b2);
@@ -65,7 +68,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void fp8_encode_rows(
   }
   for (; i < n; i += 16) {
     const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
-    _mm_mask_storeu_epi8(dst + i, m, fp8_encode16(fp8_divide16(fp8_load16(src, i, m, bf16), by, mul)));
+    _mm_mask_storeu_epi8(dst + i, m, fp8_encode16(fp8_divide16(fp8_load16(src, i, m, from), by, mul)));
   }
 }
 
@@ -80,17 +83,26 @@ static inline int fp8_scale_inverts(float scale) {
 void rotary_f32_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
 void rotary_f32_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) {
   if (fp8_scale_inverts(scale))
-    fp8_encode_rows(in, out, n, _mm512_set1_ps(1.0f / scale), 0, 1);
+    fp8_encode_rows(in, out, n, _mm512_set1_ps(1.0f / scale), FROM_F32, 1);
   else
-    fp8_encode_rows(in, out, n, _mm512_set1_ps(scale), 0, 0);
+    fp8_encode_rows(in, out, n, _mm512_set1_ps(scale), FROM_F32, 0);
 }
 
 /* bf16 -> f32 is exact (a bit move), so encoding the widened values gives the bits of bf16 -> f32 -> fp8. */
 void rotary_bf16_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
 void rotary_bf16_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) {
   if (fp8_scale_inverts(scale))
-    fp8_encode_rows(in, out, n, _mm512_set1_ps(1.0f / scale), 1, 1);
+    fp8_encode_rows(in, out, n, _mm512_set1_ps(1.0f / scale), FROM_BF16, 1);
   else
-    fp8_encode_rows(in, out, n, _mm512_set1_ps(scale), 1, 0);
+    fp8_encode_rows(in, out, n, _mm512_set1_ps(scale), FROM_BF16, 0);
+}
+
+/* f16 -> f32 is exact (F16C quiets a signalling NaN, which encodes as any NaN does). */
+void rotary_f16_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
+void rotary_f16_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) {
+  if (fp8_scale_inverts(scale))
+    fp8_encode_rows(in, out, n, _mm512_set1_ps(1.0f / scale), FROM_F16, 1);
+  else
+    fp8_encode_rows(in, out, n, _mm512_set1_ps(scale), FROM_F16, 0);
 }
 #endif
