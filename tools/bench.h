@@ -209,7 +209,7 @@ double bench_qk_bytes(const bench_setup *s);     /* q + k tensors */
 double bench_ideal_bytes(const bench_setup *s);  /* one read and one write of what must be rotated or copied */
 size_t bench_qkv_row(const bench_setup *s);      /* --qkv: elements from one token's row to the next */
 /* The bytes the check saves, restores and compares for tensor t: q's and k's own buffers, or with --qkv the whole
- * packed buffer as t = 0 (v included: neither call may change it) and nothing as t = 1. */
+ * packed buffer as t = 0 (v included: neither call may change it) and zero bytes of it as t = 1. */
 void bench_check_span(const bench_setup *s, int t, void **p, size_t *bytes);
 size_t bench_split(size_t n, size_t index, size_t count); /* first item of task index among count */
 
