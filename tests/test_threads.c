@@ -536,6 +536,7 @@ static void test_kv_plan_streams(void **state) {
     rotary_kv_write_plan_build(&p, rope, &w, &geom, &t, 1);
     const int streams = thresholds[i] >= 0 && thresholds[i] <= moved;
     assert_int_equal(p.v_copy != NULL, streams);
+    assert_int_equal(p.streams, streams); /* its tasks fence once at their end (kernels.h, rotary_stream_fence) */
     if (streams) assert_ptr_equal(p.v_copy, rotary_copy_nt_select()->fn);
     assert_ptr_equal(p.k.kernel, streams && nt ? nt : rotary_kernel_select(ROTARY_BF16, ROTARY_PAIRING_HALF));
   }

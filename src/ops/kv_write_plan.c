@@ -79,6 +79,7 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
     const rotary_kernel *nt = p.k.direct ? rotary_kernel_select_nt(d->k.dtype, rope->pairing) : NULL;
     if (nt) p.k.kernel = nt;
     if (p.v.direct) p.v_copy = rotary_copy_nt_select()->fn;
+    p.streams = nt || p.v_copy;
   }
   p.scratch_floats = scratch_floats(rope, 1, !p.k.direct || !p.v.direct);
   p.rows_block = rotary_rows_block_size(rope, &p.positions, ROTARY_KV_STACK_ROWS);

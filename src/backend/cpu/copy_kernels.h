@@ -9,9 +9,9 @@
 /*
  * Copies `bytes` bytes from src to dst, as memcpy does (the same bytes; dst and src may start at any byte address
  * and do not overlap), storing the whole aligned vectors of dst non-temporally where the ISA can: the lines skip
- * the read that an ordinary store of a line not in cache costs, and do not displace what the caches hold. Ends with
- * a store fence, so the bytes are visible to other threads as after memcpy once it returns. The scalar kernel is
- * memcpy itself.
+ * the read that an ordinary store of a line not in cache costs, and do not displace what the caches hold. Those
+ * stores are left unfenced: the task that calls it runs rotary_stream_fence (kernels.h) once at its end, and the
+ * bytes are then visible to other threads as after memcpy. The scalar kernel is memcpy itself.
  */
 typedef void (*rotary_copy_fn)(void *dst, const void *src, size_t bytes);
 

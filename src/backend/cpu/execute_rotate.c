@@ -120,6 +120,7 @@ static void run_task(void *arg, size_t index, size_t count) {
     run_grouped(plan, u, end, buf);
   else
     run_together(plan, u, end, buf);
+  if (plan->nontemporal[0] || plan->nontemporal[1]) rotary_stream_fence(); /* the _nt kernels do not fence */
 }
 
 rotary_status rotary_execute_rotate(rotary_rotate_plan *plan, rotary_pool *pool) {

@@ -213,6 +213,7 @@ static void write_task(void *arg, size_t index, size_t count) {
     }
     u += h1 - h0;
   }
+  if (p->streams) rotary_stream_fence(); /* one fence for the task's streamed cache rows (kernels.h) */
 }
 
 /* tasks * floats floats, 64-byte aligned (floats is rounded up to whole lines); NULL when floats is 0. */

@@ -16,8 +16,8 @@
  * and optionally, for a dtype whose ISA has non-temporal stores (rv_store_nt):
  *   RT_VSTORE_NT(p, v)  as RT_VSTORE, with a non-temporal store   RT_NAME_NT(pairing)  the name of those kernels
  *   (a two-byte dtype with RT_VSTORE2 or RT_PSTORE streams those blocks through a buffer: RT_STREAM_BLOCK)
- * The _nt kernels (for outputs far larger than the caches, out of place) store every full vector that way and end
- * with a store fence; their results are the same bits.
+ * The _nt kernels (for outputs far larger than the caches, out of place) store every full vector that way and leave
+ * the store fence to the task that calls them (rotary_stream_fence, kernels.h); their results are the same bits.
  * Every lane computes y0 = fma(x0, c, -(x1 * s)) and y1 = fma(x0, s, x1 * c), the scalar kernels' arithmetic, and
  * a NaN result takes the NaN of rotary_pair_nan (convert.h) instead of whichever NaN the hardware propagated (one
  * test per few vectors, rv_any_nan4; the fix-up is out of line), so results are bit-identical to the scalar
@@ -72,18 +72,15 @@ __attribute__((noinline, cold)) ROTARY_TARGET static rv_f32 rt_nan_fix(rv_f32 x0
 #define RT_PUT(nt, p, v) ((nt) ? RT_VSTORE_NT((p), (v)) : RT_VSTORE((p), (v)))
 
 /* The kernels of one pairing, around its always-inlined body: ordinary stores, and where the dtype and ISA have
- * them (RT_HAS_NT) the _nt kernel: non-temporal stores, then a fence so that they are visible when it returns. */
+ * them (RT_HAS_NT) the _nt kernel: non-temporal stores, left unfenced (rotary_stream_fence, kernels.h). */
 #define RT_ENTRY(name, pairing, nt)                                                                              \
   ROTARY_TARGET void name(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads, \
                           size_t head_dim, size_t rotary_dim, const float *cos, const float *sin, int ahead) {  \
     RT_NAME(pairing##_body)(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, nt, ahead); \
-    RT_FENCE(nt);                                                                                                \
   }
 #if RT_HAS_NT
-#define RT_FENCE(nt) ((nt) ? rv_nt_fence() : (void)0)
 #define RT_ENTRIES(pairing) RT_ENTRY(RT_NAME(pairing), pairing, 0) RT_ENTRY(RT_NAME_NT(pairing), pairing, 1)
 #else
-#define RT_FENCE(nt) ((void)(nt))
 #define RT_ENTRIES(pairing) RT_ENTRY(RT_NAME(pairing), pairing, 0)
 #endif
 
@@ -398,7 +395,6 @@ RT_ENTRIES(interleaved)
 #undef RT_PUT
 #undef RT_ENTRY
 #undef RT_ENTRIES
-#undef RT_FENCE
 #undef RT_NAME_NT
 #undef RT_VLOAD2
 #undef RT_VSTORE2

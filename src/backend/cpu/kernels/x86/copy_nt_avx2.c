@@ -30,7 +30,6 @@ ROTARY_TARGET void rotary_copy_nt__avx2(void *dst, const void *src, size_t bytes
   }
   for (; i + 32 <= bytes; i += 32)
     _mm256_stream_si256((__m256i *)(void *)(d + i), _mm256_loadu_si256((const __m256i *)(const void *)(s + i)));
-  memcpy(d + i, s + i, bytes - i);
-  _mm_sfence();
+  memcpy(d + i, s + i, bytes - i); /* the streamed stores stay unfenced: the caller's task fences once */
 }
 #endif

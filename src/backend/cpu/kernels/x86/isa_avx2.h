@@ -41,7 +41,6 @@ ROTARY_TARGET static inline void rv_store_nt_f16(uint16_t *p, __m256 v) {
   if (((uintptr_t)p & 15) == 0) _mm_stream_si128((__m128i *)(void *)p, h);
   else _mm_storeu_si128((__m128i *)(void *)p, h);
 }
-#define rv_nt_fence() _mm_sfence()
 
 /* 16 bf16 values as two vectors in the lane order of the unpack/pack instructions, which never cross 128-bit lanes:
  * lo holds elements 0-3 and 8-11, hi holds 4-7 and 12-15 (RT_SLOT below). Half the shuffles of one-vector

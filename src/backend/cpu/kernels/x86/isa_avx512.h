@@ -41,7 +41,6 @@ ROTARY_TARGET static inline void rv_store_nt_f16(uint16_t *p, __m512 v) {
   if (((uintptr_t)p & 31) == 0) _mm256_stream_si256((__m256i *)(void *)p, h);
   else _mm256_storeu_si256((__m256i *)(void *)p, h);
 }
-#define rv_nt_fence() _mm_sfence()
 
 #define rv_load_bf16(p) \
   _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
