@@ -223,6 +223,9 @@ static void pass_task(void *arg, size_t index, size_t count) {
       else
         for (size_t h = 0; h < heads; h++) fn(base + r * row + h * stride, base + r * row + h * stride, w, job->z);
     }
+#if STREAM_X86
+    if (job->kind->nt) _mm_sfence(); /* never in place today (list_candidates), but as the other branch does */
+#endif
     return;
   }
   for (int t = 0; t < 2; t++) {

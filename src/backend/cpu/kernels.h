@@ -150,8 +150,9 @@ static inline void rotary_rotate_run(const rotary_kernel *k, int prefetch_bytes,
  * without it, docs/kv_cache.md). A task that called them runs this once at its end, before it counts as done, so the
  * stores are visible to the thread that waits for it as ordinary stores would be. A no-op where nothing streams. */
 static inline void rotary_stream_fence(void) {
-#if defined(__SSE__)
-  __builtin_ia32_sfence();
+#if defined(__x86_64__) || defined(__i386__)
+  /* SFENCE itself (an i386 build without -msse has no builtin for it; a CPU that runs the _nt kernels has SSE) */
+  __asm__ __volatile__("sfence" ::: "memory");
 #endif
 }
 

@@ -110,7 +110,7 @@ static void write_kv(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
         p->v_copy(vc, vin, nh * bytes);
       else
         memcpy(vc, vin, nh * bytes);
-    } else { /* head by head: the streaming copy's fence per head row would drain its stores every row */
+    } else { /* head by head (HND caches, strided inputs): ordinary copies; only whole runs stream */
       for (size_t h = 0; h < nh; h++) memcpy(vc + (ptrdiff_t)h * cstep, vin + (ptrdiff_t)h * vstep, bytes);
     }
   } else {
