@@ -103,45 +103,41 @@ void rotary_f32_to_fp8_convert__avx2(const void *in, void *out, size_t n, float 
   rotary_f32_to_fp8_convert__scalar(src + 4 * i, dst + i, n - i, scale);
 }
 
-/* bf16 -> f32 is exact, so encoding the widened values gives the bits of bf16 -> f32 -> fp8 (the same steps as
- * rotary_f32_to_fp8_convert__avx2 on the widened rows). */
-ROTARY_TARGET static inline __m256 fp8_div8_bf16(const uint16_t *p, fp8_div d) {
-  const __m256 x = rv_load_bf16(p);
+/* 8 bf16 (f16 0) or f16 (f16 1) elements widened to f32 (exact; F16C quiets a signalling NaN, which encodes as any
+ * NaN does) and divided as above: encoding them gives the bits of 16-bit -> f32 -> fp8. */
+ROTARY_TARGET static inline __m256 fp8_div8_16bit(const uint16_t *p, fp8_div d, const int f16) {
+  const __m256 x = f16 ? rv_load_f16(p) : rv_load_bf16(p);
   return d.mul ? _mm256_mul_ps(x, d.by) : _mm256_div_ps(x, d.by);
 }
 
-/* f16 likewise (F16C's widening is exact; a signalling NaN comes out quieted and encodes as any NaN). */
-ROTARY_TARGET static inline __m256 fp8_div8_f16(const uint16_t *p, fp8_div d) {
-  const __m256 x = rv_load_f16(p);
-  return d.mul ? _mm256_mul_ps(x, d.by) : _mm256_div_ps(x, d.by);
-}
-
-void rotary_f16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
-void rotary_f16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) {
-  const uint16_t *src = in;
-  unsigned char *dst = out;
+/* The 16-bit -> fp8 loop, specialized by its callers (f16 constant). */
+__attribute__((always_inline)) ROTARY_TARGET static inline size_t fp8_encode_16bit(const uint16_t *src,
+                                                                                   unsigned char *dst, size_t n,
+                                                                                   float scale, const int f16) {
   const fp8_div d = fp8_div_init(scale);
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m256i b = fp8_encode32(fp8_div8_f16(src + i, d), fp8_div8_f16(src + i + 8, d),
-                                   fp8_div8_f16(src + i + 16, d), fp8_div8_f16(src + i + 24, d));
+    const __m256i b = fp8_encode32(fp8_div8_16bit(src + i, d, f16), fp8_div8_16bit(src + i + 8, d, f16),
+                                   fp8_div8_16bit(src + i + 16, d, f16), fp8_div8_16bit(src + i + 24, d, f16));
     _mm256_storeu_si256((__m256i *)(void *)(dst + i), b);
   }
-  rotary_f16_to_fp8_convert__scalar(src + i, dst + i, n - i, scale);
+  return i; /* the tail goes to the scalar kernel */
 }
 
 void rotary_bf16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
 void rotary_bf16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) {
   const uint16_t *src = in;
   unsigned char *dst = out;
-  const fp8_div d = fp8_div_init(scale);
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m256i b = fp8_encode32(fp8_div8_bf16(src + i, d), fp8_div8_bf16(src + i + 8, d),
-                                   fp8_div8_bf16(src + i + 16, d), fp8_div8_bf16(src + i + 24, d));
-    _mm256_storeu_si256((__m256i *)(void *)(dst + i), b);
-  }
+  const size_t i = fp8_encode_16bit(src, dst, n, scale, 0);
   rotary_bf16_to_fp8_convert__scalar(src + i, dst + i, n - i, scale);
+}
+
+void rotary_f16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
+void rotary_f16_to_fp8_convert__avx2(const void *in, void *out, size_t n, float scale) {
+  const uint16_t *src = in;
+  unsigned char *dst = out;
+  const size_t i = fp8_encode_16bit(src, dst, n, scale, 1);
+  rotary_f16_to_fp8_convert__scalar(src + i, dst + i, n - i, scale);
 }
 
 /* 8 codes (one per 32-bit lane) to their values times scale; NaN codes give the quiet NaN with their sign. */
