@@ -42,6 +42,14 @@ static inline float rotary_fp8_e4m3_to_f32(uint8_t b) {
   return rotary_bits_f32(sign | ((e + 120u) << 23) | (m << 20));
 }
 
+/* Whether x / scale may be computed as x * (1 / scale) with the same bits: scale a power of two whose reciprocal is
+ * normal (x * 2^-k and x / 2^k are the same real number rounded once, subnormal results included). The vector
+ * encoders multiply then, and divide otherwise. */
+static inline int rotary_fp8_scale_inverts(float scale) {
+  const uint32_t s = rotary_f32_bits(scale), e = (s >> 23) & 0xffu;
+  return (s & 0x807fffffu) == 0 && e >= 1 && e <= 253;
+}
+
 /* The cache's rule: x / scale in fp32 (one rounding), then encoded. */
 static inline uint8_t rotary_fp8_e4m3_encode(float x, float scale) { return rotary_fp8_e4m3_from_f32(x / scale); }
 

@@ -1,9 +1,9 @@
 /* x86/convert_avx2.c: the conversion kernels built for AVX2 + F16C; tails (n % 8) go through the scalar kernels. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <stdint.h>
-#include <string.h>
 
 #include "convert_kernels.h"
+#include "fp8.h"
 #include "isa_avx2.h"
 
 /* ---- fp8 e4m3, lane by lane the integer steps of rotary_fp8_e4m3_from_f32 / rotary_fp8_e4m3_to_f32 (fp8.h) ---- */
@@ -28,19 +28,15 @@ ROTARY_TARGET static inline __m256i fp8_encode8(__m256 q) {
   return _mm256_or_si256(_mm256_blendv_epi8(big, sub, tiny), sign);
 }
 
-/* x / scale as the scalar code computes it. A power-of-two scale with a normal reciprocal multiplies instead:
- * x * 2^-k and x / 2^k are the same real number rounded once, so the bits agree (subnormal results included). */
+/* x / scale as the scalar code computes it (a multiply where rotary_fp8_scale_inverts allows it, fp8.h). */
 typedef struct fp8_div {
   __m256 by;
   int mul;
 } fp8_div;
 
 ROTARY_TARGET static inline fp8_div fp8_div_init(float scale) {
-  uint32_t s;
-  memcpy(&s, &scale, sizeof s);
-  const uint32_t e = (s >> 23) & 0xffu;
   fp8_div d;
-  d.mul = (s & 0x807fffffu) == 0 && e >= 1 && e <= 253;
+  d.mul = rotary_fp8_scale_inverts(scale);
   d.by = _mm256_set1_ps(d.mul ? 1.0f / scale : scale);
   return d;
 }

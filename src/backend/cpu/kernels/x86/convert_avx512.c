@@ -2,7 +2,6 @@
 /* Defines rotary_f32_to_fp8_convert__avx512, rotary_bf16_to_fp8_convert__avx512, rotary_f16_to_fp8_convert__avx512. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <stdint.h>
-#include <string.h>
 
 #include "convert_kernels.h"
 #include "fp8.h"
@@ -72,37 +71,30 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void fp8_encode_rows(
   }
 }
 
-/* Whether x / scale may be computed as x * (1 / scale): scale a power of two whose reciprocal is normal. */
-static inline int fp8_scale_inverts(float scale) {
-  uint32_t s;
-  memcpy(&s, &scale, sizeof s);
-  const uint32_t e = (s >> 23) & 0xffu;
-  return (s & 0x807fffffu) == 0 && e >= 1 && e <= 253;
+/* The loop for one scale: x * (1 / scale) where rotary_fp8_scale_inverts allows it (fp8.h), x / scale otherwise. */
+__attribute__((always_inline)) ROTARY_TARGET static inline void fp8_encode_scaled(const void *src, void *dst,
+                                                                                  size_t n, float scale,
+                                                                                  const int from) {
+  if (rotary_fp8_scale_inverts(scale))
+    fp8_encode_rows(src, dst, n, _mm512_set1_ps(1.0f / scale), from, 1);
+  else
+    fp8_encode_rows(src, dst, n, _mm512_set1_ps(scale), from, 0);
 }
 
 void rotary_f32_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
 void rotary_f32_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) {
-  if (fp8_scale_inverts(scale))
-    fp8_encode_rows(in, out, n, _mm512_set1_ps(1.0f / scale), FROM_F32, 1);
-  else
-    fp8_encode_rows(in, out, n, _mm512_set1_ps(scale), FROM_F32, 0);
+  fp8_encode_scaled(in, out, n, scale, FROM_F32);
 }
 
 /* bf16 -> f32 is exact (a bit move), so encoding the widened values gives the bits of bf16 -> f32 -> fp8. */
 void rotary_bf16_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
 void rotary_bf16_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) {
-  if (fp8_scale_inverts(scale))
-    fp8_encode_rows(in, out, n, _mm512_set1_ps(1.0f / scale), FROM_BF16, 1);
-  else
-    fp8_encode_rows(in, out, n, _mm512_set1_ps(scale), FROM_BF16, 0);
+  fp8_encode_scaled(in, out, n, scale, FROM_BF16);
 }
 
 /* f16 -> f32 is exact (F16C quiets a signalling NaN, which encodes as any NaN does). */
 void rotary_f16_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) ROTARY_TARGET;
 void rotary_f16_to_fp8_convert__avx512(const void *in, void *out, size_t n, float scale) {
-  if (fp8_scale_inverts(scale))
-    fp8_encode_rows(in, out, n, _mm512_set1_ps(1.0f / scale), FROM_F16, 1);
-  else
-    fp8_encode_rows(in, out, n, _mm512_set1_ps(scale), FROM_F16, 0);
+  fp8_encode_scaled(in, out, n, scale, FROM_F16);
 }
 #endif
