@@ -16,6 +16,7 @@
 #include "convert_kernels.h"
 #include "copy_kernels.h"
 #include "kernels.h"
+#include "rotate_fp8_kernels.h"
 #include "sincos.h"
 #include "oracle.h"
 #include "test_util.h"
@@ -542,8 +543,8 @@ static void test_kernel_registry(void **state) {
       {NULL, NULL}};
   const size_t n_attn_dot = sizeof dots / sizeof dots[0] - 1;
   assert_int_equal(n, rotary_kernel_count + rotary_rows_count + rotary_convert_count + 2 * n_attn_kernels + n_attn_exp +
-                          n_attn_rot + n_attn_dot + rotary_copy_count);
-  size_t per_op[11] = {0};
+                          n_attn_rot + n_attn_dot + rotary_copy_count + rotary_rotate_fp8_count);
+  size_t per_op[12] = {0};
   for (size_t i = 0; i < n; i++) {
     const rotary_kernel_info *e = &rotary_kernel_registry[i];
     assert_non_null(e->name);
@@ -591,6 +592,11 @@ static void test_kernel_registry(void **state) {
         assert_true(e->dtype == ROTARY_F32 && e->out_dtype == ROTARY_F32);
         snprintf(want, sizeof want, "rotary_copy_nt__%s", isa);
         assert_string_equal(e->variant, "");
+        break;
+      case ROTARY_OP_ROTATE_FP8:
+        assert_true(e->dtype <= ROTARY_BF16 && e->out_dtype == ROTARY_FP8_E4M3);
+        snprintf(want, sizeof want, "rotary_%s_rotate_%s_to_fp8__%s", any_dtype_tag(e->dtype), e->variant, isa);
+        assert_true(!strcmp(e->variant, "half") || !strcmp(e->variant, "interleaved"));
         break;
       default: fail_msg("%s: unknown operation %d", e->name, (int)e->op);
     }
@@ -643,6 +649,14 @@ static void test_kernel_registry(void **state) {
                                                              : k.exp_name,
                             e->name);
       }
+    } else if (e->op == ROTARY_OP_ROTATE_FP8) {
+      fn = (const void *)(uintptr_t)e->fn.rotate_fp8;
+      for (size_t k = 0; k < rotary_rotate_fp8_count; k++) {
+        const rotary_rotate_fp8_kernel *t = &rotary_rotate_fp8_list[k];
+        if (!strcmp(t->name, e->name) && t->dtype == e->dtype && t->isa == e->isa &&
+            !strcmp(t->pairing == ROTARY_PAIRING_HALF ? "half" : "interleaved", e->variant))
+          typed = (const void *)(uintptr_t)t->fn;
+      }
     } else if (e->op == ROTARY_OP_COPY_NT) {
       fn = (const void *)(uintptr_t)e->fn.copy;
       for (size_t k = 0; k < rotary_copy_count; k++)
@@ -666,6 +680,7 @@ static void test_kernel_registry(void **state) {
   assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES_ROT], n_attn_rot);
   assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES_DOT] + per_op[ROTARY_OP_ATTN_VALUES_DOT], n_attn_dot);
   assert_int_equal(per_op[ROTARY_OP_COPY_NT], rotary_copy_count);
+  assert_int_equal(per_op[ROTARY_OP_ROTATE_FP8], rotary_rotate_fp8_count);
   assert_non_null(rotary_kernel_find(rotary_copy_nt_select()->name));
   for (int dt = ROTARY_F32; dt <= ROTARY_FP8_E4M3; dt++) {
     rotary_attn_kernels k;
@@ -682,15 +697,17 @@ static void test_kernel_registry(void **state) {
       const rotary_kernel *nt = rotary_kernel_select_nt((rotary_dtype)dt, (rotary_pairing)pr);
       assert_non_null(rotary_kernel_find(k->name));
       if (nt) assert_non_null(rotary_kernel_find(nt->name));
+      assert_non_null(rotary_kernel_find(rotary_rotate_fp8_select((rotary_dtype)dt, (rotary_pairing)pr)->name));
     }
   assert_non_null(rotary_kernel_find(rotary_rows_select()->name));
   assert_null(rotary_kernel_find("rotary_f32_rotate_half__nosuchisa"));
   printf("registry: %zu kernels (%zu rotate, %zu rotate_nt, %zu sincos_rows, %zu convert, %zu attn_scores, "
-         "%zu attn_values, %zu attn_exp, %zu attn_scores_rot, %zu attn_dot, %zu copy_nt)\n",
+         "%zu attn_values, %zu attn_exp, %zu attn_scores_rot, %zu attn_dot, %zu copy_nt, %zu rotate_fp8)\n",
          n, per_op[ROTARY_OP_ROTATE], per_op[ROTARY_OP_ROTATE_NT], per_op[ROTARY_OP_SINCOS_ROWS],
          per_op[ROTARY_OP_CONVERT], per_op[ROTARY_OP_ATTN_SCORES], per_op[ROTARY_OP_ATTN_VALUES],
          per_op[ROTARY_OP_ATTN_EXP], per_op[ROTARY_OP_ATTN_SCORES_ROT],
-         per_op[ROTARY_OP_ATTN_SCORES_DOT] + per_op[ROTARY_OP_ATTN_VALUES_DOT], per_op[ROTARY_OP_COPY_NT]);
+         per_op[ROTARY_OP_ATTN_SCORES_DOT] + per_op[ROTARY_OP_ATTN_VALUES_DOT], per_op[ROTARY_OP_COPY_NT],
+         per_op[ROTARY_OP_ROTATE_FP8]);
 }
 
 /* Every streaming copy this CPU runs leaves exactly memcpy's bytes, for every length up to a few lines and every

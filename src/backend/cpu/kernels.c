@@ -9,6 +9,7 @@
 #include "convert_kernels.h"
 #include "copy_kernels.h"
 #include "cpu_features.h"
+#include "rotate_fp8_kernels.h"
 #include "sincos.h"
 
 const rotary_kernel rotary_kernel_list[] = {
@@ -78,6 +79,11 @@ const rotary_kernel_info rotary_kernel_registry[] = {
    {.copy = rotary_copy_nt__##isa}},
 #include "copy_list.h"
 #undef ROTARY_COPY_NT
+#define ROTARY_ROTATE_FP8(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                             \
+  {"rotary_" #dtype "_rotate_" #pairing "_to_fp8__" #isa, ROTARY_OP_ROTATE_FP8, ROTARY_##DTYPE, ROTARY_FP8_E4M3, \
+   #pairing, ROTARY_ISA_##ISA, {.rotate_fp8 = rotary_##dtype##_rotate_##pairing##_to_fp8__##isa}},
+#include "rotate_fp8_list.h"
+#undef ROTARY_ROTATE_FP8
 };
 const size_t rotary_kernel_registry_count = sizeof rotary_kernel_registry / sizeof rotary_kernel_registry[0];
 
@@ -100,6 +106,7 @@ const char *rotary_kernel_op_name(rotary_kernel_op op) {
     case ROTARY_OP_ATTN_SCORES_DOT: return "attn_scores_dot";
     case ROTARY_OP_ATTN_VALUES_DOT: return "attn_values_dot";
     case ROTARY_OP_COPY_NT: return "copy_nt";
+    case ROTARY_OP_ROTATE_FP8: return "rotate_fp8";
   }
   return "unknown";
 }

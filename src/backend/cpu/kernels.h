@@ -84,16 +84,18 @@ typedef enum rotary_kernel_op {
   ROTARY_OP_ATTN_SCORES_ROT = 7, /* rotary_attn_<dtype>_scores_<pairing>__<isa>: rotary_attn_scores_rot_fn */
   ROTARY_OP_ATTN_SCORES_DOT = 8, /* rotary_attn_<dtype>_scores_dot__<isa>: rotary_attn_scores_fn, precision BF16 */
   ROTARY_OP_ATTN_VALUES_DOT = 9, /* rotary_attn_<dtype>_values_dot__<isa>: rotary_attn_values_fn, precision BF16 */
-  ROTARY_OP_COPY_NT = 10         /* rotary_copy_nt__<isa>: rotary_copy_fn (copy_kernels.h) */
+  ROTARY_OP_COPY_NT = 10,        /* rotary_copy_nt__<isa>: rotary_copy_fn (copy_kernels.h) */
+  ROTARY_OP_ROTATE_FP8 = 11      /* rotary_<dtype>_rotate_<pairing>_to_fp8__<isa>: rotary_rotate_fp8_fn
+                                    (rotate_fp8_kernels.h) */
 } rotary_kernel_op;
 
 /* "rotate", "rotate_nt", "sincos_rows", "convert", "attn_scores", "attn_values", "attn_exp", "attn_scores_rot",
- * "attn_scores_dot", "attn_values_dot", "copy_nt". */
+ * "attn_scores_dot", "attn_values_dot", "copy_nt", "rotate_fp8". */
 const char *rotary_kernel_op_name(rotary_kernel_op op);
 
 /* A kernel's function, typed by its operation (the members' types are those of rotary_rows_fn,
- * rotary_convert_fn, the rotary_attn_*_fn and rotary_copy_fn, spelled out here because those headers include this
- * one). */
+ * rotary_convert_fn, the rotary_attn_*_fn, rotary_copy_fn and rotary_rotate_fp8_fn, spelled out here because those
+ * headers include this one). */
 struct rotary_attn_prefetch; /* attn_kernels.h */
 typedef union rotary_kernel_fn {
   rotary_rotate_fn rotate; /* ROTATE, ROTATE_NT */
@@ -108,15 +110,18 @@ typedef union rotary_kernel_fn {
   void (*attn_scores_rot)(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride,
                           size_t n, float k_scale, const float *cs, size_t cs_stride, size_t sin_offset,
                           size_t rotary_dim, float *s, size_t s_stride, struct rotary_attn_prefetch *pf);
+  void (*rotate_fp8)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads,
+                     size_t head_dim, size_t rotary_dim, const float *cos, const float *sin, float scale);
 } rotary_kernel_fn;
 
 typedef struct rotary_kernel_info {
   const char *name;        /* the function's full name, as defined in src/ */
   rotary_kernel_op op;
-  rotary_dtype dtype;      /* rotate: the tensors'; convert: the input's; attn scores/values: the cache's;
-                              sincos rows, attn exp: ROTARY_F32 (the rows'); copy: ROTARY_F32 (bytes, any dtype) */
-  rotary_dtype out_dtype;  /* convert: the output's; attn scores/values: ROTARY_F32; others: dtype */
-  const char *variant;     /* rotate: "half" or "interleaved"; convert: "to_<dtype>"; attn dot: "dot";
+  rotary_dtype dtype;      /* rotate: the tensors'; convert, rotate_fp8: the input's; attn scores/values: the
+                              cache's; sincos rows, attn exp: ROTARY_F32 (the rows'); copy: ROTARY_F32 (bytes) */
+  rotary_dtype out_dtype;  /* convert: the output's; rotate_fp8: ROTARY_FP8_E4M3; attn scores/values: ROTARY_F32;
+                              others: dtype */
+  const char *variant;     /* rotate, rotate_fp8: "half" or "interleaved"; convert: "to_<dtype>"; attn dot: "dot";
                               sincos rows, other attn, copy: "" */
   rotary_isa isa;
   rotary_kernel_fn fn;

@@ -1,0 +1,18 @@
+/* rotate_fp8_list.h: X-macro list of every compiled rotate-to-fp8 kernel; included by the registry, tests and benchmarks. */
+/* ROTARY_ROTATE_FP8(dtype, DTYPE, pairing, PAIRING, isa, ISA) names rotary_<dtype>_rotate_<pairing>_to_fp8__<isa>:
+ * ROTARY_<DTYPE> rows in, fp8 e4m3 rows out. Within one dtype and pairing, later rows are better: dispatch takes the
+ * last enabled one. */
+ROTARY_ROTATE_FP8(f32, F32, half, HALF, scalar, SCALAR)
+ROTARY_ROTATE_FP8(f32, F32, interleaved, INTERLEAVED, scalar, SCALAR)
+ROTARY_ROTATE_FP8(f16, F16, half, HALF, scalar, SCALAR)
+ROTARY_ROTATE_FP8(f16, F16, interleaved, INTERLEAVED, scalar, SCALAR)
+ROTARY_ROTATE_FP8(bf16, BF16, half, HALF, scalar, SCALAR)
+ROTARY_ROTATE_FP8(bf16, BF16, interleaved, INTERLEAVED, scalar, SCALAR)
+#if defined(__x86_64__) || defined(__i386__)
+ROTARY_ROTATE_FP8(f32, F32, half, HALF, avx512, AVX512)
+ROTARY_ROTATE_FP8(f32, F32, interleaved, INTERLEAVED, avx512, AVX512)
+ROTARY_ROTATE_FP8(f16, F16, half, HALF, avx512, AVX512)
+ROTARY_ROTATE_FP8(f16, F16, interleaved, INTERLEAVED, avx512, AVX512)
+ROTARY_ROTATE_FP8(bf16, BF16, half, HALF, avx512, AVX512)
+ROTARY_ROTATE_FP8(bf16, BF16, interleaved, INTERLEAVED, avx512, AVX512)
+#endif
