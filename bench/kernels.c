@@ -10,6 +10,9 @@
  * 0 .. 2047 of a head_dim 128 rope (64 frequencies, base 10000), in ns per row.
  * On AVX-512 x86 also the floor of any f16 kernel there without AVX512-FP16: a loop that only converts each 16
  * elements to f32 and back (VCVTPH2PS, VCVTPS2PH), loading and storing them (docs/performance.md).
+ * Then the rotate-to-fp8 kernels (the KV-cache write's k rows into an fp8 cache): the same heads rotated from their
+ * buffer into fp8 rows of their own (scale 1/128), with the three passes they replace (widen to f32, rotate the f32
+ * rows, encode: the best kernels of each) timed alongside.
  */
 #include <math.h>
 #include <stdint.h>
@@ -17,7 +20,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "convert_kernels.h"
 #include "kernels.h"
+#include "rotate_fp8_kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -72,6 +77,40 @@ static void bench_rows(void) {
   if (sink == 12345.0f) printf("\n");
 }
 
+/* The rotate-to-fp8 kernels this CPU can run on heads x 128 elements of their dtype (values of size 1, a unit
+ * rotation) into fp8 rows, and the three passes they replace; best ns per element of five passes of reps calls. */
+static void bench_rotate_fp8(size_t heads, long reps, const float *row, void *in, unsigned char *out, float *f32) {
+  const size_t n = heads * DIM;
+  const float scale = 1.0f / 128.0f;
+  printf("rotate to fp8 (scale 1/128), the same heads into fp8 rows of their own\n");
+  for (size_t k = 0; k < rotary_kernel_registry_count + 1; k++) {
+    const rotary_kernel_info *K = k < rotary_kernel_registry_count ? &rotary_kernel_registry[k] : NULL;
+    if (K && (K->op != ROTARY_OP_ROTATE_FP8 || !rotary_isa_supported(K->isa))) continue;
+    /* after the list: bf16, half pairing, through f32 with the chosen kernels (kv_execute.c's k_through_f32) */
+    const rotary_dtype dt = K ? K->dtype : ROTARY_BF16;
+    fill_ones(in, dt, n);
+    const rotary_convert_kernel *widen = rotary_convert_select(ROTARY_BF16, ROTARY_F32);
+    const rotary_convert_kernel *encode = rotary_convert_select(ROTARY_F32, ROTARY_FP8_E4M3);
+    const rotary_kernel *rot = rotary_kernel_select(ROTARY_F32, ROTARY_PAIRING_HALF);
+    double best = INFINITY;
+    for (int t = 0; t < 5; t++) {
+      const double t0 = now_ns();
+      for (long r = 0; r < reps; r++) {
+        if (K) {
+          K->fn.rotate_fp8(in, DIM, out, DIM, heads, DIM, DIM, row, row + DIM / 2, scale);
+        } else {
+          widen->fn(in, f32, n, 1.0f);
+          rot->fn(f32, DIM, f32, DIM, heads, DIM, DIM, row, row + DIM / 2, -1);
+          encode->fn(f32, out, n, scale);
+        }
+      }
+      const double per = (now_ns() - t0) / (double)reps / (double)n;
+      if (per < best) best = per;
+    }
+    printf("  %-44s %.4f ns/element\n", K ? K->name : "bf16 half through f32 (three passes)", best);
+  }
+}
+
 int main(int argc, char **argv) {
   const long heads = argc > 1 ? atol(argv[1]) : 32, reps = argc > 2 ? atol(argv[2]) : 20000;
   if (argc > 3 || heads < 1 || heads > 65536 || reps < 1) {
@@ -122,6 +161,15 @@ int main(int argc, char **argv) {
   }
 #endif
   bench_rows();
+  unsigned char *out = malloc(n);
+  float *f32 = malloc(n * sizeof(float));
+  if (!out || !f32) {
+    fprintf(stderr, "rotary_kernel_bench: out of memory\n");
+    return 1;
+  }
+  bench_rotate_fp8((size_t)heads, reps, row, buf, out, f32);
+  free(out);
+  free(f32);
   free(buf);
   free(row);
   return 0;
