@@ -30,6 +30,15 @@ static void path_init(rotary_kv_path *p, rotary_dtype in, const rotary_kv_cache 
   }
 }
 
+/* k's one-pass rotate-to-fp8 kernel, when the cache is fp8 and the kernel's ISA is at least the f32 rotation's: a
+ * scalar one-pass kernel would be slower than the vector kernels of the three passes (AVX2 and NEON machines). */
+static rotary_rotate_fp8_fn k_to_fp8(rotary_dtype in, const rotary_kv_cache *c, rotary_pairing pairing) {
+  if (c->dtype != ROTARY_FP8_E4M3) return NULL;
+  const rotary_rotate_fp8_kernel *k = rotary_rotate_fp8_select(in, pairing);
+  const rotary_kernel *f32 = rotary_kernel_select(ROTARY_F32, pairing);
+  return k && f32 && k->isa >= f32->isa ? k->fn : NULL;
+}
+
 /* Scratch floats per task: a row buffer too long for the stack (ROTARY_KV_STACK_ROWS), and an f32 head row when a
  * path converts and the row is too long for the stack (ROTARY_KV_STACK_ROW; the executor keeps both on the stack
  * otherwise). The row buffer comes first, rounded up to whole lines, so the head row starts on a line. */
@@ -56,6 +65,7 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
     p.q_elem = rotary_dtype_size(d->q.dtype);
   }
   path_init(&p.k, d->k.dtype, &d->cache, rope->pairing, d->cache.k_scale);
+  p.k.to_fp8 = k_to_fp8(d->k.dtype, &d->cache, rope->pairing);
   path_init(&p.v, d->v.dtype, &d->cache, rope->pairing, d->cache.v_scale);
   p.tokens = d->batch * d->seq_len; /* rotary_validate_kv_write checked that these do not overflow */
   p.positions = d->positions;

@@ -10,6 +10,7 @@
 #include "kernels.h"
 #include "rope.h"
 #include "rotary.h"
+#include "rotate_fp8_kernels.h"
 #include "tuning.h"
 
 /* f32 head rows up to this many floats live on the executing task's stack; longer ones in the task's scratch. */
@@ -26,7 +27,9 @@
  *   k rotated there by the f32 kernel (from the input rows when they are f32), then converted to the cache dtype
  *   (from_f32 with the tensor's scale; NULL when the cache is f32: the f32 result goes straight into the cache);
  *   as many heads per pass as ROTARY_KV_STACK_ROW floats hold, one conversion call for all of them where the rows
- *   are packed (NHD caches, packed QKV rows).
+ *   are packed (NHD caches, packed QKV rows);
+ * - k into an fp8 cache, rotated and encoded in one pass (to_fp8) where a rotate-to-fp8 kernel is at least as
+ *   vectorized as the f32 path's kernels (AVX-512): no f32 row in between, the same bits (rotate_fp8_kernels.h).
  * Same bits as a direct kernel would give: f16/bf16 -> f32 is exact, the f32 kernel does the same fp32 operations
  * as every other kernel (kernels.h; NaN outputs rotary_pair_nan of the same fp32 inputs: quieting a NaN twice is
  * quieting it once), and the one rounding to the destination is the last conversion. */
@@ -36,6 +39,7 @@ typedef struct rotary_kv_path {
   rotary_convert_fn to_f32, from_f32; /* NULL as described above */
   rotary_convert_fn to_cache;         /* v through f32: input -> cache dtype in one pass where a kernel does it
                                          (bf16 -> fp8: the same bits, no f32 row in between), else NULL */
+  rotary_rotate_fp8_fn to_fp8;        /* k into an fp8 cache in one pass (see above), else NULL */
   float scale;                        /* fp8 cache: k_scale or v_scale; 1 otherwise */
   size_t in_elem;
 } rotary_kv_path;

@@ -100,6 +100,8 @@ static void write_kv(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
   if (p->k.direct) {
     rotary_rotate_run(p->k.kernel, p->tuning->prefetch_bytes, kin, d->k.stride_head, kc, g->head_stride, nh, hd,
                       p->rope->rotary_dim, c, s);
+  } else if (p->k.to_fp8) {
+    p->k.to_fp8(kin, d->k.stride_head, kc, g->head_stride, nh, hd, p->rope->rotary_dim, c, s, p->k.scale);
   } else {
     k_through_f32(p, kin, kstep, kc, cstep, g->elem, nh, c, s, row);
   }
