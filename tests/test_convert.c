@@ -471,8 +471,8 @@ static void test_list_and_select(void **state) {
   for (size_t k = 0; k < rotary_convert_count; k++) {
     const rotary_convert_kernel *kern = &rotary_convert_list[k];
     char name[96];
-    snprintf(name, sizeof name, "rotary_%s_to_%s_convert__%s", dt_name(kern->from), dt_name(kern->to),
-             rotary_isa_name(kern->isa));
+    snprintf(name, sizeof name, "rotary_%s_to_%s_convert__%s%s", dt_name(kern->from), dt_name(kern->to),
+             rotary_isa_name(kern->isa), kern->nt ? "_nt" : "");
     assert_string_equal(kern->name, name);
     assert_non_null(kern->fn);
   }
@@ -483,16 +483,23 @@ static void test_list_and_select(void **state) {
     assert_int_equal(sel->from, pairs[p][0]);
     assert_int_equal(sel->to, pairs[p][1]);
     assert_true(rotary_isa_enabled(sel->isa));
-    /* the last enabled row of the list for the pair */
-    const rotary_convert_kernel *last = NULL;
+    /* the last enabled row of the list for the pair (streaming rows aside); its streaming variant, if any, has the
+     * same ISA */
+    const rotary_convert_kernel *last = NULL, *last_nt = NULL;
     for (size_t k = 0; k < rotary_convert_count; k++)
       if (rotary_convert_list[k].from == pairs[p][0] && rotary_convert_list[k].to == pairs[p][1] &&
           rotary_isa_enabled(rotary_convert_list[k].isa))
-        last = &rotary_convert_list[k];
+        *(rotary_convert_list[k].nt ? &last_nt : &last) = &rotary_convert_list[k];
     assert_ptr_equal(sel, last);
+    const rotary_convert_kernel *nt = rotary_convert_select_nt(pairs[p][0], pairs[p][1]);
+    if (last_nt && last_nt->isa == sel->isa) assert_ptr_equal(nt, last_nt);
+    else assert_null(nt);
+    if (nt) assert_true(nt->nt && nt->from == sel->from && nt->to == sel->to);
     print_message("%s -> %s: %s\n", dt_name(pairs[p][0]), dt_name(pairs[p][1]), sel->name);
   }
   assert_null(rotary_convert_select(ROTARY_F32, ROTARY_F32));
+  assert_null(rotary_convert_select_nt(ROTARY_F32, ROTARY_F32));
+  assert_null(rotary_convert_select_nt((rotary_dtype)7, ROTARY_F32));
   assert_null(rotary_convert_select(ROTARY_F16, ROTARY_BF16));
   assert_null(rotary_convert_select((rotary_dtype)7, ROTARY_F32));
   assert_null(rotary_convert_select(ROTARY_F32, (rotary_dtype)-1));

@@ -544,7 +544,7 @@ static void test_kernel_registry(void **state) {
   const size_t n_attn_dot = sizeof dots / sizeof dots[0] - 1;
   assert_int_equal(n, rotary_kernel_count + rotary_rows_count + rotary_convert_count + 2 * n_attn_kernels + n_attn_exp +
                           n_attn_rot + n_attn_dot + rotary_copy_count + rotary_rotate_fp8_count);
-  size_t per_op[12] = {0};
+  size_t per_op[14] = {0};
   for (size_t i = 0; i < n; i++) {
     const rotary_kernel_info *e = &rotary_kernel_registry[i];
     assert_non_null(e->name);
@@ -562,8 +562,9 @@ static void test_kernel_registry(void **state) {
         break;
       case ROTARY_OP_SINCOS_ROWS: snprintf(want, sizeof want, "rotary_sincos_rows__%s", isa); break;
       case ROTARY_OP_CONVERT:
-        snprintf(want, sizeof want, "rotary_%s_to_%s_convert__%s", any_dtype_tag(e->dtype),
-                 any_dtype_tag(e->out_dtype), isa);
+      case ROTARY_OP_CONVERT_NT:
+        snprintf(want, sizeof want, "rotary_%s_to_%s_convert__%s%s", any_dtype_tag(e->dtype),
+                 any_dtype_tag(e->out_dtype), isa, e->op == ROTARY_OP_CONVERT_NT ? "_nt" : "");
         assert_string_equal(e->variant + 3, any_dtype_tag(e->out_dtype)); /* "to_<dtype>" */
         break;
       case ROTARY_OP_ATTN_SCORES:
@@ -594,8 +595,10 @@ static void test_kernel_registry(void **state) {
         assert_string_equal(e->variant, "");
         break;
       case ROTARY_OP_ROTATE_FP8:
+      case ROTARY_OP_ROTATE_FP8_NT:
         assert_true(e->dtype <= ROTARY_BF16 && e->out_dtype == ROTARY_FP8_E4M3);
-        snprintf(want, sizeof want, "rotary_%s_rotate_%s_to_fp8__%s", any_dtype_tag(e->dtype), e->variant, isa);
+        snprintf(want, sizeof want, "rotary_%s_rotate_%s_to_fp8__%s%s", any_dtype_tag(e->dtype), e->variant, isa,
+                 e->op == ROTARY_OP_ROTATE_FP8_NT ? "_nt" : "");
         assert_true(!strcmp(e->variant, "half") || !strcmp(e->variant, "interleaved"));
         break;
       default: fail_msg("%s: unknown operation %d", e->name, (int)e->op);
@@ -649,11 +652,12 @@ static void test_kernel_registry(void **state) {
                                                              : k.exp_name,
                             e->name);
       }
-    } else if (e->op == ROTARY_OP_ROTATE_FP8) {
+    } else if (e->op == ROTARY_OP_ROTATE_FP8 || e->op == ROTARY_OP_ROTATE_FP8_NT) {
       fn = (const void *)(uintptr_t)e->fn.rotate_fp8;
       for (size_t k = 0; k < rotary_rotate_fp8_count; k++) {
         const rotary_rotate_fp8_kernel *t = &rotary_rotate_fp8_list[k];
         if (!strcmp(t->name, e->name) && t->dtype == e->dtype && t->isa == e->isa &&
+            t->nt == (e->op == ROTARY_OP_ROTATE_FP8_NT) &&
             !strcmp(t->pairing == ROTARY_PAIRING_HALF ? "half" : "interleaved", e->variant))
           typed = (const void *)(uintptr_t)t->fn;
       }
@@ -666,21 +670,22 @@ static void test_kernel_registry(void **state) {
       fn = (const void *)(uintptr_t)e->fn.convert;
       for (size_t k = 0; k < rotary_convert_count; k++)
         if (!strcmp(rotary_convert_list[k].name, e->name) && rotary_convert_list[k].from == e->dtype &&
-            rotary_convert_list[k].to == e->out_dtype && rotary_convert_list[k].isa == e->isa)
+            rotary_convert_list[k].to == e->out_dtype && rotary_convert_list[k].isa == e->isa &&
+            rotary_convert_list[k].nt == (e->op == ROTARY_OP_CONVERT_NT))
           typed = (const void *)(uintptr_t)rotary_convert_list[k].fn;
     }
     if (!fn || fn != typed) fail_msg("%s: not the function of its typed list", e->name);
   }
   assert_int_equal(per_op[ROTARY_OP_ROTATE] + per_op[ROTARY_OP_ROTATE_NT], rotary_kernel_count);
   assert_int_equal(per_op[ROTARY_OP_SINCOS_ROWS], rotary_rows_count);
-  assert_int_equal(per_op[ROTARY_OP_CONVERT], rotary_convert_count);
+  assert_int_equal(per_op[ROTARY_OP_CONVERT] + per_op[ROTARY_OP_CONVERT_NT], rotary_convert_count);
   assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES], n_attn_kernels);
   assert_int_equal(per_op[ROTARY_OP_ATTN_VALUES], n_attn_kernels);
   assert_int_equal(per_op[ROTARY_OP_ATTN_EXP], n_attn_exp);
   assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES_ROT], n_attn_rot);
   assert_int_equal(per_op[ROTARY_OP_ATTN_SCORES_DOT] + per_op[ROTARY_OP_ATTN_VALUES_DOT], n_attn_dot);
   assert_int_equal(per_op[ROTARY_OP_COPY_NT], rotary_copy_count);
-  assert_int_equal(per_op[ROTARY_OP_ROTATE_FP8], rotary_rotate_fp8_count);
+  assert_int_equal(per_op[ROTARY_OP_ROTATE_FP8] + per_op[ROTARY_OP_ROTATE_FP8_NT], rotary_rotate_fp8_count);
   assert_non_null(rotary_kernel_find(rotary_copy_nt_select()->name));
   for (int dt = ROTARY_F32; dt <= ROTARY_FP8_E4M3; dt++) {
     rotary_attn_kernels k;
@@ -698,16 +703,19 @@ static void test_kernel_registry(void **state) {
       assert_non_null(rotary_kernel_find(k->name));
       if (nt) assert_non_null(rotary_kernel_find(nt->name));
       assert_non_null(rotary_kernel_find(rotary_rotate_fp8_select((rotary_dtype)dt, (rotary_pairing)pr)->name));
+      const rotary_rotate_fp8_kernel *f8nt = rotary_rotate_fp8_select_nt((rotary_dtype)dt, (rotary_pairing)pr);
+      if (f8nt) assert_non_null(rotary_kernel_find(f8nt->name));
     }
   assert_non_null(rotary_kernel_find(rotary_rows_select()->name));
   assert_null(rotary_kernel_find("rotary_f32_rotate_half__nosuchisa"));
   printf("registry: %zu kernels (%zu rotate, %zu rotate_nt, %zu sincos_rows, %zu convert, %zu attn_scores, "
-         "%zu attn_values, %zu attn_exp, %zu attn_scores_rot, %zu attn_dot, %zu copy_nt, %zu rotate_fp8)\n",
+         "%zu attn_values, %zu attn_exp, %zu attn_scores_rot, %zu attn_dot, %zu copy_nt, %zu rotate_fp8, "
+         "%zu convert_nt, %zu rotate_fp8_nt)\n",
          n, per_op[ROTARY_OP_ROTATE], per_op[ROTARY_OP_ROTATE_NT], per_op[ROTARY_OP_SINCOS_ROWS],
          per_op[ROTARY_OP_CONVERT], per_op[ROTARY_OP_ATTN_SCORES], per_op[ROTARY_OP_ATTN_VALUES],
          per_op[ROTARY_OP_ATTN_EXP], per_op[ROTARY_OP_ATTN_SCORES_ROT],
          per_op[ROTARY_OP_ATTN_SCORES_DOT] + per_op[ROTARY_OP_ATTN_VALUES_DOT], per_op[ROTARY_OP_COPY_NT],
-         per_op[ROTARY_OP_ROTATE_FP8]);
+         per_op[ROTARY_OP_ROTATE_FP8], per_op[ROTARY_OP_CONVERT_NT], per_op[ROTARY_OP_ROTATE_FP8_NT]);
 }
 
 /* Every streaming copy this CPU runs leaves exactly memcpy's bytes, for every length up to a few lines and every

@@ -178,7 +178,59 @@ static void test_hand_values(void **state) {
   assert_int_equal(tu_failures, 0);
 }
 
-/* Dispatch picks the best enabled kernel for every dtype and pairing, and nothing for an unknown one. */
+/* The _nt kernels stream an output line only where it starts on a 64-byte boundary: rows on lines (the common
+ * cache rows: 64 or more aligned bytes a head), rows 16 bytes and 1 byte off a line, rows whose halves start on
+ * lines while the row does not (head_dim 192, half 96), and the elements past rotary_dim; every one gives the bytes
+ * of the scalar kernel, and the bytes around the rows stay as they were. */
+static void test_streamed_lines(void **state) {
+  (void)state;
+  static const size_t shapes[][2] = {{128, 128}, {256, 256}, {128, 64}, {192, 192}, {64, 64}, {256, 96}};
+  static const size_t offsets[] = {0, 16, 1, 48};
+  tu_rng r;
+  tu_rng_seed(&r, 0xbb67ae8584caa73bu);
+  tu_failures = 0;
+  size_t ran = 0;
+  for (size_t k = 0; k < rotary_rotate_fp8_count; k++) {
+    const rotary_rotate_fp8_kernel *K = &rotary_rotate_fp8_list[k];
+    if (!K->nt || !rotary_isa_supported(K->isa)) continue;
+    const rotary_rotate_fp8_kernel *ref = NULL;
+    for (size_t i = 0; i < rotary_rotate_fp8_count; i++)
+      if (rotary_rotate_fp8_list[i].isa == ROTARY_ISA_SCALAR && rotary_rotate_fp8_list[i].dtype == K->dtype &&
+          rotary_rotate_fp8_list[i].pairing == K->pairing)
+        ref = &rotary_rotate_fp8_list[i];
+    assert_non_null(ref);
+    const size_t esize = tu_dtype_size(K->dtype);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+      for (size_t oi = 0; oi < sizeof offsets / sizeof offsets[0]; oi++) {
+        const size_t hd = shapes[si][0], rd = shapes[si][1], heads = 3, off = offsets[oi];
+        const size_t bytes = (heads * hd + 2 * 64 + off + 63) / 64 * 64;
+        unsigned char *in = malloc(heads * hd * esize), *got = aligned_alloc(64, bytes), *want = aligned_alloc(64, bytes);
+        float cs[128], sn[128];
+        assert_true(in && got && want);
+        for (size_t i = 0; i < heads * hd; i++) {
+          const float v = draw(&r);
+          if (K->dtype == ROTARY_F32) memcpy(in + 4 * i, &v, 4);
+          else tu_store(K->dtype, in, (ptrdiff_t)i, v);
+        }
+        for (size_t j = 0; j < rd / 2; j++) cs[j] = (float)cos(0.3 * (double)j), sn[j] = (float)sin(0.3 * (double)j);
+        tu_canary_fill(got, bytes, 11);
+        tu_canary_fill(want, bytes, 11);
+        const float scale = (si & 1) ? 0.0423f : 0.25f;
+        ref->fn(in, (ptrdiff_t)hd, want + 64 + off, (ptrdiff_t)hd, heads, hd, rd, cs, sn, scale);
+        K->fn(in, (ptrdiff_t)hd, got + 64 + off, (ptrdiff_t)hd, heads, hd, rd, cs, sn, scale);
+        rotary_stream_fence();
+        ran++;
+        tu_check(!memcmp(got, want, bytes), "%s hd %zu rd %zu offset %zu: not the scalar kernel's bytes", K->name, hd,
+                 rd, off);
+        free(in), free(got), free(want);
+      }
+  }
+  printf("%zu streamed cases\n", ran);
+  assert_int_equal(tu_failures, 0);
+}
+
+/* Dispatch picks the best enabled kernel for every dtype and pairing (its streaming variant: the same ISA), and
+ * nothing for an unknown one. */
 static void test_select(void **state) {
   (void)state;
   for (int dt = ROTARY_F32; dt <= ROTARY_BF16; dt++)
@@ -186,15 +238,20 @@ static void test_select(void **state) {
       const rotary_rotate_fp8_kernel *best = rotary_rotate_fp8_select((rotary_dtype)dt, (rotary_pairing)pr);
       assert_non_null(best);
       assert_true(best->dtype == (rotary_dtype)dt && best->pairing == (rotary_pairing)pr);
-      assert_true(rotary_isa_enabled(best->isa));
+      assert_true(rotary_isa_enabled(best->isa) && !best->nt);
+      const rotary_rotate_fp8_kernel *nt = rotary_rotate_fp8_select_nt((rotary_dtype)dt, (rotary_pairing)pr);
+      if (nt) assert_true(nt->nt && nt->isa == best->isa && nt->dtype == best->dtype && nt->pairing == best->pairing);
       for (size_t k = 0; k < rotary_rotate_fp8_count; k++) {
         const rotary_rotate_fp8_kernel *K = &rotary_rotate_fp8_list[k];
-        if (K->dtype == best->dtype && K->pairing == best->pairing && rotary_isa_enabled(K->isa))
+        if (K->dtype == best->dtype && K->pairing == best->pairing && rotary_isa_enabled(K->isa)) {
           assert_true(K->isa <= best->isa);
+          if (K->nt && K->isa == best->isa) assert_ptr_equal(nt, K);
+        }
       }
     }
   assert_null(rotary_rotate_fp8_select(ROTARY_FP8_E4M3, ROTARY_PAIRING_HALF));
   assert_null(rotary_rotate_fp8_select(ROTARY_F32, (rotary_pairing)2));
+  assert_null(rotary_rotate_fp8_select_nt(ROTARY_FP8_E4M3, ROTARY_PAIRING_HALF));
 }
 
 int main(void) {
@@ -202,6 +259,7 @@ int main(void) {
       cmocka_unit_test(test_select),
       cmocka_unit_test(test_hand_values),
       cmocka_unit_test(test_matches_three_passes),
+      cmocka_unit_test(test_streamed_lines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

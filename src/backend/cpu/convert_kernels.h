@@ -21,17 +21,22 @@
 typedef void (*rotary_convert_fn)(const void *in, void *out, size_t n, float scale);
 
 typedef struct rotary_convert_kernel {
-  const char *name; /* rotary_<from>_to_<to>_convert__<isa> */
+  const char *name; /* rotary_<from>_to_<to>_convert__<isa>, with _nt after it for nt */
   rotary_dtype from, to;
   rotary_isa isa;
   rotary_convert_fn fn;
+  int nt; /* the output's whole 64-byte lines written with non-temporal stores, left unfenced (kernels.h:
+             rotary_stream_fence); chosen only by rotary_convert_select_nt */
 } rotary_convert_kernel;
 
 /* One declaration per kernel of the list. */
 #define ROTARY_CONVERT(from, FROM, to, TO, isa, ISA) \
   void rotary_##from##_to_##to##_convert__##isa(const void *in, void *out, size_t n, float scale);
+#define ROTARY_CONVERT_NT(from, FROM, to, TO, isa, ISA) \
+  void rotary_##from##_to_##to##_convert__##isa##_nt(const void *in, void *out, size_t n, float scale);
 #include "convert_list.h"
 #undef ROTARY_CONVERT
+#undef ROTARY_CONVERT_NT
 
 /* Every compiled conversion kernel, usable on this CPU or not (tests run each one that is). */
 extern const rotary_convert_kernel rotary_convert_list[];
@@ -39,5 +44,8 @@ extern const size_t rotary_convert_count;
 
 /* The best enabled (rotary_isa_enabled) kernel converting from -> to; NULL if none (f32 -> f32 has none: memcpy). */
 const rotary_convert_kernel *rotary_convert_select(rotary_dtype from, rotary_dtype to);
+
+/* The non-temporal-store variant of the kernel rotary_convert_select picks, or NULL when it has none. */
+const rotary_convert_kernel *rotary_convert_select_nt(rotary_dtype from, rotary_dtype to);
 
 #endif /* ROTARY_CONVERT_KERNELS_H */

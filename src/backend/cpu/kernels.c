@@ -50,8 +50,12 @@ const rotary_kernel_info rotary_kernel_registry[] = {
 #define ROTARY_CONVERT(from, FROM, to, TO, isa, ISA)                                                     \
   {"rotary_" #from "_to_" #to "_convert__" #isa, ROTARY_OP_CONVERT, ROTARY_##FROM, ROTARY_##TO, "to_" #to, \
    ROTARY_ISA_##ISA, {.convert = rotary_##from##_to_##to##_convert__##isa}},
+#define ROTARY_CONVERT_NT(from, FROM, to, TO, isa, ISA)                                                          \
+  {"rotary_" #from "_to_" #to "_convert__" #isa "_nt", ROTARY_OP_CONVERT_NT, ROTARY_##FROM, ROTARY_##TO, "to_" #to, \
+   ROTARY_ISA_##ISA, {.convert = rotary_##from##_to_##to##_convert__##isa##_nt}},
 #include "convert_list.h"
 #undef ROTARY_CONVERT
+#undef ROTARY_CONVERT_NT
 #define ROTARY_ATTN_KERNEL(dtype, DTYPE, isa, ISA)                                                               \
   {"rotary_attn_" #dtype "_scores__" #isa, ROTARY_OP_ATTN_SCORES, ROTARY_##DTYPE, ROTARY_F32, "", ROTARY_ISA_##ISA, \
    {.attn_scores = rotary_attn_##dtype##_scores__##isa}},                                                         \
@@ -82,8 +86,12 @@ const rotary_kernel_info rotary_kernel_registry[] = {
 #define ROTARY_ROTATE_FP8(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                             \
   {"rotary_" #dtype "_rotate_" #pairing "_to_fp8__" #isa, ROTARY_OP_ROTATE_FP8, ROTARY_##DTYPE, ROTARY_FP8_E4M3, \
    #pairing, ROTARY_ISA_##ISA, {.rotate_fp8 = rotary_##dtype##_rotate_##pairing##_to_fp8__##isa}},
+#define ROTARY_ROTATE_FP8_NT(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                          \
+  {"rotary_" #dtype "_rotate_" #pairing "_to_fp8__" #isa "_nt", ROTARY_OP_ROTATE_FP8_NT, ROTARY_##DTYPE,        \
+   ROTARY_FP8_E4M3, #pairing, ROTARY_ISA_##ISA, {.rotate_fp8 = rotary_##dtype##_rotate_##pairing##_to_fp8__##isa##_nt}},
 #include "rotate_fp8_list.h"
 #undef ROTARY_ROTATE_FP8
+#undef ROTARY_ROTATE_FP8_NT
 };
 const size_t rotary_kernel_registry_count = sizeof rotary_kernel_registry / sizeof rotary_kernel_registry[0];
 
@@ -107,6 +115,8 @@ const char *rotary_kernel_op_name(rotary_kernel_op op) {
     case ROTARY_OP_ATTN_VALUES_DOT: return "attn_values_dot";
     case ROTARY_OP_COPY_NT: return "copy_nt";
     case ROTARY_OP_ROTATE_FP8: return "rotate_fp8";
+    case ROTARY_OP_CONVERT_NT: return "convert_nt";
+    case ROTARY_OP_ROTATE_FP8_NT: return "rotate_fp8_nt";
   }
   return "unknown";
 }

@@ -85,12 +85,14 @@ typedef enum rotary_kernel_op {
   ROTARY_OP_ATTN_SCORES_DOT = 8, /* rotary_attn_<dtype>_scores_dot__<isa>: rotary_attn_scores_fn, precision BF16 */
   ROTARY_OP_ATTN_VALUES_DOT = 9, /* rotary_attn_<dtype>_values_dot__<isa>: rotary_attn_values_fn, precision BF16 */
   ROTARY_OP_COPY_NT = 10,        /* rotary_copy_nt__<isa>: rotary_copy_fn (copy_kernels.h) */
-  ROTARY_OP_ROTATE_FP8 = 11      /* rotary_<dtype>_rotate_<pairing>_to_fp8__<isa>: rotary_rotate_fp8_fn
+  ROTARY_OP_ROTATE_FP8 = 11,     /* rotary_<dtype>_rotate_<pairing>_to_fp8__<isa>: rotary_rotate_fp8_fn
                                     (rotate_fp8_kernels.h) */
+  ROTARY_OP_CONVERT_NT = 12,     /* rotary_<from>_to_<to>_convert__<isa>_nt: rotary_convert_fn, streaming stores */
+  ROTARY_OP_ROTATE_FP8_NT = 13   /* rotary_<dtype>_rotate_<pairing>_to_fp8__<isa>_nt: rotary_rotate_fp8_fn, the same */
 } rotary_kernel_op;
 
 /* "rotate", "rotate_nt", "sincos_rows", "convert", "attn_scores", "attn_values", "attn_exp", "attn_scores_rot",
- * "attn_scores_dot", "attn_values_dot", "copy_nt", "rotate_fp8". */
+ * "attn_scores_dot", "attn_values_dot", "copy_nt", "rotate_fp8", "convert_nt", "rotate_fp8_nt". */
 const char *rotary_kernel_op_name(rotary_kernel_op op);
 
 /* A kernel's function, typed by its operation (the members' types are those of rotary_rows_fn,
@@ -100,7 +102,7 @@ struct rotary_attn_prefetch; /* attn_kernels.h */
 typedef union rotary_kernel_fn {
   rotary_rotate_fn rotate; /* ROTATE, ROTATE_NT */
   void (*sincos_rows)(const double *inv_freq, size_t half, double scaling, int64_t pos, float *cos, float *sin);
-  void (*convert)(const void *in, void *out, size_t n, float scale);
+  void (*convert)(const void *in, void *out, size_t n, float scale); /* CONVERT, CONVERT_NT */
   void (*attn_scores)(const float *q, size_t rows, size_t head_dim, const void *k, ptrdiff_t k_row_stride, size_t n,
                       float k_scale, float *s, size_t s_stride, struct rotary_attn_prefetch *pf);
   void (*attn_values)(const float *p, size_t p_stride, size_t rows, size_t head_dim, const void *v,
@@ -111,7 +113,8 @@ typedef union rotary_kernel_fn {
                           size_t n, float k_scale, const float *cs, size_t cs_stride, size_t sin_offset,
                           size_t rotary_dim, float *s, size_t s_stride, struct rotary_attn_prefetch *pf);
   void (*rotate_fp8)(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads,
-                     size_t head_dim, size_t rotary_dim, const float *cos, const float *sin, float scale);
+                     size_t head_dim, size_t rotary_dim, const float *cos, const float *sin,
+                     float scale); /* ROTATE_FP8, ROTATE_FP8_NT */
 } rotary_kernel_fn;
 
 typedef struct rotary_kernel_info {

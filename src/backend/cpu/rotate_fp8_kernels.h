@@ -21,11 +21,13 @@ typedef void (*rotary_rotate_fp8_fn)(const void *in, ptrdiff_t in_stride, void *
                                      const float *sin, float scale);
 
 typedef struct rotary_rotate_fp8_kernel {
-  const char *name; /* rotary_<dtype>_rotate_<pairing>_to_fp8__<isa> */
+  const char *name; /* rotary_<dtype>_rotate_<pairing>_to_fp8__<isa>, with _nt after it for nt */
   rotary_dtype dtype;
   rotary_pairing pairing;
   rotary_isa isa;
   rotary_rotate_fp8_fn fn;
+  int nt; /* the output rows' whole 64-byte lines written with non-temporal stores, left unfenced (kernels.h:
+             rotary_stream_fence); chosen only by rotary_rotate_fp8_select_nt */
 } rotary_rotate_fp8_kernel;
 
 /* One declaration per kernel of the list. */
@@ -34,8 +36,14 @@ typedef struct rotary_rotate_fp8_kernel {
                                                          ptrdiff_t out_stride, size_t n_heads, size_t head_dim,   \
                                                          size_t rotary_dim, const float *cos, const float *sin,   \
                                                          float scale);
+#define ROTARY_ROTATE_FP8_NT(dtype, DTYPE, pairing, PAIRING, isa, ISA)                                           \
+  void rotary_##dtype##_rotate_##pairing##_to_fp8__##isa##_nt(const void *in, ptrdiff_t in_stride, void *out,   \
+                                                              ptrdiff_t out_stride, size_t n_heads,             \
+                                                              size_t head_dim, size_t rotary_dim,               \
+                                                              const float *cos, const float *sin, float scale);
 #include "rotate_fp8_list.h"
 #undef ROTARY_ROTATE_FP8
+#undef ROTARY_ROTATE_FP8_NT
 
 /* Every compiled rotate-to-fp8 kernel, usable on this CPU or not (tests run each one that is). */
 extern const rotary_rotate_fp8_kernel rotary_rotate_fp8_list[];
@@ -43,5 +51,8 @@ extern const size_t rotary_rotate_fp8_count;
 
 /* The best enabled (rotary_isa_enabled) kernel for a dtype and pairing; NULL for an unknown one. */
 const rotary_rotate_fp8_kernel *rotary_rotate_fp8_select(rotary_dtype dtype, rotary_pairing pairing);
+
+/* The non-temporal-store variant of the kernel rotary_rotate_fp8_select picks, or NULL when it has none. */
+const rotary_rotate_fp8_kernel *rotary_rotate_fp8_select_nt(rotary_dtype dtype, rotary_pairing pairing);
 
 #endif /* ROTARY_ROTATE_FP8_KERNELS_H */

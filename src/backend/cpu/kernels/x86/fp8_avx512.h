@@ -31,6 +31,14 @@ ROTARY_TARGET static inline __m512i fp8_codes16(__m512 q) {
   return _mm512_mask_or_epi32(o, negative, o, _mm512_set1_epi32(0x80));
 }
 
+/* Four blocks of 16 codes (a, b, c, d) as 64 bytes in that order: two packing steps and one permute, where four
+ * VPMOVDB narrowings cost more. */
+ROTARY_TARGET static inline __m512i fp8_line64(__m512i a, __m512i b, __m512i c, __m512i d) {
+  /* each 128-bit lane k now holds dword k of a, then of b, c and d */
+  const __m512i bytes = _mm512_packus_epi16(_mm512_packus_epi32(a, b), _mm512_packus_epi32(c, d));
+  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), bytes);
+}
+
 /* The 16 codes as 16 bytes. */
 ROTARY_TARGET static inline __m128i fp8_encode16(__m512 q) { return _mm512_cvtepi32_epi8(fp8_codes16(q)); }
 
@@ -52,11 +60,26 @@ ROTARY_TARGET static inline __m512 fp8_divide16(__m512 x, __m512 by, const int m
   return mul ? _mm512_mul_ps(x, by) : _mm512_div_ps(x, by);
 }
 
-/* The loop, specialized by the callers for the input type and the division (constants: no test per block). */
+/* The loop, specialized by the callers for the input type, the division and the stores (constants: no test per
+ * block). nt: every whole 64-byte line of dst that four blocks fill is streamed (non-temporal, unfenced: the caller's
+ * task fences, kernels.h); the rest, and everything when nt is 0, takes ordinary stores. */
 __attribute__((always_inline)) ROTARY_TARGET static inline void fp8_encode_rows(const void *src, unsigned char *dst,
                                                                                 size_t n, __m512 by, const int from,
-                                                                                const int mul) {
+                                                                                const int mul, const int nt) {
   size_t i = 0;
+  if (nt) { /* blocks up to dst's first line boundary, then whole lines */
+    for (; i + 16 <= n && ((uintptr_t)(dst + i) & 63) != 0; i += 16) {
+      const __m512 q = fp8_divide16(fp8_load16(src, i, 0xffff, from), by, mul);
+      _mm_storeu_si128((__m128i *)(void *)(dst + i), fp8_encode16(q));
+    }
+    for (; ((uintptr_t)(dst + i) & 63) == 0 && i + 64 <= n; i += 64) {
+      const __m512i c0 = fp8_codes16(fp8_divide16(fp8_load16(src, i, 0xffff, from), by, mul));
+      const __m512i c1 = fp8_codes16(fp8_divide16(fp8_load16(src, i + 16, 0xffff, from), by, mul));
+      const __m512i c2 = fp8_codes16(fp8_divide16(fp8_load16(src, i + 32, 0xffff, from), by, mul));
+      const __m512i c3 = fp8_codes16(fp8_divide16(fp8_load16(src, i + 48, 0xffff, from), by, mul));
+      _mm512_stream_si512((void *)(dst + i), fp8_line64(c0, c1, c2, c3));
+    }
+  }
   for (; i + 64 <= n; i += 64) {
     const __m128i b0 = fp8_encode16(fp8_divide16(fp8_load16(src, i, 0xffff, from), by, mul));
     const __m128i b1 = fp8_encode16(fp8_divide16(fp8_load16(src, i + 16, 0xffff, from), by, mul));

@@ -1,8 +1,6 @@
 /* x86/rotate_fp8_avx512.c: the rotate-to-fp8 kernels for AVX-512 F/BW/VL: 16 pairs a step, rotated and encoded in registers. */
-/* Defines (names built by macros; listed so that grep finds every definition here):
- * rotary_f32_rotate_half_to_fp8__avx512 rotary_f32_rotate_interleaved_to_fp8__avx512
- * rotary_f16_rotate_half_to_fp8__avx512 rotary_f16_rotate_interleaved_to_fp8__avx512
- * rotary_bf16_rotate_half_to_fp8__avx512 rotary_bf16_rotate_interleaved_to_fp8__avx512 */
+/* Defines rotary_<dtype>_rotate_<pairing>_to_fp8__avx512 and rotary_<dtype>_rotate_<pairing>_to_fp8__avx512_nt for
+ * f32, f16 and bf16, half and interleaved (the RF8_ENTRY lines at the end name each one in full). */
 #if defined(__x86_64__) || defined(__i386__)
 #include <stdint.h>
 
@@ -45,12 +43,25 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void rf8_half(const v
                                                                          size_t n_heads, size_t head_dim,
                                                                          size_t rotary_dim, const float *cos,
                                                                          const float *sin, __m512 by, const int from,
-                                                                         const int mul) {
+                                                                         const int mul, const int nt) {
   const size_t esize = from == FROM_F32 ? 4 : 2, half = rotary_dim / 2;
   for (size_t h = 0; h < n_heads; h++) {
     const char *x = (const char *)in + (ptrdiff_t)h * in_stride * (ptrdiff_t)esize;
     unsigned char *y = out + (ptrdiff_t)h * out_stride;
     size_t j = 0;
+    /* nt: four steps fill a whole line in each half of the row where both start on a line */
+    for (; nt && j + 64 <= half && ((uintptr_t)(y + j) & 63) == 0 && ((uintptr_t)(y + half + j) & 63) == 0; j += 64) {
+      __m512i a[4], b[4];
+      for (int g = 0; g < 4; g++) {
+        const size_t k = j + 16 * (size_t)g;
+        __m512 q0, q1;
+        rf8_rotate16(fp8_load16(x, k, 0xffff, from), fp8_load16(x, half + k, 0xffff, from), cos + k, sin + k, 0xffff,
+                     by, mul, &q0, &q1);
+        a[g] = fp8_codes16(q0), b[g] = fp8_codes16(q1);
+      }
+      _mm512_stream_si512((void *)(y + j), fp8_line64(a[0], a[1], a[2], a[3]));
+      _mm512_stream_si512((void *)(y + half + j), fp8_line64(b[0], b[1], b[2], b[3]));
+    }
     for (; j + 16 <= half; j += 16) { /* whole steps: plain loads and stores */
       __m512 q0, q1;
       rf8_rotate16(fp8_load16(x, j, 0xffff, from), fp8_load16(x, half + j, 0xffff, from), cos + j, sin + j, 0xffff,
@@ -67,7 +78,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void rf8_half(const v
       _mm_mask_storeu_epi8(y + half + j, m, fp8_encode16(q1));
     }
     if (rotary_dim < head_dim)
-      fp8_encode_rows(x + rotary_dim * esize, y + rotary_dim, head_dim - rotary_dim, by, from, mul);
+      fp8_encode_rows(x + rotary_dim * esize, y + rotary_dim, head_dim - rotary_dim, by, from, mul, nt);
   }
 }
 
@@ -91,20 +102,43 @@ ROTARY_TARGET static inline void rf8_split16(const char *x, size_t j, size_t n, 
   *x1 = _mm512_permutex2var_ps(lo, odd, hi);
 }
 
-/* The codes of 16 pairs in memory order: each pair's two codes as one 16-bit word. */
+/* The codes of 16 pairs, each pair's two codes in the low 16 bits of its 32-bit lane (first code low). */
+ROTARY_TARGET static inline __m512i rf8_pair_words(__m512 q0, __m512 q1) {
+  return _mm512_or_si512(fp8_codes16(q0), _mm512_slli_epi32(fp8_codes16(q1), 8));
+}
+
+/* The codes of 16 pairs in memory order. */
 ROTARY_TARGET static inline __m256i rf8_pair_codes(__m512 q0, __m512 q1) {
-  return _mm512_cvtepi32_epi16(_mm512_or_si512(fp8_codes16(q0), _mm512_slli_epi32(fp8_codes16(q1), 8)));
+  return _mm512_cvtepi32_epi16(rf8_pair_words(q0, q1));
+}
+
+/* The pair words of 32 pairs (a: the first 16) as one line of 64 codes in memory order. */
+ROTARY_TARGET static inline __m512i rf8_pair_line(__m512i a, __m512i b) {
+  /* each 128-bit lane k holds a's words of lane k, then b's */
+  const __m512i w = _mm512_packus_epi32(a, b);
+  return _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), w);
 }
 
 /* Interleaved pairing: pairs (2j, 2j + 1), 16 at a time. */
 __attribute__((always_inline)) ROTARY_TARGET static inline void rf8_interleaved(
     const void *in, ptrdiff_t in_stride, unsigned char *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim,
-    size_t rotary_dim, const float *cos, const float *sin, __m512 by, const int from, const int mul) {
+    size_t rotary_dim, const float *cos, const float *sin, __m512 by, const int from, const int mul, const int nt) {
   const size_t esize = from == FROM_F32 ? 4 : 2, half = rotary_dim / 2;
   for (size_t h = 0; h < n_heads; h++) {
     const char *x = (const char *)in + (ptrdiff_t)h * in_stride * (ptrdiff_t)esize;
     unsigned char *y = out + (ptrdiff_t)h * out_stride;
     size_t j = 0;
+    /* nt: two steps fill a whole line (32 pairs, 64 codes) where it starts on a line */
+    for (; nt && j + 32 <= half && ((uintptr_t)(y + 2 * j) & 63) == 0; j += 32) {
+      __m512i w[2];
+      for (int g = 0; g < 2; g++) {
+        __m512 x0, x1, q0, q1;
+        rf8_split16(x, j + 16 * (size_t)g, 16, 0xffff, from, &x0, &x1);
+        rf8_rotate16(x0, x1, cos + j + 16 * (size_t)g, sin + j + 16 * (size_t)g, 0xffff, by, mul, &q0, &q1);
+        w[g] = rf8_pair_words(q0, q1);
+      }
+      _mm512_stream_si512((void *)(y + 2 * j), rf8_pair_line(w[0], w[1]));
+    }
     for (; j + 16 <= half; j += 16) { /* whole steps: plain loads and stores */
       __m512 x0, x1, q0, q1;
       rf8_split16(x, j, 16, 0xffff, from, &x0, &x1);
@@ -119,32 +153,34 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void rf8_interleaved(
       _mm256_mask_storeu_epi16(y + 2 * j, m, rf8_pair_codes(q0, q1));
     }
     if (rotary_dim < head_dim)
-      fp8_encode_rows(x + rotary_dim * esize, y + rotary_dim, head_dim - rotary_dim, by, from, mul);
+      fp8_encode_rows(x + rotary_dim * esize, y + rotary_dim, head_dim - rotary_dim, by, from, mul, nt);
   }
 }
 
-/* One entry per dtype and pairing: x * (1 / scale) where rotary_fp8_scale_inverts allows it, x / scale otherwise
- * (each loop specialized for one of the two). */
-#define RF8_ENTRY(dtype, pairing, FROM)                                                                              \
-  void rotary_##dtype##_rotate_##pairing##_to_fp8__avx512(const void *in, ptrdiff_t in_stride, void *out,           \
-                                                          ptrdiff_t out_stride, size_t n_heads, size_t head_dim,    \
-                                                          size_t rotary_dim, const float *cos, const float *sin,    \
-                                                          float scale) ROTARY_TARGET;                               \
-  void rotary_##dtype##_rotate_##pairing##_to_fp8__avx512(const void *in, ptrdiff_t in_stride, void *out,           \
-                                                          ptrdiff_t out_stride, size_t n_heads, size_t head_dim,    \
-                                                          size_t rotary_dim, const float *cos, const float *sin,    \
-                                                          float scale) {                                            \
-    if (rotary_fp8_scale_inverts(scale))                                                                             \
-      rf8_##pairing(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin,                         \
-                    _mm512_set1_ps(1.0f / scale), FROM, 1);                                                          \
-    else                                                                                                             \
+/* One entry per dtype, pairing and store kind: x * (1 / scale) where rotary_fp8_scale_inverts allows it, x / scale
+ * otherwise (each loop specialized for one of the two); the _nt kernels stream whole lines (unfenced, kernels.h). */
+#define RF8_ENTRY(name, pairing, FROM, NT)                                                                          \
+  void name(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim, \
+            size_t rotary_dim, const float *cos, const float *sin, float scale) ROTARY_TARGET;                     \
+  void name(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads, size_t head_dim, \
+            size_t rotary_dim, const float *cos, const float *sin, float scale) {                                  \
+    if (rotary_fp8_scale_inverts(scale))                                                                            \
+      rf8_##pairing(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin,                        \
+                    _mm512_set1_ps(1.0f / scale), FROM, 1, NT);                                                     \
+    else                                                                                                            \
       rf8_##pairing(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, _mm512_set1_ps(scale), \
-                    FROM, 0);                                                                                        \
+                    FROM, 0, NT);                                                                                   \
   }
-RF8_ENTRY(f32, half, FROM_F32)
-RF8_ENTRY(f32, interleaved, FROM_F32)
-RF8_ENTRY(f16, half, FROM_F16)
-RF8_ENTRY(f16, interleaved, FROM_F16)
-RF8_ENTRY(bf16, half, FROM_BF16)
-RF8_ENTRY(bf16, interleaved, FROM_BF16)
+RF8_ENTRY(rotary_f32_rotate_half_to_fp8__avx512, half, FROM_F32, 0)
+RF8_ENTRY(rotary_f32_rotate_interleaved_to_fp8__avx512, interleaved, FROM_F32, 0)
+RF8_ENTRY(rotary_f16_rotate_half_to_fp8__avx512, half, FROM_F16, 0)
+RF8_ENTRY(rotary_f16_rotate_interleaved_to_fp8__avx512, interleaved, FROM_F16, 0)
+RF8_ENTRY(rotary_bf16_rotate_half_to_fp8__avx512, half, FROM_BF16, 0)
+RF8_ENTRY(rotary_bf16_rotate_interleaved_to_fp8__avx512, interleaved, FROM_BF16, 0)
+RF8_ENTRY(rotary_f32_rotate_half_to_fp8__avx512_nt, half, FROM_F32, 1)
+RF8_ENTRY(rotary_f32_rotate_interleaved_to_fp8__avx512_nt, interleaved, FROM_F32, 1)
+RF8_ENTRY(rotary_f16_rotate_half_to_fp8__avx512_nt, half, FROM_F16, 1)
+RF8_ENTRY(rotary_f16_rotate_interleaved_to_fp8__avx512_nt, interleaved, FROM_F16, 1)
+RF8_ENTRY(rotary_bf16_rotate_half_to_fp8__avx512_nt, half, FROM_BF16, 1)
+RF8_ENTRY(rotary_bf16_rotate_interleaved_to_fp8__avx512_nt, interleaved, FROM_BF16, 1)
 #endif
