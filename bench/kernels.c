@@ -79,7 +79,8 @@ static void bench_rows(void) {
 
 /* The rotate-to-fp8 kernels this CPU can run on heads x 128 elements of their dtype (values of size 1, a unit
  * rotation) into fp8 rows, and the three passes they replace; best ns per element of five passes of reps calls. */
-static void bench_rotate_fp8(size_t heads, long reps, const float *row, void *in, unsigned char *out, float *f32) {
+static void bench_rotate_fp8(size_t heads, long reps, const float *row, void *in, unsigned char *out, float *f32,
+                             int prefetch) {
   const size_t n = heads * DIM;
   const float scale = 1.0f / 128.0f;
   printf("rotate to fp8 (scale 1/128), the same heads into fp8 rows of their own\n");
@@ -100,7 +101,7 @@ static void bench_rotate_fp8(size_t heads, long reps, const float *row, void *in
           K->fn.rotate_fp8(in, DIM, out, DIM, heads, DIM, DIM, row, row + DIM / 2, scale);
         } else {
           widen->fn(in, f32, n, 1.0f);
-          rot->fn(f32, DIM, f32, DIM, heads, DIM, DIM, row, row + DIM / 2, -1);
+          rot->fn(f32, DIM, f32, DIM, heads, DIM, DIM, row, row + DIM / 2, prefetch);
           encode->fn(f32, out, n, scale);
         }
       }
@@ -167,7 +168,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "rotary_kernel_bench: out of memory\n");
     return 1;
   }
-  bench_rotate_fp8((size_t)heads, reps, row, buf, out, f32);
+  bench_rotate_fp8((size_t)heads, reps, row, buf, out, f32, prefetch);
   free(out);
   free(f32);
   free(buf);

@@ -30,18 +30,20 @@ static void path_init(rotary_kv_path *p, rotary_dtype in, const rotary_kv_cache 
   }
 }
 
-/* k's one-pass rotate-to-fp8 kernel, when the cache is fp8 and the kernel's ISA is at least the f32 rotation's: a
- * scalar one-pass kernel would be slower than the vector kernels of the three passes (AVX2 and NEON machines). */
+/* k's one-pass rotate-to-fp8 kernel, when the cache is fp8 and the kernel's ISA is the f32 rotation's: a scalar
+ * one-pass kernel would be slower than the vector kernels of the three passes (NEON machines, which have no vector
+ * one-pass kernel yet). */
 static rotary_rotate_fp8_fn k_to_fp8(rotary_dtype in, const rotary_kv_cache *c, rotary_pairing pairing) {
   if (c->dtype != ROTARY_FP8_E4M3) return NULL;
   const rotary_rotate_fp8_kernel *k = rotary_rotate_fp8_select(in, pairing);
   const rotary_kernel *f32 = rotary_kernel_select(ROTARY_F32, pairing);
-  return k && f32 && k->isa >= f32->isa ? k->fn : NULL;
+  return k && f32 && k->isa == f32->isa ? k->fn : NULL;
 }
 
 /* A call that streams its cache writes: the _nt variants (the same ISA, the same codes) of the one-pass fp8 kernels
  * k and v use, where they have one (AVX-512); nonzero when any was taken. An fp8 prefill (llama3-8b heads, 2048
- * tokens, bf16 rows) measured 0.88-0.95x the time with both streaming (docs/kv_cache.md). */
+ * tokens, bf16 rows, in-process A/B) measured 0.96-0.98x the time at 1 thread and 0.98-0.99x at 2 with them
+ * (docs/kv_cache.md). */
 static int fp8_streams(rotary_kv_write_plan *p, const rotary_kv_write_desc *d, rotary_pairing pairing) {
   int any = 0;
   if (p->k.to_fp8) {
@@ -108,7 +110,8 @@ void rotary_kv_write_plan_build(rotary_kv_write_plan *plan, const rotary_rope *r
     const rotary_kernel *nt = p.k.direct ? rotary_kernel_select_nt(d->k.dtype, rope->pairing) : NULL;
     if (nt) p.k.kernel = nt;
     if (p.v.direct) p.v_copy = rotary_copy_nt_select()->fn;
-    p.streams = nt || p.v_copy || fp8_streams(&p, d, rope->pairing);
+    const int fp8 = fp8_streams(&p, d, rope->pairing); /* first: it swaps kernels in */
+    p.streams = nt || p.v_copy || fp8;
   }
   p.scratch_floats = scratch_floats(rope, 1, !p.k.direct || !p.v.direct);
   p.rows_block = rotary_rows_block_size(rope, &p.positions, ROTARY_KV_STACK_ROWS);

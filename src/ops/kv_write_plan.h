@@ -28,8 +28,9 @@
  *   (from_f32 with the tensor's scale; NULL when the cache is f32: the f32 result goes straight into the cache);
  *   as many heads per pass as ROTARY_KV_STACK_ROW floats hold, one conversion call for all of them where the rows
  *   are packed (NHD caches, packed QKV rows);
- * - k into an fp8 cache, rotated and encoded in one pass (to_fp8) where a rotate-to-fp8 kernel is at least as
- *   vectorized as the f32 path's kernels (AVX-512): no f32 row in between, the same bits (rotate_fp8_kernels.h).
+ * - k into an fp8 cache, rotated and encoded in one pass (to_fp8) where a rotate-to-fp8 kernel has the ISA of the
+ *   f32 path's rotation (AVX2, AVX-512, scalar-only builds): no f32 row in between, the same bits
+ *   (rotate_fp8_kernels.h).
  * Same bits as a direct kernel would give: f16/bf16 -> f32 is exact, the f32 kernel does the same fp32 operations
  * as every other kernel (kernels.h; NaN outputs rotary_pair_nan of the same fp32 inputs: quieting a NaN twice is
  * quieting it once), and the one rounding to the destination is the last conversion. */
