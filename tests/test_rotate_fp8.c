@@ -180,10 +180,11 @@ static void test_hand_values(void **state) {
 }
 
 /* The _nt kernels stream an output line only where it starts on a 64-byte boundary (half pairing: both halves'
- * lines, so rotary_dim a multiple of 128; interleaved: rotary_dim a multiple of 64): rows on lines (the common cache
- * rows), rows 16, 48 and 1 byte off a line, rows that take no streamed line (head_dim 192 and 64, half pairing), and
- * elements past rotary_dim (streamed by the encoder from their first line boundary on); every one gives the bytes of
- * the scalar kernel, and the bytes around the rows stay as they were. */
+ * lines, so rotary_dim a multiple of 128, or rotary_dim 64, one line; interleaved: rotary_dim a multiple of 64):
+ * rows on lines (the common cache rows), rows 16, 48 and 1 byte off a line, rows that take no streamed line in their
+ * rotated part (head_dim 192 and rotary_dim 96, half pairing), and elements past rotary_dim (streamed by the encoder
+ * from their first line boundary on); every one gives the bytes of the scalar kernel, and the bytes around the rows
+ * stay as they were. */
 static void test_streamed_lines(void **state) {
   (void)state;
   static const size_t shapes[][2] = {{128, 128}, {256, 256}, {128, 64}, {192, 192}, {64, 64}, {256, 96}};

@@ -62,6 +62,15 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void rf8_half(const v
       _mm512_stream_si512((void *)(y + j), fp8_line64(a[0], a[1], a[2], a[3]));
       _mm512_stream_si512((void *)(y + half + j), fp8_line64(b[0], b[1], b[2], b[3]));
     }
+    if (nt && half == 32 && ((uintptr_t)y & 63) == 0) { /* head_dim 64: the rotated row is one line, two steps */
+      __m512 q0, q1, q2, q3;
+      rf8_rotate16(fp8_load16(x, 0, 0xffff, from), fp8_load16(x, 32, 0xffff, from), cos, sin, 0xffff, by, mul, &q0,
+                   &q1);
+      rf8_rotate16(fp8_load16(x, 16, 0xffff, from), fp8_load16(x, 48, 0xffff, from), cos + 16, sin + 16, 0xffff, by,
+                   mul, &q2, &q3);
+      _mm512_stream_si512((void *)y, fp8_line64(fp8_codes16(q0), fp8_codes16(q2), fp8_codes16(q1), fp8_codes16(q3)));
+      j = 32;
+    }
     for (; j + 16 <= half; j += 16) { /* whole steps: plain loads and stores */
       __m512 q0, q1;
       rf8_rotate16(fp8_load16(x, j, 0xffff, from), fp8_load16(x, half + j, 0xffff, from), cos + j, sin + j, 0xffff,
