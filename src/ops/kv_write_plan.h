@@ -58,8 +58,8 @@ typedef struct rotary_kv_write_plan {
   rotary_kv_path k, v;
   int streams;                    /* the cache writes stream (k's _nt kernel, v_copy): each task fences at its end */
   rotary_copy_fn v_copy;          /* direct v rows: the streaming copy for a call that streams its cache writes
-                                     (kv_write_plan.c), else NULL (memcpy); used where a token's v rows are one
-                                     run on both sides (NHD caches), memcpy head by head otherwise */
+                                     (kv_write_plan.c), else NULL (memcpy); one call for a token's v rows where
+                                     they are one run on both sides (NHD caches), one per head row otherwise */
   size_t tokens, per_token, units;
   int rows_in_table;              /* the next token's table row can be prefetched (ids) */
   size_t rows_block;              /* tokens whose computed cos/sin rows come at once (rotary_rows_block_size) */

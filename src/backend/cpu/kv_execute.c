@@ -112,8 +112,15 @@ static void write_kv(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
         p->v_copy(vc, vin, nh * bytes);
       else
         memcpy(vc, vin, nh * bytes);
-    } else { /* head by head (HND caches, strided inputs): ordinary copies; only whole runs stream */
-      for (size_t h = 0; h < nh; h++) memcpy(vc + (ptrdiff_t)h * cstep, vin + (ptrdiff_t)h * vstep, bytes);
+    } else { /* head by head (HND caches, strided inputs), streamed the same way */
+      for (size_t h = 0; h < nh; h++) {
+        char *dst = vc + (ptrdiff_t)h * cstep;
+        const char *src = vin + (ptrdiff_t)h * vstep;
+        if (p->v_copy)
+          p->v_copy(dst, src, bytes);
+        else
+          memcpy(dst, src, bytes);
+      }
     }
   } else {
     v_through_f32(p, vin, vstep, vc, cstep, g->elem, nh, row);
