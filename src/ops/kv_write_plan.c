@@ -50,12 +50,13 @@ static int fp8_streams(rotary_kv_write_plan *p, const rotary_kv_write_desc *d, r
     const rotary_rotate_fp8_kernel *k = rotary_rotate_fp8_select_nt(d->k.dtype, pairing);
     if (k) p->k.to_fp8 = k->fn, any = 1;
   }
-  /* v: 16-bit rows in one pass (to_cache), or f32 rows through from_f32 */
-  rotary_convert_fn *v = p->v.to_cache ? &p->v.to_cache : !p->v.direct && !p->v.to_f32 ? &p->v.from_f32 : NULL;
-  const rotary_convert_kernel *vk = v ? rotary_convert_select_nt(p->v.to_cache ? d->v.dtype : ROTARY_F32,
-                                                                 d->cache.dtype)
-                                      : NULL;
-  if (vk) *v = vk->fn, any = 1;
+  if (p->v.to_cache) { /* 16-bit v rows in one pass */
+    const rotary_convert_kernel *v = rotary_convert_select_nt(d->v.dtype, d->cache.dtype);
+    if (v) p->v.to_cache = v->fn, any = 1;
+  } else if (!p->v.direct && !p->v.to_f32) { /* f32 v rows, encoded by from_f32 */
+    const rotary_convert_kernel *v = rotary_convert_select_nt(ROTARY_F32, d->cache.dtype);
+    if (v) p->v.from_f32 = v->fn, any = 1;
+  }
   return any;
 }
 

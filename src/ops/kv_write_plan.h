@@ -56,7 +56,8 @@ typedef struct rotary_kv_write_plan {
   const rotary_kernel *q_kernel;  /* NULL when q is left out */
   size_t q_elem;
   rotary_kv_path k, v;
-  int streams;                    /* the cache writes stream (k's _nt kernel, v_copy): each task fences at its end */
+  int streams;                    /* the cache writes stream (k's _nt kernel, the streaming v_copy, the fp8
+                                     kernels' _nt variants): each task fences at its end */
   rotary_copy_fn v_copy;          /* direct v rows: the streaming copy for a call that streams its cache writes
                                      (kv_write_plan.c), else NULL (memcpy); one call for a token's v rows where
                                      they are one run on both sides (NHD caches), one per head row otherwise */

@@ -2,7 +2,6 @@
 #include "kv_execute.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "token_rows.h"
 
@@ -107,21 +106,11 @@ static void write_kv(const rotary_kv_write_plan *p, size_t b, size_t s_idx, size
   }
   if (p->v.direct) {
     const size_t bytes = hd * g->elem;
-    if ((size_t)vstep == bytes && (size_t)cstep == bytes) { /* heads contiguous on both sides (NHD, packed rows) */
-      if (p->v_copy)
-        p->v_copy(vc, vin, nh * bytes);
-      else
-        memcpy(vc, vin, nh * bytes);
-    } else { /* head by head (HND caches, strided inputs), streamed the same way */
-      for (size_t h = 0; h < nh; h++) {
-        char *dst = vc + (ptrdiff_t)h * cstep;
-        const char *src = vin + (ptrdiff_t)h * vstep;
-        if (p->v_copy)
-          p->v_copy(dst, src, bytes);
-        else
-          memcpy(dst, src, bytes);
-      }
-    }
+    const rotary_copy_fn copy = p->v_copy ? p->v_copy : rotary_copy_nt__scalar; /* the scalar one is memcpy */
+    if ((size_t)vstep == bytes && (size_t)cstep == bytes) /* heads contiguous on both sides (NHD, packed rows) */
+      copy(vc, vin, nh * bytes);
+    else /* head by head (HND caches, strided inputs) */
+      for (size_t h = 0; h < nh; h++) copy(vc + (ptrdiff_t)h * cstep, vin + (ptrdiff_t)h * vstep, bytes);
   } else {
     v_through_f32(p, vin, vstep, vc, cstep, g->elem, nh, row);
   }

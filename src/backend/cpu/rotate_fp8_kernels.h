@@ -3,7 +3,11 @@
 #define ROTARY_ROTATE_FP8_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
+#include "convert.h"
+#include "fp8.h"
 #include "kernels.h"
 #include "rotary.h"
 
@@ -51,6 +55,29 @@ extern const size_t rotary_rotate_fp8_count;
 
 /* The best enabled (rotary_isa_enabled) kernel for a dtype and pairing; NULL for an unknown one. */
 const rotary_rotate_fp8_kernel *rotary_rotate_fp8_select(rotary_dtype dtype, rotary_pairing pairing);
+
+/* Element i of a row of dtype d (f32, f16 or bf16) at any byte address, as a float (exact). */
+static inline float rotary_fp8_row_elem(const void *row, size_t i, rotary_dtype d) {
+  const unsigned char *p = row;
+  if (d == ROTARY_F32) {
+    float f;
+    memcpy(&f, p + 4 * i, 4);
+    return f;
+  }
+  uint16_t h;
+  memcpy(&h, p + 2 * i, 2);
+  return d == ROTARY_F16 ? rotary_f16_to_f32(h) : rotary_bf16_to_f32(h);
+}
+
+/* Pair (i0, i1) of row x rotated by rotary_rotate_pair and encoded into y[i0], y[i1]: the reference kernels' step,
+ * and the vector kernels' tails. */
+static inline void rotary_rotate_pair_to_fp8(const void *x, uint8_t *y, size_t i0, size_t i1, float c, float s,
+                                             float scale, rotary_dtype d) {
+  float y0, y1;
+  rotary_rotate_pair(rotary_fp8_row_elem(x, i0, d), rotary_fp8_row_elem(x, i1, d), c, s, &y0, &y1);
+  y[i0] = rotary_fp8_e4m3_encode(y0, scale);
+  y[i1] = rotary_fp8_e4m3_encode(y1, scale);
+}
 
 /* The non-temporal-store variant of the kernel rotary_rotate_fp8_select picks, or NULL when it has none. */
 const rotary_rotate_fp8_kernel *rotary_rotate_fp8_select_nt(rotary_dtype dtype, rotary_pairing pairing);

@@ -4,23 +4,8 @@
  * rotary_f16_rotate_half_to_fp8__scalar rotary_f16_rotate_interleaved_to_fp8__scalar
  * rotary_bf16_rotate_half_to_fp8__scalar rotary_bf16_rotate_interleaved_to_fp8__scalar */
 #include <stdint.h>
-#include <string.h>
 
-#include "convert.h"
-#include "fp8.h"
 #include "rotate_fp8_kernels.h"
-
-/* Element i of a row of dtype d at any byte address, as a float (exact). */
-static inline float load_elem(const unsigned char *row, size_t i, rotary_dtype d) {
-  if (d == ROTARY_F32) {
-    float f;
-    memcpy(&f, row + 4 * i, 4);
-    return f;
-  }
-  uint16_t h;
-  memcpy(&h, row + 2 * i, 2);
-  return d == ROTARY_F16 ? rotary_f16_to_f32(h) : rotary_bf16_to_f32(h);
-}
 
 /* Every head: the pairs rotated by rotary_rotate_pair, the rest as it is, each element encoded (fp8.h). */
 static void rotate_fp8_rows(const void *in, ptrdiff_t in_stride, void *out, ptrdiff_t out_stride, size_t n_heads,
@@ -30,14 +15,10 @@ static void rotate_fp8_rows(const void *in, ptrdiff_t in_stride, void *out, ptrd
   for (size_t h = 0; h < n_heads; h++) {
     const unsigned char *x = (const unsigned char *)in + (ptrdiff_t)h * in_stride * (ptrdiff_t)esize;
     uint8_t *y = (uint8_t *)out + (ptrdiff_t)h * out_stride;
-    for (size_t j = 0; j < half; j++) {
-      const size_t i0 = interleaved ? 2 * j : j, i1 = interleaved ? 2 * j + 1 : j + half;
-      float y0, y1;
-      rotary_rotate_pair(load_elem(x, i0, d), load_elem(x, i1, d), cos[j], sin[j], &y0, &y1);
-      y[i0] = rotary_fp8_e4m3_encode(y0, scale);
-      y[i1] = rotary_fp8_e4m3_encode(y1, scale);
-    }
-    for (size_t i = rotary_dim; i < head_dim; i++) y[i] = rotary_fp8_e4m3_encode(load_elem(x, i, d), scale);
+    for (size_t j = 0; j < half; j++)
+      rotary_rotate_pair_to_fp8(x, y, interleaved ? 2 * j : j, interleaved ? 2 * j + 1 : j + half, cos[j], sin[j],
+                                scale, d);
+    for (size_t i = rotary_dim; i < head_dim; i++) y[i] = rotary_fp8_e4m3_encode(rotary_fp8_row_elem(x, i, d), scale);
   }
 }
 

@@ -32,6 +32,8 @@
 
 #ifndef RT_TEMPLATE_ONCE
 #define RT_TEMPLATE_ONCE
+#include "pair_nan_fix.h"
+
 /* Each head row asks for the memory `ahead` bytes ahead of it (the kernel's prefetch_bytes argument, from the call's
  * settings: the distance that pays differs between CPUs, prefetch.h). A prefetch never faults, so running past the
  * buffer is harmless. */
@@ -50,17 +52,6 @@ __attribute__((always_inline)) static inline void rt_prefetch_rows(const void *i
     for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch((const char *)out_row + ahead + l, 1, 3);
 }
 
-/* y with every NaN lane replaced by rotary_pair_nan of that lane's x0 and x1. Rare (NaN or Inf data), so out of
- * line and cold: the hot loops keep nothing alive for it. */
-__attribute__((noinline, cold)) ROTARY_TARGET static rv_f32 rt_nan_fix(rv_f32 x0, rv_f32 x1, rv_f32 y) {
-  float a[ROTARY_W], b[ROTARY_W], v[ROTARY_W];
-  rv_storeu(a, x0);
-  rv_storeu(b, x1);
-  rv_storeu(v, y);
-  for (size_t j = 0; j < ROTARY_W; j++)
-    if (v[j] != v[j]) v[j] = rotary_pair_nan(a[j], b[j]);
-  return rv_loadu(v);
-}
 #endif
 
 #ifdef RT_VSTORE_NT
@@ -177,8 +168,8 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_hea
       rv_f32 y00 = rv_fmsub(a0, c0, rv_mul(b0, s0)), y01 = rv_fmsub(a1, c1, rv_mul(b1, s1));
       rv_f32 y10 = rv_fmadd(a0, s0, rv_mul(b0, c0)), y11 = rv_fmadd(a1, s1, rv_mul(b1, c1));
       if (__builtin_expect(rv_any_nan4(y00, y01, y10, y11), 0)) {
-        y00 = rt_nan_fix(a0, b0, y00), y10 = rt_nan_fix(a0, b0, y10);
-        y01 = rt_nan_fix(a1, b1, y01), y11 = rt_nan_fix(a1, b1, y11);
+        y00 = rv_pair_nan_fix(a0, b0, y00), y10 = rv_pair_nan_fix(a0, b0, y10);
+        y01 = rv_pair_nan_fix(a1, b1, y01), y11 = rv_pair_nan_fix(a1, b1, y11);
       }
       if (RT_HAS_NT && nt) {
 #if RT_ARRANGED && RT_HAS_NT
@@ -200,7 +191,8 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(half_hea
       const rv_f32 c0 = rv_loadu(c + i), s0 = rv_loadu(s + i);
       const rv_f32 a = RT_VLOAD(x + i), b = RT_VLOAD(x + half + i);
       rv_f32 y0 = rv_fmsub(a, c0, rv_mul(b, s0)), y1 = rv_fmadd(a, s0, rv_mul(b, c0));
-      if (__builtin_expect(rv_any_nan4(y0, y1, y0, y1), 0)) y0 = rt_nan_fix(a, b, y0), y1 = rt_nan_fix(a, b, y1);
+      if (__builtin_expect(rv_any_nan4(y0, y1, y0, y1), 0))
+        y0 = rv_pair_nan_fix(a, b, y0), y1 = rv_pair_nan_fix(a, b, y1);
       RT_PUT(nt, y + i, y0);
       RT_PUT(nt, y + half + i, y1);
     }
@@ -266,7 +258,8 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(pairs_he
       const size_t k = i / (2 * ROTARY_W);
       const rv_f32 c0 = hoist ? cv[k] : rv_loadu(c + i / 2), s0 = hoist ? sv[k] : rv_loadu(s + i / 2);
       rv_f32 y0 = rv_fmsub(a, c0, rv_mul(b, s0)), y1 = rv_fmadd(a, s0, rv_mul(b, c0));
-      if (__builtin_expect(rv_any_nan4(y0, y1, y0, y1), 0)) y0 = rt_nan_fix(a, b, y0), y1 = rt_nan_fix(a, b, y1);
+      if (__builtin_expect(rv_any_nan4(y0, y1, y0, y1), 0))
+        y0 = rv_pair_nan_fix(a, b, y0), y1 = rv_pair_nan_fix(a, b, y1);
 #if RT_HAS_NT
       if (nt) {
         RT_T buf[2 * ROTARY_W] __attribute__((aligned(64)));
@@ -300,8 +293,8 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
       rv_f32 y1 = rv_fmadd(rv_dup_even(v1), rv_loadu(B + i + ROTARY_W),
                            rv_mul(rv_dup_odd(v1), rv_loadu(D + i + ROTARY_W)));
       if (__builtin_expect(rv_any_nan4(y0, y1, y0, y1), 0)) {
-        y0 = rt_nan_fix(rv_dup_even(v0), rv_dup_odd(v0), y0);
-        y1 = rt_nan_fix(rv_dup_even(v1), rv_dup_odd(v1), y1);
+        y0 = rv_pair_nan_fix(rv_dup_even(v0), rv_dup_odd(v0), y0);
+        y1 = rv_pair_nan_fix(rv_dup_even(v1), rv_dup_odd(v1), y1);
       }
       if (RT_HAS_NT && nt) {
 #if RT_ARRANGED && RT_HAS_NT
@@ -319,7 +312,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void RT_NAME(interlea
     for (; !RT_ARRANGED && i + ROTARY_W <= n; i += ROTARY_W) {
       const rv_f32 v = RT_VLOAD(x + i);
       rv_f32 y0 = rv_fmadd(rv_dup_even(v), rv_loadu(B + i), rv_mul(rv_dup_odd(v), rv_loadu(D + i)));
-      if (__builtin_expect(rv_any_nan4(y0, y0, y0, y0), 0)) y0 = rt_nan_fix(rv_dup_even(v), rv_dup_odd(v), y0);
+      if (__builtin_expect(rv_any_nan4(y0, y0, y0, y0), 0)) y0 = rv_pair_nan_fix(rv_dup_even(v), rv_dup_odd(v), y0);
       RT_PUT(nt, y + i, y0);
     }
     for (; i < n; i += 2) RT_NAME(pair)(x, y, i, i + 1, Bt[i], Bt[i + 1]);

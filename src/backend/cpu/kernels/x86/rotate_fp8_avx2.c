@@ -1,47 +1,20 @@
 /* x86/rotate_fp8_avx2.c: the rotate-to-fp8 kernels for AVX2 + FMA + F16C: 16 pairs a step, encoded in registers. */
 /* Defines rotary_<dtype>_rotate_<pairing>_to_fp8__avx2 for f32, f16 and bf16, half and interleaved (the RF8_ENTRY
- * lines at the end name each one in full). Pairs past the last whole step go one at a time through the scalar formula,
- * the elements past rotary_dim through the AVX2 encoders. */
+ * lines at the end name each one in full). Pairs past the last whole step go one at a time through the scalar step
+ * (rotary_rotate_pair_to_fp8), the elements past rotary_dim through the AVX2 encoders. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <stdint.h>
-#include <string.h>
 
 #include "convert_kernels.h"
 #include "fp8_avx2.h"
+#include "pair_nan_fix.h"
 #include "rotate_fp8_kernels.h"
 
-/* The kernels' input dtypes. */
-enum { FROM_F32, FROM_BF16, FROM_F16 };
-
 /* 8 elements from element i of a row, as floats (exact; F16C quiets a signalling NaN, which encodes as any NaN). */
-ROTARY_TARGET static inline __m256 rf8_load8(const char *row, size_t i, const int from) {
-  if (from == FROM_F32) return _mm256_loadu_ps((const float *)(const void *)row + i);
-  if (from == FROM_F16) return rv_load_f16((const uint16_t *)(const void *)row + i);
+ROTARY_TARGET static inline __m256 rf8_load8(const char *row, size_t i, const rotary_dtype from) {
+  if (from == ROTARY_F32) return _mm256_loadu_ps((const float *)(const void *)row + i);
+  if (from == ROTARY_F16) return rv_load_f16((const uint16_t *)(const void *)row + i);
   return rv_load_bf16((const uint16_t *)(const void *)row + i);
-}
-
-/* Element i of a row as a float, through memcpy (any byte address). */
-ROTARY_TARGET static inline float rf8_load1(const char *row, size_t i, const int from) {
-  if (from == FROM_F32) {
-    float f;
-    memcpy(&f, row + 4 * i, 4);
-    return f;
-  }
-  uint16_t h;
-  memcpy(&h, row + 2 * i, 2);
-  return from == FROM_F16 ? rotary_f16_to_f32(h) : rotary_bf16_to_f32(h);
-}
-
-/* y with every NaN lane replaced by rotary_pair_nan of that lane's x0 and x1, as every kernel does. Rare, so out
- * of line, values in and out by register. */
-__attribute__((noinline, cold)) ROTARY_TARGET static __m256 rf8_nan_fix(__m256 x0, __m256 x1, __m256 y) {
-  float a[8], b[8], v[8];
-  _mm256_storeu_ps(a, x0);
-  _mm256_storeu_ps(b, x1);
-  _mm256_storeu_ps(v, y);
-  for (int j = 0; j < 8; j++)
-    if (v[j] != v[j]) v[j] = rotary_pair_nan(a[j], b[j]);
-  return _mm256_loadu_ps(v);
 }
 
 /* 8 pairs rotated by their cos/sin lanes (y0 = fma(x0, c, -(x1 * s)), y1 = fma(x0, s, x1 * c)), then divided by the
@@ -52,30 +25,21 @@ ROTARY_TARGET static inline void rf8_rotate8(__m256 x0, __m256 x1, const float *
   __m256 y0 = _mm256_fmsub_ps(x0, c, _mm256_mul_ps(x1, s)), y1 = _mm256_fmadd_ps(x0, s, _mm256_mul_ps(x1, c));
   const __m256 nan = _mm256_cmp_ps(y0, y1, _CMP_UNORD_Q);
   if (__builtin_expect(!_mm256_testz_ps(nan, nan), 0)) {
-    y0 = rf8_nan_fix(x0, x1, y0);
-    y1 = rf8_nan_fix(x0, x1, y1);
+    y0 = rv_pair_nan_fix(x0, x1, y0);
+    y1 = rv_pair_nan_fix(x0, x1, y1);
   }
   *q0 = d.mul ? _mm256_mul_ps(y0, d.by) : _mm256_div_ps(y0, d.by);
   *q1 = d.mul ? _mm256_mul_ps(y1, d.by) : _mm256_div_ps(y1, d.by);
 }
 
-/* One pair through the scalar formula and the scalar encoder (the tails). */
-ROTARY_TARGET static inline void rf8_pair1(const char *x, unsigned char *y, size_t i0, size_t i1, float c, float s,
-                                          float scale, const int from) {
-  float y0, y1;
-  rotary_rotate_pair(rf8_load1(x, i0, from), rf8_load1(x, i1, from), c, s, &y0, &y1);
-  y[i0] = rotary_fp8_e4m3_encode(y0, scale);
-  y[i1] = rotary_fp8_e4m3_encode(y1, scale);
-}
-
 /* Elements [rotary_dim, head_dim) of a row encoded as they are. */
 ROTARY_TARGET static inline void rf8_rest(const char *x, unsigned char *y, size_t rotary_dim, size_t head_dim,
-                                         float scale, const int from) {
+                                         float scale, const rotary_dtype from) {
   if (rotary_dim == head_dim) return;
-  const char *src = x + rotary_dim * (from == FROM_F32 ? 4 : 2);
+  const char *src = x + rotary_dim * (from == ROTARY_F32 ? 4 : 2);
   const size_t n = head_dim - rotary_dim;
-  if (from == FROM_F32) rotary_f32_to_fp8_convert__avx2(src, y + rotary_dim, n, scale);
-  else if (from == FROM_F16) rotary_f16_to_fp8_convert__avx2(src, y + rotary_dim, n, scale);
+  if (from == ROTARY_F32) rotary_f32_to_fp8_convert__avx2(src, y + rotary_dim, n, scale);
+  else if (from == ROTARY_F16) rotary_f16_to_fp8_convert__avx2(src, y + rotary_dim, n, scale);
   else rotary_bf16_to_fp8_convert__avx2(src, y + rotary_dim, n, scale);
 }
 
@@ -86,8 +50,8 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void rf8_half(const v
                                                                          size_t n_heads, size_t head_dim,
                                                                          size_t rotary_dim, const float *cos,
                                                                          const float *sin, float scale,
-                                                                         const int from) {
-  const size_t esize = from == FROM_F32 ? 4 : 2, half = rotary_dim / 2;
+                                                                         const rotary_dtype from) {
+  const size_t esize = from == ROTARY_F32 ? 4 : 2, half = rotary_dim / 2;
   const fp8_div d = fp8_div_init(scale);
   for (size_t h = 0; h < n_heads; h++) {
     const char *x = (const char *)in + (ptrdiff_t)h * in_stride * (ptrdiff_t)esize;
@@ -101,15 +65,15 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void rf8_half(const v
       _mm_storeu_si128((__m128i *)(void *)(y + j), _mm256_castsi256_si128(codes));
       _mm_storeu_si128((__m128i *)(void *)(y + half + j), _mm256_extracti128_si256(codes, 1));
     }
-    for (; j < half; j++) rf8_pair1(x, y, j, half + j, cos[j], sin[j], scale, from);
+    for (; j < half; j++) rotary_rotate_pair_to_fp8(x, y, j, half + j, cos[j], sin[j], scale, from);
     rf8_rest(x, y, rotary_dim, head_dim, scale, from);
   }
 }
 
 /* 8 interleaved pairs from element 2j split into their first (x0) and second (x1) elements, in pair order: a bf16
  * pair is one 32-bit word; others take two vectors of 4 pairs, a shuffle and a permute each. */
-ROTARY_TARGET static inline void rf8_split8(const char *x, size_t j, const int from, __m256 *x0, __m256 *x1) {
-  if (from == FROM_BF16) {
+ROTARY_TARGET static inline void rf8_split8(const char *x, size_t j, const rotary_dtype from, __m256 *x0, __m256 *x1) {
+  if (from == ROTARY_BF16) {
     const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(x + 4 * j));
     *x0 = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
     *x1 = _mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32((int)0xffff0000u)));
@@ -128,8 +92,8 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void rf8_interleaved(
                                                                                 ptrdiff_t out_stride, size_t n_heads,
                                                                                 size_t head_dim, size_t rotary_dim,
                                                                                 const float *cos, const float *sin,
-                                                                                float scale, const int from) {
-  const size_t esize = from == FROM_F32 ? 4 : 2, half = rotary_dim / 2;
+                                                                                float scale, const rotary_dtype from) {
+  const size_t esize = from == ROTARY_F32 ? 4 : 2, half = rotary_dim / 2;
   const fp8_div d = fp8_div_init(scale);
   for (size_t h = 0; h < n_heads; h++) {
     const char *x = (const char *)in + (ptrdiff_t)h * in_stride * (ptrdiff_t)esize;
@@ -146,7 +110,7 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void rf8_interleaved(
       _mm_storeu_si128((__m128i *)(void *)(y + 2 * j), _mm_unpacklo_epi8(first, second));
       _mm_storeu_si128((__m128i *)(void *)(y + 2 * j + 16), _mm_unpackhi_epi8(first, second));
     }
-    for (; j < half; j++) rf8_pair1(x, y, 2 * j, 2 * j + 1, cos[j], sin[j], scale, from);
+    for (; j < half; j++) rotary_rotate_pair_to_fp8(x, y, 2 * j, 2 * j + 1, cos[j], sin[j], scale, from);
     rf8_rest(x, y, rotary_dim, head_dim, scale, from);
   }
 }
@@ -158,10 +122,10 @@ __attribute__((always_inline)) ROTARY_TARGET static inline void rf8_interleaved(
             size_t rotary_dim, const float *cos, const float *sin, float scale) {                                  \
     rf8_##pairing(in, in_stride, out, out_stride, n_heads, head_dim, rotary_dim, cos, sin, scale, FROM);           \
   }
-RF8_ENTRY(rotary_f32_rotate_half_to_fp8__avx2, half, FROM_F32)
-RF8_ENTRY(rotary_f32_rotate_interleaved_to_fp8__avx2, interleaved, FROM_F32)
-RF8_ENTRY(rotary_f16_rotate_half_to_fp8__avx2, half, FROM_F16)
-RF8_ENTRY(rotary_f16_rotate_interleaved_to_fp8__avx2, interleaved, FROM_F16)
-RF8_ENTRY(rotary_bf16_rotate_half_to_fp8__avx2, half, FROM_BF16)
-RF8_ENTRY(rotary_bf16_rotate_interleaved_to_fp8__avx2, interleaved, FROM_BF16)
+RF8_ENTRY(rotary_f32_rotate_half_to_fp8__avx2, half, ROTARY_F32)
+RF8_ENTRY(rotary_f32_rotate_interleaved_to_fp8__avx2, interleaved, ROTARY_F32)
+RF8_ENTRY(rotary_f16_rotate_half_to_fp8__avx2, half, ROTARY_F16)
+RF8_ENTRY(rotary_f16_rotate_interleaved_to_fp8__avx2, interleaved, ROTARY_F16)
+RF8_ENTRY(rotary_bf16_rotate_half_to_fp8__avx2, half, ROTARY_BF16)
+RF8_ENTRY(rotary_bf16_rotate_interleaved_to_fp8__avx2, interleaved, ROTARY_BF16)
 #endif

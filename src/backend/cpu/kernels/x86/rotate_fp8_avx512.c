@@ -1,24 +1,12 @@
-/* x86/rotate_fp8_avx512.c: the rotate-to-fp8 kernels for AVX-512 F/BW/VL: 16 pairs a step, rotated and encoded in registers. */
+/* x86/rotate_fp8_avx512.c: the rotate-to-fp8 kernels for AVX-512 F/BW/VL: 16 pairs a step, encoded in registers. */
 /* Defines rotary_<dtype>_rotate_<pairing>_to_fp8__avx512 and rotary_<dtype>_rotate_<pairing>_to_fp8__avx512_nt for
  * f32, f16 and bf16, half and interleaved (the RF8_ENTRY lines at the end name each one in full). */
 #if defined(__x86_64__) || defined(__i386__)
 #include <stdint.h>
 
 #include "fp8_avx512.h"
+#include "pair_nan_fix.h"
 #include "rotate_fp8_kernels.h"
-
-/* y with every NaN lane replaced by rotary_pair_nan of that lane's x0 and x1 (as the rotation kernels do: the code
- * then carries that NaN's sign). Rare, so out of line; values in and out by register, so that the hot loop keeps
- * its results in registers too. */
-__attribute__((noinline, cold)) ROTARY_TARGET static __m512 rf8_nan_fix(__m512 x0, __m512 x1, __m512 y) {
-  float a[16], b[16], v[16];
-  _mm512_storeu_ps(a, x0);
-  _mm512_storeu_ps(b, x1);
-  _mm512_storeu_ps(v, y);
-  for (int j = 0; j < 16; j++)
-    if (v[j] != v[j]) v[j] = rotary_pair_nan(a[j], b[j]);
-  return _mm512_loadu_ps(v);
-}
 
 /* The first n lanes (n <= 16). */
 static inline __mmask16 rf8_lanes(size_t n) { return (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u); }
@@ -30,8 +18,8 @@ ROTARY_TARGET static inline void rf8_rotate16(__m512 x0, __m512 x1, const float 
   const __m512 c = _mm512_maskz_loadu_ps(m, cos), s = _mm512_maskz_loadu_ps(m, sin);
   __m512 y0 = _mm512_fmsub_ps(x0, c, _mm512_mul_ps(x1, s)), y1 = _mm512_fmadd_ps(x0, s, _mm512_mul_ps(x1, c));
   if (__builtin_expect(_mm512_cmp_ps_mask(y0, y1, _CMP_UNORD_Q) != 0, 0)) {
-    y0 = rf8_nan_fix(x0, x1, y0);
-    y1 = rf8_nan_fix(x0, x1, y1);
+    y0 = rv_pair_nan_fix(x0, x1, y0);
+    y1 = rv_pair_nan_fix(x0, x1, y1);
   }
   *q0 = fp8_divide16(y0, by, mul);
   *q1 = fp8_divide16(y1, by, mul);
